@@ -1,0 +1,246 @@
+//! Every limit of the database layer, named, documented and finite by default.
+//!
+//! The binary layers these values: defaults, then an optional TOML file (`[database]`
+//! table), then `KAMIYO_DATABASE_*` environment variables (and the standard
+//! `DATABASE_URL`), then command-line flags. Durations are written the human way
+//! (`"3s"`, `"250ms"`, `"30min"`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::DbError;
+use crate::url::DatabaseUrl;
+
+/// No configuration: an embedded SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://kamiyo.db";
+pub const DEFAULT_POOL_MAX_SIZE: usize = 16;
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEEPALIVE_RETRIES: u32 = 3;
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+pub const DEFAULT_REAPER_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_LIVENESS_CHECK_AFTER: Duration = Duration::from_millis(500);
+pub const DEFAULT_SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_MIGRATION_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MIGRATION_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_APPLICATION_NAME: &str = "kamiyo";
+
+/// Configuration of one database (its pool, its sessions and its migrations).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DbConfig {
+    /// `postgres://...` or `sqlite://path`. Its password never appears in logs or errors.
+    pub url: DatabaseUrl,
+    /// Most connections the pool opens. Too high exhausts the server's
+    /// `max_connections` across instances; too low queues requests.
+    pub pool_max_size: usize,
+    /// One total deadline for `acquire()`: waiting for a free slot, connecting and
+    /// checking the connection. Too high lets requests pile up behind a sick database;
+    /// too low fails requests during short bursts.
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    /// Deadline for opening one TCP connection and authenticating (PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Server-side `statement_timeout`: a query running longer is cancelled by the
+    /// server (PostgreSQL). Too low kills legitimate reports; too high lets one bad
+    /// query hold a connection.
+    #[serde(with = "humantime_serde")]
+    pub statement_timeout: Duration,
+    /// Server-side `idle_in_transaction_session_timeout`: a session that opened a
+    /// transaction and went quiet is ended, releasing its locks (PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub idle_in_transaction_timeout: Duration,
+    /// `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged before the kernel
+    /// drops the connection. Without it a query to a vanished server hangs for
+    /// 15-20 minutes (PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub tcp_user_timeout: Duration,
+    /// Idle time before the first TCP keepalive probe (PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub keepalive_idle: Duration,
+    /// Time between TCP keepalive probes (PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// Unanswered keepalive probes before the connection is considered dead.
+    pub keepalive_retries: u32,
+    /// A connection older than this (less up to 10 % random jitter, so a pool does not
+    /// reconnect all at once) is closed instead of reused.
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// A connection idle longer than this is closed by the reaper.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// How often the reaper looks for expired and idle connections.
+    #[serde(with = "humantime_serde")]
+    pub reaper_interval: Duration,
+    /// A connection idle longer than this is pinged before it is handed out; fresher
+    /// ones are handed out unchecked (a check costs a round trip). Zero checks every
+    /// connection on every checkout.
+    #[serde(with = "humantime_serde")]
+    pub liveness_check_after: Duration,
+    /// SQLite `busy_timeout`: how long a writer waits for another writer's lock.
+    #[serde(with = "humantime_serde")]
+    pub sqlite_busy_timeout: Duration,
+    /// How long start-up waits for another process's migration lock.
+    #[serde(with = "humantime_serde")]
+    pub migration_lock_timeout: Duration,
+    /// `statement_timeout` of the migration session: a migration rebuilding an index
+    /// may rightly run longer than a request, but never unbounded.
+    #[serde(with = "humantime_serde")]
+    pub migration_statement_timeout: Duration,
+    /// Apply pending migrations when the service starts.
+    pub migrate_on_start: bool,
+    /// Retries of idempotent operations after transient failures.
+    pub retry: crate::retry::RetryPolicy,
+    /// `application_name` shown in `pg_stat_activity`.
+    pub application_name: String,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            url: DatabaseUrl::new(DEFAULT_DATABASE_URL),
+            pool_max_size: DEFAULT_POOL_MAX_SIZE,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
+            idle_in_transaction_timeout: DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT,
+            tcp_user_timeout: DEFAULT_TCP_USER_TIMEOUT,
+            keepalive_idle: DEFAULT_KEEPALIVE_IDLE,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_retries: DEFAULT_KEEPALIVE_RETRIES,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            reaper_interval: DEFAULT_REAPER_INTERVAL,
+            liveness_check_after: DEFAULT_LIVENESS_CHECK_AFTER,
+            sqlite_busy_timeout: DEFAULT_SQLITE_BUSY_TIMEOUT,
+            migration_lock_timeout: DEFAULT_MIGRATION_LOCK_TIMEOUT,
+            migration_statement_timeout: DEFAULT_MIGRATION_STATEMENT_TIMEOUT,
+            migrate_on_start: true,
+            retry: crate::retry::RetryPolicy::default(),
+            application_name: DEFAULT_APPLICATION_NAME.to_owned(),
+        }
+    }
+}
+
+impl DbConfig {
+    /// A configuration for `url` with every other value at its default.
+    pub fn for_url(url: impl Into<String>) -> Self {
+        DbConfig {
+            url: DatabaseUrl::new(url),
+            ..DbConfig::default()
+        }
+    }
+
+    /// Refuses values that would turn a deadline off or make the pool unusable; the
+    /// error names the offending field.
+    pub fn validate(&self) -> Result<(), DbError> {
+        self.url.backend()?;
+        if self.pool_max_size == 0 {
+            return Err(invalid("pool_max_size", "must be at least 1"));
+        }
+        let durations = [
+            ("acquire_timeout", self.acquire_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("statement_timeout", self.statement_timeout),
+            (
+                "idle_in_transaction_timeout",
+                self.idle_in_transaction_timeout,
+            ),
+            ("tcp_user_timeout", self.tcp_user_timeout),
+            ("keepalive_idle", self.keepalive_idle),
+            ("keepalive_interval", self.keepalive_interval),
+            ("max_lifetime", self.max_lifetime),
+            ("idle_timeout", self.idle_timeout),
+            ("reaper_interval", self.reaper_interval),
+            ("sqlite_busy_timeout", self.sqlite_busy_timeout),
+            ("migration_lock_timeout", self.migration_lock_timeout),
+            (
+                "migration_statement_timeout",
+                self.migration_statement_timeout,
+            ),
+        ];
+        for (field, value) in durations {
+            if value.is_zero() {
+                return Err(invalid(
+                    field,
+                    "must be greater than zero (zero would mean no deadline)",
+                ));
+            }
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(invalid(
+                "retry.max_attempts",
+                "must be at least 1 (1 means no retry)",
+            ));
+        }
+        if self.keepalive_retries == 0 {
+            return Err(invalid("keepalive_retries", "must be at least 1"));
+        }
+        if self.application_name.contains(['\'', '\\', ' ']) {
+            return Err(invalid(
+                "application_name",
+                "must not contain quotes, backslashes or spaces",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, message: &str) -> DbError {
+    DbError::Config {
+        field: format!("database.{field}"),
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_finite() {
+        let config = DbConfig::default();
+        config.validate().unwrap();
+        assert!(config.acquire_timeout <= Duration::from_secs(30));
+        assert_eq!(config.url.backend().unwrap(), crate::BackendKind::Sqlite);
+    }
+
+    #[test]
+    fn zero_deadline_is_refused_naming_the_field() {
+        let config = DbConfig {
+            acquire_timeout: Duration::ZERO,
+            ..DbConfig::default()
+        };
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("database.acquire_timeout"), "{message}");
+    }
+
+    #[test]
+    fn zero_pool_size_is_refused() {
+        let config = DbConfig {
+            pool_max_size: 0,
+            ..DbConfig::default()
+        };
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("pool_max_size"));
+    }
+
+    #[test]
+    fn debug_output_hides_the_password() {
+        let config = DbConfig::for_url("postgres://u:topsecret@localhost/db");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("topsecret"), "{shown}");
+    }
+}

@@ -1,0 +1,182 @@
+//! `Database`: the one value the rest of Kamiyo holds to reach its database. The backend
+//! is chosen once, from the URL's scheme; everything after that goes through its pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::DbConfig;
+use crate::error::DbError;
+use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations};
+use crate::pool_state::PoolState;
+use crate::postgres::PgPool;
+use crate::sqlite::{open_connection, SqlitePool};
+use crate::url::BackendKind;
+
+/// The name of the pool serving writes and reads that must see them.
+pub const PRIMARY_POOL: &str = "primary";
+
+/// A pool of either backend. Repositories match on it once per method; SQL dialects stay
+/// in their backend's module.
+#[derive(Clone)]
+pub enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+#[derive(Clone)]
+pub struct Database {
+    primary: Pool,
+    config: Arc<DbConfig>,
+}
+
+impl Database {
+    /// Validates the configuration and builds the pool. No connection is opened yet: a
+    /// database that is down at start-up shows up in the first `acquire()`, as a typed
+    /// error, not as a hang.
+    pub async fn open(config: DbConfig) -> Result<Self, DbError> {
+        config.validate()?;
+        let primary = match config.url.backend()? {
+            BackendKind::Postgres => Pool::Postgres(PgPool::new(PRIMARY_POOL, &config)?),
+            BackendKind::Sqlite => Pool::Sqlite(SqlitePool::new(PRIMARY_POOL, &config)?),
+        };
+        tracing::info!(backend = %config.url.backend()?, url = %config.url, pool_max_size = config.pool_max_size, "database pool ready");
+        Ok(Database {
+            primary,
+            config: Arc::new(config),
+        })
+    }
+
+    pub fn primary(&self) -> &Pool {
+        &self.primary
+    }
+
+    pub fn config(&self) -> &DbConfig {
+        &self.config
+    }
+
+    pub fn backend(&self) -> BackendKind {
+        match self.primary {
+            Pool::Postgres(_) => BackendKind::Postgres,
+            Pool::Sqlite(_) => BackendKind::Sqlite,
+        }
+    }
+
+    pub fn pool_state(&self) -> PoolState {
+        match &self.primary {
+            Pool::Postgres(pool) => pool.state(),
+            Pool::Sqlite(pool) => pool.state(),
+        }
+    }
+
+    /// One round trip through the pool, ended at `deadline` whatever the server does.
+    pub async fn ping(&self, deadline: Duration) -> Result<(), DbError> {
+        let round_trip = async {
+            match &self.primary {
+                Pool::Postgres(pool) => {
+                    let conn = pool.acquire_within(deadline).await?;
+                    conn.simple_query("SELECT 1")
+                        .await
+                        .map_err(|e| conn.error(e))?;
+                }
+                Pool::Sqlite(pool) => {
+                    let conn = pool.acquire_within(deadline).await?;
+                    conn.run(|c| c.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+                        .await?;
+                }
+            }
+            Ok(())
+        };
+        tokio::time::timeout(deadline, round_trip)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DbError::Unavailable {
+                    pool: PRIMARY_POOL.into(),
+                    reason: format!("no answer within {}", humantime::format_duration(deadline)),
+                    source: None,
+                })
+            })
+    }
+
+    /// Applies the pending migrations of this backend under the migration lock.
+    pub async fn migrate(&self, migrations: &Migrations) -> Result<MigrationReport, DbError> {
+        match &self.primary {
+            Pool::Postgres(pool) => {
+                let mut client = pool.connect_unpooled().await?;
+                let report = migrate::PostgresMigrator {
+                    client: &mut client,
+                    pool_name: pool.name(),
+                    lock_timeout: self.config.migration_lock_timeout,
+                    statement_timeout: self.config.migration_statement_timeout,
+                }
+                .apply(migrations.postgres)
+                .await;
+                // Dropping the client closes the session: whatever happened above, no
+                // advisory lock can outlive this call.
+                drop(client);
+                report
+            }
+            Pool::Sqlite(pool) => {
+                let path = pool.path().to_owned();
+                let lock_timeout = self.config.migration_lock_timeout;
+                let name = pool.name().to_owned();
+                let set = migrations.sqlite;
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = open_connection(&path, lock_timeout)
+                        .map_err(|e| DbError::from_sqlite(&name, e))?;
+                    migrate::SqliteMigrator {
+                        conn: &mut conn,
+                        pool_name: &name,
+                        lock_timeout,
+                    }
+                    .apply(set)
+                })
+                .await
+                .map_err(|e| DbError::other(format!("migration task did not complete: {e}")))?
+            }
+        }
+    }
+
+    /// Every migration this binary embeds, and any the database has that it does not,
+    /// with checksums and when each was applied.
+    pub async fn migration_status(
+        &self,
+        migrations: &Migrations,
+    ) -> Result<Vec<MigrationStatus>, DbError> {
+        match &self.primary {
+            Pool::Postgres(pool) => {
+                let conn = pool.acquire().await?;
+                let applied = migrate::postgres::read_applied(&conn, pool.name()).await?;
+                Ok(migrate::status(migrations.postgres, &applied))
+            }
+            Pool::Sqlite(pool) => {
+                let conn = pool.acquire().await?;
+                let applied = conn.run(|c| migrate::sqlite::read_applied(c)).await?;
+                Ok(migrate::status(migrations.sqlite, &applied))
+            }
+        }
+    }
+
+    /// The highest applied migration version, `None` on an empty database.
+    pub async fn schema_version(&self) -> Result<Option<i64>, DbError> {
+        let applied = match &self.primary {
+            Pool::Postgres(pool) => {
+                let conn = pool.acquire().await?;
+                migrate::postgres::read_applied(&conn, pool.name()).await?
+            }
+            Pool::Sqlite(pool) => {
+                let conn = pool.acquire().await?;
+                conn.run(|c| migrate::sqlite::read_applied(c)).await?
+            }
+        };
+        Ok(applied.iter().map(|row| row.version).max())
+    }
+
+    /// Closes the pool: waiters get an error at once, idle connections are closed,
+    /// connections in use are closed when they come back.
+    pub fn close(&self) {
+        match &self.primary {
+            Pool::Postgres(pool) => pool.close(),
+            Pool::Sqlite(pool) => pool.close(),
+        }
+    }
+}

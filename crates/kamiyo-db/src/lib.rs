@@ -1,0 +1,29 @@
+//! Kamiyo's database reliability layer, independent of Kamiyo's domain.
+//!
+//! - [`config`]: every limit, named and finite by default; [`url`]: the secret URL.
+//! - [`Database`]: the backend chosen from the URL, its pool, health ping, migrations.
+//! - [`postgres`] and [`sqlite`]: pools with one total acquisition deadline, liveness
+//!   checks, a reaper for old and idle connections.
+//! - [`retry`]: retries of idempotent work after transient failures only.
+//! - [`migrate`]: embedded, checksummed migrations under a cross-process lock.
+//! - [`DbError`]: failures with operational meaning.
+
+mod acquire;
+pub mod config;
+mod database;
+pub mod error;
+pub mod migrate;
+mod pool_state;
+pub mod postgres;
+mod reaper;
+pub mod retry;
+pub mod sqlite;
+pub mod url;
+
+pub use config::DbConfig;
+pub use database::{Database, Pool, PRIMARY_POOL};
+pub use error::DbError;
+pub use migrate::{Migration, MigrationError, MigrationReport, MigrationStatus, Migrations};
+pub use pool_state::PoolState;
+pub use retry::RetryPolicy;
+pub use url::{BackendKind, DatabaseUrl};

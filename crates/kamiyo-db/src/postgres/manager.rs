@@ -1,0 +1,136 @@
+//! Opens PostgreSQL sessions with every deadline set, and decides whether a pooled one
+//! may be handed out again.
+
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
+use rand::Rng;
+use tokio_postgres::{Client, NoTls};
+
+use crate::config::DbConfig;
+use crate::error::DbError;
+
+/// One pooled PostgreSQL session.
+pub struct PgSession {
+    pub(crate) client: Client,
+    /// When the session was last given back to the pool; decides whether it is checked
+    /// before its next use.
+    pub(crate) returned_at: Instant,
+    /// Past this instant the session is closed instead of reused.
+    pub(crate) expires_at: Instant,
+}
+
+pub(crate) struct PgManager {
+    pool_name: String,
+    pg_config: tokio_postgres::Config,
+    connect_timeout: Duration,
+    max_lifetime: Duration,
+    liveness_check_after: Duration,
+}
+
+impl PgManager {
+    pub(crate) fn new(pool_name: &str, config: &DbConfig) -> Result<Self, DbError> {
+        let mut pg_config: tokio_postgres::Config =
+            config
+                .url
+                .expose()
+                .parse()
+                .map_err(|e: tokio_postgres::Error| DbError::Config {
+                    field: "database.url".into(),
+                    message: format!("cannot parse {}: {e}", config.url.redacted()),
+                })?;
+        let options = format!(
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            config.statement_timeout.as_millis(),
+            config.idle_in_transaction_timeout.as_millis(),
+        );
+        pg_config
+            .application_name(&config.application_name)
+            .options(&options)
+            .connect_timeout(config.connect_timeout)
+            .tcp_user_timeout(config.tcp_user_timeout)
+            .keepalives(true)
+            .keepalives_idle(config.keepalive_idle)
+            .keepalives_interval(config.keepalive_interval)
+            .keepalives_retries(config.keepalive_retries);
+        Ok(PgManager {
+            pool_name: pool_name.to_owned(),
+            pg_config,
+            connect_timeout: config.connect_timeout,
+            max_lifetime: config.max_lifetime,
+            liveness_check_after: config.liveness_check_after,
+        })
+    }
+
+    /// Opens one session outside any pool (the migration runner needs its own, so that
+    /// closing it releases its advisory lock whatever happened).
+    pub(crate) async fn connect(&self) -> Result<Client, DbError> {
+        // tokio-postgres's own connect timeout covers the TCP handshake only; this one
+        // also covers a server that accepts and then never answers the start-up.
+        let connecting = self.pg_config.connect(NoTls);
+        let (client, connection) = tokio::time::timeout(self.connect_timeout, connecting)
+            .await
+            .map_err(|_| DbError::Unavailable {
+                pool: self.pool_name.clone(),
+                reason: format!(
+                    "connecting took longer than the connect timeout ({})",
+                    humantime::format_duration(self.connect_timeout)
+                ),
+                source: None,
+            })?
+            .map_err(|e| DbError::from_postgres(&self.pool_name, e))?;
+        let pool = self.pool_name.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(pool = %pool, %error, "postgres session ended with an error");
+            }
+        });
+        Ok(client)
+    }
+
+    pub(crate) fn expired(&self, session: &PgSession) -> bool {
+        Instant::now() >= session.expires_at
+    }
+}
+
+impl Manager for PgManager {
+    type Type = PgSession;
+    type Error = DbError;
+
+    async fn create(&self) -> Result<PgSession, DbError> {
+        let client = self.connect().await?;
+        // Up to 10 % earlier than the configured lifetime, so that sessions opened
+        // together (at start-up, after an outage) are not all recycled at once.
+        let jitter_ms = (self.max_lifetime.as_millis() / 10) as u64;
+        let jitter = Duration::from_millis(rand::rng().random_range(0..=jitter_ms));
+        let now = Instant::now();
+        Ok(PgSession {
+            client,
+            returned_at: now,
+            expires_at: now + self.max_lifetime.saturating_sub(jitter),
+        })
+    }
+
+    async fn recycle(&self, session: &mut PgSession, _: &Metrics) -> RecycleResult<DbError> {
+        if session.client.is_closed() {
+            return Err(RecycleError::message(
+                "session was closed by the server or the network",
+            ));
+        }
+        if self.expired(session) {
+            return Err(RecycleError::message(
+                "session reached its maximum lifetime",
+            ));
+        }
+        // A session used a moment ago is almost certainly alive; one that sat idle may
+        // have been cut by a restart, a failover or a firewall, so it is pinged first.
+        if session.returned_at.elapsed() >= self.liveness_check_after {
+            session
+                .client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| RecycleError::Backend(DbError::from_postgres(&self.pool_name, e)))?;
+        }
+        Ok(())
+    }
+}

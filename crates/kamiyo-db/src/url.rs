@@ -1,0 +1,216 @@
+//! The database URL, kept secret: it may carry a password, which must never reach logs,
+//! error messages, metrics or `Debug` output.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use crate::error::DbError;
+
+/// Which server a URL points at, decided once from its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Postgres,
+    Sqlite,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Postgres => "postgres",
+            BackendKind::Sqlite => "sqlite",
+        })
+    }
+}
+
+/// A database URL: `postgres://user:pass@host:port/db`, `sqlite://path/to/file.db`,
+/// `sqlite::memory:` is deliberately not supported (each pooled connection would see a
+/// different empty database).
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+/// Where a SQLite URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteTarget {
+    pub path: PathBuf,
+}
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(SecretString::from(url.into()))
+    }
+
+    /// The URL with its secret in it. Call only to hand it to a driver.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn backend(&self) -> Result<BackendKind, DbError> {
+        let url = self.expose();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(BackendKind::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(BackendKind::Sqlite)
+        } else {
+            Err(DbError::Config {
+                field: "database.url".into(),
+                message: format!(
+                    "unsupported scheme in {}: expected postgres://, postgresql:// or sqlite://",
+                    self.redacted()
+                ),
+            })
+        }
+    }
+
+    /// The file a `sqlite://` URL names. `sqlite://kamiyo.db` is relative to the working
+    /// directory, `sqlite:///var/lib/kamiyo.db` is absolute.
+    pub fn sqlite_target(&self) -> Result<SqliteTarget, DbError> {
+        let url = self.expose();
+        let rest = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| DbError::Config {
+                field: "database.url".into(),
+                message: format!("{} is not a sqlite:// URL", self.redacted()),
+            })?;
+        let path = rest.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return Err(DbError::Config {
+                field: "database.url".into(),
+                message: "a SQLite URL needs a file path, e.g. sqlite://kamiyo.db (in-memory databases are not shared between pooled connections)".into(),
+            });
+        }
+        Ok(SqliteTarget {
+            path: PathBuf::from(path),
+        })
+    }
+
+    /// The URL with any password replaced by `***`, safe for logs and errors.
+    pub fn redacted(&self) -> String {
+        redact(self.expose())
+    }
+}
+
+/// Replaces the password of a URL (`scheme://user:password@host`) and any `password=`
+/// query parameter with `***`. Works on strings that do not parse as URLs too, so a
+/// malformed URL can still be shown in an error.
+pub fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let authority_start = scheme_end + 3;
+        let authority_end = out[authority_start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| authority_start + i);
+        if let Some(at) = out[authority_start..authority_end].rfind('@') {
+            let userinfo = &out[authority_start..authority_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let pass_start = authority_start + colon + 1;
+                let pass_end = authority_start + at;
+                out.replace_range(pass_start..pass_end, "***");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", query.join("&"));
+    }
+    out
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("DatabaseUrl")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for DatabaseUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(DatabaseUrl::new)
+    }
+}
+
+impl serde::Serialize for DatabaseUrl {
+    /// Serialises the redacted form: a configuration dump never carries the password.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_is_hidden_in_debug_display_and_redacted() {
+        let url = DatabaseUrl::new("postgres://kamiyo:s3cr3t@db.example:5432/kamiyo");
+        for shown in [format!("{url:?}"), format!("{url}"), url.redacted()] {
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            assert!(shown.contains("kamiyo:***@db.example"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn password_query_parameter_is_hidden() {
+        let shown = redact("postgres://db/kamiyo?user=k&password=hunter2&sslmode=disable");
+        assert_eq!(
+            shown,
+            "postgres://db/kamiyo?user=k&password=***&sslmode=disable"
+        );
+    }
+
+    #[test]
+    fn url_without_password_is_unchanged() {
+        assert_eq!(
+            redact("postgres://root@127.0.0.1/test"),
+            "postgres://root@127.0.0.1/test"
+        );
+    }
+
+    #[test]
+    fn backend_is_chosen_by_scheme() {
+        assert_eq!(
+            DatabaseUrl::new("postgresql://x/y").backend().ok(),
+            Some(BackendKind::Postgres)
+        );
+        assert_eq!(
+            DatabaseUrl::new("sqlite://kamiyo.db").backend().ok(),
+            Some(BackendKind::Sqlite)
+        );
+        let err = DatabaseUrl::new("mysql://u:pw@h/d").backend().unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("database.url") && !msg.contains("pw@"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn sqlite_paths_relative_and_absolute() {
+        let rel = DatabaseUrl::new("sqlite://kamiyo.db")
+            .sqlite_target()
+            .unwrap();
+        assert_eq!(rel.path, PathBuf::from("kamiyo.db"));
+        let abs = DatabaseUrl::new("sqlite:///var/lib/k.db")
+            .sqlite_target()
+            .unwrap();
+        assert_eq!(abs.path, PathBuf::from("/var/lib/k.db"));
+        assert!(DatabaseUrl::new("sqlite::memory:").sqlite_target().is_err());
+    }
+}

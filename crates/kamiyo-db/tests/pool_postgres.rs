@@ -1,0 +1,219 @@
+//! The PostgreSQL pool against the real server: deadlines, FIFO hand-off, dead sessions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::time::{Duration, Instant};
+
+use kamiyo_db::{Database, DbConfig, DbError, Pool};
+use kamiyo_testkit::TestDatabase;
+
+async fn pg_database(
+    test_db: &TestDatabase,
+    config: DbConfig,
+) -> (Database, kamiyo_db::postgres::PgPool) {
+    let database = Database::open(DbConfig {
+        url: kamiyo_db::DatabaseUrl::new(test_db.url()),
+        ..config
+    })
+    .await
+    .unwrap();
+    let Pool::Postgres(pool) = database.primary().clone() else {
+        panic!("a postgres:// URL must give a PostgreSQL pool");
+    };
+    (database, pool)
+}
+
+/// Waits, with a deadline, until `waiting` callers queue on the pool. deadpool has no
+/// event for "a waiter arrived", so this looks at its state between short pauses.
+async fn until_waiting(pool: &kamiyo_db::postgres::PgPool, waiting: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pool.state().waiting < waiting {
+        assert!(
+            Instant::now() < deadline,
+            "no waiter queued: {:?}",
+            pool.state()
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_pool_times_out_at_its_deadline_with_a_message_naming_pool_and_state() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        pool_max_size: 2,
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let first = pool.acquire().await.unwrap();
+    let second = pool.acquire().await.unwrap();
+
+    let started = Instant::now();
+    let err = match pool.acquire_within(Duration::from_millis(300)).await {
+        Err(err) => err,
+        Ok(_) => panic!("a third connection from a pool of two"),
+    };
+    let waited = started.elapsed();
+    assert!(matches!(err, DbError::AcquireTimeout { .. }), "{err:?}");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "gave up early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_secs(2),
+        "deadline overshot: {waited:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "timed out after 300ms waiting for a connection from pool \"primary\" (2 of 2 in use, 0 waiting)"
+    );
+
+    drop(first);
+    let third = pool.acquire_within(Duration::from_millis(300)).await;
+    assert!(
+        third.is_ok(),
+        "a released connection is available again: {:?}",
+        third.err()
+    );
+    drop(second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_task_gets_the_released_connection_without_polling_delay() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        pool_max_size: 1,
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let held = pool.acquire().await.unwrap();
+
+    let waiter_pool = pool.clone();
+    let waiter = tokio::spawn(async move {
+        let conn = waiter_pool.acquire_within(Duration::from_secs(5)).await;
+        (Instant::now(), conn.is_ok())
+    });
+    until_waiting(&pool, 1).await;
+
+    let released = Instant::now();
+    drop(held);
+    let (acquired, ok) = waiter.await.unwrap();
+    assert!(ok, "the waiter must get the connection");
+    let handoff = acquired.duration_since(released);
+    // The original polled every 100 ms; a wake-up by the release itself is far below.
+    assert!(
+        handoff < Duration::from_millis(50),
+        "hand-off took {handoff:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_are_served_first_come_first_served() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        pool_max_size: 1,
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let held = pool.acquire().await.unwrap();
+    let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut waiters = Vec::new();
+    for id in 0..4 {
+        let waiter_pool = pool.clone();
+        let order_tx = order_tx.clone();
+        waiters.push(tokio::spawn(async move {
+            let conn = waiter_pool
+                .acquire_within(Duration::from_secs(5))
+                .await
+                .unwrap();
+            order_tx.send(id).unwrap();
+            drop(conn);
+        }));
+        until_waiting(&pool, id + 1).await;
+    }
+    drop(held);
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    let mut order = Vec::new();
+    while let Ok(id) = order_rx.try_recv() {
+        order.push(id);
+    }
+    assert_eq!(order, vec![0, 1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_terminated_by_the_server_is_replaced_transparently() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        pool_max_size: 1,
+        // Every checkout is checked, so the test does not depend on how quickly the
+        // driver notices the closed socket by itself.
+        liveness_check_after: Duration::ZERO,
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let first_pid: i32 = {
+        let conn = pool.acquire().await.unwrap();
+        conn.query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0)
+    };
+    let admin = test_db.admin_client().await;
+    let terminated: bool = admin
+        .query_one("SELECT pg_terminate_backend($1, 5000)", &[&first_pid])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(terminated);
+
+    let conn = pool.acquire().await.unwrap();
+    let second_pid: i32 = conn
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(
+        first_pid, second_pid,
+        "the dead session must not be handed out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_carry_the_configured_server_side_timeouts() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        statement_timeout: Duration::from_millis(1500),
+        idle_in_transaction_timeout: Duration::from_secs(7),
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let conn = pool.acquire().await.unwrap();
+    let row = conn
+        .query_one(
+            "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout'), current_setting('application_name')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "1500ms");
+    assert_eq!(row.get::<_, String>(1), "7s");
+    assert_eq!(row.get::<_, String>(2), "kamiyo");
+
+    let err = conn.query_one("SELECT pg_sleep(5)", &[]).await.unwrap_err();
+    assert!(matches!(conn.error(err), DbError::StatementTimeout { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_fails_fast_with_unavailable() {
+    // Port 1 on loopback: nothing listens, the connection is refused at once.
+    let database = Database::open(DbConfig::for_url("postgres://kamiyo:pw@127.0.0.1:1/none"))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = database.ping(Duration::from_secs(2)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(matches!(err, DbError::Unavailable { .. }), "{err:?}");
+    assert!(!err.to_string().contains("pw"), "password leaked: {err}");
+}

@@ -1,0 +1,9 @@
+//! Kamiyo's schema and, as the product grows, its repositories.
+//!
+//! The schema lives in `migrations/postgres` and `migrations/sqlite` (one folder per
+//! backend, kept equivalent; see `migrations/README.md` and `docs/SCHEMA.md`). The files
+//! are embedded in the binary here, so a deployment needs nothing but the executable.
+
+pub mod schema;
+
+pub use schema::MIGRATIONS;

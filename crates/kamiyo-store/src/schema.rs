@@ -1,0 +1,58 @@
+//! The embedded migrations. Add a file to both backend folders and one line to each list
+//! below; a test checks that the lists and the folders agree.
+
+use kamiyo_db::{Migration, Migrations};
+
+const POSTGRES: &[Migration] = &[Migration::new(
+    1,
+    "initial_schema",
+    include_str!("../migrations/postgres/0001_initial_schema.sql"),
+)];
+
+const SQLITE: &[Migration] = &[Migration::new(
+    1,
+    "initial_schema",
+    include_str!("../migrations/sqlite/0001_initial_schema.sql"),
+)];
+
+/// Every migration of Kamiyo's schema, for both backends.
+pub const MIGRATIONS: Migrations = Migrations {
+    postgres: POSTGRES,
+    sqlite: SQLITE,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn files_in(folder: &str) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(folder);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sql"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn labels(set: &[Migration]) -> Vec<String> {
+        set.iter().map(|m| format!("{}.sql", m.label())).collect()
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_under_its_own_version_and_name() {
+        assert_eq!(labels(POSTGRES), files_in("postgres"));
+        assert_eq!(labels(SQLITE), files_in("sqlite"));
+    }
+
+    #[test]
+    fn both_backends_have_the_same_versions() {
+        let versions =
+            |set: &[Migration]| set.iter().map(|m| (m.version, m.name)).collect::<Vec<_>>();
+        assert_eq!(versions(POSTGRES), versions(SQLITE));
+    }
+}

@@ -1,0 +1,129 @@
+//! Test-only helpers. Tests run against the real PostgreSQL server, never a mock; each
+//! test gets a database of its own, created here and dropped when the test ends.
+//!
+//! The server is found through `KAMIYO_TEST_ADMIN_URL` (default
+//! `postgres://root@127.0.0.1:5432/postgres`). When it cannot be reached the test fails
+//! with a message saying so: a test is never skipped because the server is missing.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use tokio_postgres::NoTls;
+
+pub const DEFAULT_ADMIN_URL: &str = "postgres://root@127.0.0.1:5432/postgres";
+
+pub fn admin_url() -> String {
+    std::env::var("KAMIYO_TEST_ADMIN_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_owned())
+}
+
+/// A freshly created, empty PostgreSQL database, dropped (with `FORCE`, closing any
+/// session a test left open) when this value is dropped.
+pub struct TestDatabase {
+    name: String,
+    url: String,
+    admin_url: String,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let admin_url = admin_url();
+        let name = format!("kamiyo_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create test database {name}: {e}"));
+        let url = database_url(&admin_url, &name);
+        TestDatabase {
+            name,
+            url,
+            admin_url,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `postgres://...` of this database, for `DbConfig::for_url`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A plain driver connection to this database, outside any Kamiyo pool, for
+    /// inspecting what Kamiyo did.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        connect(&self.url).await
+    }
+
+    /// A plain connection to the maintenance database, e.g. to terminate backends.
+    pub async fn admin_client(&self) -> tokio_postgres::Client {
+        connect(&self.admin_url).await
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop cannot await, and may run inside a runtime; a short-lived thread with its
+        // own runtime does the clean-up without blocking the test's executor.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&admin_url, NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client.batch_execute(&statement).await.ok()
+            })
+        });
+        let _ = cleanup.join();
+    }
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap_or_else(|e| {
+        panic!(
+            "cannot reach the test PostgreSQL server at {url}: {e}. Start it (scripts/test starts the local cluster) or set KAMIYO_TEST_ADMIN_URL"
+        )
+    });
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// Replaces the database name (the URL's path) of `admin_url` by `name`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let (base, query) = match admin_url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (admin_url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url;
+
+    #[test]
+    fn database_name_is_replaced() {
+        assert_eq!(
+            database_url("postgres://root@127.0.0.1:5432/postgres", "t1"),
+            "postgres://root@127.0.0.1:5432/t1"
+        );
+        assert_eq!(
+            database_url("postgres://h?sslmode=disable", "t2"),
+            "postgres://h/t2?sslmode=disable"
+        );
+    }
+}
