@@ -1,1 +1,101 @@
+//! Kamiyo's HTTP API. It translates between HTTP and the store; it holds no SQL.
+//!
+//! - [`router`] builds the whole application from an [`AppState`]; tests call it with
+//!   `oneshot`, the binary serves it with [`serve`].
+//! - [`error`]: one error type, one JSON envelope.
 
+pub mod config;
+pub mod error;
+mod health;
+
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use kamiyo_db::Database;
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+pub use config::ServerConfig;
+pub use error::ApiError;
+
+/// What every handler can reach. Cheap to clone: the database is a pool handle.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub server: Arc<ServerConfig>,
+}
+
+impl AppState {
+    pub fn new(db: Database, server: ServerConfig) -> Self {
+        AppState {
+            db,
+            server: Arc::new(server),
+        }
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let request_timeout = state.server.request_timeout;
+    let body_limit = state.server.body_limit_bytes;
+    Router::new()
+        .route("/healthz", get(health::liveness))
+        .route("/api/health/database", get(health::database))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(request_timeout, deadline))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Ends any request that outlives the configured deadline with the JSON envelope.
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(limit).into_response(),
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish for at most `drain_timeout`. Returns whether the drain completed.
+pub async fn serve<F>(
+    listener: TcpListener,
+    router: Router,
+    shutdown: F,
+    drain_timeout: Duration,
+) -> std::io::Result<bool>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    });
+    let server = server.into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => return result.map(|()| true),
+        _ = signalled_rx => {}
+    }
+    tracing::info!(
+        drain_timeout_ms = drain_timeout.as_millis() as u64,
+        "shutting down: draining in-flight requests"
+    );
+    match tokio::time::timeout(drain_timeout, server).await {
+        Ok(result) => result.map(|()| true),
+        Err(_) => {
+            tracing::warn!("drain timeout reached; closing remaining connections");
+            Ok(false)
+        }
+    }
+}

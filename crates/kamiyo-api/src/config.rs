@@ -1,0 +1,75 @@
+//! Limits of the HTTP server, each finite by default. Layered like the database settings
+//! (`[server]` in the TOML file, `KAMIYO_SERVER_*` in the environment, flags).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: SocketAddr,
+    /// Whole-request deadline; a request still running is answered 503. Keep it above
+    /// the database's acquire and statement timeouts so those report first, with detail.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// On SIGTERM, how long in-flight requests may take to finish before the server
+    /// stops anyway.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+    /// Largest request body accepted; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// `Retry-After` sent with 503 answers.
+    #[serde(with = "humantime_serde")]
+    pub retry_after: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            retry_after: DEFAULT_RETRY_AFTER,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Refuses zero deadlines; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("request_timeout", self.request_timeout),
+            ("drain_timeout", self.drain_timeout),
+            ("retry_after", self.retry_after),
+        ] {
+            if value.is_zero() {
+                return Err(format!("server.{field} must be greater than zero"));
+            }
+        }
+        if self.body_limit_bytes == 0 {
+            return Err("server.body_limit_bytes must be greater than zero".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_listen_address_is_loopback_8080() {
+        assert_eq!(ServerConfig::default().listen.to_string(), DEFAULT_LISTEN);
+        assert!(ServerConfig::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,104 @@
+//! One error type for the API and one JSON envelope for every error answer:
+//! `{"error": {"code": "...", "message": "..."}}`. Internals are logged, never sent.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kamiyo_db::DbError;
+use serde::Serialize;
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("no route for this path")]
+    NotFound,
+    #[error("the request did not complete within {}", humantime_secs(*.0))]
+    RequestTimeout(Duration),
+    /// The database could not serve the request; the client may retry later.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable {
+        retry_after: Duration,
+        source: DbError,
+    },
+    #[error("internal error")]
+    Internal(#[source] DbError),
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: Body<'a>,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl ApiError {
+    /// Maps a database failure once, for every handler: unavailable and timeouts are
+    /// 503 with `Retry-After`, anything else is a 500 that says nothing of internals.
+    pub fn from_db(error: DbError, retry_after: Duration) -> Self {
+        if error.is_unavailable() {
+            ApiError::DatabaseUnavailable {
+                retry_after,
+                source: error,
+            }
+        } else {
+            ApiError::Internal(error)
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::RequestTimeout(_) | ApiError::DatabaseUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::NotFound => "not_found",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::DatabaseUnavailable { .. } => "database_unavailable",
+            ApiError::Internal(_) => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::DatabaseUnavailable { source, .. } => {
+                tracing::warn!(error = %source, "request failed: database unavailable");
+            }
+            ApiError::Internal(source) => tracing::error!(error = %source, "request failed"),
+            _ => {}
+        }
+        let status = self.status();
+        let envelope = Envelope {
+            error: Body {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
+        let mut response = (status, Json(envelope)).into_response();
+        if let ApiError::DatabaseUnavailable { retry_after, .. } = self {
+            let seconds = retry_after.as_secs().max(1).to_string();
+            if let Ok(value) = HeaderValue::from_str(&seconds) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+fn humantime_secs(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}

@@ -1,0 +1,60 @@
+//! The command line. Flags are the last layer of configuration: they win over the TOML
+//! file and the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "kamiyo", version, about = "Exploit-intelligence service")]
+pub struct Cli {
+    /// TOML configuration file (see README.md for its keys).
+    #[arg(long, global = true, env = "KAMIYO_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL: postgres://... or sqlite://path (default sqlite://kamiyo.db).
+    /// Overrides DATABASE_URL and KAMIYO_DATABASE_URL.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+
+    /// Log format.
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server (migrating the database first unless told not to).
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Do not apply pending migrations at start-up.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Apply pending migrations, or show their status.
+    Migrate {
+        #[command(subcommand)]
+        action: Option<MigrateAction>,
+    },
+    /// Print the effective configuration (passwords redacted) as TOML.
+    Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateAction {
+    /// List applied and pending migrations with their checksums.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}

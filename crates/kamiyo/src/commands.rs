@@ -1,0 +1,120 @@
+//! What each subcommand does, given the loaded settings.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use kamiyo_api::AppState;
+use kamiyo_db::Database;
+use kamiyo_store::MIGRATIONS;
+
+use crate::settings::Settings;
+use crate::startup::prepare_database;
+
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let database = prepare_database(&settings.database, &MIGRATIONS).await?;
+    let listener = tokio::net::TcpListener::bind(settings.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the listening address")?;
+    tracing::info!(%addr, backend = %database.backend(), "listening");
+    let drain_timeout: Duration = settings.server.drain_timeout;
+    let app = kamiyo_api::router(AppState::new(database.clone(), settings.server));
+    let drained = kamiyo_api::serve(listener, app, shutdown_signal(), drain_timeout)
+        .await
+        .context("the HTTP server failed")?;
+    database.close();
+    tracing::info!(drained, "stopped");
+    Ok(())
+}
+
+pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
+    let database = open(&settings).await?;
+    let report = database
+        .migrate(&MIGRATIONS)
+        .await
+        .context("migration failed")?;
+    if report.applied.is_empty() {
+        println!(
+            "database is up to date ({} migrations applied)",
+            report.already_applied.len()
+        );
+    } else {
+        for version in &report.applied {
+            println!("applied migration {version:04}");
+        }
+    }
+    database.close();
+    Ok(())
+}
+
+pub async fn migrate_status(settings: Settings) -> anyhow::Result<()> {
+    let database = open(&settings).await?;
+    let status = database
+        .migration_status(&MIGRATIONS)
+        .await
+        .context("cannot read the migration status")?;
+    println!(
+        "{:<8} {:<32} {:<8} {:<64} APPLIED_AT",
+        "VERSION", "NAME", "STATE", "CHECKSUM"
+    );
+    for row in status {
+        let state = if row.applied_at.is_some() {
+            "applied"
+        } else {
+            "pending"
+        };
+        println!(
+            "{:<8} {:<32} {:<8} {:<64} {}",
+            format!("{:04}", row.version),
+            row.name,
+            state,
+            row.checksum,
+            row.applied_at.as_deref().unwrap_or("-")
+        );
+    }
+    database.close();
+    Ok(())
+}
+
+pub fn print_config(settings: &Settings) -> anyhow::Result<()> {
+    // DbConfig serialises its URL redacted, so this never prints a password.
+    let text = toml::to_string_pretty(settings).context("cannot render the configuration")?;
+    print!("{text}");
+    Ok(())
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Database> {
+    Database::open(settings.database.clone())
+        .await
+        .context("cannot open the database")
+}
+
+/// Completes on SIGTERM (how service managers stop us) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}

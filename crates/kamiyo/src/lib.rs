@@ -1,0 +1,34 @@
+//! The `kamiyo` command: configuration, telemetry and wiring. The only crate that uses
+//! `anyhow`; everything below it returns typed errors.
+
+pub mod cli;
+mod commands;
+pub mod settings;
+pub mod startup;
+mod telemetry;
+
+use cli::{Cli, Command, MigrateAction};
+use settings::Overrides;
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let (listen, no_migrate) = match &cli.command {
+        Command::Serve { listen, no_migrate } => (*listen, *no_migrate),
+        _ => (None, false),
+    };
+    let overrides = Overrides {
+        database_url: cli.database_url.clone(),
+        listen,
+        no_migrate,
+        log_format: cli.log_format,
+    };
+    let settings = settings::load(cli.config.as_deref(), &overrides)?;
+    telemetry::init(&settings.log);
+    match cli.command {
+        Command::Serve { .. } => commands::serve(settings).await,
+        Command::Migrate { action: None } => commands::migrate(settings).await,
+        Command::Migrate {
+            action: Some(MigrateAction::Status),
+        } => commands::migrate_status(settings).await,
+        Command::Config => commands::print_config(&settings),
+    }
+}

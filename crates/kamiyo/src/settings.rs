@@ -1,0 +1,245 @@
+//! Configuration layers, later ones winning: built-in defaults, the TOML file given with
+//! `--config`, environment variables (`DATABASE_URL`, then `KAMIYO_DATABASE_*`,
+//! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`), then command-line flags.
+
+use std::path::Path;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use kamiyo_api::ServerConfig;
+use kamiyo_db::DbConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::LogFormat;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub database: DbConfig,
+    pub server: ServerConfig,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log shippers.
+    pub format: LogFormat,
+    /// Filter in `RUST_LOG` syntax; `RUST_LOG` itself wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub listen: Option<std::net::SocketAddr>,
+    pub no_migrate: bool,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
+    let mut figment = Figment::new();
+    if let Some(path) = config_file {
+        if !path.is_file() {
+            return Err(SettingsError::MissingFile(path.display().to_string()));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    figment = figment
+        .merge(
+            Env::raw()
+                .only(&["DATABASE_URL"])
+                .map(|_| "database.url".into()),
+        )
+        .merge(Env::prefixed("KAMIYO_DATABASE_").map(|key| {
+            // Nested retry settings: KAMIYO_DATABASE_RETRY_MAX_ATTEMPTS -> retry.max_attempts.
+            let key = key.as_str().to_ascii_lowercase();
+            match key.strip_prefix("retry_") {
+                Some(rest) => format!("database.retry.{rest}").into(),
+                None => format!("database.{key}").into(),
+            }
+        }))
+        .merge(Env::prefixed("KAMIYO_SERVER_").map(|key| format!("server.{key}").into()))
+        .merge(Env::prefixed("KAMIYO_LOG_").map(|key| format!("log.{key}").into()));
+    if let Some(url) = &overrides.database_url {
+        figment = figment.merge(("database.url", url.as_str()));
+    }
+    if let Some(listen) = overrides.listen {
+        figment = figment.merge(("server.listen", listen.to_string()));
+    }
+    if overrides.no_migrate {
+        figment = figment.merge(("database.migrate_on_start", false));
+    }
+    if let Some(format) = overrides.log_format {
+        figment = figment.merge(("log.format", format));
+    }
+    let settings: Settings = figment
+        .extract()
+        .map_err(|e| SettingsError::Invalid(describe(e)))?;
+    settings
+        .database
+        .validate()
+        .map_err(|e| SettingsError::Invalid(e.to_string()))?;
+    settings.server.validate().map_err(SettingsError::Invalid)?;
+    Ok(settings)
+}
+
+/// figment's errors name the key and where its value came from; for environment
+/// variables it names only the prefix, so the full variable name is added.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let from_env = e
+                .metadata
+                .as_ref()
+                .is_some_and(|m| m.name.contains("environment"));
+            if from_env && !e.path.is_empty() {
+                let variable = format!("KAMIYO_{}", e.path.join("_")).to_ascii_uppercase();
+                format!("{e} (variable {variable})")
+            } else {
+                e.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error
+mod tests {
+    use super::*;
+    use figment::Jail;
+    use std::time::Duration;
+
+    fn load_in_jail(overrides: &Overrides, file: Option<&Path>) -> Result<Settings, String> {
+        load(file, overrides).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_use_sqlite_in_the_working_directory() {
+        Jail::expect_with(|_jail| {
+            let settings = load_in_jail(&Overrides::default(), None)?;
+            assert_eq!(settings.database.url.expose(), "sqlite://kamiyo.db");
+            assert_eq!(settings.server.listen.to_string(), "127.0.0.1:8080");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "kamiyo.toml",
+                r#"
+                [database]
+                url = "postgres://file@localhost/kamiyo"
+                pool_max_size = 7
+                acquire_timeout = "750ms"
+                [server]
+                listen = "0.0.0.0:9000"
+                "#,
+            )?;
+            let file = Some(Path::new("kamiyo.toml"));
+            let settings = load_in_jail(&Overrides::default(), file)?;
+            assert_eq!(settings.database.pool_max_size, 7);
+            assert_eq!(
+                settings.database.acquire_timeout,
+                Duration::from_millis(750)
+            );
+
+            jail.set_env("DATABASE_URL", "postgres://env@localhost/kamiyo");
+            jail.set_env("KAMIYO_DATABASE_POOL_MAX_SIZE", "9");
+            jail.set_env("KAMIYO_DATABASE_RETRY_MAX_ATTEMPTS", "5");
+            let settings = load_in_jail(&Overrides::default(), file)?;
+            assert_eq!(
+                settings.database.url.expose(),
+                "postgres://env@localhost/kamiyo"
+            );
+            assert_eq!(settings.database.pool_max_size, 9);
+            assert_eq!(settings.database.retry.max_attempts, 5);
+
+            jail.set_env(
+                "KAMIYO_DATABASE_URL",
+                "postgres://kamiyo-env@localhost/kamiyo",
+            );
+            let settings = load_in_jail(&Overrides::default(), file)?;
+            assert_eq!(
+                settings.database.url.expose(),
+                "postgres://kamiyo-env@localhost/kamiyo"
+            );
+
+            let flags = Overrides {
+                database_url: Some("sqlite://flag.db".into()),
+                listen: Some("127.0.0.1:7000".parse().map_err(|e| format!("{e}"))?),
+                no_migrate: true,
+                log_format: Some(LogFormat::Json),
+            };
+            let settings = load_in_jail(&flags, file)?;
+            assert_eq!(settings.database.url.expose(), "sqlite://flag.db");
+            assert_eq!(settings.server.listen.to_string(), "127.0.0.1:7000");
+            assert!(!settings.database.migrate_on_start);
+            assert_eq!(settings.log.format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_source() {
+        Jail::expect_with(|jail| {
+            jail.set_env("KAMIYO_DATABASE_POOL_MAX_SIZE", "lots");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(err.to_lowercase().contains("pool_max_size"), "{err}");
+            assert!(err.contains("KAMIYO_DATABASE_POOL_MAX_SIZE"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("KAMIYO_DATABASE_POOL_MAXSIZE", "3");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(err.contains("pool_maxsize"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_zero_deadline_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("KAMIYO_DATABASE_ACQUIRE_TIMEOUT", "0s");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(err.contains("database.acquire_timeout"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_missing_config_file_is_an_error() {
+        Jail::expect_with(|_jail| {
+            let err =
+                load_in_jail(&Overrides::default(), Some(Path::new("nope.toml"))).unwrap_err();
+            assert!(err.contains("nope.toml"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,47 @@
+//! Bringing the database up for the server: open the pool, apply pending migrations
+//! (unless switched off), and refuse to serve a database that is not fully migrated.
+
+use anyhow::Context;
+use kamiyo_db::{Database, DbConfig, Migrations};
+
+/// The database, migrated, or the reason it cannot be served. A failed migration stops
+/// start-up here: the service never serves a half-migrated schema.
+pub async fn prepare_database(
+    config: &DbConfig,
+    migrations: &Migrations,
+) -> anyhow::Result<Database> {
+    let database = Database::open(config.clone())
+        .await
+        .context("cannot open the database")?;
+    if config.migrate_on_start {
+        let report = database
+            .migrate(migrations)
+            .await
+            .context("cannot migrate the database; fix the cause and start again")?;
+        tracing::info!(applied = ?report.applied, already_applied = report.already_applied.len(), "database schema is current");
+    } else {
+        let embedded = match database.backend() {
+            kamiyo_db::BackendKind::Postgres => migrations.postgres,
+            kamiyo_db::BackendKind::Sqlite => migrations.sqlite,
+        };
+        let pending: Vec<String> = database
+            .migration_status(migrations)
+            .await
+            .context("cannot read the migration status")?
+            .into_iter()
+            .filter(|m| m.applied_at.is_none())
+            .map(|m| format!("{:04}_{}", m.version, m.name))
+            .collect();
+        if !pending.is_empty() {
+            anyhow::bail!(
+                "the database has pending migrations ({}) and migrate_on_start is off; run `kamiyo migrate` first",
+                pending.join(", ")
+            );
+        }
+        tracing::info!(
+            migrations = embedded.len(),
+            "automatic migration is off; schema is current"
+        );
+    }
+    Ok(database)
+}

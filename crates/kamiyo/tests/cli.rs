@@ -1,0 +1,246 @@
+//! The `kamiyo` executable as an operator runs it: real processes, real PostgreSQL and
+//! SQLite files, signals.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kamiyo_testkit::TestDatabase;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+const KAMIYO: &str = env!("CARGO_BIN_EXE_kamiyo");
+
+/// A `kamiyo` command that sees none of the developer's own configuration.
+fn kamiyo(dir: &Path) -> Command {
+    let mut command = Command::new(KAMIYO);
+    command.current_dir(dir).env("RUST_LOG", "info");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("KAMIYO_") || key == "DATABASE_URL" {
+            command.env_remove(key);
+        }
+    }
+    command
+}
+
+fn output(command: &mut Command) -> Output {
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A minimal HTTP/1.1 GET: status code and body.
+async fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
+}
+
+/// Reads the server's JSON log until it says where it listens.
+async fn listening_address(child: &mut tokio::process::Child) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let found = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+                if event["fields"]["message"] == "listening" {
+                    return event["fields"]["addr"].as_str().unwrap().to_owned();
+                }
+            }
+        }
+        panic!("the server exited before listening");
+    })
+    .await
+    .expect("the server did not start listening within 30s");
+    // Keep draining the log so the server never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    found
+}
+
+fn terminate(pid: u32) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_no_configuration_uses_a_sqlite_file_in_the_working_directory_and_stops_cleanly_on_sigterm(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::from(kamiyo(dir.path()))
+        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let addr = listening_address(&mut child).await;
+
+    let (status, body) = http_get(&addr, "/healthz").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, body) = http_get(&addr, "/api/health/database").await;
+    assert_eq!(status, 200, "{body}");
+    let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(health["backend"], "sqlite");
+    assert_eq!(health["schema_version"], 1);
+    assert!(dir.path().join("kamiyo.db").is_file());
+
+    terminate(child.id().unwrap());
+    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("kamiyo did not stop within 30s of SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_migrate_processes_started_at_once_on_one_empty_postgres_database_migrate_it_once() {
+    let pg = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<Child> = (0..8)
+        .map(|_| {
+            kamiyo(dir.path())
+                .args(["migrate", "--database-url", pg.url()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "a migrate process failed: {}",
+            text(&out.stderr)
+        );
+    }
+    let client = pg.client().await;
+    let rows = client
+        .query("SELECT version FROM kamiyo_schema_migrations", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), kamiyo_store::MIGRATIONS.postgres.len());
+}
+
+#[test]
+fn two_migrate_processes_on_one_sqlite_file_migrate_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<Child> = (0..2)
+        .map(|_| {
+            kamiyo(dir.path())
+                .args(["migrate"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for out in &outputs {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let applied_lines = outputs
+        .iter()
+        .map(|out| {
+            text(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("applied migration"))
+                .count()
+        })
+        .sum::<usize>();
+    assert_eq!(applied_lines, kamiyo_store::MIGRATIONS.sqlite.len());
+    let status = output(kamiyo(dir.path()).args(["migrate", "status"]));
+    let listing = text(&status.stdout);
+    let first = &kamiyo_store::MIGRATIONS.sqlite[0];
+    assert!(listing.contains(&first.checksum()), "{listing}");
+    assert!(listing.contains("applied"), "{listing}");
+    assert!(!listing.contains("pending"), "{listing}");
+}
+
+#[test]
+fn migrate_status_on_an_empty_database_lists_every_migration_as_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = output(kamiyo(dir.path()).args(["migrate", "status"]));
+    assert!(status.status.success(), "{}", text(&status.stderr));
+    let listing = text(&status.stdout);
+    assert_eq!(
+        listing.matches("pending").count(),
+        kamiyo_store::MIGRATIONS.sqlite.len(),
+        "{listing}"
+    );
+}
+
+#[test]
+fn an_unreachable_database_stops_start_up_quickly_without_showing_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let out = output(kamiyo(dir.path()).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        "postgres://kamiyo:hunter2@127.0.0.1:1/kamiyo",
+    ]));
+    assert!(!out.status.success());
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot open the database") || stderr.contains("cannot migrate"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "password leaked: {stderr}");
+}
+
+#[test]
+fn config_prints_the_effective_settings_with_the_password_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(
+        kamiyo(dir.path())
+            .env(
+                "DATABASE_URL",
+                "postgres://kamiyo:hunter2@db.internal/kamiyo",
+            )
+            .env("KAMIYO_DATABASE_POOL_MAX_SIZE", "4")
+            .arg("config"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("pool_max_size = 4"), "{shown}");
+    assert!(
+        shown.contains("postgres://kamiyo:***@db.internal/kamiyo"),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn a_bad_environment_value_is_refused_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(
+        kamiyo(dir.path())
+            .env("KAMIYO_SERVER_REQUEST_TIMEOUT", "soon")
+            .arg("config"),
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("KAMIYO_SERVER_REQUEST_TIMEOUT"), "{stderr}");
+}
