@@ -48,19 +48,6 @@ async fn recorded_versions(test_db: &TestDatabase) -> Vec<i64> {
         .collect()
 }
 
-async fn advisory_locks_held(test_db: &TestDatabase) -> i64 {
-    let client = test_db.client().await;
-    client
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrating_twice_applies_once_and_changes_nothing_the_second_time() {
     let test_db = TestDatabase::create().await;
@@ -73,7 +60,7 @@ async fn migrating_twice_applies_once_and_changes_nothing_the_second_time() {
     assert_eq!(second.already_applied, vec![1, 2]);
     assert_eq!(recorded_versions(&test_db).await, vec![1, 2]);
     assert_eq!(database.schema_version().await.unwrap(), Some(2));
-    assert_eq!(advisory_locks_held(&test_db).await, 0);
+    assert_eq!(test_db.advisory_locks_held().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +103,7 @@ async fn a_failing_migration_leaves_no_lock_nothing_half_applied_and_fails_again
     );
     assert!(message.contains("0003_broken"), "{message}");
     assert!(message.contains("table_that_does_not_exist"), "{message}");
-    assert_eq!(advisory_locks_held(&test_db).await, 0);
+    assert_eq!(test_db.advisory_locks_held().await, 0);
     assert_eq!(recorded_versions(&test_db).await, vec![1, 2]);
     let half_done: bool = test_db
         .client()
@@ -136,7 +123,7 @@ async fn a_failing_migration_leaves_no_lock_nothing_half_applied_and_fails_again
         .await
         .unwrap_err();
     assert_eq!(again.to_string(), message);
-    assert_eq!(advisory_locks_held(&test_db).await, 0);
+    assert_eq!(test_db.advisory_locks_held().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +146,7 @@ async fn an_applied_migration_whose_text_changed_is_refused() {
         "{err:?}"
     );
     assert!(err.to_string().contains("0001_create_a"));
-    assert_eq!(advisory_locks_held(&test_db).await, 0);
+    assert_eq!(test_db.advisory_locks_held().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

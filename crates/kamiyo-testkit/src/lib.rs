@@ -55,6 +55,21 @@ impl TestDatabase {
         connect(&self.url).await
     }
 
+    /// Advisory locks currently held in this database by any session: after a migration
+    /// run, on any path, there must be none.
+    pub async fn advisory_locks_held(&self) -> i64 {
+        self.client()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("cannot read pg_locks: {e}"))
+            .get(0)
+    }
+
     /// A plain connection to the maintenance database, e.g. to terminate backends.
     pub async fn admin_client(&self) -> tokio_postgres::Client {
         connect(&self.admin_url).await

@@ -37,17 +37,7 @@ async fn a_failing_migration_stops_start_up_with_its_error_every_time_and_holds_
         prepare_database(&config, &migrations).await.err().unwrap()
     );
     assert_eq!(first, second);
-    let client = pg.client().await;
-    let locks: i64 = client
-        .query_one(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
-             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(locks, 0);
+    assert_eq!(pg.advisory_locks_held().await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
