@@ -100,6 +100,8 @@ pub struct DbConfig {
     pub migrate_on_start: bool,
     /// Retries of idempotent operations after transient failures.
     pub retry: crate::retry::RetryPolicy,
+    /// Thresholds of the pool and query monitor.
+    pub monitor: crate::monitor::MonitorConfig,
     /// `application_name` shown in `pg_stat_activity`.
     pub application_name: String,
 }
@@ -126,6 +128,7 @@ impl Default for DbConfig {
             migration_statement_timeout: DEFAULT_MIGRATION_STATEMENT_TIMEOUT,
             migrate_on_start: true,
             retry: crate::retry::RetryPolicy::default(),
+            monitor: crate::monitor::MonitorConfig::default(),
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
         }
     }
@@ -181,6 +184,9 @@ impl DbConfig {
                 "retry.max_attempts",
                 "must be at least 1 (1 means no retry)",
             ));
+        }
+        if let Some((field, message)) = self.monitor.invalid_field() {
+            return Err(invalid(&format!("monitor.{field}"), message));
         }
         if self.keepalive_retries == 0 {
             return Err(invalid("keepalive_retries", "must be at least 1"));

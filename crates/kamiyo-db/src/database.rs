@@ -7,6 +7,8 @@ use std::time::Duration;
 use crate::config::DbConfig;
 use crate::error::DbError;
 use crate::migrate::{self, MigrationReport, MigrationStatus, Migrations};
+use crate::monitor::prometheus::Exposition;
+use crate::monitor::{self as monitoring, HealthReport, PoolMonitor};
 use crate::pool_state::PoolState;
 use crate::postgres::PgPool;
 use crate::sqlite::{open_connection, SqlitePool};
@@ -74,13 +76,11 @@ impl Database {
             match &self.primary {
                 Pool::Postgres(pool) => {
                     let conn = pool.acquire_within(deadline).await?;
-                    conn.simple_query("SELECT 1")
-                        .await
-                        .map_err(|e| conn.error(e))?;
+                    conn.simple_query("SELECT 1").await?;
                 }
                 Pool::Sqlite(pool) => {
                     let conn = pool.acquire_within(deadline).await?;
-                    conn.run(|c| c.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)))
+                    conn.query("SELECT 1", Vec::new(), |row| row.get::<_, i64>(0))
                         .await?;
                 }
             }
@@ -145,7 +145,7 @@ impl Database {
         match &self.primary {
             Pool::Postgres(pool) => {
                 let conn = pool.acquire().await?;
-                let applied = migrate::postgres::read_applied(&conn, pool.name()).await?;
+                let applied = migrate::postgres::read_applied(conn.client(), pool.name()).await?;
                 Ok(migrate::status(migrations.postgres, &applied))
             }
             Pool::Sqlite(pool) => {
@@ -161,7 +161,7 @@ impl Database {
         let applied = match &self.primary {
             Pool::Postgres(pool) => {
                 let conn = pool.acquire().await?;
-                migrate::postgres::read_applied(&conn, pool.name()).await?
+                migrate::postgres::read_applied(conn.client(), pool.name()).await?
             }
             Pool::Sqlite(pool) => {
                 let conn = pool.acquire().await?;
@@ -169,6 +169,48 @@ impl Database {
             }
         };
         Ok(applied.iter().map(|row| row.version).max())
+    }
+
+    /// Each pool's monitor with the pool's state read now.
+    pub fn monitors(&self) -> Vec<(Arc<PoolMonitor>, PoolState)> {
+        match &self.primary {
+            Pool::Postgres(pool) => vec![(Arc::clone(pool.monitor()), pool.state())],
+            Pool::Sqlite(pool) => vec![(Arc::clone(pool.monitor()), pool.state())],
+        }
+    }
+
+    /// Health from the monitors' windows, without touching the database; `unreachable`
+    /// says why the database is considered down, when it is.
+    pub fn health_report(&self, unreachable: Option<&str>) -> HealthReport {
+        let monitors = self.monitors();
+        let leaks: Vec<usize> = monitors.iter().map(|(m, _)| m.leaks().len()).collect();
+        let evidence: Vec<monitoring::PoolEvidence<'_>> = monitors
+            .iter()
+            .zip(&leaks)
+            .map(|((monitor, state), leaks)| monitoring::PoolEvidence {
+                pool: monitor.pool(),
+                state: *state,
+                window: monitor.window(),
+                leaks: *leaks,
+            })
+            .collect();
+        monitoring::evaluate(&self.config.monitor, &evidence, unreachable)
+    }
+
+    /// Pings the database (within `acquire_timeout`) and evaluates health. An exhausted
+    /// pool is not an unreachable database: it shows as acquisition timeouts (degraded).
+    pub async fn health(&self) -> HealthReport {
+        let outcome = self.ping(self.config.acquire_timeout).await;
+        let reason = match &outcome {
+            Ok(()) | Err(DbError::AcquireTimeout { .. }) => None,
+            Err(error) => Some(error.to_string()),
+        };
+        self.health_report(reason.as_deref())
+    }
+
+    /// Appends this database's pool and query metrics to a Prometheus exposition.
+    pub fn write_metrics(&self, exposition: &mut Exposition) {
+        monitoring::export::write(exposition, &self.monitors());
     }
 
     /// Closes the pool: waiters get an error at once, idle connections are closed,

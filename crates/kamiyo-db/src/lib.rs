@@ -6,6 +6,8 @@
 //!   checks, a reaper for old and idle connections.
 //! - [`retry`]: retries of idempotent work after transient failures only.
 //! - [`migrate`]: embedded, checksummed migrations under a cross-process lock.
+//! - [`monitor`]: pool state, acquisition and query statistics, slow queries, leaks,
+//!   health over a rolling window, Prometheus export.
 //! - [`DbError`]: failures with operational meaning.
 
 mod acquire;
@@ -13,6 +15,7 @@ pub mod config;
 mod database;
 pub mod error;
 pub mod migrate;
+pub mod monitor;
 mod pool_state;
 pub mod postgres;
 mod reaper;
@@ -24,6 +27,7 @@ pub use config::DbConfig;
 pub use database::{Database, Pool, PRIMARY_POOL};
 pub use error::DbError;
 pub use migrate::{Migration, MigrationError, MigrationReport, MigrationStatus, Migrations};
+pub use monitor::{HealthReport, HealthStatus, MonitorConfig, PoolMonitor};
 pub use pool_state::PoolState;
 pub use retry::RetryPolicy;
 pub use url::{BackendKind, DatabaseUrl};

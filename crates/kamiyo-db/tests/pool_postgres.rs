@@ -202,7 +202,7 @@ async fn sessions_carry_the_configured_server_side_timeouts() {
     assert_eq!(row.get::<_, String>(2), "kamiyo");
 
     let err = conn.query_one("SELECT pg_sleep(5)", &[]).await.unwrap_err();
-    assert!(matches!(conn.error(err), DbError::StatementTimeout { .. }));
+    assert!(matches!(err, DbError::StatementTimeout { .. }), "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

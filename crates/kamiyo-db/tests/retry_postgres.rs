@@ -41,17 +41,15 @@ async fn a_terminated_session_is_retried_and_the_operation_succeeds() {
             let conn = pool.acquire().await?;
             if attempt == 1 {
                 // The server ends this very session: SQLSTATE 57P01, a transient failure.
-                let err = conn
+                return Err(conn
                     .simple_query("SELECT pg_terminate_backend(pg_backend_pid())")
                     .await
                     .err()
-                    .ok_or_else(|| DbError::other("the session survived its own termination"))?;
-                return Err(conn.error(err));
+                    .unwrap_or_else(|| {
+                        DbError::other("the session survived its own termination")
+                    }));
             }
-            let row = conn
-                .query_one("SELECT 41 + 1", &[])
-                .await
-                .map_err(|e| conn.error(e))?;
+            let row = conn.query_one("SELECT 41 + 1", &[]).await?;
             Ok(row.get::<_, i32>(0))
         })
         .await;
@@ -76,9 +74,7 @@ async fn a_unique_violation_is_not_retried_and_names_its_constraint() {
         .run("insert-duplicate", || async {
             attempts.fetch_add(1, Ordering::SeqCst);
             let conn = pool.acquire().await?;
-            conn.execute("INSERT INTO t VALUES (1)", &[])
-                .await
-                .map_err(|e| conn.error(e))
+            conn.execute("INSERT INTO t VALUES (1)", &[]).await
         })
         .await;
     match result {
@@ -97,9 +93,7 @@ async fn a_syntax_error_is_not_retried() {
         .run("bad-sql", || async {
             attempts.fetch_add(1, Ordering::SeqCst);
             let conn = pool.acquire().await?;
-            conn.batch_execute("SELEC 1")
-                .await
-                .map_err(|e| conn.error(e))
+            conn.batch_execute("SELEC 1").await
         })
         .await;
     assert!(matches!(result, Err(DbError::Other { .. })), "{result:?}");

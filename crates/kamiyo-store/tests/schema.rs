@@ -55,7 +55,7 @@ impl Fixture {
         match self.database.primary() {
             Pool::Postgres(pool) => {
                 let conn = pool.acquire().await?;
-                let messages = conn.simple_query(sql).await.map_err(|e| conn.error(e))?;
+                let messages = conn.simple_query(sql).await?;
                 Ok(messages
                     .iter()
                     .filter_map(|message| match message {

@@ -1,6 +1,7 @@
 //! Opens PostgreSQL sessions with every deadline set, and decides whether a pooled one
 //! may be handed out again.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{Manager, Metrics, RecycleError, RecycleResult};
@@ -9,6 +10,7 @@ use tokio_postgres::{Client, NoTls};
 
 use crate::config::DbConfig;
 use crate::error::DbError;
+use crate::monitor::{CloseReason, PoolMonitor};
 
 /// One pooled PostgreSQL session.
 pub struct PgSession {
@@ -26,10 +28,15 @@ pub(crate) struct PgManager {
     connect_timeout: Duration,
     max_lifetime: Duration,
     liveness_check_after: Duration,
+    pub(crate) monitor: Arc<PoolMonitor>,
 }
 
 impl PgManager {
-    pub(crate) fn new(pool_name: &str, config: &DbConfig) -> Result<Self, DbError> {
+    pub(crate) fn new(
+        pool_name: &str,
+        config: &DbConfig,
+        monitor: Arc<PoolMonitor>,
+    ) -> Result<Self, DbError> {
         let mut pg_config: tokio_postgres::Config =
             config
                 .url
@@ -59,6 +66,7 @@ impl PgManager {
             connect_timeout: config.connect_timeout,
             max_lifetime: config.max_lifetime,
             liveness_check_after: config.liveness_check_after,
+            monitor,
         })
     }
 
@@ -88,8 +96,9 @@ impl PgManager {
         Ok(client)
     }
 
-    pub(crate) fn expired(&self, session: &PgSession) -> bool {
-        Instant::now() >= session.expires_at
+    fn reject(&self, reason: CloseReason, message: &'static str) -> RecycleError<DbError> {
+        self.monitor.connection_closed(reason);
+        RecycleError::message(message)
     }
 }
 
@@ -98,7 +107,9 @@ impl Manager for PgManager {
     type Error = DbError;
 
     async fn create(&self) -> Result<PgSession, DbError> {
+        let started = Instant::now();
         let client = self.connect().await?;
+        self.monitor.connection_created(started.elapsed());
         // Up to 10 % earlier than the configured lifetime, so that sessions opened
         // together (at start-up, after an outage) are not all recycled at once.
         let jitter_ms = (self.max_lifetime.as_millis() / 10) as u64;
@@ -113,23 +124,20 @@ impl Manager for PgManager {
 
     async fn recycle(&self, session: &mut PgSession, _: &Metrics) -> RecycleResult<DbError> {
         if session.client.is_closed() {
-            return Err(RecycleError::message(
+            return Err(self.reject(
+                CloseReason::Broken,
                 "session was closed by the server or the network",
             ));
         }
-        if self.expired(session) {
-            return Err(RecycleError::message(
-                "session reached its maximum lifetime",
-            ));
+        if Instant::now() >= session.expires_at {
+            return Err(self.reject(CloseReason::Expired, "session reached its maximum lifetime"));
         }
         // A session used a moment ago is almost certainly alive; one that sat idle may
         // have been cut by a restart, a failover or a firewall, so it is pinged first.
-        if session.returned_at.elapsed() >= self.liveness_check_after {
-            session
-                .client
-                .simple_query("SELECT 1")
-                .await
-                .map_err(|e| RecycleError::Backend(DbError::from_postgres(&self.pool_name, e)))?;
+        if session.returned_at.elapsed() >= self.liveness_check_after
+            && session.client.simple_query("SELECT 1").await.is_err()
+        {
+            return Err(self.reject(CloseReason::FailedCheck, "liveness check failed"));
         }
         Ok(())
     }

@@ -1,9 +1,12 @@
 //! The PostgreSQL pool: deadpool's FIFO semaphore (a released connection wakes the next
-//! waiter directly, nothing polls) under one total acquisition deadline.
+//! waiter directly, nothing polls) under one total acquisition deadline, with every
+//! acquisition, release and statement recorded by the pool's monitor.
 
 mod manager;
+mod queries;
 
-use std::ops::{Deref, DerefMut};
+use std::future::Future;
+use std::panic::Location;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,10 +15,12 @@ use tokio_postgres::Client;
 
 use manager::PgManager;
 pub use manager::PgSession;
+pub use queries::PgTransaction;
 
 use crate::acquire::{build_pool, get_within};
 use crate::config::DbConfig;
 use crate::error::DbError;
+use crate::monitor::{CheckoutToken, CloseReason, PoolMonitor};
 use crate::pool_state::PoolState;
 use crate::reaper;
 
@@ -23,26 +28,46 @@ use crate::reaper;
 pub struct PgPool {
     name: Arc<str>,
     pool: Pool<PgManager>,
+    monitor: Arc<PoolMonitor>,
     acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for PgPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgPool")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .finish()
+    }
 }
 
 impl PgPool {
     /// Builds the pool without connecting: the first `acquire()` opens the first session.
     pub fn new(name: &str, config: &DbConfig) -> Result<Self, DbError> {
-        let manager = PgManager::new(name, config)?;
+        let monitor = PoolMonitor::start(name, "postgresql", &config.monitor);
+        let manager = PgManager::new(name, config, Arc::clone(&monitor))?;
         let pool = build_pool(manager, config.pool_max_size)?;
         let idle_timeout = config.idle_timeout;
-        let weak = pool.weak();
+        let reaper_monitor = Arc::clone(&monitor);
         reaper::spawn(
-            weak,
+            pool.weak(),
             config.reaper_interval,
             move |session: &PgSession, _| {
-                Instant::now() < session.expires_at && session.returned_at.elapsed() < idle_timeout
+                let reason = if Instant::now() >= session.expires_at {
+                    CloseReason::Expired
+                } else if session.returned_at.elapsed() >= idle_timeout {
+                    CloseReason::Idle
+                } else {
+                    return true;
+                };
+                reaper_monitor.connection_closed(reason);
+                false
             },
         );
         Ok(PgPool {
             name: Arc::from(name),
             pool,
+            monitor,
             acquire_timeout: config.acquire_timeout,
         })
     }
@@ -55,18 +80,43 @@ impl PgPool {
         self.acquire_timeout
     }
 
-    /// A live connection, or a typed error no later than the acquisition deadline.
-    pub async fn acquire(&self) -> Result<PgConnection, DbError> {
-        self.acquire_within(self.acquire_timeout).await
+    pub fn monitor(&self) -> &Arc<PoolMonitor> {
+        &self.monitor
+    }
+
+    /// A live connection, or a typed error no later than the acquisition deadline. The
+    /// caller's file and line are recorded for leak reports.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<PgConnection, DbError>> + Send + '_ {
+        self.acquire_at(self.acquire_timeout, Location::caller())
     }
 
     /// As [`acquire`](Self::acquire) with a caller-chosen deadline.
-    pub async fn acquire_within(&self, deadline: Duration) -> Result<PgConnection, DbError> {
-        let object = get_within(&self.pool, &self.name, deadline).await?;
-        Ok(PgConnection {
-            object,
-            pool: Arc::clone(&self.name),
-        })
+    #[track_caller]
+    pub fn acquire_within(
+        &self,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<PgConnection, DbError>> + Send + '_ {
+        self.acquire_at(deadline, Location::caller())
+    }
+
+    async fn acquire_at(
+        &self,
+        deadline: Duration,
+        site: &'static Location<'static>,
+    ) -> Result<PgConnection, DbError> {
+        let started = Instant::now();
+        match get_within(&self.pool, &self.name, deadline).await {
+            Ok(object) => Ok(PgConnection {
+                token: self.monitor.acquired(started, site),
+                object,
+                monitor: Arc::clone(&self.monitor),
+            }),
+            Err(error) => {
+                self.monitor.acquire_failed(&error);
+                Err(error)
+            }
+        }
     }
 
     pub fn state(&self) -> PoolState {
@@ -84,39 +134,29 @@ impl PgPool {
     }
 }
 
-/// A connection checked out of a [`PgPool`]; returned to the pool when dropped.
+/// A connection checked out of a [`PgPool`]; returned to the pool when dropped. Its
+/// query methods (in `queries.rs`) time every statement into the pool's monitor.
 pub struct PgConnection {
     object: Object<PgManager>,
-    pool: Arc<str>,
+    monitor: Arc<PoolMonitor>,
+    token: CheckoutToken,
 }
 
 impl PgConnection {
-    /// The name of the pool this connection came from, for error classification.
+    /// The name of the pool this connection came from.
     pub fn pool_name(&self) -> &str {
-        &self.pool
+        self.monitor.pool()
     }
 
-    /// Turns a driver error on this connection into a typed [`DbError`].
-    pub fn error(&self, err: tokio_postgres::Error) -> DbError {
-        DbError::from_postgres(&self.pool, err)
-    }
-}
-
-impl Deref for PgConnection {
-    type Target = Client;
-    fn deref(&self) -> &Client {
+    /// The driver client, bypassing the monitor: only for the layer's own bookkeeping.
+    pub(crate) fn client(&self) -> &Client {
         &self.object.client
-    }
-}
-
-impl DerefMut for PgConnection {
-    fn deref_mut(&mut self) -> &mut Client {
-        &mut self.object.client
     }
 }
 
 impl Drop for PgConnection {
     fn drop(&mut self) {
         self.object.returned_at = Instant::now();
+        self.monitor.released(&self.token);
     }
 }

@@ -3,19 +3,23 @@
 
 mod open;
 
+use std::future::Future;
+use std::panic::Location;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool::managed::{Manager, Metrics, Object, Pool, RecycleError, RecycleResult};
 use deadpool_sync::SyncWrapper;
-use rusqlite::Connection;
+use rusqlite::types::Value;
+use rusqlite::{Connection, Row};
 
 pub(crate) use open::open_connection;
 
 use crate::acquire::{build_pool, get_within};
 use crate::config::DbConfig;
 use crate::error::DbError;
+use crate::monitor::{CheckoutToken, CloseReason, PoolMonitor};
 use crate::pool_state::PoolState;
 use crate::reaper;
 
@@ -23,6 +27,7 @@ pub(crate) struct SqliteManager {
     pool_name: String,
     path: PathBuf,
     busy_timeout: Duration,
+    monitor: Arc<PoolMonitor>,
 }
 
 impl Manager for SqliteManager {
@@ -30,19 +35,23 @@ impl Manager for SqliteManager {
     type Error = DbError;
 
     async fn create(&self) -> Result<Self::Type, DbError> {
+        let started = Instant::now();
         let path = self.path.clone();
         let busy_timeout = self.busy_timeout;
-        SyncWrapper::new(deadpool::Runtime::Tokio1, move || {
+        let conn = SyncWrapper::new(deadpool::Runtime::Tokio1, move || {
             open_connection(&path, busy_timeout)
         })
         .await
-        .map_err(|e| DbError::from_sqlite(&self.pool_name, e))
+        .map_err(|e| DbError::from_sqlite(&self.pool_name, e))?;
+        self.monitor.connection_created(started.elapsed());
+        Ok(conn)
     }
 
     async fn recycle(&self, conn: &mut Self::Type, _: &Metrics) -> RecycleResult<DbError> {
         // A closure that panicked mid-transaction poisons the wrapper; such a connection
         // may hold an open transaction and is thrown away.
         if conn.is_mutex_poisoned() {
+            self.monitor.connection_closed(CloseReason::Broken);
             return Err(RecycleError::message("connection was poisoned by a panic"));
         }
         Ok(())
@@ -53,28 +62,48 @@ impl Manager for SqliteManager {
 pub struct SqlitePool {
     name: Arc<str>,
     pool: Pool<SqliteManager>,
+    monitor: Arc<PoolMonitor>,
     acquire_timeout: Duration,
     path: PathBuf,
+}
+
+impl std::fmt::Debug for SqlitePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlitePool")
+            .field("path", &self.path)
+            .field("state", &self.state())
+            .finish()
+    }
 }
 
 impl SqlitePool {
     pub fn new(name: &str, config: &DbConfig) -> Result<Self, DbError> {
         let path = config.url.sqlite_target()?.path;
+        let monitor = PoolMonitor::start(name, "sqlite", &config.monitor);
         let manager = SqliteManager {
             pool_name: name.to_owned(),
             path: path.clone(),
             busy_timeout: config.sqlite_busy_timeout,
+            monitor: Arc::clone(&monitor),
         };
         let pool = build_pool(manager, config.pool_max_size)?;
         let idle_timeout = config.idle_timeout;
+        let reaper_monitor = Arc::clone(&monitor);
         reaper::spawn(
             pool.weak(),
             config.reaper_interval,
-            move |_, metrics: &Metrics| metrics.last_used() < idle_timeout,
+            move |_, metrics: &Metrics| {
+                let keep = metrics.last_used() < idle_timeout;
+                if !keep {
+                    reaper_monitor.connection_closed(CloseReason::Idle);
+                }
+                keep
+            },
         );
         Ok(SqlitePool {
             name: Arc::from(name),
             pool,
+            monitor,
             acquire_timeout: config.acquire_timeout,
             path,
         })
@@ -88,16 +117,40 @@ impl SqlitePool {
         &self.path
     }
 
-    pub async fn acquire(&self) -> Result<SqliteConnection, DbError> {
-        self.acquire_within(self.acquire_timeout).await
+    pub fn monitor(&self) -> &Arc<PoolMonitor> {
+        &self.monitor
     }
 
-    pub async fn acquire_within(&self, deadline: Duration) -> Result<SqliteConnection, DbError> {
-        let object = get_within(&self.pool, &self.name, deadline).await?;
-        Ok(SqliteConnection {
-            object,
-            pool: Arc::clone(&self.name),
-        })
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<SqliteConnection, DbError>> + Send + '_ {
+        self.acquire_at(self.acquire_timeout, Location::caller())
+    }
+
+    #[track_caller]
+    pub fn acquire_within(
+        &self,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<SqliteConnection, DbError>> + Send + '_ {
+        self.acquire_at(deadline, Location::caller())
+    }
+
+    async fn acquire_at(
+        &self,
+        deadline: Duration,
+        site: &'static Location<'static>,
+    ) -> Result<SqliteConnection, DbError> {
+        let started = Instant::now();
+        match get_within(&self.pool, &self.name, deadline).await {
+            Ok(object) => Ok(SqliteConnection {
+                token: self.monitor.acquired(started, site),
+                object,
+                monitor: Arc::clone(&self.monitor),
+            }),
+            Err(error) => {
+                self.monitor.acquire_failed(&error);
+                Err(error)
+            }
+        }
     }
 
     pub fn state(&self) -> PoolState {
@@ -112,18 +165,21 @@ impl SqlitePool {
 /// A connection checked out of a [`SqlitePool`]; returned to the pool when dropped.
 pub struct SqliteConnection {
     object: Object<SqliteManager>,
-    pool: Arc<str>,
+    monitor: Arc<PoolMonitor>,
+    token: CheckoutToken,
 }
 
 impl SqliteConnection {
     /// Runs `work` on a blocking thread with the connection; driver errors come back
-    /// classified.
+    /// classified. The work is not recorded per statement: prefer [`query`](Self::query)
+    /// and [`execute`](Self::execute), and keep this for multi-statement work such as
+    /// transactions.
     pub async fn run<F, R>(&self, work: F) -> Result<R, DbError>
     where
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let pool = Arc::clone(&self.pool);
+        let pool = self.monitor.pool().to_owned();
         self.object
             .interact(work)
             .await
@@ -134,7 +190,72 @@ impl SqliteConnection {
             .map_err(|e| DbError::from_sqlite(&pool, e))
     }
 
+    /// Rows of one statement, each mapped by `map`; timed into the monitor.
+    pub async fn query<T, F>(
+        &self,
+        sql: &str,
+        params: Vec<Value>,
+        mut map: F,
+    ) -> Result<Vec<T>, DbError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Row<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let text = sql.to_owned();
+        self.timed(
+            sql,
+            move |c| {
+                let mut statement = c.prepare_cached(&text)?;
+                let rows = statement.query_map(rusqlite::params_from_iter(params), &mut map)?;
+                rows.collect::<rusqlite::Result<Vec<T>>>()
+            },
+            |rows| rows.len() as u64,
+        )
+        .await
+    }
+
+    /// Rows changed by one statement; timed into the monitor.
+    pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<usize, DbError> {
+        let text = sql.to_owned();
+        self.timed(
+            sql,
+            move |c| {
+                c.prepare_cached(&text)?
+                    .execute(rusqlite::params_from_iter(params))
+            },
+            |n| *n as u64,
+        )
+        .await
+    }
+
+    async fn timed<R, F>(&self, sql: &str, work: F, rows: impl Fn(&R) -> u64) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+    {
+        // Timed on the blocking thread, so the hop between threads is not counted.
+        let outcome = self
+            .run(move |c| {
+                let started = Instant::now();
+                let result = work(c);
+                Ok((result, started.elapsed()))
+            })
+            .await?;
+        let (result, elapsed) = outcome;
+        match &result {
+            Ok(value) => self.monitor.record_query(sql, elapsed, rows(value), false),
+            Err(_) => self.monitor.record_query(sql, elapsed, 0, true),
+        }
+        result.map_err(|e| DbError::from_sqlite(self.monitor.pool(), e))
+    }
+
     pub fn pool_name(&self) -> &str {
-        &self.pool
+        self.monitor.pool()
+    }
+}
+
+impl Drop for SqliteConnection {
+    fn drop(&mut self) {
+        self.monitor.released(&self.token);
     }
 }
