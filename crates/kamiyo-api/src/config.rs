@@ -27,6 +27,9 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
+    /// When set, `/metrics` is served only on this address (keep it private) and not on
+    /// `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     /// `Retry-After` sent with 503 answers.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
@@ -40,6 +43,7 @@ impl Default for ServerConfig {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             retry_after: DEFAULT_RETRY_AFTER,
+            metrics_listen: None,
         }
     }
 }

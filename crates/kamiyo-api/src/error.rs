@@ -15,6 +15,12 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 pub enum ApiError {
     #[error("no route for this path")]
     NotFound,
+    /// A query parameter is malformed; the message names it.
+    #[error("invalid parameter {parameter}: {message}")]
+    BadParameter {
+        parameter: &'static str,
+        message: String,
+    },
     #[error("the request did not complete within {}", humantime_secs(*.0))]
     RequestTimeout(Duration),
     /// The database could not serve the request; the client may retry later.
@@ -55,6 +61,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout(_) | ApiError::DatabaseUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -65,6 +72,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::NotFound => "not_found",
+            ApiError::BadParameter { .. } => "bad_parameter",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
             ApiError::Internal(_) => "internal_error",

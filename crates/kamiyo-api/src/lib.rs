@@ -7,6 +7,8 @@
 pub mod config;
 pub mod error;
 mod health;
+mod http_metrics;
+mod metrics;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -25,12 +27,14 @@ use tower_http::trace::TraceLayer;
 
 pub use config::ServerConfig;
 pub use error::ApiError;
+pub use http_metrics::HttpMetrics;
 
 /// What every handler can reach. Cheap to clone: the database is a pool handle.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
     pub server: Arc<ServerConfig>,
+    pub http_metrics: Arc<HttpMetrics>,
 }
 
 impl AppState {
@@ -38,22 +42,43 @@ impl AppState {
         AppState {
             db,
             server: Arc::new(server),
+            http_metrics: Arc::new(HttpMetrics::default()),
         }
     }
 }
 
+/// The whole API. `/metrics` is part of it unless `server.metrics_listen` moves it to a
+/// listener of its own ([`metrics_router`]).
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.server.request_timeout;
     let body_limit = state.server.body_limit_bytes;
-    Router::new()
+    let mut routes = Router::new()
         .route("/healthz", get(health::liveness))
         .route("/api/health/database", get(health::database))
+        .route("/api/metrics/database", get(metrics::database))
+        .route("/api/metrics/queries", get(metrics::queries));
+    if state.server.metrics_listen.is_none() {
+        routes = routes.route("/metrics", get(metrics::prometheus));
+    }
+    routes
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(request_timeout, deadline))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state.http_metrics),
+            http_metrics::track,
+        ))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for a private listener.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::prometheus))
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
 

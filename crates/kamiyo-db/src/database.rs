@@ -17,6 +17,14 @@ use crate::url::BackendKind;
 /// The name of the pool serving writes and reads that must see them.
 pub const PRIMARY_POOL: &str = "primary";
 
+/// The outcome of a health probe.
+#[derive(Debug, Clone)]
+pub struct HealthCheck {
+    pub report: HealthReport,
+    /// `None` when the probe could not read it (or nothing is migrated yet).
+    pub schema_version: Option<i64>,
+}
+
 /// A pool of either backend. Repositories match on it once per method; SQL dialects stay
 /// in their backend's module.
 #[derive(Clone)]
@@ -72,19 +80,24 @@ impl Database {
 
     /// One round trip through the pool, ended at `deadline` whatever the server does.
     pub async fn ping(&self, deadline: Duration) -> Result<(), DbError> {
+        self.probe(deadline).await.map(drop)
+    }
+
+    /// Reads the schema version through the pool, all within `deadline`: proof that
+    /// the database answers, and what it answers with.
+    pub async fn probe(&self, deadline: Duration) -> Result<Option<i64>, DbError> {
         let round_trip = async {
-            match &self.primary {
+            let applied = match &self.primary {
                 Pool::Postgres(pool) => {
                     let conn = pool.acquire_within(deadline).await?;
-                    conn.simple_query("SELECT 1").await?;
+                    migrate::postgres::read_applied(conn.client(), pool.name()).await?
                 }
                 Pool::Sqlite(pool) => {
                     let conn = pool.acquire_within(deadline).await?;
-                    conn.query("SELECT 1", Vec::new(), |row| row.get::<_, i64>(0))
-                        .await?;
+                    conn.run(|c| migrate::sqlite::read_applied(c)).await?
                 }
-            }
-            Ok(())
+            };
+            Ok(applied.iter().map(|row| row.version).max())
         };
         tokio::time::timeout(deadline, round_trip)
             .await
@@ -200,12 +213,31 @@ impl Database {
     /// Pings the database (within `acquire_timeout`) and evaluates health. An exhausted
     /// pool is not an unreachable database: it shows as acquisition timeouts (degraded).
     pub async fn health(&self) -> HealthReport {
-        let outcome = self.ping(self.config.acquire_timeout).await;
+        self.health_check().await.report
+    }
+
+    /// [`health`](Self::health) with the schema version the probe read.
+    pub async fn health_check(&self) -> HealthCheck {
+        let outcome = self.probe(self.config.acquire_timeout).await;
+        if let Err(error) = &outcome {
+            tracing::warn!(%error, "database health check failed");
+        }
+        // Reasons are generic on purpose: health reports reach HTTP clients, and driver
+        // messages can name hosts; the log above has the detail.
         let reason = match &outcome {
-            Ok(()) | Err(DbError::AcquireTimeout { .. }) => None,
-            Err(error) => Some(error.to_string()),
+            Ok(_) | Err(DbError::AcquireTimeout { .. }) => None,
+            Err(DbError::StatementTimeout { .. }) => {
+                Some("the health query ran past its statement timeout")
+            }
+            Err(DbError::Unavailable { .. }) => {
+                Some("the database does not accept connections or does not answer")
+            }
+            Err(_) => Some("the health query failed"),
         };
-        self.health_report(reason.as_deref())
+        HealthCheck {
+            report: self.health_report(reason),
+            schema_version: outcome.ok().flatten(),
+        }
     }
 
     /// Appends this database's pool and query metrics to a Prometheus exposition.

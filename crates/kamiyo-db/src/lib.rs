@@ -24,7 +24,7 @@ pub mod sqlite;
 pub mod url;
 
 pub use config::DbConfig;
-pub use database::{Database, Pool, PRIMARY_POOL};
+pub use database::{Database, HealthCheck, Pool, PRIMARY_POOL};
 pub use error::DbError;
 pub use migrate::{Migration, MigrationError, MigrationReport, MigrationStatus, Migrations};
 pub use monitor::{HealthReport, HealthStatus, MonitorConfig, PoolMonitor};

@@ -44,6 +44,22 @@ pub enum Command {
     },
     /// Print the effective configuration (passwords redacted) as TOML.
     Config,
+    /// Database tools.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbAction {
+    /// Connect with the configured settings, ping, and print pool state, health and
+    /// warnings. Exit code: 0 healthy, 1 degraded, 2 unhealthy (usable as a probe).
+    Health {
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! What each subcommand does, given the loaded settings.
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,10 +21,45 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("cannot read the listening address")?;
     tracing::info!(%addr, backend = %database.backend(), "listening");
     let drain_timeout: Duration = settings.server.drain_timeout;
-    let app = kamiyo_api::router(AppState::new(database.clone(), settings.server));
-    let drained = kamiyo_api::serve(listener, app, shutdown_signal(), drain_timeout)
+    let metrics_listen = settings.server.metrics_listen;
+    let state = AppState::new(database.clone(), settings.server);
+
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+
+    let metrics_server = match metrics_listen {
+        Some(metrics_addr) => {
+            let metrics_listener = tokio::net::TcpListener::bind(metrics_addr)
+                .await
+                .with_context(|| format!("cannot listen on {metrics_addr} for /metrics"))?;
+            tracing::info!(addr = %metrics_listener.local_addr().context("cannot read the metrics address")?, "metrics listening");
+            let router = kamiyo_api::metrics_router(state.clone());
+            Some(tokio::spawn(kamiyo_api::serve(
+                metrics_listener,
+                router,
+                stopped(stop_rx.clone()),
+                drain_timeout,
+            )))
+        }
+        None => None,
+    };
+    let app = kamiyo_api::router(state);
+    let drained = kamiyo_api::serve(listener, app, stopped(stop_rx), drain_timeout)
         .await
         .context("the HTTP server failed")?;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server
+            .await
+            .context("the metrics server task failed")?
+            .context("the metrics server failed")?;
+    }
     database.close();
     tracing::info!(drained, "stopped");
     Ok(())
@@ -76,6 +112,45 @@ pub async fn migrate_status(settings: Settings) -> anyhow::Result<()> {
     }
     database.close();
     Ok(())
+}
+
+/// Pings the database and prints its health; the exit code tells the status.
+pub async fn db_health(settings: Settings, json: bool) -> anyhow::Result<ExitCode> {
+    let database = open(&settings).await?;
+    let report = database.health().await;
+    let state = database.pool_state();
+    if json {
+        let body = serde_json::json!({
+            "status": report.status,
+            "utilization_pct": report.utilization_pct,
+            "warnings": report.warnings,
+            "backend": database.backend().to_string(),
+            "pool": state,
+        });
+        println!("{body}");
+    } else {
+        println!(
+            "status: {}",
+            serde_json::to_value(report.status)?
+                .as_str()
+                .unwrap_or("unknown")
+        );
+        println!("backend: {}", database.backend());
+        println!(
+            "pool: max {} open {} idle {} in use {} waiting {} (utilisation {:.1}%)",
+            state.max_size,
+            state.open,
+            state.idle,
+            state.in_use,
+            state.waiting,
+            report.utilization_pct
+        );
+        for warning in &report.warnings {
+            println!("warning: {}", warning.message);
+        }
+    }
+    database.close();
+    Ok(ExitCode::from(report.status.exit_code()))
 }
 
 pub fn print_config(settings: &Settings) -> anyhow::Result<()> {

@@ -7,10 +7,14 @@ pub mod settings;
 pub mod startup;
 mod telemetry;
 
-use cli::{Cli, Command, MigrateAction};
+use std::process::ExitCode;
+
+use cli::{Cli, Command, DbAction, MigrateAction};
 use settings::Overrides;
 
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs one command; the exit code is 0 unless the command reports otherwise
+/// (`kamiyo db health`).
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (listen, no_migrate) = match &cli.command {
         Command::Serve { listen, no_migrate } => (*listen, *no_migrate),
         _ => (None, false),
@@ -24,11 +28,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log);
     match cli.command {
-        Command::Serve { .. } => commands::serve(settings).await,
-        Command::Migrate { action: None } => commands::migrate(settings).await,
+        Command::Serve { .. } => commands::serve(settings).await?,
+        Command::Migrate { action: None } => commands::migrate(settings).await?,
         Command::Migrate {
             action: Some(MigrateAction::Status),
-        } => commands::migrate_status(settings).await,
-        Command::Config => commands::print_config(&settings),
+        } => commands::migrate_status(settings).await?,
+        Command::Config => commands::print_config(&settings)?,
+        Command::Db {
+            action: DbAction::Health { json },
+        } => return commands::db_health(settings, json).await,
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -70,12 +70,15 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
                 .map(|_| "database.url".into()),
         )
         .merge(Env::prefixed("KAMIYO_DATABASE_").map(|key| {
-            // Nested retry settings: KAMIYO_DATABASE_RETRY_MAX_ATTEMPTS -> retry.max_attempts.
+            // Nested tables: KAMIYO_DATABASE_RETRY_MAX_ATTEMPTS -> database.retry.max_attempts,
+            // KAMIYO_DATABASE_MONITOR_LEAK_THRESHOLD -> database.monitor.leak_threshold.
             let key = key.as_str().to_ascii_lowercase();
-            match key.strip_prefix("retry_") {
-                Some(rest) => format!("database.retry.{rest}").into(),
-                None => format!("database.{key}").into(),
+            for table in ["retry", "monitor"] {
+                if let Some(rest) = key.strip_prefix(&format!("{table}_")) {
+                    return format!("database.{table}.{rest}").into();
+                }
             }
+            format!("database.{key}").into()
         }))
         .merge(Env::prefixed("KAMIYO_SERVER_").map(|key| format!("server.{key}").into()))
         .merge(Env::prefixed("KAMIYO_LOG_").map(|key| format!("log.{key}").into()));
@@ -169,6 +172,7 @@ mod tests {
             jail.set_env("DATABASE_URL", "postgres://env@localhost/kamiyo");
             jail.set_env("KAMIYO_DATABASE_POOL_MAX_SIZE", "9");
             jail.set_env("KAMIYO_DATABASE_RETRY_MAX_ATTEMPTS", "5");
+            jail.set_env("KAMIYO_DATABASE_MONITOR_SLOW_QUERY_THRESHOLD", "250ms");
             let settings = load_in_jail(&Overrides::default(), file)?;
             assert_eq!(
                 settings.database.url.expose(),
@@ -176,6 +180,10 @@ mod tests {
             );
             assert_eq!(settings.database.pool_max_size, 9);
             assert_eq!(settings.database.retry.max_attempts, 5);
+            assert_eq!(
+                settings.database.monitor.slow_query_threshold,
+                Duration::from_millis(250)
+            );
 
             jail.set_env(
                 "KAMIYO_DATABASE_URL",

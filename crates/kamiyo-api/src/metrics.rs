@@ -1,0 +1,168 @@
+//! The monitor over HTTP: `/api/metrics/database`, `/api/metrics/queries` and the
+//! Prometheus `/metrics`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use kamiyo_db::monitor::prometheus::{Exposition, CONTENT_TYPE};
+use kamiyo_db::monitor::{LeakWarning, PoolReport, QuerySort, SlowQuery, StatementReport};
+use kamiyo_db::HealthReport;
+use serde::Serialize;
+
+use crate::error::{ApiError, Result};
+use crate::AppState;
+
+const DEFAULT_LIMIT: usize = 10;
+const MAX_LIMIT: usize = 1000;
+
+#[derive(Serialize)]
+pub struct DatabaseMetrics {
+    monitoring_enabled: bool,
+    health_status: HealthReport,
+    pools: Vec<PoolReport>,
+    slow_queries: Vec<SlowQuery>,
+    pool_config: PoolConfig,
+    leak_warnings: Vec<LeakWarning>,
+}
+
+/// The limits in force, so a reader can judge the numbers against them.
+#[derive(Serialize)]
+struct PoolConfig {
+    backend: String,
+    max_size: usize,
+    acquire_timeout_ms: u128,
+    connect_timeout_ms: u128,
+    statement_timeout_ms: u128,
+    idle_timeout_ms: u128,
+    max_lifetime_ms: u128,
+    slow_query_threshold_ms: u128,
+    leak_detection: bool,
+    leak_threshold_ms: u128,
+    health_window_ms: u128,
+}
+
+/// Monitor state without touching the database: health here is the windowed view
+/// (`/api/health/database` also pings).
+pub async fn database(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<DatabaseMetrics>> {
+    reject_unknown(&params, &["limit"])?;
+    let limit = limit(&params)?;
+    let db = &state.db;
+    let config = db.config();
+    let monitors = db.monitors();
+    let mut slow_queries: Vec<SlowQuery> = monitors
+        .iter()
+        .flat_map(|(m, _)| m.slow_queries(limit))
+        .collect();
+    slow_queries.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms));
+    slow_queries.truncate(limit);
+    let ms = |d: Duration| d.as_millis();
+    Ok(Json(DatabaseMetrics {
+        monitoring_enabled: config.monitor.enabled,
+        health_status: db.health_report(None),
+        pools: monitors.iter().map(|(m, s)| m.report(*s)).collect(),
+        slow_queries,
+        pool_config: PoolConfig {
+            backend: db.backend().to_string(),
+            max_size: config.pool_max_size,
+            acquire_timeout_ms: ms(config.acquire_timeout),
+            connect_timeout_ms: ms(config.connect_timeout),
+            statement_timeout_ms: ms(config.statement_timeout),
+            idle_timeout_ms: ms(config.idle_timeout),
+            max_lifetime_ms: ms(config.max_lifetime),
+            slow_query_threshold_ms: ms(config.monitor.slow_query_threshold),
+            leak_detection: config.monitor.leak_detection,
+            leak_threshold_ms: ms(config.monitor.leak_threshold),
+            health_window_ms: ms(config.monitor.health_window),
+        },
+        leak_warnings: monitors.iter().flat_map(|(m, _)| m.leaks()).collect(),
+    }))
+}
+
+#[derive(Serialize)]
+pub struct QueryMetrics {
+    sort: &'static str,
+    limit: usize,
+    statements: Vec<StatementReport>,
+}
+
+pub async fn queries(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<QueryMetrics>> {
+    reject_unknown(&params, &["limit", "sort"])?;
+    let limit = limit(&params)?;
+    let (sort, sort_name) = match params.get("sort").map(String::as_str) {
+        None | Some("total") => (QuerySort::Total, "total"),
+        Some("mean") => (QuerySort::Mean, "mean"),
+        Some("max") => (QuerySort::Max, "max"),
+        Some("calls") => (QuerySort::Calls, "calls"),
+        Some(other) => {
+            return Err(ApiError::BadParameter {
+                parameter: "sort",
+                message: format!("{other:?} is not one of total, mean, max, calls"),
+            })
+        }
+    };
+    let mut statements: Vec<StatementReport> = state
+        .db
+        .monitors()
+        .iter()
+        .flat_map(|(m, _)| m.statements(sort, limit))
+        .collect();
+    let key = |r: &StatementReport| match sort {
+        QuerySort::Total => r.total_ms,
+        QuerySort::Mean => r.mean_ms,
+        QuerySort::Max => r.max_ms,
+        QuerySort::Calls => r.calls as f64,
+    };
+    statements.sort_by(|a, b| key(b).total_cmp(&key(a)));
+    statements.truncate(limit);
+    Ok(Json(QueryMetrics {
+        sort: sort_name,
+        limit,
+        statements,
+    }))
+}
+
+/// Prometheus text exposition of the database monitor and the HTTP requests.
+pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
+    let mut exposition = Exposition::new();
+    state.db.write_metrics(&mut exposition);
+    state.http_metrics.write(&mut exposition);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], exposition.finish())
+}
+
+fn limit(params: &HashMap<String, String>) -> Result<usize> {
+    match params.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(ApiError::BadParameter {
+                parameter: "limit",
+                message: format!("{text:?} is not a whole number from 1 to {MAX_LIMIT}"),
+            }),
+        },
+    }
+}
+
+fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<()> {
+    let mut unknown: Vec<&String> = params
+        .keys()
+        .filter(|k| !known.contains(&k.as_str()))
+        .collect();
+    unknown.sort();
+    match unknown.first() {
+        Some(name) => Err(ApiError::BadParameter {
+            parameter: "query",
+            message: format!("unknown parameter {name:?}; accepted: {}", known.join(", ")),
+        }),
+        None => Ok(()),
+    }
+}
