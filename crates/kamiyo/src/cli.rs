@@ -60,6 +60,12 @@ pub enum DbAction {
         #[arg(long)]
         json: bool,
     },
+    /// Print the fingerprint, normalised text and summary of a SQL statement, as the
+    /// monitor records it (the same in every process and release).
+    Fingerprint {
+        /// The statement.
+        sql: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

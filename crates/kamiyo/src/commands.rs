@@ -153,6 +153,13 @@ pub async fn db_health(settings: Settings, json: bool) -> anyhow::Result<ExitCod
     Ok(ExitCode::from(report.status.exit_code()))
 }
 
+pub fn fingerprint(sql: &str) {
+    let fingerprint = kamiyo_db::monitor::fingerprint::Fingerprint::of(sql);
+    println!("fingerprint: {}", fingerprint.id);
+    println!("normalized: {}", fingerprint.normalized);
+    println!("summary: {}", fingerprint.summary);
+}
+
 pub fn print_config(settings: &Settings) -> anyhow::Result<()> {
     // DbConfig serialises its URL redacted, so this never prints a password.
     let text = toml::to_string_pretty(settings).context("cannot render the configuration")?;

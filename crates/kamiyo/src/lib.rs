@@ -37,6 +37,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Db {
             action: DbAction::Health { json },
         } => return commands::db_health(settings, json).await,
+        Command::Db {
+            action: DbAction::Fingerprint { sql },
+        } => commands::fingerprint(&sql),
     }
     Ok(ExitCode::SUCCESS)
 }
