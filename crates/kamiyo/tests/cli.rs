@@ -255,7 +255,12 @@ fn db_health_exits_0_on_a_healthy_database_and_2_on_an_unreachable_one() {
     assert_eq!(report["status"], "healthy");
     assert_eq!(report["pool"]["max_size"], 16);
 
-    let down = output(kamiyo(dir.path()).args(["db", "health", "--database-url", "postgres://k:hunter2@127.0.0.1:1/k"]));
+    let down = output(kamiyo(dir.path()).args([
+        "db",
+        "health",
+        "--database-url",
+        "postgres://k:hunter2@127.0.0.1:1/k",
+    ]));
     assert_eq!(down.status.code(), Some(2));
     let shown = text(&down.stdout);
     assert!(shown.contains("status: unhealthy"), "{shown}");
@@ -269,8 +274,17 @@ fn fingerprints_are_the_same_in_two_processes_and_ignore_literal_values() {
     let first = run("SELECT * FROM exploits WHERE chain = 'ethereum' AND id IN (1, 2, 3)");
     let second = run("select *  from exploits where chain='bsc' and id in (9)");
     let id = |out: &str| out.lines().next().unwrap().to_owned();
-    assert!(id(&first).starts_with("fingerprint: ") && id(&first).len() == "fingerprint: ".len() + 16, "{first}");
+    assert!(
+        id(&first).starts_with("fingerprint: ") && id(&first).len() == "fingerprint: ".len() + 16,
+        "{first}"
+    );
     assert_eq!(id(&first), id(&second));
-    assert_ne!(id(&first), id(&run("SELECT * FROM exploits WHERE protocol = 'x'")));
-    assert!(first.contains("normalized: select * from exploits where chain = ? and id in (...)"), "{first}");
+    assert_ne!(
+        id(&first),
+        id(&run("SELECT * FROM exploits WHERE protocol = 'x'"))
+    );
+    assert!(
+        first.contains("normalized: select * from exploits where chain = ? and id in (...)"),
+        "{first}"
+    );
 }
