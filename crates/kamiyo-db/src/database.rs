@@ -169,6 +169,60 @@ impl Database {
         }
     }
 
+    /// The migrations still to apply, after the same checks `migrate` makes: an edited
+    /// applied migration or a version this binary does not know is an error.
+    pub async fn pending_migrations(
+        &self,
+        migrations: &Migrations,
+    ) -> Result<Vec<MigrationStatus>, DbError> {
+        let status = self.migration_status(migrations).await?;
+        if let Some(bad) = status
+            .iter()
+            .find(|m| m.state == "changed" || m.state == "unknown")
+        {
+            let embedded = match self.backend() {
+                BackendKind::Postgres => migrations.postgres,
+                BackendKind::Sqlite => migrations.sqlite,
+            };
+            return Err(match embedded.iter().find(|m| m.version == bad.version) {
+                Some(migration) => migrate::MigrationError::ChecksumMismatch {
+                    label: migration.label(),
+                    applied: self
+                        .applied_checksum(bad.version)
+                        .await?
+                        .unwrap_or_default(),
+                    embedded: migration.checksum(),
+                },
+                None => migrate::MigrationError::UnknownApplied {
+                    version: bad.version,
+                    name: bad.name.clone(),
+                },
+            }
+            .into());
+        }
+        Ok(status
+            .into_iter()
+            .filter(|m| m.state == "pending")
+            .collect())
+    }
+
+    async fn applied_checksum(&self, version: i64) -> Result<Option<String>, DbError> {
+        let applied = match &self.primary {
+            Pool::Postgres(pool) => {
+                let conn = pool.acquire().await?;
+                migrate::postgres::read_applied(conn.client(), pool.name()).await?
+            }
+            Pool::Sqlite(pool) => {
+                let conn = pool.acquire().await?;
+                conn.run(|c| migrate::sqlite::read_applied(c)).await?
+            }
+        };
+        Ok(applied
+            .into_iter()
+            .find(|row| row.version == version)
+            .map(|row| row.checksum))
+    }
+
     /// The highest applied migration version, `None` on an empty database.
     pub async fn schema_version(&self) -> Result<Option<i64>, DbError> {
         let applied = match &self.primary {

@@ -90,10 +90,18 @@ impl DbError {
     /// Classifies a PostgreSQL driver error by its SQLSTATE (or its lack of one).
     pub fn from_postgres(pool: &str, err: tokio_postgres::Error) -> Self {
         let Some(db) = err.as_db_error() else {
-            // No server response: the connection failed or was closed under us.
-            return DbError::Unavailable {
-                pool: pool.to_owned(),
-                reason: err.to_string(),
+            // No server error: either the connection failed (unavailable, transient) or
+            // the driver refused what came back (wrong row count, a type mismatch),
+            // which is a bug to report, not a failure to retry.
+            if connection_failure(&err) {
+                return DbError::Unavailable {
+                    pool: pool.to_owned(),
+                    reason: err.to_string(),
+                    source: Some(Box::new(err)),
+                };
+            }
+            return DbError::Other {
+                message: err.to_string(),
                 source: Some(Box::new(err)),
             };
         };
@@ -162,6 +170,24 @@ impl DbError {
             },
         }
     }
+}
+
+/// A closed connection, an I/O error anywhere in the cause chain, or a failed connect.
+fn connection_failure(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(current) = cause {
+        if current.is::<std::io::Error>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    let text = err.to_string();
+    text.starts_with("error connecting")
+        || text.starts_with("timeout")
+        || text.contains("communicating with the server")
 }
 
 /// SQLite reports `UNIQUE constraint failed: users.email` or

@@ -94,21 +94,17 @@ impl DatabaseUrl {
 }
 
 /// Replaces the password of a URL (`scheme://user:password@host`) and any `password=`
-/// query parameter with `***`. Works on strings that do not parse as URLs too, so a
-/// malformed URL can still be shown in an error.
+/// query parameter with `***`. Works on strings that do not parse as URLs too, and errs
+/// on the side of hiding: the password is taken to run from the first `:` after the
+/// scheme to the *last* `@` of the string, so a password holding `/`, `?`, `#` or `@`
+/// (which drivers accept) is still hidden, at the cost of sometimes hiding more.
 pub fn redact(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let authority_start = scheme_end + 3;
-        let authority_end = out[authority_start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| authority_start + i);
-        if let Some(at) = out[authority_start..authority_end].rfind('@') {
-            let userinfo = &out[authority_start..authority_start + at];
-            if let Some(colon) = userinfo.find(':') {
-                let pass_start = authority_start + colon + 1;
-                let pass_end = authority_start + at;
-                out.replace_range(pass_start..pass_end, "***");
+        if let Some(at) = out.rfind('@').filter(|at| *at > authority_start) {
+            if let Some(colon) = out[authority_start..at].find(':') {
+                out.replace_range(authority_start + colon + 1..at, "***");
             }
         }
     }
@@ -173,6 +169,20 @@ mod tests {
             shown,
             "postgres://db/kamiyo?user=k&password=***&sslmode=disable"
         );
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_are_hidden() {
+        for password in ["pa/ss", "pa?ss", "pa#ss", "pa@ss", "p:w"] {
+            let shown = redact(&format!(
+                "postgres://u:{password}@db.example/kamiyo?sslmode=disable"
+            ));
+            assert!(!shown.contains(password), "{password}: {shown}");
+            assert!(
+                shown.starts_with("postgres://u:***@db.example/kamiyo"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

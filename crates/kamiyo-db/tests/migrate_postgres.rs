@@ -164,10 +164,16 @@ async fn a_held_migration_lock_makes_start_up_give_up_at_its_deadline() {
     .await
     .unwrap();
     static ONE: [Migration; 1] = [CREATE_A];
+    let started = std::time::Instant::now();
     let err = database.migrate(&set(&ONE)).await.unwrap_err();
+    let waited = started.elapsed();
     assert!(
         matches!(err, DbError::Migration(MigrationError::LockTimeout { .. })),
         "{err:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "{waited:?}"
     );
 }
 
@@ -183,4 +189,63 @@ async fn status_lists_applied_and_pending_with_checksums() {
     assert!(status[0].applied_at.is_some());
     assert_eq!(status[0].checksum, CREATE_A.checksum());
     assert!(status[1].applied_at.is_none());
+}
+
+const CONCURRENT_INDEXES: Migration = Migration::new(
+    2,
+    "concurrent_indexes",
+    "-- kamiyo:no-transaction\n\
+     DROP INDEX CONCURRENTLY IF EXISTS a_id_idx;\n\
+     CREATE INDEX CONCURRENTLY a_id_idx ON a (id);\n",
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_statement_migration_outside_a_transaction_runs_during_concurrent_start_ups() {
+    let test_db = TestDatabase::create().await;
+    static WITH_CONCURRENT: [Migration; 2] = [CREATE_A, CONCURRENT_INDEXES];
+    let mut starts = Vec::new();
+    for _ in 0..4 {
+        let url = test_db.url().to_owned();
+        starts.push(tokio::spawn(async move {
+            let database = Database::open(DbConfig::for_url(url)).await?;
+            database.migrate(&set(&WITH_CONCURRENT)).await
+        }));
+    }
+    let mut applied = Vec::new();
+    for start in starts {
+        applied.extend(start.await.unwrap().unwrap().applied);
+    }
+    applied.sort_unstable();
+    assert_eq!(applied, vec![1, 2]);
+    let index: bool = test_db
+        .client()
+        .await
+        .query_one("SELECT to_regclass('a_id_idx') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(index);
+    assert_eq!(test_db.advisory_locks_held().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_marks_an_edited_applied_migration_as_changed_and_pending_check_refuses_it() {
+    let test_db = TestDatabase::create().await;
+    let database = open(&test_db).await;
+    static ORIGINAL: [Migration; 1] = [CREATE_A];
+    database.migrate(&set(&ORIGINAL)).await.unwrap();
+    static EDITED: [Migration; 1] = [Migration::new(1, "create_a", "CREATE TABLE a (id INT);")];
+    let status = database.migration_status(&set(&EDITED)).await.unwrap();
+    assert_eq!(status[0].state, "changed");
+    let err = database
+        .pending_migrations(&set(&EDITED))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DbError::Migration(MigrationError::ChecksumMismatch { .. })
+        ),
+        "{err:?}"
+    );
 }

@@ -184,3 +184,25 @@ async fn two_start_ups_on_one_sqlite_file_apply_each_migration_once() {
     applied.sort_unstable();
     assert_eq!(applied, vec![1, 2]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_migration_outside_a_transaction_runs_each_statement_and_is_recorded_once() {
+    let dir = tempfile::tempdir().unwrap();
+    static WITH_VACUUM: [Migration; 2] = [
+        PARENT,
+        Migration::new(2, "vacuum", "-- kamiyo:no-transaction\nCREATE INDEX IF NOT EXISTS parent_id_idx ON parent (id);\nVACUUM;\n"),
+    ];
+    let database = open(&dir, DbConfig::default()).await;
+    assert_eq!(
+        database.migrate(&set(&WITH_VACUUM)).await.unwrap().applied,
+        vec![1, 2]
+    );
+    assert!(database
+        .migrate(&set(&WITH_VACUUM))
+        .await
+        .unwrap()
+        .applied
+        .is_empty());
+    let status = database.migration_status(&set(&WITH_VACUUM)).await.unwrap();
+    assert!(status.iter().all(|m| m.state == "applied"), "{status:?}");
+}

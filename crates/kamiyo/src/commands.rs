@@ -96,11 +96,7 @@ pub async fn migrate_status(settings: Settings) -> anyhow::Result<()> {
         "VERSION", "NAME", "STATE", "CHECKSUM"
     );
     for row in status {
-        let state = if row.applied_at.is_some() {
-            "applied"
-        } else {
-            "pending"
-        };
+        let state = row.state;
         println!(
             "{:<8} {:<32} {:<8} {:<64} {}",
             format!("{:04}", row.version),

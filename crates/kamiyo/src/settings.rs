@@ -55,7 +55,32 @@ pub enum SettingsError {
     Invalid(String),
 }
 
+/// `KAMIYO_*` variables that are not settings: read by the command line and the tests.
+const OTHER_VARIABLES: &[&str] = &["KAMIYO_CONFIG", "KAMIYO_TEST_ADMIN_URL", "KAMIYO_PROMTOOL"];
+const SETTING_PREFIXES: &[&str] = &["KAMIYO_DATABASE_", "KAMIYO_SERVER_", "KAMIYO_LOG_"];
+
+/// A misspelt section (`KAMIYO_DATABSE_URL`) would otherwise be ignored silently and
+/// the service would run on its defaults.
+fn reject_unknown_variables() -> Result<(), SettingsError> {
+    let mut unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(key, _)| key.into_string().ok())
+        .filter(|key| key.starts_with("KAMIYO_"))
+        .filter(|key| {
+            !OTHER_VARIABLES.contains(&key.as_str())
+                && !SETTING_PREFIXES.iter().any(|p| key.starts_with(p))
+        })
+        .collect();
+    unknown.sort();
+    match unknown.first() {
+        Some(key) => Err(SettingsError::Invalid(format!(
+            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_* and KAMIYO_LOG_*"
+        ))),
+        None => Ok(()),
+    }
+}
+
 pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Settings, SettingsError> {
+    reject_unknown_variables()?;
     let mut figment = Figment::new();
     if let Some(path) = config_file {
         if !path.is_file() {
@@ -227,6 +252,16 @@ mod tests {
             jail.set_env("KAMIYO_DATABASE_POOL_MAXSIZE", "3");
             let err = load_in_jail(&Overrides::default(), None).unwrap_err();
             assert!(err.contains("pool_maxsize"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_misspelt_section_is_refused() {
+        Jail::expect_with(|jail| {
+            jail.set_env("KAMIYO_DATABSE_URL", "postgres://x@y/z");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(err.contains("KAMIYO_DATABSE_URL"), "{err}");
             Ok(())
         });
     }

@@ -20,16 +20,13 @@ pub async fn prepare_database(
             .context("cannot migrate the database; fix the cause and start again")?;
         tracing::info!(applied = ?report.applied, already_applied = report.already_applied.len(), "database schema is current");
     } else {
-        let embedded = match database.backend() {
-            kamiyo_db::BackendKind::Postgres => migrations.postgres,
-            kamiyo_db::BackendKind::Sqlite => migrations.sqlite,
-        };
+        // The same checks as migrating: an edited or unknown applied migration stops
+        // start-up here too, not only pending ones.
         let pending: Vec<String> = database
-            .migration_status(migrations)
+            .pending_migrations(migrations)
             .await
-            .context("cannot read the migration status")?
+            .context("the database's migration history does not match this binary")?
             .into_iter()
-            .filter(|m| m.applied_at.is_none())
             .map(|m| format!("{:04}_{}", m.version, m.name))
             .collect();
         if !pending.is_empty() {
@@ -38,10 +35,7 @@ pub async fn prepare_database(
                 pending.join(", ")
             );
         }
-        tracing::info!(
-            migrations = embedded.len(),
-            "automatic migration is off; schema is current"
-        );
+        tracing::info!("automatic migration is off; schema is current");
     }
     Ok(database)
 }

@@ -59,3 +59,45 @@ async fn with_automatic_migration_off_a_pending_schema_stops_start_up() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_automatic_migration_off_an_edited_applied_migration_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    static ORIGINAL: [Migration; 1] = [Migration::new(1, "one", "CREATE TABLE one (id INTEGER);")];
+    static EDITED: [Migration; 1] = [Migration::new(
+        1,
+        "one",
+        "CREATE TABLE one (id INTEGER, x TEXT);",
+    )];
+    prepare_database(
+        &DbConfig::for_url(url.clone()),
+        &Migrations {
+            postgres: &[],
+            sqlite: &ORIGINAL,
+        },
+    )
+    .await
+    .unwrap();
+    let config = DbConfig {
+        migrate_on_start: false,
+        ..DbConfig::for_url(url)
+    };
+    let err = format!(
+        "{:#}",
+        prepare_database(
+            &config,
+            &Migrations {
+                postgres: &[],
+                sqlite: &EDITED
+            }
+        )
+        .await
+        .err()
+        .unwrap()
+    );
+    assert!(
+        err.contains("0001_one") && err.contains("checksum"),
+        "{err}"
+    );
+}

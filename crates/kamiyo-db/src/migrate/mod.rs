@@ -75,9 +75,14 @@ pub enum MigrationError {
     #[error("migration {label} failed and was not applied: {message}")]
     Failed { label: String, message: String },
     #[error(
-        "migration {label} failed part-way; it runs outside a transaction, so what it did before failing stays: {message}"
+        "migration {label} failed at statement {statement} of {statements}; it runs outside a transaction, so the statements before it stay applied: {message}"
     )]
-    FailedOutsideTransaction { label: String, message: String },
+    FailedOutsideTransaction {
+        label: String,
+        statement: usize,
+        statements: usize,
+        message: String,
+    },
     #[error("gave up waiting {waited} for another process's migration lock")]
     LockTimeout { waited: String },
     #[error("invalid migration set: {0}")]
@@ -97,9 +102,14 @@ pub struct MigrationReport {
 pub struct MigrationStatus {
     pub version: i64,
     pub name: String,
+    /// The checksum of the text this binary embeds (or, for an unknown version, the
+    /// recorded one).
     pub checksum: String,
     /// `None` while pending.
     pub applied_at: Option<String>,
+    /// `applied`, `pending`, `changed` (applied, but the embedded text differs: start-up
+    /// refuses it) or `unknown` (applied by a newer binary: start-up refuses it).
+    pub state: &'static str,
 }
 
 /// One row of the migrations table.
@@ -109,6 +119,83 @@ pub(crate) struct AppliedMigration {
     pub name: String,
     pub checksum: String,
     pub applied_at: String,
+}
+
+/// Splits SQL text into statements at top-level semicolons: not inside quotes,
+/// identifiers, comments or dollar-quoted bodies. Used for migrations that run outside a
+/// transaction, because PostgreSQL wraps a multi-statement query string in an implicit
+/// transaction, which `CREATE INDEX CONCURRENTLY` refuses.
+pub(crate) fn split_statements(sql: &str) -> Vec<String> {
+    let bytes = sql.as_bytes();
+    let mut statements = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let quote = bytes[i];
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < bytes.len() && !(bytes[i] == b'*' && bytes[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'$' => {
+                let tag_end = sql[i + 1..].find('$').map(|p| i + 1 + p);
+                match tag_end {
+                    Some(end)
+                        if sql[i + 1..end]
+                            .chars()
+                            .all(|c| c.is_alphanumeric() || c == '_')
+                            && !sql[i + 1..end].starts_with(|c: char| c.is_ascii_digit()) =>
+                    {
+                        let tag = &sql[i..=end];
+                        i = sql[end + 1..]
+                            .find(tag)
+                            .map_or(bytes.len(), |p| end + 1 + p + tag.len());
+                    }
+                    _ => i += 1,
+                }
+            }
+            b';' => {
+                statements.push(sql[start..i].to_owned());
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    statements.push(sql[start.min(sql.len())..].to_owned());
+    statements
+        .into_iter()
+        .filter(|statement| {
+            // Keep statements with something besides whitespace and comments.
+            statement.lines().any(|line| {
+                let line = line.trim();
+                !line.is_empty() && !line.starts_with("--")
+            })
+        })
+        .map(|statement| statement.trim().to_owned())
+        .collect()
 }
 
 /// Versions must be positive and strictly increasing, so the order of application is
@@ -159,14 +246,21 @@ pub(crate) fn pending<'a>(
 pub(crate) fn status(set: &[Migration], applied: &[AppliedMigration]) -> Vec<MigrationStatus> {
     let mut rows: Vec<MigrationStatus> = set
         .iter()
-        .map(|m| MigrationStatus {
-            version: m.version,
-            name: m.name.to_owned(),
-            checksum: m.checksum(),
-            applied_at: applied
-                .iter()
-                .find(|row| row.version == m.version)
-                .map(|row| row.applied_at.clone()),
+        .map(|m| {
+            let checksum = m.checksum();
+            // `status` shows the embedded checksum; `changed` says the recorded one differs.
+            let row = applied.iter().find(|row| row.version == m.version);
+            MigrationStatus {
+                version: m.version,
+                name: m.name.to_owned(),
+                state: match row {
+                    None => "pending",
+                    Some(row) if row.checksum == checksum => "applied",
+                    Some(_) => "changed",
+                },
+                checksum,
+                applied_at: row.map(|row| row.applied_at.clone()),
+            }
         })
         .collect();
     // A version the binary does not know is still shown: it is what an operator needs
@@ -178,6 +272,7 @@ pub(crate) fn status(set: &[Migration], applied: &[AppliedMigration]) -> Vec<Mig
                 name: format!("{} (unknown to this binary)", row.name),
                 checksum: row.checksum.clone(),
                 applied_at: Some(row.applied_at.clone()),
+                state: "unknown",
             });
         }
     }
@@ -242,6 +337,19 @@ mod tests {
             err,
             MigrationError::UnknownApplied { version: 9, .. }
         ));
+    }
+
+    #[test]
+    fn statements_split_at_top_level_semicolons_only() {
+        let sql = "-- kamiyo:no-transaction\nCREATE INDEX CONCURRENTLY a ON t (x);\n\
+                   /* ; */ CREATE FUNCTION f() RETURNS int AS $body$ SELECT 1; $body$ LANGUAGE sql;\n\
+                   INSERT INTO t VALUES ('a;b', \"c;d\"); -- trailing ; comment\n";
+        let statements = split_statements(sql);
+        assert_eq!(statements.len(), 3, "{statements:?}");
+        assert!(statements[0].ends_with("CREATE INDEX CONCURRENTLY a ON t (x)"));
+        assert!(statements[1].contains("$body$ SELECT 1; $body$"));
+        assert!(statements[2].starts_with("INSERT INTO t VALUES ('a;b'"));
+        assert!(split_statements("  -- nothing\n").is_empty());
     }
 
     #[test]

@@ -33,27 +33,14 @@ impl PostgresMigrator<'_> {
     pub(crate) async fn apply(&mut self, set: &[Migration]) -> Result<MigrationReport, DbError> {
         validate_set(set)?;
         let session_limits = format!(
-            "SET lock_timeout = {}; SET statement_timeout = {}",
-            self.lock_timeout.as_millis(),
+            "SET statement_timeout = {}",
             self.statement_timeout.as_millis()
         );
         self.client
             .batch_execute(&session_limits)
             .await
             .map_err(|e| DbError::from_postgres(self.pool_name, e))?;
-        if let Err(e) = self
-            .client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
-            .await
-        {
-            return Err(match e.code() {
-                Some(code) if code.code() == "55P03" => MigrationError::LockTimeout {
-                    waited: humantime::format_duration(self.lock_timeout).to_string(),
-                }
-                .into(),
-                _ => DbError::from_postgres(self.pool_name, e),
-            });
-        }
+        self.take_lock().await?;
         let outcome = self.apply_locked(set).await;
         // Released whether or not the migrations succeeded; a failure here is logged,
         // not returned, because the session is closed right after and that releases it.
@@ -65,6 +52,34 @@ impl PostgresMigrator<'_> {
             tracing::warn!(%error, "could not release the migration lock explicitly; closing the session releases it");
         }
         outcome
+    }
+
+    /// Tries the lock with capped backoff until `lock_timeout`. A blocking
+    /// `pg_advisory_lock` would be simpler, but a session waiting in it holds a snapshot,
+    /// and `CREATE INDEX CONCURRENTLY` in the lock holder's migration waits for every
+    /// older snapshot to end: the two would deadlock.
+    async fn take_lock(&mut self) -> Result<(), DbError> {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let row = self
+                .client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+                .await
+                .map_err(|e| DbError::from_postgres(self.pool_name, e))?;
+            if row.get::<_, bool>(0) {
+                return Ok(());
+            }
+            let waited = started.elapsed();
+            if waited >= self.lock_timeout {
+                return Err(MigrationError::LockTimeout {
+                    waited: humantime::format_duration(self.lock_timeout).to_string(),
+                }
+                .into());
+            }
+            tokio::time::sleep(pause.min(self.lock_timeout - waited)).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     }
 
     async fn apply_locked(&mut self, set: &[Migration]) -> Result<MigrationReport, DbError> {
@@ -121,13 +136,19 @@ impl PostgresMigrator<'_> {
                 .await
                 .map_err(|e| DbError::from_postgres(self.pool_name, e))?;
         } else {
-            self.client
-                .batch_execute(migration.sql)
-                .await
-                .map_err(|e| MigrationError::FailedOutsideTransaction {
-                    label: label.clone(),
-                    message: describe(&e),
+            // One statement per round trip: a multi-statement string would run in an
+            // implicit transaction, which is what this migration opted out of.
+            let statements = super::split_statements(migration.sql);
+            for (index, statement) in statements.iter().enumerate() {
+                self.client.batch_execute(statement).await.map_err(|e| {
+                    MigrationError::FailedOutsideTransaction {
+                        label: label.clone(),
+                        statement: index + 1,
+                        statements: statements.len(),
+                        message: describe(&e),
+                    }
                 })?;
+            }
             let elapsed = elapsed_ms(started);
             self.client
                 .execute(

@@ -64,15 +64,23 @@ impl SqliteMigrator<'_> {
             if applied.iter().any(|row| row.version == migration.version) {
                 return Ok(false);
             }
-            self.conn.execute_batch(migration.sql).map_err(|e| {
-                MigrationError::FailedOutsideTransaction {
-                    label: label.clone(),
-                    message: e.to_string(),
-                }
-            })?;
-            self.conn
+            // Outside a transaction there is no lock to serialise two processes: such a
+            // migration must be safe to run twice, and the second record is ignored.
+            let statements = super::split_statements(migration.sql);
+            for (index, statement) in statements.iter().enumerate() {
+                self.conn.execute_batch(statement).map_err(|e| {
+                    MigrationError::FailedOutsideTransaction {
+                        label: label.clone(),
+                        statement: index + 1,
+                        statements: statements.len(),
+                        message: e.to_string(),
+                    }
+                })?;
+            }
+            let recorded = self
+                .conn
                 .execute(
-                    record,
+                    &record.replace("INSERT INTO", "INSERT OR IGNORE INTO"),
                     params![
                         migration.version,
                         migration.name,
@@ -81,7 +89,7 @@ impl SqliteMigrator<'_> {
                     ],
                 )
                 .map_err(error)?;
-            return Ok(true);
+            return Ok(recorded == 1);
         }
         let lock_timeout = self.lock_timeout;
         let tx = self.begin_immediate()?;

@@ -1,0 +1,22 @@
+//! Kamiyo's domain: pure types and rules, no I/O. Every value here is validated on the
+//! way in (`parse`, `TryFrom`), so code holding one never re-checks it.
+//!
+//! - [`chain`]: chains and their aliases, hash families.
+//! - [`protocol`]: protocol display names and the keys under which spellings meet.
+//! - [`money`]: non-negative decimal USD amounts.
+//! - [`attack`]: the two-level attack taxonomy and the classifier for source text.
+//! - [`tx`]: transaction hashes tied to a chain.
+
+pub mod attack;
+pub mod chain;
+mod error;
+pub mod money;
+pub mod protocol;
+pub mod tx;
+
+pub use attack::{AttackClass, AttackType};
+pub use chain::{Chain, ChainFamily};
+pub use error::FieldError;
+pub use money::Usd;
+pub use protocol::ProtocolName;
+pub use tx::TxHash;

@@ -1,0 +1,90 @@
+//! Transaction hashes, each tied to a chain and checked against its chain family.
+
+use serde::Serialize;
+
+use crate::chain::{Chain, ChainFamily};
+use crate::error::FieldError;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct TxHash {
+    pub chain: Chain,
+    /// Normalised: EVM and hex hashes lower-cased; base58 kept as is.
+    pub hash: String,
+}
+
+impl TxHash {
+    pub fn parse(chain: Chain, text: &str) -> Result<TxHash, FieldError> {
+        let text = text.trim();
+        let invalid = |why: &str| {
+            FieldError::new(
+                "tx_hashes",
+                format!(
+                    "{text:?} is not a {} transaction hash: {why}",
+                    chain.display_name()
+                ),
+            )
+        };
+        let hash = match chain.family() {
+            ChainFamily::Evm => {
+                let hex = text
+                    .strip_prefix("0x")
+                    .or_else(|| text.strip_prefix("0X"))
+                    .ok_or_else(|| invalid("expected 0x and 64 hex digits"))?;
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(invalid("expected 0x and 64 hex digits"));
+                }
+                format!("0x{}", hex.to_lowercase())
+            }
+            ChainFamily::Hex64 => {
+                let hex = text.strip_prefix("0x").unwrap_or(text);
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(invalid("expected 64 hex digits"));
+                }
+                hex.to_lowercase()
+            }
+            ChainFamily::Solana => {
+                const BASE58: &str = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+                if !(64..=88).contains(&text.len()) || !text.chars().all(|c| BASE58.contains(c)) {
+                    return Err(invalid(
+                        "expected a base58 signature of 64 to 88 characters",
+                    ));
+                }
+                text.to_owned()
+            }
+            ChainFamily::Other => {
+                if text.is_empty() || text.len() > 128 || text.chars().any(char::is_whitespace) {
+                    return Err(invalid("expected 1 to 128 characters without spaces"));
+                }
+                text.to_owned()
+            }
+        };
+        Ok(TxHash { chain, hash })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(name: &str) -> Chain {
+        Chain::parse(name).unwrap()
+    }
+
+    #[test]
+    fn evm_hashes_are_checked_and_lower_cased() {
+        let hash = format!("0x{}", "AB".repeat(32));
+        let tx = TxHash::parse(chain("BSC"), &hash).unwrap();
+        assert_eq!(tx.hash, format!("0x{}", "ab".repeat(32)));
+        assert!(TxHash::parse(chain("ethereum"), "0x1234").is_err());
+        assert!(TxHash::parse(chain("ethereum"), &"ab".repeat(32)).is_err());
+    }
+
+    #[test]
+    fn other_families() {
+        assert!(TxHash::parse(chain("bitcoin"), &"0f".repeat(32)).is_ok());
+        let solana_sig = "5".repeat(87);
+        assert!(TxHash::parse(chain("solana"), &solana_sig).is_ok());
+        assert!(TxHash::parse(chain("solana"), "0OIl").is_err());
+        assert!(TxHash::parse(chain("some new chain"), "abc def").is_err());
+    }
+}
