@@ -1,0 +1,99 @@
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+/// The input formats this crate reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Kamiyo's JSON Lines format: one JSON object per line.
+    Jsonl,
+    /// Kamiyo's CSV format: a header row, then one incident per record.
+    Csv,
+    /// The DeFiLlama `/hacks` export saved as CSV.
+    Defillama,
+}
+
+impl Format {
+    /// The name used on the command line and in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Jsonl => "jsonl",
+            Format::Csv => "csv",
+            Format::Defillama => "defillama",
+        }
+    }
+
+    /// Guesses the format from the file extension: `.jsonl` and `.ndjson` are
+    /// [`Format::Jsonl`], `.csv` is [`Format::Csv`] (case-insensitive). A DeFiLlama export
+    /// is also a `.csv` file, so [`Format::Defillama`] is never guessed: ask for it by name.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        match extension.as_str() {
+            "jsonl" | "ndjson" => Some(Format::Jsonl),
+            "csv" => Some(Format::Csv),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A format name that is not `jsonl`, `csv` or `defillama`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown import format {0:?}: expected one of jsonl, csv, defillama")]
+pub struct UnknownFormatError(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormatError;
+
+    /// Accepts `jsonl`, `csv` and `defillama`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            "defillama" => Ok(Format::Defillama),
+            _ => Err(UnknownFormatError(s.to_owned())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_through_from_str_and_display() {
+        for format in [Format::Jsonl, Format::Csv, Format::Defillama] {
+            assert_eq!(format.to_string().parse::<Format>().unwrap(), format);
+        }
+        assert_eq!("DeFiLlama".parse::<Format>().unwrap(), Format::Defillama);
+    }
+
+    #[test]
+    fn unknown_name_lists_the_valid_ones() {
+        let err = "xml".parse::<Format>().unwrap_err();
+        assert!(err.to_string().contains("jsonl, csv, defillama"), "{err}");
+    }
+
+    #[test]
+    fn from_path_uses_the_extension_and_never_guesses_defillama() {
+        assert_eq!(
+            Format::from_path(Path::new("a/b.jsonl")),
+            Some(Format::Jsonl)
+        );
+        assert_eq!(
+            Format::from_path(Path::new("b.NDJSON")),
+            Some(Format::Jsonl)
+        );
+        assert_eq!(
+            Format::from_path(Path::new("defillama_hacks.csv")),
+            Some(Format::Csv)
+        );
+        assert_eq!(Format::from_path(Path::new("b.json")), None);
+        assert_eq!(Format::from_path(Path::new("jsonl")), None);
+    }
+}
