@@ -57,7 +57,10 @@ async fn database_health_reports_schema_version_and_pool_state_on_both_backends(
         assert_eq!(status, StatusCode::OK, "{backend}: {body}");
         assert_eq!(body["status"], "healthy");
         assert_eq!(body["backend"], backend);
-        assert_eq!(body["schema_version"], 1);
+        assert_eq!(
+            body["schema_version"],
+            kamiyo_store::MIGRATIONS.postgres.last().unwrap().version
+        );
         assert_eq!(body["pool"]["max_size"], 16);
         assert_eq!(
             body["pool"]["in_use"], 0,

@@ -86,28 +86,34 @@ impl Database {
     /// Reads the schema version through the pool, all within `deadline`: proof that
     /// the database answers, and what it answers with.
     pub async fn probe(&self, deadline: Duration) -> Result<Option<i64>, DbError> {
-        let round_trip = async {
-            let applied = match &self.primary {
-                Pool::Postgres(pool) => {
-                    let conn = pool.acquire_within(deadline).await?;
-                    migrate::postgres::read_applied(conn.client(), pool.name()).await?
-                }
-                Pool::Sqlite(pool) => {
-                    let conn = pool.acquire_within(deadline).await?;
-                    conn.run(|c| migrate::sqlite::read_applied(c)).await?
-                }
-            };
-            Ok(applied.iter().map(|row| row.version).max())
+        // The acquisition has its own deadline (and reports an exhausted pool as such);
+        // the query gets what is left of the budget, so no two timers race.
+        let started = std::time::Instant::now();
+        let no_answer = || DbError::Unavailable {
+            pool: PRIMARY_POOL.into(),
+            reason: format!("no answer within {}", humantime::format_duration(deadline)),
+            source: None,
         };
-        tokio::time::timeout(deadline, round_trip)
-            .await
-            .unwrap_or_else(|_| {
-                Err(DbError::Unavailable {
-                    pool: PRIMARY_POOL.into(),
-                    reason: format!("no answer within {}", humantime::format_duration(deadline)),
-                    source: None,
-                })
-            })
+        let applied = match &self.primary {
+            Pool::Postgres(pool) => {
+                let conn = pool.acquire_within(deadline).await?;
+                let remaining = deadline.saturating_sub(started.elapsed());
+                tokio::time::timeout(
+                    remaining,
+                    migrate::postgres::read_applied(conn.client(), pool.name()),
+                )
+                .await
+                .map_err(|_| no_answer())??
+            }
+            Pool::Sqlite(pool) => {
+                let conn = pool.acquire_within(deadline).await?;
+                let remaining = deadline.saturating_sub(started.elapsed());
+                tokio::time::timeout(remaining, conn.run(|c| migrate::sqlite::read_applied(c)))
+                    .await
+                    .map_err(|_| no_answer())??
+            }
+        };
+        Ok(applied.iter().map(|row| row.version).max())
     }
 
     /// Applies the pending migrations of this backend under the migration lock.

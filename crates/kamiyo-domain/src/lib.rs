@@ -6,17 +6,22 @@
 //! - [`money`]: non-negative decimal USD amounts.
 //! - [`attack`]: the two-level attack taxonomy and the classifier for source text.
 //! - [`tx`]: transaction hashes tied to a chain.
+//! - [`incident`]: a source's claim, as input and validated; [`when`]: source dates.
 
 pub mod attack;
+pub mod canonical;
 pub mod chain;
 mod error;
+pub mod incident;
 pub mod money;
 pub mod protocol;
 pub mod tx;
+pub mod when;
 
 pub use attack::{AttackClass, AttackType};
 pub use chain::{Chain, ChainFamily};
 pub use error::FieldError;
+pub use incident::{IncidentDraft, IncidentInput, IncidentStatus, SourceRef, TxHashInput};
 pub use money::Usd;
 pub use protocol::ProtocolName;
 pub use tx::TxHash;

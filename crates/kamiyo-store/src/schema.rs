@@ -3,17 +3,31 @@
 
 use kamiyo_db::{Migration, Migrations};
 
-const POSTGRES: &[Migration] = &[Migration::new(
-    1,
-    "initial_schema",
-    include_str!("../migrations/postgres/0001_initial_schema.sql"),
-)];
+const POSTGRES: &[Migration] = &[
+    Migration::new(
+        1,
+        "initial_schema",
+        include_str!("../migrations/postgres/0001_initial_schema.sql"),
+    ),
+    Migration::new(
+        2,
+        "incident_sources",
+        include_str!("../migrations/postgres/0002_incident_sources.sql"),
+    ),
+];
 
-const SQLITE: &[Migration] = &[Migration::new(
-    1,
-    "initial_schema",
-    include_str!("../migrations/sqlite/0001_initial_schema.sql"),
-)];
+const SQLITE: &[Migration] = &[
+    Migration::new(
+        1,
+        "initial_schema",
+        include_str!("../migrations/sqlite/0001_initial_schema.sql"),
+    ),
+    Migration::new(
+        2,
+        "incident_sources",
+        include_str!("../migrations/sqlite/0002_incident_sources.sql"),
+    ),
+];
 
 /// Every migration of Kamiyo's schema, for both backends.
 pub const MIGRATIONS: Migrations = Migrations {

@@ -153,11 +153,14 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 13] = [
     "alert_preferences",
     "alerts_sent",
     "api_keys",
     "community_submissions",
+    "exploit_chains",
+    "exploit_sources",
+    "exploit_tx_hashes",
     "exploits",
     "payments",
     "sources",

@@ -97,7 +97,10 @@ async fn serve_with_no_configuration_uses_a_sqlite_file_in_the_working_directory
     assert_eq!(status, 200, "{body}");
     let health: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(health["backend"], "sqlite");
-    assert_eq!(health["schema_version"], 1);
+    assert_eq!(
+        health["schema_version"],
+        kamiyo_store::MIGRATIONS.sqlite.last().unwrap().version
+    );
     assert!(dir.path().join("kamiyo.db").is_file());
 
     terminate(child.id().unwrap());

@@ -1,0 +1,359 @@
+//! An incident as a source claims it: `IncidentInput` is what arrives (strings, from a
+//! file line or an API body), `IncidentDraft` is the same claim validated and normalised.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::attack::{classify, mentions_flash_loan, AttackClass, AttackType};
+use crate::chain::Chain;
+use crate::error::FieldError;
+use crate::money::Usd;
+use crate::protocol::ProtocolName;
+use crate::tx::TxHash;
+use crate::when::parse_incident_date;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentStatus {
+    Suspected,
+    Confirmed,
+    Disputed,
+    NotALoss,
+}
+
+impl IncidentStatus {
+    pub const ALL: [IncidentStatus; 4] = [
+        IncidentStatus::Suspected,
+        IncidentStatus::Confirmed,
+        IncidentStatus::Disputed,
+        IncidentStatus::NotALoss,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentStatus::Suspected => "suspected",
+            IncidentStatus::Confirmed => "confirmed",
+            IncidentStatus::Disputed => "disputed",
+            IncidentStatus::NotALoss => "not_a_loss",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<IncidentStatus, FieldError> {
+        let key = text.trim().to_lowercase().replace([' ', '-'], "_");
+        IncidentStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == key)
+            .ok_or_else(|| {
+                FieldError::new(
+                    "status",
+                    format!("{text:?} is not one of suspected, confirmed, disputed, not_a_loss"),
+                )
+            })
+    }
+}
+
+/// A hash as given: with its chain, or alone when the incident has one chain.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxHashInput {
+    #[serde(default)]
+    pub chain: Option<String>,
+    pub hash: String,
+}
+
+/// One source's claim about one incident, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IncidentInput {
+    pub source: Option<String>,
+    pub source_url: Option<String>,
+    /// The source's own id for the record; makes re-imports recognisable.
+    pub external_id: Option<String>,
+    pub protocol: Option<String>,
+    pub chains: Vec<String>,
+    pub date: Option<String>,
+    /// Decimal text, e.g. `"197000000"`; absent when unknown (never 0 for unknown).
+    pub loss_usd: Option<String>,
+    pub recovered_usd: Option<String>,
+    /// Taxonomy type (`oracle_manipulation`); derived from `technique` when absent.
+    pub attack_type: Option<String>,
+    /// The source's own category (DeFiLlama's `classification`), kept as written.
+    pub attack_class: Option<String>,
+    /// The source's technique text, kept as written.
+    pub technique: Option<String>,
+    pub tx_hashes: Vec<TxHashInput>,
+    pub status: Option<String>,
+    pub description: Option<String>,
+    pub flash_loan: Option<bool>,
+    pub bridge: Option<bool>,
+}
+
+/// Where a claim came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    pub name: String,
+    pub url: Option<String>,
+    pub external_id: Option<String>,
+    /// The date exactly as the source wrote it.
+    pub reported_date: String,
+}
+
+/// A validated, normalised claim.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IncidentDraft {
+    pub protocol: ProtocolName,
+    /// At least one; the first is the primary chain.
+    pub chains: Vec<Chain>,
+    pub occurred_at: DateTime<Utc>,
+    pub loss_usd: Option<Usd>,
+    pub recovered_usd: Option<Usd>,
+    pub attack_type: AttackType,
+    pub attack_text: Option<String>,
+    pub classification: Option<String>,
+    pub flash_loan: bool,
+    pub bridge: bool,
+    pub tx_hashes: Vec<TxHash>,
+    pub status: IncidentStatus,
+    pub description: Option<String>,
+    pub source: SourceRef,
+}
+
+const MAX_TEXT: usize = 20_000;
+
+impl IncidentDraft {
+    /// Validates every field; the first refusal names its field. `now` bounds dates.
+    pub fn from_input(
+        input: IncidentInput,
+        now: DateTime<Utc>,
+    ) -> Result<IncidentDraft, FieldError> {
+        let source_name = input
+            .source
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| FieldError::new("source", "is required"))?;
+        if source_name.len() > 100 {
+            return Err(FieldError::new("source", "longer than 100 characters"));
+        }
+        let protocol = ProtocolName::parse(input.protocol.as_deref().unwrap_or_default())?;
+        let mut chains: Vec<Chain> = Vec::new();
+        for text in &input.chains {
+            let chain = Chain::parse(text).map_err(|e| FieldError::new("chains", e.message))?;
+            if !chains.contains(&chain) {
+                chains.push(chain);
+            }
+        }
+        let mut tx_hashes: Vec<TxHash> = Vec::new();
+        for given in &input.tx_hashes {
+            let chain = match (&given.chain, chains.as_slice()) {
+                (Some(text), _) => {
+                    Chain::parse(text).map_err(|e| FieldError::new("tx_hashes", e.message))?
+                }
+                (None, [only]) => only.clone(),
+                (None, []) => return Err(FieldError::new("tx_hashes", "a hash needs a chain")),
+                (None, _) => {
+                    return Err(FieldError::new(
+                        "tx_hashes",
+                        format!(
+                            "{:?} has no chain and the incident lists several; write it chain:hash",
+                            given.hash
+                        ),
+                    ))
+                }
+            };
+            let hash = TxHash::parse(chain.clone(), &given.hash)?;
+            if !chains.contains(&chain) {
+                chains.push(chain);
+            }
+            if !tx_hashes.contains(&hash) {
+                tx_hashes.push(hash);
+            }
+        }
+        if chains.is_empty() {
+            return Err(FieldError::new("chains", "at least one chain is required"));
+        }
+        let date_text = input
+            .date
+            .as_deref()
+            .map(str::trim)
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| FieldError::new("date", "is required"))?;
+        let occurred_at = parse_incident_date(date_text, now)?;
+        let loss_usd = optional_usd("loss_usd", input.loss_usd.as_deref())?;
+        let recovered_usd = optional_usd("recovered_usd", input.recovered_usd.as_deref())?;
+        let technique = clean(input.technique);
+        let classification = clean(input.attack_class);
+        let attack_type = match input
+            .attack_type
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            Some(name) => AttackType::parse(name)?,
+            None => classify(technique.as_deref(), classification.as_deref()),
+        };
+        let status = match input
+            .status
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            Some(text) => IncidentStatus::parse(text)?,
+            None => IncidentStatus::Confirmed,
+        };
+        let description = clean(input.description);
+        for (field, value) in [("description", &description), ("technique", &technique)] {
+            if value.as_ref().is_some_and(|v| v.len() > MAX_TEXT) {
+                return Err(FieldError::new(
+                    field,
+                    format!("longer than {MAX_TEXT} bytes"),
+                ));
+            }
+        }
+        let flash_loan = input.flash_loan.unwrap_or(false)
+            || technique.as_deref().is_some_and(mentions_flash_loan);
+        Ok(IncidentDraft {
+            protocol,
+            chains,
+            occurred_at,
+            loss_usd,
+            recovered_usd,
+            attack_type,
+            attack_text: technique,
+            classification,
+            flash_loan,
+            bridge: input.bridge.unwrap_or(false),
+            tx_hashes,
+            status,
+            description,
+            source: SourceRef {
+                name: source_name.to_owned(),
+                url: clean(input.source_url),
+                external_id: clean(input.external_id),
+                reported_date: date_text.to_owned(),
+            },
+        })
+    }
+
+    pub fn attack_class(&self) -> AttackClass {
+        self.attack_type.class()
+    }
+
+    /// Identifies this claim within its source across re-imports: the source's own id
+    /// when it has one, else a fixed hash of what the claim says.
+    pub fn claim_key(&self) -> String {
+        if let Some(id) = &self.source.external_id {
+            return format!("id:{id}");
+        }
+        let mut content = format!(
+            "{}|{}|{}|{}",
+            self.protocol.key(),
+            self.source.reported_date,
+            self.loss_usd.map(|u| u.to_string()).unwrap_or_default(),
+            self.chains
+                .iter()
+                .map(Chain::slug)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        for hash in &self.tx_hashes {
+            content.push('|');
+            content.push_str(&hash.hash);
+        }
+        format!("fnv:{:016x}", fnv1a(content.as_bytes()))
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+fn optional_usd(field: &str, text: Option<&str>) -> Result<Option<Usd>, FieldError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) => Usd::parse(field, text).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn clean(text: Option<String>) -> Option<String> {
+    text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0)
+            .single()
+            .unwrap_or_default()
+    }
+
+    fn euler() -> IncidentInput {
+        IncidentInput {
+            source: Some("defillama".into()),
+            protocol: Some("Euler Finance".into()),
+            chains: vec!["Ethereum".into()],
+            date: Some("3/13/23".into()),
+            loss_usd: Some("197000000".into()),
+            technique: Some("Flashloan donation attack, price manipulation".into()),
+            tx_hashes: vec![TxHashInput {
+                chain: None,
+                hash: format!("0x{}", "c3".repeat(32)),
+            }],
+            ..IncidentInput::default()
+        }
+    }
+
+    #[test]
+    fn a_claim_is_normalised() {
+        let draft = IncidentDraft::from_input(euler(), now()).unwrap();
+        assert_eq!(draft.protocol.key(), "euler");
+        assert_eq!(draft.chains[0].slug(), "ethereum");
+        assert_eq!(draft.loss_usd.unwrap().to_string(), "197000000.00");
+        assert_eq!(draft.attack_type, AttackType::OracleManipulation);
+        assert!(draft.flash_loan);
+        assert_eq!(draft.status, IncidentStatus::Confirmed);
+        assert_eq!(draft.tx_hashes[0].chain.slug(), "ethereum");
+        assert_eq!(
+            draft.claim_key(),
+            IncidentDraft::from_input(euler(), now())
+                .unwrap()
+                .claim_key()
+        );
+    }
+
+    #[test]
+    fn unknown_amount_stays_unknown_and_refusals_name_fields() {
+        let mut input = euler();
+        input.loss_usd = Some("  ".into());
+        assert_eq!(
+            IncidentDraft::from_input(input, now()).unwrap().loss_usd,
+            None
+        );
+        type Breaker = fn(&mut IncidentInput);
+        let cases: Vec<(Breaker, &str)> = vec![
+            (|i| i.protocol = Some(" ".into()), "protocol"),
+            (|i| i.loss_usd = Some("-1".into()), "loss_usd"),
+            (|i| i.date = Some("someday".into()), "date"),
+            (|i| i.chains.clear(), "tx_hashes"),
+            (|i| i.tx_hashes[0].hash = "0x12".into(), "tx_hashes"),
+            (|i| i.status = Some("rumour".into()), "status"),
+            (|i| i.source = None, "source"),
+        ];
+        for (break_it, field) in cases {
+            let mut input = euler();
+            break_it(&mut input);
+            assert_eq!(
+                IncidentDraft::from_input(input, now()).unwrap_err().field,
+                field
+            );
+        }
+    }
+}

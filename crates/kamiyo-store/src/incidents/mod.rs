@@ -1,0 +1,147 @@
+//! The incident repository: ingest a claim (dedup and merge in one transaction), read an
+//! incident with every source's claim. One implementation per backend (`postgres.rs`,
+//! `sqlite.rs`), the dedup decision and canonical derivation shared, one conformance
+//! suite (`tests/incidents.rs`) run against both.
+
+mod decide;
+mod postgres;
+mod rows;
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+use kamiyo_db::{Database, DbError, Pool};
+use kamiyo_domain::IncidentDraft;
+use serde::Serialize;
+
+pub use decide::MERGE_WINDOW_DAYS;
+
+/// What ingesting one claim did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IngestAction {
+    /// A new incident.
+    Inserted,
+    /// The claim was added to an existing incident.
+    Merged,
+    /// A claim seen before said something new; it was updated.
+    Updated,
+    /// The claim was already stored as it is.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    pub exploit_id: i64,
+    pub action: IngestAction,
+    /// Things the caller should know, e.g. a hash already held by another protocol's
+    /// incident (kept in the claim, not given to this incident).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxHashView {
+    pub chain: String,
+    pub hash: String,
+}
+
+/// One source's claim, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceClaim {
+    pub source: String,
+    pub url: Option<String>,
+    pub external_id: Option<String>,
+    pub reported_name: String,
+    pub reported_date: String,
+    pub occurred_at: DateTime<Utc>,
+    pub loss_usd: Option<String>,
+    pub recovered_usd: Option<String>,
+    pub chains: Vec<String>,
+    pub tx_hashes: Vec<String>,
+    pub attack_type: String,
+    pub technique: Option<String>,
+    pub classification: Option<String>,
+    pub first_seen_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// An incident with its canonical values and every claim behind them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub id: i64,
+    pub protocol: String,
+    pub protocol_key: String,
+    /// The primary chain first.
+    pub chains: Vec<String>,
+    pub occurred_at: DateTime<Utc>,
+    /// Decimal text; `None` when no source knows it.
+    pub loss_usd: Option<String>,
+    pub recovered_usd: Option<String>,
+    pub attack_class: String,
+    pub attack_type: String,
+    pub attack_text: Option<String>,
+    pub flash_loan: bool,
+    pub bridge: bool,
+    pub tx_hashes: Vec<TxHashView>,
+    pub status: String,
+    pub description: Option<String>,
+    pub source_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sources: Vec<SourceClaim>,
+}
+
+/// Incidents in the database behind a [`Database`].
+#[derive(Clone)]
+pub struct IncidentStore {
+    db: Database,
+}
+
+impl IncidentStore {
+    pub fn new(db: Database) -> Self {
+        IncidentStore { db }
+    }
+
+    /// Stores one claim: a new incident, a merge into an existing one, an update of a
+    /// claim seen before, or nothing when it is already stored. All in one transaction:
+    /// a failure leaves nothing half-written.
+    pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, DbError> {
+        match self.db.primary() {
+            Pool::Postgres(pool) => postgres::ingest(pool, draft).await,
+            Pool::Sqlite(pool) => sqlite::ingest(pool, draft.clone()).await,
+        }
+    }
+
+    pub async fn get(&self, id: i64) -> Result<Option<Incident>, DbError> {
+        match self.db.primary() {
+            Pool::Postgres(pool) => postgres::get(pool, id).await,
+            Pool::Sqlite(pool) => sqlite::get(pool, id).await,
+        }
+    }
+
+    /// Incidents holding a transaction hash (on any chain; normally one).
+    pub async fn find_by_tx_hash(&self, hash: &str) -> Result<Vec<Incident>, DbError> {
+        let ids = match self.db.primary() {
+            Pool::Postgres(pool) => postgres::ids_by_hash(pool, hash).await?,
+            Pool::Sqlite(pool) => sqlite::ids_by_hash(pool, hash).await?,
+        };
+        let mut incidents = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(incident) = self.get(id).await? {
+                incidents.push(incident);
+            }
+        }
+        Ok(incidents)
+    }
+
+    pub async fn count(&self) -> Result<i64, DbError> {
+        match self.db.primary() {
+            Pool::Postgres(pool) => postgres::count(pool).await,
+            Pool::Sqlite(pool) => sqlite::count(pool).await,
+        }
+    }
+}
+
+/// The dedup key of a new incident: stable, unique, and meaningful without a hash.
+fn dedup_key(draft: &IncidentDraft) -> String {
+    format!("src:{}:{}", draft.source.name, draft.claim_key())
+}

@@ -1,0 +1,441 @@
+//! The incident repository on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use kamiyo_db::postgres::{PgPool, PgTransaction};
+use kamiyo_db::DbError;
+use kamiyo_domain::canonical::{self, Canonical};
+use kamiyo_domain::{IncidentDraft, TxHash, Usd};
+use tokio_postgres::Row;
+
+use super::decide::{decide, foreign_hashes, window, Candidate, HashOwner, Plan, StoredClaim};
+use super::rows::ClaimColumns;
+use super::{dedup_key, Incident, IngestAction, IngestOutcome, SourceClaim, TxHashView};
+
+const CLAIM_COLUMNS: &str = "id, exploit_id, source_name, source_url, external_id, reported_name, reported_date, \
+     occurred_at, amount_usd::text, recovered_usd::text, chains::text, tx_hashes::text, attack_class, attack_type, \
+     attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at";
+
+pub(super) async fn ingest(pool: &PgPool, draft: &IncidentDraft) -> Result<IngestOutcome, DbError> {
+    let mut conn = pool.acquire().await?;
+    let tx = conn.transaction().await?;
+    // Claims about one protocol are decided one at a time, so two importers cannot both
+    // decide "new incident" for the same hack.
+    let lock = format!("kamiyo.incident:{}", draft.protocol.key());
+    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock])
+        .await?;
+
+    let columns = ClaimColumns::from_draft(draft);
+    let claim_key = draft.claim_key();
+    let existing = match tx
+        .query_opt(
+            &format!("SELECT {CLAIM_COLUMNS} FROM exploit_sources WHERE source_name = $1 AND claim_key = $2"),
+            &[&columns.source_name, &claim_key],
+        )
+        .await?
+    {
+        Some(row) => Some(StoredClaim {
+            claim_id: row.get(0),
+            exploit_id: row.get(1),
+            draft: claim_from_row(&row)?.into_draft()?,
+        }),
+        None => None,
+    };
+    let mut owners = Vec::new();
+    for hash in &draft.tx_hashes {
+        let rows = tx
+            .query(
+                "SELECT h.exploit_id, e.protocol_key FROM exploit_tx_hashes h JOIN exploits e ON e.id = h.exploit_id \
+                 WHERE h.chain = $1 AND h.tx_hash = $2",
+                &[&hash.chain.slug(), &hash.hash],
+            )
+            .await?;
+        owners.extend(rows.iter().map(|row| HashOwner {
+            hash: hash.clone(),
+            exploit_id: row.get(0),
+            protocol_key: row.get(1),
+        }));
+    }
+    let (from, to) = window(draft);
+    let candidates = tx
+        .query(
+            "SELECT e.id, e.occurred_at, e.amount_usd::text, \
+                    ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id) \
+             FROM exploits e WHERE e.protocol_key = $1 AND e.occurred_at BETWEEN $2 AND $3",
+            &[&draft.protocol.key(), &from, &to],
+        )
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Candidate {
+                id: row.get(0),
+                occurred_at: row.get(1),
+                loss_usd: money(row.get(2))?,
+                chains: row.get(3),
+            })
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
+
+    let plan = decide(draft, existing.as_ref(), &owners, &candidates);
+    let (exploit_id, action) = match plan {
+        Plan::Unchanged { exploit_id } => {
+            tx.rollback().await?;
+            return Ok(IngestOutcome {
+                exploit_id,
+                action: IngestAction::Unchanged,
+                warnings: Vec::new(),
+            });
+        }
+        Plan::UpdateClaim {
+            claim_id,
+            exploit_id,
+        } => {
+            update_claim(&tx, claim_id, &columns).await?;
+            (exploit_id, IngestAction::Updated)
+        }
+        Plan::Merge { exploit_id } => {
+            insert_claim(&tx, exploit_id, &claim_key, &columns).await?;
+            (exploit_id, IngestAction::Merged)
+        }
+        Plan::Insert => {
+            let canonical = canonical::derive(std::slice::from_ref(draft))
+                .ok_or_else(|| DbError::other("a claim must derive an incident"))?;
+            let exploit_id = insert_exploit(&tx, &canonical, &dedup_key(draft)).await?;
+            insert_claim(&tx, exploit_id, &claim_key, &columns).await?;
+            (exploit_id, IngestAction::Inserted)
+        }
+    };
+    let mut warnings = rederive(&tx, exploit_id).await?;
+    warnings.extend(foreign_hashes(draft, &owners, Some(exploit_id)).into_iter().map(|hash| {
+        format!("transaction {hash} belongs to another protocol's incident; kept in this claim only")
+    }));
+    warnings.dedup();
+    tx.commit().await?;
+    Ok(IngestOutcome {
+        exploit_id,
+        action,
+        warnings,
+    })
+}
+
+fn money(text: Option<String>) -> Result<Option<Usd>, DbError> {
+    text.map(|t| Usd::parse("amount_usd", &t).map_err(|e| DbError::other(e.to_string())))
+        .transpose()
+}
+
+fn claim_from_row(row: &Row) -> Result<ClaimColumns, DbError> {
+    Ok(ClaimColumns {
+        source_name: row.get(2),
+        source_url: row.get(3),
+        external_id: row.get(4),
+        reported_name: row.get(5),
+        reported_date: row.get::<_, Option<String>>(6).unwrap_or_default(),
+        occurred_at: row.get(7),
+        amount_usd: row.get(8),
+        recovered_usd: row.get(9),
+        chains: row.get(10),
+        tx_hashes: row.get(11),
+        attack_class: row.get::<_, Option<String>>(12).unwrap_or_default(),
+        attack_type: row
+            .get::<_, Option<String>>(13)
+            .unwrap_or_else(|| "unknown".into()),
+        attack_text: row.get(14),
+        classification: row.get(15),
+        status: row
+            .get::<_, Option<String>>(16)
+            .unwrap_or_else(|| "confirmed".into()),
+        description: row.get(17),
+        flash_loan: row.get::<_, Option<bool>>(18).unwrap_or(false),
+        bridge: row.get::<_, Option<bool>>(19).unwrap_or(false),
+    })
+}
+
+async fn insert_claim(
+    tx: &PgTransaction<'_>,
+    exploit_id: i64,
+    claim_key: &str,
+    c: &ClaimColumns,
+) -> Result<(), DbError> {
+    tx.execute(
+        "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
+             reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, attack_type, \
+             attack_text, classification, status, description, flash_loan, bridge) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::numeric, $10::text::numeric, $11::text::jsonb, \
+             $12::text::jsonb, $13, $14, $15, $16, $17, $18, $19, $20)",
+        &[
+            &exploit_id,
+            &c.source_name,
+            &claim_key,
+            &c.source_url,
+            &c.external_id,
+            &c.reported_name,
+            &c.reported_date,
+            &c.occurred_at,
+            &c.amount_usd,
+            &c.recovered_usd,
+            &c.chains,
+            &c.tx_hashes,
+            &c.attack_class,
+            &c.attack_type,
+            &c.attack_text,
+            &c.classification,
+            &c.status,
+            &c.description,
+            &c.flash_loan,
+            &c.bridge,
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+async fn update_claim(
+    tx: &PgTransaction<'_>,
+    claim_id: i64,
+    c: &ClaimColumns,
+) -> Result<(), DbError> {
+    tx.execute(
+        "UPDATE exploit_sources SET source_url = $2, external_id = $3, reported_name = $4, reported_date = $5, \
+             occurred_at = $6, amount_usd = $7::text::numeric, recovered_usd = $8::text::numeric, \
+             chains = $9::text::jsonb, tx_hashes = $10::text::jsonb, attack_class = $11, attack_type = $12, \
+             attack_text = $13, classification = $14, status = $15, description = $16, flash_loan = $17, \
+             bridge = $18, last_seen_at = now() \
+         WHERE id = $1",
+        &[
+            &claim_id,
+            &c.source_url,
+            &c.external_id,
+            &c.reported_name,
+            &c.reported_date,
+            &c.occurred_at,
+            &c.amount_usd,
+            &c.recovered_usd,
+            &c.chains,
+            &c.tx_hashes,
+            &c.attack_class,
+            &c.attack_type,
+            &c.attack_text,
+            &c.classification,
+            &c.status,
+            &c.description,
+            &c.flash_loan,
+            &c.bridge,
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+async fn insert_exploit(
+    tx: &PgTransaction<'_>,
+    c: &Canonical,
+    dedup_key: &str,
+) -> Result<i64, DbError> {
+    let primary = c
+        .chains
+        .first()
+        .map(|chain| chain.slug().to_owned())
+        .unwrap_or_default();
+    let row = tx
+        .query_one(
+            "INSERT INTO exploits (protocol, protocol_key, chain, dedup_key, occurred_at, status) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            &[
+                &c.protocol,
+                &c.protocol_key,
+                &primary,
+                &dedup_key,
+                &c.occurred_at,
+                &c.status.as_str(),
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Re-derives the incident's canonical values, chains and hashes from all its claims.
+/// Returns warnings for hashes another incident holds.
+async fn rederive(tx: &PgTransaction<'_>, exploit_id: i64) -> Result<Vec<String>, DbError> {
+    let rows = tx
+        .query(
+            &format!("SELECT {CLAIM_COLUMNS} FROM exploit_sources WHERE exploit_id = $1 ORDER BY first_seen_at, id"),
+            &[&exploit_id],
+        )
+        .await?;
+    let claims = rows
+        .iter()
+        .map(|row| claim_from_row(row)?.into_draft())
+        .collect::<Result<Vec<_>, DbError>>()?;
+    let c = canonical::derive(&claims)
+        .ok_or_else(|| DbError::other(format!("incident {exploit_id} has no claims")))?;
+    let primary = c
+        .chains
+        .first()
+        .map(|chain| chain.slug().to_owned())
+        .unwrap_or_default();
+
+    tx.execute(
+        "DELETE FROM exploit_tx_hashes WHERE exploit_id = $1",
+        &[&exploit_id],
+    )
+    .await?;
+    let mut owned: Vec<&TxHash> = Vec::new();
+    let mut warnings = Vec::new();
+    for hash in &c.tx_hashes {
+        let inserted = tx
+            .execute(
+                "INSERT INTO exploit_tx_hashes (exploit_id, chain, tx_hash) VALUES ($1, $2, $3) \
+                 ON CONFLICT (chain, tx_hash) DO NOTHING",
+                &[&exploit_id, &hash.chain.slug(), &hash.hash],
+            )
+            .await?;
+        if inserted == 1 {
+            owned.push(hash);
+        } else {
+            warnings.push(format!(
+                "transaction {}:{} belongs to another incident; kept in this claim only",
+                hash.chain, hash.hash
+            ));
+        }
+    }
+    tx.execute(
+        "DELETE FROM exploit_chains WHERE exploit_id = $1",
+        &[&exploit_id],
+    )
+    .await?;
+    for chain in &c.chains {
+        tx.execute(
+            "INSERT INTO exploit_chains (exploit_id, chain) VALUES ($1, $2)",
+            &[&exploit_id, &chain.slug()],
+        )
+        .await?;
+    }
+    let primary_hash = owned
+        .iter()
+        .find(|h| h.chain.slug() == primary)
+        .map(|h| h.hash.clone());
+    tx.execute(
+        "UPDATE exploits SET protocol = $2, protocol_key = $3, chain = $4, tx_hash = $5, amount_usd = $6::text::numeric, \
+             recovered_usd = $7::text::numeric, attack_class = $8, attack_type = $9, attack_technique_raw = $10, \
+             description = $11, status = $12, occurred_at = $13, source_url = $14, flash_loan = $15, bridge = $16 \
+         WHERE id = $1",
+        &[
+            &exploit_id,
+            &c.protocol,
+            &c.protocol_key,
+            &primary,
+            &primary_hash,
+            &c.loss_usd.map(|u| u.to_string()),
+            &c.recovered_usd.map(|u| u.to_string()),
+            &c.attack_type.class().as_str(),
+            &c.attack_type.as_str(),
+            &c.attack_text,
+            &c.description,
+            &c.status.as_str(),
+            &c.occurred_at,
+            &c.source_url,
+            &c.flash_loan,
+            &c.bridge,
+        ],
+    )
+    .await?;
+    Ok(warnings)
+}
+
+pub(super) async fn get(pool: &PgPool, id: i64) -> Result<Option<Incident>, DbError> {
+    let conn = pool.acquire().await?;
+    let Some(row) = conn
+        .query_opt(
+            "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd::text, recovered_usd::text, \
+                    attack_class, attack_type, attack_technique_raw, flash_loan, bridge, status, description, \
+                    source_url, created_at, updated_at \
+             FROM exploits WHERE id = $1",
+            &[&id],
+        )
+        .await?
+    else {
+        return Ok(None);
+    };
+    let primary: String = row.get(3);
+    let mut chains: Vec<String> = conn
+        .query(
+            "SELECT chain FROM exploit_chains WHERE exploit_id = $1 ORDER BY chain",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    chains.sort_by_key(|chain| chain != &primary);
+    let tx_hashes = conn
+        .query(
+            "SELECT chain, tx_hash FROM exploit_tx_hashes WHERE exploit_id = $1 ORDER BY chain, tx_hash",
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(|r| TxHashView { chain: r.get(0), hash: r.get(1) })
+        .collect();
+    let sources = conn
+        .query(
+            &format!("SELECT {CLAIM_COLUMNS} FROM exploit_sources WHERE exploit_id = $1 ORDER BY first_seen_at, id"),
+            &[&id],
+        )
+        .await?
+        .iter()
+        .map(source_claim)
+        .collect::<Result<Vec<_>, DbError>>()?;
+    Ok(Some(Incident {
+        id: row.get(0),
+        protocol: row.get(1),
+        protocol_key: row.get(2),
+        chains,
+        occurred_at: row.get(4),
+        loss_usd: row.get(5),
+        recovered_usd: row.get(6),
+        attack_class: row
+            .get::<_, Option<String>>(7)
+            .unwrap_or_else(|| "other".into()),
+        attack_type: row
+            .get::<_, Option<String>>(8)
+            .unwrap_or_else(|| "unknown".into()),
+        attack_text: row.get(9),
+        flash_loan: row.get(10),
+        bridge: row.get(11),
+        tx_hashes,
+        status: row.get(12),
+        description: row.get(13),
+        source_url: row.get(14),
+        created_at: row.get(15),
+        updated_at: row.get(16),
+        sources,
+    }))
+}
+
+fn source_claim(row: &Row) -> Result<SourceClaim, DbError> {
+    let c = claim_from_row(row)?;
+    let first_seen_at: DateTime<Utc> = row.get(20);
+    let last_seen_at: DateTime<Utc> = row.get(21);
+    super::rows::source_claim(c, first_seen_at, last_seen_at)
+}
+
+pub(super) async fn ids_by_hash(pool: &PgPool, hash: &str) -> Result<Vec<i64>, DbError> {
+    let conn = pool.acquire().await?;
+    let needle = hash.trim().to_lowercase();
+    Ok(conn
+        .query(
+            "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE lower(tx_hash) = $1 OR tx_hash = $2 ORDER BY exploit_id",
+            &[&needle, &hash.trim()],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+pub(super) async fn count(pool: &PgPool) -> Result<i64, DbError> {
+    let conn = pool.acquire().await?;
+    Ok(conn
+        .query_one("SELECT count(*) FROM exploits", &[])
+        .await?
+        .get(0))
+}

@@ -1,0 +1,354 @@
+//! The incident repository's conformance suite: every test runs on PostgreSQL and on
+//! SQLite and must see the same behaviour.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use chrono::{TimeZone, Utc};
+use kamiyo_db::{Database, DbConfig};
+use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
+use kamiyo_store::{IncidentStore, IngestAction, MIGRATIONS};
+use kamiyo_testkit::TestDatabase;
+
+struct Backend {
+    name: &'static str,
+    store: IncidentStore,
+    _pg: Option<TestDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends() -> Vec<Backend> {
+    let pg = TestDatabase::create().await;
+    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
+    pg_db.migrate(&MIGRATIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_db = Database::open(DbConfig::for_url(format!(
+        "sqlite://{}",
+        dir.path().join("k.db").display()
+    )))
+    .await
+    .unwrap();
+    sqlite_db.migrate(&MIGRATIONS).await.unwrap();
+    vec![
+        Backend {
+            name: "postgres",
+            store: IncidentStore::new(pg_db),
+            _pg: Some(pg),
+            _dir: None,
+        },
+        Backend {
+            name: "sqlite",
+            store: IncidentStore::new(sqlite_db),
+            _pg: None,
+            _dir: Some(dir),
+        },
+    ]
+}
+
+fn hash(byte: &str) -> String {
+    format!("0x{}", byte.repeat(32))
+}
+
+fn claim(
+    source: &str,
+    protocol: &str,
+    date: &str,
+    loss: Option<&str>,
+    hashes: &[&str],
+) -> IncidentDraft {
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
+    IncidentDraft::from_input(
+        IncidentInput {
+            source: Some(source.into()),
+            source_url: Some(format!("https://{source}.example/{protocol}")),
+            protocol: Some(protocol.into()),
+            chains: vec!["Ethereum".into()],
+            date: Some(date.into()),
+            loss_usd: loss.map(Into::into),
+            technique: Some("Price oracle manipulation".into()),
+            tx_hashes: hashes
+                .iter()
+                .map(|h| TxHashInput {
+                    chain: None,
+                    hash: (*h).into(),
+                })
+                .collect(),
+            ..IncidentInput::default()
+        },
+        now,
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_hash_from_two_sources_is_one_incident_with_two_source_references() {
+    for b in backends().await {
+        let h = hash("aa");
+        let first = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Euler Finance",
+                "2023-03-13",
+                Some("197000000"),
+                &[&h],
+            ))
+            .await
+            .unwrap();
+        let second = b
+            .store
+            .ingest(&claim(
+                "rekt",
+                "Euler",
+                "2023-03-20",
+                Some("195000000"),
+                &[&h],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(first.action, IngestAction::Inserted, "{}", b.name);
+        assert_eq!(second.action, IngestAction::Merged, "{}", b.name);
+        assert_eq!(first.exploit_id, second.exploit_id, "{}", b.name);
+        let incident = b.store.get(first.exploit_id).await.unwrap().unwrap();
+        assert_eq!(incident.sources.len(), 2, "{}", b.name);
+        assert_eq!(incident.protocol, "Euler Finance", "{}", b.name);
+        assert_eq!(
+            incident.occurred_at.format("%Y-%m-%d").to_string(),
+            "2023-03-13",
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            incident.loss_usd.as_deref(),
+            Some("195000000.00"),
+            "{}: lower median of two",
+            b.name
+        );
+        assert_eq!(incident.tx_hashes.len(), 1, "{}", b.name);
+        assert_eq!(incident.attack_type, "oracle_manipulation");
+        assert_eq!(incident.attack_class, "economic");
+        // Merging never drops a source's claim: both amounts are still there.
+        let amounts: Vec<_> = incident
+            .sources
+            .iter()
+            .map(|s| s.loss_usd.clone().unwrap())
+            .collect();
+        assert_eq!(amounts, vec!["197000000.00", "195000000.00"], "{}", b.name);
+        assert_eq!(b.store.count().await.unwrap(), 1);
+        assert_eq!(
+            b.store
+                .find_by_tx_hash(&h.to_uppercase().replace("0X", "0x"))
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hack_under_two_names_two_days_apart_without_hashes_is_merged() {
+    for b in backends().await {
+        let a = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "EulerFinance",
+                "2023-03-13",
+                Some("197000000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        let c = b
+            .store
+            .ingest(&claim(
+                "rekt",
+                "Euler Finance",
+                "2023-03-15",
+                Some("196000000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            (a.action, c.action),
+            (IngestAction::Inserted, IngestAction::Merged),
+            "{}",
+            b.name
+        );
+        assert_eq!(a.exploit_id, c.exploit_id, "{}", b.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_protocol_hacked_twice_a_month_apart_is_two_incidents() {
+    for b in backends().await {
+        let a = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Examplefi",
+                "2023-03-13",
+                Some("1000000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        let c = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Examplefi",
+                "2023-04-14",
+                Some("1000000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        assert_ne!(a.exploit_id, c.exploit_id, "{}", b.name);
+        assert_eq!(c.action, IngestAction::Inserted, "{}", b.name);
+        assert_eq!(b.store.count().await.unwrap(), 2, "{}", b.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hash_pasted_onto_two_different_protocols_does_not_merge_them() {
+    for b in backends().await {
+        let h = hash("bb");
+        let a = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Alphafi",
+                "2023-05-01",
+                Some("5000000"),
+                &[&h],
+            ))
+            .await
+            .unwrap();
+        let c = b
+            .store
+            .ingest(&claim(
+                "rekt",
+                "Betaswap",
+                "2023-05-01",
+                Some("5000000"),
+                &[&h],
+            ))
+            .await
+            .unwrap();
+        assert_ne!(a.exploit_id, c.exploit_id, "{}", b.name);
+        assert_eq!(c.action, IngestAction::Inserted, "{}", b.name);
+        assert!(
+            c.warnings.iter().any(|w| w.contains(&h)),
+            "{}: {:?}",
+            b.name,
+            c.warnings
+        );
+        let beta = b.store.get(c.exploit_id).await.unwrap().unwrap();
+        assert!(
+            beta.tx_hashes.is_empty(),
+            "{}: the hash stays with its first incident",
+            b.name
+        );
+        assert_eq!(
+            beta.sources[0].tx_hashes.len(),
+            1,
+            "{}: but the claim keeps it",
+            b.name
+        );
+        assert_eq!(
+            b.store.find_by_tx_hash(&h).await.unwrap()[0].id,
+            a.exploit_id
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn importing_the_same_claims_again_changes_nothing_and_a_changed_claim_updates_only_itself() {
+    for b in backends().await {
+        let claims = [
+            claim(
+                "defillama",
+                "Euler",
+                "2023-03-13",
+                Some("197000000"),
+                &[&hash("cc")],
+            ),
+            claim("defillama", "Examplefi", "2023-06-01", None, &[]),
+        ];
+        for c in &claims {
+            b.store.ingest(c).await.unwrap();
+        }
+        let before = b.store.get(1).await.unwrap();
+        for c in &claims {
+            let again = b.store.ingest(c).await.unwrap();
+            assert_eq!(again.action, IngestAction::Unchanged, "{}", b.name);
+        }
+        assert_eq!(
+            b.store.get(1).await.unwrap(),
+            before,
+            "{}: nothing changed, updated_at included",
+            b.name
+        );
+
+        let mut corrected = claim(
+            "defillama",
+            "Euler",
+            "2023-03-13",
+            Some("197000000"),
+            &[&hash("cc")],
+        );
+        corrected.description = Some("Donation attack on eTokens".into());
+        let outcome = b.store.ingest(&corrected).await.unwrap();
+        // The description is not part of the claim key, so this is the same claim, updated.
+        assert_eq!(outcome.action, IngestAction::Updated, "{}", b.name);
+        let incident = b.store.get(outcome.exploit_id).await.unwrap().unwrap();
+        assert_eq!(incident.sources.len(), 1);
+        assert_eq!(
+            incident.description.as_deref(),
+            Some("Donation attack on eTokens")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_amount_is_stored_as_unknown_not_zero() {
+    for b in backends().await {
+        let outcome = b
+            .store
+            .ingest(&claim("defillama", "Mysteryfi", "2024-01-01", None, &[]))
+            .await
+            .unwrap();
+        let incident = b.store.get(outcome.exploit_id).await.unwrap().unwrap();
+        assert_eq!(incident.loss_usd, None, "{}", b.name);
+        assert_eq!(incident.sources[0].loss_usd, None, "{}", b.name);
+        assert!(b.store.get(999_999).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_of_one_hack_create_one_incident() {
+    for b in backends().await {
+        let mut tasks = Vec::new();
+        for source in ["s1", "s2", "s3", "s4", "s5", "s6"] {
+            let store = b.store.clone();
+            let c = claim(source, "Racefi", "2024-02-02", Some("3000000"), &[]);
+            tasks.push(tokio::spawn(async move { store.ingest(&c).await }));
+        }
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.push(task.await.unwrap().unwrap().exploit_id);
+        }
+        ids.dedup();
+        assert_eq!(ids.len(), 1, "{}: {ids:?}", b.name);
+        assert_eq!(
+            b.store.get(ids[0]).await.unwrap().unwrap().sources.len(),
+            6,
+            "{}",
+            b.name
+        );
+    }
+}
