@@ -240,10 +240,12 @@ impl IncidentDraft {
     }
 
     /// Identifies this claim within its source across re-imports: the source's own id
-    /// when it has one, else a fixed hash of what the claim says.
+    /// with the reported date when it has an id, else a fixed hash of what the claim says.
+    /// The date is part of it because some sources' ids name the protocol, not the
+    /// incident (DeFiLlama's `defillamaId` is shared by every hack of one protocol).
     pub fn claim_key(&self) -> String {
         if let Some(id) = &self.source.external_id {
-            return format!("id:{id}");
+            return format!("id:{id}@{}", self.source.reported_date);
         }
         let mut content = format!(
             "{}|{}|{}|{}",

@@ -14,11 +14,15 @@
 //!   `kamiyo_csv` and `defillama` map their columns onto [`RawIncident`].
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
+//! - `import`: parse, validate and ingest a file through the incident store, with a
+//!   line-by-line report.
+//!
 //! The formats are described for users in `docs/IMPORT_FORMATS.md`.
 
 mod defillama;
 mod error;
 mod format;
+pub mod import;
 mod jsonl;
 mod kamiyo_csv;
 mod record;
@@ -30,6 +34,7 @@ use std::path::Path;
 
 pub use error::IngestError;
 pub use format::{Format, UnknownFormatError};
+pub use import::{import_file, ImportError, ImportReport};
 pub use record::{RawIncident, RawTxHash, Rejection};
 
 /// Source name used for DeFiLlama records when the caller gives none.

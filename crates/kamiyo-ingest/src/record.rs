@@ -41,7 +41,7 @@ pub struct RawTxHash {
 }
 
 /// A record that could not be read; the rest of the file is unaffected.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize)]
 #[error("line {line}: {message}")]
 pub struct Rejection {
     /// 1-based line the record starts on.

@@ -42,6 +42,22 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<MigrateAction>,
     },
+    /// Import incidents from a file (dedup and merge with what is stored; idempotent).
+    Import {
+        /// The file to read.
+        file: PathBuf,
+        /// `jsonl` or `csv` (Kamiyo's format, see docs/IMPORT_FORMATS.md) or `defillama`
+        /// (the DeFiLlama hacks export). Default: from the file extension.
+        #[arg(long)]
+        format: Option<kamiyo_ingest::Format>,
+        /// Source name for records that name none (default: `defillama` for that format,
+        /// else the file name).
+        #[arg(long)]
+        source: Option<String>,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the effective configuration (passwords redacted) as TOML.
     Config,
     /// Database tools.

@@ -149,6 +149,88 @@ pub async fn db_health(settings: Settings, json: bool) -> anyhow::Result<ExitCod
     Ok(ExitCode::from(report.status.exit_code()))
 }
 
+/// Imports a file and prints the report; exit code 1 when any line was rejected, so a
+/// script notices.
+pub async fn import(
+    settings: Settings,
+    file: &std::path::Path,
+    format: Option<kamiyo_ingest::Format>,
+    source: Option<&str>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let format = match format.or_else(|| kamiyo_ingest::Format::from_path(file)) {
+        Some(format) => format,
+        None => anyhow::bail!(
+            "cannot tell the format of {} from its extension; pass --format jsonl|csv|defillama",
+            file.display()
+        ),
+    };
+    let default_source = match (source, format) {
+        (Some(source), _) => Some(source.to_owned()),
+        (None, kamiyo_ingest::Format::Defillama) => None,
+        (None, _) => file
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned()),
+    };
+    let database = prepare_database(&settings.database, &MIGRATIONS).await?;
+    let store = kamiyo_store::IncidentStore::new(database.clone());
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {
+        let bar = indicatif::ProgressBar::new(0);
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} records {elapsed}")
+        {
+            bar.set_style(style);
+        }
+        Some(bar)
+    } else {
+        None
+    };
+    let report = kamiyo_ingest::import_file(
+        &store,
+        &settings.database.retry,
+        format,
+        file,
+        default_source.as_deref(),
+        |done, total| {
+            if let Some(bar) = &bar {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            }
+        },
+    )
+    .await
+    .with_context(|| format!("import of {} failed", file.display()))?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    database.close();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{}: {} records: {} inserted, {} merged into existing incidents, {} updated, {} unchanged, {} rejected",
+            file.display(),
+            report.records,
+            report.inserted,
+            report.merged,
+            report.updated,
+            report.unchanged,
+            report.rejected.len()
+        );
+        for rejection in &report.rejected {
+            println!("rejected {rejection}");
+        }
+        for warning in &report.warnings {
+            println!("warning line {}: {}", warning.line, warning.message);
+        }
+    }
+    Ok(if report.rejected.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 pub fn fingerprint(sql: &str) {
     let fingerprint = kamiyo_db::monitor::fingerprint::Fingerprint::of(sql);
     println!("fingerprint: {}", fingerprint.id);

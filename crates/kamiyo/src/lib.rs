@@ -34,6 +34,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: Some(MigrateAction::Status),
         } => commands::migrate_status(settings).await?,
         Command::Config => commands::print_config(&settings)?,
+        Command::Import {
+            file,
+            format,
+            source,
+            json,
+        } => return commands::import(settings, &file, format, source.as_deref(), json).await,
         Command::Db {
             action: DbAction::Health { json },
         } => return commands::db_health(settings, json).await,

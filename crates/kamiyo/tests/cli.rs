@@ -291,3 +291,28 @@ fn fingerprints_are_the_same_in_two_processes_and_ignore_literal_values() {
         "{first}"
     );
 }
+
+#[test]
+fn import_reports_each_rejected_line_exits_1_and_a_second_import_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../kamiyo-ingest/tests/fixtures/import.jsonl"
+    );
+    let first = output(kamiyo(dir.path()).args(["import", fixture]));
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
+    let shown = text(&first.stdout);
+    assert!(shown.contains("12 records: 5 inserted, 2 merged into existing incidents, 0 updated, 0 unchanged, 5 rejected"), "{shown}");
+    assert!(
+        shown.contains("rejected line 9: loss_usd: must not be negative"),
+        "{shown}"
+    );
+
+    let second = output(kamiyo(dir.path()).args(["import", fixture, "--json"]));
+    let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(
+        (report["inserted"].as_u64(), report["unchanged"].as_u64()),
+        (Some(0), Some(7)),
+        "{report}"
+    );
+}

@@ -112,20 +112,6 @@ pub(crate) fn decide(
     }
 }
 
-/// Hashes the claim lists that another protocol's incident holds: kept in the claim,
-/// not given to this incident.
-pub(crate) fn foreign_hashes(
-    draft: &IncidentDraft,
-    owners: &[HashOwner],
-    exploit_id: Option<i64>,
-) -> Vec<String> {
-    owners
-        .iter()
-        .filter(|o| Some(o.exploit_id) != exploit_id && o.protocol_key != draft.protocol.key())
-        .map(|o| format!("{}:{}", o.hash.chain, o.hash.hash))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,7 +193,6 @@ mod tests {
             Plan::Merge { exploit_id: 3 }
         );
         assert_eq!(decide(&claim, None, &[owner("curve")], &[]), Plan::Insert);
-        assert_eq!(foreign_hashes(&claim, &[owner("curve")], None).len(), 1);
     }
 
     #[test]

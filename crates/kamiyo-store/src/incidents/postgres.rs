@@ -7,7 +7,7 @@ use kamiyo_domain::canonical::{self, Canonical};
 use kamiyo_domain::{IncidentDraft, TxHash, Usd};
 use tokio_postgres::Row;
 
-use super::decide::{decide, foreign_hashes, window, Candidate, HashOwner, Plan, StoredClaim};
+use super::decide::{decide, window, Candidate, HashOwner, Plan, StoredClaim};
 use super::rows::ClaimColumns;
 use super::{dedup_key, Incident, IngestAction, IngestOutcome, SourceClaim, TxHashView};
 
@@ -104,11 +104,7 @@ pub(super) async fn ingest(pool: &PgPool, draft: &IncidentDraft) -> Result<Inges
             (exploit_id, IngestAction::Inserted)
         }
     };
-    let mut warnings = rederive(&tx, exploit_id).await?;
-    warnings.extend(foreign_hashes(draft, &owners, Some(exploit_id)).into_iter().map(|hash| {
-        format!("transaction {hash} belongs to another protocol's incident; kept in this claim only")
-    }));
-    warnings.dedup();
+    let warnings = rederive(&tx, exploit_id).await?;
     tx.commit().await?;
     Ok(IngestOutcome {
         exploit_id,

@@ -9,7 +9,7 @@ use kamiyo_domain::canonical::{self, Canonical};
 use kamiyo_domain::{IncidentDraft, TxHash, Usd};
 use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
 
-use super::decide::{decide, foreign_hashes, window, Candidate, HashOwner, Plan, StoredClaim};
+use super::decide::{decide, window, Candidate, HashOwner, Plan, StoredClaim};
 use super::rows::{parse_sqlite_time, source_claim, sqlite_time, ClaimColumns};
 use super::{dedup_key, Incident, IngestAction, IngestOutcome, TxHashView};
 
@@ -150,11 +150,7 @@ fn ingest_in(tx: &Transaction<'_>, draft: &IncidentDraft) -> rusqlite::Result<In
             (exploit_id, IngestAction::Inserted)
         }
     };
-    let mut warnings = rederive(tx, exploit_id)?;
-    warnings.extend(foreign_hashes(draft, &owners, Some(exploit_id)).into_iter().map(|hash| {
-        format!("transaction {hash} belongs to another protocol's incident; kept in this claim only")
-    }));
-    warnings.dedup();
+    let warnings = rederive(tx, exploit_id)?;
     Ok(IngestOutcome {
         exploit_id,
         action,

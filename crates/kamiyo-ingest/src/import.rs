@@ -1,0 +1,139 @@
+//! Importing a file: parse, validate each record into a claim, ingest each claim in its
+//! own transaction (dedup and merge happen in the store), and report what happened to
+//! every line. A bad record is reported with its line and reason and never stops the
+//! rest; the same file imported twice changes nothing the second time.
+
+use std::path::Path;
+
+use chrono::Utc;
+use kamiyo_db::{DbError, RetryPolicy};
+use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
+use kamiyo_store::{IncidentStore, IngestAction};
+use serde::Serialize;
+
+use crate::{parse_path, Format, IngestError, RawIncident, Rejection};
+
+/// What one import did, line by line where something is worth saying.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ImportReport {
+    pub records: usize,
+    pub inserted: usize,
+    pub merged: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub rejected: Vec<Rejection>,
+    /// Accepted records with something to note (e.g. a hash held by another incident).
+    pub warnings: Vec<LineWarning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LineWarning {
+    pub line: usize,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    File(#[from] IngestError),
+    /// The database failed past its retries; the lines before `line` are stored, and
+    /// running the import again is safe (it is idempotent).
+    #[error("line {line}: the database failed, import stopped (lines before it are stored; re-running is safe): {source}")]
+    Database { line: usize, source: DbError },
+}
+
+impl From<RawIncident> for IncidentInput {
+    fn from(raw: RawIncident) -> IncidentInput {
+        IncidentInput {
+            source: raw.source,
+            source_url: raw.source_url,
+            external_id: raw.external_id,
+            protocol: raw.protocol,
+            chains: raw.chains,
+            date: raw.date,
+            loss_usd: raw.loss_usd,
+            recovered_usd: raw.recovered_usd,
+            attack_type: None,
+            attack_class: raw.attack_class,
+            technique: raw.technique,
+            tx_hashes: raw
+                .tx_hashes
+                .into_iter()
+                .map(|tx| TxHashInput {
+                    chain: tx.chain,
+                    hash: tx.hash,
+                })
+                .collect(),
+            status: raw.status,
+            description: raw.description,
+            flash_loan: raw.flash_loan,
+            bridge: raw.bridge,
+        }
+    }
+}
+
+/// Imports `path`; `progress(done, total)` is called after each record.
+pub async fn import_file(
+    store: &IncidentStore,
+    retry: &RetryPolicy,
+    format: Format,
+    path: &Path,
+    default_source: Option<&str>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<ImportReport, ImportError> {
+    let records = parse_path(format, path, default_source)?;
+    let total = records.len();
+    let mut report = ImportReport {
+        records: total,
+        ..ImportReport::default()
+    };
+    let now = Utc::now();
+    // A source can list two different records under one id and date (DeFiLlama does);
+    // the second becomes `id#2`, the third `id#3`, so that each keeps its own claim and a
+    // re-import of the same file finds each again.
+    let mut seen_keys: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (done, record) in records.into_iter().enumerate() {
+        match record {
+            Err(rejection) => report.rejected.push(rejection),
+            Ok(raw) => {
+                let line = raw.line;
+                match IncidentDraft::from_input(IncidentInput::from(raw), now) {
+                    Err(refusal) => report.rejected.push(Rejection {
+                        line,
+                        field: Some(refusal.field.clone()),
+                        message: refusal.to_string(),
+                    }),
+                    Ok(mut draft) => {
+                        if draft.source.external_id.is_some() {
+                            let key = format!("{}|{}", draft.source.name, draft.claim_key());
+                            let occurrence = seen_keys.entry(key).or_insert(0);
+                            *occurrence += 1;
+                            if *occurrence > 1 {
+                                let id = draft.source.external_id.take().unwrap_or_default();
+                                draft.source.external_id = Some(format!("{id}#{occurrence}"));
+                            }
+                        }
+                        let outcome = retry
+                            .run("import", || store.ingest(&draft))
+                            .await
+                            .map_err(|source| ImportError::Database { line, source })?;
+                        match outcome.action {
+                            IngestAction::Inserted => report.inserted += 1,
+                            IngestAction::Merged => report.merged += 1,
+                            IngestAction::Updated => report.updated += 1,
+                            IngestAction::Unchanged => report.unchanged += 1,
+                        }
+                        report.warnings.extend(
+                            outcome
+                                .warnings
+                                .into_iter()
+                                .map(|message| LineWarning { line, message }),
+                        );
+                    }
+                }
+            }
+        }
+        progress(done + 1, total);
+    }
+    Ok(report)
+}
