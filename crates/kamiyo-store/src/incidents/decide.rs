@@ -12,7 +12,7 @@
 //! 4. Otherwise it is a new incident.
 
 use chrono::{DateTime, Duration, Utc};
-use kamiyo_domain::{IncidentDraft, TxHash, Usd};
+use kamiyo_domain::{IncidentDraft, Usd};
 
 /// How far apart two claims' dates may be and still be one incident: sources date the
 /// exploit, its discovery or its disclosure.
@@ -35,7 +35,6 @@ pub(crate) struct Candidate {
 /// The incident holding one of the claim's hashes.
 #[derive(Debug, Clone)]
 pub(crate) struct HashOwner {
-    pub hash: TxHash,
     pub exploit_id: i64,
     pub protocol_key: String,
 }
@@ -184,7 +183,6 @@ mod tests {
         let hash = format!("0x{}", "ab".repeat(32));
         let claim = draft("Euler", "2023-03-13", None, Some(&hash));
         let owner = |key: &str| HashOwner {
-            hash: claim.tx_hashes[0].clone(),
             exploit_id: 3,
             protocol_key: key.into(),
         };

@@ -50,7 +50,6 @@ pub(super) async fn ingest(pool: &PgPool, draft: &IncidentDraft) -> Result<Inges
             )
             .await?;
         owners.extend(rows.iter().map(|row| HashOwner {
-            hash: hash.clone(),
             exploit_id: row.get(0),
             protocol_key: row.get(1),
         }));

@@ -85,7 +85,6 @@ fn ingest_in(tx: &Transaction<'_>, draft: &IncidentDraft) -> rusqlite::Result<In
         )?;
         let rows = statement.query_map(params![hash.chain.slug(), hash.hash], |row| {
             Ok(HashOwner {
-                hash: hash.clone(),
                 exploit_id: row.get(0)?,
                 protocol_key: row.get(1)?,
             })
