@@ -5,6 +5,7 @@
 
 mod decide;
 mod postgres;
+pub mod query;
 mod rows;
 mod sqlite;
 
@@ -14,6 +15,7 @@ use kamiyo_domain::IncidentDraft;
 use serde::Serialize;
 
 pub use decide::MERGE_WINDOW_DAYS;
+pub use query::{Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, SortKey};
 
 /// What ingesting one claim did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -131,6 +133,29 @@ impl IncidentStore {
             }
         }
         Ok(incidents)
+    }
+
+    /// One page of incidents matching the filters, with the total they match.
+    pub async fn list(&self, request: &ListRequest) -> Result<Page, DbError> {
+        let limit = request.limit.clamp(1, query::MAX_LIMIT);
+        let (items, total) = match self.db.primary() {
+            Pool::Postgres(pool) => postgres::list(pool, request, limit).await?,
+            Pool::Sqlite(pool) => sqlite::list(pool, request.clone(), limit).await?,
+        };
+        let mut items = items;
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|last| query::cursor_after(request, last).encode())
+        } else {
+            None
+        };
+        Ok(Page {
+            items,
+            total,
+            next_cursor,
+        })
     }
 
     pub async fn count(&self) -> Result<i64, DbError> {

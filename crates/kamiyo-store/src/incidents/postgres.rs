@@ -434,3 +434,58 @@ pub(super) async fn count(pool: &PgPool) -> Result<i64, DbError> {
         .await?
         .get(0))
 }
+
+pub(super) async fn list(
+    pool: &PgPool,
+    request: &super::ListRequest,
+    limit: usize,
+) -> Result<(Vec<super::IncidentSummary>, i64), DbError> {
+    let conn = pool.acquire().await?;
+    let mut w = super::query::Where::new(true);
+    w.filter(&request.filter);
+    let count_sql = format!("SELECT count(*) FROM exploits e {}", w.sql());
+    let count_params = w.params.clone();
+    let order_by = w.order_by(request.sort, request.order, request.cursor.as_ref());
+    let sql = format!(
+        "SELECT e.id, e.protocol, \
+                ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id ORDER BY c.chain <> e.chain, c.chain), \
+                e.occurred_at, e.amount_usd::text, e.recovered_usd::text, e.attack_class, e.attack_type, e.status, \
+                e.flash_loan, e.bridge, e.source_url \
+         FROM exploits e {} {order_by} LIMIT {}",
+        w.sql(),
+        limit + 1
+    );
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = w
+        .params
+        .iter()
+        .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    let rows = conn.query(&sql, &params).await?;
+    let count_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = count_params
+        .iter()
+        .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    let total: i64 = conn.query_one(&count_sql, &count_params).await?.get(0);
+    let items = rows
+        .iter()
+        .map(|row| super::IncidentSummary {
+            id: row.get(0),
+            protocol: row.get(1),
+            chains: row.get(2),
+            occurred_at: row.get(3),
+            loss_usd: row.get(4),
+            recovered_usd: row.get(5),
+            attack_class: row
+                .get::<_, Option<String>>(6)
+                .unwrap_or_else(|| "other".into()),
+            attack_type: row
+                .get::<_, Option<String>>(7)
+                .unwrap_or_else(|| "unknown".into()),
+            status: row.get(8),
+            flash_loan: row.get(9),
+            bridge: row.get(10),
+            source_url: row.get(11),
+        })
+        .collect();
+    Ok((items, total))
+}

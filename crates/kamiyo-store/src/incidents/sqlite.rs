@@ -452,3 +452,55 @@ pub(super) async fn count(pool: &SqlitePool) -> Result<i64, DbError> {
     conn.run(|c| c.query_row("SELECT count(*) FROM exploits", [], |row| row.get(0)))
         .await
 }
+
+pub(super) async fn list(
+    pool: &SqlitePool,
+    request: super::ListRequest,
+    limit: usize,
+) -> Result<(Vec<super::IncidentSummary>, i64), DbError> {
+    let conn = pool.acquire().await?;
+    conn.run(move |c| {
+        let mut w = super::query::Where::new(false);
+        w.filter(&request.filter);
+        let count_sql = format!("SELECT count(*) FROM exploits e {}", w.sql());
+        let total: i64 = c.query_row(&count_sql, rusqlite::params_from_iter(w.params.iter()), |row| row.get(0))?;
+        let order_by = w.order_by(request.sort, request.order, request.cursor.as_ref());
+        let sql = format!(
+            "SELECT e.id, e.protocol, \
+                    (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id), \
+                    e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
+                    e.flash_loan, e.bridge, e.source_url, e.chain \
+             FROM exploits e {} {order_by} LIMIT {}",
+            w.sql(),
+            limit + 1
+        );
+        let mut statement = c.prepare(&sql)?;
+        let rows = statement.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
+            let chains: String = row.get(2)?;
+            let mut chains: Vec<String> =
+                serde_json::from_str(&chains).map_err(|e| ours(DbError::other(e.to_string())))?;
+            let primary: String = row.get(12)?;
+            // The primary chain first, the others by name, as on PostgreSQL.
+            chains.sort_by(|a, b| (a != &primary, a).cmp(&(b != &primary, b)));
+            let occurred: String = row.get(3)?;
+            Ok(super::IncidentSummary {
+                id: row.get(0)?,
+                protocol: row.get(1)?,
+                chains,
+                occurred_at: parse_sqlite_time(&occurred).map_err(ours)?,
+                loss_usd: row.get(4)?,
+                recovered_usd: row.get(5)?,
+                attack_class: row.get::<_, Option<String>>(6)?.unwrap_or_else(|| "other".into()),
+                attack_type: row.get::<_, Option<String>>(7)?.unwrap_or_else(|| "unknown".into()),
+                status: row.get(8)?,
+                flash_loan: row.get(9)?,
+                bridge: row.get(10)?,
+                source_url: row.get(11)?,
+            })
+        })?;
+        let items = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok((items, total))
+    })
+    .await
+    .map_err(unpack)
+}
