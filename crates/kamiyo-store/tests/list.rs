@@ -23,7 +23,16 @@ struct Backend {
 }
 
 /// (protocol, chain, date, loss, technique, status, description)
-const FIXTURE: &[(&str, &str, &str, Option<&str>, &str, &str, &str)] = &[
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+const FIXTURE: &[Row] = &[
     (
         "Alphafi",
         "Ethereum",

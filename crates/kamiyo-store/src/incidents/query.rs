@@ -72,7 +72,7 @@ impl Cursor {
 
     /// `None` for anything this server did not produce, or produced for another sort.
     pub fn decode(text: &str, sort: SortKey, order: Order) -> Option<Cursor> {
-        if text.len() % 2 != 0 || text.len() > 400 {
+        if !text.len().is_multiple_of(2) || text.len() > 400 {
             return None;
         }
         let bytes: Option<Vec<u8>> = (0..text.len())
