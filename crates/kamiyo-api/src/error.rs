@@ -15,6 +15,8 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 pub enum ApiError {
     #[error("no route for this path")]
     NotFound,
+    #[error("no such {0}")]
+    NotFoundItem(&'static str),
     /// A query parameter is malformed; the message names it.
     #[error("invalid parameter {parameter}: {message}")]
     BadParameter {
@@ -60,7 +62,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::NotFoundItem(_) => StatusCode::NOT_FOUND,
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout(_) | ApiError::DatabaseUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -71,7 +73,7 @@ impl ApiError {
 
     fn code(&self) -> &'static str {
         match self {
-            ApiError::NotFound => "not_found",
+            ApiError::NotFound | ApiError::NotFoundItem(_) => "not_found",
             ApiError::BadParameter { .. } => "bad_parameter",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",

@@ -6,9 +6,11 @@
 
 pub mod config;
 pub mod error;
+mod exploits;
 mod health;
 mod http_metrics;
 mod metrics;
+mod params;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use kamiyo_db::Database;
+use kamiyo_store::IncidentStore;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -33,6 +36,7 @@ pub use http_metrics::HttpMetrics;
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
+    pub incidents: IncidentStore,
     pub server: Arc<ServerConfig>,
     pub http_metrics: Arc<HttpMetrics>,
 }
@@ -40,6 +44,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: Database, server: ServerConfig) -> Self {
         AppState {
+            incidents: IncidentStore::new(db.clone()),
             db,
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
@@ -56,7 +61,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::liveness))
         .route("/api/health/database", get(health::database))
         .route("/api/metrics/database", get(metrics::database))
-        .route("/api/metrics/queries", get(metrics::queries));
+        .route("/api/metrics/queries", get(metrics::queries))
+        .route("/api/exploits", get(exploits::list))
+        .route("/api/exploits/{id}", get(exploits::get))
+        .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash));
     if state.server.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(metrics::prometheus));
     }

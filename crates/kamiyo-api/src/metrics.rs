@@ -1,10 +1,9 @@
 //! The monitor over HTTP: `/api/metrics/database`, `/api/metrics/queries` and the
 //! Prometheus `/metrics`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -14,6 +13,7 @@ use kamiyo_db::HealthReport;
 use serde::Serialize;
 
 use crate::error::{ApiError, Result};
+use crate::params::Params;
 use crate::AppState;
 
 const DEFAULT_LIMIT: usize = 10;
@@ -49,9 +49,9 @@ struct PoolConfig {
 /// (`/api/health/database` also pings).
 pub async fn database(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    query: RawQuery,
 ) -> Result<Json<DatabaseMetrics>> {
-    reject_unknown(&params, &["limit"])?;
+    let params = Params::from_query(query, &["limit"])?;
     let limit = limit(&params)?;
     let db = &state.db;
     let config = db.config();
@@ -92,13 +92,10 @@ pub struct QueryMetrics {
     statements: Vec<StatementReport>,
 }
 
-pub async fn queries(
-    State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
-) -> Result<Json<QueryMetrics>> {
-    reject_unknown(&params, &["limit", "sort"])?;
+pub async fn queries(State(state): State<AppState>, query: RawQuery) -> Result<Json<QueryMetrics>> {
+    let params = Params::from_query(query, &["limit", "sort"])?;
     let limit = limit(&params)?;
-    let (sort, sort_name) = match params.get("sort").map(String::as_str) {
+    let (sort, sort_name) = match params.text("sort")?.as_deref() {
         None | Some("total") => (QuerySort::Total, "total"),
         Some("mean") => (QuerySort::Mean, "mean"),
         Some("max") => (QuerySort::Max, "max"),
@@ -139,30 +136,8 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], exposition.finish())
 }
 
-fn limit(params: &HashMap<String, String>) -> Result<usize> {
-    match params.get("limit") {
-        None => Ok(DEFAULT_LIMIT),
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(ApiError::BadParameter {
-                parameter: "limit",
-                message: format!("{text:?} is not a whole number from 1 to {MAX_LIMIT}"),
-            }),
-        },
-    }
-}
-
-fn reject_unknown(params: &HashMap<String, String>, known: &[&str]) -> Result<()> {
-    let mut unknown: Vec<&String> = params
-        .keys()
-        .filter(|k| !known.contains(&k.as_str()))
-        .collect();
-    unknown.sort();
-    match unknown.first() {
-        Some(name) => Err(ApiError::BadParameter {
-            parameter: "query",
-            message: format!("unknown parameter {name:?}; accepted: {}", known.join(", ")),
-        }),
-        None => Ok(()),
-    }
+fn limit(params: &Params) -> Result<usize> {
+    Ok(params
+        .integer("limit", 1, MAX_LIMIT as i64)?
+        .map_or(DEFAULT_LIMIT, |n| n as usize))
 }
