@@ -27,6 +27,11 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
+    /// How long a listing's `total` is reused for the same filters when this instance
+    /// wrote nothing since (counting costs a scan). Other instances' writes show within
+    /// it. `0s` counts on every request.
+    #[serde(with = "humantime_serde")]
+    pub total_cache_ttl: Duration,
     /// When set, `/metrics` is served only on this address (keep it private) and not on
     /// `listen`.
     pub metrics_listen: Option<SocketAddr>,
@@ -44,6 +49,7 @@ impl Default for ServerConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             retry_after: DEFAULT_RETRY_AFTER,
             metrics_listen: None,
+            total_cache_ttl: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_TTL,
         }
     }
 }

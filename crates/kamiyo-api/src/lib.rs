@@ -44,7 +44,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(db: Database, server: ServerConfig) -> Self {
         AppState {
-            incidents: IncidentStore::new(db.clone()),
+            incidents: IncidentStore::with_total_cache(db.clone(), server.total_cache_ttl),
             db,
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),

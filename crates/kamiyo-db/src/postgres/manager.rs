@@ -20,6 +20,10 @@ pub struct PgSession {
     pub(crate) returned_at: Instant,
     /// Past this instant the session is closed instead of reused.
     pub(crate) expires_at: Instant,
+    /// Statements prepared on this session, by SQL text: a repeated statement costs one
+    /// round trip instead of two (prepare, then execute).
+    pub(crate) statements:
+        parking_lot::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
 }
 
 pub(crate) struct PgManager {
@@ -119,6 +123,7 @@ impl Manager for PgManager {
             client,
             returned_at: now,
             expires_at: now + self.max_lifetime.saturating_sub(jitter),
+            statements: parking_lot::Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Instant;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Row, SimpleQueryMessage, Transaction};
+use tokio_postgres::{Row, SimpleQueryMessage, Statement, Transaction};
 
 use super::PgConnection;
 use crate::error::DbError;
@@ -14,21 +14,46 @@ use crate::monitor::PoolMonitor;
 
 pub type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
+/// Statements a session has prepared, by SQL text; bounded, emptied when full (a
+/// service runs a few dozen distinct statements; a flood of ad-hoc SQL must not grow it).
+type StatementCache = parking_lot::Mutex<std::collections::HashMap<String, Statement>>;
+const MAX_CACHED_STATEMENTS: usize = 256;
+
+async fn prepared<C: tokio_postgres::GenericClient>(
+    client: &C,
+    cache: &StatementCache,
+    sql: &str,
+) -> Result<Statement, tokio_postgres::Error> {
+    if let Some(statement) = cache.lock().get(sql) {
+        return Ok(statement.clone());
+    }
+    let statement = client.prepare(sql).await?;
+    let mut cache = cache.lock();
+    if cache.len() >= MAX_CACHED_STATEMENTS {
+        cache.clear();
+    }
+    cache.insert(sql.to_owned(), statement.clone());
+    Ok(statement)
+}
+
 /// A transaction on a pooled connection. Dropped without `commit()`, it rolls back.
 pub struct PgTransaction<'a> {
     tx: Transaction<'a>,
     monitor: &'a PoolMonitor,
+    statements: &'a StatementCache,
 }
 
 impl PgConnection {
     pub async fn transaction(&mut self) -> Result<PgTransaction<'_>, DbError> {
         let started = Instant::now();
-        let result = self.object.client.transaction().await;
+        let session = &mut *self.object;
+        let result = session.client.transaction().await;
         record(&self.monitor, "BEGIN", started, result.as_ref().map(|_| 0));
         let tx = result.map_err(|e| DbError::from_postgres(self.monitor.pool(), e))?;
         Ok(PgTransaction {
             tx,
             monitor: &self.monitor,
+            statements: &session.statements,
         })
     }
 }
@@ -55,6 +80,16 @@ impl PgTransaction<'_> {
 
     fn client(&self) -> &Transaction<'_> {
         &self.tx
+    }
+
+    fn statements(&self) -> &StatementCache {
+        self.statements
+    }
+}
+
+impl PgConnection {
+    fn statements(&self) -> &StatementCache {
+        &self.object.statements
     }
 }
 
@@ -87,13 +122,11 @@ macro_rules! statement_methods {
         impl $type {
             /// Rows of a statement.
             pub async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, DbError> {
-                timed(
-                    &self.monitor,
-                    sql,
-                    self.client().query(sql, params),
-                    |rows| rows.len() as u64,
-                )
-                .await
+                let run = async {
+                    let statement = prepared(self.client(), self.statements(), sql).await?;
+                    self.client().query(&statement, params).await
+                };
+                timed(&self.monitor, sql, run, |rows| rows.len() as u64).await
             }
 
             /// The one row of a statement; `NotFound` when there is none.
@@ -109,24 +142,20 @@ macro_rules! statement_methods {
                 sql: &str,
                 params: Params<'_>,
             ) -> Result<Option<Row>, DbError> {
-                timed(
-                    &self.monitor,
-                    sql,
-                    self.client().query_opt(sql, params),
-                    |row| u64::from(row.is_some()),
-                )
-                .await
+                let run = async {
+                    let statement = prepared(self.client(), self.statements(), sql).await?;
+                    self.client().query_opt(&statement, params).await
+                };
+                timed(&self.monitor, sql, run, |row| u64::from(row.is_some())).await
             }
 
             /// Rows affected by a statement.
             pub async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, DbError> {
-                timed(
-                    &self.monitor,
-                    sql,
-                    self.client().execute(sql, params),
-                    |n| *n,
-                )
-                .await
+                let run = async {
+                    let statement = prepared(self.client(), self.statements(), sql).await?;
+                    self.client().execute(&statement, params).await
+                };
+                timed(&self.monitor, sql, run, |n| *n).await
             }
 
             /// Several statements separated by semicolons, without parameters.

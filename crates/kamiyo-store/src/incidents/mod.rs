@@ -8,6 +8,7 @@ mod postgres;
 pub mod query;
 mod rows;
 mod sqlite;
+mod totals;
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::{Database, DbError, Pool};
@@ -96,21 +97,42 @@ pub struct Incident {
 #[derive(Clone)]
 pub struct IncidentStore {
     db: Database,
+    totals: std::sync::Arc<totals::TotalCache>,
 }
+
+/// How long a listing's `total` may be reused by this process when it wrote nothing in
+/// between (see [`IncidentStore::with_total_cache`]).
+pub const DEFAULT_TOTAL_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl IncidentStore {
     pub fn new(db: Database) -> Self {
-        IncidentStore { db }
+        Self::with_total_cache(db, DEFAULT_TOTAL_CACHE_TTL)
+    }
+
+    /// Counting every match of a filter costs a scan; a listing's `total` is reused for
+    /// the same filter for up to `ttl`. A write through this store invalidates every
+    /// cached total at once, so this process never shows a total older than its own
+    /// writes; another instance's writes show within `ttl`. Zero turns the cache off.
+    pub fn with_total_cache(db: Database, ttl: std::time::Duration) -> Self {
+        IncidentStore {
+            db,
+            totals: std::sync::Arc::new(totals::TotalCache::new(ttl)),
+        }
     }
 
     /// Stores one claim: a new incident, a merge into an existing one, an update of a
     /// claim seen before, or nothing when it is already stored. All in one transaction:
     /// a failure leaves nothing half-written.
     pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, DbError> {
-        match self.db.primary() {
+        // Invalidated before and after: a listing that counted during the write cannot
+        // keep a total from before it.
+        self.totals.invalidate();
+        let outcome = match self.db.primary() {
             Pool::Postgres(pool) => postgres::ingest(pool, draft).await,
             Pool::Sqlite(pool) => sqlite::ingest(pool, draft.clone()).await,
-        }
+        };
+        self.totals.invalidate();
+        outcome
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<Incident>, DbError> {
@@ -138,9 +160,22 @@ impl IncidentStore {
     /// One page of incidents matching the filters, with the total they match.
     pub async fn list(&self, request: &ListRequest) -> Result<Page, DbError> {
         let limit = request.limit.clamp(1, query::MAX_LIMIT);
-        let (items, total) = match self.db.primary() {
-            Pool::Postgres(pool) => postgres::list(pool, request, limit).await?,
-            Pool::Sqlite(pool) => sqlite::list(pool, request.clone(), limit).await?,
+        let key = format!("{:?}", request.filter);
+        let cached = self.totals.get(&key);
+        let generation = self.totals.generation();
+        let (items, counted) = match self.db.primary() {
+            Pool::Postgres(pool) => postgres::list(pool, request, limit, cached.is_none()).await?,
+            Pool::Sqlite(pool) => {
+                sqlite::list(pool, request.clone(), limit, cached.is_none()).await?
+            }
+        };
+        let total = match (cached, counted) {
+            (Some(total), _) => total,
+            (None, Some(total)) => {
+                self.totals.put(key, generation, total);
+                total
+            }
+            (None, None) => return Err(DbError::other("the listing did not count its matches")),
         };
         let mut items = items;
         let next_cursor = if items.len() > limit {

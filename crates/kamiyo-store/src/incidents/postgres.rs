@@ -439,7 +439,8 @@ pub(super) async fn list(
     pool: &PgPool,
     request: &super::ListRequest,
     limit: usize,
-) -> Result<(Vec<super::IncidentSummary>, i64), DbError> {
+    count: bool,
+) -> Result<(Vec<super::IncidentSummary>, Option<i64>), DbError> {
     let conn = pool.acquire().await?;
     let mut w = super::query::Where::new(true);
     w.filter(&request.filter);
@@ -465,7 +466,11 @@ pub(super) async fn list(
         .iter()
         .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
         .collect();
-    let total: i64 = conn.query_one(&count_sql, &count_params).await?.get(0);
+    let total = if count {
+        Some(conn.query_one(&count_sql, &count_params).await?.get(0))
+    } else {
+        None
+    };
     let items = rows
         .iter()
         .map(|row| super::IncidentSummary {

@@ -457,13 +457,18 @@ pub(super) async fn list(
     pool: &SqlitePool,
     request: super::ListRequest,
     limit: usize,
-) -> Result<(Vec<super::IncidentSummary>, i64), DbError> {
+    count: bool,
+) -> Result<(Vec<super::IncidentSummary>, Option<i64>), DbError> {
     let conn = pool.acquire().await?;
     conn.run(move |c| {
         let mut w = super::query::Where::new(false);
         w.filter(&request.filter);
         let count_sql = format!("SELECT count(*) FROM exploits e {}", w.sql());
-        let total: i64 = c.query_row(&count_sql, rusqlite::params_from_iter(w.params.iter()), |row| row.get(0))?;
+        let total: Option<i64> = if count {
+            Some(c.query_row(&count_sql, rusqlite::params_from_iter(w.params.iter()), |row| row.get(0))?)
+        } else {
+            None
+        };
         let order_by = w.order_by(request.sort, request.order, request.cursor.as_ref());
         let sql = format!(
             "SELECT e.id, e.protocol, \
