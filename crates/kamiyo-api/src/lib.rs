@@ -11,6 +11,7 @@ mod health;
 mod http_metrics;
 mod metrics;
 mod params;
+mod stats;
 
 use std::future::{Future, IntoFuture};
 use std::sync::Arc;
@@ -64,7 +65,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/metrics/queries", get(metrics::queries))
         .route("/api/exploits", get(exploits::list))
         .route("/api/exploits/{id}", get(exploits::get))
-        .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash));
+        .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash))
+        .route("/api/stats", get(stats::summary))
+        .route("/api/stats/by-chain", get(stats::by_chain))
+        .route("/api/stats/by-attack-type", get(stats::by_attack_type))
+        .route("/api/stats/by-month", get(stats::by_month))
+        .route("/api/chains", get(stats::chains));
     if state.server.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(metrics::prometheus));
     }

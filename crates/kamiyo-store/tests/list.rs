@@ -439,3 +439,46 @@ async fn pages_stay_full_and_the_last_has_no_cursor() {
 }
 
 use kamiyo_store::incidents::Cursor;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_agree_on_both_backends_and_are_exact_decimals() {
+    use kamiyo_store::incidents::stats::Dimension;
+    let mut summaries = Vec::new();
+    for b in seeded().await {
+        let summary = b.store.summary(None).await.unwrap();
+        assert_eq!(summary.incidents, 6, "{}", b.name);
+        assert_eq!(summary.total_loss_usd, "54325000.00", "{}", b.name);
+        assert_eq!(summary.incidents_with_known_loss, 5, "{}", b.name);
+        assert_eq!(summary.mean_loss_usd, "10865000.00", "{}", b.name);
+        assert_eq!(
+            summary.chains_affected, 4,
+            "{}: bsc once, ethereum, arbitrum, polygon",
+            b.name
+        );
+        assert_eq!(summary.protocols_affected, 5, "{}", b.name);
+        let by_chain = b.store.breakdown(Dimension::Chain, None).await.unwrap();
+        assert_eq!(
+            (by_chain[0].key.as_str(), by_chain[0].incidents),
+            ("bsc", 2),
+            "{}",
+            b.name
+        );
+        let since = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).single();
+        assert_eq!(
+            b.store.summary(since).await.unwrap().incidents,
+            2,
+            "{}",
+            b.name
+        );
+        summaries.push((
+            summary,
+            by_chain,
+            b.store.breakdown(Dimension::Month, None).await.unwrap(),
+            b.store.chains().await.unwrap(),
+        ));
+    }
+    assert_eq!(
+        summaries[0], summaries[1],
+        "both backends give the same numbers"
+    );
+}

@@ -8,6 +8,7 @@ mod postgres;
 pub mod query;
 mod rows;
 mod sqlite;
+pub mod stats;
 mod totals;
 
 use chrono::{DateTime, Utc};
@@ -191,6 +192,24 @@ impl IncidentStore {
             total,
             next_cursor,
         })
+    }
+
+    /// Count, loss, recovered, mean and max loss, chains and protocols affected, over
+    /// incidents that occurred since `since` (all when `None`).
+    pub async fn summary(&self, since: Option<DateTime<Utc>>) -> Result<stats::Summary, DbError> {
+        stats::summary(self.db.primary(), since).await
+    }
+
+    pub async fn breakdown(
+        &self,
+        dimension: stats::Dimension,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<stats::Bucket>, DbError> {
+        stats::breakdown(self.db.primary(), dimension, since).await
+    }
+
+    pub async fn chains(&self) -> Result<Vec<stats::ChainCount>, DbError> {
+        stats::chains(self.db.primary()).await
     }
 
     pub async fn count(&self) -> Result<i64, DbError> {

@@ -1,0 +1,96 @@
+//! `GET /api/stats?days=N`, `/api/stats/by-chain`, `/api/stats/by-attack-type`,
+//! `/api/stats/by-month` (all with `days`), and `GET /api/chains`.
+
+use axum::extract::{RawQuery, State};
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use kamiyo_store::incidents::stats::{Bucket, ChainCount, Dimension, Summary};
+use serde::Serialize;
+
+use crate::error::{ApiError, Result};
+use crate::params::Params;
+use crate::AppState;
+
+/// Ten years of days: enough for every incident on record, small enough to subtract.
+const MAX_DAYS: i64 = 3650;
+
+fn since(query: RawQuery) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
+    let params = Params::from_query(query, &["days"])?;
+    let days = params.integer("days", 1, MAX_DAYS)?;
+    Ok((days, days.map(|d| Utc::now() - Duration::days(d))))
+}
+
+#[derive(Serialize)]
+pub struct SummaryResponse {
+    /// The window in days; absent for all time.
+    days: Option<i64>,
+    #[serde(flatten)]
+    summary: Summary,
+}
+
+pub async fn summary(
+    State(state): State<AppState>,
+    query: RawQuery,
+) -> Result<Json<SummaryResponse>> {
+    let (days, since) = since(query)?;
+    let summary = state
+        .incidents
+        .summary(since)
+        .await
+        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    Ok(Json(SummaryResponse { days, summary }))
+}
+
+#[derive(Serialize)]
+pub struct BreakdownResponse {
+    days: Option<i64>,
+    buckets: Vec<Bucket>,
+}
+
+async fn breakdown(
+    state: AppState,
+    query: RawQuery,
+    dimension: Dimension,
+) -> Result<Json<BreakdownResponse>> {
+    let (days, since) = since(query)?;
+    let buckets = state
+        .incidents
+        .breakdown(dimension, since)
+        .await
+        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    Ok(Json(BreakdownResponse { days, buckets }))
+}
+
+pub async fn by_chain(
+    State(state): State<AppState>,
+    query: RawQuery,
+) -> Result<Json<BreakdownResponse>> {
+    breakdown(state, query, Dimension::Chain).await
+}
+
+pub async fn by_attack_type(
+    State(state): State<AppState>,
+    query: RawQuery,
+) -> Result<Json<BreakdownResponse>> {
+    breakdown(state, query, Dimension::AttackType).await
+}
+
+pub async fn by_month(
+    State(state): State<AppState>,
+    query: RawQuery,
+) -> Result<Json<BreakdownResponse>> {
+    breakdown(state, query, Dimension::Month).await
+}
+
+pub async fn chains(
+    State(state): State<AppState>,
+    query: RawQuery,
+) -> Result<Json<Vec<ChainCount>>> {
+    Params::from_query(query, &[])?;
+    let chains = state
+        .incidents
+        .chains()
+        .await
+        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    Ok(Json(chains))
+}

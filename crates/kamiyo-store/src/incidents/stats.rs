@@ -1,0 +1,249 @@
+//! Aggregates over incidents: a summary, breakdowns by chain, attack type and month, and
+//! the chain list. Money sums are exact decimals on both backends (PostgreSQL sums
+//! NUMERIC; on SQLite, whose SUM would go through floating point, the amounts are summed
+//! here). Zeros, never nulls, when nothing matches.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use kamiyo_db::{DbError, Pool};
+use kamiyo_domain::{Chain, Usd};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::rows::sqlite_time;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub incidents: i64,
+    pub total_loss_usd: String,
+    pub recovered_usd: String,
+    pub mean_loss_usd: String,
+    pub max_loss_usd: String,
+    /// Incidents whose loss is known (the mean is over these).
+    pub incidents_with_known_loss: i64,
+    pub chains_affected: i64,
+    pub protocols_affected: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    /// The chain slug, the attack type, or the month (`YYYY-MM`).
+    pub key: String,
+    pub incidents: i64,
+    pub total_loss_usd: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension {
+    Chain,
+    AttackType,
+    Month,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChainCount {
+    pub chain: String,
+    pub name: String,
+    pub incidents: i64,
+}
+
+/// One incident's contribution to an aggregate.
+struct Fact {
+    key: String,
+    amount: Option<Decimal>,
+    recovered: Option<Decimal>,
+    protocol_key: String,
+    id: i64,
+}
+
+fn money(value: Decimal) -> String {
+    Usd::from_decimal("total", value)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| value.round_dp(2).to_string())
+}
+
+fn decimal(text: Option<String>) -> Result<Option<Decimal>, DbError> {
+    text.map(|t| {
+        t.parse::<Decimal>()
+            .map_err(|e| DbError::other(format!("stored amount {t:?}: {e}")))
+    })
+    .transpose()
+}
+
+/// Rows of (group key, id, protocol key, amount, recovered) since `since`; one row per
+/// incident and group (an incident on two chains counts for each chain).
+async fn facts(
+    pool: &Pool,
+    dimension: Option<Dimension>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<Fact>, DbError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let key = match dimension {
+                None => "''",
+                Some(Dimension::Chain) => "c.chain",
+                Some(Dimension::AttackType) => "coalesce(e.attack_type, 'unknown')",
+                Some(Dimension::Month) => "to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')",
+            };
+            let join = if dimension == Some(Dimension::Chain) {
+                "JOIN exploit_chains c ON c.exploit_id = e.id"
+            } else {
+                ""
+            };
+            let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+            let conn = pool.acquire().await?;
+            let rows = conn
+                .query(
+                    &format!(
+                        "SELECT {key}, e.id, e.protocol_key, e.amount_usd::text, e.recovered_usd::text \
+                         FROM exploits e {join} WHERE e.occurred_at >= $1"
+                    ),
+                    &[&since],
+                )
+                .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(Fact {
+                        key: row.get(0),
+                        id: row.get(1),
+                        protocol_key: row.get(2),
+                        amount: decimal(row.get(3))?,
+                        recovered: decimal(row.get(4))?,
+                    })
+                })
+                .collect()
+        }
+        Pool::Sqlite(pool) => {
+            let key = match dimension {
+                None => "''",
+                Some(Dimension::Chain) => "c.chain",
+                Some(Dimension::AttackType) => "coalesce(e.attack_type, 'unknown')",
+                Some(Dimension::Month) => "substr(e.occurred_at, 1, 7)",
+            };
+            let join = if dimension == Some(Dimension::Chain) {
+                "JOIN exploit_chains c ON c.exploit_id = e.id"
+            } else {
+                ""
+            };
+            let since = since.map(sqlite_time).unwrap_or_default();
+            let sql = format!(
+                "SELECT {key}, e.id, e.protocol_key, e.amount_usd, e.recovered_usd FROM exploits e {join} WHERE e.occurred_at >= ?1"
+            );
+            let conn = pool.acquire().await?;
+            let rows: Vec<(String, i64, String, Option<String>, Option<String>)> = conn
+                .query(&sql, vec![rusqlite::types::Value::Text(since)], |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                })
+                .await?;
+            rows.into_iter()
+                .map(|(key, id, protocol_key, amount, recovered)| {
+                    Ok(Fact {
+                        key,
+                        id,
+                        protocol_key,
+                        amount: decimal(amount)?,
+                        recovered: decimal(recovered)?,
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+pub(crate) async fn summary(pool: &Pool, since: Option<DateTime<Utc>>) -> Result<Summary, DbError> {
+    let facts = facts(pool, None, since).await?;
+    let chains = facts_chains(pool, since).await?;
+    let known: Vec<Decimal> = facts.iter().filter_map(|f| f.amount).collect();
+    let total: Decimal = known.iter().copied().sum();
+    let mean = if known.is_empty() {
+        Decimal::ZERO
+    } else {
+        total / Decimal::from(known.len() as i64)
+    };
+    let protocols: std::collections::HashSet<&str> =
+        facts.iter().map(|f| f.protocol_key.as_str()).collect();
+    Ok(Summary {
+        incidents: facts.len() as i64,
+        total_loss_usd: money(total),
+        recovered_usd: money(facts.iter().filter_map(|f| f.recovered).sum()),
+        mean_loss_usd: money(mean),
+        max_loss_usd: money(known.iter().copied().max().unwrap_or(Decimal::ZERO)),
+        incidents_with_known_loss: known.len() as i64,
+        chains_affected: chains,
+        protocols_affected: protocols.len() as i64,
+    })
+}
+
+async fn facts_chains(pool: &Pool, since: Option<DateTime<Utc>>) -> Result<i64, DbError> {
+    let by_chain = facts(pool, Some(Dimension::Chain), since).await?;
+    let chains: std::collections::HashSet<&str> = by_chain.iter().map(|f| f.key.as_str()).collect();
+    Ok(chains.len() as i64)
+}
+
+pub(crate) async fn breakdown(
+    pool: &Pool,
+    dimension: Dimension,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<Bucket>, DbError> {
+    let mut groups: BTreeMap<String, (std::collections::HashSet<i64>, Decimal)> = BTreeMap::new();
+    for fact in facts(pool, Some(dimension), since).await? {
+        let entry = groups.entry(fact.key).or_default();
+        if entry.0.insert(fact.id) {
+            entry.1 += fact.amount.unwrap_or(Decimal::ZERO);
+        }
+    }
+    let mut buckets: Vec<Bucket> = groups
+        .into_iter()
+        .map(|(key, (ids, total))| Bucket {
+            key,
+            incidents: ids.len() as i64,
+            total_loss_usd: money(total),
+        })
+        .collect();
+    if dimension != Dimension::Month {
+        buckets.sort_by(|a, b| {
+            b.incidents
+                .cmp(&a.incidents)
+                .then_with(|| a.key.cmp(&b.key))
+        });
+    }
+    Ok(buckets)
+}
+
+/// Every chain with its incident count, in one query.
+pub(crate) async fn chains(pool: &Pool) -> Result<Vec<ChainCount>, DbError> {
+    let sql =
+        "SELECT chain, count(*) FROM exploit_chains GROUP BY chain ORDER BY count(*) DESC, chain";
+    let rows: Vec<(String, i64)> = match pool {
+        Pool::Postgres(pool) => {
+            let conn = pool.acquire().await?;
+            conn.query(sql, &[])
+                .await?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        }
+        Pool::Sqlite(pool) => {
+            let conn = pool.acquire().await?;
+            conn.query(sql, Vec::new(), |r| Ok((r.get(0)?, r.get(1)?)))
+                .await?
+        }
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(chain, incidents)| ChainCount {
+            name: Chain::parse(&chain)
+                .map(|c| c.display_name())
+                .unwrap_or_else(|_| chain.clone()),
+            chain,
+            incidents,
+        })
+        .collect())
+}
