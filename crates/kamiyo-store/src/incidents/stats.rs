@@ -48,6 +48,9 @@ pub struct ChainCount {
     pub incidents: i64,
 }
 
+/// (group key, id, protocol key, amount, recovered) as SQLite returns them.
+type FactRow = (String, i64, String, Option<String>, Option<String>);
+
 /// One incident's contribution to an aggregate.
 struct Fact {
     key: String,
@@ -131,7 +134,7 @@ async fn facts(
                 "SELECT {key}, e.id, e.protocol_key, e.amount_usd, e.recovered_usd FROM exploits e {join} WHERE e.occurred_at >= ?1"
             );
             let conn = pool.acquire().await?;
-            let rows: Vec<(String, i64, String, Option<String>, Option<String>)> = conn
+            let rows: Vec<FactRow> = conn
                 .query(&sql, vec![rusqlite::types::Value::Text(since)], |row| {
                     Ok((
                         row.get(0)?,
