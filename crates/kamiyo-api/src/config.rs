@@ -10,6 +10,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_EXPORT_MAX_ROWS: usize = 10_000;
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +33,8 @@ pub struct ServerConfig {
     /// it. `0s` counts on every request.
     #[serde(with = "humantime_serde")]
     pub total_cache_ttl: Duration,
+    /// Most rows one CSV export returns (it walks the listing page by page).
+    pub export_max_rows: usize,
     /// When set, `/metrics` is served only on this address (keep it private) and not on
     /// `listen`.
     pub metrics_listen: Option<SocketAddr>,
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             retry_after: DEFAULT_RETRY_AFTER,
             metrics_listen: None,
+            export_max_rows: DEFAULT_EXPORT_MAX_ROWS,
             total_cache_ttl: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_TTL,
         }
     }
@@ -65,6 +69,9 @@ impl ServerConfig {
             if value.is_zero() {
                 return Err(format!("server.{field} must be greater than zero"));
             }
+        }
+        if self.export_max_rows == 0 {
+            return Err("server.export_max_rows must be greater than zero".into());
         }
         if self.body_limit_bytes == 0 {
             return Err("server.body_limit_bytes must be greater than zero".into());

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod error;
 mod exploits;
+mod export;
 mod health;
 mod http_metrics;
 mod metrics;
@@ -66,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/exploits", get(exploits::list))
         .route("/api/exploits/{id}", get(exploits::get))
         .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash))
+        .route("/api/exploits.csv", get(export::csv))
+        .route("/api/feed.atom", get(export::atom))
         .route("/api/stats", get(stats::summary))
         .route("/api/stats/by-chain", get(stats::by_chain))
         .route("/api/stats/by-attack-type", get(stats::by_attack_type))
