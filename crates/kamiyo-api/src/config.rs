@@ -33,6 +33,9 @@ pub struct ServerConfig {
     /// it. `0s` counts on every request.
     #[serde(with = "humantime_serde")]
     pub total_cache_ttl: Duration,
+    /// Bearer token for write endpoints (`POST /api/exploits`); unset turns writes off.
+    /// Never shown: `kamiyo config` prints `***`.
+    pub admin_token: Option<AdminToken>,
     /// Most rows one CSV export returns (it walks the listing page by page).
     pub export_max_rows: usize,
     /// When set, `/metrics` is served only on this address (keep it private) and not on
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
             retry_after: DEFAULT_RETRY_AFTER,
             metrics_listen: None,
+            admin_token: None,
             export_max_rows: DEFAULT_EXPORT_MAX_ROWS,
             total_cache_ttl: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_TTL,
         }
@@ -77,6 +81,23 @@ impl ServerConfig {
             return Err("server.body_limit_bytes must be greater than zero".into());
         }
         Ok(())
+    }
+}
+
+/// A secret that serialises as `***` and prints as `AdminToken(***)`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct AdminToken(pub secrecy::SecretString);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+impl Serialize for AdminToken {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
     }
 }
 

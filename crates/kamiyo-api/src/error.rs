@@ -31,6 +31,19 @@ pub enum ApiError {
         retry_after: Duration,
         source: DbError,
     },
+    /// A request body that is not what the endpoint accepts; the message names the field
+    /// or position.
+    #[error("invalid request body: {0}")]
+    BadBody(String),
+    /// A well-formed value that a rule refuses (422), naming its field.
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("request body larger than the limit")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("internal error")]
     Internal(#[source] DbError),
 }
@@ -60,6 +73,15 @@ impl ApiError {
         }
     }
 
+    /// A body the JSON extractor refused: too large (413), not JSON or the wrong shape
+    /// (400, with serde's message naming the field and position).
+    pub fn from_json_rejection(rejection: axum::extract::rejection::JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::PayloadTooLarge;
+        }
+        ApiError::BadBody(rejection.body_text())
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound | ApiError::NotFoundItem(_) => StatusCode::NOT_FOUND,
@@ -67,6 +89,11 @@ impl ApiError {
             ApiError::RequestTimeout(_) | ApiError::DatabaseUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -77,6 +104,11 @@ impl ApiError {
             ApiError::BadParameter { .. } => "bad_parameter",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
+            ApiError::BadBody(_) => "bad_body",
+            ApiError::Invalid { .. } => "invalid",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal_error",
         }
     }

@@ -10,6 +10,7 @@ mod exploits;
 mod export;
 mod health;
 mod http_metrics;
+mod ingest;
 mod metrics;
 mod params;
 mod stats;
@@ -18,7 +19,7 @@ use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -26,7 +27,6 @@ use axum::Router;
 use kamiyo_db::Database;
 use kamiyo_store::IncidentStore;
 use tokio::net::TcpListener;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health/database", get(health::database))
         .route("/api/metrics/database", get(metrics::database))
         .route("/api/metrics/queries", get(metrics::queries))
-        .route("/api/exploits", get(exploits::list))
+        .route("/api/exploits", get(exploits::list).post(ingest::create))
         .route("/api/exploits/{id}", get(exploits::get))
         .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash))
         .route("/api/exploits.csv", get(export::csv))
@@ -84,7 +84,7 @@ pub fn router(state: AppState) -> Router {
             Arc::clone(&state.http_metrics),
             http_metrics::track,
         ))
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

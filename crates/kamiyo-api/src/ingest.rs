@@ -1,0 +1,82 @@
+//! `POST /api/exploits`: one incident claim, through the same validation, dedup and merge
+//! as `kamiyo import`. Writes need the admin token (`Authorization: Bearer ...`) until
+//! per-user API keys exist; with no token configured, writes are off.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::Json;
+use chrono::Utc;
+use kamiyo_domain::{IncidentDraft, IncidentInput};
+use kamiyo_store::IngestOutcome;
+use secrecy::ExposeSecret;
+
+use crate::error::{ApiError, Result};
+use crate::AppState;
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: std::result::Result<Json<IncidentInput>, JsonRejection>,
+) -> Result<(StatusCode, Json<IngestOutcome>)> {
+    authorize_admin(&state, &headers)?;
+    let Json(input) = body.map_err(ApiError::from_json_rejection)?;
+    let draft = IncidentDraft::from_input(input, Utc::now()).map_err(|e| ApiError::Invalid {
+        field: e.field.clone(),
+        message: e.message,
+    })?;
+    let outcome = state
+        .incidents
+        .ingest(&draft)
+        .await
+        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    let status = match outcome.action {
+        kamiyo_store::IngestAction::Inserted => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(outcome)))
+}
+
+fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<()> {
+    let Some(expected) = &state.server.admin_token else {
+        return Err(ApiError::Forbidden(
+            "writes are disabled: no admin token is configured (server.admin_token)",
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Unauthorized(
+            "an admin token is required: Authorization: Bearer <token>",
+        ))?;
+    if constant_time_eq(
+        given.trim().as_bytes(),
+        expected.0.expose_secret().as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized("the token is not valid"))
+    }
+}
+
+/// Compares without stopping at the first difference, so timing does not reveal how
+/// much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn equality() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secrets"));
+    }
+}
