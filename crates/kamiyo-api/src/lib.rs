@@ -73,7 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stats/by-chain", get(stats::by_chain))
         .route("/api/stats/by-attack-type", get(stats::by_attack_type))
         .route("/api/stats/by-month", get(stats::by_month))
-        .route("/api/chains", get(stats::chains));
+        .route("/api/chains", get(stats::chains))
+        .route("/api/sources", get(stats::sources));
     if state.server.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(metrics::prometheus));
     }

@@ -4,7 +4,7 @@
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use chrono::{DateTime, Duration, Utc};
-use kamiyo_store::incidents::stats::{Bucket, ChainCount, Dimension, Summary};
+use kamiyo_store::incidents::stats::{Bucket, ChainCount, Dimension, SourceReport, Summary};
 use serde::Serialize;
 
 use crate::error::{ApiError, Result};
@@ -93,4 +93,17 @@ pub async fn chains(
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
     Ok(Json(chains))
+}
+
+pub async fn sources(
+    State(state): State<AppState>,
+    query: RawQuery,
+) -> Result<Json<Vec<SourceReport>>> {
+    Params::from_query(query, &[])?;
+    let sources = state
+        .incidents
+        .sources()
+        .await
+        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    Ok(Json(sources))
 }

@@ -463,6 +463,14 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
             "{}",
             b.name
         );
+        let sources = b.store.sources().await.unwrap();
+        assert_eq!(
+            (sources.len(), sources[0].incidents, sources[0].claims),
+            (1, 6, 6),
+            "{}",
+            b.name
+        );
+        assert_eq!(sources[0].active, None, "{}", b.name);
         let since = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).single();
         assert_eq!(
             b.store.summary(since).await.unwrap().incidents,

@@ -208,6 +208,10 @@ impl IncidentStore {
         stats::breakdown(self.db.primary(), dimension, since).await
     }
 
+    pub async fn sources(&self) -> Result<Vec<stats::SourceReport>, DbError> {
+        stats::sources(self.db.primary()).await
+    }
+
     pub async fn chains(&self) -> Result<Vec<stats::ChainCount>, DbError> {
         stats::chains(self.db.primary()).await
     }

@@ -250,3 +250,78 @@ pub(crate) async fn chains(pool: &Pool) -> Result<Vec<ChainCount>, DbError> {
         })
         .collect())
 }
+
+/// What one source has contributed, and its fetch health when it is a registered source.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    /// Distinct incidents this source has a claim on.
+    pub incidents: i64,
+    pub claims: i64,
+    pub first_seen_at: String,
+    /// When a claim of this source was last stored or updated (its last import).
+    pub last_seen_at: String,
+    /// From the `sources` registry, when the source is registered there; `None` else.
+    pub active: Option<bool>,
+    pub last_fetch_at: Option<String>,
+    pub success_rate_pct: Option<f64>,
+}
+
+pub(crate) async fn sources(pool: &Pool) -> Result<Vec<SourceReport>, DbError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let conn = pool.acquire().await?;
+            let rows = conn
+                .query(
+                    "SELECT c.source_name, count(DISTINCT c.exploit_id), count(*), \
+                            to_char(min(c.first_seen_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                            to_char(max(c.last_seen_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                            h.is_active, \
+                            to_char(h.last_fetch_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                            h.success_rate_pct::float8 \
+                     FROM exploit_sources c LEFT JOIN v_source_health h ON h.name = c.source_name \
+                     GROUP BY c.source_name, h.is_active, h.last_fetch_at, h.success_rate_pct \
+                     ORDER BY count(DISTINCT c.exploit_id) DESC, c.source_name",
+                    &[],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| SourceReport {
+                    source: r.get(0),
+                    incidents: r.get(1),
+                    claims: r.get(2),
+                    first_seen_at: r.get(3),
+                    last_seen_at: r.get(4),
+                    active: r.get(5),
+                    last_fetch_at: r.get(6),
+                    success_rate_pct: r.get(7),
+                })
+                .collect())
+        }
+        Pool::Sqlite(pool) => {
+            let conn = pool.acquire().await?;
+            conn.query(
+                "SELECT c.source_name, count(DISTINCT c.exploit_id), count(*), min(c.first_seen_at), max(c.last_seen_at), \
+                        h.is_active, h.last_fetch_at, h.success_rate_pct \
+                 FROM exploit_sources c LEFT JOIN v_source_health h ON h.name = c.source_name \
+                 GROUP BY c.source_name, h.is_active, h.last_fetch_at, h.success_rate_pct \
+                 ORDER BY count(DISTINCT c.exploit_id) DESC, c.source_name",
+                Vec::new(),
+                |r| {
+                    Ok(SourceReport {
+                        source: r.get(0)?,
+                        incidents: r.get(1)?,
+                        claims: r.get(2)?,
+                        first_seen_at: r.get(3)?,
+                        last_seen_at: r.get(4)?,
+                        active: r.get(5)?,
+                        last_fetch_at: r.get(6)?,
+                        success_rate_pct: r.get(7)?,
+                    })
+                },
+            )
+            .await
+        }
+    }
+}
