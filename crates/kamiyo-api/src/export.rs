@@ -42,6 +42,26 @@ async fn collect(
     Ok(rows)
 }
 
+#[utoipa::path(get, path = "/api/exploits.csv", tag = "exports",
+    params(
+        ("chain" = Option<String>, Query, description = "Chain name, alias or numeric id (`bsc`, `BNB Chain`, `56`)"),
+        ("protocol" = Option<String>, Query, description = "Case-insensitive substring of the protocol name"),
+        ("attack_type" = Option<String>, Query, description = "Taxonomy type, e.g. `oracle_manipulation`"),
+        ("attack_class" = Option<String>, Query, description = "Taxonomy class: code, economic, key_infra, social, insider, other"),
+        ("min_amount" = Option<String>, Query, description = "Smallest known loss in USD (unknown losses never match)"),
+        ("max_amount" = Option<String>, Query, description = "Largest known loss in USD"),
+        ("from" = Option<String>, Query, description = "Occurred at or after (YYYY-MM-DD or RFC 3339)"),
+        ("to" = Option<String>, Query, description = "Occurred at or before (YYYY-MM-DD: the whole day)"),
+        ("status" = Option<String>, Query, description = "suspected, confirmed, disputed, not_a_loss"),
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of protocol or description"),
+        ("sort" = Option<String>, Query, description = "date (default) or amount"),
+        ("order" = Option<String>, Query, description = "desc (default) or asc"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, unchanged"),
+    ),
+    responses((status = 200, description = "Every match (up to server.export_max_rows) as CSV", content_type = "text/csv", body = String),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn csv(State(state): State<AppState>, query: RawQuery) -> Result<impl IntoResponse> {
     let params = Params::from_query(query, LIST_PARAMETERS)?;
     let request = list_request(&params)?;
@@ -95,6 +115,26 @@ fn csv_cell(value: &str) -> String {
     }
 }
 
+#[utoipa::path(get, path = "/api/feed.atom", tag = "exports",
+    params(
+        ("chain" = Option<String>, Query, description = "Chain name, alias or numeric id (`bsc`, `BNB Chain`, `56`)"),
+        ("protocol" = Option<String>, Query, description = "Case-insensitive substring of the protocol name"),
+        ("attack_type" = Option<String>, Query, description = "Taxonomy type, e.g. `oracle_manipulation`"),
+        ("attack_class" = Option<String>, Query, description = "Taxonomy class: code, economic, key_infra, social, insider, other"),
+        ("min_amount" = Option<String>, Query, description = "Smallest known loss in USD (unknown losses never match)"),
+        ("max_amount" = Option<String>, Query, description = "Largest known loss in USD"),
+        ("from" = Option<String>, Query, description = "Occurred at or after (YYYY-MM-DD or RFC 3339)"),
+        ("to" = Option<String>, Query, description = "Occurred at or before (YYYY-MM-DD: the whole day)"),
+        ("status" = Option<String>, Query, description = "suspected, confirmed, disputed, not_a_loss"),
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of protocol or description"),
+        ("sort" = Option<String>, Query, description = "date (default) or amount"),
+        ("order" = Option<String>, Query, description = "desc (default) or asc"),
+        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, unchanged"),
+    ),
+    responses((status = 200, description = "The newest matches as an Atom feed", content_type = "application/atom+xml", body = String),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn atom(State(state): State<AppState>, query: RawQuery) -> Result<impl IntoResponse> {
     let params = Params::from_query(query, LIST_PARAMETERS)?;
     let mut request = list_request(&params)?;

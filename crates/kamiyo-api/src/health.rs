@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 
 use crate::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process answers", body = Object)))]
 pub async fn liveness() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
@@ -31,6 +33,9 @@ struct DatabaseHealth {
 
 /// 200 healthy, 200 degraded (with warnings), 503 unhealthy (with `Retry-After`). An
 /// exhausted pool is degraded, not unhealthy: the database answers, the pool is full.
+#[utoipa::path(get, path = "/api/health/database", tag = "health",
+    responses((status = 200, description = "healthy, or degraded with warnings", body = Object),
+        (status = 503, description = "unhealthy: the database does not answer", body = Object)))]
 pub async fn database(State(state): State<AppState>) -> Response {
     let db = &state.db;
     let check = db.health_check().await;

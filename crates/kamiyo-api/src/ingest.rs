@@ -14,6 +14,17 @@ use secrecy::ExposeSecret;
 use crate::error::{ApiError, Result};
 use crate::AppState;
 
+#[utoipa::path(post, path = "/api/exploits", tag = "incidents",
+    request_body = IncidentInput,
+    security(("admin_token" = [])),
+    responses((status = 201, description = "A new incident", body = IngestOutcome),
+        (status = 200, description = "Merged into, updated or already in an incident", body = IngestOutcome),
+        (status = 400, description = "Malformed body; the message names the field", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = crate::openapi::ErrorBody),
+        (status = 403, description = "Writes are off (no token configured)", body = crate::openapi::ErrorBody),
+        (status = 413, description = "Body above the limit", body = crate::openapi::ErrorBody),
+        (status = 422, description = "A value a rule refuses; the message names the field", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,

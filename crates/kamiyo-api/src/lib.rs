@@ -12,6 +12,7 @@ mod health;
 mod http_metrics;
 mod ingest;
 mod metrics;
+pub mod openapi;
 mod params;
 mod stats;
 
@@ -74,7 +75,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stats/by-attack-type", get(stats::by_attack_type))
         .route("/api/stats/by-month", get(stats::by_month))
         .route("/api/chains", get(stats::chains))
-        .route("/api/sources", get(stats::sources));
+        .route("/api/sources", get(stats::sources))
+        .route("/api/openapi.json", get(openapi::document));
     if state.server.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(metrics::prometheus));
     }

@@ -47,6 +47,10 @@ struct PoolConfig {
 
 /// Monitor state without touching the database: health here is the windowed view
 /// (`/api/health/database` also pings).
+#[utoipa::path(get, path = "/api/metrics/database", tag = "monitoring",
+    params(("limit" = Option<u32>, Query, description = "Slow queries shown, 1 to 1000, default 10")),
+    responses((status = 200, description = "Pool state, acquisitions, slow queries, configuration, leaks, health", body = Object),
+        (status = 400, description = "A parameter is malformed", body = crate::openapi::ErrorBody)))]
 pub async fn database(
     State(state): State<AppState>,
     query: RawQuery,
@@ -92,6 +96,11 @@ pub struct QueryMetrics {
     statements: Vec<StatementReport>,
 }
 
+#[utoipa::path(get, path = "/api/metrics/queries", tag = "monitoring",
+    params(("limit" = Option<u32>, Query, description = "1 to 1000, default 10"),
+        ("sort" = Option<String>, Query, description = "total (default), mean, max or calls")),
+    responses((status = 200, description = "Per-statement statistics", body = Object),
+        (status = 400, description = "A parameter is malformed", body = crate::openapi::ErrorBody)))]
 pub async fn queries(State(state): State<AppState>, query: RawQuery) -> Result<Json<QueryMetrics>> {
     let params = Params::from_query(query, &["limit", "sort"])?;
     let limit = limit(&params)?;
@@ -129,6 +138,8 @@ pub async fn queries(State(state): State<AppState>, query: RawQuery) -> Result<J
 }
 
 /// Prometheus text exposition of the database monitor and the HTTP requests.
+#[utoipa::path(get, path = "/metrics", tag = "monitoring",
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let mut exposition = Exposition::new();
     state.db.write_metrics(&mut exposition);

@@ -28,6 +28,11 @@ pub struct SummaryResponse {
     summary: Summary,
 }
 
+#[utoipa::path(get, path = "/api/stats", tag = "stats",
+    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
+    responses((status = 200, description = "Totals; zeros when nothing matches", body = Summary),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn summary(
     State(state): State<AppState>,
     query: RawQuery,
@@ -61,6 +66,11 @@ async fn breakdown(
     Ok(Json(BreakdownResponse { days, buckets }))
 }
 
+#[utoipa::path(get, path = "/api/stats/by-chain", tag = "stats",
+    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
+    responses((status = 200, description = "Incidents and loss per group", body = crate::openapi::Breakdown),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn by_chain(
     State(state): State<AppState>,
     query: RawQuery,
@@ -68,6 +78,11 @@ pub async fn by_chain(
     breakdown(state, query, Dimension::Chain).await
 }
 
+#[utoipa::path(get, path = "/api/stats/by-attack-type", tag = "stats",
+    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
+    responses((status = 200, description = "Incidents and loss per group", body = crate::openapi::Breakdown),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn by_attack_type(
     State(state): State<AppState>,
     query: RawQuery,
@@ -75,6 +90,11 @@ pub async fn by_attack_type(
     breakdown(state, query, Dimension::AttackType).await
 }
 
+#[utoipa::path(get, path = "/api/stats/by-month", tag = "stats",
+    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
+    responses((status = 200, description = "Incidents and loss per group", body = crate::openapi::Breakdown),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn by_month(
     State(state): State<AppState>,
     query: RawQuery,
@@ -82,6 +102,10 @@ pub async fn by_month(
     breakdown(state, query, Dimension::Month).await
 }
 
+#[utoipa::path(get, path = "/api/chains", tag = "stats",
+    responses((status = 200, description = "Every chain with its incident count", body = Vec<ChainCount>),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn chains(
     State(state): State<AppState>,
     query: RawQuery,
@@ -95,6 +119,10 @@ pub async fn chains(
     Ok(Json(chains))
 }
 
+#[utoipa::path(get, path = "/api/sources", tag = "stats",
+    responses((status = 200, description = "What each source contributed", body = Vec<SourceReport>),
+        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
+        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn sources(
     State(state): State<AppState>,
     query: RawQuery,

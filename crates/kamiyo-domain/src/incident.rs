@@ -53,7 +53,7 @@ impl IncidentStatus {
 }
 
 /// A hash as given: with its chain, or alone when the incident has one chain.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TxHashInput {
     #[serde(default)]
@@ -62,7 +62,7 @@ pub struct TxHashInput {
 }
 
 /// One source's claim about one incident, before validation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IncidentInput {
     pub source: Option<String>,

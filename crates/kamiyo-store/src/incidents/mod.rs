@@ -20,7 +20,7 @@ pub use decide::MERGE_WINDOW_DAYS;
 pub use query::{Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, SortKey};
 
 /// What ingesting one claim did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IngestAction {
     /// A new incident.
@@ -33,7 +33,7 @@ pub enum IngestAction {
     Unchanged,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IngestOutcome {
     pub exploit_id: i64,
     pub action: IngestAction,
@@ -42,14 +42,14 @@ pub struct IngestOutcome {
     pub warnings: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TxHashView {
     pub chain: String,
     pub hash: String,
 }
 
 /// One source's claim, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceClaim {
     pub source: String,
     pub url: Option<String>,
@@ -69,7 +69,7 @@ pub struct SourceClaim {
 }
 
 /// An incident with its canonical values and every claim behind them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Incident {
     pub id: i64,
     pub protocol: String,

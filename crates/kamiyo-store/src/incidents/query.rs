@@ -121,7 +121,7 @@ pub struct ListRequest {
 }
 
 /// One incident in a listing (`GET /api/exploits/{id}` has the sources too).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IncidentSummary {
     pub id: i64,
     pub protocol: String,
@@ -137,7 +137,7 @@ pub struct IncidentSummary {
     pub source_url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page {
     pub items: Vec<IncidentSummary>,
     /// How many incidents the filters match, over all pages.

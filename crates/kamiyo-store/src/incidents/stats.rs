@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::rows::sqlite_time;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub incidents: i64,
     pub total_loss_usd: String,
@@ -26,7 +26,7 @@ pub struct Summary {
     pub protocols_affected: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Bucket {
     /// The chain slug, the attack type, or the month (`YYYY-MM`).
     pub key: String,
@@ -41,7 +41,7 @@ pub enum Dimension {
     Month,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChainCount {
     pub chain: String,
     pub name: String,
@@ -252,7 +252,7 @@ pub(crate) async fn chains(pool: &Pool) -> Result<Vec<ChainCount>, DbError> {
 }
 
 /// What one source has contributed, and its fetch health when it is a registered source.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceReport {
     pub source: String,
     /// Distinct incidents this source has a claim on.
