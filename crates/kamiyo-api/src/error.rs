@@ -40,6 +40,9 @@ pub enum ApiError {
     Invalid { field: String, message: String },
     #[error("request body larger than the limit")]
     PayloadTooLarge,
+    /// The change conflicts with what is stored (a unique rule); details are logged.
+    #[error("the request conflicts with an existing record")]
+    Conflict(#[source] DbError),
     #[error("{0}")]
     Unauthorized(&'static str),
     #[error("{0}")]
@@ -68,6 +71,8 @@ impl ApiError {
                 retry_after,
                 source: error,
             }
+        } else if matches!(error, DbError::Conflict { .. }) {
+            ApiError::Conflict(error)
         } else {
             ApiError::Internal(error)
         }
@@ -92,6 +97,7 @@ impl ApiError {
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,6 +113,7 @@ impl ApiError {
             ApiError::BadBody(_) => "bad_body",
             ApiError::Invalid { .. } => "invalid",
             ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal_error",
@@ -121,6 +128,9 @@ impl IntoResponse for ApiError {
                 tracing::warn!(error = %source, "request failed: database unavailable");
             }
             ApiError::Internal(source) => tracing::error!(error = %source, "request failed"),
+            ApiError::Conflict(source) => {
+                tracing::info!(error = %source, "request conflicts with stored data")
+            }
             _ => {}
         }
         let status = self.status();
@@ -143,4 +153,36 @@ impl IntoResponse for ApiError {
 
 fn humantime_secs(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_failures_map_to_their_status_without_internals() {
+        let retry = Duration::from_secs(5);
+        let conflict = ApiError::from_db(
+            DbError::Conflict {
+                constraint: "exploits_dedup_key_key".into(),
+                message: "duplicate key value".into(),
+            },
+            retry,
+        );
+        assert_eq!(conflict.status(), StatusCode::CONFLICT);
+        assert!(!conflict.to_string().contains("dedup_key"));
+        let down = ApiError::from_db(
+            DbError::Unavailable {
+                pool: "primary".into(),
+                reason: "refused".into(),
+                source: None,
+            },
+            retry,
+        );
+        assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ApiError::from_db(DbError::other("boom"), retry).status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }
