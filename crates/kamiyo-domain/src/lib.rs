@@ -15,6 +15,7 @@ mod error;
 pub mod incident;
 pub mod money;
 pub mod protocol;
+pub mod tier;
 pub mod tx;
 pub mod when;
 
@@ -24,4 +25,5 @@ pub use error::FieldError;
 pub use incident::{IncidentDraft, IncidentInput, IncidentStatus, SourceRef, TxHashInput};
 pub use money::Usd;
 pub use protocol::ProtocolName;
+pub use tier::{anonymous_limits, Tier, TierLimits};
 pub use tx::TxHash;

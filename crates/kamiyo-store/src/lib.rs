@@ -4,6 +4,7 @@
 //! backend, kept equivalent; see `migrations/README.md` and `docs/SCHEMA.md`). The files
 //! are embedded in the binary here, so a deployment needs nothing but the executable.
 
+pub mod accounts;
 pub mod incidents;
 pub mod schema;
 

@@ -1,0 +1,131 @@
+//! Subscription tiers and what each may do (docs/TIERS.md). Anonymous callers get the
+//! free tier's view of the data and the tightest request limits.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Free,
+    Pro,
+    Team,
+    Enterprise,
+}
+
+/// Requests allowed per window, and how much of the data a caller sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TierLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    /// Incidents are visible only once this old (`0` = real time).
+    #[serde(with = "seconds")]
+    #[schema(value_type = u64)]
+    pub delay: Duration,
+    /// Only incidents that occurred within this window are visible (`None` = all).
+    #[serde(with = "optional_seconds")]
+    #[schema(value_type = Option<u64>)]
+    pub history: Option<Duration>,
+}
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
+
+impl Tier {
+    pub const ALL: [Tier; 4] = [Tier::Free, Tier::Pro, Tier::Team, Tier::Enterprise];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Free => "free",
+            Tier::Pro => "pro",
+            Tier::Team => "team",
+            Tier::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Tier, FieldError> {
+        let key = text.trim().to_lowercase();
+        Tier::ALL
+            .into_iter()
+            .find(|t| t.as_str() == key)
+            .ok_or_else(|| FieldError::new("tier", format!("{text:?} is not one of free, pro, team, enterprise")))
+    }
+
+    pub fn limits(self) -> TierLimits {
+        match self {
+            Tier::Free => TierLimits {
+                per_minute: 30,
+                per_hour: 500,
+                per_day: 2_000,
+                delay: Duration::from_secs(DAY),
+                history: Some(Duration::from_secs(7 * DAY)),
+            },
+            Tier::Pro => TierLimits {
+                per_minute: 300,
+                per_hour: 10_000,
+                per_day: 100_000,
+                delay: Duration::ZERO,
+                history: None,
+            },
+            Tier::Team => TierLimits {
+                per_minute: 1_000,
+                per_hour: 40_000,
+                per_day: 500_000,
+                delay: Duration::ZERO,
+                history: None,
+            },
+            Tier::Enterprise => TierLimits {
+                per_minute: 3_000,
+                per_hour: 150_000,
+                per_day: 2_000_000,
+                delay: Duration::ZERO,
+                history: None,
+            },
+        }
+    }
+}
+
+/// Callers without a key: the free tier's view, fewer requests.
+pub fn anonymous_limits() -> TierLimits {
+    TierLimits {
+        per_minute: 10,
+        per_hour: 100,
+        per_day: 500,
+        ..Tier::Free.limits()
+    }
+}
+
+mod seconds {
+    pub fn serialize<S: serde::Serializer>(value: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(value.as_secs())
+    }
+}
+
+mod optional_seconds {
+    pub fn serialize<S: serde::Serializer>(value: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiers_parse_and_paid_tiers_see_everything_in_real_time() {
+        assert_eq!(Tier::parse("PRO").unwrap(), Tier::Pro);
+        assert_eq!(Tier::parse("gold").unwrap_err().field, "tier");
+        assert_eq!(Tier::Free.limits().delay, Duration::from_secs(DAY));
+        for paid in [Tier::Pro, Tier::Team, Tier::Enterprise] {
+            assert!(paid.limits().delay.is_zero() && paid.limits().history.is_none());
+        }
+        assert!(anonymous_limits().per_minute < Tier::Free.limits().per_minute);
+    }
+}

@@ -1,0 +1,242 @@
+//! Accounts on both backends: keys hashed and revocable, tier changes recorded with
+//! their history atomically, disabled users locked out, financial records kept.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use kamiyo_db::{Database, DbConfig, Pool};
+use kamiyo_domain::Tier;
+use kamiyo_store::accounts::{hash_key, AccountError, AccountStore, Role};
+use kamiyo_store::MIGRATIONS;
+use kamiyo_testkit::TestDatabase;
+
+struct Backend {
+    name: &'static str,
+    db: Database,
+    accounts: AccountStore,
+    _pg: Option<TestDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends() -> Vec<Backend> {
+    let pg = TestDatabase::create().await;
+    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
+    pg_db.migrate(&MIGRATIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Database::open(DbConfig::for_url(format!(
+        "sqlite://{}",
+        dir.path().join("k.db").display()
+    )))
+    .await
+    .unwrap();
+    lite.migrate(&MIGRATIONS).await.unwrap();
+    vec![
+        Backend {
+            name: "postgres",
+            accounts: AccountStore::new(pg_db.clone()),
+            db: pg_db,
+            _pg: Some(pg),
+            _dir: None,
+        },
+        Backend {
+            name: "sqlite",
+            accounts: AccountStore::new(lite.clone()),
+            db: lite,
+            _pg: None,
+            _dir: Some(dir),
+        },
+    ]
+}
+
+/// Every stored key hash, straight from the table.
+async fn stored_hashes(db: &Database) -> Vec<String> {
+    match db.primary() {
+        Pool::Postgres(pool) => pool
+            .acquire()
+            .await
+            .unwrap()
+            .query("SELECT key_hash FROM api_keys", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect(),
+        Pool::Sqlite(pool) => pool
+            .acquire()
+            .await
+            .unwrap()
+            .query("SELECT key_hash FROM api_keys", Vec::new(), |r| r.get(0))
+            .await
+            .unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_works_once_created_and_stops_when_revoked_or_its_user_is_disabled() {
+    for b in backends().await {
+        let user = b
+            .accounts
+            .create_user("analyst@example.com", Tier::Pro, Role::User)
+            .await
+            .unwrap();
+        let (info, key) = b
+            .accounts
+            .create_key("analyst@example.com", "laptop")
+            .await
+            .unwrap();
+        assert!(
+            key.starts_with("kmy_") && key.starts_with(&info.prefix),
+            "{}",
+            b.name
+        );
+        let principal = b.accounts.authenticate(&key).await.unwrap().unwrap();
+        assert_eq!(
+            (principal.user_id, principal.tier),
+            (user.id, Tier::Pro),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            stored_hashes(&b.db).await,
+            vec![hash_key(&key)],
+            "{}: only the hash is stored",
+            b.name
+        );
+        assert!(b
+            .accounts
+            .authenticate("kmy_wrong")
+            .await
+            .unwrap()
+            .is_none());
+        let listed = b
+            .accounts
+            .list_keys(Some("analyst@example.com"))
+            .await
+            .unwrap();
+        assert!(
+            listed[0].last_used_at.is_some(),
+            "{}: use is recorded",
+            b.name
+        );
+
+        b.accounts.revoke_key(&info.prefix).await.unwrap();
+        assert!(
+            b.accounts.authenticate(&key).await.unwrap().is_none(),
+            "{}: revoked",
+            b.name
+        );
+        assert!(matches!(
+            b.accounts.revoke_key(&info.prefix).await,
+            Err(AccountError::NoSuchKey(_))
+        ));
+
+        let (_, second) = b
+            .accounts
+            .create_key(&user.id.to_string(), "ci")
+            .await
+            .unwrap();
+        assert!(b.accounts.authenticate(&second).await.unwrap().is_some());
+        b.accounts
+            .disable_user("ANALYST@example.com")
+            .await
+            .unwrap();
+        assert!(
+            b.accounts.authenticate(&second).await.unwrap().is_none(),
+            "{}: disabled user",
+            b.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_field() {
+    for b in backends().await {
+        b.accounts
+            .create_user("buyer@example.com", Tier::Free, Role::User)
+            .await
+            .unwrap();
+        let user = b
+            .accounts
+            .set_tier("buyer@example.com", Tier::Team, "upgraded by sales")
+            .await
+            .unwrap();
+        assert_eq!(user.tier, Tier::Team);
+        assert_eq!(
+            b.accounts
+                .find_user("buyer@example.com")
+                .await
+                .unwrap()
+                .tier,
+            Tier::Team,
+            "{}",
+            b.name
+        );
+        let history = b
+            .accounts
+            .subscription_history("buyer@example.com")
+            .await
+            .unwrap();
+        let steps: Vec<(Option<Tier>, Tier)> =
+            history.iter().map(|h| (h.old_tier, h.new_tier)).collect();
+        assert_eq!(
+            steps,
+            vec![(None, Tier::Free), (Some(Tier::Free), Tier::Team)],
+            "{}",
+            b.name
+        );
+        assert_eq!(history[1].reason, "upgraded by sales");
+
+        assert!(
+            matches!(
+                b.accounts
+                    .create_user("buyer@EXAMPLE.com", Tier::Free, Role::User)
+                    .await,
+                Err(AccountError::EmailTaken(_))
+            ),
+            "{}",
+            b.name
+        );
+        match b
+            .accounts
+            .create_user("not-an-email", Tier::Free, Role::User)
+            .await
+        {
+            Err(AccountError::Invalid(e)) => assert_eq!(e.field, "email"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            b.accounts
+                .set_tier("nobody@example.com", Tier::Pro, "x")
+                .await,
+            Err(AccountError::NoSuchUser(_))
+        ));
+        let payment = b
+            .accounts
+            .record_payment(
+                "buyer@example.com",
+                "49.00",
+                "usd",
+                "succeeded",
+                "manual",
+                Some("inv-1"),
+            )
+            .await
+            .unwrap();
+        assert!(payment > 0);
+        match b
+            .accounts
+            .record_payment(
+                "buyer@example.com",
+                "-3",
+                "USD",
+                "succeeded",
+                "manual",
+                None,
+            )
+            .await
+        {
+            Err(AccountError::Invalid(e)) => assert_eq!(e.field, "amount"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.accounts.list_users().await.unwrap().len(), 1);
+    }
+}
