@@ -52,7 +52,12 @@ impl Tier {
         Tier::ALL
             .into_iter()
             .find(|t| t.as_str() == key)
-            .ok_or_else(|| FieldError::new("tier", format!("{text:?} is not one of free, pro, team, enterprise")))
+            .ok_or_else(|| {
+                FieldError::new(
+                    "tier",
+                    format!("{text:?} is not one of free, pro, team, enterprise"),
+                )
+            })
     }
 
     pub fn limits(self) -> TierLimits {
@@ -100,13 +105,19 @@ pub fn anonymous_limits() -> TierLimits {
 }
 
 mod seconds {
-    pub fn serialize<S: serde::Serializer>(value: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        value: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         s.serialize_u64(value.as_secs())
     }
 }
 
 mod optional_seconds {
-    pub fn serialize<S: serde::Serializer>(value: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        value: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         match value {
             Some(d) => s.serialize_some(&d.as_secs()),
             None => s.serialize_none(),
