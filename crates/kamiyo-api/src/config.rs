@@ -36,6 +36,9 @@ pub struct ServerConfig {
     /// Bearer token for write endpoints (`POST /api/exploits`); unset turns writes off.
     /// Never shown: `kamiyo config` prints `***`.
     pub admin_token: Option<AdminToken>,
+    /// Header holding the client address when behind a trusted proxy (e.g.
+    /// `x-forwarded-for`); unset: the peer address identifies anonymous callers.
+    pub trusted_proxy_header: Option<String>,
     /// Most rows one CSV export returns (it walks the listing page by page).
     pub export_max_rows: usize,
     /// When set, `/metrics` is served only on this address (keep it private) and not on
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             retry_after: DEFAULT_RETRY_AFTER,
             metrics_listen: None,
             admin_token: None,
+            trusted_proxy_header: None,
             export_max_rows: DEFAULT_EXPORT_MAX_ROWS,
             total_cache_ttl: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_TTL,
         }

@@ -45,6 +45,8 @@ pub enum ApiError {
     Conflict(#[source] DbError),
     #[error("{0}")]
     Unauthorized(&'static str),
+    #[error("rate limit exceeded; retry after {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("internal error")]
@@ -99,6 +101,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -115,6 +118,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
             ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal_error",
         }
@@ -141,8 +145,13 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, Json(envelope)).into_response();
-        if let ApiError::DatabaseUnavailable { retry_after, .. } = self {
-            let seconds = retry_after.as_secs().max(1).to_string();
+        let retry = match &self {
+            ApiError::DatabaseUnavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
+        if let Some(seconds) = retry {
+            let seconds = seconds.to_string();
             if let Ok(value) = HeaderValue::from_str(&seconds) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }

@@ -4,8 +4,10 @@
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::Extension;
 use kamiyo_store::incidents::{IncidentSummary, ListRequest, Order, SortKey};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, Result};
 use crate::exploits::{list_request, LIST_PARAMETERS};
 use crate::params::Params;
@@ -62,9 +64,13 @@ async fn collect(
     responses((status = 200, description = "Every match (up to server.export_max_rows) as CSV", content_type = "text/csv", body = String),
         (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
-pub async fn csv(State(state): State<AppState>, query: RawQuery) -> Result<impl IntoResponse> {
+pub async fn csv(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: RawQuery,
+) -> Result<impl IntoResponse> {
     let params = Params::from_query(query, LIST_PARAMETERS)?;
-    let request = list_request(&params)?;
+    let request = list_request(&params, &caller)?;
     let rows = collect(&state, request, state.server.export_max_rows).await?;
     let mut out = String::with_capacity(rows.len() * 160);
     out.push_str(CSV_COLUMNS);
@@ -135,9 +141,13 @@ fn csv_cell(value: &str) -> String {
     responses((status = 200, description = "The newest matches as an Atom feed", content_type = "application/atom+xml", body = String),
         (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
-pub async fn atom(State(state): State<AppState>, query: RawQuery) -> Result<impl IntoResponse> {
+pub async fn atom(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: RawQuery,
+) -> Result<impl IntoResponse> {
     let params = Params::from_query(query, LIST_PARAMETERS)?;
-    let mut request = list_request(&params)?;
+    let mut request = list_request(&params, &caller)?;
     // A feed is the newest first, whatever was asked.
     request.sort = SortKey::Date;
     request.order = Order::Desc;

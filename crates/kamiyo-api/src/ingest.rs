@@ -4,13 +4,14 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::Extension;
 use axum::Json;
 use chrono::Utc;
 use kamiyo_domain::{IncidentDraft, IncidentInput};
 use kamiyo_store::IngestOutcome;
-use secrecy::ExposeSecret;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, Result};
 use crate::AppState;
 
@@ -27,10 +28,10 @@ use crate::AppState;
         (status = 503, description = "The database is unavailable", body = crate::openapi::ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: std::result::Result<Json<IncidentInput>, JsonRejection>,
 ) -> Result<(StatusCode, Json<IngestOutcome>)> {
-    authorize_admin(&state, &headers)?;
+    authorize_admin(&state, &caller)?;
     let Json(input) = body.map_err(ApiError::from_json_rejection)?;
     let draft = IncidentDraft::from_input(input, Utc::now()).map_err(|e| ApiError::Invalid {
         field: e.field.clone(),
@@ -48,32 +49,22 @@ pub async fn create(
     Ok((status, Json(outcome)))
 }
 
-fn authorize_admin(state: &AppState, headers: &HeaderMap) -> Result<()> {
-    let Some(expected) = &state.server.admin_token else {
-        return Err(ApiError::Forbidden(
-            "writes are disabled: no admin token is configured (server.admin_token)",
-        ));
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthorized(
-            "an admin token is required: Authorization: Bearer <token>",
-        ))?;
-    if constant_time_eq(
-        given.trim().as_bytes(),
-        expected.0.expose_secret().as_bytes(),
-    ) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized("the token is not valid"))
+fn authorize_admin(state: &AppState, caller: &Caller) -> Result<()> {
+    match caller {
+        _ if caller.is_admin() => Ok(()),
+        Caller::Anonymous { .. } if state.server.admin_token.is_none() => Err(ApiError::Forbidden(
+            "writes need an admin: an API key of a user with the admin role, or server.admin_token",
+        )),
+        Caller::Anonymous { .. } => Err(ApiError::Unauthorized(
+            "an admin key is required: Authorization: Bearer <key>",
+        )),
+        _ => Err(ApiError::Forbidden("this key's user is not an admin")),
     }
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal how
 /// much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

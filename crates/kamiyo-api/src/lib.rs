@@ -4,6 +4,7 @@
 //!   `oneshot`, the binary serves it with [`serve`].
 //! - [`error`]: one error type, one JSON envelope.
 
+mod auth;
 pub mod config;
 pub mod error;
 mod exploits;
@@ -11,9 +12,11 @@ mod export;
 mod health;
 mod http_metrics;
 mod ingest;
+mod me;
 mod metrics;
 pub mod openapi;
 mod params;
+mod ratelimit;
 mod stats;
 
 use std::future::{Future, IntoFuture};
@@ -26,11 +29,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use kamiyo_db::Database;
+use kamiyo_store::accounts::AccountStore;
 use kamiyo_store::IncidentStore;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use auth::Caller;
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use http_metrics::HttpMetrics;
@@ -40,6 +45,8 @@ pub use http_metrics::HttpMetrics;
 pub struct AppState {
     pub db: Database,
     pub incidents: IncidentStore,
+    pub accounts: AccountStore,
+    pub rate_limiter: Arc<ratelimit::RateLimiter>,
     pub server: Arc<ServerConfig>,
     pub http_metrics: Arc<HttpMetrics>,
 }
@@ -48,6 +55,8 @@ impl AppState {
     pub fn new(db: Database, server: ServerConfig) -> Self {
         AppState {
             incidents: IncidentStore::with_total_cache(db.clone(), server.total_cache_ttl),
+            accounts: AccountStore::new(db.clone()),
+            rate_limiter: Arc::new(ratelimit::RateLimiter::default()),
             db,
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
@@ -76,12 +85,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/stats/by-month", get(stats::by_month))
         .route("/api/chains", get(stats::chains))
         .route("/api/sources", get(stats::sources))
+        .route("/api/me", get(me::me))
         .route("/api/openapi.json", get(openapi::document));
     if state.server.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(metrics::prometheus));
     }
     routes
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(middleware::from_fn_with_state(request_timeout, deadline))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state.http_metrics),
@@ -122,7 +133,9 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // The peer address identifies anonymous callers for rate limiting.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         let _ = signalled_tx.send(());
     });

@@ -60,6 +60,7 @@ impl Modify for AdminToken {
         crate::metrics::database,
         crate::metrics::queries,
         crate::metrics::prometheus,
+        crate::me::me,
     ),
     components(schemas(ErrorBody, ErrorDetail, Breakdown)),
     modifiers(&AdminToken)

@@ -2,11 +2,12 @@
 //! `/api/stats/by-month` (all with `days`), and `GET /api/chains`.
 
 use axum::extract::{RawQuery, State};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
 use kamiyo_store::incidents::stats::{Bucket, ChainCount, Dimension, SourceReport, Summary};
 use serde::Serialize;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, Result};
 use crate::params::Params;
 use crate::AppState;
@@ -14,10 +15,20 @@ use crate::AppState;
 /// Ten years of days: enough for every incident on record, small enough to subtract.
 const MAX_DAYS: i64 = 3650;
 
-fn since(query: RawQuery) -> Result<(Option<i64>, Option<DateTime<Utc>>)> {
+/// `(days asked, since, until)`.
+type Window = (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The window asked for (`days`), narrowed to what the caller's tier may see.
+fn window(query: RawQuery, caller: &Caller) -> Result<Window> {
     let params = Params::from_query(query, &["days"])?;
     let days = params.integer("days", 1, MAX_DAYS)?;
-    Ok((days, days.map(|d| Utc::now() - Duration::days(d))))
+    let asked = days.map(|d| Utc::now() - Duration::days(d));
+    let (visible_from, visible_until) = caller.visibility();
+    let since = match (asked, visible_from) {
+        (Some(a), Some(v)) => Some(a.max(v)),
+        (a, v) => a.or(v),
+    };
+    Ok((days, since, visible_until))
 }
 
 #[derive(Serialize)]
@@ -35,12 +46,13 @@ pub struct SummaryResponse {
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn summary(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: RawQuery,
 ) -> Result<Json<SummaryResponse>> {
-    let (days, since) = since(query)?;
+    let (days, since, until) = window(query, &caller)?;
     let summary = state
         .incidents
-        .summary(since)
+        .summary(since, until)
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
     Ok(Json(SummaryResponse { days, summary }))
@@ -54,13 +66,14 @@ pub struct BreakdownResponse {
 
 async fn breakdown(
     state: AppState,
+    caller: Caller,
     query: RawQuery,
     dimension: Dimension,
 ) -> Result<Json<BreakdownResponse>> {
-    let (days, since) = since(query)?;
+    let (days, since, until) = window(query, &caller)?;
     let buckets = state
         .incidents
-        .breakdown(dimension, since)
+        .breakdown(dimension, since, until)
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
     Ok(Json(BreakdownResponse { days, buckets }))
@@ -73,9 +86,10 @@ async fn breakdown(
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn by_chain(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: RawQuery,
 ) -> Result<Json<BreakdownResponse>> {
-    breakdown(state, query, Dimension::Chain).await
+    breakdown(state, caller, query, Dimension::Chain).await
 }
 
 #[utoipa::path(get, path = "/api/stats/by-attack-type", tag = "stats",
@@ -85,9 +99,10 @@ pub async fn by_chain(
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn by_attack_type(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: RawQuery,
 ) -> Result<Json<BreakdownResponse>> {
-    breakdown(state, query, Dimension::AttackType).await
+    breakdown(state, caller, query, Dimension::AttackType).await
 }
 
 #[utoipa::path(get, path = "/api/stats/by-month", tag = "stats",
@@ -97,9 +112,10 @@ pub async fn by_attack_type(
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn by_month(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: RawQuery,
 ) -> Result<Json<BreakdownResponse>> {
-    breakdown(state, query, Dimension::Month).await
+    breakdown(state, caller, query, Dimension::Month).await
 }
 
 #[utoipa::path(get, path = "/api/chains", tag = "stats",

@@ -20,7 +20,28 @@ async fn every_documented_operation_is_served_and_parameters_match() {
     .await
     .unwrap();
     db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    let app = router(AppState::new(db, ServerConfig::default()));
+    let accounts = kamiyo_store::accounts::AccountStore::new(db.clone());
+    accounts
+        .create_user(
+            "t@example.com",
+            kamiyo_domain::Tier::Enterprise,
+            kamiyo_store::accounts::Role::User,
+        )
+        .await
+        .unwrap();
+    let (_, key) = accounts.create_key("t@example.com", "t").await.unwrap();
+    let value = axum::http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
+    let app = router(AppState::new(db, ServerConfig::default())).layer(
+        axum::middleware::map_request(move |mut request: Request<Body>| {
+            let value = value.clone();
+            async move {
+                request
+                    .headers_mut()
+                    .insert(axum::http::header::AUTHORIZATION, value);
+                request
+            }
+        }),
+    );
     let response = app
         .clone()
         .oneshot(

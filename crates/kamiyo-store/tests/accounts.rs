@@ -240,3 +240,65 @@ async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_fi
         assert_eq!(b.accounts.list_users().await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tier_change_and_its_history_row_commit_together_or_not_at_all() {
+    for b in backends().await {
+        b.accounts
+            .create_user("atomic@example.com", Tier::Free, Role::User)
+            .await
+            .unwrap();
+        // Make the history insert fail: the tier change must not survive it.
+        let sabotage = match b.db.primary() {
+            Pool::Postgres(_) => "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'history refused'; END $$; \
+                                  CREATE TRIGGER refuse_history BEFORE INSERT ON subscription_changes FOR EACH ROW EXECUTE FUNCTION refuse();",
+            Pool::Sqlite(_) => "CREATE TRIGGER refuse_history BEFORE INSERT ON subscription_changes BEGIN SELECT RAISE(ABORT, 'history refused'); END;",
+        };
+        match b.db.primary() {
+            Pool::Postgres(pool) => pool
+                .acquire()
+                .await
+                .unwrap()
+                .batch_execute(sabotage)
+                .await
+                .unwrap(),
+            Pool::Sqlite(pool) => {
+                let sql = sabotage.to_owned();
+                pool.acquire()
+                    .await
+                    .unwrap()
+                    .run(move |c| c.execute_batch(&sql))
+                    .await
+                    .unwrap()
+            }
+        }
+        assert!(
+            b.accounts
+                .set_tier("atomic@example.com", Tier::Enterprise, "should fail")
+                .await
+                .is_err(),
+            "{}",
+            b.name
+        );
+        assert_eq!(
+            b.accounts
+                .find_user("atomic@example.com")
+                .await
+                .unwrap()
+                .tier,
+            Tier::Free,
+            "{}: rolled back",
+            b.name
+        );
+        assert_eq!(
+            b.accounts
+                .subscription_history("atomic@example.com")
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{}",
+            b.name
+        );
+    }
+}

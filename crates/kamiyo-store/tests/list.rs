@@ -445,7 +445,7 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
     use kamiyo_store::incidents::stats::Dimension;
     let mut summaries = Vec::new();
     for b in seeded().await {
-        let summary = b.store.summary(None).await.unwrap();
+        let summary = b.store.summary(None, None).await.unwrap();
         assert_eq!(summary.incidents, 6, "{}", b.name);
         assert_eq!(summary.total_loss_usd, "54325000.00", "{}", b.name);
         assert_eq!(summary.incidents_with_known_loss, 5, "{}", b.name);
@@ -456,7 +456,11 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
             b.name
         );
         assert_eq!(summary.protocols_affected, 5, "{}", b.name);
-        let by_chain = b.store.breakdown(Dimension::Chain, None).await.unwrap();
+        let by_chain = b
+            .store
+            .breakdown(Dimension::Chain, None, None)
+            .await
+            .unwrap();
         assert_eq!(
             (by_chain[0].key.as_str(), by_chain[0].incidents),
             ("bsc", 2),
@@ -473,7 +477,7 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
         assert_eq!(sources[0].active, None, "{}", b.name);
         let since = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).single();
         assert_eq!(
-            b.store.summary(since).await.unwrap().incidents,
+            b.store.summary(since, None).await.unwrap().incidents,
             2,
             "{}",
             b.name
@@ -481,7 +485,10 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
         summaries.push((
             summary,
             by_chain,
-            b.store.breakdown(Dimension::Month, None).await.unwrap(),
+            b.store
+                .breakdown(Dimension::Month, None, None)
+                .await
+                .unwrap(),
             b.store.chains().await.unwrap(),
         ));
     }

@@ -58,6 +58,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API keys (a key is printed once, at creation; only its hash is stored).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Record payments.
+    Payment {
+        #[command(subcommand)]
+        action: PaymentAction,
+    },
     /// Print the effective configuration (passwords redacted) as TOML.
     Config,
     /// Database tools.
@@ -95,4 +110,74 @@ pub enum MigrateAction {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user (its first tier is recorded in the subscription history).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// free, pro, team or enterprise.
+        #[arg(long, default_value = "free")]
+        tier: String,
+        /// Give the user the admin role (write endpoints).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users.
+    List,
+    /// Change a user's tier; the change and its reason are recorded together.
+    SetTier {
+        /// Email or id.
+        user: String,
+        tier: String,
+        #[arg(long, default_value = "set by an operator")]
+        reason: String,
+    },
+    /// Disable a user: their keys stop working; nothing is deleted.
+    Disable {
+        /// Email or id.
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyAction {
+    /// Create a key for a user and print it (once).
+    Create {
+        /// Email or id.
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List keys: prefix, owner, created, last used, revoked; never the key.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a key by its prefix or id.
+    Revoke { key: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PaymentAction {
+    /// Record a payment (kept even if the user is later disabled).
+    Record {
+        #[arg(long)]
+        user: String,
+        /// Decimal amount, e.g. 49.00.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        /// pending, succeeded, failed or refunded.
+        #[arg(long, default_value = "succeeded")]
+        status: String,
+        #[arg(long, default_value = "manual")]
+        provider: String,
+        #[arg(long)]
+        reference: Option<String>,
+    },
 }

@@ -1,6 +1,7 @@
 //! The `kamiyo` command: configuration, telemetry and wiring. The only crate that uses
 //! `anyhow`; everything below it returns typed errors.
 
+mod accounts;
 pub mod cli;
 mod commands;
 pub mod settings;
@@ -34,6 +35,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             action: Some(MigrateAction::Status),
         } => commands::migrate_status(settings).await?,
         Command::Config => commands::print_config(&settings)?,
+        Command::User { action } => accounts::user(settings, action).await?,
+        Command::Key { action } => accounts::key(settings, action).await?,
+        Command::Payment { action } => accounts::payment(settings, action).await?,
         Command::Import {
             file,
             format,

@@ -195,17 +195,22 @@ impl IncidentStore {
     }
 
     /// Count, loss, recovered, mean and max loss, chains and protocols affected, over
-    /// incidents that occurred since `since` (all when `None`).
-    pub async fn summary(&self, since: Option<DateTime<Utc>>) -> Result<stats::Summary, DbError> {
-        stats::summary(self.db.primary(), since).await
+    /// incidents that occurred within `since..=until` (unbounded where `None`).
+    pub async fn summary(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<stats::Summary, DbError> {
+        stats::summary(self.db.primary(), since, until).await
     }
 
     pub async fn breakdown(
         &self,
         dimension: stats::Dimension,
         since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<stats::Bucket>, DbError> {
-        stats::breakdown(self.db.primary(), dimension, since).await
+        stats::breakdown(self.db.primary(), dimension, since, until).await
     }
 
     pub async fn sources(&self) -> Result<Vec<stats::SourceReport>, DbError> {

@@ -27,6 +27,10 @@ pub struct IncidentFilter {
     pub status: Option<IncidentStatus>,
     /// Case-insensitive substring of the protocol name or the description.
     pub q: Option<String>,
+    /// What the caller's tier may see (history window and delay), applied like `from`
+    /// and `to` but never shown to or set by the caller.
+    pub visible_from: Option<DateTime<Utc>>,
+    pub visible_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -245,6 +249,12 @@ impl Where {
         if let Some(to) = f.to {
             let p = self.time_param(to);
             self.clauses.push(format!("e.occurred_at <= {p}"));
+        }
+        for (bound, op) in [(f.visible_from, ">="), (f.visible_until, "<=")] {
+            if let Some(at) = bound {
+                let p = self.time_param(at);
+                self.clauses.push(format!("e.occurred_at {op} {p}"));
+            }
         }
         if let Some(status) = f.status {
             let p = self.param(status.as_str().to_owned(), "text");

@@ -80,6 +80,7 @@ async fn facts(
     pool: &Pool,
     dimension: Option<Dimension>,
     since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 ) -> Result<Vec<Fact>, DbError> {
     match pool {
         Pool::Postgres(pool) => {
@@ -95,14 +96,16 @@ async fn facts(
                 ""
             };
             let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+            // PostgreSQL's timestamptz ends in year 294276; chrono's maximum is beyond it.
+            let until = until.unwrap_or_else(|| Utc::now() + chrono::Duration::days(365 * 100));
             let conn = pool.acquire().await?;
             let rows = conn
                 .query(
                     &format!(
                         "SELECT {key}, e.id, e.protocol_key, e.amount_usd::text, e.recovered_usd::text \
-                         FROM exploits e {join} WHERE e.occurred_at >= $1"
+                         FROM exploits e {join} WHERE e.occurred_at >= $1 AND e.occurred_at <= $2"
                     ),
-                    &[&since],
+                    &[&since, &until],
                 )
                 .await?;
             rows.iter()
@@ -130,20 +133,29 @@ async fn facts(
                 ""
             };
             let since = since.map(sqlite_time).unwrap_or_default();
+            // 'Z' sorts after every digit: no stored timestamp is above it.
+            let until = until.map(sqlite_time).unwrap_or_else(|| "Z".into());
             let sql = format!(
-                "SELECT {key}, e.id, e.protocol_key, e.amount_usd, e.recovered_usd FROM exploits e {join} WHERE e.occurred_at >= ?1"
+                "SELECT {key}, e.id, e.protocol_key, e.amount_usd, e.recovered_usd FROM exploits e {join} WHERE e.occurred_at >= ?1 AND e.occurred_at <= ?2"
             );
             let conn = pool.acquire().await?;
             let rows: Vec<FactRow> = conn
-                .query(&sql, vec![rusqlite::types::Value::Text(since)], |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
-                })
+                .query(
+                    &sql,
+                    vec![
+                        rusqlite::types::Value::Text(since),
+                        rusqlite::types::Value::Text(until),
+                    ],
+                    |row| {
+                        Ok((
+                            row.get(0)?,
+                            row.get(1)?,
+                            row.get(2)?,
+                            row.get(3)?,
+                            row.get(4)?,
+                        ))
+                    },
+                )
                 .await?;
             rows.into_iter()
                 .map(|(key, id, protocol_key, amount, recovered)| {
@@ -160,9 +172,13 @@ async fn facts(
     }
 }
 
-pub(crate) async fn summary(pool: &Pool, since: Option<DateTime<Utc>>) -> Result<Summary, DbError> {
-    let facts = facts(pool, None, since).await?;
-    let chains = facts_chains(pool, since).await?;
+pub(crate) async fn summary(
+    pool: &Pool,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Summary, DbError> {
+    let facts = facts(pool, None, since, until).await?;
+    let chains = facts_chains(pool, since, until).await?;
     let known: Vec<Decimal> = facts.iter().filter_map(|f| f.amount).collect();
     let total: Decimal = known.iter().copied().sum();
     let mean = if known.is_empty() {
@@ -184,8 +200,12 @@ pub(crate) async fn summary(pool: &Pool, since: Option<DateTime<Utc>>) -> Result
     })
 }
 
-async fn facts_chains(pool: &Pool, since: Option<DateTime<Utc>>) -> Result<i64, DbError> {
-    let by_chain = facts(pool, Some(Dimension::Chain), since).await?;
+async fn facts_chains(
+    pool: &Pool,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<i64, DbError> {
+    let by_chain = facts(pool, Some(Dimension::Chain), since, until).await?;
     let chains: std::collections::HashSet<&str> = by_chain.iter().map(|f| f.key.as_str()).collect();
     Ok(chains.len() as i64)
 }
@@ -194,9 +214,10 @@ pub(crate) async fn breakdown(
     pool: &Pool,
     dimension: Dimension,
     since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 ) -> Result<Vec<Bucket>, DbError> {
     let mut groups: BTreeMap<String, (std::collections::HashSet<i64>, Decimal)> = BTreeMap::new();
-    for fact in facts(pool, Some(dimension), since).await? {
+    for fact in facts(pool, Some(dimension), since, until).await? {
         let entry = groups.entry(fact.key).or_default();
         if entry.0.insert(fact.id) {
             entry.1 += fact.amount.unwrap_or(Decimal::ZERO);

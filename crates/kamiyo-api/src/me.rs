@@ -1,0 +1,61 @@
+//! `GET /api/me`: the caller's tier, limits, and what is left in each window.
+
+use axum::extract::State;
+use axum::{Extension, Json};
+use kamiyo_domain::{Tier, TierLimits};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Result};
+use crate::AppState;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub user_id: Option<i64>,
+    pub email: Option<String>,
+    pub tier: Tier,
+    pub role: String,
+    pub limits: TierLimits,
+    /// Requests left in the current minute, hour and day windows.
+    pub remaining: Remaining,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Remaining {
+    pub minute: u32,
+    pub hour: u32,
+    pub day: u32,
+}
+
+#[utoipa::path(get, path = "/api/me", tag = "accounts",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The caller's tier, limits and usage", body = Me),
+        (status = 401, description = "No valid key", body = crate::openapi::ErrorBody)))]
+pub async fn me(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Me>> {
+    let (user_id, email, role) = match &caller {
+        Caller::Anonymous { .. } => {
+            return Err(ApiError::Unauthorized(
+                "an API key is required: Authorization: Bearer <key>",
+            ))
+        }
+        Caller::User(p) => (
+            Some(p.user_id),
+            Some(p.email.clone()),
+            p.role.as_str().to_owned(),
+        ),
+        Caller::AdminToken => (None, None, "admin".to_owned()),
+    };
+    let limits = caller.limits();
+    let [minute, hour, day] = state.rate_limiter.usage(&caller.identity(), &limits);
+    Ok(Json(Me {
+        user_id,
+        email,
+        tier: caller.tier().unwrap_or(Tier::Free),
+        role,
+        limits,
+        remaining: Remaining { minute, hour, day },
+    }))
+}
