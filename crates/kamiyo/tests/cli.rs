@@ -316,3 +316,62 @@ fn import_reports_each_rejected_line_exits_1_and_a_second_import_changes_nothing
         "{report}"
     );
 }
+
+#[test]
+fn user_key_and_payment_commands_manage_accounts_and_print_the_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = |args: &[&str]| {
+        let out = output(kamiyo(dir.path()).args(args));
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    assert!(ok(&[
+        "user",
+        "create",
+        "--email",
+        "ops@example.com",
+        "--tier",
+        "pro"
+    ])
+    .contains("tier pro"));
+    let key = ok(&["key", "create", "--user", "ops@example.com", "--name", "ci"])
+        .trim()
+        .to_owned();
+    assert!(key.starts_with("kmy_") && key.len() == 68, "{key}");
+    let listing = ok(&["key", "list"]);
+    assert!(
+        listing.contains(&key[..12]) && !listing.contains(&key),
+        "the key is never shown again: {listing}"
+    );
+    assert!(ok(&[
+        "user",
+        "set-tier",
+        "ops@example.com",
+        "team",
+        "--reason",
+        "upgrade"
+    ])
+    .contains("tier team"));
+    assert!(ok(&[
+        "payment",
+        "record",
+        "--user",
+        "ops@example.com",
+        "--amount",
+        "99.00"
+    ])
+    .contains("recorded"));
+    assert!(ok(&["key", "revoke", &key[..12]]).contains("revoked"));
+    assert!(ok(&["user", "disable", "ops@example.com"]).contains("disabled"));
+    assert!(ok(&["user", "list"]).contains("false"));
+    let bad = output(kamiyo(dir.path()).args([
+        "user",
+        "create",
+        "--email",
+        "x@example.com",
+        "--tier",
+        "gold",
+    ]));
+    assert!(!bad.status.success());
+    assert!(text(&bad.stderr).contains("tier"), "{}", text(&bad.stderr));
+}
