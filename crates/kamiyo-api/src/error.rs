@@ -15,6 +15,8 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 pub enum ApiError {
     #[error("no route for this path")]
     NotFound,
+    #[error("this path does not accept this method")]
+    MethodNotAllowed,
     #[error("no such {0}")]
     NotFoundItem(&'static str),
     /// A query parameter is malformed; the message names it.
@@ -92,6 +94,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::NotFound | ApiError::NotFoundItem(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
             ApiError::RequestTimeout(_) | ApiError::DatabaseUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -110,6 +113,7 @@ impl ApiError {
     fn code(&self) -> &'static str {
         match self {
             ApiError::NotFound | ApiError::NotFoundItem(_) => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadParameter { .. } => "bad_parameter",
             ApiError::RequestTimeout(_) => "request_timeout",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",

@@ -71,7 +71,12 @@ pub async fn csv(
 ) -> Result<impl IntoResponse> {
     let params = Params::from_query(query, LIST_PARAMETERS)?;
     let request = list_request(&params, &caller)?;
-    let rows = collect(&state, request, state.server.export_max_rows).await?;
+    // `limit` bounds an export only when given; otherwise every match, up to the cap.
+    let max = match params.text("limit")? {
+        Some(_) => request.limit.min(state.server.export_max_rows),
+        None => state.server.export_max_rows,
+    };
+    let rows = collect(&state, request, max).await?;
     let mut out = String::with_capacity(rows.len() * 160);
     out.push_str(CSV_COLUMNS);
     out.push_str("\r\n");
@@ -203,7 +208,9 @@ pub async fn atom(
 
 fn escape(text: &str) -> String {
     text.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .filter(|c| {
+            (!c.is_control() || *c == '\n' || *c == '\t') && *c != '\u{FFFE}' && *c != '\u{FFFF}'
+        })
         .collect::<String>()
         .replace('&', "&amp;")
         .replace('<', "&lt;")

@@ -92,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     }
     routes
         .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .layer(middleware::from_fn_with_state(request_timeout, deadline))
         .layer(middleware::from_fn_with_state(

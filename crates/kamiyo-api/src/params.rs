@@ -39,6 +39,11 @@ impl Params {
             };
             let value = decode(raw_value)
                 .ok_or_else(|| bad(known_name, "is not valid percent-encoded UTF-8"))?;
+            // NUL and other control characters have no place in a search or a name, and
+            // PostgreSQL refuses NUL in text outright.
+            if value.chars().any(char::is_control) {
+                return Err(bad(known_name, "contains control characters"));
+            }
             if map.insert(name, value).is_some() {
                 return Err(bad(known_name, "is given more than once"));
             }
@@ -79,9 +84,10 @@ impl Params {
         })
     }
 
-    /// `YYYY-MM-DD` (the start of that day, or its end with `end_of_day`) or RFC 3339.
+    /// `YYYY-MM-DD` (the start of that day, or its end with `end_of_day`) or RFC 3339,
+    /// between the years 1970 and 9999 once in UTC (both backends store that range).
     pub fn time(&self, name: &'static str, end_of_day: bool) -> Result<Option<DateTime<Utc>>> {
-        self.parsed(name, |text| {
+        let time = self.parsed(name, |text| {
             if let Ok(at) = DateTime::parse_from_rfc3339(text) {
                 return Ok::<_, String>(at.with_timezone(&Utc));
             }
@@ -93,7 +99,13 @@ impl Params {
                 NaiveTime::MIN
             };
             Ok(Utc.from_utc_datetime(&day.and_time(time)))
-        })
+        })?;
+        match time {
+            Some(at) if !(1970..=9999).contains(&chrono::Datelike::year(&at)) => {
+                Err(bad(name, "must be between the years 1970 and 9999"))
+            }
+            other => Ok(other),
+        }
     }
 }
 

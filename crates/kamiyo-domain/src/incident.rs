@@ -72,8 +72,11 @@ pub struct IncidentInput {
     pub protocol: Option<String>,
     pub chains: Vec<String>,
     pub date: Option<String>,
-    /// Decimal text, e.g. `"197000000"`; absent when unknown (never 0 for unknown).
+    /// Decimal text or a JSON number, e.g. `"197000000"`; absent when unknown (never 0
+    /// for unknown).
+    #[serde(deserialize_with = "text_or_number")]
     pub loss_usd: Option<String>,
+    #[serde(deserialize_with = "text_or_number")]
     pub recovered_usd: Option<String>,
     /// Taxonomy type (`oracle_manipulation`); derived from `technique` when absent.
     pub attack_type: Option<String>,
@@ -86,6 +89,25 @@ pub struct IncidentInput {
     pub description: Option<String>,
     pub flash_loan: Option<bool>,
     pub bridge: Option<bool>,
+}
+
+/// An amount given as a string or a JSON number; kept as text either way.
+fn text_or_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Amount {
+        Text(String),
+        Integer(u64),
+        Number(f64),
+    }
+    Ok(match Option::<Amount>::deserialize(deserializer)? {
+        None => None,
+        Some(Amount::Text(text)) => Some(text),
+        Some(Amount::Integer(n)) => Some(n.to_string()),
+        Some(Amount::Number(n)) => Some(n.to_string()),
+    })
 }
 
 /// Where a claim came from.
@@ -239,40 +261,23 @@ impl IncidentDraft {
         self.attack_type.class()
     }
 
-    /// Identifies this claim within its source across re-imports: the source's own id
-    /// with the reported date when it has an id, else a fixed hash of what the claim says.
-    /// The date is part of it because some sources' ids name the protocol, not the
-    /// incident (DeFiLlama's `defillamaId` is shared by every hack of one protocol).
+    /// Identifies this claim within its source across re-imports, from what a source
+    /// keeps stable when it corrects a record: its own id (with the protocol and the
+    /// reported date, because some sources' ids name the protocol, not the incident, as
+    /// DeFiLlama's `defillamaId` does), or else the protocol, the reported date and the
+    /// primary chain. Amounts, hashes and texts are not part of it: a corrected amount
+    /// updates the claim instead of creating a second one.
     pub fn claim_key(&self) -> String {
-        if let Some(id) = &self.source.external_id {
-            return format!("id:{id}@{}", self.source.reported_date);
+        let date = &self.source.reported_date;
+        let protocol = self.protocol.key();
+        match &self.source.external_id {
+            Some(id) => format!("id:{protocol}:{id}@{date}"),
+            None => format!(
+                "k:{protocol}@{date}@{}",
+                self.chains.first().map(Chain::slug).unwrap_or_default()
+            ),
         }
-        let mut content = format!(
-            "{}|{}|{}|{}",
-            self.protocol.key(),
-            self.source.reported_date,
-            self.loss_usd.map(|u| u.to_string()).unwrap_or_default(),
-            self.chains
-                .iter()
-                .map(Chain::slug)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
-        for hash in &self.tx_hashes {
-            content.push('|');
-            content.push_str(&hash.hash);
-        }
-        format!("fnv:{:016x}", fnv1a(content.as_bytes()))
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }
 
 fn optional_usd(field: &str, text: Option<&str>) -> Result<Option<Usd>, FieldError> {

@@ -1,7 +1,7 @@
 //! Incident dates as sources write them: `2023-03-13`, RFC 3339, `3/22/24` (DeFiLlama's
 //! M/D/YY), `03/22/2024`. A date alone means midnight UTC.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SubsecRound, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, SubsecRound, TimeZone, Timelike, Utc};
 
 use crate::error::FieldError;
 
@@ -40,7 +40,14 @@ pub fn parse_incident_date(text: &str, now: DateTime<Utc>) -> Result<DateTime<Ut
             format!("{text:?} is before 2009-01-03"),
         ));
     }
-    // Sub-millisecond precision is noise in this field, and SQLite stores milliseconds.
+    // A leap second (`23:59:60`) has no place in either backend's timestamps: it becomes
+    // the last millisecond of its minute. Sub-millisecond precision is noise in this
+    // field, and SQLite stores milliseconds.
+    let parsed = if parsed.nanosecond() >= 1_000_000_000 {
+        parsed.with_nanosecond(999_000_000).unwrap_or(parsed)
+    } else {
+        parsed
+    };
     let parsed = parsed.trunc_subsecs(3);
     let latest = now
         .checked_add_signed(chrono::Duration::days(1))
@@ -95,6 +102,8 @@ mod tests {
         assert_eq!(day("03/22/2024"), "2024-03-22T00:00");
         assert_eq!(day("2023-03-13T08:50:00Z"), "2023-03-13T08:50");
         assert_eq!(day("2023-03-13T10:50:00+02:00"), "2023-03-13T08:50");
+        let leap = parse_incident_date("2016-12-31T23:59:60Z", now()).unwrap();
+        assert_eq!(leap.format("%H:%M:%S%.3f").to_string(), "23:59:59.999");
     }
 
     #[test]

@@ -88,9 +88,9 @@ pub async fn import_file(
         ..ImportReport::default()
     };
     let now = Utc::now();
-    // A source can list two different records under one id and date (DeFiLlama does);
-    // the second becomes `id#2`, the third `id#3`, so that each keeps its own claim and a
-    // re-import of the same file finds each again.
+    // A source can list two different records under one claim key (DeFiLlama lists two
+    // Mirror hacks under one id and day); the second becomes `id#2` (or `#2` without an
+    // id), so that each keeps its own claim and a re-import finds each again.
     let mut seen_keys: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for (done, record) in records.into_iter().enumerate() {
         match record {
@@ -104,19 +104,31 @@ pub async fn import_file(
                         message: refusal.to_string(),
                     }),
                     Ok(mut draft) => {
-                        if draft.source.external_id.is_some() {
-                            let key = format!("{}|{}", draft.source.name, draft.claim_key());
-                            let occurrence = seen_keys.entry(key).or_insert(0);
-                            *occurrence += 1;
-                            if *occurrence > 1 {
-                                let id = draft.source.external_id.take().unwrap_or_default();
-                                draft.source.external_id = Some(format!("{id}#{occurrence}"));
-                            }
+                        let key = format!("{}|{}", draft.source.name, draft.claim_key());
+                        let occurrence = seen_keys.entry(key).or_insert(0);
+                        *occurrence += 1;
+                        if *occurrence > 1 {
+                            let id = draft.source.external_id.take().unwrap_or_default();
+                            draft.source.external_id = Some(format!("{id}#{occurrence}"));
                         }
-                        let outcome = retry
-                            .run("import", || store.ingest(&draft))
-                            .await
-                            .map_err(|source| ImportError::Database { line, source })?;
+                        let outcome = match retry.run("import", || store.ingest(&draft)).await {
+                            Ok(outcome) => outcome,
+                            // The database is down: stop, the rest would fail the same way.
+                            Err(source) if source.is_transient() || source.is_unavailable() => {
+                                return Err(ImportError::Database { line, source })
+                            }
+                            // The database refused this record alone (its transaction rolled
+                            // back): report it and go on.
+                            Err(refusal) => {
+                                report.rejected.push(Rejection {
+                                    line,
+                                    field: None,
+                                    message: format!("the database refused the record: {refusal}"),
+                                });
+                                progress(done + 1, total);
+                                continue;
+                            }
+                        };
                         match outcome.action {
                             IngestAction::Inserted => report.inserted += 1,
                             IngestAction::Merged => report.merged += 1,

@@ -352,3 +352,79 @@ async fn concurrent_imports_of_one_hack_create_one_incident() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sources_own_two_records_days_apart_stay_two_and_a_corrected_amount_updates_its_claim() {
+    for b in backends().await {
+        let first = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Ooki",
+                "2020-02-15",
+                Some("350000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        let second = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Ooki",
+                "2020-02-18",
+                Some("650000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        assert_ne!(
+            first.exploit_id, second.exploit_id,
+            "{}: one source, two records, two incidents",
+            b.name
+        );
+        let other_source = b
+            .store
+            .ingest(&claim("rekt", "Ooki", "2020-02-16", Some("360000"), &[]))
+            .await
+            .unwrap();
+        assert_eq!(other_source.action, IngestAction::Merged, "{}", b.name);
+
+        let typo = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Samurai",
+                "2024-03-22",
+                Some("48000000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        let fixed = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Samurai",
+                "2024-03-22",
+                Some("4800000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            (fixed.exploit_id, fixed.action),
+            (typo.exploit_id, IngestAction::Updated),
+            "{}",
+            b.name
+        );
+        let incident = b.store.get(fixed.exploit_id).await.unwrap().unwrap();
+        assert_eq!(
+            incident.sources.len(),
+            1,
+            "{}: the claim was corrected, not duplicated",
+            b.name
+        );
+        assert_eq!(incident.loss_usd.as_deref(), Some("4800000.00"));
+    }
+}

@@ -14,9 +14,21 @@ pub(crate) fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(busy_timeout)?;
-    // Changing the journal mode needs a write lock the first time; busy_timeout above
-    // makes concurrent first openers wait for it instead of failing.
-    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    // Switching a new file to WAL needs an exclusive lock, and SQLite answers a second
+    // opener racing for it with BUSY at once, without its busy handler. The switch is
+    // made once per file, so the rare loser retries for up to the busy timeout.
+    let started = std::time::Instant::now();
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && started.elapsed() < busy_timeout =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => break other?,
+        }
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode; concurrent readers will block");
     }

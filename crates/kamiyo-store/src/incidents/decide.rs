@@ -8,7 +8,8 @@
 //!    unrelated incidents (it happens in real data) must not merge two protocols.
 //! 3. Without a shared hash: the same normalised protocol, an overlapping chain, dates
 //!    within ±3 days and compatible amounts (within a factor of 2, when both are known)
-//!    are the same incident; the closest date wins.
+//!    are the same incident; the closest date wins. An incident the claim's own source
+//!    already reported is never a candidate: a source listing two records means two.
 //! 4. Otherwise it is a new incident.
 
 use chrono::{DateTime, Duration, Utc};
@@ -30,6 +31,8 @@ pub(crate) struct Candidate {
     pub occurred_at: DateTime<Utc>,
     pub chains: Vec<String>,
     pub loss_usd: Option<Usd>,
+    /// Sources that already have a claim on this incident.
+    pub sources: Vec<String>,
 }
 
 /// The incident holding one of the claim's hashes.
@@ -84,6 +87,9 @@ pub(crate) fn decide(
     let best = candidates
         .iter()
         .filter(|c| c.occurred_at >= from && c.occurred_at <= to)
+        // A source that lists two records separately means two incidents: its own
+        // second record never merges into an incident it already reported.
+        .filter(|c| !c.sources.contains(&draft.source.name))
         .filter(|c| {
             draft
                 .chains
@@ -150,7 +156,17 @@ mod tests {
             occurred_at: d.occurred_at,
             chains: d.chains.iter().map(|c| c.slug().to_owned()).collect(),
             loss_usd: d.loss_usd,
+            sources: vec!["other".into()],
         }
+    }
+
+    #[test]
+    fn a_sources_own_second_record_is_not_merged_into_its_first() {
+        let stored = draft("Ooki", "2020-02-15", Some("350000"), None);
+        let second = draft("Ooki", "2020-02-18", Some("650000"), None);
+        let mut same_source = candidate(4, &stored);
+        same_source.sources = vec![second.source.name.clone()];
+        assert_eq!(decide(&second, None, &[], &[same_source]), Plan::Insert);
     }
 
     #[test]

@@ -58,7 +58,8 @@ pub(super) async fn ingest(pool: &PgPool, draft: &IncidentDraft) -> Result<Inges
     let candidates = tx
         .query(
             "SELECT e.id, e.occurred_at, e.amount_usd::text, \
-                    ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id) \
+                    ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id), \
+                    ARRAY(SELECT DISTINCT s.source_name FROM exploit_sources s WHERE s.exploit_id = e.id) \
              FROM exploits e WHERE e.protocol_key = $1 AND e.occurred_at BETWEEN $2 AND $3",
             &[&draft.protocol.key(), &from, &to],
         )
@@ -70,6 +71,7 @@ pub(super) async fn ingest(pool: &PgPool, draft: &IncidentDraft) -> Result<Inges
                 occurred_at: row.get(1),
                 loss_usd: money(row.get(2))?,
                 chains: row.get(3),
+                sources: row.get(4),
             })
         })
         .collect::<Result<Vec<_>, DbError>>()?;

@@ -102,15 +102,26 @@ impl Cursor {
         if cursor_sort != sort || cursor_order != order {
             return None;
         }
-        let valid_value = match sort {
-            SortKey::Date => DateTime::parse_from_rfc3339(value).is_ok(),
-            SortKey::Amount => value == "-1" || Usd::parse("cursor", value).is_ok(),
+        // Only canonical values go into SQL: a crafted cursor cannot smuggle text the
+        // database would refuse (`$5`, a year 10000).
+        let value = match sort {
+            SortKey::Date => {
+                let at = DateTime::parse_from_rfc3339(value)
+                    .ok()?
+                    .with_timezone(&Utc);
+                if !(1970..=9999).contains(&chrono::Datelike::year(&at)) {
+                    return None;
+                }
+                at.to_rfc3339()
+            }
+            SortKey::Amount if value == "-1" => value.to_owned(),
+            SortKey::Amount => Usd::parse("cursor", value).ok()?.to_string(),
         };
-        valid_value.then_some(Cursor {
+        Some(Cursor {
             sort,
             order,
-            value: value.to_owned(),
-            id: id.parse().ok()?,
+            value,
+            id: id.parse().ok().filter(|id: &i64| *id > 0)?,
         })
     }
 }

@@ -95,7 +95,8 @@ fn ingest_in(tx: &Transaction<'_>, draft: &IncidentDraft) -> rusqlite::Result<In
     }
     let (from, to) = window(draft);
     let mut statement = tx.prepare_cached(
-        "SELECT e.id, e.occurred_at, e.amount_usd, (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id) \
+        "SELECT e.id, e.occurred_at, e.amount_usd, (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id), \
+                (SELECT json_group_array(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) \
          FROM exploits e WHERE e.protocol_key = ?1 AND e.occurred_at BETWEEN ?2 AND ?3",
     )?;
     let candidates = statement
@@ -105,7 +106,10 @@ fn ingest_in(tx: &Transaction<'_>, draft: &IncidentDraft) -> rusqlite::Result<In
                 let occurred: String = row.get(1)?;
                 let amount: Option<String> = row.get(2)?;
                 let chains: String = row.get(3)?;
+                let sources: String = row.get(4)?;
                 Ok(Candidate {
+                    sources: serde_json::from_str(&sources)
+                        .map_err(|e| ours(DbError::other(e.to_string())))?,
                     id: row.get(0)?,
                     occurred_at: parse_sqlite_time(&occurred).map_err(ours)?,
                     loss_usd: amount
