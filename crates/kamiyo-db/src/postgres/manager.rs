@@ -50,8 +50,14 @@ impl PgManager {
                     field: "database.url".into(),
                     message: format!("cannot parse {}: {e}", config.url.redacted()),
                 })?;
+        // Also per session: no parallel workers (on a small server under concurrency a
+        // parallel scan costs several times the CPU for the same answer) and custom plans
+        // for prepared statements (the statement cache keeps statements whose generic
+        // plan, chosen after five executions, can be far slower for other parameters).
+        // Both were measured in BENCHMARKS.md.
         let options = format!(
-            "-c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+            "-c statement_timeout={} -c idle_in_transaction_session_timeout={} \
+             -c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_custom_plan",
             config.statement_timeout.as_millis(),
             config.idle_in_transaction_timeout.as_millis(),
         );

@@ -451,9 +451,9 @@ pub(super) async fn list(
     let order_by = w.order_by(request.sort, request.order, request.cursor.as_ref());
     let sql = format!(
         "SELECT e.id, e.protocol, \
-                ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id ORDER BY c.chain <> e.chain, c.chain), \
+                ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id), \
                 e.occurred_at, e.amount_usd::text, e.recovered_usd::text, e.attack_class, e.attack_type, e.status, \
-                e.flash_loan, e.bridge, e.source_url \
+                e.flash_loan, e.bridge, e.source_url, e.chain \
          FROM exploits e {} {order_by} LIMIT {}",
         w.sql(),
         limit + 1
@@ -475,23 +475,29 @@ pub(super) async fn list(
     };
     let items = rows
         .iter()
-        .map(|row| super::IncidentSummary {
-            id: row.get(0),
-            protocol: row.get(1),
-            chains: row.get(2),
-            occurred_at: row.get(3),
-            loss_usd: row.get(4),
-            recovered_usd: row.get(5),
-            attack_class: row
-                .get::<_, Option<String>>(6)
-                .unwrap_or_else(|| "other".into()),
-            attack_type: row
-                .get::<_, Option<String>>(7)
-                .unwrap_or_else(|| "unknown".into()),
-            status: row.get(8),
-            flash_loan: row.get(9),
-            bridge: row.get(10),
-            source_url: row.get(11),
+        .map(|row| {
+            let primary: String = row.get(12);
+            let mut chains: Vec<String> = row.get(2);
+            // The primary chain first, the others by name (sorted here, not in SQL).
+            chains.sort_by(|a, b| (a != &primary, a).cmp(&(b != &primary, b)));
+            super::IncidentSummary {
+                id: row.get(0),
+                protocol: row.get(1),
+                chains,
+                occurred_at: row.get(3),
+                loss_usd: row.get(4),
+                recovered_usd: row.get(5),
+                attack_class: row
+                    .get::<_, Option<String>>(6)
+                    .unwrap_or_else(|| "other".into()),
+                attack_type: row
+                    .get::<_, Option<String>>(7)
+                    .unwrap_or_else(|| "unknown".into()),
+                status: row.get(8),
+                flash_loan: row.get(9),
+                bridge: row.get(10),
+                source_url: row.get(11),
+            }
         })
         .collect();
     Ok((items, total))
