@@ -1,0 +1,2 @@
+-- Reproduces crates/kamiyo-store/src/incidents/postgres.rs list() (commit b72677a) for GET /api/exploits?limit=50: the page (limit + 1 rows).
+SELECT e.id, e.protocol, ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id ORDER BY c.chain <> e.chain, c.chain), e.occurred_at, e.amount_usd::text, e.recovered_usd::text, e.attack_class, e.attack_type, e.status, e.flash_loan, e.bridge, e.source_url FROM exploits e  ORDER BY e.occurred_at DESC, e.id DESC LIMIT 51;
