@@ -9,7 +9,7 @@ use kamiyo_store::incidents::{IncidentSummary, ListRequest, Order, SortKey};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, Result};
-use crate::exploits::{list_request, LIST_PARAMETERS};
+use crate::exploits::{list_request, ListQuery, LIST_PARAMETERS};
 use crate::params::Params;
 use crate::AppState;
 
@@ -45,22 +45,7 @@ async fn collect(
 }
 
 #[utoipa::path(get, path = "/api/exploits.csv", tag = "exports",
-    params(
-        ("chain" = Option<String>, Query, description = "Chain name, alias or numeric id (`bsc`, `BNB Chain`, `56`)"),
-        ("protocol" = Option<String>, Query, description = "Case-insensitive substring of the protocol name"),
-        ("attack_type" = Option<String>, Query, description = "Taxonomy type, e.g. `oracle_manipulation`"),
-        ("attack_class" = Option<String>, Query, description = "Taxonomy class: code, economic, key_infra, social, insider, other"),
-        ("min_amount" = Option<String>, Query, description = "Smallest known loss in USD (unknown losses never match)"),
-        ("max_amount" = Option<String>, Query, description = "Largest known loss in USD"),
-        ("from" = Option<String>, Query, description = "Occurred at or after (YYYY-MM-DD or RFC 3339)"),
-        ("to" = Option<String>, Query, description = "Occurred at or before (YYYY-MM-DD: the whole day)"),
-        ("status" = Option<String>, Query, description = "suspected, confirmed, disputed, not_a_loss"),
-        ("q" = Option<String>, Query, description = "Case-insensitive substring of protocol or description"),
-        ("sort" = Option<String>, Query, description = "date (default) or amount"),
-        ("order" = Option<String>, Query, description = "desc (default) or asc"),
-        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, unchanged"),
-    ),
+    params(ListQuery),
     responses((status = 200, description = "Every match (up to server.export_max_rows) as CSV", content_type = "text/csv", body = String),
         (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
@@ -127,22 +112,7 @@ fn csv_cell(value: &str) -> String {
 }
 
 #[utoipa::path(get, path = "/api/feed.atom", tag = "exports",
-    params(
-        ("chain" = Option<String>, Query, description = "Chain name, alias or numeric id (`bsc`, `BNB Chain`, `56`)"),
-        ("protocol" = Option<String>, Query, description = "Case-insensitive substring of the protocol name"),
-        ("attack_type" = Option<String>, Query, description = "Taxonomy type, e.g. `oracle_manipulation`"),
-        ("attack_class" = Option<String>, Query, description = "Taxonomy class: code, economic, key_infra, social, insider, other"),
-        ("min_amount" = Option<String>, Query, description = "Smallest known loss in USD (unknown losses never match)"),
-        ("max_amount" = Option<String>, Query, description = "Largest known loss in USD"),
-        ("from" = Option<String>, Query, description = "Occurred at or after (YYYY-MM-DD or RFC 3339)"),
-        ("to" = Option<String>, Query, description = "Occurred at or before (YYYY-MM-DD: the whole day)"),
-        ("status" = Option<String>, Query, description = "suspected, confirmed, disputed, not_a_loss"),
-        ("q" = Option<String>, Query, description = "Case-insensitive substring of protocol or description"),
-        ("sort" = Option<String>, Query, description = "date (default) or amount"),
-        ("order" = Option<String>, Query, description = "desc (default) or asc"),
-        ("limit" = Option<u32>, Query, description = "1 to 500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page, unchanged"),
-    ),
+    params(ListQuery),
     responses((status = 200, description = "The newest matches as an Atom feed", content_type = "application/atom+xml", body = String),
         (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
