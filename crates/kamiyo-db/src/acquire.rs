@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use deadpool::managed::{Manager, Object, Pool, PoolError};
 
+use std::panic::Location;
+use std::time::Instant;
+
 use crate::error::DbError;
+use crate::monitor::{CheckoutToken, PoolMonitor};
 use crate::pool_state::PoolState;
 
 pub(crate) async fn get_within<M>(
@@ -34,6 +38,29 @@ where
             deadline,
             state: PoolState::from_status(pool.status()),
         }),
+    }
+}
+
+/// [`get_within`] with the monitor told either way: the wait and the call site on
+/// success (the token the connection guard gives back on release), the failure's kind
+/// otherwise. Both pools acquire through here.
+pub(crate) async fn checkout<M>(
+    pool: &Pool<M>,
+    name: &str,
+    monitor: &PoolMonitor,
+    deadline: Duration,
+    site: &'static Location<'static>,
+) -> Result<(Object<M>, CheckoutToken), DbError>
+where
+    M: Manager<Error = DbError>,
+{
+    let started = Instant::now();
+    match get_within(pool, name, deadline).await {
+        Ok(object) => Ok((object, monitor.acquired(started, site))),
+        Err(error) => {
+            monitor.acquire_failed(&error);
+            Err(error)
+        }
     }
 }
 

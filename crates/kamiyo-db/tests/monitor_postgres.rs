@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kamiyo_db::monitor::{MonitorConfig, QuerySort};
@@ -364,5 +363,4 @@ async fn with_monitoring_off_nothing_is_recorded_but_the_pool_state_is_still_tru
     assert_eq!(report.statements_tracked, 0);
     assert_eq!(report.state.in_use, 1);
     drop(conn);
-    let _ = Arc::clone(pool.monitor());
 }

@@ -17,7 +17,7 @@ use manager::PgManager;
 pub use manager::PgSession;
 pub use queries::PgTransaction;
 
-use crate::acquire::{build_pool, get_within};
+use crate::acquire::{build_pool, checkout};
 use crate::config::DbConfig;
 use crate::error::DbError;
 use crate::monitor::{CheckoutToken, CloseReason, PoolMonitor};
@@ -105,18 +105,13 @@ impl PgPool {
         deadline: Duration,
         site: &'static Location<'static>,
     ) -> Result<PgConnection, DbError> {
-        let started = Instant::now();
-        match get_within(&self.pool, &self.name, deadline).await {
-            Ok(object) => Ok(PgConnection {
-                token: self.monitor.acquired(started, site),
-                object,
-                monitor: Arc::clone(&self.monitor),
-            }),
-            Err(error) => {
-                self.monitor.acquire_failed(&error);
-                Err(error)
-            }
-        }
+        let (object, token) =
+            checkout(&self.pool, &self.name, &self.monitor, deadline, site).await?;
+        Ok(PgConnection {
+            token,
+            object,
+            monitor: Arc::clone(&self.monitor),
+        })
     }
 
     pub fn state(&self) -> PoolState {

@@ -16,7 +16,7 @@ use rusqlite::{Connection, Row};
 
 pub(crate) use open::open_connection;
 
-use crate::acquire::{build_pool, get_within};
+use crate::acquire::{build_pool, checkout};
 use crate::config::DbConfig;
 use crate::error::DbError;
 use crate::monitor::{CheckoutToken, CloseReason, PoolMonitor};
@@ -139,18 +139,13 @@ impl SqlitePool {
         deadline: Duration,
         site: &'static Location<'static>,
     ) -> Result<SqliteConnection, DbError> {
-        let started = Instant::now();
-        match get_within(&self.pool, &self.name, deadline).await {
-            Ok(object) => Ok(SqliteConnection {
-                token: self.monitor.acquired(started, site),
-                object,
-                monitor: Arc::clone(&self.monitor),
-            }),
-            Err(error) => {
-                self.monitor.acquire_failed(&error);
-                Err(error)
-            }
-        }
+        let (object, token) =
+            checkout(&self.pool, &self.name, &self.monitor, deadline, site).await?;
+        Ok(SqliteConnection {
+            token,
+            object,
+            monitor: Arc::clone(&self.monitor),
+        })
     }
 
     pub fn state(&self) -> PoolState {

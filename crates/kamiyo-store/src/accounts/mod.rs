@@ -12,6 +12,9 @@ use serde::Serialize;
 
 pub use keys::{hash_key, new_key, KEY_PREFIX};
 
+/// Stored times on SQLite are the same text the incident tables use.
+pub(crate) use crate::incidents::rows::parse_sqlite_time as parse_time;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -103,12 +106,6 @@ fn user_clause(user: &str, postgres: bool) -> (String, String) {
     } else {
         (format!("lower(email) = lower({p})"), user.trim().to_owned())
     }
-}
-
-fn parse_time(text: &str) -> Result<DateTime<Utc>, DbError> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| DbError::other(format!("stored time {text:?}: {e}")))
 }
 
 fn tier_from_db(text: &str) -> Result<Tier, DbError> {

@@ -6,7 +6,7 @@
 mod decide;
 mod postgres;
 pub mod query;
-mod rows;
+pub(crate) mod rows;
 mod sqlite;
 pub mod stats;
 mod totals;
