@@ -34,7 +34,9 @@ use std::path::Path;
 
 pub use error::IngestError;
 pub use format::{Format, UnknownFormatError};
-pub use import::{import_file, ImportError, ImportReport};
+pub use import::{
+    import, import_file, ImportError, ImportOptions, ImportReport, DEFAULT_BATCH_SIZE,
+};
 pub use record::{RawIncident, RawTxHash, Rejection};
 
 /// Source name used for DeFiLlama records when the caller gives none.

@@ -428,3 +428,80 @@ async fn a_sources_own_two_records_days_apart_stay_two_and_a_corrected_amount_up
         assert_eq!(incident.loss_usd.as_deref(), Some("4800000.00"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_stores_every_claim_but_the_one_the_database_refuses() {
+    let pg = TestDatabase::create().await;
+    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
+    pg_db.migrate(&MIGRATIONS).await.unwrap();
+    // A claim valid for the domain that the database refuses, as a constraint would.
+    pg.client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.reported_name = 'Refused' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+               RETURN NEW; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT ON exploit_sources FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let sqlite_db = Database::open(DbConfig::for_url(format!("sqlite://{}", path.display())))
+        .await
+        .unwrap();
+    sqlite_db.migrate(&MIGRATIONS).await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON exploit_sources WHEN NEW.reported_name = 'Refused' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .unwrap();
+
+    for (name, store) in [
+        ("postgres", IncidentStore::new(pg_db)),
+        ("sqlite", IncidentStore::new(sqlite_db)),
+    ] {
+        let drafts = vec![
+            claim(
+                "alpha",
+                "Alphafi",
+                "2024-01-01",
+                Some("100"),
+                &[&hash("a1")],
+            ),
+            claim(
+                "alpha",
+                "Refused",
+                "2024-01-02",
+                Some("200"),
+                &[&hash("b2")],
+            ),
+            claim("beta", "Alphafi", "2024-01-02", Some("110"), &[]),
+            claim("alpha", "Gammaswap", "2024-02-01", None, &[]),
+        ];
+        let results = store.ingest_batch(&drafts).await.unwrap();
+        let actions: Vec<Option<IngestAction>> = results
+            .iter()
+            .map(|r| r.as_ref().ok().map(|o| o.action))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                Some(IngestAction::Inserted),
+                None,
+                Some(IngestAction::Merged),
+                Some(IngestAction::Inserted)
+            ],
+            "{name}: {results:?}"
+        );
+        let refusal = results[1].as_ref().unwrap_err().to_string();
+        assert!(refusal.contains("refused by the test"), "{name}: {refusal}");
+        // Nothing of the refused claim is left: no incident, no hash.
+        assert_eq!(store.count().await.unwrap(), 2, "{name}");
+        assert!(store.find_by_tx_hash(&hash("b2")).await.unwrap().is_empty());
+        let alpha = results[0].as_ref().unwrap().exploit_id;
+        assert_eq!(store.get(alpha).await.unwrap().unwrap().sources.len(), 2);
+    }
+}

@@ -4,8 +4,23 @@
 //! The server is found through `KAMIYO_TEST_ADMIN_URL` (default
 //! `postgres://root@127.0.0.1:5432/postgres`). When it cannot be reached the test fails
 //! with a message saying so: a test is never skipped because the server is missing.
+//!
+//! Layout:
+//! - this file: [`TestDatabase`], a database of its own on the shared server;
+//! - [`proxy`]: [`FaultProxy`], a TCP proxy that black-holes or resets connections on
+//!   command, to break the network between a client and a server;
+//! - [`cluster`]: [`PgCluster`], throwaway primary and replica servers that a test may
+//!   stop, freeze or lag, which the shared server must never be.
+//!
+//! docs/TESTING.md describes how the tests use them.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+pub mod cluster;
+pub mod proxy;
+
+pub use cluster::PgCluster;
+pub use proxy::{FaultMode, FaultProxy};
 
 use tokio_postgres::NoTls;
 

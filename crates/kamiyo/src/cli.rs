@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use kamiyo_db::DatabaseUrl;
+use kamiyo_store::copy;
 
 #[derive(Debug, Parser)]
 #[command(name = "kamiyo", version, about = "Exploit-intelligence service")]
@@ -57,6 +59,9 @@ pub enum Command {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Claims stored per database transaction (each decided as if stored alone).
+        #[arg(long, default_value_t = kamiyo_ingest::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(usize))]
+        batch_size: usize,
     },
     /// Manage users.
     User {
@@ -97,6 +102,44 @@ pub enum DbAction {
         /// The statement.
         sql: String,
     },
+    /// Copy a Kamiyo SQLite database into PostgreSQL keeping every id and reference, in
+    /// one transaction verified before it commits (docs/DB_COPY.md). Exit code 0 only
+    /// when the copy committed.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The source: a SQLite file or sqlite:// URL, opened read-only.
+    #[arg(long)]
+    pub from: String,
+    /// The target: a postgres:// URL. It is migrated to the source's schema version.
+    #[arg(long, value_parser = secret_url)]
+    pub to: DatabaseUrl,
+    /// Replace what the target's tables hold (emptied inside the copy's transaction).
+    #[arg(long)]
+    pub force: bool,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Rows per batch handed from the reader to the writer (bounds memory).
+    #[arg(long, default_value_t = copy::DEFAULT_BATCH_ROWS)]
+    pub batch_rows: usize,
+    /// Rows per table compared field by field after the copy (0: counts and
+    /// references only).
+    #[arg(long, default_value_t = copy::DEFAULT_SAMPLE_ROWS)]
+    pub sample_rows: usize,
+    /// How long to wait for other sessions' locks on the target's tables.
+    #[arg(long, default_value_t = copy::DEFAULT_LOCK_TIMEOUT.into())]
+    pub lock_timeout: humantime::Duration,
+    /// `statement_timeout` of the copy's session: the largest table's COPY must fit.
+    #[arg(long, default_value_t = copy::DEFAULT_STATEMENT_TIMEOUT.into())]
+    pub statement_timeout: humantime::Duration,
+}
+
+/// Keeps the password out of `Debug` output of the parsed command line.
+fn secret_url(text: &str) -> Result<DatabaseUrl, std::convert::Infallible> {
+    Ok(DatabaseUrl::new(text))
 }
 
 #[derive(Debug, Subcommand)]

@@ -157,7 +157,11 @@ pub async fn import(
     format: Option<kamiyo_ingest::Format>,
     source: Option<&str>,
     json: bool,
+    batch_size: usize,
 ) -> anyhow::Result<ExitCode> {
+    if batch_size == 0 {
+        anyhow::bail!("--batch-size must be at least 1");
+    }
     let format = match format.or_else(|| kamiyo_ingest::Format::from_path(file)) {
         Some(format) => format,
         None => anyhow::bail!(
@@ -185,12 +189,16 @@ pub async fn import(
     } else {
         None
     };
-    let report = kamiyo_ingest::import_file(
+    let options = kamiyo_ingest::ImportOptions {
+        format,
+        default_source: default_source.as_deref(),
+        batch_size,
+    };
+    let report = kamiyo_ingest::import(
         &store,
         &settings.database.retry,
-        format,
+        &options,
         file,
-        default_source.as_deref(),
         |done, total| {
             if let Some(bar) = &bar {
                 bar.set_length(total as u64);

@@ -4,6 +4,7 @@
 mod accounts;
 pub mod cli;
 mod commands;
+mod copy;
 pub mod settings;
 pub mod startup;
 mod telemetry;
@@ -43,13 +44,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
             source,
             json,
-        } => return commands::import(settings, &file, format, source.as_deref(), json).await,
+            batch_size,
+        } => {
+            return commands::import(settings, &file, format, source.as_deref(), json, batch_size)
+                .await
+        }
         Command::Db {
             action: DbAction::Health { json },
         } => return commands::db_health(settings, json).await,
         Command::Db {
             action: DbAction::Fingerprint { sql },
         } => commands::fingerprint(&sql),
+        Command::Db {
+            action: DbAction::Copy(args),
+        } => return copy::run(settings, args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

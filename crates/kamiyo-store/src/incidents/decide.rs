@@ -24,6 +24,14 @@ pub(crate) fn window(draft: &IncidentDraft) -> (DateTime<Utc>, DateTime<Utc>) {
     (draft.occurred_at - days, draft.occurred_at + days)
 }
 
+/// What a claim's ingestion reports for a hash that another incident already holds.
+pub(crate) fn foreign_hash_warning(hash: &kamiyo_domain::TxHash) -> String {
+    format!(
+        "transaction {}:{} belongs to another incident; kept in this claim only",
+        hash.chain, hash.hash
+    )
+}
+
 /// An incident the new claim might belong to.
 #[derive(Debug, Clone)]
 pub(crate) struct Candidate {

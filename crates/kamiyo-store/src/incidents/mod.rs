@@ -3,6 +3,7 @@
 //! `sqlite.rs`), the dedup decision and canonical derivation shared, one conformance
 //! suite (`tests/incidents.rs`) run against both.
 
+mod batch;
 mod decide;
 mod postgres;
 pub mod query;
@@ -134,6 +135,43 @@ impl IncidentStore {
         };
         self.totals.invalidate();
         outcome
+    }
+
+    /// Stores many claims, as an import sends them, with the same decisions as
+    /// [`IncidentStore::ingest`] one after the other: one result per claim, in order. On
+    /// PostgreSQL the batch is one transaction with a handful of multi-row statements;
+    /// when the database refuses anything in it, the batch is rolled back and its claims
+    /// are ingested one at a time, so that only the refused claim is refused. On SQLite
+    /// each claim has a savepoint in one write transaction. `Err` means the database
+    /// itself failed (unreachable, busy): nothing of the batch is stored, and running
+    /// it again is safe.
+    pub async fn ingest_batch(
+        &self,
+        drafts: &[IncidentDraft],
+    ) -> Result<Vec<Result<IngestOutcome, DbError>>, DbError> {
+        self.totals.invalidate();
+        let outcomes = match self.db.primary() {
+            Pool::Postgres(pool) => match batch::ingest_batch(pool, drafts).await {
+                Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+                Err(error) if error.is_transient() || error.is_unavailable() => Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, claims = drafts.len(), "batch refused; ingesting its claims one at a time");
+                    let mut outcomes = Vec::with_capacity(drafts.len());
+                    for draft in drafts {
+                        match postgres::ingest(pool, draft).await {
+                            Err(error) if error.is_transient() || error.is_unavailable() => {
+                                return Err(error)
+                            }
+                            outcome => outcomes.push(outcome),
+                        }
+                    }
+                    Ok(outcomes)
+                }
+            },
+            Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts.to_vec()).await,
+        };
+        self.totals.invalidate();
+        outcomes
     }
 
     pub async fn get(&self, id: i64) -> Result<Option<Incident>, DbError> {

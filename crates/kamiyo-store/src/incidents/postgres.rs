@@ -7,22 +7,55 @@ use kamiyo_domain::canonical::{self, Canonical};
 use kamiyo_domain::{IncidentDraft, TxHash, Usd};
 use tokio_postgres::Row;
 
-use super::decide::{decide, window, Candidate, HashOwner, Plan, StoredClaim};
+use super::decide::{
+    decide, foreign_hash_warning, window, Candidate, HashOwner, Plan, StoredClaim,
+};
 use super::rows::ClaimColumns;
 use super::{dedup_key, Incident, IngestAction, IngestOutcome, SourceClaim, TxHashView};
 
-const CLAIM_COLUMNS: &str = "id, exploit_id, source_name, source_url, external_id, reported_name, reported_date, \
+pub(super) const CLAIM_COLUMNS: &str = "id, exploit_id, source_name, source_url, external_id, reported_name, reported_date, \
      occurred_at, amount_usd::text, recovered_usd::text, chains::text, tx_hashes::text, attack_class, attack_type, \
      attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at";
+
+/// The advisory lock space (two-key form) of incident decisions; the migration lock
+/// uses the one-key form, a separate space.
+pub(super) const LOCK_CLASS: i32 = 0x4b4d_4931; // "KMI1"
+
+/// Protocols share a fixed number of lock buckets rather than one lock each: a batch
+/// of thousands of protocols then takes at most this many locks, well inside
+/// PostgreSQL's shared lock table (64 per connection by default). Two protocols in one
+/// bucket only wait for each other.
+const LOCK_BUCKETS: u32 = 256;
+
+pub(super) fn lock_bucket(protocol_key: &str) -> i32 {
+    // FNV-1a: stable across processes and releases, unlike Rust's default hasher.
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in protocol_key.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    i32::try_from(hash % LOCK_BUCKETS).unwrap_or(0)
+}
+
+/// The buckets of `keys`, each once, in ascending order: every writer that takes
+/// several takes them in the same order, so two batches cannot deadlock.
+pub(super) fn lock_buckets<'a>(keys: impl Iterator<Item = &'a str>) -> Vec<i32> {
+    let mut buckets: Vec<i32> = keys.map(lock_bucket).collect();
+    buckets.sort_unstable();
+    buckets.dedup();
+    buckets
+}
 
 pub(super) async fn ingest(pool: &PgPool, draft: &IncidentDraft) -> Result<IngestOutcome, DbError> {
     let mut conn = pool.acquire().await?;
     let tx = conn.transaction().await?;
     // Claims about one protocol are decided one at a time, so two importers cannot both
     // decide "new incident" for the same hack.
-    let lock = format!("kamiyo.incident:{}", draft.protocol.key());
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock])
-        .await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1::int4, $2::int4)",
+        &[&LOCK_CLASS, &lock_bucket(draft.protocol.key())],
+    )
+    .await?;
 
     let columns = ClaimColumns::from_draft(draft);
     let claim_key = draft.claim_key();
@@ -119,7 +152,7 @@ fn money(text: Option<String>) -> Result<Option<Usd>, DbError> {
         .transpose()
 }
 
-fn claim_from_row(row: &Row) -> Result<ClaimColumns, DbError> {
+pub(super) fn claim_from_row(row: &Row) -> Result<ClaimColumns, DbError> {
     Ok(ClaimColumns {
         source_name: row.get(2),
         source_url: row.get(3),
@@ -288,10 +321,7 @@ async fn rederive(tx: &PgTransaction<'_>, exploit_id: i64) -> Result<Vec<String>
         if inserted == 1 {
             owned.push(hash);
         } else {
-            warnings.push(format!(
-                "transaction {}:{} belongs to another incident; kept in this claim only",
-                hash.chain, hash.hash
-            ));
+            warnings.push(foreign_hash_warning(hash));
         }
     }
     tx.execute(

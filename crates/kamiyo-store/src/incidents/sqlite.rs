@@ -7,9 +7,11 @@ use kamiyo_db::sqlite::SqlitePool;
 use kamiyo_db::DbError;
 use kamiyo_domain::canonical::{self, Canonical};
 use kamiyo_domain::{IncidentDraft, TxHash, Usd};
-use rusqlite::{params, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::decide::{decide, window, Candidate, HashOwner, Plan, StoredClaim};
+use super::decide::{
+    decide, foreign_hash_warning, window, Candidate, HashOwner, Plan, StoredClaim,
+};
 use super::rows::{parse_sqlite_time, source_claim, sqlite_time, ClaimColumns};
 use super::{dedup_key, Incident, IngestAction, IngestOutcome, TxHashView};
 
@@ -24,20 +26,32 @@ fn ours(error: DbError) -> rusqlite::Error {
 }
 
 fn unpack(error: DbError) -> DbError {
-    if let DbError::Other {
-        source: Some(source),
-        ..
-    } = &error
-    {
-        if let Some(rusqlite::Error::ToSqlConversionFailure(inner)) =
-            source.downcast_ref::<rusqlite::Error>()
-        {
-            if let Some(db) = inner.downcast_ref::<DbError>() {
-                return DbError::other(db.to_string());
-            }
-        }
+    match error {
+        DbError::Other {
+            message,
+            source: Some(source),
+        } => match source.downcast::<rusqlite::Error>() {
+            Ok(driver) => match *driver {
+                rusqlite::Error::ToSqlConversionFailure(inner) => match inner.downcast::<DbError>()
+                {
+                    Ok(ours) => *ours,
+                    Err(inner) => DbError::Other {
+                        message,
+                        source: Some(Box::new(rusqlite::Error::ToSqlConversionFailure(inner))),
+                    },
+                },
+                driver => DbError::Other {
+                    message,
+                    source: Some(Box::new(driver)),
+                },
+            },
+            Err(source) => DbError::Other {
+                message,
+                source: Some(source),
+            },
+        },
+        error => error,
     }
-    error
 }
 
 pub(super) async fn ingest(
@@ -59,7 +73,44 @@ pub(super) async fn ingest(
     .map_err(unpack)
 }
 
-fn ingest_in(tx: &Transaction<'_>, draft: &IncidentDraft) -> rusqlite::Result<IngestOutcome> {
+/// Many claims in one write transaction, each under its own savepoint: a claim the
+/// database refuses is rolled back alone and reported in its place; a failure of the
+/// database itself (busy, I/O) rolls back the whole batch and is returned.
+pub(super) async fn ingest_batch(
+    pool: &SqlitePool,
+    drafts: Vec<IncidentDraft>,
+) -> Result<Vec<Result<IngestOutcome, DbError>>, DbError> {
+    let conn = pool.acquire().await?;
+    let pool_name = pool.name().to_owned();
+    conn.run(move |c| {
+        let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes = Vec::with_capacity(drafts.len());
+        for draft in &drafts {
+            let savepoint = tx.savepoint()?;
+            match ingest_in(&savepoint, draft) {
+                Ok(outcome) => {
+                    savepoint.commit()?;
+                    outcomes.push(Ok(outcome));
+                }
+                Err(error) => {
+                    // Dropping the savepoint rolls back what this claim wrote.
+                    drop(savepoint);
+                    let error = unpack(DbError::from_sqlite(&pool_name, error));
+                    if error.is_transient() || error.is_unavailable() {
+                        return Err(ours(error));
+                    }
+                    outcomes.push(Err(error));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    })
+    .await
+    .map_err(unpack)
+}
+
+fn ingest_in(tx: &Connection, draft: &IncidentDraft) -> rusqlite::Result<IngestOutcome> {
     let columns = ClaimColumns::from_draft(draft);
     let claim_key = draft.claim_key();
     let existing = tx
@@ -190,7 +241,7 @@ fn claim_from_row(row: &Row<'_>) -> rusqlite::Result<ClaimColumns> {
 }
 
 fn insert_claim(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     exploit_id: i64,
     claim_key: &str,
     c: &ClaimColumns,
@@ -226,7 +277,7 @@ fn insert_claim(
     .map(drop)
 }
 
-fn update_claim(tx: &Transaction<'_>, claim_id: i64, c: &ClaimColumns) -> rusqlite::Result<()> {
+fn update_claim(tx: &Connection, claim_id: i64, c: &ClaimColumns) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "UPDATE exploit_sources SET source_url = ?2, external_id = ?3, reported_name = ?4, reported_date = ?5, \
              occurred_at = ?6, amount_usd = ?7, recovered_usd = ?8, chains = ?9, tx_hashes = ?10, attack_class = ?11, \
@@ -257,7 +308,7 @@ fn update_claim(tx: &Transaction<'_>, claim_id: i64, c: &ClaimColumns) -> rusqli
     .map(drop)
 }
 
-fn insert_exploit(tx: &Transaction<'_>, c: &Canonical, dedup_key: &str) -> rusqlite::Result<i64> {
+fn insert_exploit(tx: &Connection, c: &Canonical, dedup_key: &str) -> rusqlite::Result<i64> {
     let primary = c
         .chains
         .first()
@@ -280,7 +331,7 @@ fn insert_exploit(tx: &Transaction<'_>, c: &Canonical, dedup_key: &str) -> rusql
     )
 }
 
-fn rederive(tx: &Transaction<'_>, exploit_id: i64) -> rusqlite::Result<Vec<String>> {
+fn rederive(tx: &Connection, exploit_id: i64) -> rusqlite::Result<Vec<String>> {
     let claims = {
         let mut statement = tx.prepare_cached(&format!(
             "SELECT {CLAIM_COLUMNS} FROM exploit_sources WHERE exploit_id = ?1 ORDER BY first_seen_at, id"
@@ -317,10 +368,7 @@ fn rederive(tx: &Transaction<'_>, exploit_id: i64) -> rusqlite::Result<Vec<Strin
         if inserted == 1 {
             owned.push(hash);
         } else {
-            warnings.push(format!(
-                "transaction {}:{} belongs to another incident; kept in this claim only",
-                hash.chain, hash.hash
-            ));
+            warnings.push(foreign_hash_warning(hash));
         }
     }
     tx.execute(

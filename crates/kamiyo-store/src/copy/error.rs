@@ -1,0 +1,90 @@
+//! Why a copy did not happen. Every variant leaves the target as it was (the copy's
+//! transaction is rolled back, or was never opened) and names what to fix. URLs appear
+//! only redacted.
+
+use std::path::PathBuf;
+
+use kamiyo_db::DbError;
+
+use super::report::CopyReport;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("invalid copy option {option}: {message}")]
+    Option {
+        option: &'static str,
+        message: String,
+    },
+    #[error("the source must be a SQLite file or sqlite:// URL, not {given}")]
+    SourceUrl { given: String },
+    #[error("the target must be a postgres:// URL, not {given}")]
+    TargetUrl { given: String },
+    #[error("the source {} does not exist or is not a file", path.display())]
+    SourceMissing { path: PathBuf },
+    #[error("cannot read the source {}", path.display())]
+    SourceUnreadable {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the source {} is not a Kamiyo database: {reason}", path.display())]
+    NotKamiyo { path: PathBuf, reason: String },
+    #[error(
+        "the source {} is at schema version {}, this binary copies version {expected}: {reason}",
+        path.display(), found.map_or_else(|| "none".to_owned(), |v| v.to_string())
+    )]
+    SchemaVersion {
+        path: PathBuf,
+        found: Option<i64>,
+        expected: i64,
+        reason: String,
+    },
+    /// The two catalogs disagree: copying would drop or invent a column.
+    #[error("the source and target schemas differ, nothing was copied: {}", differences.join("; "))]
+    SchemaMismatch { differences: Vec<String> },
+    #[error("the source row {table} ({key}) has a value in {column} the target cannot take exactly: {message}")]
+    BadValue {
+        table: String,
+        column: String,
+        key: String,
+        message: String,
+    },
+    #[error(
+        "the target {target} already holds data (in {}); pass --force to replace it",
+        tables.join(", ")
+    )]
+    TargetNotEmpty { target: String, tables: Vec<String> },
+    #[error("the target {target} cannot be reached or prepared")]
+    Target {
+        target: String,
+        #[source]
+        source: DbError,
+    },
+    #[error("copying table {table} failed; the target was rolled back to what it held before")]
+    Copy {
+        table: String,
+        #[source]
+        source: DbError,
+    },
+    #[error("the copy failed while {doing}; the target was rolled back to what it held before")]
+    Transaction {
+        doing: &'static str,
+        #[source]
+        source: DbError,
+    },
+    #[error("reading the source stopped unexpectedly: {0}")]
+    Reader(String),
+    #[error("verification failed ({}); the target was rolled back to what it held before", report.problems().join("; "))]
+    Verification { report: Box<CopyReport> },
+}
+
+impl CopyError {
+    pub(crate) fn source_read(
+        path: &std::path::Path,
+    ) -> impl Fn(rusqlite::Error) -> CopyError + '_ {
+        move |source| CopyError::SourceUnreadable {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
