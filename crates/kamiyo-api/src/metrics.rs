@@ -27,6 +27,16 @@ pub struct DatabaseMetrics {
     slow_queries: Vec<SlowQuery>,
     pool_config: PoolConfig,
     leak_warnings: Vec<LeakWarning>,
+    /// The read replica, when one is configured: state, lag, and reads the primary
+    /// served instead.
+    replica: Option<ReplicaMetrics>,
+}
+
+#[derive(Serialize)]
+struct ReplicaMetrics {
+    #[serde(flatten)]
+    status: kamiyo_db::ReplicaStatus,
+    fallbacks: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The limits in force, so a reader can judge the numbers against them.
@@ -86,6 +96,14 @@ pub async fn database(
             health_window_ms: ms(config.monitor.health_window),
         },
         leak_warnings: monitors.iter().flat_map(|(m, _)| m.leaks()).collect(),
+        replica: db.replica_status().map(|status| ReplicaMetrics {
+            status,
+            fallbacks: db
+                .replica_fallbacks()
+                .into_iter()
+                .map(|(reason, count)| (reason.label(), count))
+                .collect(),
+        }),
     }))
 }
 

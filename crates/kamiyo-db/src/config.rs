@@ -31,6 +31,9 @@ pub const DEFAULT_SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MIGRATION_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MIGRATION_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_APPLICATION_NAME: &str = "kamiyo";
+pub const DEFAULT_REPLICA_MAX_LAG: Duration = Duration::from_secs(5);
+pub const DEFAULT_REPLICA_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+pub const DEFAULT_REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Configuration of one database (its pool, its sessions and its migrations).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,6 +41,22 @@ pub const DEFAULT_APPLICATION_NAME: &str = "kamiyo";
 pub struct DbConfig {
     /// `postgres://...` or `sqlite://path`. Its password never appears in logs or errors.
     pub url: DatabaseUrl,
+    /// Optional `postgres://...` of a streaming replica (`DATABASE_READ_URL`). Reads that
+    /// need not see this process's own writes go there, on read-only sessions; when it
+    /// is down or lagging they go to the primary (PostgreSQL primary only).
+    pub read_url: Option<DatabaseUrl>,
+    /// A replica further behind than this is not used until it catches up. Too low
+    /// sends reads to the primary on every burst of writes; too high serves stale data.
+    #[serde(with = "humantime_serde")]
+    pub replica_max_lag: Duration,
+    /// How often the replica's reachability and lag are checked; a replica found down
+    /// or lagging is skipped until a check finds it usable again.
+    #[serde(with = "humantime_serde")]
+    pub replica_check_interval: Duration,
+    /// Acquisition deadline on the replica pool. Short, because a read that misses it
+    /// still has to be served by the primary within the caller's own deadline.
+    #[serde(with = "humantime_serde")]
+    pub replica_acquire_timeout: Duration,
     /// Most connections the pool opens. Too high exhausts the server's
     /// `max_connections` across instances; too low queues requests.
     pub pool_max_size: usize,
@@ -110,6 +129,10 @@ impl Default for DbConfig {
     fn default() -> Self {
         DbConfig {
             url: DatabaseUrl::new(DEFAULT_DATABASE_URL),
+            read_url: None,
+            replica_max_lag: DEFAULT_REPLICA_MAX_LAG,
+            replica_check_interval: DEFAULT_REPLICA_CHECK_INTERVAL,
+            replica_acquire_timeout: DEFAULT_REPLICA_ACQUIRE_TIMEOUT,
             pool_max_size: DEFAULT_POOL_MAX_SIZE,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -146,12 +169,25 @@ impl DbConfig {
     /// Refuses values that would turn a deadline off or make the pool unusable; the
     /// error names the offending field.
     pub fn validate(&self) -> Result<(), DbError> {
-        self.url.backend()?;
+        let backend = self.url.backend()?;
+        if let Some(read_url) = &self.read_url {
+            if backend != crate::url::BackendKind::Postgres
+                || read_url.backend()? != crate::url::BackendKind::Postgres
+            {
+                return Err(invalid(
+                    "read_url",
+                    "a read replica needs PostgreSQL for both the primary and the replica",
+                ));
+            }
+        }
         if self.pool_max_size == 0 {
             return Err(invalid("pool_max_size", "must be at least 1"));
         }
         let durations = [
             ("acquire_timeout", self.acquire_timeout),
+            ("replica_max_lag", self.replica_max_lag),
+            ("replica_check_interval", self.replica_check_interval),
+            ("replica_acquire_timeout", self.replica_acquire_timeout),
             ("connect_timeout", self.connect_timeout),
             ("statement_timeout", self.statement_timeout),
             (

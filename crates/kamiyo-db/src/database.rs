@@ -11,6 +11,7 @@ use crate::monitor::prometheus::Exposition;
 use crate::monitor::{self as monitoring, HealthReport, PoolMonitor};
 use crate::pool_state::PoolState;
 use crate::postgres::PgPool;
+use crate::replica::{FallbackReason, Replica, ReplicaState, ReplicaStatus, REPLICA_POOL};
 use crate::sqlite::{open_connection, SqlitePool};
 use crate::url::BackendKind;
 
@@ -36,6 +37,7 @@ pub enum Pool {
 #[derive(Clone)]
 pub struct Database {
     primary: Pool,
+    replica: Option<Arc<Replica>>,
     config: Arc<DbConfig>,
 }
 
@@ -50,14 +52,62 @@ impl Database {
             BackendKind::Sqlite => Pool::Sqlite(SqlitePool::new(PRIMARY_POOL, &config)?),
         };
         tracing::info!(backend = %config.url.backend()?, url = %config.url, pool_max_size = config.pool_max_size, "database pool ready");
+        let replica = Replica::start(&config)?;
+        if let Some(read_url) = &config.read_url {
+            tracing::info!(url = %read_url, max_lag = ?config.replica_max_lag, "read replica pool ready");
+        }
         Ok(Database {
             primary,
+            replica,
             config: Arc::new(config),
         })
     }
 
+    /// The pool for writes, and for reads that must see this process's own writes.
     pub fn primary(&self) -> &Pool {
         &self.primary
+    }
+
+    /// Runs a read on the replica when there is one in use, else on the primary. A
+    /// read that fails on the replica because of the server or the network (no
+    /// connection in time, connection lost) runs again on the primary; any other error
+    /// (a refused statement, a write attempted on the read-only replica) is returned.
+    /// Every fallback is counted by reason; `work` must be safe to run twice.
+    pub async fn read<T, F, Fut>(&self, work: F) -> Result<T, DbError>
+    where
+        F: Fn(Pool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, DbError>>,
+    {
+        if let Some(replica) = &self.replica {
+            match replica.skip_reason() {
+                Some(reason) => replica.fell_back(reason, None),
+                None => match work(Pool::Postgres(replica.pool().clone())).await {
+                    Err(error) if error.is_unavailable() || error.is_transient() => {
+                        replica.fell_back(FallbackReason::Failed, Some(&error));
+                    }
+                    outcome => return outcome,
+                },
+            }
+        }
+        work(self.primary.clone()).await
+    }
+
+    /// The replica as last seen, when one is configured.
+    pub fn replica_status(&self) -> Option<ReplicaStatus> {
+        self.replica.as_ref().map(|r| r.status())
+    }
+
+    /// Changes of the replica's state (in use, lagging, down), when one is configured.
+    pub fn watch_replica(&self) -> Option<tokio::sync::watch::Receiver<ReplicaStatus>> {
+        self.replica.as_ref().map(|r| r.subscribe())
+    }
+
+    /// Reads served by the primary instead of the replica, by reason.
+    pub fn replica_fallbacks(&self) -> Vec<(FallbackReason, u64)> {
+        self.replica
+            .as_ref()
+            .map(|r| r.fallbacks())
+            .unwrap_or_default()
     }
 
     pub fn config(&self) -> &DbConfig {
@@ -246,10 +296,14 @@ impl Database {
 
     /// Each pool's monitor with the pool's state read now.
     pub fn monitors(&self) -> Vec<(Arc<PoolMonitor>, PoolState)> {
-        match &self.primary {
+        let mut monitors = match &self.primary {
             Pool::Postgres(pool) => vec![(Arc::clone(pool.monitor()), pool.state())],
             Pool::Sqlite(pool) => vec![(Arc::clone(pool.monitor()), pool.state())],
+        };
+        if let Some(replica) = &self.replica {
+            monitors.push((Arc::clone(replica.pool().monitor()), replica.pool().state()));
         }
+        monitors
     }
 
     /// Health from the monitors' windows, without touching the database; `unreachable`
@@ -267,7 +321,11 @@ impl Database {
                 leaks: *leaks,
             })
             .collect();
-        monitoring::evaluate(&self.config.monitor, &evidence, unreachable)
+        let mut report = monitoring::evaluate(&self.config.monitor, &evidence, unreachable);
+        if let Some(status) = self.replica_status() {
+            replica_health(&mut report, &status);
+        }
+        report
     }
 
     /// Pings the database (within `acquire_timeout`) and evaluates health. An exhausted
@@ -303,6 +361,47 @@ impl Database {
     /// Appends this database's pool and query metrics to a Prometheus exposition.
     pub fn write_metrics(&self, exposition: &mut Exposition) {
         monitoring::export::write(exposition, &self.monitors());
+        if let Some(status) = self.replica_status() {
+            let labels: &[(&str, &str)] = &[("db_client_connection_pool_name", REPLICA_POOL)];
+            exposition.gauge(
+                "db_client_replica_lag_seconds",
+                "Replay lag of the read replica at its last successful check.",
+                &[(labels, status.lag_seconds.unwrap_or(f64::NAN))],
+            );
+            exposition.gauge(
+                "db_client_replica_in_use",
+                "1 when reads go to the replica, 0 when it is down or lagging.",
+                &[(
+                    labels,
+                    f64::from(matches!(
+                        status.state,
+                        ReplicaState::InUse | ReplicaState::Unknown
+                    )),
+                )],
+            );
+            let fallbacks: Vec<(Vec<(&str, &str)>, u64)> = self
+                .replica_fallbacks()
+                .into_iter()
+                .map(|(reason, count)| {
+                    (
+                        vec![
+                            ("db_client_connection_pool_name", REPLICA_POOL),
+                            ("reason", reason.label()),
+                        ],
+                        count,
+                    )
+                })
+                .collect();
+            let samples: Vec<(&[(&str, &str)], u64)> = fallbacks
+                .iter()
+                .map(|(labels, count)| (labels.as_slice(), *count))
+                .collect();
+            exposition.counter(
+                "db_client_fallback_total",
+                "Reads meant for the replica that the primary served, by reason.",
+                &samples,
+            );
+        }
     }
 
     /// Closes the pool: waiters get an error at once, idle connections are closed,
@@ -312,5 +411,43 @@ impl Database {
             Pool::Postgres(pool) => pool.close(),
             Pool::Sqlite(pool) => pool.close(),
         }
+        if let Some(replica) = &self.replica {
+            replica.pool().close();
+        }
     }
+}
+
+/// A replica that is down or lagging degrades health (reads still work, on the
+/// primary); it never makes it unhealthy on its own.
+fn replica_health(report: &mut HealthReport, status: &ReplicaStatus) {
+    use crate::monitor::{HealthStatus, HealthWarning};
+    let warning = match status.state {
+        ReplicaState::Unknown | ReplicaState::InUse => return,
+        ReplicaState::Lagging => HealthWarning {
+            pool: REPLICA_POOL.into(),
+            check: "replica_lag",
+            severity: HealthStatus::Degraded,
+            message: "the read replica lags behind the primary; reads go to the primary".into(),
+            value: status.lag_seconds.unwrap_or(0.0),
+            threshold: status.max_lag_seconds,
+        },
+        ReplicaState::Down => HealthWarning {
+            pool: REPLICA_POOL.into(),
+            check: "replica_down",
+            severity: HealthStatus::Degraded,
+            message: format!(
+                "{}; reads go to the primary",
+                status
+                    .reason
+                    .as_deref()
+                    .unwrap_or("the read replica is down")
+            ),
+            value: 1.0,
+            threshold: 0.0,
+        },
+    };
+    if report.status == HealthStatus::Healthy {
+        report.status = HealthStatus::Degraded;
+    }
+    report.warnings.push(warning);
 }

@@ -4,6 +4,8 @@
 //! - [`Database`]: the backend chosen from the URL, its pool, health ping, migrations.
 //! - [`postgres`] and [`sqlite`]: pools with one total acquisition deadline, liveness
 //!   checks, a reaper for old and idle connections.
+//! - [`replica`]: the optional read replica, its lag check and the fallback to the
+//!   primary.
 //! - [`retry`]: retries of idempotent work after transient failures only.
 //! - [`migrate`]: embedded, checksummed migrations under a cross-process lock.
 //! - [`monitor`]: pool state, acquisition and query statistics, slow queries, leaks,
@@ -19,6 +21,7 @@ pub mod monitor;
 mod pool_state;
 pub mod postgres;
 mod reaper;
+pub mod replica;
 pub mod retry;
 pub mod sqlite;
 pub mod url;
@@ -29,5 +32,6 @@ pub use error::DbError;
 pub use migrate::{Migration, MigrationError, MigrationReport, MigrationStatus, Migrations};
 pub use monitor::{HealthReport, HealthStatus, MonitorConfig, PoolMonitor};
 pub use pool_state::PoolState;
+pub use replica::{FallbackReason, ReplicaState, ReplicaStatus, REPLICA_POOL};
 pub use retry::RetryPolicy;
 pub use url::{BackendKind, DatabaseUrl};

@@ -94,6 +94,11 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
                 .only(&["DATABASE_URL"])
                 .map(|_| "database.url".into()),
         )
+        .merge(
+            Env::raw()
+                .only(&["DATABASE_READ_URL"])
+                .map(|_| "database.read_url".into()),
+        )
         .merge(Env::prefixed("KAMIYO_DATABASE_").map(|key| {
             // Nested tables: KAMIYO_DATABASE_RETRY_MAX_ATTEMPTS -> database.retry.max_attempts,
             // KAMIYO_DATABASE_MONITOR_LEAK_THRESHOLD -> database.monitor.leak_threshold.

@@ -40,6 +40,7 @@ impl PgManager {
         pool_name: &str,
         config: &DbConfig,
         monitor: Arc<PoolMonitor>,
+        read_only: bool,
     ) -> Result<Self, DbError> {
         let mut pg_config: tokio_postgres::Config =
             config
@@ -55,12 +56,17 @@ impl PgManager {
         // for prepared statements (the statement cache keeps statements whose generic
         // plan, chosen after five executions, can be far slower for other parameters).
         // Both were measured in BENCHMARKS.md.
-        let options = format!(
+        let mut options = format!(
             "-c statement_timeout={} -c idle_in_transaction_session_timeout={} \
              -c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_custom_plan",
             config.statement_timeout.as_millis(),
             config.idle_in_transaction_timeout.as_millis(),
         );
+        // A replica's sessions refuse writes themselves, so a write routed there by
+        // mistake fails with a clear error instead of depending on the server's role.
+        if read_only {
+            options.push_str(" -c default_transaction_read_only=on");
+        }
         pg_config
             .application_name(&config.application_name)
             .options(&options)

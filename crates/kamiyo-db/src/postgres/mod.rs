@@ -44,8 +44,18 @@ impl std::fmt::Debug for PgPool {
 impl PgPool {
     /// Builds the pool without connecting: the first `acquire()` opens the first session.
     pub fn new(name: &str, config: &DbConfig) -> Result<Self, DbError> {
+        Self::build(name, config, false)
+    }
+
+    /// A pool whose sessions are read-only (`default_transaction_read_only`), for a
+    /// replica: a write through it fails with [`DbError::ReadOnly`].
+    pub fn new_read_only(name: &str, config: &DbConfig) -> Result<Self, DbError> {
+        Self::build(name, config, true)
+    }
+
+    fn build(name: &str, config: &DbConfig, read_only: bool) -> Result<Self, DbError> {
         let monitor = PoolMonitor::start(name, "postgresql", &config.monitor);
-        let manager = PgManager::new(name, config, Arc::clone(&monitor))?;
+        let manager = PgManager::new(name, config, Arc::clone(&monitor), read_only)?;
         let pool = build_pool(manager, config.pool_max_size)?;
         let idle_timeout = config.idle_timeout;
         let reaper_monitor = Arc::clone(&monitor);

@@ -174,19 +174,28 @@ impl IncidentStore {
         outcomes
     }
 
+    /// Reads go to the replica when one is in use (see [`Database::read`]); use
+    /// [`IncidentStore::get_fresh`] right after a write.
     pub async fn get(&self, id: i64) -> Result<Option<Incident>, DbError> {
-        match self.db.primary() {
-            Pool::Postgres(pool) => postgres::get(pool, id).await,
-            Pool::Sqlite(pool) => sqlite::get(pool, id).await,
-        }
+        self.db.read(|pool| get_on(pool, id)).await
+    }
+
+    /// [`IncidentStore::get`] on the primary: sees this process's own writes.
+    pub async fn get_fresh(&self, id: i64) -> Result<Option<Incident>, DbError> {
+        get_on(self.db.primary().clone(), id).await
     }
 
     /// Incidents holding a transaction hash (on any chain; normally one).
     pub async fn find_by_tx_hash(&self, hash: &str) -> Result<Vec<Incident>, DbError> {
-        let ids = match self.db.primary() {
-            Pool::Postgres(pool) => postgres::ids_by_hash(pool, hash).await?,
-            Pool::Sqlite(pool) => sqlite::ids_by_hash(pool, hash).await?,
-        };
+        let ids = self
+            .db
+            .read(|pool| async move {
+                match pool {
+                    Pool::Postgres(pool) => postgres::ids_by_hash(&pool, hash).await,
+                    Pool::Sqlite(pool) => sqlite::ids_by_hash(&pool, hash).await,
+                }
+            })
+            .await?;
         let mut incidents = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(incident) = self.get(id).await? {
@@ -239,7 +248,9 @@ impl IncidentStore {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<stats::Summary, DbError> {
-        stats::summary(self.db.primary(), since, until).await
+        self.db
+            .read(|pool| async move { stats::summary(&pool, since, until).await })
+            .await
     }
 
     pub async fn breakdown(
@@ -248,22 +259,39 @@ impl IncidentStore {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<stats::Bucket>, DbError> {
-        stats::breakdown(self.db.primary(), dimension, since, until).await
+        self.db
+            .read(|pool| async move { stats::breakdown(&pool, dimension, since, until).await })
+            .await
     }
 
     pub async fn sources(&self) -> Result<Vec<stats::SourceReport>, DbError> {
-        stats::sources(self.db.primary()).await
+        self.db
+            .read(|pool| async move { stats::sources(&pool).await })
+            .await
     }
 
     pub async fn chains(&self) -> Result<Vec<stats::ChainCount>, DbError> {
-        stats::chains(self.db.primary()).await
+        self.db
+            .read(|pool| async move { stats::chains(&pool).await })
+            .await
     }
 
     pub async fn count(&self) -> Result<i64, DbError> {
-        match self.db.primary() {
-            Pool::Postgres(pool) => postgres::count(pool).await,
-            Pool::Sqlite(pool) => sqlite::count(pool).await,
-        }
+        self.db
+            .read(|pool| async move {
+                match pool {
+                    Pool::Postgres(pool) => postgres::count(&pool).await,
+                    Pool::Sqlite(pool) => sqlite::count(&pool).await,
+                }
+            })
+            .await
+    }
+}
+
+async fn get_on(pool: Pool, id: i64) -> Result<Option<Incident>, DbError> {
+    match pool {
+        Pool::Postgres(pool) => postgres::get(&pool, id).await,
+        Pool::Sqlite(pool) => sqlite::get(&pool, id).await,
     }
 }
 
