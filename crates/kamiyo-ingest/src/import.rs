@@ -3,12 +3,13 @@
 //! report what happened to every line. A bad record is reported with its line and reason and never stops the
 //! rest; the same file imported twice changes nothing the second time.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use chrono::Utc;
 use kamiyo_db::{DbError, RetryPolicy};
 use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
-use kamiyo_store::{IncidentStore, IngestAction};
+use kamiyo_store::{IncidentStore, IngestAction, IngestOutcome};
 use serde::Serialize;
 
 use crate::{parse_path, Format, IngestError, RawIncident, Rejection};
@@ -36,10 +37,14 @@ pub struct LineWarning {
 pub enum ImportError {
     #[error(transparent)]
     File(#[from] IngestError),
-    /// The database failed past its retries on the batch starting at `line`; the lines
-    /// before it are stored, and running the import again is safe (it is idempotent).
-    #[error("line {line}: the database failed, import stopped (lines before it are stored; re-running is safe): {source}")]
+    /// The database failed past its retries on the batch starting at `line`. Batches
+    /// that completed are stored (with parallel streams, some after `line` too), none
+    /// is half-written, and running the import again is safe (it is idempotent).
+    #[error("line {line}: the database failed, import stopped (completed batches are stored; re-running is safe): {source}")]
     Database { line: usize, source: DbError },
+    /// An import stream ended abnormally (a bug); completed batches are stored.
+    #[error("an import stream failed: {0}")]
+    Stream(String),
 }
 
 impl From<RawIncident> for IncidentInput {
@@ -77,6 +82,11 @@ impl From<RawIncident> for IncidentInput {
 /// refused by the database and replayed claim by claim stays short.
 pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 
+/// Independent streams of batches written at once, each on its own connection: the
+/// database's work for one batch is single-threaded, so a second stream puts the
+/// server's second core to work.
+pub const DEFAULT_STREAMS: usize = 2;
+
 /// How an import runs.
 #[derive(Debug, Clone)]
 pub struct ImportOptions<'a> {
@@ -85,9 +95,11 @@ pub struct ImportOptions<'a> {
     pub default_source: Option<&'a str>,
     /// Claims per store batch (at least 1; see [`DEFAULT_BATCH_SIZE`]).
     pub batch_size: usize,
+    /// Concurrent streams (at least 1; see [`DEFAULT_STREAMS`] and [`import`]).
+    pub streams: usize,
 }
 
-/// Imports `path` in batches of [`DEFAULT_BATCH_SIZE`]; see [`import`].
+/// Imports `path` with the default batch size and streams; see [`import`].
 pub async fn import_file(
     store: &IncidentStore,
     retry: &RetryPolicy,
@@ -100,12 +112,19 @@ pub async fn import_file(
         format,
         default_source,
         batch_size: DEFAULT_BATCH_SIZE,
+        streams: DEFAULT_STREAMS,
     };
     import(store, retry, &options, path, progress).await
 }
 
-/// Imports `path`; `progress(done, total)` is called after each batch. Each claim is
-/// decided as if ingested alone, in file order (the store's batches guarantee it).
+/// Imports `path`; `progress(done, total)` is called as batches complete.
+///
+/// Every claim is decided as if ingested alone, in file order, with one exception made
+/// to write in parallel: the claims are split into independent groups (claims of one
+/// protocol, and claims of protocols that share a transaction hash in this file, always
+/// share a group), the groups are dealt to `streams` streams, and each stream ingests its
+/// claims in file order. Claims in different groups cannot affect each other's
+/// decisions, so the result is the same as claim by claim.
 pub async fn import(
     store: &IncidentStore,
     retry: &RetryPolicy,
@@ -123,12 +142,9 @@ pub async fn import(
     // A source can list two different records under one claim key (DeFiLlama lists two
     // Mirror hacks under one id and day); the second becomes `id#2` (or `#2` without an
     // id), so that each keeps its own claim and a re-import finds each again.
-    let mut seen_keys: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let batch_size = options.batch_size.max(1);
-    let mut batch: Vec<(usize, IncidentDraft)> = Vec::with_capacity(batch_size);
-    let mut done = 0;
+    let mut seen_keys: HashMap<String, usize> = HashMap::new();
+    let mut accepted: Vec<(usize, IncidentDraft)> = Vec::with_capacity(total);
     for record in records {
-        done += 1;
         match record {
             Err(rejection) => report.rejected.push(rejection),
             Ok(raw) => {
@@ -147,65 +163,186 @@ pub async fn import(
                             let id = draft.source.external_id.take().unwrap_or_default();
                             draft.source.external_id = Some(format!("{id}#{occurrence}"));
                         }
-                        batch.push((line, draft));
+                        accepted.push((line, draft));
                     }
                 }
             }
         }
-        if batch.len() >= batch_size {
-            store_batch(store, retry, &mut batch, &mut report).await?;
-            progress(done, total);
+    }
+    let settled = total - accepted.len();
+    progress(settled, total);
+
+    let batch_size = options.batch_size.max(1);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
+    let mut streams = tokio::task::JoinSet::new();
+    for claims in partition(accepted, options.streams.max(1)) {
+        let store = store.clone();
+        let retry = *retry;
+        let done_tx = done_tx.clone();
+        streams
+            .spawn(async move { run_stream(&store, &retry, claims, batch_size, &done_tx).await });
+    }
+    drop(done_tx);
+    let mut done = settled;
+    while let Some(count) = done_rx.recv().await {
+        done += count;
+        progress(done, total);
+    }
+    let mut outcomes = Vec::new();
+    let mut failure: Option<ImportError> = None;
+    while let Some(joined) = streams.join_next().await {
+        match joined {
+            Ok(Ok(stream)) => outcomes.extend(stream),
+            Ok(Err(error)) => {
+                // The earliest line wins, so the message points at the first problem.
+                let earlier = match (&failure, &error) {
+                    (
+                        Some(ImportError::Database { line: a, .. }),
+                        ImportError::Database { line: b, .. },
+                    ) => b < a,
+                    (None, _) => true,
+                    _ => false,
+                };
+                if earlier {
+                    failure = Some(error);
+                }
+            }
+            Err(panic) => {
+                failure = Some(ImportError::Stream(panic.to_string()));
+            }
         }
     }
-    store_batch(store, retry, &mut batch, &mut report).await?;
-    progress(total, total);
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    outcomes.sort_by_key(|(line, _)| *line);
+    for (line, outcome) in outcomes {
+        tally(&mut report, line, outcome);
+    }
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
 }
 
-async fn store_batch(
-    store: &IncidentStore,
-    retry: &RetryPolicy,
-    batch: &mut Vec<(usize, IncidentDraft)>,
-    report: &mut ImportReport,
-) -> Result<(), ImportError> {
-    let Some(&(first_line, _)) = batch.first() else {
-        return Ok(());
-    };
-    let drafts: Vec<IncidentDraft> = batch.iter().map(|(_, draft)| draft.clone()).collect();
-    // The whole batch failed (the database is down or busy past the retries): stop; the
-    // rest would fail the same way, and nothing of this batch is stored.
-    let outcomes = retry
-        .run("import", || store.ingest_batch(&drafts))
-        .await
-        .map_err(|source| ImportError::Database {
-            line: first_line,
-            source,
-        })?;
-    for ((line, _), outcome) in batch.drain(..).zip(outcomes) {
-        match outcome {
-            // The database refused this record alone (its claim was rolled back):
-            // report it and go on.
-            Err(refusal) => report.rejected.push(Rejection {
-                line,
-                field: None,
-                message: format!("the database refused the record: {refusal}"),
-            }),
-            Ok(outcome) => {
-                match outcome.action {
-                    IngestAction::Inserted => report.inserted += 1,
-                    IngestAction::Merged => report.merged += 1,
-                    IngestAction::Updated => report.updated += 1,
-                    IngestAction::Unchanged => report.unchanged += 1,
-                }
-                report.warnings.extend(
-                    outcome
-                        .warnings
-                        .into_iter()
-                        .map(|message| LineWarning { line, message }),
-                );
+/// Splits claims into at most `streams` lists, each in file order, such that claims of
+/// one protocol, and of protocols sharing a transaction hash, are in the same list.
+fn partition(
+    claims: Vec<(usize, IncidentDraft)>,
+    streams: usize,
+) -> Vec<Vec<(usize, IncidentDraft)>> {
+    // Union-find over protocol keys, joined by the hashes they share.
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut key_of = Vec::with_capacity(claims.len());
+    let mut hash_owner: HashMap<(String, String), usize> = HashMap::new();
+    for (_, draft) in &claims {
+        let next = index.len();
+        let key = *index.entry(draft.protocol.key().to_owned()).or_insert(next);
+        if key == parent.len() {
+            parent.push(key);
+        }
+        key_of.push(key);
+        for hash in &draft.tx_hashes {
+            let other = *hash_owner
+                .entry((hash.chain.slug().to_owned(), hash.hash.clone()))
+                .or_insert(key);
+            let (a, b) = (root(&mut parent, key), root(&mut parent, other));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
             }
         }
     }
-    Ok(())
+    // Deal whole groups, largest first, to the least loaded stream.
+    let mut group_sizes: HashMap<usize, usize> = HashMap::new();
+    let roots: Vec<usize> = key_of.iter().map(|&k| root(&mut parent, k)).collect();
+    for &r in &roots {
+        *group_sizes.entry(r).or_insert(0) += 1;
+    }
+    let mut groups: Vec<(usize, usize)> = group_sizes.into_iter().collect();
+    groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut load = vec![0usize; streams];
+    let mut stream_of: HashMap<usize, usize> = HashMap::new();
+    for (group, size) in groups {
+        let (lightest, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(i, l)| (**l, *i))
+            .unwrap_or((0, &0));
+        if let Some(slot) = load.get_mut(lightest) {
+            *slot += size;
+        }
+        stream_of.insert(group, lightest);
+    }
+    let mut out: Vec<Vec<(usize, IncidentDraft)>> = (0..streams).map(|_| Vec::new()).collect();
+    for (claim, group) in claims.into_iter().zip(roots) {
+        let stream = stream_of.get(&group).copied().unwrap_or(0);
+        if let Some(list) = out.get_mut(stream) {
+            list.push(claim);
+        }
+    }
+    out.retain(|list| !list.is_empty());
+    out
+}
+
+type LineOutcome = (usize, Result<IngestOutcome, DbError>);
+
+async fn run_stream(
+    store: &IncidentStore,
+    retry: &RetryPolicy,
+    claims: Vec<(usize, IncidentDraft)>,
+    batch_size: usize,
+    done: &tokio::sync::mpsc::UnboundedSender<usize>,
+) -> Result<Vec<LineOutcome>, ImportError> {
+    let mut outcomes = Vec::with_capacity(claims.len());
+    for batch in claims.chunks(batch_size) {
+        let Some(&(first_line, _)) = batch.first() else {
+            continue;
+        };
+        let drafts: Vec<IncidentDraft> = batch.iter().map(|(_, draft)| draft.clone()).collect();
+        // The whole batch failed (the database is down or busy past the retries):
+        // stop; the rest would fail the same way, and nothing of this batch is stored.
+        let results = retry
+            .run("import", || store.ingest_batch(&drafts))
+            .await
+            .map_err(|source| ImportError::Database {
+                line: first_line,
+                source,
+            })?;
+        outcomes.extend(batch.iter().map(|(line, _)| *line).zip(results));
+        // The receiver only goes away when the import itself was dropped.
+        let _ = done.send(batch.len());
+    }
+    Ok(outcomes)
+}
+
+fn tally(report: &mut ImportReport, line: usize, outcome: Result<IngestOutcome, DbError>) {
+    match outcome {
+        // The database refused this record alone (its claim was rolled back): report
+        // it and go on.
+        Err(refusal) => report.rejected.push(Rejection {
+            line,
+            field: None,
+            message: format!("the database refused the record: {refusal}"),
+        }),
+        Ok(outcome) => {
+            match outcome.action {
+                IngestAction::Inserted => report.inserted += 1,
+                IngestAction::Merged => report.merged += 1,
+                IngestAction::Updated => report.updated += 1,
+                IngestAction::Unchanged => report.unchanged += 1,
+            }
+            report.warnings.extend(
+                outcome
+                    .warnings
+                    .into_iter()
+                    .map(|message| LineWarning { line, message }),
+            );
+        }
+    }
 }

@@ -36,6 +36,7 @@ pub use error::IngestError;
 pub use format::{Format, UnknownFormatError};
 pub use import::{
     import, import_file, ImportError, ImportOptions, ImportReport, DEFAULT_BATCH_SIZE,
+    DEFAULT_STREAMS,
 };
 pub use record::{RawIncident, RawTxHash, Rejection};
 

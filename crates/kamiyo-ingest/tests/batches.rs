@@ -110,7 +110,8 @@ async fn open_stores(pg: &TestDatabase, dir: &Path) -> Vec<(&'static str, Incide
     ]
 }
 
-/// Every incident with every claim, times of writing blanked (they differ by run).
+/// Every incident with every claim, in a canonical order, ids and times of writing
+/// blanked (they differ by run).
 async fn snapshot(store: &IncidentStore) -> Vec<Incident> {
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
     let count = store.count().await.unwrap();
@@ -126,18 +127,26 @@ async fn snapshot(store: &IncidentStore) -> Vec<Incident> {
                 claim.first_seen_at = epoch;
                 claim.last_seen_at = epoch;
             }
+            // Parallel streams allocate ids in commit order: compare without them.
+            incident.id = 0;
             incidents.push(incident);
         }
     }
+    incidents.sort_by_cached_key(|incident| serde_json::to_string(incident).unwrap());
     incidents
 }
 
-async fn import_with(store: &IncidentStore, path: &Path, batch_size: usize) -> ImportReport {
+async fn import_with(
+    store: &IncidentStore,
+    path: &Path,
+    (batch_size, streams): (usize, usize),
+) -> ImportReport {
     let retry = RetryPolicy::default();
     let options = ImportOptions {
         format: Format::Jsonl,
         default_source: None,
         batch_size,
+        streams,
     };
     import(store, &retry, &options, path, |_, _| {})
         .await
@@ -192,7 +201,7 @@ fn summary(report: &ImportReport) -> ((usize, usize, usize, usize), Vec<usize>) 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn batches_of_any_size_decide_exactly_as_one_claim_at_a_time() {
+async fn batches_of_any_size_and_parallel_streams_decide_exactly_as_one_claim_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first.jsonl");
     let second = dir.path().join("second.jsonl");
@@ -216,7 +225,9 @@ async fn batches_of_any_size_decide_exactly_as_one_claim_at_a_time() {
         reference.push((one, two, snapshot(&store).await));
     }
 
-    for batch_size in [1, 7, 1_000] {
+    // (claims per batch, parallel streams)
+    for shape in [(1, 1), (7, 1), (1_000, 1), (7, 2), (1_000, 3)] {
+        let batch_size = format!("{shape:?}");
         let pg = TestDatabase::create().await;
         let sqlite_dir = tempfile::tempdir().unwrap();
         for ((name, store), (ref_one, ref_two, ref_state)) in open_stores(&pg, sqlite_dir.path())
@@ -224,30 +235,30 @@ async fn batches_of_any_size_decide_exactly_as_one_claim_at_a_time() {
             .into_iter()
             .zip(&reference)
         {
-            let one = import_with(&store, &first, batch_size).await;
+            let one = import_with(&store, &first, shape).await;
             assert!(one.rejected.is_empty(), "{name}: {:?}", one.rejected);
-            let two = import_with(&store, &second, batch_size).await;
+            let two = import_with(&store, &second, shape).await;
             let state = snapshot(&store).await;
             assert_eq!(
                 &summary(&one),
                 ref_one,
-                "{name}, batches of {batch_size}: first file"
+                "{name}, batches and streams {batch_size}: first file"
             );
             assert_eq!(
                 &summary(&two),
                 ref_two,
-                "{name}, batches of {batch_size}: second file"
+                "{name}, batches and streams {batch_size}: second file"
             );
             assert_eq!(
                 state.len(),
                 ref_state.len(),
-                "{name}, batches of {batch_size}"
+                "{name}, batches and streams {batch_size}"
             );
             for (got, want) in state.iter().zip(ref_state) {
-                assert_eq!(got, want, "{name}, batches of {batch_size}");
+                assert_eq!(got, want, "{name}, batches and streams {batch_size}");
             }
             // Importing the second file again changes nothing, in batches too.
-            let again = import_with(&store, &second, batch_size).await;
+            let again = import_with(&store, &second, shape).await;
             assert_eq!(
                 (again.inserted, again.merged, again.updated),
                 (0, 0, 0),

@@ -62,6 +62,10 @@ pub enum Command {
         /// Claims stored per database transaction (each decided as if stored alone).
         #[arg(long, default_value_t = kamiyo_ingest::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(usize))]
         batch_size: usize,
+        /// Batches written at once, each on its own connection (claims that could
+        /// affect each other always share a stream; see docs/DEDUP.md).
+        #[arg(long, default_value_t = kamiyo_ingest::DEFAULT_STREAMS)]
+        streams: usize,
     },
     /// Manage users.
     User {

@@ -151,16 +151,26 @@ pub async fn db_health(settings: Settings, json: bool) -> anyhow::Result<ExitCod
 
 /// Imports a file and prints the report; exit code 1 when any line was rejected, so a
 /// script notices.
+/// How `kamiyo import` writes: claims per transaction, transactions at once.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportShape {
+    pub batch_size: usize,
+    pub streams: usize,
+}
+
 pub async fn import(
     settings: Settings,
     file: &std::path::Path,
     format: Option<kamiyo_ingest::Format>,
     source: Option<&str>,
     json: bool,
-    batch_size: usize,
+    shape: ImportShape,
 ) -> anyhow::Result<ExitCode> {
-    if batch_size == 0 {
+    if shape.batch_size == 0 {
         anyhow::bail!("--batch-size must be at least 1");
+    }
+    if shape.streams == 0 {
+        anyhow::bail!("--streams must be at least 1");
     }
     let format = match format.or_else(|| kamiyo_ingest::Format::from_path(file)) {
         Some(format) => format,
@@ -192,7 +202,8 @@ pub async fn import(
     let options = kamiyo_ingest::ImportOptions {
         format,
         default_source: default_source.as_deref(),
-        batch_size,
+        batch_size: shape.batch_size,
+        streams: shape.streams,
     };
     let report = kamiyo_ingest::import(
         &store,

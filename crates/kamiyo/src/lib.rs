@@ -45,9 +45,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             source,
             json,
             batch_size,
+            streams,
         } => {
-            return commands::import(settings, &file, format, source.as_deref(), json, batch_size)
-                .await
+            let shape = commands::ImportShape {
+                batch_size,
+                streams,
+            };
+            return commands::import(settings, &file, format, source.as_deref(), json, shape).await;
         }
         Command::Db {
             action: DbAction::Health { json },
