@@ -6,8 +6,29 @@
 //! `exploit_sources`. It bypasses the importer's dedup path on purpose: every synthetic
 //! incident is distinct by construction, and going through `IncidentStore::ingest` (one
 //! transaction and a dozen statements per claim) would take minutes instead of seconds.
+//!
+//! `kamiyo-bench pool [--json] [--quick] [--database-url URL]` measures the PostgreSQL
+//! pool (`pool`, `stress`): acquire and release on an idle pool, the hand-off of a
+//! released connection to a waiting task, how late a 200 ms acquisition deadline fires,
+//! and `SELECT 1` throughput with many more tasks than connections, with the monitor on,
+//! off, and through a bare deadpool-postgres pool for the wrapper's cost.
+//!
+//! `kamiyo-bench monitor [--json] [--quick]` measures the monitor alone (`monitor`): the
+//! cost of recording a query, an acquisition, fingerprinting a new statement, and that a
+//! flood of distinct statements stays within `max_statements`. It needs no database.
+//!
+//! Both print one line per figure with the issue's target beside it, or one JSON object
+//! with `--json`; `--quick` shrinks every trial count so that the tests can run them.
+//! `kamiyo-bench stress --pool monitor-on|monitor-off|raw` runs one pool's stress alone,
+//! for a profiler.
+//! bench/POOL_MONITOR_RESULTS.md has the method and the figures.
 
+mod human;
+mod monitor;
+mod pool;
 mod seed;
+mod stats;
+mod stress;
 mod synth;
 
 use clap::{Parser, Subcommand};
@@ -43,7 +64,58 @@ enum Command {
         #[arg(long)]
         no_vacuum: bool,
     },
+    /// Measure the PostgreSQL pool: acquisition, hand-off, deadline overshoot, throughput.
+    Pool {
+        /// postgres://... URL of a database to connect to (nothing is written).
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// Print one JSON object instead of lines for people.
+        #[arg(long)]
+        json: bool,
+        /// Few trials of each kind: seconds instead of minutes, for tests.
+        #[arg(long)]
+        quick: bool,
+        /// Tasks issuing queries in the stress runs.
+        #[arg(long, default_value_t = 50)]
+        stress_workers: usize,
+        /// Connections of each pool in the stress runs.
+        #[arg(long, default_value_t = 16)]
+        stress_pool_size: usize,
+        /// `SELECT 1` executions per stress run [default: 200000, 2000 with --quick].
+        #[arg(long)]
+        stress_queries: Option<u64>,
+        /// Rounds of the three stress runs (monitor on, off, bare deadpool) [default: 5,
+        /// 1 with --quick].
+        #[arg(long)]
+        rounds: Option<usize>,
+    },
+    /// One stress run on one pool alone, for profiling (perf, valgrind --tool=callgrind).
+    Stress {
+        #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+        database_url: String,
+        /// Which pool to drive.
+        #[arg(long, value_enum)]
+        pool: pool::Variant,
+        #[arg(long, default_value_t = 50)]
+        workers: usize,
+        #[arg(long, default_value_t = 16)]
+        pool_size: usize,
+        #[arg(long, default_value_t = 200_000)]
+        queries: u64,
+    },
+    /// Measure the monitor alone (no database): recording costs and the statement bound.
+    Monitor {
+        /// Print one JSON object instead of lines for people.
+        #[arg(long)]
+        json: bool,
+        /// Few trials: well under a second, for tests.
+        #[arg(long)]
+        quick: bool,
+    },
 }
+
+/// The local test server's maintenance database: `pool` only reads from it.
+const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/postgres";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -67,6 +139,62 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?;
             println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Command::Pool {
+            database_url,
+            json,
+            quick,
+            stress_workers,
+            stress_pool_size,
+            stress_queries,
+            rounds,
+        } => {
+            let report = pool::run(pool::Options {
+                database_url,
+                quick,
+                stress: stress::Setup {
+                    workers: stress_workers,
+                    pool_size: stress_pool_size,
+                    queries: stress_queries.unwrap_or(if quick { 2_000 } else { 200_000 }),
+                },
+                rounds: rounds.unwrap_or(if quick { 1 } else { 5 }),
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", human::pool(&report));
+            }
+        }
+        Command::Stress {
+            database_url,
+            pool,
+            workers,
+            pool_size,
+            queries,
+        } => {
+            let setup = stress::Setup {
+                workers,
+                pool_size,
+                queries,
+            };
+            let outcome = pool::stress_one(&database_url, setup, pool).await?;
+            println!(
+                "{pool:?}: {queries} queries, {:.0} q/s, CPU per query {:.2} us client \
+                 {:.2} us server, {} failed",
+                outcome.qps,
+                outcome.cpu_per_query.as_secs_f64() * 1e6,
+                outcome.server_cpu_per_query.as_secs_f64() * 1e6,
+                outcome.errors
+            );
+        }
+        Command::Monitor { json, quick } => {
+            let report = monitor::run(&monitor::Options { quick });
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", human::monitor(&report));
+            }
         }
     }
     Ok(())

@@ -144,26 +144,46 @@ impl Database {
             reason: format!("no answer within {}", humantime::format_duration(deadline)),
             source: None,
         };
-        let applied = match &self.primary {
+        match &self.primary {
             Pool::Postgres(pool) => {
                 let conn = pool.acquire_within(deadline).await?;
                 let remaining = deadline.saturating_sub(started.elapsed());
-                tokio::time::timeout(
-                    remaining,
-                    migrate::postgres::read_applied(conn.client(), pool.name()),
-                )
+                // Through the connection's own statement methods, not its raw client: a
+                // probe abandoned at its deadline is then cancelled on the server and
+                // its session discarded, like any other statement.
+                tokio::time::timeout(remaining, async {
+                    let exists: bool = conn
+                        .query_one(
+                            "SELECT to_regclass('kamiyo_schema_migrations') IS NOT NULL",
+                            &[],
+                        )
+                        .await?
+                        .get(0);
+                    if !exists {
+                        return Ok(None);
+                    }
+                    let version: Option<i64> = conn
+                        .query_one(
+                            "SELECT max(version)::int8 FROM kamiyo_schema_migrations",
+                            &[],
+                        )
+                        .await?
+                        .get(0);
+                    Ok(version)
+                })
                 .await
-                .map_err(|_| no_answer())??
+                .map_err(|_| no_answer())?
             }
             Pool::Sqlite(pool) => {
                 let conn = pool.acquire_within(deadline).await?;
                 let remaining = deadline.saturating_sub(started.elapsed());
-                tokio::time::timeout(remaining, conn.run(|c| migrate::sqlite::read_applied(c)))
-                    .await
-                    .map_err(|_| no_answer())??
+                let applied =
+                    tokio::time::timeout(remaining, conn.run(|c| migrate::sqlite::read_applied(c)))
+                        .await
+                        .map_err(|_| no_answer())??;
+                Ok(applied.iter().map(|row| row.version).max())
             }
-        };
-        Ok(applied.iter().map(|row| row.version).max())
+        }
     }
 
     /// Applies the pending migrations of this backend under the migration lock.

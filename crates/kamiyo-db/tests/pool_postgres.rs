@@ -217,3 +217,185 @@ async fn an_unreachable_server_fails_fast_with_unavailable() {
     assert!(matches!(err, DbError::Unavailable { .. }), "{err:?}");
     assert!(!err.to_string().contains("pw"), "password leaked: {err}");
 }
+
+/// What the server is doing for backend `pid`: `Some(state)` (`active`, `idle`...) while
+/// the backend exists.
+async fn backend_state(client: &tokio_postgres::Client, pid: i32) -> Option<String> {
+    client
+        .query_opt("SELECT state FROM pg_stat_activity WHERE pid = $1", &[&pid])
+        .await
+        .unwrap()
+        .and_then(|row| row.get(0))
+}
+
+/// Waits until backend `pid` runs nothing any more (idle or gone). A cancel request is
+/// handled asynchronously by the server and gives no answer, so this looks at
+/// `pg_stat_activity` between short pauses, up to `limit`.
+async fn until_backend_stops(client: &tokio_postgres::Client, pid: i32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        match backend_state(client, pid).await.as_deref() {
+            Some("active") => {}
+            _ => return,
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backend {pid} still runs its statement after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_its_client_side_deadline_is_cancelled_on_the_server() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        statement_timeout: Duration::from_millis(300),
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let conn = pool.acquire().await.unwrap();
+    let pid: i32 = conn
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // The server's own timeout would end the statement first; switched off for this
+    // session, only the client-side deadline is left, as with a server that ignores it.
+    conn.batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let err = conn.query("SELECT pg_sleep(60)", &[]).await.unwrap_err();
+    let waited = started.elapsed();
+    let deadline = Duration::from_millis(300) + kamiyo_db::postgres::CLIENT_DEADLINE_GRACE;
+    assert!(matches!(err, DbError::Unavailable { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("client-side statement deadline"),
+        "{err}"
+    );
+    assert!(
+        waited >= deadline,
+        "gave up before the deadline: {waited:?}"
+    );
+    assert!(waited < deadline + Duration::from_secs(1), "{waited:?}");
+
+    let observer = test_db.client().await;
+    until_backend_stops(&observer, pid, Duration::from_secs(5)).await;
+    drop(conn);
+    let next = pool.acquire().await.unwrap();
+    let next_pid: i32 = next
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(next_pid, pid, "the abandoned session must not be reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_whose_caller_stops_waiting_is_cancelled_on_the_server() {
+    let test_db = TestDatabase::create().await;
+    // Far longer than the test: only a cancel can end the statement in time.
+    let config = DbConfig {
+        statement_timeout: Duration::from_secs(60),
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let observer = test_db.client().await;
+    let conn = pool.acquire().await.unwrap();
+    let pid: i32 = conn
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+
+    // As a request deadline above the database layer does: the future is dropped.
+    let abandoned = tokio::time::timeout(
+        Duration::from_millis(300),
+        conn.query("SELECT pg_sleep(60)", &[]),
+    )
+    .await;
+    assert!(abandoned.is_err(), "pg_sleep(60) answered within 300 ms");
+    until_backend_stops(&observer, pid, Duration::from_secs(5)).await;
+
+    drop(conn);
+    let next = pool.acquire().await.unwrap();
+    let next_pid: i32 = next
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_ne!(next_pid, pid, "the abandoned session must not be reused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_answered_in_time_leaves_its_session_reusable() {
+    let test_db = TestDatabase::create().await;
+    let (_database, pool) = pg_database(&test_db, DbConfig::default()).await;
+    let pid = |conn: kamiyo_db::postgres::PgConnection| async move {
+        conn.query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0)
+    };
+    let first = pid(pool.acquire().await.unwrap()).await;
+    let second = pid(pool.acquire().await.unwrap()).await;
+    assert_eq!(first, second, "a pool of one idle session reuses it");
+}
+
+/// The shared server's address, for a fault proxy in front of it.
+fn server_addr(url: &str) -> std::net::SocketAddr {
+    use std::net::ToSocketAddrs;
+    let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
+    let host_port = authority.rsplit('@').next().unwrap();
+    let host_port = if host_port.contains(':') {
+        host_port.to_owned()
+    } else {
+        format!("{host_port}:5432")
+    };
+    host_port.to_socket_addrs().unwrap().next().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_answering_is_unavailable_not_an_exhausted_pool() {
+    let test_db = TestDatabase::create().await;
+    let proxy = kamiyo_testkit::FaultProxy::start(server_addr(test_db.url())).await;
+    let config = DbConfig {
+        url: kamiyo_db::DatabaseUrl::new(proxy.url_through(test_db.url())),
+        // Every checkout is checked: the idle session's check meets the black hole.
+        liveness_check_after: Duration::ZERO,
+        connect_timeout: Duration::from_secs(5),
+        ..DbConfig::default()
+    };
+    let database = Database::open(config).await.unwrap();
+    let Pool::Postgres(pool) = database.primary().clone() else {
+        panic!("a postgres:// URL must give a PostgreSQL pool");
+    };
+    drop(pool.acquire().await.unwrap());
+
+    proxy.set_mode(kamiyo_testkit::FaultMode::BlackHole).await;
+    let deadline = Duration::from_millis(400);
+    for what in ["checking the idle session", "opening a new session"] {
+        let started = Instant::now();
+        let err = match pool.acquire_within(deadline).await {
+            Err(err) => err,
+            Ok(_) => panic!("{what}: a session through a black hole"),
+        };
+        let waited = started.elapsed();
+        assert!(
+            matches!(err, DbError::Unavailable { .. }),
+            "{what}: {err:?}"
+        );
+        assert!(err.to_string().contains("did not answer"), "{what}: {err}");
+        assert!(
+            waited < deadline + Duration::from_secs(1),
+            "{what}: {waited:?}"
+        );
+    }
+    assert_eq!(pool.state().open, 0, "{:?}", pool.state());
+
+    proxy.set_mode(kamiyo_testkit::FaultMode::Pass).await;
+    let conn = pool.acquire().await.unwrap();
+    conn.query_one("SELECT 1", &[]).await.unwrap();
+}

@@ -48,25 +48,101 @@ async fn http_get(addr: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Reads the server's JSON log until it says where it listens.
-async fn listening_address(child: &mut tokio::process::Child) -> String {
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let found = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) {
+/// A `kamiyo serve --log-format json` process and its log, read as it is written (so the
+/// server never blocks on a full pipe, and a test can await what it logs).
+struct Server {
+    child: tokio::process::Child,
+    addr: String,
+    /// What it logged before listening.
+    startup: Vec<serde_json::Value>,
+    log: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+impl Server {
+    /// Starts `command` without waiting for it: see [`Server::listening`].
+    fn spawn(command: Command) -> Server {
+        let mut child = tokio::process::Command::from(command)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let (events, log) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(event) = serde_json::from_str(&line) {
+                    let _ = events.send(event);
+                }
+            }
+        });
+        Server {
+            child,
+            addr: String::new(),
+            startup: Vec::new(),
+            log,
+        }
+    }
+
+    /// Waits until the server says where it listens.
+    async fn listening(&mut self) -> &str {
+        let startup = &mut self.startup;
+        let log = &mut self.log;
+        self.addr = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(event) = log.recv().await {
                 if event["fields"]["message"] == "listening" {
                     return event["fields"]["addr"].as_str().unwrap().to_owned();
                 }
+                startup.push(event);
             }
-        }
-        panic!("the server exited before listening");
-    })
-    .await
-    .expect("the server did not start listening within 30s");
-    // Keep draining the log so the server never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    found
+            panic!("the server exited before listening: {startup:?}");
+        })
+        .await
+        .expect("the server did not start listening within 30s");
+        &self.addr
+    }
+
+    /// Waits until the server logs `message`.
+    async fn logged(&mut self, message: &str) -> serde_json::Value {
+        let log = &mut self.log;
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(event) = log.recv().await {
+                if event["fields"]["message"] == message {
+                    return event;
+                }
+            }
+            panic!("the server exited without logging {message:?}");
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the server did not log {message:?} within 30s"))
+    }
+
+    fn terminate(&self) {
+        terminate(self.child.id().unwrap());
+    }
+
+    /// Waits for the process to end, within `limit`.
+    async fn exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(limit, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("kamiyo did not stop within {limit:?}"))
+            .unwrap()
+    }
+
+    /// How many times it logged `message` before listening.
+    fn logged_at_startup(&self, message: &str) -> usize {
+        self.startup
+            .iter()
+            .filter(|event| event["fields"]["message"] == message)
+            .count()
+    }
+}
+
+/// `kamiyo serve` on a free port with a JSON log.
+fn serve(dir: &Path) -> Command {
+    let mut command = kamiyo(dir);
+    command.args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"]);
+    command
 }
 
 fn terminate(pid: u32) {
@@ -82,14 +158,8 @@ fn terminate(pid: u32) {
 async fn serve_with_no_configuration_uses_a_sqlite_file_in_the_working_directory_and_stops_cleanly_on_sigterm(
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = tokio::process::Command::from(kamiyo(dir.path()))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let addr = listening_address(&mut child).await;
+    let mut server = Server::spawn(serve(dir.path()));
+    let addr = server.listening().await.to_owned();
 
     let (status, body) = http_get(&addr, "/healthz").await;
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
@@ -103,12 +173,119 @@ async fn serve_with_no_configuration_uses_a_sqlite_file_in_the_working_directory
     );
     assert!(dir.path().join("kamiyo.db").is_file());
 
-    terminate(child.id().unwrap());
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait())
-        .await
-        .expect("kamiyo did not stop within 30s of SIGTERM")
-        .unwrap();
+    server.terminate();
+    let exit = server.exit(Duration::from_secs(30)).await;
     assert!(exit.success(), "exit status {exit:?}");
+}
+
+/// Sessions of `application_name = 'kamiyo'` open on the test's database.
+async fn kamiyo_sessions(pg: &TestDatabase, condition: &str) -> i64 {
+    pg.admin_client()
+        .await
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND application_name = 'kamiyo' {condition}"
+            ),
+            &[&pg.name()],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Waits until `kamiyo_sessions(pg, condition)` satisfies `expected`. What PostgreSQL's
+/// backends do is only visible in pg_stat_activity, with no event to await, so this reads
+/// it between short pauses, up to 10 s.
+async fn until_sessions(pg: &TestDatabase, condition: &str, expected: fn(i64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = kamiyo_sessions(pg, condition).await;
+        if expected(found) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let rows = pg
+                .admin_client()
+                .await
+                .query(
+                    "SELECT application_name, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), query FROM pg_stat_activity WHERE datname = $1",
+                    &[&pg.name()],
+                )
+                .await
+                .unwrap();
+            let sessions: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} {:?} {} {} {}",
+                        r.get::<_, String>(0),
+                        r.get::<_, Option<String>>(1),
+                        r.get::<_, String>(2),
+                        r.get::<_, String>(3),
+                        r.get::<_, String>(4)
+                    )
+                })
+                .collect();
+            panic!("{found} kamiyo sessions {condition}, unexpected: {sessions:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_refuses_new_connections_finishes_the_request_in_flight_closes_the_pool_and_exits_0(
+) {
+    let pg = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = serve(dir.path());
+    command
+        .args(["--database-url", pg.url()])
+        .env("KAMIYO_SERVER_DRAIN_TIMEOUT", "20s");
+    let mut server = Server::spawn(command);
+    let addr = server.listening().await.to_owned();
+
+    // A slow request: its listing (and its count, on a second session) waits for a lock
+    // the test holds.
+    let locker = pg.client().await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE exploits IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let in_flight = {
+        let addr = addr.clone();
+        tokio::spawn(async move { http_get(&addr, "/api/exploits?limit=3").await })
+    };
+    until_sessions(&pg, "AND wait_event_type = 'Lock'", |n| n >= 1).await;
+
+    server.terminate();
+    server
+        .logged("listener closed: new connections are refused")
+        .await;
+    let refused = tokio::net::TcpStream::connect(&addr).await;
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+    if in_flight.is_finished() {
+        panic!(
+            "the slow request ended early: {:?}",
+            in_flight.await.unwrap()
+        );
+    }
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let (status, body) = in_flight.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(page.is_object(), "{page}");
+
+    let exit = server.exit(Duration::from_secs(20)).await;
+    assert!(exit.success(), "exit status {exit:?}");
+    let stopped = server.logged("stopped").await;
+    assert_eq!(stopped["fields"]["drained"], true, "{stopped}");
+    // The backends end as the server reads the sessions' ends; none may be left.
+    until_sessions(&pg, "", |n| n == 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,6 +316,59 @@ async fn eight_migrate_processes_started_at_once_on_one_empty_postgres_database_
         .await
         .unwrap();
     assert_eq!(rows.len(), kamiyo_store::MIGRATIONS.postgres.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_serve_processes_started_at_once_on_one_empty_postgres_database_all_serve_it_migrated_once(
+) {
+    let pg = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers: Vec<Server> = (0..8)
+        .map(|_| {
+            let mut command = serve(dir.path());
+            command.args(["--database-url", pg.url()]);
+            Server::spawn(command)
+        })
+        .collect();
+    let latest = kamiyo_store::MIGRATIONS.postgres.last().unwrap().version;
+    for server in &mut servers {
+        let addr = server.listening().await.to_owned();
+        let (status, body) = http_get(&addr, "/api/health/database").await;
+        assert_eq!(status, 200, "{body}");
+        let health: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(health["schema_version"], latest, "{health}");
+    }
+
+    let rows = pg
+        .client()
+        .await
+        .query("SELECT version FROM kamiyo_schema_migrations", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), kamiyo_store::MIGRATIONS.postgres.len());
+    let applying: Vec<usize> = servers
+        .iter()
+        .map(|server| server.logged_at_startup("applying migration"))
+        .collect();
+    assert_eq!(
+        applying.iter().filter(|&&n| n > 0).count(),
+        1,
+        "migrations applied per process: {applying:?}"
+    );
+    assert_eq!(
+        applying.iter().sum::<usize>(),
+        kamiyo_store::MIGRATIONS.postgres.len(),
+        "{applying:?}"
+    );
+    assert_eq!(pg.advisory_locks_held().await, 0);
+
+    for server in &servers {
+        server.terminate();
+    }
+    for server in &mut servers {
+        let exit = server.exit(Duration::from_secs(30)).await;
+        assert!(exit.success(), "exit status {exit:?}");
+    }
 }
 
 #[test]

@@ -2,9 +2,7 @@
 //! and when it was taken. A watchdog reports those held past the threshold once each
 //! (WARN), and says when they come back (INFO); the current list is always available.
 
-use std::collections::HashMap;
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -17,10 +15,24 @@ struct Checkout {
     reported: bool,
 }
 
+/// Open checkouts in slots reused through a free list: a checkout's id is its slot, so
+/// registering and releasing (once per acquisition, on every query's path) hash nothing.
+/// The slots never outnumber the connections that were out at the same time.
 #[derive(Debug, Default)]
 pub struct Checkouts {
-    next_id: AtomicU64,
-    open: Mutex<HashMap<u64, Checkout>>,
+    open: Mutex<Slots>,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    slots: Vec<Option<Checkout>>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    fn open(&self) -> impl Iterator<Item = &Checkout> {
+        self.slots.iter().flatten()
+    }
 }
 
 /// A connection held longer than the leak threshold.
@@ -34,23 +46,39 @@ pub struct LeakWarning {
 }
 
 impl Checkouts {
-    pub fn register(&self, site: &'static Location<'static>) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.open.lock().insert(
-            id,
-            Checkout {
-                site,
-                since: Instant::now(),
-                reported: false,
-            },
-        );
-        id
+    /// Registers a checkout taken at `site` at `since`; returns its id for `release`.
+    pub fn register(&self, site: &'static Location<'static>, since: Instant) -> u64 {
+        let checkout = Some(Checkout {
+            site,
+            since,
+            reported: false,
+        });
+        let mut open = self.open.lock();
+        let slot = match open.free.pop() {
+            Some(slot) => {
+                open.slots[slot] = checkout;
+                slot
+            }
+            None => {
+                open.slots.push(checkout);
+                open.slots.len() - 1
+            }
+        };
+        slot as u64
     }
 
     /// Removes the checkout; logs its return when it had been reported as a leak.
     pub fn release(&self, pool: &str, id: u64) {
-        let Some(checkout) = self.open.lock().remove(&id) else {
-            return;
+        let checkout = {
+            let mut open = self.open.lock();
+            let Ok(slot) = usize::try_from(id) else {
+                return;
+            };
+            let Some(checkout) = open.slots.get_mut(slot).and_then(Option::take) else {
+                return;
+            };
+            open.free.push(slot);
+            checkout
         };
         if checkout.reported {
             tracing::info!(
@@ -68,7 +96,7 @@ impl Checkouts {
         let mut leaks: Vec<LeakWarning> = self
             .open
             .lock()
-            .values()
+            .open()
             .filter(|c| now.duration_since(c.since) >= threshold)
             .map(|c| LeakWarning {
                 pool: pool.to_owned(),
@@ -86,7 +114,7 @@ impl Checkouts {
         let now = Instant::now();
         let mut open = self.open.lock();
         let mut reported = 0;
-        for checkout in open.values_mut() {
+        for checkout in open.slots.iter_mut().flatten() {
             let held = now.duration_since(checkout.since);
             if !checkout.reported && held >= threshold {
                 checkout.reported = true;
@@ -116,7 +144,7 @@ mod tests {
     fn a_held_checkout_is_reported_once_with_its_site_and_clears_on_release() {
         let checkouts = Checkouts::default();
         let line = line!() + 1;
-        let id = checkouts.register(Location::caller());
+        let id = checkouts.register(Location::caller(), Instant::now());
         assert!(checkouts.leaks("p", Duration::from_secs(60)).is_empty());
         let leaks = checkouts.leaks("p", Duration::ZERO);
         assert_eq!(leaks.len(), 1);
@@ -133,5 +161,19 @@ mod tests {
         );
         checkouts.release("p", id);
         assert!(checkouts.leaks("p", Duration::ZERO).is_empty());
+    }
+
+    #[test]
+    fn released_slots_are_reused_and_a_stale_release_is_ignored() {
+        let checkouts = Checkouts::default();
+        let first = checkouts.register(Location::caller(), Instant::now());
+        let second = checkouts.register(Location::caller(), Instant::now());
+        checkouts.release("p", first);
+        let third = checkouts.register(Location::caller(), Instant::now());
+        assert_eq!(third, first, "the freed slot is reused");
+        checkouts.release("p", second);
+        checkouts.release("p", second);
+        assert_eq!(checkouts.leaks("p", Duration::ZERO).len(), 1);
+        assert_eq!(checkouts.open.lock().slots.len(), 2);
     }
 }

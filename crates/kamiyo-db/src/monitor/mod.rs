@@ -67,7 +67,7 @@ impl CloseReason {
 
 /// What a checked-out connection carries so that its release can be recorded.
 #[derive(Debug)]
-pub(crate) struct CheckoutToken {
+pub struct CheckoutToken {
     id: Option<u64>,
     acquired: Instant,
 }
@@ -92,8 +92,10 @@ pub struct PoolMonitor {
 }
 
 impl PoolMonitor {
-    /// A monitor for one pool; starts its leak watchdog when leak detection is on.
-    pub(crate) fn start(pool: &str, system: &'static str, config: &MonitorConfig) -> Arc<Self> {
+    /// A monitor for one pool; starts its leak watchdog when leak detection is on (and a
+    /// Tokio runtime is running). Each pool creates its own; this is public so that a
+    /// monitor can also be measured on its own (`kamiyo-bench monitor`).
+    pub fn start(pool: &str, system: &'static str, config: &MonitorConfig) -> Arc<Self> {
         let monitor = Arc::new(PoolMonitor {
             pool: pool.to_owned(),
             system,
@@ -137,11 +139,10 @@ impl PoolMonitor {
         &self.config
     }
 
-    pub(crate) fn acquired(
-        &self,
-        started: Instant,
-        site: &'static Location<'static>,
-    ) -> CheckoutToken {
+    /// Records an acquisition that began at `started` and succeeded now, taken at `site`;
+    /// the token goes back to [`released`](Self::released) when the connection does.
+    /// The pools call this for every checkout; public for measuring the monitor alone.
+    pub fn acquired(&self, started: Instant, site: &'static Location<'static>) -> CheckoutToken {
         let now = Instant::now();
         if !self.config.enabled {
             return CheckoutToken {
@@ -152,11 +153,11 @@ impl PoolMonitor {
         let wait = now.duration_since(started);
         self.acquisitions.fetch_add(1, Ordering::Relaxed);
         self.wait.record(wait);
-        self.window.record_acquisition(wait);
+        self.window.record_acquisition(now, wait);
         let id = self
             .config
             .leak_detection
-            .then(|| self.checkouts.register(site));
+            .then(|| self.checkouts.register(site, now));
         CheckoutToken { id, acquired: now }
     }
 
@@ -174,7 +175,9 @@ impl PoolMonitor {
         self.window.record_failure(timed_out);
     }
 
-    pub(crate) fn released(&self, token: &CheckoutToken) {
+    /// Records the release of the connection `token` was given for: its use time, and
+    /// the end of its leak-detection entry.
+    pub fn released(&self, token: &CheckoutToken) {
         if !self.config.enabled {
             return;
         }

@@ -32,11 +32,114 @@ struct Statement {
     last_at: SystemTime,
 }
 
+impl Statement {
+    fn count(&mut self, elapsed: Duration, rows: u64, failed: bool, now: SystemTime) {
+        self.calls += 1;
+        self.errors += u64::from(failed);
+        self.rows += rows;
+        self.latency.record(elapsed);
+        self.last_at = now;
+    }
+}
+
+/// What the text cache knows of one SQL text: everything recording needs, so that a
+/// known text costs one hash of the text and nothing is parsed or allocated again.
+#[derive(Debug, Clone)]
+struct Known {
+    fingerprint: Arc<Fingerprint>,
+    /// The fingerprint's id as a number: the key of `Inner::statements`.
+    key: u64,
+    /// Index of its summary's histogram in `Inner::summaries`.
+    summary: usize,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    by_text: HashMap<Box<str>, Arc<Fingerprint>>,
+    by_text: HashMap<Box<str>, Known>,
     statements: HashMap<u64, Statement>,
-    summaries: HashMap<String, Histogram>,
+    /// Operation-duration histograms by summary, at most `MAX_SUMMARIES` plus `OTHER`.
+    /// Never removed, so the indexes held by `Known` stay valid.
+    summaries: Vec<(String, Histogram)>,
+    summary_index: HashMap<String, usize>,
+}
+
+impl Inner {
+    /// The cache entry for a text just fingerprinted, made and stored.
+    fn learn(&mut self, sql: &str, fingerprint: Arc<Fingerprint>, max_statements: usize) -> Known {
+        // Another thread may have learnt the same text while this one fingerprinted it.
+        if let Some(known) = self.by_text.get(sql) {
+            return known.clone();
+        }
+        let summary = match self.summary_index.get(&fingerprint.summary) {
+            Some(&index) => index,
+            None if self.summaries.len() < MAX_SUMMARIES => {
+                self.add_summary(fingerprint.summary.clone())
+            }
+            None => match self.summary_index.get(OTHER_SUMMARY) {
+                Some(&index) => index,
+                None => self.add_summary(OTHER_SUMMARY.to_owned()),
+            },
+        };
+        let known = Known {
+            key: u64::from_str_radix(&fingerprint.id, 16).unwrap_or(0),
+            fingerprint,
+            summary,
+        };
+        if self.by_text.len() >= max_statements * TEXT_CACHE_FACTOR {
+            self.by_text.clear();
+        }
+        self.by_text.insert(sql.into(), known.clone());
+        known
+    }
+
+    fn add_summary(&mut self, summary: String) -> usize {
+        let index = self.summaries.len();
+        self.summary_index.insert(summary.clone(), index);
+        self.summaries.push((summary, Histogram::default()));
+        index
+    }
+
+    /// Counts one execution; returns whether a statement had to be evicted to make room.
+    fn count(
+        &mut self,
+        known: &Known,
+        elapsed: Duration,
+        rows: u64,
+        failed: bool,
+        now: SystemTime,
+        max_statements: usize,
+    ) -> bool {
+        let mut evicted = false;
+        if let Some(statement) = self.statements.get_mut(&known.key) {
+            statement.count(elapsed, rows, failed, now);
+        } else {
+            if self.statements.len() >= max_statements {
+                let least_used = self
+                    .statements
+                    .iter()
+                    .min_by_key(|(_, s)| (s.calls, s.last_at))
+                    .map(|(k, _)| *k);
+                if let Some(victim) = least_used {
+                    self.statements.remove(&victim);
+                    evicted = true;
+                }
+            }
+            let mut statement = Statement {
+                fingerprint: Arc::clone(&known.fingerprint),
+                calls: 0,
+                errors: 0,
+                rows: 0,
+                latency: Histogram::default(),
+                last_at: now,
+            };
+            statement.count(elapsed, rows, failed, now);
+            self.statements.insert(known.key, statement);
+        }
+        if let Some((_, histogram)) = self.summaries.get_mut(known.summary) {
+            histogram.record(elapsed);
+        }
+        evicted
+    }
 }
 
 #[derive(Debug)]
@@ -113,57 +216,29 @@ impl QueryRegistry {
     }
 
     /// Records one execution. Failed executions count as calls and as errors.
+    ///
+    /// Every query of the service passes here, so a text seen before costs one lock and
+    /// one hash of the text (see `Known`).
     pub fn record(&self, pool: &str, sql: &str, elapsed: Duration, rows: u64, failed: bool) {
-        let cached = self.inner.lock().by_text.get(sql).cloned();
-        // A new text is fingerprinted outside the lock: it is the only costly step.
-        let fingerprint = cached.unwrap_or_else(|| Arc::new(Fingerprint::of(sql)));
-        let key = u64::from_str_radix(&fingerprint.id, 16).unwrap_or(0);
-        {
-            let mut inner = self.inner.lock();
-            let inner = &mut *inner;
-            if !inner.by_text.contains_key(sql) {
-                if inner.by_text.len() >= self.max_statements * TEXT_CACHE_FACTOR {
-                    inner.by_text.clear();
-                }
-                inner.by_text.insert(sql.into(), Arc::clone(&fingerprint));
+        let now = SystemTime::now();
+        let mut inner = self.inner.lock();
+        let known = match inner.by_text.get(sql) {
+            Some(known) => known.clone(),
+            None => {
+                drop(inner);
+                // A new text is fingerprinted outside the lock: it is the only costly step.
+                let fingerprint = Arc::new(Fingerprint::of(sql));
+                inner = self.inner.lock();
+                inner.learn(sql, fingerprint, self.max_statements)
             }
-            if !inner.statements.contains_key(&key) && inner.statements.len() >= self.max_statements
-            {
-                let least_used = inner
-                    .statements
-                    .iter()
-                    .min_by_key(|(_, s)| (s.calls, s.last_at))
-                    .map(|(k, _)| *k);
-                if let Some(victim) = least_used {
-                    inner.statements.remove(&victim);
-                    self.evictions.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            let statement = inner.statements.entry(key).or_insert_with(|| Statement {
-                fingerprint: Arc::clone(&fingerprint),
-                calls: 0,
-                errors: 0,
-                rows: 0,
-                latency: Histogram::default(),
-                last_at: SystemTime::now(),
-            });
-            statement.calls += 1;
-            statement.errors += u64::from(failed);
-            statement.rows += rows;
-            statement.latency.record(elapsed);
-            statement.last_at = SystemTime::now();
-
-            let summary = if inner.summaries.contains_key(&fingerprint.summary)
-                || inner.summaries.len() < MAX_SUMMARIES
-            {
-                fingerprint.summary.clone()
-            } else {
-                OTHER_SUMMARY.to_owned()
-            };
-            inner.summaries.entry(summary).or_default().record(elapsed);
+        };
+        let evicted = inner.count(&known, elapsed, rows, failed, now, self.max_statements);
+        drop(inner);
+        if evicted {
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
         if elapsed >= self.slow_threshold {
-            self.record_slow(pool, &fingerprint, elapsed, failed);
+            self.record_slow(pool, &known.fingerprint, elapsed, failed);
         }
     }
 
@@ -252,13 +327,7 @@ impl QueryRegistry {
 
     /// Operation-duration histograms by statement summary, for Prometheus.
     pub(crate) fn summaries(&self) -> Vec<(String, Histogram)> {
-        let mut out: Vec<(String, Histogram)> = self
-            .inner
-            .lock()
-            .summaries
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut out: Vec<(String, Histogram)> = self.inner.lock().summaries.clone();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
@@ -353,6 +422,35 @@ mod tests {
         assert_eq!(r.evictions(), 10_000 - 50);
         assert!(r.inner.lock().by_text.len() <= 50 * TEXT_CACHE_FACTOR);
         assert!(r.summaries().len() <= MAX_SUMMARIES + 1);
+    }
+
+    #[test]
+    fn summaries_past_the_bound_share_other_also_after_the_text_cache_is_emptied() {
+        let r = registry(10);
+        let tables = MAX_SUMMARIES + 36;
+        // Twice over: the second pass finds the texts again after the text cache (40
+        // entries here) was emptied, and must count them under the same summaries.
+        for _ in 0..2 {
+            for i in 0..tables {
+                r.record(
+                    "p",
+                    &format!("SELECT a FROM t{i}"),
+                    Duration::from_micros(10),
+                    0,
+                    false,
+                );
+            }
+        }
+        let summaries = r.summaries();
+        assert_eq!(summaries.len(), MAX_SUMMARIES + 1);
+        let count = |name: &str| {
+            summaries
+                .iter()
+                .find(|(summary, _)| summary == name)
+                .map(|(_, h)| h.count)
+        };
+        assert_eq!(count(OTHER_SUMMARY), Some(2 * 36));
+        assert_eq!(count("SELECT t0"), Some(2));
     }
 
     #[test]

@@ -54,8 +54,8 @@ impl RollingWindow {
         elapsed / self.slot_nanos + 1
     }
 
-    fn with_slot(&self, update: impl FnOnce(&mut Slot)) {
-        let epoch = self.epoch(Instant::now());
+    fn with_slot(&self, now: Instant, update: impl FnOnce(&mut Slot)) {
+        let epoch = self.epoch(now);
         let mut slots = self.slots.lock();
         let slot = &mut slots[(epoch % SLOTS as u64) as usize];
         if slot.epoch != epoch {
@@ -67,16 +67,17 @@ impl RollingWindow {
         update(slot);
     }
 
-    pub fn record_acquisition(&self, wait: Duration) {
+    /// An acquisition that succeeded at `now` after waiting `wait`.
+    pub fn record_acquisition(&self, now: Instant, wait: Duration) {
         let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
-        self.with_slot(|slot| {
+        self.with_slot(now, |slot| {
             slot.acquisitions += 1;
             slot.wait_nanos = slot.wait_nanos.saturating_add(nanos);
         });
     }
 
     pub fn record_failure(&self, timed_out: bool) {
-        self.with_slot(|slot| {
+        self.with_slot(Instant::now(), |slot| {
             slot.failures += 1;
             if timed_out {
                 slot.timeouts += 1;
@@ -119,8 +120,8 @@ mod tests {
     #[test]
     fn totals_cover_recent_events() {
         let window = RollingWindow::new(Duration::from_secs(300));
-        window.record_acquisition(Duration::from_millis(10));
-        window.record_acquisition(Duration::from_millis(30));
+        window.record_acquisition(Instant::now(), Duration::from_millis(10));
+        window.record_acquisition(Instant::now(), Duration::from_millis(30));
         window.record_failure(true);
         window.record_failure(false);
         let totals = window.totals();

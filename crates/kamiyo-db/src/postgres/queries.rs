@@ -1,13 +1,16 @@
 //! Statement methods of a pooled connection and of its transactions. Each one times the
 //! statement into the pool's monitor (failures included) and returns typed errors; the
-//! SQL text is fingerprinted there, its parameter values are never recorded.
+//! SQL text is fingerprinted there, its parameter values are never recorded. Each one
+//! also has a client-side deadline (`statement_timeout` plus a grace), and a statement
+//! abandoned by that deadline or by its caller is cancelled on the server (`cancel.rs`).
 
-use std::future::Future;
 use std::time::Instant;
 
+use tokio::time::{error::Elapsed, timeout};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, SimpleQueryMessage, Statement, Transaction};
 
+use super::cancel::{InFlight, SessionControl};
 use super::PgConnection;
 use crate::error::DbError;
 use crate::monitor::PoolMonitor;
@@ -41,19 +44,22 @@ pub struct PgTransaction<'a> {
     tx: Transaction<'a>,
     monitor: &'a PoolMonitor,
     statements: &'a StatementCache,
+    control: &'a SessionControl,
 }
 
 impl PgConnection {
     pub async fn transaction(&mut self) -> Result<PgTransaction<'_>, DbError> {
         let started = Instant::now();
         let session = &mut *self.object;
-        let result = session.client.transaction().await;
-        record(&self.monitor, "BEGIN", started, result.as_ref().map(|_| 0));
-        let tx = result.map_err(|e| DbError::from_postgres(self.monitor.pool(), e))?;
+        let control = &session.control;
+        let in_flight = control.start();
+        let result = timeout(control.statement_deadline, session.client.transaction()).await;
+        let tx = finish(&self.monitor, in_flight, "BEGIN", started, result, |_| 0)?;
         Ok(PgTransaction {
             tx,
             monitor: &self.monitor,
             statements: &session.statements,
+            control,
         })
     }
 }
@@ -61,21 +67,16 @@ impl PgConnection {
 impl PgTransaction<'_> {
     pub async fn commit(self) -> Result<(), DbError> {
         let started = Instant::now();
-        let result = self.tx.commit().await;
-        record(self.monitor, "COMMIT", started, result.as_ref().map(|_| 0));
-        result.map_err(|e| DbError::from_postgres(self.monitor.pool(), e))
+        let in_flight = self.control.start();
+        let result = timeout(self.control.statement_deadline, self.tx.commit()).await;
+        finish(self.monitor, in_flight, "COMMIT", started, result, |_| 0)
     }
 
     pub async fn rollback(self) -> Result<(), DbError> {
         let started = Instant::now();
-        let result = self.tx.rollback().await;
-        record(
-            self.monitor,
-            "ROLLBACK",
-            started,
-            result.as_ref().map(|_| 0),
-        );
-        result.map_err(|e| DbError::from_postgres(self.monitor.pool(), e))
+        let in_flight = self.control.start();
+        let result = timeout(self.control.statement_deadline, self.tx.rollback()).await;
+        finish(self.monitor, in_flight, "ROLLBACK", started, result, |_| 0)
     }
 
     fn client(&self) -> &Transaction<'_> {
@@ -85,11 +86,19 @@ impl PgTransaction<'_> {
     fn statements(&self) -> &StatementCache {
         self.statements
     }
+
+    fn control(&self) -> &SessionControl {
+        self.control
+    }
 }
 
 impl PgConnection {
     fn statements(&self) -> &StatementCache {
         &self.object.statements
+    }
+
+    fn control(&self) -> &SessionControl {
+        &self.object.control
     }
 }
 
@@ -101,17 +110,30 @@ fn record<T>(monitor: &PoolMonitor, sql: &str, started: Instant, result: Result<
     }
 }
 
-async fn timed<T, F>(
+/// Records a statement that started at `started`, settles its in-flight guard (a
+/// statement past its client-side deadline is abandoned) and maps its error. Each method
+/// awaits its statement in its own body and then calls this: an `async fn` taking the
+/// statement's future as an argument would hold that future twice in its state
+/// (rust-lang/rust#62958), and every query would copy both (found with callgrind).
+fn finish<T>(
     monitor: &PoolMonitor,
+    in_flight: InFlight<'_>,
     sql: &str,
-    run: F,
+    started: Instant,
+    result: Result<Result<T, tokio_postgres::Error>, Elapsed>,
     rows: impl Fn(&T) -> u64,
-) -> Result<T, DbError>
-where
-    F: Future<Output = Result<T, tokio_postgres::Error>>,
-{
-    let started = Instant::now();
-    let result = run.await;
+) -> Result<T, DbError> {
+    let result = match result {
+        Ok(answer) => {
+            in_flight.answered();
+            answer
+        }
+        Err(_) => {
+            let error = in_flight.expired(monitor.pool());
+            record(monitor, sql, started, Err(&error));
+            return Err(error);
+        }
+    };
     record(monitor, sql, started, result.as_ref().map(&rows));
     result.map_err(|e| DbError::from_postgres(monitor.pool(), e))
 }
@@ -122,11 +144,16 @@ macro_rules! statement_methods {
         impl $type {
             /// Rows of a statement.
             pub async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, DbError> {
-                let run = async {
+                let started = Instant::now();
+                let in_flight = self.control().start();
+                let result = timeout(self.control().statement_deadline, async {
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().query(&statement, params).await
-                };
-                timed(&self.monitor, sql, run, |rows| rows.len() as u64).await
+                })
+                .await;
+                finish(&self.monitor, in_flight, sql, started, result, |rows| {
+                    rows.len() as u64
+                })
             }
 
             /// The one row of a statement; `NotFound` when there is none.
@@ -142,25 +169,42 @@ macro_rules! statement_methods {
                 sql: &str,
                 params: Params<'_>,
             ) -> Result<Option<Row>, DbError> {
-                let run = async {
+                let started = Instant::now();
+                let in_flight = self.control().start();
+                let result = timeout(self.control().statement_deadline, async {
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().query_opt(&statement, params).await
-                };
-                timed(&self.monitor, sql, run, |row| u64::from(row.is_some())).await
+                })
+                .await;
+                finish(&self.monitor, in_flight, sql, started, result, |row| {
+                    u64::from(row.is_some())
+                })
             }
 
             /// Rows affected by a statement.
             pub async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, DbError> {
-                let run = async {
+                let started = Instant::now();
+                let in_flight = self.control().start();
+                let result = timeout(self.control().statement_deadline, async {
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().execute(&statement, params).await
-                };
-                timed(&self.monitor, sql, run, |n| *n).await
+                })
+                .await;
+                finish(&self.monitor, in_flight, sql, started, result, |n| *n)
             }
 
-            /// Several statements separated by semicolons, without parameters.
+            /// Several statements separated by semicolons, without parameters. The
+            /// client-side deadline covers the whole batch (the server's
+            /// `statement_timeout` covers each statement).
             pub async fn batch_execute(&self, sql: &str) -> Result<(), DbError> {
-                timed(&self.monitor, sql, self.client().batch_execute(sql), |_| 0).await
+                let started = Instant::now();
+                let in_flight = self.control().start();
+                let result = timeout(
+                    self.control().statement_deadline,
+                    self.client().batch_execute(sql),
+                )
+                .await;
+                finish(&self.monitor, in_flight, sql, started, result, |_| 0)
             }
 
             /// The simple query protocol: every value comes back as text.
@@ -168,18 +212,19 @@ macro_rules! statement_methods {
                 &self,
                 sql: &str,
             ) -> Result<Vec<SimpleQueryMessage>, DbError> {
-                timed(
-                    &self.monitor,
-                    sql,
+                let started = Instant::now();
+                let in_flight = self.control().start();
+                let result = timeout(
+                    self.control().statement_deadline,
                     self.client().simple_query(sql),
-                    |messages| {
-                        messages
-                            .iter()
-                            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
-                            .count() as u64
-                    },
                 )
-                .await
+                .await;
+                finish(&self.monitor, in_flight, sql, started, result, |messages| {
+                    messages
+                        .iter()
+                        .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+                        .count() as u64
+                })
             }
         }
     };

@@ -1,0 +1,121 @@
+//! What happens to a statement that its caller stops waiting for: a client-side deadline
+//! that passed, or a future dropped by a deadline above this layer (the HTTP request
+//! timeout). Dropping the driver's future does not stop the query: the server keeps
+//! running it, holding its locks and its CPU, until `statement_timeout`. So the
+//! statement is cancelled on the server (the protocol's CancelRequest, on a connection
+//! of its own) and the session is discarded instead of reused: the abandoned answer is
+//! still owed on it, and when the server does not answer at all, the next caller of the
+//! session would wait behind it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_postgres::{CancelToken, NoTls};
+
+use crate::error::DbError;
+
+/// How long past `statement_timeout` the client waits for an answer. A reachable server
+/// cancels the statement itself at `statement_timeout` and says so (`StatementTimeout`);
+/// the grace covers that answer's way back on a busy server, so the client-side deadline
+/// only fires when the server does not answer at all.
+pub const CLIENT_DEADLINE_GRACE: Duration = Duration::from_secs(1);
+
+/// Per-session state for abandoning statements.
+pub(crate) struct SessionControl {
+    cancel: CancelToken,
+    /// Set once a statement was abandoned: the session is closed instead of reused.
+    abandoned: AtomicBool,
+    /// `statement_timeout` plus [`CLIENT_DEADLINE_GRACE`].
+    pub(crate) statement_deadline: Duration,
+    /// Bound on delivering a cancel request (the connect timeout): a hung server accepts
+    /// the TCP connection and never reads it.
+    cancel_timeout: Duration,
+}
+
+impl SessionControl {
+    pub(crate) fn new(
+        cancel: CancelToken,
+        statement_deadline: Duration,
+        cancel_timeout: Duration,
+    ) -> Self {
+        SessionControl {
+            cancel,
+            abandoned: AtomicBool::new(false),
+            statement_deadline,
+            cancel_timeout,
+        }
+    }
+
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Acquire)
+    }
+
+    /// A guard to hold while a statement is in flight.
+    pub(crate) fn start(&self) -> InFlight<'_> {
+        InFlight {
+            control: self,
+            answered: false,
+        }
+    }
+
+    fn abandon(&self) {
+        if self.abandoned.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // Drop cannot await; without a runtime (a process shutting down) there is nothing
+        // to send the request with, and closing the session is all that is left.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let cancel = self.cancel.clone();
+        let limit = self.cancel_timeout;
+        runtime.spawn(async move {
+            match tokio::time::timeout(limit, cancel.cancel_query(NoTls)).await {
+                Ok(Ok(())) => tracing::debug!("abandoned statement cancelled on the server"),
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "cannot send the cancel request for an abandoned statement");
+                }
+                Err(_) => tracing::debug!(
+                    "the cancel request for an abandoned statement was not delivered in time"
+                ),
+            }
+        });
+    }
+}
+
+/// Armed while a statement waits for its answer. Dropped armed (the caller's future was
+/// dropped) or [`expired`](InFlight::expired), it cancels the statement on the server and
+/// marks the session for closing.
+pub(crate) struct InFlight<'a> {
+    control: &'a SessionControl,
+    answered: bool,
+}
+
+impl InFlight<'_> {
+    pub(crate) fn answered(mut self) {
+        self.answered = true;
+    }
+
+    /// The client-side deadline passed: the statement is abandoned, and the caller gets
+    /// `Unavailable` (transient: a new session may well be answered).
+    pub(crate) fn expired(self, pool: &str) -> DbError {
+        let deadline = self.control.statement_deadline;
+        drop(self);
+        DbError::Unavailable {
+            pool: pool.to_owned(),
+            reason: format!(
+                "no answer within the client-side statement deadline ({})",
+                humantime::format_duration(deadline)
+            ),
+            source: None,
+        }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.control.abandon();
+        }
+    }
+}
