@@ -293,6 +293,61 @@ async fn a_statement_past_its_client_side_deadline_is_cancelled_on_the_server() 
     assert_ne!(next_pid, pid, "the abandoned session must not be reused");
 }
 
+// Each session keeps one timer for its statements' deadlines and re-arms it per
+// statement: a timer that went off while the session sat idle must still be armed
+// again, and two statements in flight at once on one session must each have one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_side_deadline_holds_after_an_idle_session_and_for_pipelined_statements() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        statement_timeout: Duration::from_millis(300),
+        ..DbConfig::default()
+    };
+    let deadline = Duration::from_millis(300) + kamiyo_db::postgres::CLIENT_DEADLINE_GRACE;
+    let (_database, pool) = pg_database(&test_db, config).await;
+
+    let conn = pool.acquire().await.unwrap();
+    conn.batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    // Idle past the deadline of the statement above: its timer goes off unused.
+    tokio::time::sleep(deadline + Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let err = conn.query("SELECT pg_sleep(60)", &[]).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, DbError::Unavailable { .. }), "{err:?}");
+    assert!(
+        waited >= deadline,
+        "gave up before the deadline: {waited:?}"
+    );
+    assert!(waited < deadline + Duration::from_secs(1), "{waited:?}");
+    drop(conn);
+
+    let conn = pool.acquire().await.unwrap();
+    conn.batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (first, second) = tokio::join!(
+        conn.query("SELECT pg_sleep(60)", &[]),
+        conn.query("SELECT pg_sleep(60)", &[]),
+    );
+    let waited = started.elapsed();
+    for result in [first, second] {
+        let err = result.unwrap_err();
+        assert!(matches!(err, DbError::Unavailable { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("client-side statement deadline"),
+            "{err}"
+        );
+    }
+    assert!(
+        waited >= deadline,
+        "gave up before the deadline: {waited:?}"
+    );
+    assert!(waited < deadline + Duration::from_secs(1), "{waited:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_whose_caller_stops_waiting_is_cancelled_on_the_server() {
     let test_db = TestDatabase::create().await;

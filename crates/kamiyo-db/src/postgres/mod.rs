@@ -113,32 +113,19 @@ impl PgPool {
         self.acquire_at(deadline, Location::caller())
     }
 
-    async fn acquire_at(
+    fn acquire_at(
         &self,
         deadline: Duration,
         site: &'static Location<'static>,
-    ) -> Result<PgConnection, DbError> {
-        let acquisition = server_wait::scope(checkout(
-            &self.pool,
-            &self.name,
-            &self.monitor,
-            deadline,
-            site,
-        ));
-        tokio::pin!(acquisition);
-        let (object, token) = match acquisition.as_mut().await {
-            Ok(checked_out) => checked_out,
-            Err(error) => {
-                return Err(server_wait::classify(
-                    error,
-                    acquisition.as_mut().take_value(),
-                ))
-            }
-        };
-        Ok(PgConnection {
-            token,
-            object,
-            monitor: Arc::clone(&self.monitor),
+    ) -> impl Future<Output = Result<PgConnection, DbError>> + Send + '_ {
+        server_wait::scope(move || async move {
+            let (object, token) =
+                checkout(&self.pool, &self.name, &self.monitor, deadline, site).await?;
+            Ok(PgConnection {
+                token,
+                object,
+                monitor: Arc::clone(&self.monitor),
+            })
         })
     }
 

@@ -4,13 +4,13 @@
 //! also has a client-side deadline (`statement_timeout` plus a grace), and a statement
 //! abandoned by that deadline or by its caller is cancelled on the server (`cancel.rs`).
 
+use std::pin::pin;
 use std::time::Instant;
 
-use tokio::time::{error::Elapsed, timeout};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, SimpleQueryMessage, Statement, Transaction};
 
-use super::cancel::{InFlight, SessionControl};
+use super::cancel::{within_deadline, InFlight, SessionControl};
 use super::PgConnection;
 use crate::error::DbError;
 use crate::monitor::PoolMonitor;
@@ -50,10 +50,11 @@ pub struct PgTransaction<'a> {
 impl PgConnection {
     pub async fn transaction(&mut self) -> Result<PgTransaction<'_>, DbError> {
         let started = Instant::now();
-        let session = &mut *self.object;
+        let session = &mut **self.object;
         let control = &session.control;
-        let in_flight = control.start();
-        let result = timeout(control.statement_deadline, session.client.transaction()).await;
+        let mut in_flight = control.start(started);
+        let statement = pin!(session.client.transaction());
+        let result = within_deadline(&mut in_flight, statement).await;
         let tx = finish(&self.monitor, in_flight, "BEGIN", started, result, |_| 0)?;
         Ok(PgTransaction {
             tx,
@@ -67,15 +68,17 @@ impl PgConnection {
 impl PgTransaction<'_> {
     pub async fn commit(self) -> Result<(), DbError> {
         let started = Instant::now();
-        let in_flight = self.control.start();
-        let result = timeout(self.control.statement_deadline, self.tx.commit()).await;
+        let mut in_flight = self.control.start(started);
+        let statement = pin!(self.tx.commit());
+        let result = within_deadline(&mut in_flight, statement).await;
         finish(self.monitor, in_flight, "COMMIT", started, result, |_| 0)
     }
 
     pub async fn rollback(self) -> Result<(), DbError> {
         let started = Instant::now();
-        let in_flight = self.control.start();
-        let result = timeout(self.control.statement_deadline, self.tx.rollback()).await;
+        let mut in_flight = self.control.start(started);
+        let statement = pin!(self.tx.rollback());
+        let result = within_deadline(&mut in_flight, statement).await;
         finish(self.monitor, in_flight, "ROLLBACK", started, result, |_| 0)
     }
 
@@ -120,15 +123,15 @@ fn finish<T>(
     in_flight: InFlight<'_>,
     sql: &str,
     started: Instant,
-    result: Result<Result<T, tokio_postgres::Error>, Elapsed>,
+    result: Option<Result<T, tokio_postgres::Error>>,
     rows: impl Fn(&T) -> u64,
 ) -> Result<T, DbError> {
     let result = match result {
-        Ok(answer) => {
+        Some(answer) => {
             in_flight.answered();
             answer
         }
-        Err(_) => {
+        None => {
             let error = in_flight.expired(monitor.pool());
             record(monitor, sql, started, Err(&error));
             return Err(error);
@@ -145,12 +148,12 @@ macro_rules! statement_methods {
             /// Rows of a statement.
             pub async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, DbError> {
                 let started = Instant::now();
-                let in_flight = self.control().start();
-                let result = timeout(self.control().statement_deadline, async {
+                let mut in_flight = self.control().start(started);
+                let statement = pin!(async {
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().query(&statement, params).await
-                })
-                .await;
+                });
+                let result = within_deadline(&mut in_flight, statement).await;
                 finish(&self.monitor, in_flight, sql, started, result, |rows| {
                     rows.len() as u64
                 })
@@ -170,12 +173,12 @@ macro_rules! statement_methods {
                 params: Params<'_>,
             ) -> Result<Option<Row>, DbError> {
                 let started = Instant::now();
-                let in_flight = self.control().start();
-                let result = timeout(self.control().statement_deadline, async {
+                let mut in_flight = self.control().start(started);
+                let statement = pin!(async {
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().query_opt(&statement, params).await
-                })
-                .await;
+                });
+                let result = within_deadline(&mut in_flight, statement).await;
                 finish(&self.monitor, in_flight, sql, started, result, |row| {
                     u64::from(row.is_some())
                 })
@@ -184,12 +187,12 @@ macro_rules! statement_methods {
             /// Rows affected by a statement.
             pub async fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, DbError> {
                 let started = Instant::now();
-                let in_flight = self.control().start();
-                let result = timeout(self.control().statement_deadline, async {
+                let mut in_flight = self.control().start(started);
+                let statement = pin!(async {
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().execute(&statement, params).await
-                })
-                .await;
+                });
+                let result = within_deadline(&mut in_flight, statement).await;
                 finish(&self.monitor, in_flight, sql, started, result, |n| *n)
             }
 
@@ -198,12 +201,9 @@ macro_rules! statement_methods {
             /// `statement_timeout` covers each statement).
             pub async fn batch_execute(&self, sql: &str) -> Result<(), DbError> {
                 let started = Instant::now();
-                let in_flight = self.control().start();
-                let result = timeout(
-                    self.control().statement_deadline,
-                    self.client().batch_execute(sql),
-                )
-                .await;
+                let mut in_flight = self.control().start(started);
+                let statement = pin!(self.client().batch_execute(sql));
+                let result = within_deadline(&mut in_flight, statement).await;
                 finish(&self.monitor, in_flight, sql, started, result, |_| 0)
             }
 
@@ -213,12 +213,9 @@ macro_rules! statement_methods {
                 sql: &str,
             ) -> Result<Vec<SimpleQueryMessage>, DbError> {
                 let started = Instant::now();
-                let in_flight = self.control().start();
-                let result = timeout(
-                    self.control().statement_deadline,
-                    self.client().simple_query(sql),
-                )
-                .await;
+                let mut in_flight = self.control().start(started);
+                let statement = pin!(self.client().simple_query(sql));
+                let result = within_deadline(&mut in_flight, statement).await;
                 finish(&self.monitor, in_flight, sql, started, result, |messages| {
                     messages
                         .iter()

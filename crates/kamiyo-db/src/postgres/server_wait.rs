@@ -16,12 +16,22 @@ tokio::task_local! {
     static WAITING_ON_SERVER: Cell<bool>;
 }
 
-/// Runs `acquisition` with the flag lowered; the caller takes it back with
-/// `take_value()` once the acquisition has ended.
-pub(crate) fn scope<F: Future>(
-    acquisition: F,
-) -> tokio::task::futures::TaskLocalFuture<Cell<bool>, F> {
-    WAITING_ON_SERVER.scope(Cell::new(false), acquisition)
+/// Runs the acquisition `start` makes with the flag lowered, and classifies its error
+/// with the flag as the acquisition left it. Classifying inside the scope lets the caller
+/// await the scope where it stands, instead of pinning it to read the flag back
+/// afterwards; taking a function rather than the future builds the acquisition inside
+/// the scope instead of moving it in.
+pub(crate) fn scope<T, F, A>(start: F) -> impl Future<Output = Result<T, DbError>>
+where
+    F: FnOnce() -> A,
+    A: Future<Output = Result<T, DbError>>,
+{
+    WAITING_ON_SERVER.scope(Cell::new(false), async move {
+        start().await.map_err(|error| {
+            let waiting = WAITING_ON_SERVER.try_with(Cell::get).unwrap_or(false);
+            classify(error, waiting)
+        })
+    })
 }
 
 /// Runs `exchange` (connecting, a liveness check) with the flag raised; left raised when
@@ -35,10 +45,10 @@ pub(crate) async fn on_server<F: Future>(exchange: F) -> F::Output {
 }
 
 /// An acquisition timeout that happened while waiting on the server becomes
-/// `Unavailable`; `flag` is the scope's value taken after the acquisition ended.
-pub(crate) fn classify(error: DbError, flag: Option<Cell<bool>>) -> DbError {
+/// `Unavailable`; `waiting` is the flag as the acquisition left it.
+fn classify(error: DbError, waiting: bool) -> DbError {
     match error {
-        DbError::AcquireTimeout { pool, deadline, .. } if flag.is_some_and(Cell::into_inner) => {
+        DbError::AcquireTimeout { pool, deadline, .. } if waiting => {
             DbError::Unavailable {
                 pool,
                 reason: format!(
