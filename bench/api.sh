@@ -25,7 +25,12 @@
 # OUT_DIR=/tmp/kamiyo-bench-results/<UTC time>  ADMIN_URL=<DATABASE_URL with /postgres>
 # COMMIT=<label for the summary; default: git rev-parse --short HEAD of SRC_DIR>
 # SQL_ANALYSIS=1 (0: skip the EXPLAIN and pgbench part)  ENDPOINTS="a b c"
-# AUTH_TOKEN=<unset; an API key sent as a bearer token, for commits with access tiers>
+# AUTH_KEYS=128 (commits with access tiers: rate limits are per key, 3,000 a minute for
+# enterprise, so one key cannot carry thousands of requests a second. The script creates an
+# enterprise user bench-api@kamiyo.invalid and AUTH_KEYS keys with `kamiyo user create` and
+# `kamiyo key create`, and the wrk scripts use them in turn (keys.lua, vary.lua); 128 keys
+# stay under every limit up to 6,400 req/s. 0: anonymous requests, rate-limited)
+# AUTH_TOKEN=<unset; one API key sent as a bearer token instead of AUTH_KEYS>
 # Other KAMIYO_* variables in the environment reach the server (e.g. a cache setting).
 set -euo pipefail
 
@@ -54,6 +59,7 @@ export BENCH_LUA_DIR=$BENCH_DIR
 # rate limits serve anonymous callers a different, rate-limited listing).
 AUTH=()
 [[ -n "${AUTH_TOKEN:-}" ]] && AUTH=(-H "Authorization: Bearer $AUTH_TOKEN")
+AUTH_KEYS=${AUTH_KEYS:-128}
 # The values the API binds for (b): chain slug, Usd text, RFC 3339 bounds (from is the
 # start of the day, to its last millisecond; kamiyo-api/src/params.rs).
 B_CHAIN=ethereum
@@ -63,6 +69,7 @@ B_TO=2023-12-31T23:59:59.999+00:00
 
 die() { echo "api.sh: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
+[[ "$AUTH_KEYS" =~ ^[0-9]+$ ]] || die "AUTH_KEYS must be a number"
 
 for tool in wrk psql curl jq; do
   command -v "$tool" >/dev/null || die "$tool is required (apt-get install -y wrk postgresql-client curl jq)"
@@ -171,6 +178,25 @@ else
 fi
 INCIDENT_ROWS=$(psql "$DB_URL" -XAtc "SELECT count(*) FROM exploits")
 
+# --- API keys ----------------------------------------------------------------------------
+# Fresh keys for every run (a key is printed once); the user is created on the first run.
+# The CLI migrates the database like `serve` would: run it with the binary being measured.
+export BENCH_KEYS_FILE=
+if [[ -z "${AUTH_TOKEN:-}" && "$AUTH_KEYS" -gt 0 ]]; then
+  BENCH_USER=bench-api@kamiyo.invalid
+  if [[ -z $(psql "$DB_URL" -XAtc "SELECT 1 FROM users WHERE email = '$BENCH_USER'") ]]; then
+    "$KAMIYO" --database-url "$DB_URL" user create --email "$BENCH_USER" --tier enterprise >&2
+  fi
+  BENCH_KEYS_FILE=$OUT_DIR/keys.txt
+  : >"$BENCH_KEYS_FILE"
+  log "creating $AUTH_KEYS API keys for $BENCH_USER"
+  for i in $(seq "$AUTH_KEYS"); do
+    "$KAMIYO" --database-url "$DB_URL" key create --user "$BENCH_USER" --name "bench-$i" \
+      2>/dev/null >>"$BENCH_KEYS_FILE" || die "kamiyo key create failed"
+  done
+  AUTH=(-H "Authorization: Bearer $(head -n 1 "$BENCH_KEYS_FILE")")
+fi
+
 # --- server ------------------------------------------------------------------------------
 SERVER_PID=
 stop_server() {
@@ -203,6 +229,7 @@ start_server() {
 # run_wrk NAME PATH POOL: warm-up, then the measured run; prints the JSON line with CPU shares.
 run_wrk() {
   local name=$1 path=$2 pool=$3 out script=$BENCH_DIR/report.lua target
+  [[ -n "$BENCH_KEYS_FILE" ]] && script=$BENCH_DIR/keys.lua
   out="$OUT_DIR/wrk-$name-pool$pool.txt"
   target=$BASE$path
   if [[ "$name" == c ]]; then
@@ -217,7 +244,8 @@ run_wrk() {
   children_ticks >"$OUT_DIR/.kids0"
   pg_snapshot >"$OUT_DIR/.pg0"
   busy0=$(cpu_busy_total); srv0=$(cpu_of_pid "$SERVER_PID"); kids0=$(cat "$OUT_DIR/.kids0")
-  local t0=$EPOCHREALTIME t1
+  local t0=$EPOCHREALTIME t1 load
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
   timeout 120 wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 10s --latency \
     "${AUTH[@]}" -s "$script" "$target" >"$out"
   busy1=$(cpu_busy_total); srv1=$(cpu_of_pid "$SERVER_PID"); t1=$EPOCHREALTIME
@@ -230,9 +258,9 @@ run_wrk() {
   grep '^JSON ' "$out" | sed 's/^JSON //' | jq -c \
     --arg name "$name" --argjson pool "$pool" --argjson secs "$secs" --argjson tk "$TICKS" \
     --argjson ncpu "$NCPU" --argjson busy $((busy1 - busy0)) --argjson srv $((srv1 - srv0)) \
-    --argjson wrk $((kids1 - kids0)) --argjson pg "$pg" --argjson quiet "$QUIET_PCT" \
+    --argjson wrk $((kids1 - kids0)) --argjson pg "$pg" --argjson quiet "$QUIET_PCT" --arg load "$load" \
     'def pct(t): t / $tk / $secs / $ncpu * 100 | round;
-     . + {endpoint: $name, pool: $pool, machine_busy_pct_before: $quiet,
+     . + {endpoint: $name, pool: $pool, machine_busy_pct_before: $quiet, loadavg_before: $load,
           cpu_pct_of_machine: {
             total: pct($busy), kamiyo: pct($srv), postgres: pct($pg), wrk: pct($wrk),
             other: pct($busy - $srv - $pg - $wrk)}}'
@@ -318,9 +346,9 @@ fi
   echo
   echo "CPU columns: percent of the whole machine ($NCPU CPUs) during the measured run; other = anything else (should be ~0)."
   echo
-  echo "| endpoint | pool | req/s | p50 ms | p99 ms | non-2xx | CPU kamiyo | CPU postgres | CPU wrk | CPU other |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-  jq -r '"| (\(.endpoint)) | \(.pool) | \(.rps | round) | \(.p50_ms * 100 | round / 100) | \(.p99_ms * 100 | round / 100) | \(.non_2xx) | \(.cpu_pct_of_machine.kamiyo) | \(.cpu_pct_of_machine.postgres) | \(.cpu_pct_of_machine.wrk) | \(.cpu_pct_of_machine.other) |"' \
+  echo "| endpoint | pool | req/s | p50 ms | p99 ms | non-2xx | socket errors | CPU kamiyo | CPU postgres | CPU wrk | CPU other | load avg before |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  jq -r '"| (\(.endpoint)) | \(.pool) | \(.rps | round) | \(.p50_ms * 100 | round / 100) | \(.p99_ms * 100 | round / 100) | \(.non_2xx) | \(.connect_errors + .read_errors + .write_errors + .timeouts) | \(.cpu_pct_of_machine.kamiyo) | \(.cpu_pct_of_machine.postgres) | \(.cpu_pct_of_machine.wrk) | \(.cpu_pct_of_machine.other) | \(.loadavg_before) |"' \
     "$OUT_DIR/results.jsonl"
   if [[ -s "$OUT_DIR/pgbench.jsonl" ]]; then
     echo

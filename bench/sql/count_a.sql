@@ -1,2 +1,2 @@
--- Reproduces crates/kamiyo-store/src/incidents/postgres.rs list() (commit b72677a) for GET /api/exploits?limit=50: the total.
+-- Reproduces crates/kamiyo-store/src/incidents/query.rs count_statement() for GET /api/exploits?limit=50: the total (unchanged since b72677a).
 SELECT count(*) FROM exploits e ;

@@ -1,2 +1,2 @@
--- Reproduces crates/kamiyo-store/src/incidents/postgres.rs list() (commit b72677a) for the filtered listing (b): the total.
-SELECT count(*) FROM exploits e WHERE EXISTS (SELECT 1 FROM exploit_chains c WHERE c.exploit_id = e.id AND c.chain = :chain::text) AND e.amount_usd >= :min_amount::text::numeric AND e.occurred_at >= :from::text::timestamptz AND e.occurred_at <= :to::text::timestamptz;
+-- Reproduces crates/kamiyo-store/src/incidents/query.rs count_statement() for the filtered listing (b): the total, an index-only scan of exploit_chains_chain_occurred_at_idx (migration 0003), no join.
+SELECT count(*) FROM exploit_chains fc WHERE fc.chain = :chain::text AND fc.amount_usd >= :min_amount::text::numeric AND fc.occurred_at >= :from::text::timestamptz AND fc.occurred_at <= :to::text::timestamptz;

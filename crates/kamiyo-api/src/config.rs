@@ -12,6 +12,9 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_BODY_LIMIT_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_EXPORT_MAX_ROWS: usize = 10_000;
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+pub const DEFAULT_PAGE_CACHE_TTL: Duration = Duration::from_secs(1);
+pub const DEFAULT_PAGE_CACHE_MAX_ENTRIES: usize = 1024;
+pub const DEFAULT_PAGE_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -33,6 +36,21 @@ pub struct ServerConfig {
     /// it. `0s` counts on every request.
     #[serde(with = "humantime_serde")]
     pub total_cache_ttl: Duration,
+    /// Distinct filters whose totals are remembered (filters are user input: more costs
+    /// memory, fewer recounts more often under varied traffic).
+    pub total_cache_max_entries: usize,
+    /// How long the serialised first page of a listing (no cursor) is served again to
+    /// identical requests of the same tier, unless this instance wrote since. Other
+    /// instances' writes show within it; too high serves a stale first page that long,
+    /// too low rebuilds the page (a query and a serialisation) more often. `0s` turns it
+    /// off.
+    #[serde(with = "humantime_serde")]
+    pub page_cache_ttl: Duration,
+    /// Most first pages kept at once.
+    pub page_cache_max_entries: usize,
+    /// Most bytes of page bodies (and their keys) kept at once (a page of 500 incidents
+    /// is about 160 KB).
+    pub page_cache_max_bytes: usize,
     /// Bearer token for write endpoints (`POST /api/exploits`); unset turns writes off.
     /// Never shown: `kamiyo config` prints `***`.
     pub admin_token: Option<AdminToken>,
@@ -62,6 +80,10 @@ impl Default for ServerConfig {
             trusted_proxy_header: None,
             export_max_rows: DEFAULT_EXPORT_MAX_ROWS,
             total_cache_ttl: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_TTL,
+            total_cache_max_entries: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_MAX_ENTRIES,
+            page_cache_ttl: DEFAULT_PAGE_CACHE_TTL,
+            page_cache_max_entries: DEFAULT_PAGE_CACHE_MAX_ENTRIES,
+            page_cache_max_bytes: DEFAULT_PAGE_CACHE_MAX_BYTES,
         }
     }
 }
@@ -81,8 +103,15 @@ impl ServerConfig {
         if self.export_max_rows == 0 {
             return Err("server.export_max_rows must be greater than zero".into());
         }
-        if self.body_limit_bytes == 0 {
-            return Err("server.body_limit_bytes must be greater than zero".into());
+        for (field, value) in [
+            ("body_limit_bytes", self.body_limit_bytes),
+            ("total_cache_max_entries", self.total_cache_max_entries),
+            ("page_cache_max_entries", self.page_cache_max_entries),
+            ("page_cache_max_bytes", self.page_cache_max_bytes),
+        ] {
+            if value == 0 {
+                return Err(format!("server.{field} must be greater than zero"));
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ mod ingest;
 mod me;
 mod metrics;
 pub mod openapi;
+mod page_cache;
 mod params;
 mod ratelimit;
 mod stats;
@@ -40,6 +41,7 @@ pub use auth::Caller;
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use http_metrics::HttpMetrics;
+pub use page_cache::PageCache;
 
 /// What every handler can reach. Cheap to clone: the database is a pool handle.
 #[derive(Clone)]
@@ -50,12 +52,23 @@ pub struct AppState {
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
     pub server: Arc<ServerConfig>,
     pub http_metrics: Arc<HttpMetrics>,
+    /// Serialised first pages of the listing (see `page_cache`).
+    pub pages: Arc<PageCache>,
 }
 
 impl AppState {
     pub fn new(db: Database, server: ServerConfig) -> Self {
         AppState {
-            incidents: IncidentStore::with_total_cache(db.clone(), server.total_cache_ttl),
+            incidents: IncidentStore::with_total_cache(
+                db.clone(),
+                server.total_cache_ttl,
+                server.total_cache_max_entries,
+            ),
+            pages: Arc::new(PageCache::new(
+                server.page_cache_ttl,
+                server.page_cache_max_entries,
+                server.page_cache_max_bytes,
+            )),
             accounts: AccountStore::new(db.clone()),
             rate_limiter: Arc::new(ratelimit::RateLimiter::default()),
             db,

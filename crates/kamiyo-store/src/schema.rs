@@ -14,6 +14,11 @@ const POSTGRES: &[Migration] = &[
         "incident_sources",
         include_str!("../migrations/postgres/0002_incident_sources.sql"),
     ),
+    Migration::new(
+        3,
+        "listing_paths",
+        include_str!("../migrations/postgres/0003_listing_paths.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -26,6 +31,11 @@ const SQLITE: &[Migration] = &[
         2,
         "incident_sources",
         include_str!("../migrations/sqlite/0002_incident_sources.sql"),
+    ),
+    Migration::new(
+        3,
+        "listing_paths",
+        include_str!("../migrations/sqlite/0003_listing_paths.sql"),
     ),
 ];
 

@@ -17,6 +17,7 @@ use kamiyo_testkit::TestDatabase;
 
 struct Backend {
     name: &'static str,
+    db: Database,
     store: IncidentStore,
     _pg: Option<TestDatabase>,
     _dir: Option<tempfile::TempDir>,
@@ -104,13 +105,15 @@ async fn seeded() -> Vec<Backend> {
     let backends = vec![
         Backend {
             name: "postgres",
-            store: IncidentStore::new(pg_db),
+            store: IncidentStore::new(pg_db.clone()),
+            db: pg_db,
             _pg: Some(pg),
             _dir: None,
         },
         Backend {
             name: "sqlite",
-            store: IncidentStore::new(lite),
+            store: IncidentStore::new(lite.clone()),
+            db: lite,
             _pg: None,
             _dir: Some(dir),
         },
@@ -304,7 +307,7 @@ async fn every_filter_matches_the_fixture_and_total_respects_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_when_descending() {
+async fn sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_both_orders() {
     for b in seeded().await {
         let by = |sort, order| ListRequest {
             sort,
@@ -328,9 +331,16 @@ async fn sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_whe
         );
         let (amount_asc, _) = protocols(&b, by(SortKey::Amount, Order::Asc)).await;
         assert_eq!(
-            amount_asc.first().map(String::as_str),
-            Some("Gammalend"),
-            "{}",
+            amount_asc,
+            [
+                "Epsilon_Finance",
+                "Betaswap",
+                "Alphafi",
+                "Alphafi",
+                "Deltabridge",
+                "Gammalend"
+            ],
+            "{}: an unknown loss is not the smallest",
             b.name
         );
         let (date_asc, _) = protocols(&b, by(SortKey::Date, Order::Asc)).await;
@@ -496,4 +506,268 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
         summaries[0], summaries[1],
         "both backends give the same numbers"
     );
+}
+
+/// Every page of a keyset walk, `limit` rows at a time.
+async fn walk(store: &IncidentStore, first: ListRequest) -> Vec<(i64, Option<String>)> {
+    let mut request = first;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.list(&request).await.unwrap();
+        assert!(page.items.len() <= request.limit);
+        seen.extend(page.items.iter().map(|i| (i.id, i.loss_usd.clone())));
+        match page.next_cursor {
+            Some(cursor) => {
+                request.cursor = Cursor::decode(&cursor, request.sort, request.order);
+                assert!(request.cursor.is_some(), "a cursor of this listing");
+            }
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders() {
+    for b in seeded().await {
+        // More unknown amounts than a page, and a tie on a known amount (id breaks it).
+        for (protocol, loss) in [
+            ("Unknowna", None),
+            ("Unknownb", None),
+            ("Tiedswap", Some("1000000")),
+            ("Unknownc", None),
+        ] {
+            b.store
+                .ingest(&draft(
+                    protocol,
+                    "Ethereum",
+                    "2024-07-01",
+                    loss,
+                    "logic error",
+                    "confirmed",
+                    "x",
+                ))
+                .await
+                .unwrap();
+        }
+        let everything = walk(
+            &b.store,
+            ListRequest {
+                limit: 500,
+                ..ListRequest::default()
+            },
+        )
+        .await;
+        let amount = |loss: &Option<String>| loss.as_ref().map(|l| l.parse::<f64>().unwrap());
+        for order in [Order::Desc, Order::Asc] {
+            // Known amounts in the order asked, ties by id the same way, unknown ones last
+            // by id the same way.
+            let mut expected = everything.clone();
+            expected.sort_by(|x, y| {
+                let known = amount(&x.1).is_none().cmp(&amount(&y.1).is_none());
+                let by_value = amount(&x.1)
+                    .partial_cmp(&amount(&y.1))
+                    .unwrap()
+                    .then(x.0.cmp(&y.0));
+                known.then(match order {
+                    Order::Desc => by_value.reverse(),
+                    Order::Asc => by_value,
+                })
+            });
+            assert!(expected.last().unwrap().1.is_none());
+            for limit in [1, 2, 3, 4, 100] {
+                let walked = walk(
+                    &b.store,
+                    ListRequest {
+                        sort: SortKey::Amount,
+                        order,
+                        limit,
+                        ..ListRequest::default()
+                    },
+                )
+                .await;
+                assert_eq!(walked, expected, "{}: {order:?} by {limit}", b.name);
+            }
+            // The same through the chain path (ethereum: three known, three unknown).
+            let on_ethereum = walk(
+                &b.store,
+                ListRequest {
+                    filter: IncidentFilter {
+                        chain: Some(Chain::parse("ethereum").unwrap()),
+                        ..Default::default()
+                    },
+                    sort: SortKey::Amount,
+                    order,
+                    limit: 2,
+                    ..ListRequest::default()
+                },
+            )
+            .await;
+            assert_eq!(on_ethereum.len(), 6, "{}", b.name);
+            let expected_on_ethereum: Vec<_> = expected
+                .iter()
+                .filter(|row| on_ethereum.contains(row))
+                .cloned()
+                .collect();
+            assert_eq!(on_ethereum, expected_on_ethereum, "{}: {order:?}", b.name);
+        }
+        // An amount bound never matches an unknown amount, on either path.
+        for chain in [None, Some(Chain::parse("ethereum").unwrap())] {
+            let bounded = walk(
+                &b.store,
+                ListRequest {
+                    filter: IncidentFilter {
+                        chain,
+                        min_amount: Some(Usd::parse("x", "1").unwrap()),
+                        ..Default::default()
+                    },
+                    sort: SortKey::Amount,
+                    order: Order::Asc,
+                    limit: 1,
+                    ..ListRequest::default()
+                },
+            )
+            .await;
+            assert!(bounded.iter().all(|(_, loss)| loss.is_some()), "{}", b.name);
+        }
+    }
+}
+
+/// Runs one statement outside the store, as another process would.
+async fn execute(db: &Database, postgres: &str, sqlite: &str) {
+    match db.primary() {
+        kamiyo_db::Pool::Postgres(pool) => {
+            let conn = pool.acquire().await.unwrap();
+            conn.execute(postgres, &[]).await.unwrap();
+        }
+        kamiyo_db::Pool::Sqlite(pool) => {
+            let conn = pool.acquire().await.unwrap();
+            conn.execute(sqlite, vec![]).await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_path_follows_an_incident_whose_date_or_loss_changes() {
+    for b in seeded().await {
+        let on_arbitrum = |from: &str, to: &str, min: Option<&str>| {
+            let day = |d: &str| {
+                Some(
+                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                        .unwrap()
+                        .and_hms_opt(0, 0, 0)
+                        .unwrap()
+                        .and_utc(),
+                )
+            };
+            request(IncidentFilter {
+                chain: Some(Chain::parse("arbitrum").unwrap()),
+                from: day(from),
+                to: day(to),
+                min_amount: min.map(|m| Usd::parse("x", m).unwrap()),
+                ..Default::default()
+            })
+        };
+        // Gammalend (arbitrum, 2024-03-15, unknown loss), changed behind the store's back:
+        // each request below uses a filter not listed before, so no total is cached.
+        execute(
+            &b.db,
+            "UPDATE exploits SET occurred_at = '2025-06-01T00:00:00Z', amount_usd = 7.00 WHERE protocol = 'Gammalend'",
+            "UPDATE exploits SET occurred_at = '2025-06-01T00:00:00.000Z', amount_usd = '7.00' WHERE protocol = 'Gammalend'",
+        )
+        .await;
+        let (found, total) =
+            protocols(&b, on_arbitrum("2025-01-01", "2025-12-31", Some("5"))).await;
+        assert_eq!(
+            (found, total),
+            (vec!["Gammalend".to_owned()], 1),
+            "{}",
+            b.name
+        );
+        let (found, total) = protocols(&b, on_arbitrum("2024-01-01", "2024-12-31", None)).await;
+        assert_eq!(
+            (found.len(), total),
+            (0, 0),
+            "{}: not at its old date",
+            b.name
+        );
+        // A chain row written after the incident takes the incident's values.
+        execute(
+            &b.db,
+            "INSERT INTO exploit_chains (exploit_id, chain) SELECT id, 'arbitrum' FROM exploits WHERE protocol = 'Betaswap'",
+            "INSERT INTO exploit_chains (exploit_id, chain) SELECT id, 'arbitrum' FROM exploits WHERE protocol = 'Betaswap'",
+        )
+        .await;
+        let (found, total) =
+            protocols(&b, on_arbitrum("2024-02-01", "2024-02-28", Some("200000"))).await;
+        assert_eq!(
+            (found, total),
+            (vec!["Betaswap".to_owned()], 1),
+            "{}",
+            b.name
+        );
+    }
+}
+
+/// Executions of the listing's count so far (the pool monitor's statement statistics).
+fn count_executions(db: &Database) -> u64 {
+    db.monitors()
+        .iter()
+        .flat_map(|(monitor, _)| monitor.statements(kamiyo_db::monitor::QuerySort::Calls, 1000))
+        .filter(|s| s.statement.to_lowercase().contains("count("))
+        .map(|s| s.calls)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_listings_of_one_uncached_filter_count_once() {
+    for b in seeded().await {
+        // A long TTL: the only way to a second count would be a second flight.
+        let store =
+            IncidentStore::with_total_cache(b.db.clone(), std::time::Duration::from_secs(3600), 64);
+        let filter = IncidentFilter {
+            min_amount: Some(Usd::parse("x", "100000").unwrap()),
+            ..Default::default()
+        };
+        let before = count_executions(&b.db);
+        let listing = request(filter);
+        let list = || store.list(&listing);
+        // Polled together: every call asks for the total before the first count can end.
+        let pages = tokio::join!(
+            list(),
+            list(),
+            list(),
+            list(),
+            list(),
+            list(),
+            list(),
+            list()
+        );
+        let totals = [
+            pages.0.unwrap().total,
+            pages.1.unwrap().total,
+            pages.2.unwrap().total,
+            pages.3.unwrap().total,
+            pages.4.unwrap().total,
+            pages.5.unwrap().total,
+            pages.6.unwrap().total,
+            pages.7.unwrap().total,
+        ];
+        assert_eq!(totals, [4; 8], "{}", b.name);
+        assert_eq!(count_executions(&b.db) - before, 1, "{}", b.name);
+        // A write through the store invalidates: the next listing counts again.
+        store
+            .ingest(&draft(
+                "Omega",
+                "Base",
+                "2024-08-01",
+                Some("900000"),
+                "reentrancy",
+                "confirmed",
+                "x",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(list().await.unwrap().total, 5, "{}", b.name);
+        assert_eq!(count_executions(&b.db) - before, 2, "{}", b.name);
+    }
 }

@@ -105,20 +105,23 @@ pub struct IncidentStore {
 /// How long a listing's `total` may be reused by this process when it wrote nothing in
 /// between (see [`IncidentStore::with_total_cache`]).
 pub const DEFAULT_TOTAL_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+pub use totals::DEFAULT_TOTAL_CACHE_MAX_ENTRIES;
 
 impl IncidentStore {
     pub fn new(db: Database) -> Self {
-        Self::with_total_cache(db, DEFAULT_TOTAL_CACHE_TTL)
+        Self::with_total_cache(db, DEFAULT_TOTAL_CACHE_TTL, DEFAULT_TOTAL_CACHE_MAX_ENTRIES)
     }
 
     /// Counting every match of a filter costs a scan; a listing's `total` is reused for
-    /// the same filter for up to `ttl`. A write through this store invalidates every
-    /// cached total at once, so this process never shows a total older than its own
-    /// writes; another instance's writes show within `ttl`. Zero turns the cache off.
-    pub fn with_total_cache(db: Database, ttl: std::time::Duration) -> Self {
+    /// the same filter for up to `ttl`, and concurrent listings of one filter share one
+    /// count. A write through this store invalidates every cached total at once, so this
+    /// process never shows a total older than its own writes; another instance's writes
+    /// show within `ttl`. Zero turns the cache off. At most `max_entries` filters are
+    /// remembered.
+    pub fn with_total_cache(db: Database, ttl: std::time::Duration, max_entries: usize) -> Self {
         IncidentStore {
             db,
-            totals: std::sync::Arc::new(totals::TotalCache::new(ttl)),
+            totals: std::sync::Arc::new(totals::TotalCache::new(ttl, max_entries)),
         }
     }
 
@@ -205,27 +208,25 @@ impl IncidentStore {
         Ok(incidents)
     }
 
-    /// One page of incidents matching the filters, with the total they match.
+    /// One page of incidents matching the filters, with the total they match. The page
+    /// and the total are read at the same time, on two connections; the total comes from
+    /// the total cache when it can (see [`IncidentStore::with_total_cache`]).
     pub async fn list(&self, request: &ListRequest) -> Result<Page, DbError> {
         let limit = request.limit.clamp(1, query::MAX_LIMIT);
-        let key = format!("{:?}", request.filter);
-        let cached = self.totals.get(&key);
-        let generation = self.totals.generation();
-        let (items, counted) = match self.db.primary() {
-            Pool::Postgres(pool) => postgres::list(pool, request, limit, cached.is_none()).await?,
-            Pool::Sqlite(pool) => {
-                sqlite::list(pool, request.clone(), limit, cached.is_none()).await?
+        let key = totals::key_of(&format!("{:?}", request.filter));
+        let page = async {
+            match self.db.primary() {
+                Pool::Postgres(pool) => postgres::list(pool, request, limit).await,
+                Pool::Sqlite(pool) => sqlite::list(pool, request, limit).await,
             }
         };
-        let total = match (cached, counted) {
-            (Some(total), _) => total,
-            (None, Some(total)) => {
-                self.totals.put(key, generation, total);
-                total
+        let total = self.totals.total(key, || async {
+            match self.db.primary() {
+                Pool::Postgres(pool) => postgres::count_matching(pool, &request.filter).await,
+                Pool::Sqlite(pool) => sqlite::count_matching(pool, &request.filter).await,
             }
-            (None, None) => return Err(DbError::other("the listing did not count its matches")),
-        };
-        let mut items = items;
+        });
+        let (mut items, total) = tokio::try_join!(page, total)?;
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
             items
@@ -239,6 +240,13 @@ impl IncidentStore {
             total,
             next_cursor,
         })
+    }
+
+    /// Moves on with every write through this store (and its clones). A cache of
+    /// anything read from the store can keep what it read under the generation it read
+    /// before, and stop using it once the generation differs.
+    pub fn write_generation(&self) -> u64 {
+        self.totals.generation()
     }
 
     /// Count, loss, recovered, mean and max loss, chains and protocols affected, over

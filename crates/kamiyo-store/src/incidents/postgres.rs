@@ -467,68 +467,74 @@ pub(super) async fn count(pool: &PgPool) -> Result<i64, DbError> {
         .get(0))
 }
 
+/// One page: the listing's statements in order (`query::page_statements`), on one
+/// connection, until `limit + 1` rows are read.
 pub(super) async fn list(
     pool: &PgPool,
     request: &super::ListRequest,
     limit: usize,
-    count: bool,
-) -> Result<(Vec<super::IncidentSummary>, Option<i64>), DbError> {
+) -> Result<Vec<super::IncidentSummary>, DbError> {
+    // The chains subquery's alias is not `fc`, the chain filter's.
+    const COLUMNS: &str = "e.id, e.protocol, \
+        ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id), \
+        e.occurred_at, e.amount_usd::text, e.recovered_usd::text, e.attack_class, e.attack_type, e.status, \
+        e.flash_loan, e.bridge, e.source_url, e.chain";
+    let statements = super::query::page_statements(request, limit, true, COLUMNS);
     let conn = pool.acquire().await?;
-    let mut w = super::query::Where::new(true);
-    w.filter(&request.filter);
-    let count_sql = format!("SELECT count(*) FROM exploits e {}", w.sql());
-    let count_params = w.params.clone();
-    let order_by = w.order_by(request.sort, request.order, request.cursor.as_ref());
-    let sql = format!(
-        "SELECT e.id, e.protocol, \
-                ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id), \
-                e.occurred_at, e.amount_usd::text, e.recovered_usd::text, e.attack_class, e.attack_type, e.status, \
-                e.flash_loan, e.bridge, e.source_url, e.chain \
-         FROM exploits e {} {order_by} LIMIT {}",
-        w.sql(),
-        limit + 1
-    );
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = w
-        .params
+    let mut items = Vec::with_capacity(limit + 1);
+    for statement in statements {
+        if items.len() > limit {
+            break;
+        }
+        let rows = conn
+            .query(&statement.sql, &text_params(&statement.params))
+            .await?;
+        items.extend(rows.iter().map(summary));
+    }
+    Ok(items)
+}
+
+/// How many incidents the listing's filters match (`query::count_statement`).
+pub(super) async fn count_matching(
+    pool: &PgPool,
+    filter: &super::IncidentFilter,
+) -> Result<i64, DbError> {
+    let statement = super::query::count_statement(filter, true);
+    let conn = pool.acquire().await?;
+    Ok(conn
+        .query_one(&statement.sql, &text_params(&statement.params))
+        .await?
+        .get(0))
+}
+
+fn text_params(params: &[String]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params
         .iter()
         .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-        .collect();
-    let rows = conn.query(&sql, &params).await?;
-    let count_params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = count_params
-        .iter()
-        .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
-        .collect();
-    let total = if count {
-        Some(conn.query_one(&count_sql, &count_params).await?.get(0))
-    } else {
-        None
-    };
-    let items = rows
-        .iter()
-        .map(|row| {
-            let primary: String = row.get(12);
-            let mut chains: Vec<String> = row.get(2);
-            // The primary chain first, the others by name (sorted here, not in SQL).
-            chains.sort_by(|a, b| (a != &primary, a).cmp(&(b != &primary, b)));
-            super::IncidentSummary {
-                id: row.get(0),
-                protocol: row.get(1),
-                chains,
-                occurred_at: row.get(3),
-                loss_usd: row.get(4),
-                recovered_usd: row.get(5),
-                attack_class: row
-                    .get::<_, Option<String>>(6)
-                    .unwrap_or_else(|| "other".into()),
-                attack_type: row
-                    .get::<_, Option<String>>(7)
-                    .unwrap_or_else(|| "unknown".into()),
-                status: row.get(8),
-                flash_loan: row.get(9),
-                bridge: row.get(10),
-                source_url: row.get(11),
-            }
-        })
-        .collect();
-    Ok((items, total))
+        .collect()
+}
+
+fn summary(row: &Row) -> super::IncidentSummary {
+    let primary: String = row.get(12);
+    let mut chains: Vec<String> = row.get(2);
+    // The primary chain first, the others by name (sorted here, not in SQL).
+    chains.sort_by(|a, b| (a != &primary, a).cmp(&(b != &primary, b)));
+    super::IncidentSummary {
+        id: row.get(0),
+        protocol: row.get(1),
+        chains,
+        occurred_at: row.get(3),
+        loss_usd: row.get(4),
+        recovered_usd: row.get(5),
+        attack_class: row
+            .get::<_, Option<String>>(6)
+            .unwrap_or_else(|| "other".into()),
+        attack_type: row
+            .get::<_, Option<String>>(7)
+            .unwrap_or_else(|| "unknown".into()),
+        status: row.get(8),
+        flash_loan: row.get(9),
+        bridge: row.get(10),
+        source_url: row.get(11),
+    }
 }

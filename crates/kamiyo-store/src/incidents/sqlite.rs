@@ -505,59 +505,82 @@ pub(super) async fn count(pool: &SqlitePool) -> Result<i64, DbError> {
         .await
 }
 
+/// One page: the listing's statements in order (`query::page_statements`), on one
+/// connection, until `limit + 1` rows are read.
 pub(super) async fn list(
     pool: &SqlitePool,
-    request: super::ListRequest,
+    request: &super::ListRequest,
     limit: usize,
-    count: bool,
-) -> Result<(Vec<super::IncidentSummary>, Option<i64>), DbError> {
+) -> Result<Vec<super::IncidentSummary>, DbError> {
+    // The chains subquery's alias is not `fc`, the chain filter's.
+    const COLUMNS: &str = "e.id, e.protocol, \
+        (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id), \
+        e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
+        e.flash_loan, e.bridge, e.source_url, e.chain";
+    let statements = super::query::page_statements(request, limit, false, COLUMNS);
     let conn = pool.acquire().await?;
-    conn.run(move |c| {
-        let mut w = super::query::Where::new(false);
-        w.filter(&request.filter);
-        let count_sql = format!("SELECT count(*) FROM exploits e {}", w.sql());
-        let total: Option<i64> = if count {
-            Some(c.query_row(&count_sql, rusqlite::params_from_iter(w.params.iter()), |row| row.get(0))?)
-        } else {
-            None
-        };
-        let order_by = w.order_by(request.sort, request.order, request.cursor.as_ref());
-        let sql = format!(
-            "SELECT e.id, e.protocol, \
-                    (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id), \
-                    e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
-                    e.flash_loan, e.bridge, e.source_url, e.chain \
-             FROM exploits e {} {order_by} LIMIT {}",
-            w.sql(),
-            limit + 1
-        );
-        let mut statement = c.prepare(&sql)?;
-        let rows = statement.query_map(rusqlite::params_from_iter(w.params.iter()), |row| {
-            let chains: String = row.get(2)?;
-            let mut chains: Vec<String> =
-                serde_json::from_str(&chains).map_err(|e| ours(DbError::other(e.to_string())))?;
-            let primary: String = row.get(12)?;
-            // The primary chain first, the others by name, as on PostgreSQL.
-            chains.sort_by(|a, b| (a != &primary, a).cmp(&(b != &primary, b)));
-            let occurred: String = row.get(3)?;
-            Ok(super::IncidentSummary {
-                id: row.get(0)?,
-                protocol: row.get(1)?,
-                chains,
-                occurred_at: parse_sqlite_time(&occurred).map_err(ours)?,
-                loss_usd: row.get(4)?,
-                recovered_usd: row.get(5)?,
-                attack_class: row.get::<_, Option<String>>(6)?.unwrap_or_else(|| "other".into()),
-                attack_type: row.get::<_, Option<String>>(7)?.unwrap_or_else(|| "unknown".into()),
-                status: row.get(8)?,
-                flash_loan: row.get(9)?,
-                bridge: row.get(10)?,
-                source_url: row.get(11)?,
-            })
-        })?;
-        let items = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok((items, total))
+    let mut items = Vec::with_capacity(limit + 1);
+    for statement in statements {
+        if items.len() > limit {
+            break;
+        }
+        let rows = conn
+            .query(&statement.sql, text_values(statement.params), summary)
+            .await
+            .map_err(unpack)?;
+        items.extend(rows);
+    }
+    Ok(items)
+}
+
+/// How many incidents the listing's filters match (`query::count_statement`).
+pub(super) async fn count_matching(
+    pool: &SqlitePool,
+    filter: &super::IncidentFilter,
+) -> Result<i64, DbError> {
+    let statement = super::query::count_statement(filter, false);
+    let conn = pool.acquire().await?;
+    let rows = conn
+        .query(&statement.sql, text_values(statement.params), |row| {
+            row.get::<_, i64>(0)
+        })
+        .await?;
+    rows.into_iter()
+        .next()
+        .ok_or_else(|| DbError::other("count(*) returned no row"))
+}
+
+fn text_values(params: Vec<String>) -> Vec<rusqlite::types::Value> {
+    params
+        .into_iter()
+        .map(rusqlite::types::Value::Text)
+        .collect()
+}
+
+fn summary(row: &Row<'_>) -> rusqlite::Result<super::IncidentSummary> {
+    let chains: String = row.get(2)?;
+    let mut chains: Vec<String> =
+        serde_json::from_str(&chains).map_err(|e| ours(DbError::other(e.to_string())))?;
+    let primary: String = row.get(12)?;
+    // The primary chain first, the others by name, as on PostgreSQL.
+    chains.sort_by(|a, b| (a != &primary, a).cmp(&(b != &primary, b)));
+    let occurred: String = row.get(3)?;
+    Ok(super::IncidentSummary {
+        id: row.get(0)?,
+        protocol: row.get(1)?,
+        chains,
+        occurred_at: parse_sqlite_time(&occurred).map_err(ours)?,
+        loss_usd: row.get(4)?,
+        recovered_usd: row.get(5)?,
+        attack_class: row
+            .get::<_, Option<String>>(6)?
+            .unwrap_or_else(|| "other".into()),
+        attack_type: row
+            .get::<_, Option<String>>(7)?
+            .unwrap_or_else(|| "unknown".into()),
+        status: row.get(8)?,
+        flash_loan: row.get(9)?,
+        bridge: row.get(10)?,
+        source_url: row.get(11)?,
     })
-    .await
-    .map_err(unpack)
 }
