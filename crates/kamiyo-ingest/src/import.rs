@@ -224,12 +224,13 @@ pub async fn import(
 }
 
 /// Splits claims into at most `streams` lists, each in file order, such that claims of
-/// one protocol, and of protocols sharing a transaction hash, are in the same list.
+/// one protocol, of protocols sharing a transaction hash, and of protocols sharing a
+/// lock bucket are in the same list.
 fn partition(
     claims: Vec<(usize, IncidentDraft)>,
     streams: usize,
 ) -> Vec<Vec<(usize, IncidentDraft)>> {
-    // Union-find over protocol keys, joined by the hashes they share.
+    // Union-find over protocol keys and lock buckets, joined by the hashes they share.
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut parent: Vec<usize> = Vec::new();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -241,11 +242,28 @@ fn partition(
     }
     let mut key_of = Vec::with_capacity(claims.len());
     let mut hash_owner: HashMap<(String, String), usize> = HashMap::new();
-    for (_, draft) in &claims {
+    let mut node = |name: String, parent: &mut Vec<usize>| {
         let next = index.len();
-        let key = *index.entry(draft.protocol.key().to_owned()).or_insert(next);
-        if key == parent.len() {
-            parent.push(key);
+        let id = *index.entry(name).or_insert(next);
+        if id == parent.len() {
+            parent.push(id);
+        }
+        id
+    };
+    for (_, draft) in &claims {
+        let key = node(format!("p:{}", draft.protocol.key()), &mut parent);
+        // Protocols that share a lock bucket share a stream too: two streams would
+        // otherwise take the same bucket locks and write one after the other.
+        let bucket = node(
+            format!(
+                "b:{}",
+                kamiyo_store::incidents::lock_bucket(draft.protocol.key())
+            ),
+            &mut parent,
+        );
+        let (a, b) = (root(&mut parent, key), root(&mut parent, bucket));
+        if a != b {
+            parent[a.max(b)] = a.min(b);
         }
         key_of.push(key);
         for hash in &draft.tx_hashes {

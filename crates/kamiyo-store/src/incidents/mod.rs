@@ -18,6 +18,7 @@ use kamiyo_domain::IncidentDraft;
 use serde::Serialize;
 
 pub use decide::MERGE_WINDOW_DAYS;
+pub use postgres::lock_bucket;
 pub use query::{Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, SortKey};
 
 /// What ingesting one claim did.

@@ -27,7 +27,9 @@ pub(super) const LOCK_CLASS: i32 = 0x4b4d_4931; // "KMI1"
 /// bucket only wait for each other.
 const LOCK_BUCKETS: u32 = 256;
 
-pub(super) fn lock_bucket(protocol_key: &str) -> i32 {
+/// The lock bucket of a protocol: importers that write in parallel split their work
+/// along these, so that their transactions never wait for each other's locks.
+pub fn lock_bucket(protocol_key: &str) -> i32 {
     // FNV-1a: stable across processes and releases, unlike Rust's default hasher.
     let mut hash: u32 = 0x811c_9dc5;
     for byte in protocol_key.bytes() {
