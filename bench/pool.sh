@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pool and monitor figures of bench/POOL_MONITOR_RESULTS.md, with the reference the
+# The pool and monitor figures of BENCHMARKS.md (section 3), with the reference the
 # issue compares the pool against: pgbench running `SELECT 1` as a prepared statement
 # with as many clients as the stress pool has connections.
 #

@@ -21,7 +21,7 @@
 //! with `--json`; `--quick` shrinks every trial count so that the tests can run them.
 //! `kamiyo-bench stress --pool monitor-on|monitor-off|raw` runs one pool's stress alone,
 //! for a profiler.
-//! bench/POOL_MONITOR_RESULTS.md has the method and the figures.
+//! BENCHMARKS.md (section 3) has the method and the figures.
 
 mod human;
 mod monitor;
