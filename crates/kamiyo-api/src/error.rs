@@ -25,8 +25,10 @@ pub enum ApiError {
         parameter: &'static str,
         message: String,
     },
+    /// The request outlived its deadline (the first field); the client may retry after
+    /// the second.
     #[error("the request did not complete within {}", humantime_secs(*.0))]
-    RequestTimeout(Duration),
+    RequestTimeout(Duration, Duration),
     /// The database could not serve the request; the client may retry later.
     #[error("the database is unavailable")]
     DatabaseUnavailable {
@@ -96,7 +98,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::NotFoundItem(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadParameter { .. } => StatusCode::BAD_REQUEST,
-            ApiError::RequestTimeout(_) | ApiError::DatabaseUnavailable { .. } => {
+            ApiError::RequestTimeout(..) | ApiError::DatabaseUnavailable { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
@@ -115,7 +117,7 @@ impl ApiError {
             ApiError::NotFound | ApiError::NotFoundItem(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::BadParameter { .. } => "bad_parameter",
-            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::RequestTimeout(..) => "request_timeout",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
             ApiError::BadBody(_) => "bad_body",
             ApiError::Invalid { .. } => "invalid",
@@ -150,7 +152,8 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, Json(envelope)).into_response();
         let retry = match &self {
-            ApiError::DatabaseUnavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+            ApiError::DatabaseUnavailable { retry_after, .. }
+            | ApiError::RequestTimeout(_, retry_after) => Some(retry_after.as_secs().max(1)),
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };

@@ -25,7 +25,7 @@ const TOKEN: &str = "faults-admin-token";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Above the acquisition deadline plus the client-side statement deadline (1 s + 2 s), so
-/// that the database layer reports first, with `Retry-After`.
+/// that the database layer reports first (both answer 503 with `Retry-After`).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Health looks back this far: after a fault it reports `healthy` again this long after
 /// the last failure (the default, 5 min, would keep it `degraded` past the test).
@@ -352,6 +352,10 @@ async fn a_request_past_its_deadline_cancels_its_query_on_the_server() {
     let answer = service.get(&listing()).await;
     assert_eq!(answer.status, 503, "{answer:?}");
     assert_eq!(answer.body["error"]["code"], "request_timeout");
+    assert!(
+        answer.retry_after.is_some(),
+        "a 503 says when to retry: {answer:?}"
+    );
     assert!(answer.elapsed < Duration::from_secs(2), "{answer:?}");
 
     // The server handles a cancel request asynchronously and answers nothing, so this
