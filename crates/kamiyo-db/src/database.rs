@@ -391,13 +391,7 @@ impl Database {
             exposition.gauge(
                 "db_client_replica_in_use",
                 "1 when reads go to the replica, 0 when it is down or lagging.",
-                &[(
-                    labels,
-                    f64::from(matches!(
-                        status.state,
-                        ReplicaState::InUse | ReplicaState::Unknown
-                    )),
-                )],
+                &[(labels, f64::from(status.state.serves_reads()))],
             );
             let fallbacks: Vec<(Vec<(&str, &str)>, u64)> = self
                 .replica_fallbacks()

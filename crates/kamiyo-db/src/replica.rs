@@ -36,6 +36,13 @@ pub enum ReplicaState {
     Down,
 }
 
+impl ReplicaState {
+    /// Whether reads go to the replica in this state.
+    pub fn serves_reads(self) -> bool {
+        matches!(self, ReplicaState::Unknown | ReplicaState::InUse)
+    }
+}
+
 /// The replica as the last check (or the last failed read) saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReplicaStatus {
@@ -141,9 +148,9 @@ impl Replica {
     /// `None` when reads may use the replica, else why not.
     pub(crate) fn skip_reason(&self) -> Option<FallbackReason> {
         match self.status.borrow().state {
-            ReplicaState::Unknown | ReplicaState::InUse => None,
             ReplicaState::Lagging => Some(FallbackReason::Lagging),
             ReplicaState::Down => Some(FallbackReason::Down),
+            ReplicaState::Unknown | ReplicaState::InUse => None,
         }
     }
 
@@ -189,7 +196,6 @@ impl Replica {
             if lag_seconds.is_some() {
                 status.lag_seconds = lag_seconds;
             }
-            status.max_lag_seconds = max_lag_seconds;
             if before != state {
                 match state {
                     ReplicaState::InUse => {
