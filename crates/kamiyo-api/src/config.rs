@@ -51,6 +51,11 @@ pub struct ServerConfig {
     /// Most bytes of page bodies (and their keys) kept at once (a page of 500 incidents
     /// is about 160 KB).
     pub page_cache_max_bytes: usize,
+    /// `GET /api/sources` rates each source's fetches over this rolling window (a source
+    /// failing now shows within it); `kamiyo import` keeps each source's fetch outcomes
+    /// this long. Longer smooths a brief outage away, shorter forgets sooner.
+    #[serde(with = "humantime_serde")]
+    pub source_health_window: Duration,
     /// Bearer token for write endpoints (`POST /api/exploits`); unset turns writes off.
     /// Never shown: `kamiyo config` prints `***`.
     pub admin_token: Option<AdminToken>,
@@ -84,6 +89,7 @@ impl Default for ServerConfig {
             page_cache_ttl: DEFAULT_PAGE_CACHE_TTL,
             page_cache_max_entries: DEFAULT_PAGE_CACHE_MAX_ENTRIES,
             page_cache_max_bytes: DEFAULT_PAGE_CACHE_MAX_BYTES,
+            source_health_window: kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW,
         }
     }
 }
@@ -95,6 +101,7 @@ impl ServerConfig {
             ("request_timeout", self.request_timeout),
             ("drain_timeout", self.drain_timeout),
             ("retry_after", self.retry_after),
+            ("source_health_window", self.source_health_window),
         ] {
             if value.is_zero() {
                 return Err(format!("server.{field} must be greater than zero"));

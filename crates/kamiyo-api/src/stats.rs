@@ -136,7 +136,7 @@ pub async fn chains(
 }
 
 #[utoipa::path(get, path = "/api/sources", tag = "stats",
-    responses((status = 200, description = "What each source contributed", body = Vec<SourceReport>),
+    responses((status = 200, description = "What each source contributed, and its fetches' success rate over the rolling window server.source_health_window", body = Vec<SourceReport>),
         (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn sources(
@@ -146,7 +146,7 @@ pub async fn sources(
     Params::from_query(query, &[])?;
     let sources = state
         .incidents
-        .sources()
+        .sources(state.server.source_health_window)
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
     Ok(Json(sources))

@@ -3,13 +3,13 @@
 //! report what happened to every line. A bad record is reported with its line and reason and never stops the
 //! rest; the same file imported twice changes nothing the second time.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kamiyo_db::{DbError, RetryPolicy};
 use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
-use kamiyo_store::{IncidentStore, IngestAction, IngestOutcome};
+use kamiyo_store::{IncidentStore, IngestAction, IngestOutcome, SourceFetch};
 use serde::Serialize;
 
 use crate::{parse_path, Format, IngestError, RawIncident, Rejection};
@@ -97,6 +97,9 @@ pub struct ImportOptions<'a> {
     pub batch_size: usize,
     /// Concurrent streams (at least 1; see [`DEFAULT_STREAMS`] and [`import`]).
     pub streams: usize,
+    /// How long each source's fetch outcomes are kept: the import records one per source
+    /// (see [`import`]); keep the window `GET /api/sources` rates over.
+    pub fetch_log_keep: std::time::Duration,
 }
 
 /// Imports `path` with the default batch size and streams; see [`import`].
@@ -113,6 +116,7 @@ pub async fn import_file(
         default_source,
         batch_size: DEFAULT_BATCH_SIZE,
         streams: DEFAULT_STREAMS,
+        fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW,
     };
     import(store, retry, &options, path, progress).await
 }
@@ -125,12 +129,73 @@ pub async fn import_file(
 /// share a group), the groups are dealt to `streams` streams, and each stream ingests its
 /// claims in file order. Claims in different groups cannot affect each other's
 /// decisions, so the result is the same as claim by claim.
+///
+/// An import of a source's records is a fetch of that source: the import records one
+/// fetch outcome per source its valid records name (successful, or failed with the
+/// error that stopped the import), which `GET /api/sources` rates. A file that cannot
+/// be read counts as a failed fetch of `default_source`, when there is one.
 pub async fn import(
     store: &IncidentStore,
     retry: &RetryPolicy,
     options: &ImportOptions<'_>,
     path: &Path,
+    progress: impl FnMut(usize, usize),
+) -> Result<ImportReport, ImportError> {
+    let started_at = Utc::now();
+    let mut per_source: BTreeMap<String, u64> = BTreeMap::new();
+    let result = import_records(store, retry, options, path, progress, &mut per_source).await;
+    if per_source.is_empty() {
+        if let (Err(ImportError::File(_)), Some(source)) = (&result, options.default_source) {
+            per_source.insert(source.to_owned(), 0);
+        }
+    }
+    let error = result.as_ref().err().map(ToString::to_string);
+    record_fetches(
+        store,
+        &per_source,
+        started_at,
+        error.as_deref(),
+        options.fetch_log_keep,
+    )
+    .await;
+    result
+}
+
+/// Records one fetch outcome per source. A failure to record is logged, not returned:
+/// the import's own result is what the caller needs.
+async fn record_fetches(
+    store: &IncidentStore,
+    per_source: &BTreeMap<String, u64>,
+    started_at: DateTime<Utc>,
+    error: Option<&str>,
+    keep: std::time::Duration,
+) {
+    let finished_at = Utc::now();
+    for (source, &records) in per_source {
+        let fetch = match error {
+            None => SourceFetch::succeeded(source, started_at, finished_at, records),
+            Some(error) => SourceFetch::failed(source, started_at, finished_at, records, error),
+        };
+        let recorded = match fetch {
+            Ok(fetch) => store
+                .record_fetch(&fetch, keep)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(refusal) => Err(refusal.to_string()),
+        };
+        if let Err(error) = recorded {
+            tracing::warn!(%source, %error, "the import's fetch outcome was not recorded");
+        }
+    }
+}
+
+async fn import_records(
+    store: &IncidentStore,
+    retry: &RetryPolicy,
+    options: &ImportOptions<'_>,
+    path: &Path,
     mut progress: impl FnMut(usize, usize),
+    per_source: &mut BTreeMap<String, u64>,
 ) -> Result<ImportReport, ImportError> {
     let records = parse_path(options.format, path, options.default_source)?;
     let total = records.len();
@@ -156,6 +221,7 @@ pub async fn import(
                         message: refusal.to_string(),
                     }),
                     Ok(mut draft) => {
+                        *per_source.entry(draft.source.name.clone()).or_insert(0) += 1;
                         let key = format!("{}|{}", draft.source.name, draft.claim_key());
                         let occurrence = seen_keys.entry(key).or_insert(0);
                         *occurrence += 1;

@@ -109,3 +109,52 @@ async fn a_file_with_bad_lines_imports_the_rest_reports_each_line_and_re_imports
         assert_eq!(store.count().await.unwrap(), 5, "{name}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_failed_one() {
+    let (stores, _pg, _dir) = stores().await;
+    let retry = RetryPolicy::default();
+    let window = kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW;
+    for (name, store) in stores {
+        import_file(&store, &retry, Format::Jsonl, fixture(), None, |_, _| {})
+            .await
+            .unwrap();
+        let health = |report: &[kamiyo_store::incidents::stats::SourceReport], source: &str| {
+            report
+                .iter()
+                .find(|r| r.source == source)
+                .map(|r| (r.active, r.fetches_in_window, r.success_rate_pct))
+        };
+        let report = store.sources(window).await.unwrap();
+        for source in ["alpha-feed", "beta-feed"] {
+            assert_eq!(
+                health(&report, source),
+                Some((Some(true), 1, Some(100.0))),
+                "{name}: {source}"
+            );
+        }
+
+        let missing = Path::new("/nonexistent/kamiyo/gamma.jsonl");
+        let failure = import_file(
+            &store,
+            &retry,
+            Format::Jsonl,
+            missing,
+            Some("gamma-feed"),
+            |_, _| {},
+        )
+        .await;
+        assert!(failure.is_err(), "{name}: {failure:?}");
+        let report = store.sources(window).await.unwrap();
+        assert_eq!(
+            health(&report, "gamma-feed"),
+            Some((Some(true), 1, Some(0.0))),
+            "{name}: the file could not be read"
+        );
+        assert_eq!(
+            health(&report, "alpha-feed"),
+            Some((Some(true), 1, Some(100.0))),
+            "{name}: other sources are untouched"
+        );
+    }
+}

@@ -8,6 +8,8 @@ pub mod accounts;
 pub mod copy;
 pub mod incidents;
 pub mod schema;
+pub mod sources;
 
 pub use incidents::{Incident, IncidentStore, IngestAction, IngestOutcome};
 pub use schema::MIGRATIONS;
+pub use sources::{SourceFetch, DEFAULT_SOURCE_HEALTH_WINDOW};

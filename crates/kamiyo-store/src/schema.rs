@@ -19,6 +19,11 @@ const POSTGRES: &[Migration] = &[
         "listing_paths",
         include_str!("../migrations/postgres/0003_listing_paths.sql"),
     ),
+    Migration::new(
+        4,
+        "source_fetches",
+        include_str!("../migrations/postgres/0004_source_fetches.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -36,6 +41,11 @@ const SQLITE: &[Migration] = &[
         3,
         "listing_paths",
         include_str!("../migrations/sqlite/0003_listing_paths.sql"),
+    ),
+    Migration::new(
+        4,
+        "source_fetches",
+        include_str!("../migrations/sqlite/0004_source_fetches.sql"),
     ),
 ];
 

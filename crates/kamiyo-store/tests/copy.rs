@@ -113,7 +113,10 @@ async fn fixture(dir: &Path, name: &str, size: usize) -> Fixture {
             ('defillama', 'https://defillama.com', 'api', 1, 10, 2, '2024-01-02T03:04:05.678Z', '2024-01-02T03:04:05.678Z', NULL),
             ('gone', NULL, NULL, 1, 0, 0, NULL, NULL, NULL),
             ('rekt', 'https://rekt.news', 'scrape', 0, 0, 3, '2024-02-03T04:05:06.789Z', NULL, 'timeout after \"30s\"');
-         DELETE FROM sources WHERE name = 'gone';",
+         DELETE FROM sources WHERE name = 'gone';
+         INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records, error) VALUES
+            ('defillama', '2024-01-02T03:04:00.000Z', '2024-01-02T03:04:05.678Z', 1, 120, NULL),
+            ('rekt', '2024-02-03T04:05:00.000Z', '2024-02-03T04:05:06.789Z', 0, 0, 'timeout after \"30s\"');",
     )
     .unwrap();
 

@@ -477,7 +477,11 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
             "{}",
             b.name
         );
-        let sources = b.store.sources().await.unwrap();
+        let sources = b
+            .store
+            .sources(kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW)
+            .await
+            .unwrap();
         assert_eq!(
             (sources.len(), sources[0].incidents, sources[0].claims),
             (1, 6, 6),

@@ -153,7 +153,7 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "alert_preferences",
     "alerts_sent",
     "api_keys",
@@ -163,6 +163,7 @@ const TABLES: [&str; 13] = [
     "exploit_tx_hashes",
     "exploits",
     "payments",
+    "source_fetches",
     "sources",
     "subscription_changes",
     "user_reputation",

@@ -273,10 +273,28 @@ impl IncidentStore {
             .await
     }
 
-    pub async fn sources(&self) -> Result<Vec<stats::SourceReport>, DbError> {
+    /// Every source with what it contributed, and its fetch health over the fetches that
+    /// finished within the last `window`.
+    pub async fn sources(
+        &self,
+        window: std::time::Duration,
+    ) -> Result<Vec<stats::SourceReport>, DbError> {
+        let start = crate::sources::window_start(Utc::now(), window);
         self.db
-            .read(|pool| async move { stats::sources(&pool).await })
+            .read(|pool| async move { stats::sources(&pool, start).await })
             .await
+    }
+
+    /// Records one attempt to collect a source (creating its registry row when it has
+    /// none), and deletes its fetches that finished more than `keep` ago: keep the
+    /// window `sources` is asked for.
+    pub async fn record_fetch(
+        &self,
+        fetch: &crate::sources::SourceFetch,
+        keep: std::time::Duration,
+    ) -> Result<(), DbError> {
+        let keep_since = crate::sources::window_start(Utc::now(), keep);
+        crate::sources::record(self.db.primary(), fetch, keep_since).await
     }
 
     pub async fn chains(&self) -> Result<Vec<stats::ChainCount>, DbError> {

@@ -272,38 +272,64 @@ pub(crate) async fn chains(pool: &Pool) -> Result<Vec<ChainCount>, DbError> {
         .collect())
 }
 
-/// What one source has contributed, and its fetch health when it is a registered source.
+/// What one source has contributed, and how its fetches went: every source with a claim
+/// or a registry row (`sources`, created when its first fetch is recorded).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceReport {
     pub source: String,
     /// Distinct incidents this source has a claim on.
     pub incidents: i64,
     pub claims: i64,
-    pub first_seen_at: String,
-    /// When a claim of this source was last stored or updated (its last import).
-    pub last_seen_at: String,
-    /// From the `sources` registry, when the source is registered there; `None` else.
+    /// When its first claim was stored; `None` while it has none.
+    pub first_seen_at: Option<String>,
+    /// When a claim of this source was last stored or updated (its last import); `None`
+    /// while it has none.
+    pub last_seen_at: Option<String>,
+    /// From the `sources` registry; `None` for a source no fetch was recorded for.
     pub active: Option<bool>,
+    /// When its last recorded fetch finished, successful or not.
     pub last_fetch_at: Option<String>,
+    /// When its last successful fetch finished.
+    pub last_success_at: Option<String>,
+    /// Fetches that finished within the rolling window (`server.source_health_window`).
+    pub fetches_in_window: i64,
+    /// 100 × successful / all fetches within the window, to two decimals; `None` when no
+    /// fetch finished within it.
     pub success_rate_pct: Option<f64>,
 }
 
-pub(crate) async fn sources(pool: &Pool) -> Result<Vec<SourceReport>, DbError> {
+/// Every source, most incidents first; fetch health over the fetches that finished at
+/// or after `window_start`.
+pub(crate) async fn sources(
+    pool: &Pool,
+    window_start: DateTime<Utc>,
+) -> Result<Vec<SourceReport>, DbError> {
+    // A source appears when it has claims, a registry row, or both (FULL JOIN): a source
+    // whose every fetch fails has no claims, and is the one to show.
     match pool {
         Pool::Postgres(pool) => {
             let conn = pool.acquire().await?;
             let rows = conn
                 .query(
-                    "SELECT c.source_name, count(DISTINCT c.exploit_id), count(*), \
-                            to_char(min(c.first_seen_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-                            to_char(max(c.last_seen_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-                            h.is_active, \
-                            to_char(h.last_fetch_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-                            h.success_rate_pct::float8 \
-                     FROM exploit_sources c LEFT JOIN v_source_health h ON h.name = c.source_name \
-                     GROUP BY c.source_name, h.is_active, h.last_fetch_at, h.success_rate_pct \
-                     ORDER BY count(DISTINCT c.exploit_id) DESC, c.source_name",
-                    &[],
+                    "WITH claims AS ( \
+                         SELECT source_name, count(DISTINCT exploit_id) AS incidents, count(*) AS claims, \
+                                min(first_seen_at) AS first_seen_at, max(last_seen_at) AS last_seen_at \
+                           FROM exploit_sources GROUP BY source_name), \
+                     fetches AS ( \
+                         SELECT source_name, count(*) AS fetches, count(*) FILTER (WHERE succeeded) AS succeeded \
+                           FROM source_fetches WHERE finished_at >= $1 GROUP BY source_name) \
+                     SELECT coalesce(c.source_name, s.name), coalesce(c.incidents, 0), coalesce(c.claims, 0), \
+                            to_char(c.first_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                            to_char(c.last_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                            s.is_active, \
+                            to_char(s.last_fetch_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                            to_char(s.last_success_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
+                            coalesce(f.fetches, 0), round(100.0 * f.succeeded / f.fetches, 2)::float8 \
+                       FROM claims c \
+                       FULL JOIN sources s ON s.name = c.source_name \
+                       LEFT JOIN fetches f ON f.source_name = coalesce(c.source_name, s.name) \
+                      ORDER BY 2 DESC, 1",
+                    &[&window_start],
                 )
                 .await?;
             Ok(rows
@@ -316,19 +342,30 @@ pub(crate) async fn sources(pool: &Pool) -> Result<Vec<SourceReport>, DbError> {
                     last_seen_at: r.get(4),
                     active: r.get(5),
                     last_fetch_at: r.get(6),
-                    success_rate_pct: r.get(7),
+                    last_success_at: r.get(7),
+                    fetches_in_window: r.get(8),
+                    success_rate_pct: r.get(9),
                 })
                 .collect())
         }
         Pool::Sqlite(pool) => {
             let conn = pool.acquire().await?;
             conn.query(
-                "SELECT c.source_name, count(DISTINCT c.exploit_id), count(*), min(c.first_seen_at), max(c.last_seen_at), \
-                        h.is_active, h.last_fetch_at, h.success_rate_pct \
-                 FROM exploit_sources c LEFT JOIN v_source_health h ON h.name = c.source_name \
-                 GROUP BY c.source_name, h.is_active, h.last_fetch_at, h.success_rate_pct \
-                 ORDER BY count(DISTINCT c.exploit_id) DESC, c.source_name",
-                Vec::new(),
+                "WITH claims AS ( \
+                     SELECT source_name, count(DISTINCT exploit_id) AS incidents, count(*) AS claims, \
+                            min(first_seen_at) AS first_seen_at, max(last_seen_at) AS last_seen_at \
+                       FROM exploit_sources GROUP BY source_name), \
+                 fetches AS ( \
+                     SELECT source_name, count(*) AS fetches, sum(succeeded) AS succeeded \
+                       FROM source_fetches WHERE finished_at >= ?1 GROUP BY source_name) \
+                 SELECT coalesce(c.source_name, s.name), coalesce(c.incidents, 0), coalesce(c.claims, 0), \
+                        c.first_seen_at, c.last_seen_at, s.is_active, s.last_fetch_at, s.last_success_at, \
+                        coalesce(f.fetches, 0), round(100.0 * f.succeeded / f.fetches, 2) \
+                   FROM claims c \
+                   FULL JOIN sources s ON s.name = c.source_name \
+                   LEFT JOIN fetches f ON f.source_name = coalesce(c.source_name, s.name) \
+                  ORDER BY 2 DESC, 1",
+                vec![rusqlite::types::Value::Text(sqlite_time(window_start))],
                 |r| {
                     Ok(SourceReport {
                         source: r.get(0)?,
@@ -338,7 +375,9 @@ pub(crate) async fn sources(pool: &Pool) -> Result<Vec<SourceReport>, DbError> {
                         last_seen_at: r.get(4)?,
                         active: r.get(5)?,
                         last_fetch_at: r.get(6)?,
-                        success_rate_pct: r.get(7)?,
+                        last_success_at: r.get(7)?,
+                        fetches_in_window: r.get(8)?,
+                        success_rate_pct: r.get(9)?,
                     })
                 },
             )

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The import figure of BENCHMARKS.md (section 1): `kamiyo import` of a JSONL file into an
+# empty, migrated PostgreSQL database, REPEAT times, each into a fresh database.
+#
+#   bench/import.sh [ADMIN_URL]
+#
+# ADMIN_URL defaults to postgres://root@127.0.0.1:5432/postgres; the scratch database
+# SCRATCH_DB is dropped and created on that server before each run. Steps: build kamiyo in
+# release mode; write the data file with bench/make_import_file.py when it is missing;
+# then per run: fresh database, `kamiyo migrate`, `kamiyo import FILE --json`, and one
+# line with the wall time, incidents/s, records/s and the load average before the run.
+# Ends with the median over the runs.
+#
+# Environment (defaults): REPEAT=5 INCIDENTS=100000 STREAMS=2 BATCH_SIZE=1000
+# FILE=/tmp/import<INCIDENTS>.jsonl SCRATCH_DB=kamiyo_import_bench
+# SRC_DIR=<this repository> CARGO_TARGET_DIR=<SRC_DIR>/target
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ADMIN_URL=${1:-postgres://root@127.0.0.1:5432/postgres}
+REPEAT=${REPEAT:-5}
+INCIDENTS=${INCIDENTS:-100000}
+STREAMS=${STREAMS:-2}
+BATCH_SIZE=${BATCH_SIZE:-1000}
+FILE=${FILE:-/tmp/import${INCIDENTS}.jsonl}
+SCRATCH_DB=${SCRATCH_DB:-kamiyo_import_bench}
+SRC_DIR=${SRC_DIR:-$(cd "$BENCH_DIR/.." && pwd)}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$SRC_DIR/target}
+
+(cd "$SRC_DIR" && cargo build --release -q -p kamiyo)
+KAMIYO=$CARGO_TARGET_DIR/release/kamiyo
+if [[ ! -s $FILE ]]; then
+    python3 "$BENCH_DIR/make_import_file.py" --incidents "$INCIDENTS" --out "$FILE"
+fi
+records=$(wc -l < "$FILE")
+DB_URL=${ADMIN_URL%/*}/$SCRATCH_DB
+
+rates=()
+for run in $(seq 1 "$REPEAT"); do
+    psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $SCRATCH_DB" -c "CREATE DATABASE $SCRATCH_DB"
+    DATABASE_URL=$DB_URL "$KAMIYO" migrate > /dev/null 2>&1
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    start=$(date +%s.%N)
+    report=$(DATABASE_URL=$DB_URL "$KAMIYO" import "$FILE" --format jsonl --json \
+        --streams "$STREAMS" --batch-size "$BATCH_SIZE" 2> /tmp/kamiyo-import-bench.log)
+    end=$(date +%s.%N)
+    inserted=$(printf '%s' "$report" | python3 -c 'import json,sys; print(json.load(sys.stdin)["inserted"])')
+    line=$(python3 - "$start" "$end" "$inserted" "$records" <<'EOF'
+import sys
+start, end, inserted, records = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+wall = end - start
+print(f"{wall:.2f} {inserted / wall:.0f} {records / wall:.0f}")
+EOF
+)
+    read -r wall rate per_record <<< "$line"
+    rates+=("$rate")
+    echo "run $run: ${wall} s, ${rate} incidents/s, ${per_record} records/s, inserted ${inserted}, load ${load}"
+done
+median=$(printf '%s\n' "${rates[@]}" | sort -n | python3 -c 'import sys; v=[int(x) for x in sys.stdin]; print(v[len(v)//2])')
+echo "median: ${median} incidents/s over ${REPEAT} runs (streams ${STREAMS}, batch size ${BATCH_SIZE}, ${records} records)"
