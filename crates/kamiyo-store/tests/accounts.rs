@@ -3,48 +3,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use kamiyo_db::{Database, DbConfig, Pool};
+mod common;
+
+use kamiyo_db::{Database, Pool};
 use kamiyo_domain::Tier;
 use kamiyo_store::accounts::{hash_key, AccountError, AccountStore, Role};
-use kamiyo_store::MIGRATIONS;
-use kamiyo_testkit::TestDatabase;
 
-struct Backend {
-    name: &'static str,
-    db: Database,
-    accounts: AccountStore,
-    _pg: Option<TestDatabase>,
-    _dir: Option<tempfile::TempDir>,
-}
+type Backend = common::Backend<AccountStore>;
 
 async fn backends() -> Vec<Backend> {
-    let pg = TestDatabase::create().await;
-    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    pg_db.migrate(&MIGRATIONS).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let lite = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    lite.migrate(&MIGRATIONS).await.unwrap();
-    vec![
-        Backend {
-            name: "postgres",
-            accounts: AccountStore::new(pg_db.clone()),
-            db: pg_db,
-            _pg: Some(pg),
-            _dir: None,
-        },
-        Backend {
-            name: "sqlite",
-            accounts: AccountStore::new(lite.clone()),
-            db: lite,
-            _pg: None,
-            _dir: Some(dir),
-        },
-    ]
+    common::backends(AccountStore::new).await
 }
 
 /// Every stored key hash, straight from the table.
@@ -74,12 +42,12 @@ async fn stored_hashes(db: &Database) -> Vec<String> {
 async fn a_key_works_once_created_and_stops_when_revoked_or_its_user_is_disabled() {
     for b in backends().await {
         let user = b
-            .accounts
+            .store
             .create_user("analyst@example.com", Tier::Pro, Role::User)
             .await
             .unwrap();
         let (info, key) = b
-            .accounts
+            .store
             .create_key("analyst@example.com", "laptop")
             .await
             .unwrap();
@@ -88,7 +56,7 @@ async fn a_key_works_once_created_and_stops_when_revoked_or_its_user_is_disabled
             "{}",
             b.name
         );
-        let principal = b.accounts.authenticate(&key).await.unwrap().unwrap();
+        let principal = b.store.authenticate(&key).await.unwrap().unwrap();
         assert_eq!(
             (principal.user_id, principal.tier),
             (user.id, Tier::Pro),
@@ -101,14 +69,9 @@ async fn a_key_works_once_created_and_stops_when_revoked_or_its_user_is_disabled
             "{}: only the hash is stored",
             b.name
         );
-        assert!(b
-            .accounts
-            .authenticate("kmy_wrong")
-            .await
-            .unwrap()
-            .is_none());
+        assert!(b.store.authenticate("kmy_wrong").await.unwrap().is_none());
         let listed = b
-            .accounts
+            .store
             .list_keys(Some("analyst@example.com"))
             .await
             .unwrap();
@@ -118,29 +81,26 @@ async fn a_key_works_once_created_and_stops_when_revoked_or_its_user_is_disabled
             b.name
         );
 
-        b.accounts.revoke_key(&info.prefix).await.unwrap();
+        b.store.revoke_key(&info.prefix).await.unwrap();
         assert!(
-            b.accounts.authenticate(&key).await.unwrap().is_none(),
+            b.store.authenticate(&key).await.unwrap().is_none(),
             "{}: revoked",
             b.name
         );
         assert!(matches!(
-            b.accounts.revoke_key(&info.prefix).await,
+            b.store.revoke_key(&info.prefix).await,
             Err(AccountError::NoSuchKey(_))
         ));
 
         let (_, second) = b
-            .accounts
+            .store
             .create_key(&user.id.to_string(), "ci")
             .await
             .unwrap();
-        assert!(b.accounts.authenticate(&second).await.unwrap().is_some());
-        b.accounts
-            .disable_user("ANALYST@example.com")
-            .await
-            .unwrap();
+        assert!(b.store.authenticate(&second).await.unwrap().is_some());
+        b.store.disable_user("ANALYST@example.com").await.unwrap();
         assert!(
-            b.accounts.authenticate(&second).await.unwrap().is_none(),
+            b.store.authenticate(&second).await.unwrap().is_none(),
             "{}: disabled user",
             b.name
         );
@@ -150,28 +110,24 @@ async fn a_key_works_once_created_and_stops_when_revoked_or_its_user_is_disabled
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_field() {
     for b in backends().await {
-        b.accounts
+        b.store
             .create_user("buyer@example.com", Tier::Free, Role::User)
             .await
             .unwrap();
         let user = b
-            .accounts
+            .store
             .set_tier("buyer@example.com", Tier::Team, "upgraded by sales")
             .await
             .unwrap();
         assert_eq!(user.tier, Tier::Team);
         assert_eq!(
-            b.accounts
-                .find_user("buyer@example.com")
-                .await
-                .unwrap()
-                .tier,
+            b.store.find_user("buyer@example.com").await.unwrap().tier,
             Tier::Team,
             "{}",
             b.name
         );
         let history = b
-            .accounts
+            .store
             .subscription_history("buyer@example.com")
             .await
             .unwrap();
@@ -187,7 +143,7 @@ async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_fi
 
         assert!(
             matches!(
-                b.accounts
+                b.store
                     .create_user("buyer@EXAMPLE.com", Tier::Free, Role::User)
                     .await,
                 Err(AccountError::EmailTaken(_))
@@ -196,7 +152,7 @@ async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_fi
             b.name
         );
         match b
-            .accounts
+            .store
             .create_user("not-an-email", Tier::Free, Role::User)
             .await
         {
@@ -204,13 +160,11 @@ async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_fi
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            b.accounts
-                .set_tier("nobody@example.com", Tier::Pro, "x")
-                .await,
+            b.store.set_tier("nobody@example.com", Tier::Pro, "x").await,
             Err(AccountError::NoSuchUser(_))
         ));
         let payment = b
-            .accounts
+            .store
             .record_payment(
                 "buyer@example.com",
                 "49.00",
@@ -223,7 +177,7 @@ async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_fi
             .unwrap();
         assert!(payment > 0);
         match b
-            .accounts
+            .store
             .record_payment(
                 "buyer@example.com",
                 "-3",
@@ -237,14 +191,14 @@ async fn tier_changes_are_recorded_with_their_history_and_bad_input_names_its_fi
             Err(AccountError::Invalid(e)) => assert_eq!(e.field, "amount"),
             other => panic!("{other:?}"),
         }
-        assert_eq!(b.accounts.list_users().await.unwrap().len(), 1);
+        assert_eq!(b.store.list_users().await.unwrap().len(), 1);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tier_change_and_its_history_row_commit_together_or_not_at_all() {
     for b in backends().await {
-        b.accounts
+        b.store
             .create_user("atomic@example.com", Tier::Free, Role::User)
             .await
             .unwrap();
@@ -273,7 +227,7 @@ async fn a_tier_change_and_its_history_row_commit_together_or_not_at_all() {
             }
         }
         assert!(
-            b.accounts
+            b.store
                 .set_tier("atomic@example.com", Tier::Enterprise, "should fail")
                 .await
                 .is_err(),
@@ -281,17 +235,13 @@ async fn a_tier_change_and_its_history_row_commit_together_or_not_at_all() {
             b.name
         );
         assert_eq!(
-            b.accounts
-                .find_user("atomic@example.com")
-                .await
-                .unwrap()
-                .tier,
+            b.store.find_user("atomic@example.com").await.unwrap().tier,
             Tier::Free,
             "{}: rolled back",
             b.name
         );
         assert_eq!(
-            b.accounts
+            b.store
                 .subscription_history("atomic@example.com")
                 .await
                 .unwrap()

@@ -3,45 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use chrono::{TimeZone, Utc};
 use kamiyo_db::{Database, DbConfig};
 use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
 use kamiyo_store::{IncidentStore, IngestAction, MIGRATIONS};
 use kamiyo_testkit::TestDatabase;
 
-struct Backend {
-    name: &'static str,
-    store: IncidentStore,
-    _pg: Option<TestDatabase>,
-    _dir: Option<tempfile::TempDir>,
-}
+type Backend = common::Backend<IncidentStore>;
 
 async fn backends() -> Vec<Backend> {
-    let pg = TestDatabase::create().await;
-    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    pg_db.migrate(&MIGRATIONS).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite_db = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    sqlite_db.migrate(&MIGRATIONS).await.unwrap();
-    vec![
-        Backend {
-            name: "postgres",
-            store: IncidentStore::new(pg_db),
-            _pg: Some(pg),
-            _dir: None,
-        },
-        Backend {
-            name: "sqlite",
-            store: IncidentStore::new(sqlite_db),
-            _pg: None,
-            _dir: Some(dir),
-        },
-    ]
+    common::backends(IncidentStore::new).await
 }
 
 fn hash(byte: &str) -> String {

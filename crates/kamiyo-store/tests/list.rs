@@ -4,24 +4,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::collections::HashSet;
 
 use chrono::{TimeZone, Utc};
-use kamiyo_db::{Database, DbConfig};
+use kamiyo_db::Database;
 use kamiyo_domain::{
     AttackClass, AttackType, Chain, IncidentDraft, IncidentInput, IncidentStatus, Usd,
 };
 use kamiyo_store::incidents::{IncidentFilter, ListRequest, Order, SortKey};
-use kamiyo_store::{IncidentStore, MIGRATIONS};
-use kamiyo_testkit::TestDatabase;
+use kamiyo_store::IncidentStore;
 
-struct Backend {
-    name: &'static str,
-    db: Database,
-    store: IncidentStore,
-    _pg: Option<TestDatabase>,
-    _dir: Option<tempfile::TempDir>,
-}
+type Backend = common::Backend<IncidentStore>;
 
 /// (protocol, chain, date, loss, technique, status, description)
 type Row = (
@@ -91,33 +86,7 @@ const FIXTURE: &[Row] = &[
 ];
 
 async fn seeded() -> Vec<Backend> {
-    let pg = TestDatabase::create().await;
-    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    pg_db.migrate(&MIGRATIONS).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let lite = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    lite.migrate(&MIGRATIONS).await.unwrap();
-    let backends = vec![
-        Backend {
-            name: "postgres",
-            store: IncidentStore::new(pg_db.clone()),
-            db: pg_db,
-            _pg: Some(pg),
-            _dir: None,
-        },
-        Backend {
-            name: "sqlite",
-            store: IncidentStore::new(lite.clone()),
-            db: lite,
-            _pg: None,
-            _dir: Some(dir),
-        },
-    ];
+    let backends = common::backends(IncidentStore::new).await;
     for b in &backends {
         for (protocol, chain, date, loss, technique, status, description) in FIXTURE {
             b.store

@@ -4,50 +4,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use kamiyo_db::{Database, DbConfig};
 use kamiyo_domain::{IncidentDraft, IncidentInput};
 use kamiyo_store::incidents::stats::SourceReport;
-use kamiyo_store::{IncidentStore, SourceFetch, MIGRATIONS};
-use kamiyo_testkit::TestDatabase;
+use kamiyo_store::{IncidentStore, SourceFetch};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-struct Backend {
-    name: &'static str,
-    store: IncidentStore,
-    _pg: Option<TestDatabase>,
-    _dir: Option<tempfile::TempDir>,
-}
+type Backend = common::Backend<IncidentStore>;
 
 async fn backends() -> Vec<Backend> {
-    let pg = TestDatabase::create().await;
-    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    pg_db.migrate(&MIGRATIONS).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let lite = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    lite.migrate(&MIGRATIONS).await.unwrap();
-    vec![
-        Backend {
-            name: "postgres",
-            store: IncidentStore::new(pg_db),
-            _pg: Some(pg),
-            _dir: None,
-        },
-        Backend {
-            name: "sqlite",
-            store: IncidentStore::new(lite),
-            _pg: None,
-            _dir: Some(dir),
-        },
-    ]
+    common::backends(IncidentStore::new).await
 }
 
 /// Now, in whole seconds: both backends then print it the same way.

@@ -280,12 +280,12 @@ pub struct SourceReport {
     /// Distinct incidents this source has a claim on.
     pub incidents: i64,
     pub claims: i64,
-    /// When its first claim was stored; `None` while it has none.
+    /// When its first claim was stored; null while it has none.
     pub first_seen_at: Option<String>,
-    /// When a claim of this source was last stored or updated (its last import); `None`
+    /// When a claim of this source was last stored or updated (its last import); null
     /// while it has none.
     pub last_seen_at: Option<String>,
-    /// From the `sources` registry; `None` for a source no fetch was recorded for.
+    /// From the `sources` registry; null for a source no fetch was recorded for.
     pub active: Option<bool>,
     /// When its last recorded fetch finished, successful or not.
     pub last_fetch_at: Option<String>,
@@ -293,7 +293,7 @@ pub struct SourceReport {
     pub last_success_at: Option<String>,
     /// Fetches that finished within the rolling window (`server.source_health_window`).
     pub fetches_in_window: i64,
-    /// 100 × successful / all fetches within the window, to two decimals; `None` when no
+    /// 100 × successful / all fetches within the window, to two decimals; null when no
     /// fetch finished within it.
     pub success_rate_pct: Option<f64>,
 }

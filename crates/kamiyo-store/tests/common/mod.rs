@@ -1,0 +1,50 @@
+//! The two migrated databases every conformance test of this crate runs against: a fresh
+//! PostgreSQL database of its own and a SQLite file in a temporary directory.
+
+// Each test binary compiles this module and uses a part of it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use kamiyo_db::{Database, DbConfig};
+use kamiyo_store::MIGRATIONS;
+use kamiyo_testkit::TestDatabase;
+
+/// One backend with the store under test; the database (and its directory) lives as long
+/// as this value.
+pub struct Backend<S> {
+    pub name: &'static str,
+    pub db: Database,
+    pub store: S,
+    _pg: Option<TestDatabase>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// PostgreSQL first, then SQLite, both migrated, each with the store `make` builds.
+pub async fn backends<S>(make: impl Fn(Database) -> S) -> Vec<Backend<S>> {
+    let pg = TestDatabase::create().await;
+    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
+    pg_db.migrate(&MIGRATIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lite = Database::open(DbConfig::for_url(format!(
+        "sqlite://{}",
+        dir.path().join("k.db").display()
+    )))
+    .await
+    .unwrap();
+    lite.migrate(&MIGRATIONS).await.unwrap();
+    vec![
+        Backend {
+            name: "postgres",
+            store: make(pg_db.clone()),
+            db: pg_db,
+            _pg: Some(pg),
+            _dir: None,
+        },
+        Backend {
+            name: "sqlite",
+            store: make(lite.clone()),
+            db: lite,
+            _pg: None,
+            _dir: Some(dir),
+        },
+    ]
+}
