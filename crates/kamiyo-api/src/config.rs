@@ -51,6 +51,14 @@ pub struct ServerConfig {
     /// Most bytes of page bodies (and their keys) kept at once (a page of 500 incidents
     /// is about 160 KB).
     pub page_cache_max_bytes: usize,
+    /// How long a verified API key is taken as valid without asking the database (every
+    /// authenticated request did). A key revoked, a user disabled or a tier changed by
+    /// another process (`kamiyo key revoke`) takes effect within it; through this
+    /// process, at once. `0s` asks the database on every request.
+    #[serde(with = "humantime_serde")]
+    pub auth_cache_ttl: Duration,
+    /// Most verified keys remembered at once.
+    pub auth_cache_max_entries: usize,
     /// `GET /api/sources` rates each source's fetches over this rolling window (a source
     /// failing now shows within it); `kamiyo import` keeps each source's fetch outcomes
     /// this long. Longer smooths a brief outage away, shorter forgets sooner.
@@ -90,6 +98,8 @@ impl Default for ServerConfig {
             page_cache_max_entries: DEFAULT_PAGE_CACHE_MAX_ENTRIES,
             page_cache_max_bytes: DEFAULT_PAGE_CACHE_MAX_BYTES,
             source_health_window: kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW,
+            auth_cache_ttl: kamiyo_store::accounts::DEFAULT_AUTH_CACHE_TTL,
+            auth_cache_max_entries: kamiyo_store::accounts::DEFAULT_AUTH_CACHE_MAX_ENTRIES,
         }
     }
 }
@@ -115,6 +125,7 @@ impl ServerConfig {
             ("total_cache_max_entries", self.total_cache_max_entries),
             ("page_cache_max_entries", self.page_cache_max_entries),
             ("page_cache_max_bytes", self.page_cache_max_bytes),
+            ("auth_cache_max_entries", self.auth_cache_max_entries),
         ] {
             if value == 0 {
                 return Err(format!("server.{field} must be greater than zero"));

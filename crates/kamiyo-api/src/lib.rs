@@ -69,7 +69,11 @@ impl AppState {
                 server.page_cache_max_entries,
                 server.page_cache_max_bytes,
             )),
-            accounts: AccountStore::new(db.clone()),
+            accounts: AccountStore::with_principal_cache(
+                db.clone(),
+                server.auth_cache_ttl,
+                server.auth_cache_max_entries,
+            ),
             rate_limiter: Arc::new(ratelimit::RateLimiter::default()),
             db,
             server: Arc::new(server),

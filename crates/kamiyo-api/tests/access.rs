@@ -48,9 +48,16 @@ async fn fixture() -> Fixture {
         .unwrap();
         store.ingest(&draft).await.unwrap();
     }
+    fixture_with(db, pg, ServerConfig::default())
+}
+
+/// The fixture's `accounts` is the app's own store: changes through it are this
+/// process's changes (the key cache forgets at once).
+fn fixture_with(db: Database, pg: TestDatabase, server: ServerConfig) -> Fixture {
+    let state = AppState::new(db, server);
     Fixture {
-        app: router(AppState::new(db.clone(), ServerConfig::default())),
-        accounts: AccountStore::new(db),
+        accounts: state.accounts.clone(),
+        app: router(state),
         _pg: pg,
     }
 }
@@ -270,5 +277,73 @@ async fn the_request_past_the_minute_limit_gets_429_with_retry_after_and_headers
     assert_eq!(
         json(&f.app, "/api/chains", Some(&key)).await.0,
         StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_by_another_process_stops_working_within_the_auth_cache_ttl() {
+    let pg = TestDatabase::create().await;
+    let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
+    db.migrate(&MIGRATIONS).await.unwrap();
+    // Long enough that the request right after the revocation is certainly within it.
+    let ttl = std::time::Duration::from_secs(2);
+    let f = fixture_with(
+        db.clone(),
+        pg,
+        ServerConfig {
+            auth_cache_ttl: ttl,
+            ..ServerConfig::default()
+        },
+    );
+    // Another process: its own store on the same database (as `kamiyo key revoke` is).
+    let other = AccountStore::new(db);
+    let key = key_for(&f, "analyst@example.com", Tier::Pro).await;
+    assert_eq!(json(&f.app, "/api/me", Some(&key)).await.0, StatusCode::OK);
+    other.revoke_key(&key[..12]).await.unwrap();
+    let revoked_at = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    loop {
+        let status = json(&f.app, "/api/me", Some(&key)).await.0;
+        statuses.push(status);
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK, "{statuses:?}");
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(30),
+            "still accepted long after the TTL: {statuses:?}"
+        );
+        // Nothing to await: the entry expires with time alone.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        statuses.first(),
+        Some(&StatusCode::OK),
+        "the verified key was served from the cache right after the revocation"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_auth_cache_off_a_revocation_by_another_process_applies_at_once() {
+    let pg = TestDatabase::create().await;
+    let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
+    db.migrate(&MIGRATIONS).await.unwrap();
+    let f = fixture_with(
+        db.clone(),
+        pg,
+        ServerConfig {
+            auth_cache_ttl: std::time::Duration::ZERO,
+            ..ServerConfig::default()
+        },
+    );
+    let key = key_for(&f, "analyst@example.com", Tier::Pro).await;
+    assert_eq!(json(&f.app, "/api/me", Some(&key)).await.0, StatusCode::OK);
+    AccountStore::new(db)
+        .disable_user("analyst@example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&f.app, "/api/me", Some(&key)).await.0,
+        StatusCode::UNAUTHORIZED
     );
 }

@@ -165,7 +165,16 @@ impl AccountStore {
 
     /// Revokes a key named by its id or its visible prefix.
     pub async fn revoke_key(&self, key: &str) -> Result<(), AccountError> {
-        let changed = match self.db().primary() {
+        let changed = self.revoke_in_db(key).await;
+        self.principals().invalidate();
+        if changed? == 0 {
+            return Err(AccountError::NoSuchKey(key.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn revoke_in_db(&self, key: &str) -> Result<u64, AccountError> {
+        Ok(match self.db().primary() {
             Pool::Postgres(pool) => {
                 pool.acquire()
                     .await?
@@ -184,11 +193,7 @@ impl AccountStore {
                     )
                     .await? as u64
             }
-        };
-        if changed == 0 {
-            return Err(AccountError::NoSuchKey(key.to_owned()));
-        }
-        Ok(())
+        })
     }
 
     /// The owner of a valid key: not revoked, user active. `None` for anything else.
@@ -197,6 +202,10 @@ impl AccountStore {
             return Ok(None);
         }
         let hash = hash_key(key);
+        if let Some(principal) = self.principals().get(&hash) {
+            return Ok(Some(principal));
+        }
+        let generation = self.principals().generation();
         let found: Option<AuthRow> = match self.db().primary() {
             Pool::Postgres(pool) => {
                 let conn = pool.acquire().await?;
@@ -229,7 +238,7 @@ impl AccountStore {
                                 (k.last_used_at IS NULL OR k.last_used_at < strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?2)) \
                          FROM api_keys k JOIN users u ON u.id = k.user_id \
                          WHERE k.key_hash = ?1 AND k.revoked_at IS NULL AND u.is_active = 1",
-                        vec![rusqlite::types::Value::Text(hash), rusqlite::types::Value::Text(window)],
+                        vec![rusqlite::types::Value::Text(hash.clone()), rusqlite::types::Value::Text(window)],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
                     )
                     .await?;
@@ -244,9 +253,9 @@ impl AccountStore {
                 found
             }
         };
-        found
+        let principal = found
             .map(|(key_id, user_id, email, tier, role, _)| {
-                Ok(Principal {
+                Ok::<_, DbError>(Principal {
                     user_id,
                     key_id,
                     email,
@@ -254,7 +263,11 @@ impl AccountStore {
                     role: Role::from_db(&role),
                 })
             })
-            .transpose()
+            .transpose()?;
+        if let Some(principal) = &principal {
+            self.principals().keep(hash, principal.clone(), generation);
+        }
+        Ok(principal)
     }
 }
 

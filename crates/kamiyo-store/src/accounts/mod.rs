@@ -3,6 +3,7 @@
 //! payments and subscription changes are never deleted with a user (users are disabled).
 
 mod keys;
+mod principal_cache;
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::{Database, DbError, Pool};
@@ -11,6 +12,7 @@ use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 pub use keys::{hash_key, new_key, KEY_PREFIX};
+pub use principal_cache::{DEFAULT_AUTH_CACHE_MAX_ENTRIES, DEFAULT_AUTH_CACHE_TTL};
 
 /// Stored times on SQLite are the same text the incident tables use.
 pub(crate) use crate::incidents::rows::parse_sqlite_time as parse_time;
@@ -96,6 +98,9 @@ pub enum AccountError {
 #[derive(Clone)]
 pub struct AccountStore {
     db: Database,
+    /// Verified keys (see `principal_cache`); clones share it, so a change made through
+    /// any clone empties it.
+    principals: std::sync::Arc<principal_cache::PrincipalCache>,
 }
 
 /// A user named by id (digits) or email: the WHERE clause and its one parameter.
@@ -133,8 +138,23 @@ fn validate_email(email: &str) -> Result<String, FieldError> {
 }
 
 impl AccountStore {
+    /// Every `authenticate` asks the database (what the command line needs).
     pub fn new(db: Database) -> Self {
-        AccountStore { db }
+        Self::with_principal_cache(db, std::time::Duration::ZERO, 0)
+    }
+
+    /// `authenticate` takes a key verified less than `ttl` ago as still valid, for at
+    /// most `max_entries` keys. Changes through this store (or its clones) apply at once;
+    /// changes made by another process apply within `ttl`. Zero turns it off.
+    pub fn with_principal_cache(
+        db: Database,
+        ttl: std::time::Duration,
+        max_entries: usize,
+    ) -> Self {
+        AccountStore {
+            db,
+            principals: std::sync::Arc::new(principal_cache::PrincipalCache::new(ttl, max_entries)),
+        }
     }
 
     /// Creates a user; its first tier is recorded as a subscription change.
@@ -338,14 +358,18 @@ impl AccountStore {
                 .await?;
             }
         }
+        self.principals.invalidate();
         Ok(User { tier, ..found })
     }
 
     /// Disables a user: their keys stop working; nothing is deleted.
     pub async fn disable_user(&self, user: &str) -> Result<User, AccountError> {
         let found = self.find_user(user).await?;
-        self.exec("UPDATE users SET is_active = false WHERE id = $1", found.id)
-            .await?;
+        let disabled = self
+            .exec("UPDATE users SET is_active = false WHERE id = $1", found.id)
+            .await;
+        self.principals.invalidate();
+        disabled?;
         Ok(User {
             active: false,
             ..found
@@ -464,5 +488,9 @@ impl AccountStore {
 
     pub(crate) fn db(&self) -> &Database {
         &self.db
+    }
+
+    pub(crate) fn principals(&self) -> &principal_cache::PrincipalCache {
+        &self.principals
     }
 }
