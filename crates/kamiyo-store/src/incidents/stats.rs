@@ -74,102 +74,181 @@ fn decimal(text: Option<String>) -> Result<Option<Decimal>, DbError> {
     .transpose()
 }
 
-/// Rows of (group key, id, protocol key, amount, recovered) since `since`; one row per
-/// incident and group (an incident on two chains counts for each chain).
-async fn facts(
-    pool: &Pool,
+/// SQLite: rows of (group key, id, protocol key, amount, recovered) within
+/// `since..=until`; one row per incident and group (an incident on two chains counts for
+/// each chain). The sums are taken here, in exact decimals: SQLite's SUM would go through
+/// floating point. PostgreSQL aggregates in SQL (`pg_summary`, `pg_breakdown`).
+async fn sqlite_facts(
+    pool: &kamiyo_db::sqlite::SqlitePool,
     dimension: Option<Dimension>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<Fact>, DbError> {
-    match pool {
-        Pool::Postgres(pool) => {
-            let key = match dimension {
-                None => "''",
-                Some(Dimension::Chain) => "c.chain",
-                Some(Dimension::AttackType) => "coalesce(e.attack_type, 'unknown')",
-                Some(Dimension::Month) => "to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')",
-            };
-            let join = if dimension == Some(Dimension::Chain) {
-                "JOIN exploit_chains c ON c.exploit_id = e.id"
-            } else {
-                ""
-            };
-            let since = since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-            // PostgreSQL's timestamptz ends in year 294276; chrono's maximum is beyond it.
-            let until = until.unwrap_or_else(|| Utc::now() + chrono::Duration::days(365 * 100));
-            let conn = pool.acquire().await?;
-            let rows = conn
-                .query(
-                    &format!(
-                        "SELECT {key}, e.id, e.protocol_key, e.amount_usd::text, e.recovered_usd::text \
-                         FROM exploits e {join} WHERE e.occurred_at >= $1 AND e.occurred_at <= $2"
-                    ),
-                    &[&since, &until],
-                )
-                .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(Fact {
-                        key: row.get(0),
-                        id: row.get(1),
-                        protocol_key: row.get(2),
-                        amount: decimal(row.get(3))?,
-                        recovered: decimal(row.get(4))?,
-                    })
-                })
-                .collect()
-        }
-        Pool::Sqlite(pool) => {
-            let key = match dimension {
-                None => "''",
-                Some(Dimension::Chain) => "c.chain",
-                Some(Dimension::AttackType) => "coalesce(e.attack_type, 'unknown')",
-                Some(Dimension::Month) => "substr(e.occurred_at, 1, 7)",
-            };
-            let join = if dimension == Some(Dimension::Chain) {
-                "JOIN exploit_chains c ON c.exploit_id = e.id"
-            } else {
-                ""
-            };
-            let since = since.map(sqlite_time).unwrap_or_default();
-            // 'Z' sorts after every digit: no stored timestamp is above it.
-            let until = until.map(sqlite_time).unwrap_or_else(|| "Z".into());
-            let sql = format!(
-                "SELECT {key}, e.id, e.protocol_key, e.amount_usd, e.recovered_usd FROM exploits e {join} WHERE e.occurred_at >= ?1 AND e.occurred_at <= ?2"
-            );
-            let conn = pool.acquire().await?;
-            let rows: Vec<FactRow> = conn
-                .query(
-                    &sql,
-                    vec![
-                        rusqlite::types::Value::Text(since),
-                        rusqlite::types::Value::Text(until),
-                    ],
-                    |row| {
-                        Ok((
-                            row.get(0)?,
-                            row.get(1)?,
-                            row.get(2)?,
-                            row.get(3)?,
-                            row.get(4)?,
-                        ))
-                    },
-                )
-                .await?;
-            rows.into_iter()
-                .map(|(key, id, protocol_key, amount, recovered)| {
-                    Ok(Fact {
-                        key,
-                        id,
-                        protocol_key,
-                        amount: decimal(amount)?,
-                        recovered: decimal(recovered)?,
-                    })
-                })
-                .collect()
-        }
+    let key = sqlite_group_key(dimension);
+    let join = if dimension == Some(Dimension::Chain) {
+        "JOIN exploit_chains c ON c.exploit_id = e.id"
+    } else {
+        ""
+    };
+    let since = since.map(sqlite_time).unwrap_or_default();
+    // 'Z' sorts after every digit: no stored timestamp is above it.
+    let until = until.map(sqlite_time).unwrap_or_else(|| "Z".into());
+    let sql = format!(
+        "SELECT {key}, e.id, e.protocol_key, e.amount_usd, e.recovered_usd FROM exploits e {join} WHERE e.occurred_at >= ?1 AND e.occurred_at <= ?2"
+    );
+    let conn = pool.acquire().await?;
+    let rows: Vec<FactRow> = conn
+        .query(
+            &sql,
+            vec![
+                rusqlite::types::Value::Text(since),
+                rusqlite::types::Value::Text(until),
+            ],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                ))
+            },
+        )
+        .await?;
+    rows.into_iter()
+        .map(|(key, id, protocol_key, amount, recovered)| {
+            Ok(Fact {
+                key,
+                id,
+                protocol_key,
+                amount: decimal(amount)?,
+                recovered: decimal(recovered)?,
+            })
+        })
+        .collect()
+
+}
+
+/// PostgreSQL's bounds for "unbounded".
+fn pg_bounds(
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    // PostgreSQL's timestamptz ends in year 294276; chrono's maximum is beyond it.
+    (
+        since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+        until.unwrap_or_else(|| Utc::now() + chrono::Duration::days(365 * 100)),
+    )
+}
+
+fn pg_group_key(dimension: Dimension) -> &'static str {
+    match dimension {
+        Dimension::Chain => "c.chain",
+        Dimension::AttackType => "coalesce(e.attack_type, 'unknown')",
+        Dimension::Month => "to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')",
     }
+}
+
+fn sqlite_group_key(dimension: Option<Dimension>) -> &'static str {
+    match dimension {
+        None => "''",
+        Some(Dimension::Chain) => "c.chain",
+        Some(Dimension::AttackType) => "coalesce(e.attack_type, 'unknown')",
+        Some(Dimension::Month) => "substr(e.occurred_at, 1, 7)",
+    }
+}
+
+fn amount(text: String) -> Result<Decimal, DbError> {
+    Ok(decimal(Some(text))?.unwrap_or(Decimal::ZERO))
+}
+
+/// One aggregate query: counts and exact NUMERIC sums, no row per incident.
+async fn pg_summary(
+    pool: &kamiyo_db::postgres::PgPool,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Summary, DbError> {
+    let (since, until) = pg_bounds(since, until);
+    let conn = pool.acquire().await?;
+    let row = conn
+        .query_one(
+            "SELECT count(*), coalesce(sum(e.amount_usd), 0)::text, \
+                    coalesce(sum(e.recovered_usd), 0)::text, coalesce(max(e.amount_usd), 0)::text, \
+                    count(e.amount_usd), count(DISTINCT e.protocol_key), \
+                    (SELECT count(DISTINCT c.chain) FROM exploit_chains c JOIN exploits x ON x.id = c.exploit_id \
+                      WHERE x.occurred_at >= $1 AND x.occurred_at <= $2) \
+             FROM exploits e WHERE e.occurred_at >= $1 AND e.occurred_at <= $2",
+            &[&since, &until],
+        )
+        .await?;
+    let total = amount(row.get(1))?;
+    let known: i64 = row.get(4);
+    Ok(summary_of(
+        row.get(0),
+        total,
+        amount(row.get(2))?,
+        amount(row.get(3))?,
+        known,
+        row.get(6),
+        row.get(5),
+    ))
+}
+
+/// Mean over known losses, in exact decimals.
+fn summary_of(
+    incidents: i64,
+    total: Decimal,
+    recovered: Decimal,
+    max: Decimal,
+    known: i64,
+    chains: i64,
+    protocols: i64,
+) -> Summary {
+    let mean = if known == 0 {
+        Decimal::ZERO
+    } else {
+        total / Decimal::from(known)
+    };
+    Summary {
+        incidents,
+        total_loss_usd: money(total),
+        recovered_usd: money(recovered),
+        mean_loss_usd: money(mean),
+        max_loss_usd: money(max),
+        incidents_with_known_loss: known,
+        chains_affected: chains,
+        protocols_affected: protocols,
+    }
+}
+
+/// One row per group. (incident, chain) pairs are unique, so `count(*)` counts incidents
+/// and the sum counts each incident's loss once per group.
+async fn pg_breakdown(
+    pool: &kamiyo_db::postgres::PgPool,
+    dimension: Dimension,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<BTreeMap<String, (i64, Decimal)>, DbError> {
+    let (since, until) = pg_bounds(since, until);
+    let join = if dimension == Dimension::Chain {
+        "JOIN exploit_chains c ON c.exploit_id = e.id"
+    } else {
+        ""
+    };
+    let conn = pool.acquire().await?;
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT {}, count(*), coalesce(sum(e.amount_usd), 0)::text FROM exploits e {join} \
+                 WHERE e.occurred_at >= $1 AND e.occurred_at <= $2 GROUP BY 1",
+                pg_group_key(dimension)
+            ),
+            &[&since, &until],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| Ok((row.get(0), (row.get(1), amount(row.get(2))?))))
+        .collect()
 }
 
 pub(crate) async fn summary(
@@ -177,37 +256,25 @@ pub(crate) async fn summary(
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Summary, DbError> {
-    let facts = facts(pool, None, since, until).await?;
-    let chains = facts_chains(pool, since, until).await?;
-    let known: Vec<Decimal> = facts.iter().filter_map(|f| f.amount).collect();
-    let total: Decimal = known.iter().copied().sum();
-    let mean = if known.is_empty() {
-        Decimal::ZERO
-    } else {
-        total / Decimal::from(known.len() as i64)
+    let pool = match pool {
+        Pool::Postgres(pool) => return pg_summary(pool, since, until).await,
+        Pool::Sqlite(pool) => pool,
     };
+    let facts = sqlite_facts(pool, None, since, until).await?;
+    let by_chain = sqlite_facts(pool, Some(Dimension::Chain), since, until).await?;
+    let chains: std::collections::HashSet<&str> = by_chain.iter().map(|f| f.key.as_str()).collect();
+    let known: Vec<Decimal> = facts.iter().filter_map(|f| f.amount).collect();
     let protocols: std::collections::HashSet<&str> =
         facts.iter().map(|f| f.protocol_key.as_str()).collect();
-    Ok(Summary {
-        incidents: facts.len() as i64,
-        total_loss_usd: money(total),
-        recovered_usd: money(facts.iter().filter_map(|f| f.recovered).sum()),
-        mean_loss_usd: money(mean),
-        max_loss_usd: money(known.iter().copied().max().unwrap_or(Decimal::ZERO)),
-        incidents_with_known_loss: known.len() as i64,
-        chains_affected: chains,
-        protocols_affected: protocols.len() as i64,
-    })
-}
-
-async fn facts_chains(
-    pool: &Pool,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
-) -> Result<i64, DbError> {
-    let by_chain = facts(pool, Some(Dimension::Chain), since, until).await?;
-    let chains: std::collections::HashSet<&str> = by_chain.iter().map(|f| f.key.as_str()).collect();
-    Ok(chains.len() as i64)
+    Ok(summary_of(
+        facts.len() as i64,
+        known.iter().copied().sum(),
+        facts.iter().filter_map(|f| f.recovered).sum(),
+        known.iter().copied().max().unwrap_or(Decimal::ZERO),
+        known.len() as i64,
+        chains.len() as i64,
+        protocols.len() as i64,
+    ))
 }
 
 pub(crate) async fn breakdown(
@@ -216,18 +283,28 @@ pub(crate) async fn breakdown(
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<Bucket>, DbError> {
-    let mut groups: BTreeMap<String, (std::collections::HashSet<i64>, Decimal)> = BTreeMap::new();
-    for fact in facts(pool, Some(dimension), since, until).await? {
-        let entry = groups.entry(fact.key).or_default();
-        if entry.0.insert(fact.id) {
-            entry.1 += fact.amount.unwrap_or(Decimal::ZERO);
+    let groups = match pool {
+        Pool::Postgres(pool) => pg_breakdown(pool, dimension, since, until).await?,
+        Pool::Sqlite(pool) => {
+            let mut groups: BTreeMap<String, (std::collections::HashSet<i64>, Decimal)> =
+                BTreeMap::new();
+            for fact in sqlite_facts(pool, Some(dimension), since, until).await? {
+                let entry = groups.entry(fact.key).or_default();
+                if entry.0.insert(fact.id) {
+                    entry.1 += fact.amount.unwrap_or(Decimal::ZERO);
+                }
+            }
+            groups
+                .into_iter()
+                .map(|(key, (ids, total))| (key, (ids.len() as i64, total)))
+                .collect()
         }
-    }
+    };
     let mut buckets: Vec<Bucket> = groups
         .into_iter()
-        .map(|(key, (ids, total))| Bucket {
+        .map(|(key, (incidents, total))| Bucket {
             key,
-            incidents: ids.len() as i64,
+            incidents,
             total_loss_usd: money(total),
         })
         .collect();
