@@ -744,3 +744,50 @@ async fn concurrent_listings_of_one_uncached_filter_count_once() {
         assert_eq!(count_executions(&b.db) - before, 2, "{}", b.name);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_and_text_search_fold_case_beyond_ascii_on_both_backends() {
+    for b in common::backends(IncidentStore::new).await {
+        for (protocol, description) in [
+            ("Ünïswap", "Drained through a forged ÉCHANGE message"),
+            ("Plainswap", "Nothing special"),
+        ] {
+            b.store
+                .ingest(&draft(
+                    protocol,
+                    "Ethereum",
+                    "2024-01-05",
+                    Some("1000"),
+                    "reentrancy",
+                    "confirmed",
+                    description,
+                ))
+                .await
+                .unwrap();
+        }
+        for (filter, what) in [
+            (
+                IncidentFilter {
+                    protocol: Some("ÜNÏ".into()),
+                    ..IncidentFilter::default()
+                },
+                "protocol=ÜNÏ",
+            ),
+            (
+                IncidentFilter {
+                    q: Some("échange".into()),
+                    ..IncidentFilter::default()
+                },
+                "q=échange",
+            ),
+        ] {
+            let (names, total) = protocols(&b, request(filter)).await;
+            assert_eq!(
+                (names, total),
+                (vec!["Ünïswap".to_owned()], 1),
+                "{}: {what}",
+                b.name
+            );
+        }
+    }
+}

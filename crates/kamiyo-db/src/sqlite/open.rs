@@ -33,12 +33,61 @@ pub(crate) fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::
         tracing::warn!(journal_mode = %mode, "SQLite refused WAL mode; concurrent readers will block");
     }
     conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")?;
+    register_functions(&conn)?;
     Ok(conn)
+}
+
+/// SQL name of a Unicode-aware `lower()`: SQLite's own folds ASCII letters only, so a
+/// case-insensitive search for "ÉULER" would miss "éuler" (PostgreSQL's `lower()` folds
+/// by the database's `LC_CTYPE`, Unicode in a UTF-8 locale).
+pub const UNICODE_LOWER: &str = "kamiyo_lower";
+
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        UNICODE_LOWER,
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            use rusqlite::types::ValueRef;
+            // As SQLite's lower(): NULL stays NULL, numbers become their text.
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Null => None,
+                ValueRef::Integer(i) => Some(i.to_string()),
+                ValueRef::Real(f) => Some(f.to_string()),
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                    Some(String::from_utf8_lossy(bytes).to_lowercase())
+                }
+            })
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kamiyo_lower_folds_unicode_where_lower_folds_ascii_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_connection(&dir.path().join("f.db"), Duration::from_secs(1)).unwrap();
+        let folded: (String, String, Option<String>, String) = conn
+            .query_row(
+                "SELECT lower('ÉULER Ünïcode'), kamiyo_lower('ÉULER Ünïcode'), kamiyo_lower(NULL), kamiyo_lower(42)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            folded,
+            (
+                "Éuler Ünïcode".to_owned(),
+                "éuler ünïcode".to_owned(),
+                None,
+                "42".to_owned()
+            )
+        );
+    }
 
     #[test]
     fn every_connection_has_wal_busy_timeout_and_foreign_keys() {

@@ -366,6 +366,15 @@ impl Where {
         }
     }
 
+    /// Case folding that matches `like_pattern`'s Unicode `to_lowercase` on both backends.
+    fn lower(&self) -> &'static str {
+        if self.postgres {
+            "lower"
+        } else {
+            kamiyo_db::sqlite::UNICODE_LOWER
+        }
+    }
+
     fn filter(&mut self, f: &IncidentFilter) {
         if let Some(chain) = &f.chain {
             let p = self.param(chain.slug().to_owned(), "text");
@@ -373,8 +382,9 @@ impl Where {
         }
         if let Some(protocol) = &f.protocol {
             let p = self.param(like_pattern(protocol), "text");
+            let lower = self.lower();
             self.clauses
-                .push(format!("lower(e.protocol) LIKE {p} ESCAPE '\\'"));
+                .push(format!("{lower}(e.protocol) LIKE {p} ESCAPE '\\'"));
         }
         if let Some(t) = f.attack_type {
             let p = self.param(t.as_str().to_owned(), "text");
@@ -412,8 +422,9 @@ impl Where {
         }
         if let Some(q) = &f.q {
             let p = self.param(like_pattern(q), "text");
+            let lower = self.lower();
             self.clauses.push(format!(
-                "(lower(e.protocol) LIKE {p} ESCAPE '\\' OR lower(coalesce(e.description, '')) LIKE {p} ESCAPE '\\')"
+                "({lower}(e.protocol) LIKE {p} ESCAPE '\\' OR {lower}(coalesce(e.description, '')) LIKE {p} ESCAPE '\\')"
             ));
         }
     }
