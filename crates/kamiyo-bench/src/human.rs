@@ -1,6 +1,7 @@
 //! Human-readable output: one line per figure with its unit, and the issue's target
 //! beside it when there is one, marked `ok` or `MISS`.
 
+use crate::copy;
 use crate::monitor;
 use crate::pool;
 
@@ -269,4 +270,56 @@ pub fn monitor(r: &monitor::Report) -> String {
         ),
     ];
     render(&lines)
+}
+
+pub fn copy(r: &copy::Report) -> String {
+    let mut out = format!(
+        "copy of {} incidents ({} rows) from a {:.1} MB SQLite file built in {:.2} s\n\
+         target: {}\n",
+        r.incidents,
+        r.source_rows,
+        r.source_bytes as f64 / 1e6,
+        r.source_build_seconds,
+        match r.target_mode {
+            "scratch" => format!(
+                "a database created for each run (schema included in the time) on {}",
+                r.target
+            ),
+            _ => format!(
+                "{}, migrated before the first run, emptied between runs",
+                r.target
+            ),
+        }
+    );
+    out.push_str(&format!(
+        "{:<7} {:>9} {:>9} {:>10} {:>12}  verified\n",
+        "run", "seconds", "rows", "rows/s", "incidents/s"
+    ));
+    for run in &r.runs {
+        out.push_str(&format!(
+            "{:<7} {:>9.3} {:>9} {:>10.0} {:>12.0}  {}\n",
+            run.run,
+            run.seconds,
+            run.rows_copied,
+            run.rows_per_second,
+            run.incidents_per_second,
+            if run.verified { "yes" } else { "NO" }
+        ));
+        let stages: Vec<String> = run
+            .stages
+            .iter()
+            .map(|s| format!("{} {:.3}", s.stage, s.seconds))
+            .collect();
+        out.push_str(&format!("        stages (s): {}\n", stages.join(", ")));
+    }
+    out.push_str(&format!(
+        "{:<7} {:>9.3} {:>9} {:>10.0} {:>12.0}  {}\n",
+        "median",
+        r.median_seconds,
+        "",
+        r.median_rows_per_second,
+        r.median_incidents_per_second,
+        if r.all_verified { "all" } else { "NOT ALL" }
+    ));
+    out
 }

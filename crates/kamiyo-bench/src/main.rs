@@ -17,12 +17,19 @@
 //! cost of recording a query, an acquisition, fingerprinting a new statement, and that a
 //! flood of distinct statements stays within `max_statements`. It needs no database.
 //!
-//! Both print one line per figure with the target beside it, or one JSON object
-//! with `--json`; `--quick` shrinks every trial count so that the tests can run them.
+//! `kamiyo-bench copy [--incidents N] [--repeat R] [--json] [--database-url URL |
+//! --admin-url URL]` times `kamiyo db copy` (`copy`): a SQLite source of N synthetic
+//! incidents copied onto PostgreSQL R times, each time into an empty target (a scratch
+//! database it creates and drops, or a given empty one), with the median.
+//!
+//! `pool` and `monitor` print one line per figure with the target beside it,
+//! `copy` a line per run and the median; each prints one JSON object instead with
+//! `--json`. `--quick` shrinks every trial count so that the tests can run them.
 //! `kamiyo-bench stress --pool monitor-on|monitor-off|raw` runs one pool's stress alone,
 //! for a profiler.
-//! BENCHMARKS.md (section 3) has the method and the figures.
+//! BENCHMARKS.md (sections 3 and 5) has the method and the figures.
 
+mod copy;
 mod human;
 mod monitor;
 mod pool;
@@ -112,9 +119,33 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Time `kamiyo db copy`: build a SQLite source of synthetic incidents, copy it onto
+    /// PostgreSQL `--repeat` times into an empty target, print each run and the median.
+    Copy {
+        /// Incidents in the source (each with a chain, a transaction hash and a claim).
+        #[arg(long, default_value_t = 10_000)]
+        incidents: u32,
+        /// Copies to time; each goes into an empty target.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// postgres://... URL of an existing, EMPTY database to copy into: migrated before
+        /// the first run, emptied between runs, left holding the last run's copy [env:
+        /// DATABASE_URL, used when neither flag is given].
+        #[arg(long)]
+        database_url: Option<String>,
+        /// postgres://... URL of a maintenance database: each run copies into a database
+        /// created on that server for it (so the run also creates the schema) and dropped
+        /// after it. When no target is given: the local test server's.
+        #[arg(long, conflicts_with = "database_url")]
+        admin_url: Option<String>,
+        /// Print one JSON object instead of lines for people.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-/// The local test server's maintenance database: `pool` only reads from it.
+/// The local test server's maintenance database: `pool` only reads from it; `copy`
+/// creates and drops its scratch databases there when given no target.
 const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/postgres";
 
 #[tokio::main]
@@ -195,6 +226,41 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 print!("{}", human::monitor(&report));
             }
+        }
+        Command::Copy {
+            incidents,
+            repeat,
+            database_url,
+            admin_url,
+            json,
+        } => {
+            // Explicit flags first; DATABASE_URL only when neither is given, so that an
+            // exported DATABASE_URL does not conflict with --admin-url.
+            let target = match (admin_url, database_url) {
+                (Some(admin_url), _) => copy::Target::Scratch { admin_url },
+                (None, Some(url)) => copy::Target::Existing { url },
+                (None, None) => match std::env::var("DATABASE_URL") {
+                    Ok(url) if !url.is_empty() => copy::Target::Existing { url },
+                    _ => copy::Target::Scratch {
+                        admin_url: DEFAULT_DATABASE_URL.to_owned(),
+                    },
+                },
+            };
+            let report = copy::run(copy::Options {
+                incidents,
+                repeat,
+                target,
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{}", human::copy(&report));
+            }
+            anyhow::ensure!(
+                report.all_verified,
+                "a copy failed its verification (its report is on stderr above)"
+            );
         }
     }
     Ok(())

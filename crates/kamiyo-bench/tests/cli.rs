@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The `pool` and `monitor` subcommands run end to end through the built binary and
-//! print the JSON the benchmark notes are made from. Timings are not asserted (the
+//! The `pool`, `monitor` and `copy` subcommands run end to end through the built binary
+//! and print the JSON the benchmark notes are made from. Timings are not asserted (the
 //! machine's load decides them); only that every figure is there and the invariants hold.
 
 use std::process::Command;
@@ -8,12 +8,16 @@ use std::process::Command;
 use kamiyo_testkit::TestDatabase;
 use serde_json::Value;
 
-fn run_json(args: &[&str]) -> serde_json::Map<String, Value> {
-    let output = Command::new(env!("CARGO_BIN_EXE_kamiyo-bench"))
+fn kamiyo_bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_kamiyo-bench"))
         .args(args)
         .env_remove("DATABASE_URL")
         .output()
-        .expect("kamiyo-bench runs");
+        .expect("kamiyo-bench runs")
+}
+
+fn run_json(args: &[&str]) -> serde_json::Map<String, Value> {
+    let output = kamiyo_bench(args);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -90,4 +94,179 @@ fn monitor_reports_every_figure_and_keeps_statements_within_the_bound() {
         report["tracked_statements_after_flood"],
         report["max_statements"]
     );
+}
+
+/// Rows of the `copy` source for `n` incidents: each with a chain, a hash and a claim,
+/// and one user.
+fn copy_rows(n: u64) -> u64 {
+    4 * n + 1
+}
+
+fn assert_every_run_verified(report: &serde_json::Map<String, Value>, runs: usize, n: u64) {
+    assert_numeric(
+        report,
+        &[
+            "source_rows",
+            "source_bytes",
+            "source_build_seconds",
+            "median_seconds",
+            "median_rows_per_second",
+            "median_incidents_per_second",
+        ],
+    );
+    assert_eq!(report["source_rows"].as_u64(), Some(copy_rows(n)));
+    assert_eq!(report["all_verified"], Value::Bool(true));
+    let list = report["runs"].as_array().expect("runs is a list");
+    assert_eq!(list.len(), runs, "{report:?}");
+    for (i, run) in list.iter().enumerate() {
+        assert_eq!(run["run"].as_u64(), Some(i as u64 + 1));
+        assert_eq!(run["rows_copied"].as_u64(), Some(copy_rows(n)), "{run}");
+        assert_eq!(run["incidents_copied"].as_u64(), Some(n), "{run}");
+        assert_eq!(run["verified"], Value::Bool(true), "{run}");
+        assert!(run["seconds"].as_f64().is_some_and(|s| s > 0.0), "{run}");
+        assert!(
+            run["stages"].as_array().is_some_and(|s| !s.is_empty()),
+            "{run}"
+        );
+    }
+}
+
+async fn count(client: &tokio_postgres::Client, table: &str) -> i64 {
+    client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn copy_into_an_empty_database_verifies_every_run_and_leaves_the_last_copy() {
+    let db = TestDatabase::create().await;
+    let report = run_json(&[
+        "copy",
+        "--json",
+        "--incidents",
+        "150",
+        "--repeat",
+        "2",
+        "--database-url",
+        db.url(),
+    ]);
+    assert_every_run_verified(&report, 2, 150);
+    assert_eq!(report["target_mode"], "existing");
+    // Each run found the target empty: the second did not replace the first's rows.
+    let client = db.client().await;
+    assert_eq!(count(&client, "exploits").await, 150);
+    assert_eq!(count(&client, "exploit_sources").await, 150);
+    assert_eq!(count(&client, "users").await, 1);
+}
+
+#[tokio::test]
+async fn copy_with_an_admin_url_creates_and_drops_a_database_per_run() {
+    let admin_url = kamiyo_testkit::admin_url();
+    let report = run_json(&[
+        "copy",
+        "--json",
+        "--incidents",
+        "20",
+        "--repeat",
+        "2",
+        "--admin-url",
+        &admin_url,
+    ]);
+    assert_every_run_verified(&report, 2, 20);
+    assert_eq!(report["target_mode"], "scratch");
+    let names: Vec<String> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["scratch_database"].as_str().unwrap().to_owned())
+        .collect();
+    assert_ne!(names[0], names[1]);
+    // Any database will do for reading the server's catalog.
+    let db = TestDatabase::create().await;
+    let client = db.client().await;
+    let left: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname = ANY($1)",
+            &[&names],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "scratch databases {names:?} were not dropped");
+}
+
+#[tokio::test]
+async fn copy_refuses_a_database_that_holds_data_and_leaves_it_as_it_was() {
+    let db = TestDatabase::create().await;
+    run_json(&[
+        "copy",
+        "--json",
+        "--incidents",
+        "7",
+        "--repeat",
+        "1",
+        "--database-url",
+        db.url(),
+    ]);
+
+    let output = kamiyo_bench(&["copy", "--incidents", "3", "--database-url", db.url()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a target holding data was accepted"
+    );
+    assert!(
+        stderr.contains("already holds data") && stderr.contains("exploits"),
+        "{stderr}"
+    );
+    let client = db.client().await;
+    assert_eq!(count(&client, "exploits").await, 7);
+}
+
+#[test]
+fn copy_arguments_are_checked_and_passwords_never_printed() {
+    for (args, expected) in [
+        (
+            &["copy", "--incidents", "0"][..],
+            "--incidents must be at least 1",
+        ),
+        (
+            &["copy", "--repeat", "0"][..],
+            "--repeat must be at least 1",
+        ),
+        (
+            &[
+                "copy",
+                "--database-url",
+                "postgres://a@h/x",
+                "--admin-url",
+                "postgres://a@h/postgres",
+            ][..],
+            "cannot be used with",
+        ),
+        (
+            &["copy", "--database-url", "sqlite://k.db"][..],
+            "needs a postgres:// target",
+        ),
+        (
+            &[
+                "copy",
+                "--database-url",
+                "postgres://bench:s3cr3t-pw@127.0.0.1:1/nowhere",
+            ][..],
+            "bench:***@127.0.0.1:1",
+        ),
+    ] {
+        let output = kamiyo_bench(args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?} succeeded: {stdout}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(
+            !stdout.contains("s3cr3t") && !stderr.contains("s3cr3t"),
+            "{args:?} printed a password: {stdout}{stderr}"
+        );
+    }
 }

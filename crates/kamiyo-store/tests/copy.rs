@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use kamiyo_db::{Database, DbConfig, Migrations};
@@ -873,42 +872,4 @@ async fn an_unreachable_target_is_named_without_its_password() {
     .await
     .unwrap_err();
     assert!(matches!(error, CopyError::TargetUrl { .. }), "{error}");
-}
-
-/// Run with `cargo nextest run -p kamiyo-store --run-ignored only copy_of_ten_thousand`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "measurement: prints how long 10k incidents take"]
-async fn copy_of_ten_thousand_incidents_is_timed() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("big.db");
-    let db = Database::open(DbConfig::for_url(url(&path))).await.unwrap();
-    db.migrate(&MIGRATIONS).await.unwrap();
-    db.close();
-    sqlite(&path)
-        .execute_batch(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)
-             INSERT INTO exploits (protocol, protocol_key, chain, tx_hash, dedup_key, amount_usd,
-                 attack_class, attack_type, description, status, occurred_at)
-             SELECT 'Protocol ' || i, 'protocol-' || i, 'ethereum', printf('0x%064x', i), 'k:' || i,
-                    printf('%d.%02d', i * 1000, i % 100), 'defi', 'oracle_manipulation',
-                    'Incident number ' || i, 'confirmed',
-                    strftime('%Y-%m-%dT%H:%M:%fZ', '2020-01-01', '+' || i || ' hours')
-             FROM n;
-             INSERT INTO exploit_chains (exploit_id, chain) SELECT id, chain FROM exploits;
-             INSERT INTO exploit_tx_hashes (exploit_id, chain, tx_hash) SELECT id, chain, tx_hash FROM exploits;
-             INSERT INTO exploit_sources (exploit_id, source_name, claim_key, reported_name, occurred_at,
-                 amount_usd, chains, tx_hashes, attack_class, attack_type, description)
-             SELECT id, 'defillama', 'c:' || id, protocol, occurred_at, amount_usd, json_array(chain),
-                    json_array(chain || ':' || tx_hash), attack_class, attack_type, description
-             FROM exploits;
-             INSERT INTO users (email) VALUES ('a@example.com');",
-        )
-        .unwrap();
-    let pg = TestDatabase::create().await;
-    let started = Instant::now();
-    let report = copy(&path, &pg, &CopyOptions::default()).await.unwrap();
-    let elapsed = started.elapsed();
-    let rows: u64 = report.tables.iter().map(|t| t.copied_rows).sum();
-    println!("copied 10000 incidents ({rows} rows) in {elapsed:?}\n{report}");
-    assert!(report.verified);
 }

@@ -126,7 +126,6 @@ async fn sqlite_facts(
             })
         })
         .collect()
-
 }
 
 /// PostgreSQL's bounds for "unbounded".
