@@ -171,11 +171,17 @@ async fn pg_summary(
     let conn = pool.acquire().await?;
     let row = conn
         .query_one(
+            // DISTINCT in subqueries rather than count(DISTINCT ...): a hash aggregate and
+            // an index-only scan instead of sorting every row (137 -> 60 ms at 100k
+            // incidents). Chains read the incident's date copied onto each chain row
+            // (migration 0003, kept equal by triggers), as the listing does: no join.
             "SELECT count(*), coalesce(sum(e.amount_usd), 0)::text, \
                     coalesce(sum(e.recovered_usd), 0)::text, coalesce(max(e.amount_usd), 0)::text, \
-                    count(e.amount_usd), count(DISTINCT e.protocol_key), \
-                    (SELECT count(DISTINCT c.chain) FROM exploit_chains c JOIN exploits x ON x.id = c.exploit_id \
-                      WHERE x.occurred_at >= $1 AND x.occurred_at <= $2) \
+                    count(e.amount_usd), \
+                    (SELECT count(*) FROM (SELECT DISTINCT p.protocol_key FROM exploits p \
+                      WHERE p.occurred_at >= $1 AND p.occurred_at <= $2) protocols), \
+                    (SELECT count(*) FROM (SELECT DISTINCT c.chain FROM exploit_chains c \
+                      WHERE c.occurred_at >= $1 AND c.occurred_at <= $2) chains) \
              FROM exploits e WHERE e.occurred_at >= $1 AND e.occurred_at <= $2",
             &[&since, &until],
         )
@@ -229,22 +235,20 @@ async fn pg_breakdown(
     until: Option<DateTime<Utc>>,
 ) -> Result<BTreeMap<String, (i64, Decimal)>, DbError> {
     let (since, until) = pg_bounds(since, until);
-    let join = if dimension == Dimension::Chain {
-        "JOIN exploit_chains c ON c.exploit_id = e.id"
-    } else {
-        ""
+    // By chain: the chain rows alone, with the incident's date and loss copied onto them
+    // (migration 0003), so no join with `exploits`.
+    let sql = match dimension {
+        Dimension::Chain => "SELECT c.chain, count(*), coalesce(sum(c.amount_usd), 0)::text \
+             FROM exploit_chains c WHERE c.occurred_at >= $1 AND c.occurred_at <= $2 GROUP BY 1"
+            .to_owned(),
+        other => format!(
+            "SELECT {}, count(*), coalesce(sum(e.amount_usd), 0)::text FROM exploits e \
+             WHERE e.occurred_at >= $1 AND e.occurred_at <= $2 GROUP BY 1",
+            pg_group_key(other)
+        ),
     };
     let conn = pool.acquire().await?;
-    let rows = conn
-        .query(
-            &format!(
-                "SELECT {}, count(*), coalesce(sum(e.amount_usd), 0)::text FROM exploits e {join} \
-                 WHERE e.occurred_at >= $1 AND e.occurred_at <= $2 GROUP BY 1",
-                pg_group_key(dimension)
-            ),
-            &[&since, &until],
-        )
-        .await?;
+    let rows = conn.query(&sql, &[&since, &until]).await?;
     rows.iter()
         .map(|row| Ok((row.get(0), (row.get(1), amount(row.get(2))?))))
         .collect()
