@@ -4,8 +4,9 @@
 #
 #   bench/import.sh [ADMIN_URL]
 #
-# ADMIN_URL defaults to postgres://root@127.0.0.1:5432/postgres; the scratch database
-# SCRATCH_DB is dropped and created on that server before each run. Steps: build kamiyo in
+# ADMIN_URL defaults to postgres://root@127.0.0.1:5432/postgres (a URL without a query
+# string: the scratch database's URL is ADMIN_URL with its last path part replaced); the
+# scratch database SCRATCH_DB is dropped and created on that server before each run. Steps: build kamiyo in
 # release mode; write the data file with bench/make_import_file.py when it is missing;
 # then per run: fresh database, `kamiyo migrate`, `kamiyo import FILE --json`, and one
 # line with the wall time, incidents/s, records/s and the load average before the run.
@@ -38,11 +39,17 @@ DB_URL=${ADMIN_URL%/*}/$SCRATCH_DB
 rates=()
 for run in $(seq 1 "$REPEAT"); do
     psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $SCRATCH_DB" -c "CREATE DATABASE $SCRATCH_DB"
-    DATABASE_URL=$DB_URL "$KAMIYO" migrate > /dev/null 2>&1
+    if ! DATABASE_URL=$DB_URL "$KAMIYO" migrate > /tmp/kamiyo-import-bench-migrate.log 2>&1; then
+        cat /tmp/kamiyo-import-bench-migrate.log >&2
+        exit 1
+    fi
     load=$(cut -d' ' -f1 /proc/loadavg)
     start=$(date +%s.%N)
-    report=$(DATABASE_URL=$DB_URL "$KAMIYO" import "$FILE" --format jsonl --json \
-        --streams "$STREAMS" --batch-size "$BATCH_SIZE" 2> /tmp/kamiyo-import-bench.log)
+    if ! report=$(DATABASE_URL=$DB_URL "$KAMIYO" import "$FILE" --format jsonl --json \
+        --streams "$STREAMS" --batch-size "$BATCH_SIZE" 2> /tmp/kamiyo-import-bench.log); then
+        tail -20 /tmp/kamiyo-import-bench.log >&2
+        exit 1
+    fi
     end=$(date +%s.%N)
     inserted=$(printf '%s' "$report" | python3 -c 'import json,sys; print(json.load(sys.stdin)["inserted"])')
     line=$(python3 - "$start" "$end" "$inserted" "$records" <<'EOF'

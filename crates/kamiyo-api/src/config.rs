@@ -15,6 +15,9 @@ pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 pub const DEFAULT_PAGE_CACHE_TTL: Duration = Duration::from_secs(1);
 pub const DEFAULT_PAGE_CACHE_MAX_ENTRIES: usize = 1024;
 pub const DEFAULT_PAGE_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
+/// Longest `server.auth_cache_ttl` accepted: beyond it a revocation by another process
+/// (the command line) would take effect too late to be called a revocation.
+pub const MAX_AUTH_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -60,10 +63,14 @@ pub struct ServerConfig {
     /// Most verified keys remembered at once.
     pub auth_cache_max_entries: usize,
     /// `GET /api/sources` rates each source's fetches over this rolling window (a source
-    /// failing now shows within it); `kamiyo import` keeps each source's fetch outcomes
-    /// this long. Longer smooths a brief outage away, shorter forgets sooner.
+    /// failing now shows within it). Longer smooths a brief outage away, shorter forgets
+    /// sooner. At most `source_fetch_retention`.
     #[serde(with = "humantime_serde")]
     pub source_health_window: Duration,
+    /// How long fetch outcomes are kept: recording one (each `kamiyo import`) deletes
+    /// that source's outcomes older than this.
+    #[serde(with = "humantime_serde")]
+    pub source_fetch_retention: Duration,
     /// Bearer token for write endpoints (`POST /api/exploits`); unset turns writes off.
     /// Never shown: `kamiyo config` prints `***`.
     pub admin_token: Option<AdminToken>,
@@ -98,6 +105,7 @@ impl Default for ServerConfig {
             page_cache_max_entries: DEFAULT_PAGE_CACHE_MAX_ENTRIES,
             page_cache_max_bytes: DEFAULT_PAGE_CACHE_MAX_BYTES,
             source_health_window: kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW,
+            source_fetch_retention: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
             auth_cache_ttl: kamiyo_store::accounts::DEFAULT_AUTH_CACHE_TTL,
             auth_cache_max_entries: kamiyo_store::accounts::DEFAULT_AUTH_CACHE_MAX_ENTRIES,
         }
@@ -112,10 +120,25 @@ impl ServerConfig {
             ("drain_timeout", self.drain_timeout),
             ("retry_after", self.retry_after),
             ("source_health_window", self.source_health_window),
+            ("source_fetch_retention", self.source_fetch_retention),
         ] {
             if value.is_zero() {
                 return Err(format!("server.{field} must be greater than zero"));
             }
+        }
+        if self.source_health_window > self.source_fetch_retention {
+            return Err(format!(
+                "server.source_health_window ({}) must not exceed server.source_fetch_retention ({}): the window would reach past the kept fetches",
+                humantime::format_duration(self.source_health_window),
+                humantime::format_duration(self.source_fetch_retention)
+            ));
+        }
+        if self.auth_cache_ttl > MAX_AUTH_CACHE_TTL {
+            return Err(format!(
+                "server.auth_cache_ttl ({}) must be at most {}: a key revoked by the command line keeps working that long",
+                humantime::format_duration(self.auth_cache_ttl),
+                humantime::format_duration(MAX_AUTH_CACHE_TTL)
+            ));
         }
         if self.export_max_rows == 0 {
             return Err("server.export_max_rows must be greater than zero".into());
@@ -160,5 +183,32 @@ mod tests {
     fn default_listen_address_is_loopback_8080() {
         assert_eq!(ServerConfig::default().listen.to_string(), DEFAULT_LISTEN);
         assert!(ServerConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn a_window_past_the_retention_and_a_long_key_cache_are_refused_by_name() {
+        let day = Duration::from_secs(24 * 60 * 60);
+        let window = ServerConfig {
+            source_health_window: 100 * day,
+            ..ServerConfig::default()
+        };
+        let error = window.validate().err().unwrap_or_default();
+        assert!(
+            error.contains("server.source_health_window")
+                && error.contains("source_fetch_retention"),
+            "{error}"
+        );
+        let cache = ServerConfig {
+            auth_cache_ttl: day,
+            ..ServerConfig::default()
+        };
+        let error = cache.validate().err().unwrap_or_default();
+        assert!(error.contains("server.auth_cache_ttl"), "{error}");
+        let fine = ServerConfig {
+            source_health_window: 90 * day,
+            auth_cache_ttl: MAX_AUTH_CACHE_TTL,
+            ..ServerConfig::default()
+        };
+        assert_eq!(fine.validate(), Ok(()));
     }
 }

@@ -129,8 +129,8 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeat: usize,
         /// postgres://... URL of an existing, EMPTY database to copy into: migrated before
-        /// the first run, emptied between runs, left holding the last run's copy [env:
-        /// DATABASE_URL, used when neither flag is given].
+        /// the first run, emptied between runs, left holding the last run's copy. Never
+        /// taken from DATABASE_URL.
         #[arg(long)]
         database_url: Option<String>,
         /// postgres://... URL of a maintenance database: each run copies into a database
@@ -234,16 +234,14 @@ async fn main() -> anyhow::Result<()> {
             admin_url,
             json,
         } => {
-            // Explicit flags first; DATABASE_URL only when neither is given, so that an
-            // exported DATABASE_URL does not conflict with --admin-url.
+            // Only an explicit --database-url names a database to write into: an exported
+            // DATABASE_URL may well be a deployment's, and synthetic incidents must never
+            // land there.
             let target = match (admin_url, database_url) {
                 (Some(admin_url), _) => copy::Target::Scratch { admin_url },
                 (None, Some(url)) => copy::Target::Existing { url },
-                (None, None) => match std::env::var("DATABASE_URL") {
-                    Ok(url) if !url.is_empty() => copy::Target::Existing { url },
-                    _ => copy::Target::Scratch {
-                        admin_url: DEFAULT_DATABASE_URL.to_owned(),
-                    },
+                (None, None) => copy::Target::Scratch {
+                    admin_url: DEFAULT_DATABASE_URL.to_owned(),
                 },
             };
             let report = copy::run(copy::Options {

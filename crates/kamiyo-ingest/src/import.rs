@@ -98,7 +98,7 @@ pub struct ImportOptions<'a> {
     /// Concurrent streams (at least 1; see [`DEFAULT_STREAMS`] and [`import`]).
     pub streams: usize,
     /// How long each source's fetch outcomes are kept: the import records one per source
-    /// (see [`import`]); keep the window `GET /api/sources` rates over.
+    /// (see [`import`]) and deletes that source's older ones (`server.source_fetch_retention`).
     pub fetch_log_keep: std::time::Duration,
 }
 
@@ -116,7 +116,7 @@ pub async fn import_file(
         default_source,
         batch_size: DEFAULT_BATCH_SIZE,
         streams: DEFAULT_STREAMS,
-        fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW,
+        fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
     };
     import(store, retry, &options, path, progress).await
 }
@@ -132,8 +132,10 @@ pub async fn import_file(
 ///
 /// An import of a source's records is a fetch of that source: the import records one
 /// fetch outcome per source its valid records name (successful, or failed with the
-/// error that stopped the import), which `GET /api/sources` rates. A file that cannot
-/// be read counts as a failed fetch of `default_source`, when there is one.
+/// error that stopped the import), which `GET /api/sources` rates. When no valid record
+/// names a source, the fetch is `default_source`'s (when there is one): failed when the
+/// file cannot be read or every record in it was rejected, successful with no records
+/// when it is empty.
 pub async fn import(
     store: &IncidentStore,
     retry: &RetryPolicy,
@@ -144,12 +146,21 @@ pub async fn import(
     let started_at = Utc::now();
     let mut per_source: BTreeMap<String, u64> = BTreeMap::new();
     let result = import_records(store, retry, options, path, progress, &mut per_source).await;
-    if per_source.is_empty() {
-        if let (Err(ImportError::File(_)), Some(source)) = (&result, options.default_source) {
-            per_source.insert(source.to_owned(), 0);
+    let mut error = result.as_ref().err().map(ToString::to_string);
+    // No valid record named a source: the fetch is `default_source`'s, when there is one.
+    // A file whose every record was rejected is a failed fetch (its format changed, say),
+    // an empty one a fetch that brought nothing.
+    if let (true, Some(source)) = (per_source.is_empty(), options.default_source) {
+        per_source.insert(source.to_owned(), 0);
+        if let Ok(report) = &result {
+            if let Some(first) = report.rejected.first() {
+                error = Some(format!(
+                    "none of the {} records was valid (first: {first})",
+                    report.records
+                ));
+            }
         }
     }
-    let error = result.as_ref().err().map(ToString::to_string);
     record_fetches(
         store,
         &per_source,

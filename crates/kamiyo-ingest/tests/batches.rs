@@ -147,7 +147,7 @@ async fn import_with(
         default_source: None,
         batch_size,
         streams,
-        fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW,
+        fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
     };
     import(store, &retry, &options, path, |_, _| {})
         .await

@@ -156,5 +156,26 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
             Some((Some(true), 1, Some(100.0))),
             "{name}: other sources are untouched"
         );
+
+        // No valid record at all: the fetch is the default source's.
+        let dir = tempfile::tempdir().unwrap();
+        let broken = dir.path().join("broken.jsonl");
+        std::fs::write(&broken, "{not json\n{\"protocol\": \"\"}\n").unwrap();
+        let empty = dir.path().join("empty.jsonl");
+        std::fs::write(&empty, "").unwrap();
+        for (file, source) in [(&broken, "delta-feed"), (&empty, "empty-feed")] {
+            import_file(&store, &retry, Format::Jsonl, file, Some(source), |_, _| {})
+                .await
+                .unwrap();
+        }
+        let report = store.sources(window).await.unwrap();
+        assert_eq!(
+            (health(&report, "delta-feed"), health(&report, "empty-feed")),
+            (
+                Some((Some(true), 1, Some(0.0))),
+                Some((Some(true), 1, Some(100.0)))
+            ),
+            "{name}: every record rejected is a failed fetch, an empty file a successful one"
+        );
     }
 }

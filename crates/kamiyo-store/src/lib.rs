@@ -12,4 +12,4 @@ pub mod sources;
 
 pub use incidents::{Incident, IncidentStore, IngestAction, IngestOutcome};
 pub use schema::MIGRATIONS;
-pub use sources::{SourceFetch, DEFAULT_SOURCE_HEALTH_WINDOW};
+pub use sources::{SourceFetch, DEFAULT_SOURCE_FETCH_RETENTION, DEFAULT_SOURCE_HEALTH_WINDOW};

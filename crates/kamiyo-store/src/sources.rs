@@ -4,8 +4,8 @@
 //!
 //! Recording a fetch is one transaction: the source's registry row (`sources`: created
 //! when missing; cumulative counters, last fetch, last success, last error), the fetch
-//! row, and the deletion of the source's fetch rows older than the window the caller
-//! keeps, so the log stays at about one window per source.
+//! row, and the deletion of the source's fetch rows older than the retention the caller
+//! gives (`server.source_fetch_retention`), so the log stays bounded per source.
 
 use std::time::Duration;
 
@@ -15,9 +15,14 @@ use kamiyo_domain::FieldError;
 
 use crate::incidents::rows::sqlite_time;
 
-/// How far back `GET /api/sources` looks for a source's success rate, and how long fetch
-/// outcomes are kept, unless configured (`server.source_health_window`).
+/// How far back `GET /api/sources` looks for a source's success rate, unless configured
+/// (`server.source_health_window`).
 pub const DEFAULT_SOURCE_HEALTH_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// How long fetch outcomes are kept, unless configured (`server.source_fetch_retention`).
+/// Well above the window, so that a server configured with a longer window than the
+/// process that records fetches (an import run with other settings) still finds them.
+pub const DEFAULT_SOURCE_FETCH_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
 
 /// Longest error text kept for a failed fetch (in characters); longer texts are cut, so
 /// that a fetcher that quotes a whole response cannot grow the log without bound.

@@ -432,3 +432,45 @@ async fn stats_view_gives_zeros_not_nulls_and_source_health_stays_within_0_to_10
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_row_has_an_error_exactly_when_it_failed() {
+    for fixture in Fixture::both().await {
+        fixture
+            .exec("INSERT INTO sources (name) VALUES ('feed')")
+            .await
+            .unwrap();
+        let row = |succeeded: &str, error: &str| {
+            format!(
+                "INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, error) \
+                 VALUES ('feed', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', {succeeded}, {error})"
+            )
+        };
+        let (yes, no) = match fixture.database.primary() {
+            Pool::Postgres(_) => ("true", "false"),
+            Pool::Sqlite(_) => ("1", "0"),
+        };
+        for (succeeded, error, accepted) in [
+            (yes, "NULL", true),
+            (no, "'HTTP 502'", true),
+            (no, "NULL", false),
+            (no, "''", false),
+            (yes, "'HTTP 502'", false),
+        ] {
+            let outcome = fixture.exec(&row(succeeded, error)).await;
+            assert_eq!(
+                outcome.is_ok(),
+                accepted,
+                "{}: succeeded={succeeded} error={error}: {outcome:?}",
+                fixture.name()
+            );
+            if let Err(refusal) = outcome {
+                assert!(
+                    refusal.to_string().contains("source_fetches_error_check"),
+                    "{}: {refusal}",
+                    fixture.name()
+                );
+            }
+        }
+    }
+}

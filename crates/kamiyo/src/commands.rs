@@ -204,7 +204,7 @@ pub async fn import(
         default_source: default_source.as_deref(),
         batch_size: shape.batch_size,
         streams: shape.streams,
-        fetch_log_keep: settings.server.source_health_window,
+        fetch_log_keep: settings.server.source_fetch_retention,
     };
     let report = kamiyo_ingest::import(
         &store,

@@ -15,7 +15,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, Row};
 
 pub(crate) use open::open_connection;
-pub use open::UNICODE_LOWER;
+pub use open::{fold_case, UNICODE_LOWER};
 
 use crate::acquire::{build_pool, checkout};
 use crate::config::DbConfig;

@@ -37,9 +37,17 @@ pub(crate) fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::
     Ok(conn)
 }
 
-/// SQL name of a Unicode-aware `lower()`: SQLite's own folds ASCII letters only, so a
-/// case-insensitive search for "ÉULER" would miss "éuler" (PostgreSQL's `lower()` folds
-/// by the database's `LC_CTYPE`, Unicode in a UTF-8 locale).
+/// Lower case, character by character: what PostgreSQL's `lower()` does in a UTF-8
+/// locale, and what `kamiyo_lower()` does on SQLite. Not `str::to_lowercase`, whose
+/// context rule (a final Σ becomes ς) PostgreSQL does not apply: a pattern ending in Σ
+/// would then miss the σ stored mid-word.
+pub fn fold_case(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// SQL name of a Unicode-aware `lower()` ([`fold_case`]): SQLite's own folds ASCII
+/// letters only, so a case-insensitive search for "ÉULER" would miss "éuler"
+/// (PostgreSQL's `lower()` folds by the database's `LC_CTYPE`, Unicode in a UTF-8 locale).
 pub const UNICODE_LOWER: &str = "kamiyo_lower";
 
 fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
@@ -50,13 +58,14 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
         FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
         |ctx| {
             use rusqlite::types::ValueRef;
-            // As SQLite's lower(): NULL stays NULL, numbers become their text.
+            // NULL stays NULL and numbers become text, as with SQLite's lower() (a REAL
+            // as Rust prints it: 3.0 gives "3").
             Ok(match ctx.get_raw(0) {
                 ValueRef::Null => None,
                 ValueRef::Integer(i) => Some(i.to_string()),
                 ValueRef::Real(f) => Some(f.to_string()),
                 ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
-                    Some(String::from_utf8_lossy(bytes).to_lowercase())
+                    Some(fold_case(&String::from_utf8_lossy(bytes)))
                 }
             })
         },
@@ -78,6 +87,11 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .unwrap();
+        assert_eq!(
+            fold_case("ΟΔΥΣ"),
+            "οδυσ",
+            "no final-sigma rule, as PostgreSQL"
+        );
         assert_eq!(
             folded,
             (

@@ -29,7 +29,8 @@ CREATE TABLE source_fetches (
     CONSTRAINT source_fetches_records_check CHECK (records >= 0),
     CONSTRAINT source_fetches_finished_at_check CHECK (finished_at >= started_at),
     CONSTRAINT source_fetches_error_check
-        CHECK (CASE WHEN succeeded THEN error IS NULL ELSE error <> '' END)
+        CHECK ((succeeded AND error IS NULL)
+               OR (NOT succeeded AND error IS NOT NULL AND error <> ''))
 );
 
 -- One source's window (the report) and its rows past the window (the pruning); also

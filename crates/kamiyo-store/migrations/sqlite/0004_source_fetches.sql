@@ -26,7 +26,8 @@ CREATE TABLE source_fetches (
         CHECK (strftime('%Y-%m-%dT%H:%M:%fZ', finished_at) IS finished_at
                AND finished_at >= started_at),
     CONSTRAINT source_fetches_error_check
-        CHECK (CASE WHEN succeeded THEN error IS NULL ELSE error <> '' END)
+        CHECK ((succeeded AND error IS NULL)
+               OR (NOT succeeded AND error IS NOT NULL AND error <> ''))
 ) STRICT;
 
 CREATE INDEX source_fetches_source_name_finished_at_idx

@@ -319,46 +319,53 @@ impl AccountStore {
         if reason.is_empty() {
             return Err(FieldError::new("reason", "is required").into());
         }
-        match self.db.primary() {
-            Pool::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                let tx = conn.transaction().await?;
-                let old: String = tx
-                    .query_one(
-                        "SELECT tier FROM users WHERE id = $1 FOR UPDATE",
-                        &[&found.id],
-                    )
-                    .await?
-                    .get(0);
-                tx.execute(
-                    "UPDATE users SET tier = $2 WHERE id = $1",
-                    &[&found.id, &tier.as_str()],
-                )
-                .await?;
-                tx.execute(
-                    "INSERT INTO subscription_changes (user_id, old_tier, new_tier, reason) VALUES ($1, $2, $3, $4)",
-                    &[&found.id, &old, &tier.as_str(), &reason],
-                )
-                .await?;
-                tx.commit().await?;
-            }
-            Pool::Sqlite(pool) => {
-                let conn = pool.acquire().await?;
-                let (id, tier_text, reason) = (found.id, tier.as_str(), reason.to_owned());
-                conn.run(move |c| {
-                    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let old: String = tx.query_row("SELECT tier FROM users WHERE id = ?1", [id], |r| r.get(0))?;
-                    tx.execute("UPDATE users SET tier = ?2 WHERE id = ?1", rusqlite::params![id, tier_text])?;
+        // Forget every verified key whatever the outcome: a commit that failed in flight
+        // may still have changed the tier.
+        let changed: Result<(), AccountError> = async {
+            match self.db.primary() {
+                Pool::Postgres(pool) => {
+                    let mut conn = pool.acquire().await?;
+                    let tx = conn.transaction().await?;
+                    let old: String = tx
+                        .query_one(
+                            "SELECT tier FROM users WHERE id = $1 FOR UPDATE",
+                            &[&found.id],
+                        )
+                        .await?
+                        .get(0);
                     tx.execute(
-                        "INSERT INTO subscription_changes (user_id, old_tier, new_tier, reason) VALUES (?1, ?2, ?3, ?4)",
-                        rusqlite::params![id, old, tier_text, reason],
-                    )?;
-                    tx.commit()
-                })
-                .await?;
+                        "UPDATE users SET tier = $2 WHERE id = $1",
+                        &[&found.id, &tier.as_str()],
+                    )
+                    .await?;
+                    tx.execute(
+                        "INSERT INTO subscription_changes (user_id, old_tier, new_tier, reason) VALUES ($1, $2, $3, $4)",
+                        &[&found.id, &old, &tier.as_str(), &reason],
+                    )
+                    .await?;
+                    tx.commit().await?;
+                }
+                Pool::Sqlite(pool) => {
+                    let conn = pool.acquire().await?;
+                    let (id, tier_text, reason) = (found.id, tier.as_str(), reason.to_owned());
+                    conn.run(move |c| {
+                        let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                        let old: String = tx.query_row("SELECT tier FROM users WHERE id = ?1", [id], |r| r.get(0))?;
+                        tx.execute("UPDATE users SET tier = ?2 WHERE id = ?1", rusqlite::params![id, tier_text])?;
+                        tx.execute(
+                            "INSERT INTO subscription_changes (user_id, old_tier, new_tier, reason) VALUES (?1, ?2, ?3, ?4)",
+                            rusqlite::params![id, old, tier_text, reason],
+                        )?;
+                        tx.commit()
+                    })
+                    .await?;
+                }
             }
+            Ok(())
         }
+        .await;
         self.principals.invalidate();
+        changed?;
         Ok(User { tier, ..found })
     }
 

@@ -286,8 +286,8 @@ impl IncidentStore {
     }
 
     /// Records one attempt to collect a source (creating its registry row when it has
-    /// none), and deletes its fetches that finished more than `keep` ago: keep the
-    /// window `sources` is asked for.
+    /// none), and deletes its fetches that finished more than `keep` ago (keep at least
+    /// the window `sources` is asked for).
     pub async fn record_fetch(
         &self,
         fetch: &crate::sources::SourceFetch,

@@ -479,8 +479,7 @@ impl Where {
 /// `%text%`, lower-cased, with LIKE's own metacharacters escaped: a search for `50%`
 /// finds "50%", not everything.
 fn like_pattern(text: &str) -> String {
-    let escaped = text
-        .to_lowercase()
+    let escaped = kamiyo_db::sqlite::fold_case(text)
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
