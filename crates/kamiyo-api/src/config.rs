@@ -34,9 +34,9 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
-    /// How long a listing's `total` is reused for the same filters when this instance
-    /// wrote nothing since (counting costs a scan). Other instances' writes show within
-    /// it. `0s` counts on every request.
+    /// How long a listing's `total`, and a stats answer, is reused for the same filters
+    /// when this instance wrote nothing since (counting costs a scan). Other instances'
+    /// writes show within it. `0s` computes on every request.
     #[serde(with = "humantime_serde")]
     pub total_cache_ttl: Duration,
     /// Distinct filters whose totals are remembered (filters are user input: more costs

@@ -3,7 +3,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use kamiyo_store::incidents::stats::{Bucket, ChainCount, Dimension, SourceReport, Summary};
 use serde::Serialize;
 
@@ -22,7 +22,12 @@ type Window = (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 fn window(query: RawQuery, caller: &Caller) -> Result<Window> {
     let params = Params::from_query(query, &["days"])?;
     let days = params.integer("days", 1, MAX_DAYS)?;
-    let asked = days.map(|d| Utc::now() - Duration::days(d));
+    // To the minute, as the tier's bounds are: requests within one minute then share a
+    // cached answer (the store caches stats by their exact bounds).
+    let now = Utc::now()
+        .duration_trunc(Duration::minutes(1))
+        .unwrap_or_else(|_| Utc::now());
+    let asked = days.map(|d| now - Duration::days(d));
     let (visible_from, visible_until) = caller.visibility();
     let since = match (asked, visible_from) {
         (Some(a), Some(v)) => Some(a.max(v)),

@@ -791,3 +791,43 @@ async fn protocol_and_text_search_fold_case_beyond_ascii_on_both_backends() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_are_reused_until_this_store_writes() {
+    let hour = std::time::Duration::from_secs(3600);
+    for b in common::backends(|db| IncidentStore::with_total_cache(db, hour, 16)).await {
+        let claim = |protocol: &str| {
+            draft(
+                protocol,
+                "Ethereum",
+                "2024-01-05",
+                Some("1000"),
+                "reentrancy",
+                "confirmed",
+                "Drained",
+            )
+        };
+        b.store.ingest(&claim("Firstfi")).await.unwrap();
+        let counts = |s: &IncidentStore| {
+            let s = s.clone();
+            async move {
+                let summary = s.summary(None, None).await.unwrap();
+                let by_chain = s
+                    .breakdown(kamiyo_store::incidents::stats::Dimension::Chain, None, None)
+                    .await
+                    .unwrap();
+                (summary.incidents, by_chain[0].incidents)
+            }
+        };
+        assert_eq!(counts(&b.store).await, (1, 1), "{}", b.name);
+        // Another process writes: this store's answers are reused (within the TTL).
+        IncidentStore::new(b.db.clone())
+            .ingest(&claim("Secondfi"))
+            .await
+            .unwrap();
+        assert_eq!(counts(&b.store).await, (1, 1), "{}: cached", b.name);
+        // This store writes: everything is counted again.
+        b.store.ingest(&claim("Thirdfi")).await.unwrap();
+        assert_eq!(counts(&b.store).await, (3, 3), "{}: after a write", b.name);
+    }
+}

@@ -101,6 +101,15 @@ pub struct Incident {
 pub struct IncidentStore {
     db: Database,
     totals: std::sync::Arc<totals::TotalCache>,
+    /// Stats answers, cached and single-flighted like totals (same TTL and bound).
+    stats: std::sync::Arc<totals::TotalCache<StatsAnswer>>,
+}
+
+/// A cached stats answer.
+#[derive(Debug, Clone)]
+enum StatsAnswer {
+    Summary(stats::Summary),
+    Buckets(Vec<stats::Bucket>),
 }
 
 /// How long a listing's `total` may be reused by this process when it wrote nothing in
@@ -123,6 +132,7 @@ impl IncidentStore {
         IncidentStore {
             db,
             totals: std::sync::Arc::new(totals::TotalCache::new(ttl, max_entries)),
+            stats: std::sync::Arc::new(totals::TotalCache::new(ttl, max_entries)),
         }
     }
 
@@ -132,12 +142,12 @@ impl IncidentStore {
     pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, DbError> {
         // Invalidated before and after: a listing that counted during the write cannot
         // keep a total from before it.
-        self.totals.invalidate();
+        self.invalidate_caches();
         let outcome = match self.db.primary() {
             Pool::Postgres(pool) => postgres::ingest(pool, draft).await,
             Pool::Sqlite(pool) => sqlite::ingest(pool, draft.clone()).await,
         };
-        self.totals.invalidate();
+        self.invalidate_caches();
         outcome
     }
 
@@ -153,7 +163,7 @@ impl IncidentStore {
         &self,
         drafts: &[IncidentDraft],
     ) -> Result<Vec<Result<IngestOutcome, DbError>>, DbError> {
-        self.totals.invalidate();
+        self.invalidate_caches();
         let outcomes = match self.db.primary() {
             Pool::Postgres(pool) => match batch::ingest_batch(pool, drafts).await {
                 Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
@@ -174,7 +184,7 @@ impl IncidentStore {
             },
             Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts.to_vec()).await,
         };
-        self.totals.invalidate();
+        self.invalidate_caches();
         outcomes
     }
 
@@ -243,6 +253,12 @@ impl IncidentStore {
         })
     }
 
+    /// After (and before) a write: cached totals and stats are from before it.
+    fn invalidate_caches(&self) {
+        self.totals.invalidate();
+        self.stats.invalidate();
+    }
+
     /// Moves on with every write through this store (and its clones). A cache of
     /// anything read from the store can keep what it read under the generation it read
     /// before, and stop using it once the generation differs.
@@ -257,9 +273,20 @@ impl IncidentStore {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<stats::Summary, DbError> {
-        self.db
-            .read(|pool| async move { stats::summary(&pool, since, until).await })
-            .await
+        let key = totals::key_of(&format!("summary|{since:?}|{until:?}"));
+        let answer = self
+            .stats
+            .total(key, || async {
+                self.db
+                    .read(|pool| async move { stats::summary(&pool, since, until).await })
+                    .await
+                    .map(StatsAnswer::Summary)
+            })
+            .await?;
+        match answer {
+            StatsAnswer::Summary(summary) => Ok(summary),
+            StatsAnswer::Buckets(_) => Err(DbError::other("a stats key held another answer")),
+        }
     }
 
     pub async fn breakdown(
@@ -268,9 +295,22 @@ impl IncidentStore {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<stats::Bucket>, DbError> {
-        self.db
-            .read(|pool| async move { stats::breakdown(&pool, dimension, since, until).await })
-            .await
+        let key = totals::key_of(&format!("{dimension:?}|{since:?}|{until:?}"));
+        let answer = self
+            .stats
+            .total(key, || async {
+                self.db
+                    .read(|pool| async move {
+                        stats::breakdown(&pool, dimension, since, until).await
+                    })
+                    .await
+                    .map(StatsAnswer::Buckets)
+            })
+            .await?;
+        match answer {
+            StatsAnswer::Buckets(buckets) => Ok(buckets),
+            StatsAnswer::Summary(_) => Err(DbError::other("a stats key held another answer")),
+        }
     }
 
     /// Every source with what it contributed, and its fetch health over the fetches that

@@ -1,4 +1,5 @@
-//! A short-lived, single-flight cache of listing totals.
+//! A short-lived, single-flight cache of listing totals (and of stats answers, which cost
+//! a scan the same way: `TotalCache<V>` caches any cloneable answer).
 //!
 //! Counting every match of a filter is most of the database's work behind a listing
 //! (BENCHMARKS.md), so a total is reused for `ttl`, and while one request counts a filter,
@@ -35,15 +36,15 @@ pub(crate) fn key_of(description: &str) -> Key {
 /// A count's outcome, shared by everyone who waited for it. A failure is kept as a copy
 /// (`DbError` holds its cause chain and is not `Clone`): waiters get the same kind of
 /// error, so a count that timed out under load is not run again by each of them.
-type Counted = Result<(i64, Instant), DbError>;
+type Counted<V> = Result<(V, Instant), DbError>;
 
 #[derive(Debug)]
-struct Slot {
+struct Slot<V> {
     generation: u64,
-    cell: Arc<OnceCell<Counted>>,
+    cell: Arc<OnceCell<Counted<V>>>,
 }
 
-impl Slot {
+impl<V> Slot<V> {
     /// In flight, or counted less than `ttl` ago. A failed count is never reused.
     fn usable(&self, generation: u64, ttl: Duration) -> bool {
         self.generation == generation
@@ -56,14 +57,14 @@ impl Slot {
 }
 
 #[derive(Debug)]
-pub(crate) struct TotalCache {
+pub(crate) struct TotalCache<V = i64> {
     ttl: Duration,
     max_entries: usize,
     generation: AtomicU64,
-    entries: Mutex<HashMap<Key, Slot>>,
+    entries: Mutex<HashMap<Key, Slot<V>>>,
 }
 
-impl TotalCache {
+impl<V: Clone> TotalCache<V> {
     /// `ttl` zero counts every time (no reuse, no sharing); `max_entries` is at least 1.
     pub(crate) fn new(ttl: Duration, max_entries: usize) -> Self {
         TotalCache {
@@ -85,10 +86,10 @@ impl TotalCache {
     /// The total for `key`: cached, or the outcome of the count already running for it,
     /// or `count` run now (by this caller, with the others waiting). When the caller that
     /// counts is dropped mid-count (its request was cancelled), the next waiter counts.
-    pub(crate) async fn total<F, Fut>(&self, key: Key, count: F) -> Result<i64, DbError>
+    pub(crate) async fn total<F, Fut>(&self, key: Key, count: F) -> Result<V, DbError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<i64, DbError>>,
+        Fut: Future<Output = Result<V, DbError>>,
     {
         if self.ttl.is_zero() {
             return count().await;
@@ -113,14 +114,14 @@ impl TotalCache {
             return Err(error);
         }
         match outcome {
-            Ok((total, _)) => Ok(*total),
+            Ok((total, _)) => Ok(total.clone()),
             Err(error) => Err(same_failure(error)),
         }
     }
 
     /// The slot to wait on for `key`, made anew when missing, stale or failed. Taken
     /// synchronously, so callers that arrive together all find the first one's slot.
-    fn slot(&self, key: Key) -> Arc<OnceCell<Counted>> {
+    fn slot(&self, key: Key) -> Arc<OnceCell<Counted<V>>> {
         let generation = self.generation();
         let mut entries = self.entries.lock();
         if let Some(slot) = entries.get(&key) {
@@ -204,7 +205,7 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    async fn counted(cache: &TotalCache, key: &str, runs: &AtomicUsize, total: i64) -> i64 {
+    async fn counted(cache: &TotalCache<i64>, key: &str, runs: &AtomicUsize, total: i64) -> i64 {
         cache
             .total(key_of(key), || async {
                 runs.fetch_add(1, Ordering::SeqCst);
