@@ -1,7 +1,8 @@
 //! Importing a file: parse, validate each record into a claim, hand the claims to the
 //! store in batches (dedup and merge happen there, each claim decided as if alone), and
-//! report what happened to every line. A bad record is reported with its line and reason and never stops the
-//! rest; the same file imported twice changes nothing the second time.
+//! report what happened to every line. A bad record is reported with its line and reason
+//! and never stops the rest; the same file imported twice changes no incident or claim the
+//! second time (it does record one more fetch of its sources).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
