@@ -22,7 +22,9 @@ pub const DEFAULT_SOURCE_HEALTH_WINDOW: Duration = Duration::from_secs(7 * 24 * 
 /// How long fetch outcomes are kept, unless configured (`server.source_fetch_retention`).
 /// Well above the window, so that a server configured with a longer window than the
 /// process that records fetches (an import run with other settings) still finds them.
-pub const DEFAULT_SOURCE_FETCH_RETENTION: Duration = Duration::from_secs(90 * 24 * 60 * 60);
+/// Three months as humantime counts them (30.44 days each, about 91 days), so that
+/// `kamiyo config` prints `3months` rather than `2months 29days 2h 52m 48s`.
+pub const DEFAULT_SOURCE_FETCH_RETENTION: Duration = Duration::from_secs(3 * 2_630_016);
 
 /// Longest error text kept for a failed fetch (in characters); longer texts are cut, so
 /// that a fetcher that quotes a whole response cannot grow the log without bound.
