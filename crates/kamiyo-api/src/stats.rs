@@ -141,18 +141,24 @@ pub async fn chains(
 }
 
 #[utoipa::path(get, path = "/api/sources", tag = "stats",
-    responses((status = 200, description = "What each source contributed, and its fetches' success rate over the rolling window server.source_health_window", body = Vec<SourceReport>),
+    responses((status = 200, description = "What each source contributed, and its fetches' success rate over the rolling window server.source_health_window; `last_error` for admin callers only", body = Vec<SourceReport>),
         (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn sources(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: RawQuery,
 ) -> Result<Json<Vec<SourceReport>>> {
     Params::from_query(query, &[])?;
-    let sources = state
+    let mut sources = state
         .incidents
         .sources(state.server.source_health_window)
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    if !caller.is_admin() {
+        for source in &mut sources {
+            source.last_error = None;
+        }
+    }
     Ok(Json(sources))
 }

@@ -371,6 +371,10 @@ pub struct SourceReport {
     pub last_fetch_at: Option<String>,
     /// When its last successful fetch finished.
     pub last_success_at: Option<String>,
+    /// Why its last failed fetch failed (the registry's `last_error`). Shown to admin
+    /// callers only: an error text can name internal hosts or paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
     /// Fetches that finished within the rolling window (`server.source_health_window`).
     pub fetches_in_window: i64,
     /// 100 × successful / all fetches within the window, to two decimals; null when no
@@ -404,7 +408,8 @@ pub(crate) async fn sources(
                             s.is_active, \
                             to_char(s.last_fetch_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
                             to_char(s.last_success_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), \
-                            coalesce(f.fetches, 0), round(100.0 * f.succeeded / f.fetches, 2)::float8 \
+                            coalesce(f.fetches, 0), round(100.0 * f.succeeded / f.fetches, 2)::float8, \
+                            s.last_error \
                        FROM claims c \
                        FULL JOIN sources s ON s.name = c.source_name \
                        LEFT JOIN fetches f ON f.source_name = coalesce(c.source_name, s.name) \
@@ -425,6 +430,7 @@ pub(crate) async fn sources(
                     last_success_at: r.get(7),
                     fetches_in_window: r.get(8),
                     success_rate_pct: r.get(9),
+                    last_error: r.get(10),
                 })
                 .collect())
         }
@@ -440,7 +446,7 @@ pub(crate) async fn sources(
                        FROM source_fetches WHERE finished_at >= ?1 GROUP BY source_name) \
                  SELECT coalesce(c.source_name, s.name), coalesce(c.incidents, 0), coalesce(c.claims, 0), \
                         c.first_seen_at, c.last_seen_at, s.is_active, s.last_fetch_at, s.last_success_at, \
-                        coalesce(f.fetches, 0), round(100.0 * f.succeeded / f.fetches, 2) \
+                        coalesce(f.fetches, 0), round(100.0 * f.succeeded / f.fetches, 2), s.last_error \
                    FROM claims c \
                    FULL JOIN sources s ON s.name = c.source_name \
                    LEFT JOIN fetches f ON f.source_name = coalesce(c.source_name, s.name) \
@@ -458,6 +464,7 @@ pub(crate) async fn sources(
                         last_success_at: r.get(7)?,
                         fetches_in_window: r.get(8)?,
                         success_rate_pct: r.get(9)?,
+                        last_error: r.get(10)?,
                     })
                 },
             )
