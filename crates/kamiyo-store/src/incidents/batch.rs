@@ -512,8 +512,10 @@ impl ExploitRows {
     }
 }
 
+/// Claims as the column arrays of one multi-row statement ([`insert_claims`],
+/// [`update_claims`]); the one-claim path sends a single row through the same statements.
 #[derive(Default)]
-struct ClaimRows {
+pub(super) struct ClaimRows {
     id: Vec<i64>,
     exploit_id: Vec<i64>,
     source_name: Vec<String>,
@@ -538,7 +540,8 @@ struct ClaimRows {
 }
 
 impl ClaimRows {
-    fn push(&mut self, id: i64, exploit_id: i64, claim_key: &str, c: ClaimColumns) {
+    /// `id` is the stored claim's (for an update; unused by an insert).
+    pub(super) fn push(&mut self, id: i64, exploit_id: i64, claim_key: &str, c: ClaimColumns) {
         self.id.push(id);
         self.exploit_id.push(exploit_id);
         self.source_name.push(c.source_name);
@@ -680,55 +683,67 @@ async fn write(tx: &PgTransaction<'_>, work: &Workspace, ids: &Allocated) -> Res
         )
         .await?;
     }
-    if !new_claims.id.is_empty() {
-        let c = &new_claims;
-        tx.execute(
-            "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, \
-                 reported_name, reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, \
-                 attack_class, attack_type, attack_text, classification, status, description, flash_loan, bridge) \
-             SELECT exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
-                 reported_date, occurred_at, amount_usd::numeric, recovered_usd::numeric, chains::jsonb, \
-                 tx_hashes::jsonb, attack_class, attack_type, attack_text, classification, status, description, \
-                 flash_loan, bridge \
-             FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                 $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-                 $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::bool[]) \
-               AS u(exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
-                 reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, \
-                 attack_type, attack_text, classification, status, description, flash_loan, bridge)",
-            &[
-                &c.exploit_id, &c.source_name, &c.claim_key, &c.source_url, &c.external_id,
-                &c.reported_name, &c.reported_date, &c.occurred_at, &c.amount_usd, &c.recovered_usd,
-                &c.chains, &c.tx_hashes, &c.attack_class, &c.attack_type, &c.attack_text,
-                &c.classification, &c.status, &c.description, &c.flash_loan, &c.bridge,
-            ],
-        )
-        .await?;
-    }
-    if !updated_claims.id.is_empty() {
-        let c = &updated_claims;
-        tx.execute(
-            "UPDATE exploit_sources s SET source_url = u.source_url, external_id = u.external_id, \
-                 reported_name = u.reported_name, reported_date = u.reported_date, occurred_at = u.occurred_at, \
-                 amount_usd = u.amount_usd::numeric, recovered_usd = u.recovered_usd::numeric, \
-                 chains = u.chains::jsonb, tx_hashes = u.tx_hashes::jsonb, attack_class = u.attack_class, \
-                 attack_type = u.attack_type, attack_text = u.attack_text, classification = u.classification, \
-                 status = u.status, description = u.description, flash_loan = u.flash_loan, \
-                 bridge = u.bridge, last_seen_at = now() \
-             FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
-                 $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-                 $14::text[], $15::text[], $16::text[], $17::bool[], $18::bool[]) \
-               AS u(id, source_url, external_id, reported_name, reported_date, occurred_at, amount_usd, \
-                 recovered_usd, chains, tx_hashes, attack_class, attack_type, attack_text, classification, \
-                 status, description, flash_loan, bridge) \
-             WHERE s.id = u.id",
-            &[
-                &c.id, &c.source_url, &c.external_id, &c.reported_name, &c.reported_date, &c.occurred_at,
-                &c.amount_usd, &c.recovered_usd, &c.chains, &c.tx_hashes, &c.attack_class, &c.attack_type,
-                &c.attack_text, &c.classification, &c.status, &c.description, &c.flash_loan, &c.bridge,
-            ],
-        )
-        .await?;
-    }
+    insert_claims(tx, &new_claims).await?;
+    update_claims(tx, &updated_claims).await?;
     Ok(())
+}
+
+/// Inserts new claims; their ids come from the column default, in order.
+pub(super) async fn insert_claims(tx: &PgTransaction<'_>, c: &ClaimRows) -> Result<(), DbError> {
+    if c.exploit_id.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, \
+             reported_name, reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, \
+             attack_class, attack_type, attack_text, classification, status, description, flash_loan, bridge) \
+         SELECT exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
+             reported_date, occurred_at, amount_usd::numeric, recovered_usd::numeric, chains::jsonb, \
+             tx_hashes::jsonb, attack_class, attack_type, attack_text, classification, status, description, \
+             flash_loan, bridge \
+         FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
+             $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+             $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::bool[]) \
+           AS u(exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
+             reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, \
+             attack_type, attack_text, classification, status, description, flash_loan, bridge)",
+        &[
+            &c.exploit_id, &c.source_name, &c.claim_key, &c.source_url, &c.external_id,
+            &c.reported_name, &c.reported_date, &c.occurred_at, &c.amount_usd, &c.recovered_usd,
+            &c.chains, &c.tx_hashes, &c.attack_class, &c.attack_type, &c.attack_text,
+            &c.classification, &c.status, &c.description, &c.flash_loan, &c.bridge,
+        ],
+    )
+    .await
+    .map(drop)
+}
+
+/// Updates stored claims (`id`) with what a re-import said, and moves `last_seen_at`.
+pub(super) async fn update_claims(tx: &PgTransaction<'_>, c: &ClaimRows) -> Result<(), DbError> {
+    if c.id.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "UPDATE exploit_sources s SET source_url = u.source_url, external_id = u.external_id, \
+             reported_name = u.reported_name, reported_date = u.reported_date, occurred_at = u.occurred_at, \
+             amount_usd = u.amount_usd::numeric, recovered_usd = u.recovered_usd::numeric, \
+             chains = u.chains::jsonb, tx_hashes = u.tx_hashes::jsonb, attack_class = u.attack_class, \
+             attack_type = u.attack_type, attack_text = u.attack_text, classification = u.classification, \
+             status = u.status, description = u.description, flash_loan = u.flash_loan, \
+             bridge = u.bridge, last_seen_at = now() \
+         FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
+             $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+             $14::text[], $15::text[], $16::text[], $17::bool[], $18::bool[]) \
+           AS u(id, source_url, external_id, reported_name, reported_date, occurred_at, amount_usd, \
+             recovered_usd, chains, tx_hashes, attack_class, attack_type, attack_text, classification, \
+             status, description, flash_loan, bridge) \
+         WHERE s.id = u.id",
+        &[
+            &c.id, &c.source_url, &c.external_id, &c.reported_name, &c.reported_date, &c.occurred_at,
+            &c.amount_usd, &c.recovered_usd, &c.chains, &c.tx_hashes, &c.attack_class, &c.attack_type,
+            &c.attack_text, &c.classification, &c.status, &c.description, &c.flash_loan, &c.bridge,
+        ],
+    )
+    .await
+    .map(drop)
 }

@@ -7,6 +7,7 @@ use kamiyo_domain::canonical::{self, Canonical};
 use kamiyo_domain::{IncidentDraft, TxHash, Usd};
 use tokio_postgres::Row;
 
+use super::batch::{insert_claims, update_claims, ClaimRows};
 use super::decide::{
     decide, foreign_hash_warning, window, Candidate, HashOwner, Plan, StoredClaim,
 };
@@ -125,18 +126,20 @@ pub(super) async fn ingest(pool: &PgPool, draft: &IncidentDraft) -> Result<Inges
             claim_id,
             exploit_id,
         } => {
-            update_claim(&tx, claim_id, &columns).await?;
+            let mut row = ClaimRows::default();
+            row.push(claim_id, exploit_id, &claim_key, columns);
+            update_claims(&tx, &row).await?;
             (exploit_id, IngestAction::Updated)
         }
         Plan::Merge { exploit_id } => {
-            insert_claim(&tx, exploit_id, &claim_key, &columns).await?;
+            insert_claim(&tx, exploit_id, &claim_key, columns).await?;
             (exploit_id, IngestAction::Merged)
         }
         Plan::Insert => {
             let canonical = canonical::derive(std::slice::from_ref(draft))
                 .ok_or_else(|| DbError::other("a claim must derive an incident"))?;
             let exploit_id = insert_exploit(&tx, &canonical, &dedup_key(draft)).await?;
-            insert_claim(&tx, exploit_id, &claim_key, &columns).await?;
+            insert_claim(&tx, exploit_id, &claim_key, columns).await?;
             (exploit_id, IngestAction::Inserted)
         }
     };
@@ -181,80 +184,16 @@ pub(super) fn claim_from_row(row: &Row) -> Result<ClaimColumns, DbError> {
     })
 }
 
+/// One claim through the batch writer's statement (one SQL text for both paths).
 async fn insert_claim(
     tx: &PgTransaction<'_>,
     exploit_id: i64,
     claim_key: &str,
-    c: &ClaimColumns,
+    columns: ClaimColumns,
 ) -> Result<(), DbError> {
-    tx.execute(
-        "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
-             reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, attack_type, \
-             attack_text, classification, status, description, flash_loan, bridge) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::numeric, $10::text::numeric, $11::text::jsonb, \
-             $12::text::jsonb, $13, $14, $15, $16, $17, $18, $19, $20)",
-        &[
-            &exploit_id,
-            &c.source_name,
-            &claim_key,
-            &c.source_url,
-            &c.external_id,
-            &c.reported_name,
-            &c.reported_date,
-            &c.occurred_at,
-            &c.amount_usd,
-            &c.recovered_usd,
-            &c.chains,
-            &c.tx_hashes,
-            &c.attack_class,
-            &c.attack_type,
-            &c.attack_text,
-            &c.classification,
-            &c.status,
-            &c.description,
-            &c.flash_loan,
-            &c.bridge,
-        ],
-    )
-    .await
-    .map(drop)
-}
-
-async fn update_claim(
-    tx: &PgTransaction<'_>,
-    claim_id: i64,
-    c: &ClaimColumns,
-) -> Result<(), DbError> {
-    tx.execute(
-        "UPDATE exploit_sources SET source_url = $2, external_id = $3, reported_name = $4, reported_date = $5, \
-             occurred_at = $6, amount_usd = $7::text::numeric, recovered_usd = $8::text::numeric, \
-             chains = $9::text::jsonb, tx_hashes = $10::text::jsonb, attack_class = $11, attack_type = $12, \
-             attack_text = $13, classification = $14, status = $15, description = $16, flash_loan = $17, \
-             bridge = $18, last_seen_at = now() \
-         WHERE id = $1",
-        &[
-            &claim_id,
-            &c.source_url,
-            &c.external_id,
-            &c.reported_name,
-            &c.reported_date,
-            &c.occurred_at,
-            &c.amount_usd,
-            &c.recovered_usd,
-            &c.chains,
-            &c.tx_hashes,
-            &c.attack_class,
-            &c.attack_type,
-            &c.attack_text,
-            &c.classification,
-            &c.status,
-            &c.description,
-            &c.flash_loan,
-            &c.bridge,
-        ],
-    )
-    .await
-    .map(drop)
+    let mut row = ClaimRows::default();
+    row.push(0, exploit_id, claim_key, columns);
+    insert_claims(tx, &row).await
 }
 
 async fn insert_exploit(
