@@ -200,7 +200,8 @@ async fn copy_into(
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .await
                 .with_context(|| format!("creating {name} on {target_name}"))?;
-            let outcome = timed_copy(source_url, &with_database(admin_url, &name)).await;
+            let outcome =
+                timed_copy(source_url, &kamiyo_testkit::database_url(admin_url, &name)).await;
             // Dropped whatever the copy did, before its error is returned.
             let dropped = admin
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -437,39 +438,9 @@ fn scratch_name(run: usize) -> String {
     )
 }
 
-/// `url` with its database (the path) replaced by `name`, query kept.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{name}?{query}"),
-        None => format!("{base}/{name}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_database_of_a_url_is_replaced_and_the_rest_kept() {
-        assert_eq!(
-            with_database("postgres://root@127.0.0.1:5432/postgres", "b1"),
-            "postgres://root@127.0.0.1:5432/b1"
-        );
-        assert_eq!(
-            with_database("postgres://u:p@h/db?sslmode=disable", "b2"),
-            "postgres://u:p@h/b2?sslmode=disable"
-        );
-        assert_eq!(with_database("postgresql://h", "b3"), "postgresql://h/b3");
-    }
 
     #[test]
     fn stages_last_until_the_next_one_starts() {

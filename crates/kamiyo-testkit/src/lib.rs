@@ -124,8 +124,9 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
-/// Replaces the database name (the URL's path) of `admin_url` by `name`.
-fn database_url(admin_url: &str, name: &str) -> String {
+/// Replaces the database name (the URL's path) of `admin_url` by `name`, keeping the
+/// query string. Also used by `kamiyo-bench` for its scratch databases.
+pub fn database_url(admin_url: &str, name: &str) -> String {
     let (base, query) = match admin_url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
         None => (admin_url, None),
@@ -154,6 +155,10 @@ mod tests {
         assert_eq!(
             database_url("postgres://h?sslmode=disable", "t2"),
             "postgres://h/t2?sslmode=disable"
+        );
+        assert_eq!(
+            database_url("postgres://u:p@h/db?sslmode=disable", "t3"),
+            "postgres://u:p@h/t3?sslmode=disable"
         );
     }
 }
