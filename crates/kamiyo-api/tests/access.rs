@@ -280,8 +280,9 @@ async fn the_request_past_the_minute_limit_gets_429_with_retry_after_and_headers
     );
 }
 
-/// An app whose key cache keeps verified keys for `ttl`, a verified key of it, and a
-/// store of "another process" (as `kamiyo key revoke` is) on the same database.
+/// An app whose key cache keeps verified keys for `ttl` (zero: none), a key it has
+/// verified once, and a store of "another process" (as `kamiyo key revoke` is) on the
+/// same database.
 async fn cached_app(ttl: std::time::Duration) -> (Fixture, String, AccountStore) {
     let pg = TestDatabase::create().await;
     let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
@@ -332,23 +333,8 @@ async fn a_key_revoked_by_another_process_is_refused_once_the_cache_entry_expire
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_auth_cache_off_a_revocation_by_another_process_applies_at_once() {
-    let pg = TestDatabase::create().await;
-    let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    db.migrate(&MIGRATIONS).await.unwrap();
-    let f = fixture_with(
-        db.clone(),
-        pg,
-        ServerConfig {
-            auth_cache_ttl: std::time::Duration::ZERO,
-            ..ServerConfig::default()
-        },
-    );
-    let key = key_for(&f, "analyst@example.com", Tier::Pro).await;
-    assert_eq!(json(&f.app, "/api/me", Some(&key)).await.0, StatusCode::OK);
-    AccountStore::new(db)
-        .disable_user("analyst@example.com")
-        .await
-        .unwrap();
+    let (f, key, other) = cached_app(std::time::Duration::ZERO).await;
+    other.disable_user("analyst@example.com").await.unwrap();
     assert_eq!(
         json(&f.app, "/api/me", Some(&key)).await.0,
         StatusCode::UNAUTHORIZED
