@@ -121,6 +121,35 @@ pub(crate) fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
+/// Marks a registered source active or not (fetchers skip inactive ones; `/api/sources`
+/// shows it). `false` when no source of that name is registered.
+pub(crate) async fn set_active(pool: &Pool, source: &str, active: bool) -> Result<bool, DbError> {
+    let changed = match pool {
+        Pool::Postgres(pool) => {
+            pool.acquire()
+                .await?
+                .execute(
+                    "UPDATE sources SET is_active = $2 WHERE name = $1",
+                    &[&source, &active],
+                )
+                .await?
+        }
+        Pool::Sqlite(pool) => {
+            pool.acquire()
+                .await?
+                .execute(
+                    "UPDATE sources SET is_active = ?2 WHERE name = ?1",
+                    vec![
+                        rusqlite::types::Value::Text(source.to_owned()),
+                        rusqlite::types::Value::Integer(i64::from(active)),
+                    ],
+                )
+                .await? as u64
+        }
+    };
+    Ok(changed > 0)
+}
+
 /// Records `fetch` and deletes the source's fetches that finished before `keep_since`.
 pub(crate) async fn record(
     pool: &Pool,

@@ -224,3 +224,32 @@ async fn a_fetch_recorded_late_does_not_move_the_last_times_back() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused() {
+    for b in backends().await {
+        b.store
+            .record_fetch(&ok("feed", now(), 1), DAY)
+            .await
+            .unwrap();
+        assert!(b.store.set_source_active("feed", false).await.unwrap());
+        assert_eq!(
+            report(&b, DAY, "feed").await.active,
+            Some(false),
+            "{}",
+            b.name
+        );
+        assert!(b.store.set_source_active("feed", true).await.unwrap());
+        assert_eq!(
+            report(&b, DAY, "feed").await.active,
+            Some(true),
+            "{}",
+            b.name
+        );
+        assert!(
+            !b.store.set_source_active("unknown", false).await.unwrap(),
+            "{}",
+            b.name
+        );
+    }
+}

@@ -82,12 +82,39 @@ pub enum Command {
         #[command(subcommand)]
         action: PaymentAction,
     },
+    /// Sources incidents come from: their health, and whether they are active.
+    Source {
+        #[command(subcommand)]
+        action: SourceAction,
+    },
     /// Print the effective configuration (passwords redacted) as TOML.
     Config,
     /// Database tools.
     Db {
         #[command(subcommand)]
         action: DbAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceAction {
+    /// Every source with what it contributed and how its fetches went over
+    /// `server.source_health_window`, with the last error (as `GET /api/sources` shows an
+    /// admin).
+    List {
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a registered source active (fetchers collect it).
+    Enable {
+        /// The source's name, as its claims and fetches carry it.
+        name: String,
+    },
+    /// Mark a registered source inactive (fetchers skip it; its incidents stay).
+    Disable {
+        /// The source's name, as its claims and fetches carry it.
+        name: String,
     },
 }
 

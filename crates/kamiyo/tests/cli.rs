@@ -605,3 +605,62 @@ fn user_key_and_payment_commands_manage_accounts_and_print_the_key_once() {
     assert!(!bad.status.success());
     assert!(text(&bad.stderr).contains("tier"), "{}", text(&bad.stderr));
 }
+
+#[test]
+fn source_commands_list_the_imports_as_fetches_and_enable_or_disable_a_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../kamiyo-ingest/tests/fixtures/import.jsonl"
+    );
+    // Exit code 1: the fixture has rejected lines on purpose.
+    output(kamiyo(dir.path()).args(["import", fixture]));
+    let list = |dir: &Path| {
+        let out = output(kamiyo(dir).args(["source", "list", "--json"]));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let sources: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        sources
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["source"].as_str().unwrap_or_default().to_owned(),
+                    s["active"].as_bool(),
+                    s["fetches_in_window"].as_i64(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(dir.path()),
+        [
+            ("alpha-feed".to_owned(), Some(true), Some(1)),
+            ("beta-feed".to_owned(), Some(true), Some(1))
+        ]
+    );
+    let disabled = output(kamiyo(dir.path()).args(["source", "disable", "beta-feed"]));
+    assert!(
+        text(&disabled.stdout).contains("source beta-feed disabled"),
+        "{}",
+        text(&disabled.stderr)
+    );
+    assert_eq!(list(dir.path())[1].1, Some(false));
+    let enabled = output(kamiyo(dir.path()).args(["source", "enable", "beta-feed"]));
+    assert!(enabled.status.success(), "{}", text(&enabled.stderr));
+    assert_eq!(list(dir.path())[1].1, Some(true));
+
+    let unknown = output(kamiyo(dir.path()).args(["source", "disable", "no-such-feed"]));
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no source named \"no-such-feed\""),
+        "{}",
+        text(&unknown.stderr)
+    );
+    let table = output(kamiyo(dir.path()).args(["source", "list"]));
+    assert!(
+        text(&table.stdout).contains("alpha-feed") && text(&table.stdout).contains("100.00%"),
+        "{}",
+        text(&table.stdout)
+    );
+}

@@ -325,6 +325,12 @@ impl IncidentStore {
             .await
     }
 
+    /// Marks a registered source active or inactive; `false` when no source of that name
+    /// is registered (a source is registered by its first recorded fetch).
+    pub async fn set_source_active(&self, source: &str, active: bool) -> Result<bool, DbError> {
+        crate::sources::set_active(self.db.primary(), source, active).await
+    }
+
     /// Records one attempt to collect a source (creating its registry row when it has
     /// none), and deletes its fetches that finished more than `keep` ago (keep at least
     /// the window `sources` is asked for).
