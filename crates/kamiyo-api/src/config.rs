@@ -36,11 +36,14 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// How long a listing's `total`, and a stats answer, is reused for the same filters
     /// when this instance wrote nothing since (counting costs a scan). Other instances'
-    /// writes show within it. `0s` computes on every request.
+    /// writes show within it. Stats are read from the replica when there is one, so a
+    /// stats answer can also be as old as the replica's lag. `0s` computes on every
+    /// request.
     #[serde(with = "humantime_serde")]
     pub total_cache_ttl: Duration,
-    /// Distinct filters whose totals are remembered (filters are user input: more costs
-    /// memory, fewer recounts more often under varied traffic).
+    /// Distinct filters whose totals are remembered, and as many stats answers (filters
+    /// are user input: more costs memory, fewer recounts more often under varied
+    /// traffic).
     pub total_cache_max_entries: usize,
     /// How long the serialised first page of a listing (no cursor) is served again to
     /// identical requests of the same tier, unless this instance wrote since. Other

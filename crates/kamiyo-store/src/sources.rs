@@ -121,15 +121,20 @@ pub(crate) fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-/// Marks a registered source active or not (fetchers skip inactive ones; `/api/sources`
-/// shows it). `false` when no source of that name is registered.
+/// Marks a source active or not (`/api/sources` shows it; fetchers are to skip inactive
+/// ones, and none exists yet). A source known only by its claims gets its registry row
+/// here. `false` when no source of that name has claims or a registry row.
 pub(crate) async fn set_active(pool: &Pool, source: &str, active: bool) -> Result<bool, DbError> {
     let changed = match pool {
         Pool::Postgres(pool) => {
             pool.acquire()
                 .await?
                 .execute(
-                    "UPDATE sources SET is_active = $2 WHERE name = $1",
+                    "INSERT INTO sources (name, is_active) \
+                     SELECT $1::text, $2::boolean \
+                      WHERE EXISTS (SELECT 1 FROM sources WHERE name = $1::text) \
+                         OR EXISTS (SELECT 1 FROM exploit_sources WHERE source_name = $1::text) \
+                     ON CONFLICT (name) DO UPDATE SET is_active = excluded.is_active",
                     &[&source, &active],
                 )
                 .await?
@@ -138,7 +143,11 @@ pub(crate) async fn set_active(pool: &Pool, source: &str, active: bool) -> Resul
             pool.acquire()
                 .await?
                 .execute(
-                    "UPDATE sources SET is_active = ?2 WHERE name = ?1",
+                    "INSERT INTO sources (name, is_active) \
+                     SELECT ?1, ?2 \
+                      WHERE EXISTS (SELECT 1 FROM sources WHERE name = ?1) \
+                         OR EXISTS (SELECT 1 FROM exploit_sources WHERE source_name = ?1) \
+                     ON CONFLICT (name) DO UPDATE SET is_active = excluded.is_active",
                     vec![
                         rusqlite::types::Value::Text(source.to_owned()),
                         rusqlite::types::Value::Integer(i64::from(active)),

@@ -226,7 +226,7 @@ async fn a_fetch_recorded_late_does_not_move_the_last_times_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_registered_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused() {
+async fn a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused() {
     for b in backends().await {
         b.store
             .record_fetch(&ok("feed", now(), 1), DAY)
@@ -248,6 +248,16 @@ async fn a_registered_source_can_be_disabled_and_enabled_and_an_unknown_one_is_r
         );
         assert!(
             !b.store.set_source_active("unknown", false).await.unwrap(),
+            "{}",
+            b.name
+        );
+        // Known by its claims only (no fetch recorded): it gets its registry row.
+        b.store.ingest(&claim("posted", "Gammafi")).await.unwrap();
+        assert_eq!(report(&b, DAY, "posted").await.active, None, "{}", b.name);
+        assert!(b.store.set_source_active("posted", false).await.unwrap());
+        assert_eq!(
+            report(&b, DAY, "posted").await.active,
+            Some(false),
             "{}",
             b.name
         );

@@ -106,12 +106,13 @@ pub enum SourceAction {
         #[arg(long)]
         json: bool,
     },
-    /// Mark a registered source active (fetchers collect it).
+    /// Mark a source active (fetchers, once they exist, collect it).
     Enable {
         /// The source's name, as its claims and fetches carry it.
         name: String,
     },
-    /// Mark a registered source inactive (fetchers skip it; its incidents stay).
+    /// Mark a source inactive (fetchers, once they exist, skip it; imports are still
+    /// accepted, and its incidents stay).
     Disable {
         /// The source's name, as its claims and fetches carry it.
         name: String,

@@ -35,7 +35,11 @@ pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<
                         s.success_rate_pct
                             .map_or("-".to_owned(), |r| format!("{r:.2}%")),
                         s.last_fetch_at.as_deref().unwrap_or("-"),
-                        s.last_error.as_deref().unwrap_or("-")
+                        // Escaped: an error text from a remote source must not drive
+                        // the terminal (control characters, newlines).
+                        s.last_error
+                            .as_deref()
+                            .map_or("-".to_owned(), |e| e.escape_debug().to_string())
                     );
                 }
                 println!(
@@ -58,7 +62,7 @@ async fn set_active(store: &IncidentStore, name: &str, active: bool) -> anyhow::
         .context("cannot change the source")?;
     if !found {
         anyhow::bail!(
-            "no source named {name:?} is registered (a source is registered by its first recorded fetch: `kamiyo source list` shows them)"
+            "no source named {name:?}: `kamiyo source list` shows the sources with claims or recorded fetches"
         );
     }
     println!(

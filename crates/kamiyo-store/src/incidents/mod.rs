@@ -105,6 +105,15 @@ pub struct IncidentStore {
     stats: std::sync::Arc<totals::TotalCache<StatsAnswer>>,
 }
 
+/// Forgets the caches again when a write ends (see [`IncidentStore::write_guard`]).
+struct WriteGuard<'a>(&'a IncidentStore);
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.0.invalidate_caches();
+    }
+}
+
 /// A cached stats answer.
 #[derive(Debug, Clone)]
 enum StatsAnswer {
@@ -140,15 +149,11 @@ impl IncidentStore {
     /// claim seen before, or nothing when it is already stored. All in one transaction:
     /// a failure leaves nothing half-written.
     pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, DbError> {
-        // Invalidated before and after: a listing that counted during the write cannot
-        // keep a total from before it.
-        self.invalidate_caches();
-        let outcome = match self.db.primary() {
+        let _write = self.write_guard();
+        match self.db.primary() {
             Pool::Postgres(pool) => postgres::ingest(pool, draft).await,
             Pool::Sqlite(pool) => sqlite::ingest(pool, draft.clone()).await,
-        };
-        self.invalidate_caches();
-        outcome
+        }
     }
 
     /// Stores many claims, as an import sends them, with the same decisions as
@@ -157,14 +162,14 @@ impl IncidentStore {
     /// when the database refuses anything in it, the batch is rolled back and its claims
     /// are ingested one at a time, so that only the refused claim is refused. On SQLite
     /// each claim has a savepoint in one write transaction. `Err` means the database
-    /// itself failed (unreachable, busy): nothing of the batch is stored, and running
-    /// it again is safe.
+    /// itself failed (unreachable, busy): nothing of the batch is stored, except claims
+    /// already stored one at a time after a refused batch, and running it again is safe.
     pub async fn ingest_batch(
         &self,
         drafts: &[IncidentDraft],
     ) -> Result<Vec<Result<IngestOutcome, DbError>>, DbError> {
-        self.invalidate_caches();
-        let outcomes = match self.db.primary() {
+        let _write = self.write_guard();
+        match self.db.primary() {
             Pool::Postgres(pool) => match batch::ingest_batch(pool, drafts).await {
                 Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
                 Err(error) if error.is_transient() || error.is_unavailable() => Err(error),
@@ -183,9 +188,7 @@ impl IncidentStore {
                 }
             },
             Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts.to_vec()).await,
-        };
-        self.invalidate_caches();
-        outcomes
+        }
     }
 
     /// Reads go to the replica when one is in use (see [`Database::read`]); use
@@ -253,7 +256,15 @@ impl IncidentStore {
         })
     }
 
-    /// After (and before) a write: cached totals and stats are from before it.
+    /// Cached totals and stats are from before a write: they are forgotten when it starts
+    /// and again when it ends, however it ends (an error part-way, or the caller dropping
+    /// the future after a commit). An answer computed during the write is then never
+    /// reused after it.
+    fn write_guard(&self) -> WriteGuard<'_> {
+        self.invalidate_caches();
+        WriteGuard(self)
+    }
+
     fn invalidate_caches(&self) {
         self.totals.invalidate();
         self.stats.invalidate();
@@ -325,8 +336,8 @@ impl IncidentStore {
             .await
     }
 
-    /// Marks a registered source active or inactive; `false` when no source of that name
-    /// is registered (a source is registered by its first recorded fetch).
+    /// Marks a source active or inactive (registering one known only by its claims);
+    /// `false` when no source of that name has claims or a registry row.
     pub async fn set_source_active(&self, source: &str, active: bool) -> Result<bool, DbError> {
         crate::sources::set_active(self.db.primary(), source, active).await
     }

@@ -10,6 +10,8 @@
 //! Entries carry the write generation they were counted under; any write through the
 //! store moves the generation on, so this process never serves a total that predates its
 //! own writes, and a request that starts after a write never joins a count from before it.
+//! (Listing totals are counted on the primary. Stats read the replica when there is one,
+//! so a stats answer can predate this process's writes by the replica's lag.)
 
 use std::collections::HashMap;
 use std::future::Future;
