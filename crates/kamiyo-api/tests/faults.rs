@@ -298,7 +298,7 @@ async fn a_database_restart_under_load_fails_requests_fast_and_the_pool_recovers
 async fn a_black_holed_database_fails_requests_within_their_deadline_and_health_recovers_without_a_restart(
 ) {
     let test_db = TestDatabase::create().await;
-    let proxy = FaultProxy::start(server_addr(test_db.url())).await;
+    let proxy = FaultProxy::start(test_db.server_addr()).await;
     let config = DbConfig {
         // Every checkout is checked: requests and the health probe meet the black hole
         // while acquiring, the case that looked like an exhausted pool.
@@ -384,17 +384,4 @@ async fn a_request_past_its_deadline_cancels_its_query_on_the_server() {
 
     locker.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(service.get(&listing()).await.status, 200);
-}
-
-/// The shared server's address, for a fault proxy in front of it.
-fn server_addr(url: &str) -> SocketAddr {
-    use std::net::ToSocketAddrs;
-    let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
-    let host_port = authority.rsplit('@').next().unwrap();
-    let host_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5432")
-    };
-    host_port.to_socket_addrs().unwrap().next().unwrap()
 }

@@ -7,6 +7,14 @@ use std::time::{Duration, Instant};
 use kamiyo_db::{Database, DbConfig, DbError, Pool};
 use kamiyo_testkit::TestDatabase;
 
+/// The server process behind a pooled session: a new one means a new session.
+async fn backend_pid(conn: &kamiyo_db::postgres::PgConnection) -> i32 {
+    conn.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 async fn pg_database(
     test_db: &TestDatabase,
     config: DbConfig,
@@ -153,13 +161,7 @@ async fn a_session_terminated_by_the_server_is_replaced_transparently() {
         ..DbConfig::default()
     };
     let (_database, pool) = pg_database(&test_db, config).await;
-    let first_pid: i32 = {
-        let conn = pool.acquire().await.unwrap();
-        conn.query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .unwrap()
-            .get(0)
-    };
+    let first_pid = { backend_pid(&pool.acquire().await.unwrap()).await };
     let admin = test_db.admin_client().await;
     let terminated: bool = admin
         .query_one("SELECT pg_terminate_backend($1, 5000)", &[&first_pid])
@@ -169,11 +171,7 @@ async fn a_session_terminated_by_the_server_is_replaced_transparently() {
     assert!(terminated);
 
     let conn = pool.acquire().await.unwrap();
-    let second_pid: i32 = conn
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let second_pid = backend_pid(&conn).await;
     assert_ne!(
         first_pid, second_pid,
         "the dead session must not be handed out"
@@ -255,11 +253,7 @@ async fn a_statement_past_its_client_side_deadline_is_cancelled_on_the_server() 
     };
     let (_database, pool) = pg_database(&test_db, config).await;
     let conn = pool.acquire().await.unwrap();
-    let pid: i32 = conn
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pid = backend_pid(&conn).await;
     // The server's own timeout would end the statement first; switched off for this
     // session, only the client-side deadline is left, as with a server that ignores it.
     conn.batch_execute("SET statement_timeout = 0")
@@ -285,11 +279,7 @@ async fn a_statement_past_its_client_side_deadline_is_cancelled_on_the_server() 
     until_backend_stops(&observer, pid, Duration::from_secs(5)).await;
     drop(conn);
     let next = pool.acquire().await.unwrap();
-    let next_pid: i32 = next
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let next_pid = backend_pid(&next).await;
     assert_ne!(next_pid, pid, "the abandoned session must not be reused");
 }
 
@@ -359,11 +349,7 @@ async fn a_statement_whose_caller_stops_waiting_is_cancelled_on_the_server() {
     let (_database, pool) = pg_database(&test_db, config).await;
     let observer = test_db.client().await;
     let conn = pool.acquire().await.unwrap();
-    let pid: i32 = conn
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let pid = backend_pid(&conn).await;
 
     // As a request deadline above the database layer does: the future is dropped.
     let abandoned = tokio::time::timeout(
@@ -376,11 +362,7 @@ async fn a_statement_whose_caller_stops_waiting_is_cancelled_on_the_server() {
 
     drop(conn);
     let next = pool.acquire().await.unwrap();
-    let next_pid: i32 = next
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let next_pid = backend_pid(&next).await;
     assert_ne!(next_pid, pid, "the abandoned session must not be reused");
 }
 
@@ -388,34 +370,15 @@ async fn a_statement_whose_caller_stops_waiting_is_cancelled_on_the_server() {
 async fn a_statement_answered_in_time_leaves_its_session_reusable() {
     let test_db = TestDatabase::create().await;
     let (_database, pool) = pg_database(&test_db, DbConfig::default()).await;
-    let pid = |conn: kamiyo_db::postgres::PgConnection| async move {
-        conn.query_one("SELECT pg_backend_pid()", &[])
-            .await
-            .unwrap()
-            .get::<_, i32>(0)
-    };
-    let first = pid(pool.acquire().await.unwrap()).await;
-    let second = pid(pool.acquire().await.unwrap()).await;
+    let first = backend_pid(&pool.acquire().await.unwrap()).await;
+    let second = backend_pid(&pool.acquire().await.unwrap()).await;
     assert_eq!(first, second, "a pool of one idle session reuses it");
-}
-
-/// The shared server's address, for a fault proxy in front of it.
-fn server_addr(url: &str) -> std::net::SocketAddr {
-    use std::net::ToSocketAddrs;
-    let authority = url.split("://").nth(1).unwrap().split('/').next().unwrap();
-    let host_port = authority.rsplit('@').next().unwrap();
-    let host_port = if host_port.contains(':') {
-        host_port.to_owned()
-    } else {
-        format!("{host_port}:5432")
-    };
-    host_port.to_socket_addrs().unwrap().next().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_stops_answering_is_unavailable_not_an_exhausted_pool() {
     let test_db = TestDatabase::create().await;
-    let proxy = kamiyo_testkit::FaultProxy::start(server_addr(test_db.url())).await;
+    let proxy = kamiyo_testkit::FaultProxy::start(test_db.server_addr()).await;
     let config = DbConfig {
         url: kamiyo_db::DatabaseUrl::new(proxy.url_through(test_db.url())),
         // Every checkout is checked: the idle session's check meets the black hole.

@@ -103,10 +103,6 @@ impl SourceFetch {
         &self.source
     }
 
-    pub fn is_success(&self) -> bool {
-        self.error.is_none()
-    }
-
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }

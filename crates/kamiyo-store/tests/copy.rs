@@ -297,16 +297,11 @@ fn force() -> CopyOptions {
     }
 }
 
-/// The error and every cause, as an operator sees them.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
+async fn rows_in(pg: &tokio_postgres::Client, table: &str) -> i64 {
+    pg.query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// Tables of the target's schema, but the migrations bookkeeping, with their columns.
@@ -568,7 +563,7 @@ async fn a_target_that_holds_data_is_refused_without_force_and_replaced_with_it(
         matches!(refused, CopyError::TargetNotEmpty { .. }),
         "{refused}"
     );
-    let text = chain(&refused);
+    let text = refused.with_causes();
     assert!(
         text.contains("--force") && text.contains("exploits"),
         "{text}"
@@ -578,11 +573,7 @@ async fn a_target_that_holds_data_is_refused_without_force_and_replaced_with_it(
     let report = copy(&second.path, &pg, &force()).await.unwrap();
     assert!(report.verified && report.replaced_existing_data, "{report}");
     assert_same_rows(&second.path, &client).await;
-    let incidents: i64 = client
-        .query_one("SELECT count(*) FROM exploits", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let incidents = rows_in(&client, "exploits").await;
     assert_eq!(incidents as usize, second.exploits.len());
 }
 
@@ -620,7 +611,7 @@ async fn a_failure_in_the_last_table_rolls_back_everything_including_the_emptyin
     let before = snapshot(&client).await;
 
     let error = copy(&second.path, &pg, &force()).await.unwrap_err();
-    let text = chain(&error);
+    let text = error.with_causes();
     assert!(
         matches!(error, CopyError::Copy { ref table, .. } if table == "user_reputation"),
         "{text}"
@@ -658,7 +649,10 @@ async fn a_verification_failure_rolls_back_and_reports_the_differing_fields() {
         .await
         .unwrap_err();
     let CopyError::Verification { report } = &error else {
-        panic!("expected a verification failure, got {}", chain(&error));
+        panic!(
+            "expected a verification failure, got {}",
+            error.with_causes()
+        );
     };
     assert!(!report.verified);
     let exploits = report
@@ -701,7 +695,7 @@ async fn a_source_at_another_schema_version_is_refused_before_the_target_is_touc
     assert!(
         matches!(error, CopyError::SchemaVersion { found: Some(1), .. }),
         "{}",
-        chain(&error)
+        error.with_causes()
     );
     assert!(error.to_string().contains("kamiyo migrate"), "{error}");
 
@@ -722,7 +716,7 @@ async fn a_source_at_another_schema_version_is_refused_before_the_target_is_touc
             }
         ),
         "{}",
-        chain(&error)
+        error.with_causes()
     );
     assert!(error.to_string().contains("newer Kamiyo"), "{error}");
 
@@ -755,7 +749,7 @@ async fn what_is_not_a_kamiyo_database_is_refused_with_the_reason() {
     assert!(
         matches!(garbage, CopyError::NotKamiyo { .. }),
         "{}",
-        chain(&garbage)
+        garbage.with_causes()
     );
     assert!(
         garbage.to_string().contains("not a SQLite database"),
@@ -771,7 +765,7 @@ async fn what_is_not_a_kamiyo_database_is_refused_with_the_reason() {
     assert!(
         matches!(other_error, CopyError::NotKamiyo { .. }),
         "{}",
-        chain(&other_error)
+        other_error.with_causes()
     );
     assert!(
         other_error.to_string().contains("kamiyo_schema_migrations"),
@@ -798,7 +792,7 @@ async fn a_source_value_the_target_cannot_take_exactly_is_named_and_nothing_is_c
     let error = copy(&source.path, &pg, &CopyOptions::default())
         .await
         .unwrap_err();
-    let text = chain(&error);
+    let text = error.with_causes();
     assert!(
         matches!(error, CopyError::BadValue { ref table, ref column, .. } if table == "exploits" && column == "flash_loan"),
         "{text}"
@@ -808,11 +802,7 @@ async fn a_source_value_the_target_cannot_take_exactly_is_named_and_nothing_is_c
         "{text}"
     );
     let client = pg.client().await;
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM sources", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = rows_in(&client, "sources").await;
     assert_eq!(rows, 0, "sources, copied before exploits, was rolled back");
 }
 
@@ -828,18 +818,14 @@ async fn a_column_on_one_side_only_stops_the_copy_with_its_name() {
         .await
         .unwrap_err();
     let CopyError::SchemaMismatch { differences } = &error else {
-        panic!("expected a schema mismatch, got {}", chain(&error));
+        panic!("expected a schema mismatch, got {}", error.with_causes());
     };
     assert_eq!(
         differences,
         &["column exploits.severity exists in the source only"]
     );
     let client = pg.client().await;
-    let rows: i64 = client
-        .query_one("SELECT count(*) FROM exploits", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let rows = rows_in(&client, "exploits").await;
     assert_eq!(rows, 0, "the migrated target stays empty");
 }
 
@@ -857,7 +843,7 @@ async fn an_unreachable_target_is_named_without_its_password() {
     )
     .await
     .unwrap_err();
-    let text = chain(&error);
+    let text = error.with_causes();
     assert!(matches!(error, CopyError::Target { .. }), "{text}");
     assert!(!text.contains("s3cr3t-pw"), "{text}");
     assert!(text.contains("kamiyo:***@127.0.0.1:1"), "{text}");

@@ -64,6 +64,28 @@ impl TestDatabase {
         &self.url
     }
 
+    /// The server's TCP address, for a [`FaultProxy`] in front of it.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        use std::net::ToSocketAddrs;
+        let authority = self
+            .url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split(['/', '?']).next())
+            .unwrap_or_else(|| panic!("no host in the test server's URL {}", self.url));
+        let host_port = authority.rsplit('@').next().unwrap_or(authority);
+        let host_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:5432")
+        };
+        host_port
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .unwrap_or_else(|| panic!("cannot resolve the test server's address {host_port}"))
+    }
+
     /// A plain driver connection to this database, outside any Kamiyo pool, for
     /// inspecting what Kamiyo did.
     pub async fn client(&self) -> tokio_postgres::Client {

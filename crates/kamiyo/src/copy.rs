@@ -34,7 +34,7 @@ pub async fn run(settings: Settings, args: CopyArgs) -> anyhow::Result<ExitCode>
             if let CopyError::Verification { report } = &error {
                 print_report(report, args.json)?;
             } else if args.json {
-                println!("{}", serde_json::json!({ "error": chain(&error) }));
+                println!("{}", serde_json::json!({ "error": error.with_causes() }));
             }
             Err(error.into())
         }
@@ -48,17 +48,6 @@ fn print_report(report: &CopyReport, json: bool) -> anyhow::Result<()> {
         println!("{report}");
     }
     Ok(())
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
-    }
-    text
 }
 
 /// One bar, reused per table: rows of the table being copied, or the current stage.

@@ -79,6 +79,19 @@ pub enum CopyError {
 }
 
 impl CopyError {
+    /// The error and every cause, `: `-separated, as an operator is shown it (the
+    /// command line's `--json` error, logs).
+    pub fn with_causes(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+
     pub(crate) fn source_read(
         path: &std::path::Path,
     ) -> impl Fn(rusqlite::Error) -> CopyError + '_ {

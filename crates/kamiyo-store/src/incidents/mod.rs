@@ -100,9 +100,9 @@ pub struct Incident {
 #[derive(Clone)]
 pub struct IncidentStore {
     db: Database,
-    totals: std::sync::Arc<totals::TotalCache>,
+    totals: std::sync::Arc<totals::AnswerCache>,
     /// Stats answers, cached and single-flighted like totals (same TTL and bound).
-    stats: std::sync::Arc<totals::TotalCache<StatsAnswer>>,
+    stats: std::sync::Arc<totals::AnswerCache<StatsAnswer>>,
 }
 
 /// Forgets the caches again when a write ends (see [`IncidentStore::write_guard`]).
@@ -140,8 +140,8 @@ impl IncidentStore {
     pub fn with_total_cache(db: Database, ttl: std::time::Duration, max_entries: usize) -> Self {
         IncidentStore {
             db,
-            totals: std::sync::Arc::new(totals::TotalCache::new(ttl, max_entries)),
-            stats: std::sync::Arc::new(totals::TotalCache::new(ttl, max_entries)),
+            totals: std::sync::Arc::new(totals::AnswerCache::new(ttl, max_entries)),
+            stats: std::sync::Arc::new(totals::AnswerCache::new(ttl, max_entries)),
         }
     }
 
@@ -234,7 +234,7 @@ impl IncidentStore {
                 Pool::Sqlite(pool) => sqlite::list(pool, request, limit).await,
             }
         };
-        let total = self.totals.total(key, || async {
+        let total = self.totals.get_or_compute(key, || async {
             match self.db.primary() {
                 Pool::Postgres(pool) => postgres::count_matching(pool, &request.filter).await,
                 Pool::Sqlite(pool) => sqlite::count_matching(pool, &request.filter).await,
@@ -287,7 +287,7 @@ impl IncidentStore {
         let key = totals::key_of(&format!("summary|{since:?}|{until:?}"));
         let answer = self
             .stats
-            .total(key, || async {
+            .get_or_compute(key, || async {
                 self.db
                     .read(|pool| async move { stats::summary(&pool, since, until).await })
                     .await
@@ -309,7 +309,7 @@ impl IncidentStore {
         let key = totals::key_of(&format!("{dimension:?}|{since:?}|{until:?}"));
         let answer = self
             .stats
-            .total(key, || async {
+            .get_or_compute(key, || async {
                 self.db
                     .read(|pool| async move {
                         stats::breakdown(&pool, dimension, since, until).await

@@ -140,14 +140,6 @@ fn pg_bounds(
     )
 }
 
-fn pg_group_key(dimension: Dimension) -> &'static str {
-    match dimension {
-        Dimension::Chain => "c.chain",
-        Dimension::AttackType => "coalesce(e.attack_type, 'unknown')",
-        Dimension::Month => "to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')",
-    }
-}
-
 fn sqlite_group_key(dimension: Option<Dimension>) -> &'static str {
     match dimension {
         None => "''",
@@ -237,15 +229,18 @@ async fn pg_breakdown(
     let (since, until) = pg_bounds(since, until);
     // By chain: the chain rows alone, with the incident's date and loss copied onto them
     // (migration 0003), so no join with `exploits`.
+    let by_incident = |key: &str| {
+        format!(
+            "SELECT {key}, count(*), coalesce(sum(e.amount_usd), 0)::text FROM exploits e \
+             WHERE e.occurred_at >= $1 AND e.occurred_at <= $2 GROUP BY 1"
+        )
+    };
     let sql = match dimension {
         Dimension::Chain => "SELECT c.chain, count(*), coalesce(sum(c.amount_usd), 0)::text \
              FROM exploit_chains c WHERE c.occurred_at >= $1 AND c.occurred_at <= $2 GROUP BY 1"
             .to_owned(),
-        other => format!(
-            "SELECT {}, count(*), coalesce(sum(e.amount_usd), 0)::text FROM exploits e \
-             WHERE e.occurred_at >= $1 AND e.occurred_at <= $2 GROUP BY 1",
-            pg_group_key(other)
-        ),
+        Dimension::AttackType => by_incident("coalesce(e.attack_type, 'unknown')"),
+        Dimension::Month => by_incident("to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM')"),
     };
     let conn = pool.acquire().await?;
     let rows = conn.query(&sql, &[&since, &until]).await?;

@@ -1,5 +1,5 @@
 //! A short-lived, single-flight cache of listing totals (and of stats answers, which cost
-//! a scan the same way: `TotalCache<V>` caches any cloneable answer).
+//! a scan the same way: `AnswerCache<V>` caches any cloneable answer; `V = i64` for totals).
 //!
 //! Counting every match of a filter is most of the database's work behind a listing
 //! (BENCHMARKS.md), so a total is reused for `ttl`, and while one request counts a filter,
@@ -59,17 +59,17 @@ impl<V> Slot<V> {
 }
 
 #[derive(Debug)]
-pub(crate) struct TotalCache<V = i64> {
+pub(crate) struct AnswerCache<V = i64> {
     ttl: Duration,
     max_entries: usize,
     generation: AtomicU64,
     entries: Mutex<HashMap<Key, Slot<V>>>,
 }
 
-impl<V: Clone> TotalCache<V> {
+impl<V: Clone> AnswerCache<V> {
     /// `ttl` zero counts every time (no reuse, no sharing); `max_entries` is at least 1.
     pub(crate) fn new(ttl: Duration, max_entries: usize) -> Self {
-        TotalCache {
+        AnswerCache {
             ttl,
             max_entries: max_entries.max(1),
             generation: AtomicU64::new(0),
@@ -85,10 +85,10 @@ impl<V: Clone> TotalCache<V> {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The total for `key`: cached, or the outcome of the count already running for it,
+    /// The answer for `key` (a total, a stats answer): cached, or the outcome of the count already running for it,
     /// or `count` run now (by this caller, with the others waiting). When the caller that
     /// counts is dropped mid-count (its request was cancelled), the next waiter counts.
-    pub(crate) async fn total<F, Fut>(&self, key: Key, count: F) -> Result<V, DbError>
+    pub(crate) async fn get_or_compute<F, Fut>(&self, key: Key, count: F) -> Result<V, DbError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<V, DbError>>,
@@ -207,9 +207,9 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    async fn counted(cache: &TotalCache<i64>, key: &str, runs: &AtomicUsize, total: i64) -> i64 {
+    async fn counted(cache: &AnswerCache<i64>, key: &str, runs: &AtomicUsize, total: i64) -> i64 {
         cache
-            .total(key_of(key), || async {
+            .get_or_compute(key_of(key), || async {
                 runs.fetch_add(1, Ordering::SeqCst);
                 Ok(total)
             })
@@ -220,14 +220,14 @@ mod tests {
     #[tokio::test]
     async fn a_total_is_reused_until_a_write_and_zero_ttl_counts_every_time() {
         let runs = AtomicUsize::new(0);
-        let cache = TotalCache::new(HOUR, 8);
+        let cache = AnswerCache::new(HOUR, 8);
         assert_eq!(counted(&cache, "k", &runs, 7).await, 7);
         assert_eq!(counted(&cache, "k", &runs, 8).await, 7, "reused");
         cache.invalidate();
         assert_eq!(counted(&cache, "k", &runs, 9).await, 9, "counted again");
         assert_eq!(runs.load(Ordering::SeqCst), 2);
 
-        let off = TotalCache::new(Duration::ZERO, 8);
+        let off = AnswerCache::new(Duration::ZERO, 8);
         assert_eq!(counted(&off, "k", &runs, 1).await, 1);
         assert_eq!(counted(&off, "k", &runs, 2).await, 2);
         assert_eq!(off.len(), 0);
@@ -236,11 +236,11 @@ mod tests {
     #[tokio::test]
     async fn concurrent_callers_share_one_count() {
         let runs = &AtomicUsize::new(0);
-        let cache = TotalCache::new(HOUR, 8);
+        let cache = AnswerCache::new(HOUR, 8);
         let (release, released) = tokio::sync::watch::channel(false);
         let call = || {
             let mut released = released.clone();
-            cache.total(key_of("k"), move || async move {
+            cache.get_or_compute(key_of("k"), move || async move {
                 runs.fetch_add(1, Ordering::SeqCst);
                 // The count cannot finish before every caller has asked.
                 released
@@ -263,9 +263,9 @@ mod tests {
     async fn waiters_get_the_failure_of_the_count_they_waited_for_and_the_next_caller_counts_again()
     {
         let runs = &AtomicUsize::new(0);
-        let cache = TotalCache::new(HOUR, 8);
+        let cache = AnswerCache::new(HOUR, 8);
         let call = || {
-            cache.total(key_of("k"), move || async move {
+            cache.get_or_compute(key_of("k"), move || async move {
                 runs.fetch_add(1, Ordering::SeqCst);
                 tokio::task::yield_now().await;
                 Err(DbError::StatementTimeout { pool: "p".into() })
@@ -290,9 +290,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_count_is_taken_over_by_a_waiter() {
-        let cache = TotalCache::new(HOUR, 8);
+        let cache = AnswerCache::new(HOUR, 8);
         let runs = &AtomicUsize::new(0);
-        let mut first = Box::pin(cache.total(key_of("k"), || async {
+        let mut first = Box::pin(cache.get_or_compute(key_of("k"), || async {
             runs.fetch_add(1, Ordering::SeqCst);
             std::future::pending::<Result<i64, DbError>>().await
         }));
@@ -309,7 +309,7 @@ mod tests {
     #[tokio::test]
     async fn memory_is_bounded_by_max_entries() {
         let runs = AtomicUsize::new(0);
-        let cache = TotalCache::new(HOUR, 4);
+        let cache = AnswerCache::new(HOUR, 4);
         for i in 0..20 {
             counted(&cache, &format!("k{i}"), &runs, i).await;
             assert!(cache.len() <= 4);
