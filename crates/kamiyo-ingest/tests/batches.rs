@@ -6,14 +6,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use kamiyo_db::{Database, DbConfig, RetryPolicy};
+use kamiyo_db::RetryPolicy;
 use kamiyo_domain::{IncidentDraft, IncidentInput};
 use kamiyo_ingest::{import, parse_path, Format, ImportOptions, ImportReport};
-use kamiyo_store::{Incident, IncidentStore, IngestAction, MIGRATIONS};
+use kamiyo_store::{Incident, IncidentStore, IngestAction};
 use kamiyo_testkit::TestDatabase;
 
 /// A small deterministic generator (no dependency, same file on every run).
@@ -92,22 +94,6 @@ fn synthetic_file(hacks: u64, bump: bool) -> String {
         }
     }
     out
-}
-
-async fn open_stores(pg: &TestDatabase, dir: &Path) -> Vec<(&'static str, IncidentStore)> {
-    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    pg_db.migrate(&MIGRATIONS).await.unwrap();
-    let sqlite_db = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    sqlite_db.migrate(&MIGRATIONS).await.unwrap();
-    vec![
-        ("postgres", IncidentStore::new(pg_db)),
-        ("sqlite", IncidentStore::new(sqlite_db)),
-    ]
 }
 
 /// Every incident with every claim, in a canonical order, ids and times of writing
@@ -212,7 +198,7 @@ async fn batches_of_any_size_and_parallel_streams_decide_exactly_as_one_claim_at
     let pg = TestDatabase::create().await;
     let sqlite_dir = tempfile::tempdir().unwrap();
     let mut reference = Vec::new();
-    for (name, store) in open_stores(&pg, sqlite_dir.path()).await {
+    for (name, store) in common::open_stores(&pg, sqlite_dir.path()).await {
         let one = one_at_a_time(&store, &first).await;
         let two = one_at_a_time(&store, &second).await;
         // The reference must exercise every rule it is compared on.
@@ -231,10 +217,11 @@ async fn batches_of_any_size_and_parallel_streams_decide_exactly_as_one_claim_at
         let batch_size = format!("{shape:?}");
         let pg = TestDatabase::create().await;
         let sqlite_dir = tempfile::tempdir().unwrap();
-        for ((name, store), (ref_one, ref_two, ref_state)) in open_stores(&pg, sqlite_dir.path())
-            .await
-            .into_iter()
-            .zip(&reference)
+        for ((name, store), (ref_one, ref_two, ref_state)) in
+            common::open_stores(&pg, sqlite_dir.path())
+                .await
+                .into_iter()
+                .zip(&reference)
         {
             let one = import_with(&store, &first, shape).await;
             assert!(one.rejected.is_empty(), "{name}: {:?}", one.rejected);

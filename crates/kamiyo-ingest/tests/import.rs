@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
-use kamiyo_db::{Database, DbConfig, RetryPolicy};
+use kamiyo_db::RetryPolicy;
 use kamiyo_ingest::{import_file, Format};
-use kamiyo_store::{IncidentStore, MIGRATIONS};
+use kamiyo_store::IncidentStore;
 use kamiyo_testkit::TestDatabase;
 
 fn fixture() -> &'static Path {
@@ -24,24 +26,9 @@ async fn stores() -> (
     tempfile::TempDir,
 ) {
     let pg = TestDatabase::create().await;
-    let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    pg_db.migrate(&MIGRATIONS).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let sqlite_db = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    sqlite_db.migrate(&MIGRATIONS).await.unwrap();
-    (
-        vec![
-            ("postgres", IncidentStore::new(pg_db)),
-            ("sqlite", IncidentStore::new(sqlite_db)),
-        ],
-        pg,
-        dir,
-    )
+    let stores = common::open_stores(&pg, dir.path()).await;
+    (stores, pg, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
