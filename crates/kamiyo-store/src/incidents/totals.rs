@@ -85,9 +85,10 @@ impl<V: Clone> AnswerCache<V> {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The answer for `key` (a total, a stats answer): cached, or the outcome of the count already running for it,
-    /// or `count` run now (by this caller, with the others waiting). When the caller that
-    /// counts is dropped mid-count (its request was cancelled), the next waiter counts.
+    /// The answer for `key` (a total, a stats answer): cached, or the outcome of the count
+    /// already running for it, or `count` run now (by this caller, with the others
+    /// waiting). When the caller that counts is dropped mid-count (its request was
+    /// cancelled), the next waiter counts.
     pub(crate) async fn get_or_compute<F, Fut>(&self, key: Key, count: F) -> Result<V, DbError>
     where
         F: FnOnce() -> Fut,
