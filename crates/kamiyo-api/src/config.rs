@@ -18,6 +18,13 @@ pub const DEFAULT_PAGE_CACHE_MAX_BYTES: usize = 32 * 1024 * 1024;
 /// Longest `server.auth_cache_ttl` accepted: beyond it a revocation by another process
 /// (the command line) would take effect too late to be called a revocation.
 pub const MAX_AUTH_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_TRUSTED_PROXY_HOPS: usize = 1;
+pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
+pub const DEFAULT_RATE_LIMIT_MAX_CALLERS: usize = 100_000;
+pub const DEFAULT_HEALTH_CACHE_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,6 +41,20 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
+    /// A client must send a whole request head (request line and headers) within this
+    /// time of the connection opening or of its previous answer, or the connection is
+    /// closed. Too high lets slow clients hold connections (and file descriptors); too
+    /// low cuts off clients on slow links.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in flight is closed after this long idle.
+    /// Too high keeps idle sockets open; too low makes clients reconnect more often.
+    #[serde(with = "humantime_serde")]
+    pub keep_alive_timeout: Duration,
+    /// Most client connections open at once. Past it a new connection is closed at once,
+    /// before it is read, so that file descriptors and memory stay bounded. Lowered at
+    /// start to fit the process's file-descriptor limit (logged).
+    pub max_connections: usize,
     /// How long a listing's `total`, and a stats answer, is reused for the same filters
     /// when this instance wrote nothing since (counting costs a scan). Other instances'
     /// writes show within it. Stats are read from the replica when there is one, so a
@@ -76,10 +97,32 @@ pub struct ServerConfig {
     pub source_fetch_retention: Duration,
     /// Bearer token for write endpoints (`POST /api/exploits`); unset turns writes off.
     /// Never shown: `kamiyo config` prints `***`.
-    pub admin_token: Option<AdminToken>,
+    pub admin_token: Option<BearerToken>,
     /// Header holding the client address when behind a trusted proxy (e.g.
     /// `x-forwarded-for`); unset: the peer address identifies anonymous callers.
     pub trusted_proxy_header: Option<String>,
+    /// How many trusted proxies append to `trusted_proxy_header`: the client address is
+    /// the entry this many places from the right (proxies append on the right; whatever
+    /// is further left was written by the client). An entry that is not an IP address,
+    /// or a header with fewer entries, falls back to the peer address.
+    pub trusted_proxy_hops: usize,
+    /// Failed authentications (a wrong, revoked or malformed key) allowed per client
+    /// address per minute (a bucket of this size refilling over a minute); past it the
+    /// address gets 429 without a key lookup. Keys are random, so a legitimate client
+    /// needs very few.
+    pub auth_failures_per_minute: u32,
+    /// Most callers (keys and addresses) the rate limiter remembers; the least recently
+    /// seen is forgotten first (about 250 bytes each). A forgotten caller starts again
+    /// with full buckets, so keep it well above the number of callers active per day.
+    pub rate_limit_max_callers: usize,
+    /// Bearer token that may read `/metrics` and `/api/metrics/*` (as may admins); it
+    /// grants nothing else. Never shown: `kamiyo config` prints `***`. `/metrics` on
+    /// `metrics_listen` needs no token.
+    pub metrics_token: Option<BearerToken>,
+    /// `/api/health/database` answers from one probe of the database this long, however
+    /// many probes arrive; `0s` probes on every request.
+    #[serde(with = "humantime_serde")]
+    pub health_cache_ttl: Duration,
     /// Most rows one CSV export returns (it walks the listing page by page).
     pub export_max_rows: usize,
     /// When set, `/metrics` is served only on this address (keep it private) and not on
@@ -101,6 +144,14 @@ impl Default for ServerConfig {
             metrics_listen: None,
             admin_token: None,
             trusted_proxy_header: None,
+            trusted_proxy_hops: DEFAULT_TRUSTED_PROXY_HOPS,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
+            rate_limit_max_callers: DEFAULT_RATE_LIMIT_MAX_CALLERS,
+            metrics_token: None,
+            health_cache_ttl: DEFAULT_HEALTH_CACHE_TTL,
             export_max_rows: DEFAULT_EXPORT_MAX_ROWS,
             total_cache_ttl: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_TTL,
             total_cache_max_entries: kamiyo_store::incidents::DEFAULT_TOTAL_CACHE_MAX_ENTRIES,
@@ -122,6 +173,8 @@ impl ServerConfig {
             ("request_timeout", self.request_timeout),
             ("drain_timeout", self.drain_timeout),
             ("retry_after", self.retry_after),
+            ("header_read_timeout", self.header_read_timeout),
+            ("keep_alive_timeout", self.keep_alive_timeout),
             ("source_health_window", self.source_health_window),
             ("source_fetch_retention", self.source_fetch_retention),
         ] {
@@ -152,6 +205,13 @@ impl ServerConfig {
             ("page_cache_max_entries", self.page_cache_max_entries),
             ("page_cache_max_bytes", self.page_cache_max_bytes),
             ("auth_cache_max_entries", self.auth_cache_max_entries),
+            ("max_connections", self.max_connections),
+            ("trusted_proxy_hops", self.trusted_proxy_hops),
+            ("rate_limit_max_callers", self.rate_limit_max_callers),
+            (
+                "auth_failures_per_minute",
+                self.auth_failures_per_minute as usize,
+            ),
         ] {
             if value == 0 {
                 return Err(format!("server.{field} must be greater than zero"));
@@ -161,18 +221,18 @@ impl ServerConfig {
     }
 }
 
-/// A secret that serialises as `***` and prints as `AdminToken(***)`.
+/// A secret that serialises as `***` and prints as `BearerToken(***)`.
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct AdminToken(pub secrecy::SecretString);
+pub struct BearerToken(pub secrecy::SecretString);
 
-impl std::fmt::Debug for AdminToken {
+impl std::fmt::Debug for BearerToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(***)")
+        f.write_str("BearerToken(***)")
     }
 }
 
-impl Serialize for AdminToken {
+impl Serialize for BearerToken {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str("***")
     }

@@ -27,9 +27,9 @@ pub struct Breakdown {
     pub buckets: Vec<kamiyo_store::incidents::stats::Bucket>,
 }
 
-struct AdminToken;
+struct BearerAuth;
 
-impl Modify for AdminToken {
+impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -63,7 +63,7 @@ impl Modify for AdminToken {
         crate::me::me,
     ),
     components(schemas(ErrorBody, ErrorDetail, Breakdown)),
-    modifiers(&AdminToken)
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 

@@ -12,7 +12,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use kamiyo_api::config::AdminToken;
+use kamiyo_api::config::BearerToken;
 use kamiyo_api::{router, AppState, ServerConfig};
 use kamiyo_db::{Database, DatabaseUrl, DbConfig, MonitorConfig};
 use kamiyo_testkit::{FaultMode, FaultProxy, PgCluster, TestDatabase};
@@ -54,7 +54,7 @@ fn server_config() -> ServerConfig {
         request_timeout: REQUEST_TIMEOUT,
         retry_after: Duration::from_secs(1),
         // The admin token's tier allows 3,000 requests a minute: the load stays below.
-        admin_token: Some(AdminToken(TOKEN.to_owned().into())),
+        admin_token: Some(BearerToken(TOKEN.to_owned().into())),
         ..ServerConfig::default()
     }
 }
