@@ -2,8 +2,18 @@
 //! (through its hashed API key); no header is an anonymous caller, identified by its
 //! address for rate limiting. A malformed header or an unknown, revoked or disabled key
 //! is a 401: a caller who meant to authenticate is never silently downgraded.
+//!
+//! The order matters, and each step has its reason:
+//! 1. Probes (`/healthz`, `/api/health/*`) skip everything: a load balancer with a stale
+//!    header must not mark a healthy instance dead, and probes cost no key lookup.
+//! 2. An address that has used up its failed-authentication budget gets 429 before any
+//!    lookup: wrong keys cost a database query each, so guessing is throttled.
+//! 3. The caller is identified; a failure spends from that budget.
+//! 4. Monitoring paths need an admin or the metrics token; everything else is
+//!    rate-limited per caller.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -14,7 +24,9 @@ use kamiyo_domain::{anonymous_limits, Tier, TierLimits};
 use kamiyo_store::accounts::{Principal, Role};
 use secrecy::ExposeSecret;
 
+use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::ratelimit::{capacity_of, per_minute};
 use crate::AppState;
 
 #[derive(Debug, Clone)]
@@ -25,12 +37,14 @@ pub enum Caller {
     User(Principal),
     /// The bootstrap `server.admin_token`.
     AdminToken,
+    /// `server.metrics_token`, presented on a monitoring path (it is no key elsewhere).
+    MetricsReader,
 }
 
 impl Caller {
     pub fn limits(&self) -> TierLimits {
         match self {
-            Caller::Anonymous { .. } => anonymous_limits(),
+            Caller::Anonymous { .. } | Caller::MetricsReader => anonymous_limits(),
             Caller::User(p) => p.tier.limits(),
             Caller::AdminToken => Tier::Enterprise.limits(),
         }
@@ -38,10 +52,16 @@ impl Caller {
 
     pub fn tier(&self) -> Option<Tier> {
         match self {
-            Caller::Anonymous { .. } => None,
+            Caller::Anonymous { .. } | Caller::MetricsReader => None,
             Caller::User(p) => Some(p.tier),
             Caller::AdminToken => Some(Tier::Enterprise),
         }
+    }
+
+    /// Admins and the metrics token may read the monitor (pool configuration,
+    /// normalised SQL naming tables and columns).
+    pub fn may_read_metrics(&self) -> bool {
+        self.is_admin() || matches!(self, Caller::MetricsReader)
     }
 
     pub fn is_admin(&self) -> bool {
@@ -55,6 +75,7 @@ impl Caller {
             Caller::Anonymous { client } => format!("ip:{client}"),
             Caller::User(p) => format!("key:{}", p.key_id),
             Caller::AdminToken => "admin-token".into(),
+            Caller::MetricsReader => "metrics-token".into(),
         }
     }
 
@@ -79,34 +100,57 @@ impl Caller {
     }
 }
 
-/// Paths every caller may reach without counting against a limit.
-fn exempt(path: &str) -> bool {
-    path == "/healthz"
-        || path == "/metrics"
-        || path.starts_with("/api/health/")
-        || path.starts_with("/api/metrics/")
+/// Probes: never authenticated, never rate-limited (the database probe's answer is
+/// cached instead, see `health`).
+fn is_probe(path: &str) -> bool {
+    path == "/healthz" || path.starts_with("/api/health/")
+}
+
+/// The monitor's paths: admins and the metrics token only, not rate-limited (a scraper
+/// polls on its own schedule).
+fn is_monitoring(path: &str) -> bool {
+    path == "/metrics" || path.starts_with("/api/metrics/")
 }
 
 /// Authenticates, rate-limits, and stamps the rate-limit headers on the answer.
 pub async fn guard(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    if is_probe(&path) {
+        return next.run(request).await;
+    }
     // Read what identification needs before awaiting: a request is not `Sync`, so a
     // reference to it cannot be held across an await in a `Send` future.
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().map(str::to_owned));
-    let client = client_address(&state, &request);
-    let caller = match identify(&state, authorization, client).await {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let client = client_address(&state.server, request.headers(), peer);
+    let monitoring = is_monitoring(&path);
+    let caller = match identify(&state, authorization, client, monitoring).await {
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
     };
-    let path = request.uri().path().to_owned();
-    request.extensions_mut().insert(caller.clone());
-    if exempt(&path) {
+    if monitoring {
+        if !caller.may_read_metrics() {
+            return match caller {
+                Caller::Anonymous { .. } => ApiError::Unauthorized(
+                    "monitoring needs an admin key or server.metrics_token: Authorization: Bearer <token>",
+                ),
+                _ => ApiError::Forbidden("monitoring needs an admin key or server.metrics_token"),
+            }
+            .into_response();
+        }
+        request.extensions_mut().insert(caller);
         return next.run(request).await;
     }
-    let limits = caller.limits();
-    let decision = state.rate_limiter.check(&caller.identity(), &limits);
+    request.extensions_mut().insert(caller.clone());
+    let decision = state
+        .rate_limiter
+        .check(&caller.identity(), capacity_of(&caller.limits()));
     let mut response = if decision.allowed {
         next.run(request).await
     } else {
@@ -132,51 +176,213 @@ async fn identify(
     state: &AppState,
     authorization: Option<Result<String, axum::http::header::ToStrError>>,
     client: String,
+    monitoring: bool,
 ) -> Result<Caller, ApiError> {
     let Some(value) = authorization else {
         return Ok(Caller::Anonymous { client });
     };
     let value = value.unwrap_or_default();
-    let token = value
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::Unauthorized(
-            "malformed Authorization header: expected `Bearer <key>`",
-        ))?;
-    if let Some(admin) = &state.server.admin_token {
-        if crate::ingest::constant_time_eq(token.as_bytes(), admin.0.expose_secret().as_bytes()) {
+    let token = bearer(&value);
+    // The configured tokens cost no lookup, so they are checked before any throttling.
+    if let Some(token) = token {
+        if matches_secret(token, state.server.admin_token.as_ref()) {
             return Ok(Caller::AdminToken);
         }
+        if monitoring && matches_secret(token, state.server.metrics_token.as_ref()) {
+            return Ok(Caller::MetricsReader);
+        }
     }
+    let failures = state.auth_failures.as_ref();
+    let budget = per_minute(state.server.auth_failures_per_minute);
+    let failure_key = format!("ip:{client}");
+    let wait = failures.wait_at(&failure_key, budget, Instant::now());
+    if wait > 0 {
+        // Throttled for failures: no lookup. A key this process verified recently is
+        // still let through, so a guesser behind the same address (a NAT, a proxy) does
+        // not lock out the callers who hold valid keys.
+        return token
+            .and_then(|token| state.accounts.authenticate_cached(token))
+            .map(Caller::User)
+            .ok_or(ApiError::RateLimited {
+                retry_after_secs: wait,
+            });
+    }
+    let failed = |message: &'static str| {
+        failures.check(&failure_key, budget);
+        tracing::info!(client = %client, "authentication failed");
+        ApiError::InvalidCredentials(message)
+    };
+    let Some(token) = token else {
+        return Err(failed(
+            "malformed Authorization header: expected `Bearer <key>`",
+        ));
+    };
     match state.accounts.authenticate(token).await {
         Ok(Some(principal)) => Ok(Caller::User(principal)),
-        Ok(None) => Err(ApiError::Unauthorized(
+        Ok(None) => Err(failed(
             "the API key is not valid (unknown, revoked, or its user is disabled)",
         )),
         Err(error) => Err(ApiError::from_db(error, state.server.retry_after)),
     }
 }
 
-/// The peer address, or the first address of the trusted proxy header when one is
-/// configured (off by default: a client could otherwise pick its own identity).
-fn client_address(state: &AppState, request: &Request) -> String {
-    if let Some(name) = &state.server.trusted_proxy_header {
-        if let Some(forwarded) = first_forwarded(request.headers(), name) {
-            return forwarded;
-        }
-    }
-    request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(
-            || "unknown".to_owned(),
-            |ConnectInfo(addr)| addr.ip().to_string(),
-        )
+fn matches_secret(token: &str, secret: Option<&crate::config::BearerToken>) -> bool {
+    secret.is_some_and(|secret| {
+        crate::ingest::constant_time_eq(token.as_bytes(), secret.0.expose_secret().as_bytes())
+    })
 }
 
-fn first_forwarded(headers: &HeaderMap, name: &str) -> Option<String> {
-    let value = headers.get(name)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    (!first.is_empty()).then(|| first.to_owned())
+/// The token of `Bearer <token>`.
+fn bearer(value: &str) -> Option<&str> {
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// The address anonymous callers are limited by: the peer, or behind trusted proxies
+/// (`server.trusted_proxy_header`) the entry `server.trusted_proxy_hops` places from the
+/// right of that header. Proxies append the address they saw on the right; everything
+/// further left was written by the client, so the leftmost entry is never trusted. An
+/// entry that is not an IP address, or too few entries, falls back to the peer.
+///
+/// IPv6 callers are identified by their /64: one subscriber usually holds a whole /64,
+/// and could otherwise take a fresh bucket for every request.
+pub(crate) fn client_address(
+    server: &ServerConfig,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+) -> String {
+    let forwarded = server
+        .trusted_proxy_header
+        .as_deref()
+        .and_then(|name| forwarded_client(headers, name, server.trusted_proxy_hops));
+    match forwarded.or(peer) {
+        Some(ip) => identity_of(ip),
+        None => "unknown".to_owned(),
+    }
+}
+
+fn forwarded_client(headers: &HeaderMap, name: &str, hops: usize) -> Option<IpAddr> {
+    // Several headers of one name are one list, in order (RFC 9110, section 5.3).
+    let mut entries = Vec::new();
+    for value in headers.get_all(name) {
+        entries.extend(value.to_str().ok()?.split(',').map(str::trim));
+    }
+    let index = entries.len().checked_sub(hops.max(1))?;
+    parse_ip(entries.get(index)?)
+}
+
+/// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]`, with or without a port.
+fn parse_ip(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .ok()
+        .or_else(|| entry.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|e| e.strip_suffix(']'))
+                .and_then(|e| e.parse::<Ipv6Addr>().ok())
+                .map(IpAddr::V6)
+        })
+        .map(|ip| ip.to_canonical())
+}
+
+fn identity_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let network = Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+            format!("{network}/64")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn behind(header: &str, hops: usize) -> ServerConfig {
+        ServerConfig {
+            trusted_proxy_header: Some(header.to_owned()),
+            trusted_proxy_hops: hops,
+            ..ServerConfig::default()
+        }
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            map.append(
+                "x-forwarded-for",
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        map
+    }
+
+    const PEER: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 9)));
+
+    #[test]
+    fn the_entry_a_trusted_proxy_appended_is_used_not_the_one_the_client_wrote() {
+        let one = behind("x-forwarded-for", 1);
+        let spoofed = headers(&["1.1.1.1, 203.0.113.7"]);
+        assert_eq!(client_address(&one, &spoofed, PEER), "203.0.113.7");
+        let two = behind("x-forwarded-for", 2);
+        let chain = headers(&["6.6.6.6, 203.0.113.7, 10.0.0.2"]);
+        assert_eq!(client_address(&two, &chain, PEER), "203.0.113.7");
+        let split = headers(&["6.6.6.6, 203.0.113.7", "10.0.0.2"]);
+        assert_eq!(
+            client_address(&two, &split, PEER),
+            "203.0.113.7",
+            "repeated headers form one list"
+        );
+    }
+
+    #[test]
+    fn a_non_ip_entry_or_too_few_entries_fall_back_to_the_peer() {
+        let one = behind("x-forwarded-for", 1);
+        assert_eq!(client_address(&one, &headers(&["evil"]), PEER), "10.0.0.9");
+        assert_eq!(client_address(&one, &headers(&[""]), PEER), "10.0.0.9");
+        assert_eq!(client_address(&one, &HeaderMap::new(), PEER), "10.0.0.9");
+        let two = behind("x-forwarded-for", 2);
+        assert_eq!(
+            client_address(&two, &headers(&["203.0.113.7"]), PEER),
+            "10.0.0.9"
+        );
+        assert_eq!(
+            client_address(&one, &headers(&["1.1.1.1"]), None),
+            "1.1.1.1"
+        );
+        assert_eq!(client_address(&one, &HeaderMap::new(), None), "unknown");
+    }
+
+    #[test]
+    fn without_a_configured_header_the_forwarded_header_is_ignored() {
+        let direct = ServerConfig::default();
+        assert_eq!(
+            client_address(&direct, &headers(&["1.1.1.1"]), PEER),
+            "10.0.0.9"
+        );
+    }
+
+    #[test]
+    fn addresses_with_ports_brackets_and_mapped_forms_are_one_identity() {
+        let one = behind("x-forwarded-for", 1);
+        for (entry, identity) in [
+            ("203.0.113.7:5555", "203.0.113.7"),
+            ("::ffff:203.0.113.7", "203.0.113.7"),
+            ("[2001:db8:1:2::7]:443", "2001:db8:1:2::/64"),
+            ("[2001:db8:1:2::8]", "2001:db8:1:2::/64"),
+            ("2001:db8:1:2:aaaa::9", "2001:db8:1:2::/64"),
+        ] {
+            assert_eq!(
+                client_address(&one, &headers(&[entry]), PEER),
+                identity,
+                "{entry}"
+            );
+        }
+    }
 }

@@ -47,8 +47,12 @@ pub enum ApiError {
     /// The change conflicts with what is stored (a unique rule); details are logged.
     #[error("the request conflicts with an existing record")]
     Conflict(#[source] DbError),
+    /// No credentials where they are needed.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// Credentials were presented and are not valid (malformed, unknown, revoked).
+    #[error("{0}")]
+    InvalidCredentials(&'static str),
     #[error("rate limit exceeded; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -105,7 +109,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,7 +127,7 @@ impl ApiError {
             ApiError::Invalid { .. } => "invalid",
             ApiError::PayloadTooLarge => "payload_too_large",
             ApiError::Conflict(_) => "conflict",
-            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Unauthorized(_) | ApiError::InvalidCredentials(_) => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal(_) => "internal_error",
@@ -157,6 +161,20 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
+        // RFC 6750: a 401 names the scheme, and says when the token given was the problem.
+        let challenge = match &self {
+            ApiError::Unauthorized(_) => Some(r#"Bearer realm="kamiyo""#),
+            ApiError::InvalidCredentials(_) => {
+                Some(r#"Bearer realm="kamiyo", error="invalid_token""#)
+            }
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if let Some(seconds) = retry {
             let seconds = seconds.to_string();
             if let Ok(value) = HeaderValue::from_str(&seconds) {

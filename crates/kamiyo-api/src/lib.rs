@@ -27,7 +27,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::Router;
 use kamiyo_db::Database;
 use kamiyo_store::accounts::AccountStore;
@@ -49,10 +49,15 @@ pub struct AppState {
     pub incidents: IncidentStore,
     pub accounts: AccountStore,
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
+    /// Failed authentications per client address, in buckets of their own
+    /// (`server.auth_failures_per_minute`).
+    pub auth_failures: Arc<ratelimit::RateLimiter>,
     pub server: Arc<ServerConfig>,
     pub http_metrics: Arc<HttpMetrics>,
     /// Serialised first pages of the listing (see `page_cache`).
     pub pages: Arc<PageCache>,
+    /// The database probe's shared answer (see `health`).
+    pub health: Arc<health::HealthCache>,
 }
 
 impl AppState {
@@ -73,10 +78,12 @@ impl AppState {
                 server.auth_cache_ttl,
                 server.auth_cache_max_entries,
             ),
-            rate_limiter: Arc::new(ratelimit::RateLimiter::default()),
+            rate_limiter: Arc::new(ratelimit::RateLimiter::new(server.rate_limit_max_callers)),
+            auth_failures: Arc::new(ratelimit::RateLimiter::new(server.rate_limit_max_callers)),
             db,
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
+            health: Arc::default(),
         }
     }
 }
@@ -86,24 +93,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let request_timeout = state.server.request_timeout;
     let body_limit = state.server.body_limit_bytes;
-    let mut routes = Router::new()
-        .route("/healthz", get(health::liveness))
-        .route("/api/health/database", get(health::database))
-        .route("/api/metrics/database", get(metrics::database))
-        .route("/api/metrics/queries", get(metrics::queries))
-        .route("/api/exploits", get(exploits::list).post(ingest::create))
-        .route("/api/exploits/{id}", get(exploits::get))
-        .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash))
-        .route("/api/exploits.csv", get(export::csv))
-        .route("/api/feed.atom", get(export::atom))
-        .route("/api/stats", get(stats::summary))
-        .route("/api/stats/by-chain", get(stats::by_chain))
-        .route("/api/stats/by-attack-type", get(stats::by_attack_type))
-        .route("/api/stats/by-month", get(stats::by_month))
-        .route("/api/chains", get(stats::chains))
-        .route("/api/sources", get(stats::sources))
-        .route("/api/me", get(me::me))
-        .route("/api/openapi.json", get(openapi::document));
+    let mut routes = api_routes().router;
     if state.server.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(metrics::prometheus));
     }
@@ -124,6 +114,54 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The router's paths and the list of them, built side by side so that the list is
+/// the router's own (tests enumerate it: a route added without its visibility check
+/// fails them).
+struct Routes {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn route(mut self, path: &'static str, handler: MethodRouter<AppState>) -> Routes {
+        self.router = self.router.route(path, handler);
+        self.paths.push(path);
+        self
+    }
+}
+
+/// Every route but `/metrics` (which `server.metrics_listen` may move elsewhere).
+fn api_routes() -> Routes {
+    Routes {
+        router: Router::new(),
+        paths: Vec::new(),
+    }
+    .route("/healthz", get(health::liveness))
+    .route("/api/health/database", get(health::database))
+    .route("/api/metrics/database", get(metrics::database))
+    .route("/api/metrics/queries", get(metrics::queries))
+    .route("/api/exploits", get(exploits::list).post(ingest::create))
+    .route("/api/exploits/{id}", get(exploits::get))
+    .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash))
+    .route("/api/exploits.csv", get(export::csv))
+    .route("/api/feed.atom", get(export::atom))
+    .route("/api/stats", get(stats::summary))
+    .route("/api/stats/by-chain", get(stats::by_chain))
+    .route("/api/stats/by-attack-type", get(stats::by_attack_type))
+    .route("/api/stats/by-month", get(stats::by_month))
+    .route("/api/chains", get(stats::chains))
+    .route("/api/sources", get(stats::sources))
+    .route("/api/me", get(me::me))
+    .route("/api/openapi.json", get(openapi::document))
+}
+
+/// Every path [`router`] serves, as written in the router (`{id}` for parameters).
+pub fn route_paths() -> Vec<&'static str> {
+    let mut paths = api_routes().paths;
+    paths.push("/metrics");
+    paths
 }
 
 /// `/metrics` alone, for a private listener.

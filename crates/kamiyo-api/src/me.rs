@@ -36,7 +36,7 @@ pub async fn me(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Me>> {
     let (user_id, email, role) = match &caller {
-        Caller::Anonymous { .. } => {
+        Caller::Anonymous { .. } | Caller::MetricsReader => {
             return Err(ApiError::Unauthorized(
                 "an API key is required: Authorization: Bearer <key>",
             ))
@@ -49,7 +49,9 @@ pub async fn me(
         Caller::AdminToken => (None, None, "admin".to_owned()),
     };
     let limits = caller.limits();
-    let [minute, hour, day] = state.rate_limiter.usage(&caller.identity(), &limits);
+    let [minute, hour, day] = state
+        .rate_limiter
+        .usage(&caller.identity(), crate::ratelimit::capacity_of(&limits));
     Ok(Json(Me {
         user_id,
         email,

@@ -1,13 +1,18 @@
 //! Token buckets per caller (API key, or client address for anonymous callers) for the
 //! minute, hour and day windows. A request is admitted only when every window has a
 //! token, and only then is one taken from each: a request denied by one window costs
-//! nothing in the others. Buckets of callers idle for a day (full again by then) are
-//! reclaimed.
+//! nothing in the others.
+//!
+//! Memory is bounded twice: callers idle for a day (full again by then, so forgetting
+//! them changes nothing) are dropped, and past `max_callers` the least recently seen
+//! caller is forgotten first (it starts again with full buckets). An attacker cycling
+//! through addresses can therefore only reset the oldest callers' buckets, never grow
+//! the process.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use hashlink::LruCache;
 use kamiyo_domain::TierLimits;
 use parking_lot::Mutex;
 
@@ -21,6 +26,9 @@ const IDLE: Duration = Duration::from_secs(86_400);
 /// How many checks between sweeps of idle callers.
 const SWEEP_EVERY: u64 = 4096;
 
+/// Tokens per window: minute, hour, day.
+pub type Capacity = [u32; 3];
+
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
     tokens: f64,
@@ -31,6 +39,32 @@ struct Bucket {
 struct Entry {
     buckets: [Bucket; 3],
     last_seen: Instant,
+}
+
+impl Entry {
+    fn full(capacity: Capacity, now: Instant) -> Entry {
+        Entry {
+            buckets: std::array::from_fn(|i| Bucket {
+                tokens: f64::from(capacity[i]),
+                updated: now,
+            }),
+            last_seen: now,
+        }
+    }
+
+    /// Tokens of each window at `now`, refilled since the last update.
+    fn refilled(&self, capacity: Capacity, now: Instant) -> [f64; 3] {
+        std::array::from_fn(|i| {
+            let elapsed = now
+                .saturating_duration_since(self.buckets[i].updated)
+                .as_secs_f64();
+            (self.buckets[i].tokens + elapsed * rate(capacity, i)).min(f64::from(capacity[i]))
+        })
+    }
+}
+
+fn rate(capacity: Capacity, window: usize) -> f64 {
+    f64::from(capacity[window]) / WINDOWS[window].as_secs_f64()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,43 +78,66 @@ pub struct Decision {
     pub retry_after_secs: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateLimiter {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Mutex<LruCache<String, Entry>>,
     checks: AtomicU64,
+    evictions: AtomicU64,
 }
 
-fn limits_of(limits: &TierLimits) -> [u32; 3] {
+pub fn capacity_of(limits: &TierLimits) -> Capacity {
     [limits.per_minute, limits.per_hour, limits.per_day]
 }
 
+/// `per_minute` tokens refilled over a minute, and nothing more restrictive over the
+/// hour or the day.
+pub fn per_minute(per_minute: u32) -> Capacity {
+    [
+        per_minute,
+        per_minute.saturating_mul(60),
+        per_minute.saturating_mul(1440),
+    ]
+}
+
 impl RateLimiter {
-    pub fn check(&self, caller: &str, limits: &TierLimits) -> Decision {
-        self.check_at(caller, limits, Instant::now())
+    /// Remembers at most `max_callers` callers (at least one).
+    pub fn new(max_callers: usize) -> Self {
+        RateLimiter {
+            entries: Mutex::new(LruCache::new(max_callers.max(1))),
+            checks: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+        }
     }
 
-    pub fn check_at(&self, caller: &str, limits: &TierLimits, now: Instant) -> Decision {
+    pub fn check(&self, caller: &str, capacity: Capacity) -> Decision {
+        self.check_at(caller, capacity, Instant::now())
+    }
+
+    /// Takes a token from every window of `caller` if each has one.
+    pub fn check_at(&self, caller: &str, capacity: Capacity, now: Instant) -> Decision {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep(now);
         }
-        let capacity = limits_of(limits);
         let mut entries = self.entries.lock();
-        let entry = entries.entry(caller.to_owned()).or_insert_with(|| Entry {
-            buckets: std::array::from_fn(|i| Bucket {
-                tokens: f64::from(capacity[i]),
-                updated: now,
-            }),
-            last_seen: now,
-        });
+        // Taken out and put back: putting back makes it the most recently seen.
+        let mut entry = match entries.remove(caller) {
+            Some(entry) => entry,
+            None => {
+                if entries.len() >= entries.capacity() {
+                    entries.remove_lru();
+                    self.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+                Entry::full(capacity, now)
+            }
+        };
+        let tokens = entry.refilled(capacity, now);
         entry.last_seen = now;
         let mut retry_after: f64 = 0.0;
         for (i, bucket) in entry.buckets.iter_mut().enumerate() {
-            let rate = f64::from(capacity[i]) / WINDOWS[i].as_secs_f64();
-            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
-            bucket.tokens = (bucket.tokens + elapsed * rate).min(f64::from(capacity[i]));
+            bucket.tokens = tokens[i];
             bucket.updated = now;
             if bucket.tokens < 1.0 {
-                retry_after = retry_after.max((1.0 - bucket.tokens) / rate);
+                retry_after = retry_after.max((1.0 - bucket.tokens) / rate(capacity, i));
             }
         }
         let allowed = retry_after == 0.0;
@@ -89,46 +146,63 @@ impl RateLimiter {
                 bucket.tokens -= 1.0;
             }
         }
-        let minute = entry.buckets[0];
-        let minute_rate = f64::from(capacity[0]) / WINDOWS[0].as_secs_f64();
+        let minute = entry.buckets[0].tokens;
+        entries.insert(caller.to_owned(), entry);
         Decision {
             allowed,
             limit: capacity[0],
-            remaining: minute.tokens.max(0.0).floor() as u32,
-            reset_secs: ((f64::from(capacity[0]) - minute.tokens) / minute_rate)
+            remaining: minute.max(0.0).floor() as u32,
+            reset_secs: ((f64::from(capacity[0]) - minute) / rate(capacity, 0))
                 .ceil()
                 .max(0.0) as u64,
             retry_after_secs: retry_after.ceil() as u64,
         }
     }
 
-    /// Remaining tokens per window (minute, hour, day) without taking one.
-    pub fn usage(&self, caller: &str, limits: &TierLimits) -> [u32; 3] {
-        let capacity = limits_of(limits);
-        let now = Instant::now();
+    /// Seconds until `caller` has a token in every window (0: it has one now), without
+    /// taking one or changing what is remembered.
+    pub fn wait_at(&self, caller: &str, capacity: Capacity, now: Instant) -> u64 {
         let entries = self.entries.lock();
-        match entries.get(caller) {
+        let Some(entry) = entries.peek(caller) else {
+            return 0;
+        };
+        let tokens = entry.refilled(capacity, now);
+        let wait = (0..3)
+            .filter(|&i| tokens[i] < 1.0)
+            .map(|i| (1.0 - tokens[i]) / rate(capacity, i))
+            .fold(0.0, f64::max);
+        wait.ceil() as u64
+    }
+
+    /// Remaining tokens per window (minute, hour, day) without taking one.
+    pub fn usage(&self, caller: &str, capacity: Capacity) -> [u32; 3] {
+        let entries = self.entries.lock();
+        match entries.peek(caller) {
             None => capacity,
-            Some(entry) => std::array::from_fn(|i| {
-                let rate = f64::from(capacity[i]) / WINDOWS[i].as_secs_f64();
-                let elapsed = now
-                    .saturating_duration_since(entry.buckets[i].updated)
-                    .as_secs_f64();
-                (entry.buckets[i].tokens + elapsed * rate)
-                    .min(f64::from(capacity[i]))
-                    .floor() as u32
-            }),
+            Some(entry) => entry
+                .refilled(capacity, Instant::now())
+                .map(|tokens| tokens.floor() as u32),
         }
     }
 
+    /// Drops callers idle for `IDLE`: the least recently seen are at the front.
     fn sweep(&self, now: Instant) {
-        self.entries
-            .lock()
-            .retain(|_, entry| now.saturating_duration_since(entry.last_seen) < IDLE);
+        let mut entries = self.entries.lock();
+        while let Some((_, entry)) = entries.iter().next() {
+            if now.saturating_duration_since(entry.last_seen) < IDLE {
+                break;
+            }
+            entries.remove_lru();
+        }
     }
 
     pub fn tracked(&self) -> usize {
         self.entries.lock().len()
+    }
+
+    /// Callers forgotten because the limiter was full.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
     }
 }
 
@@ -136,25 +210,20 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
-    fn limits(per_minute: u32, per_hour: u32) -> TierLimits {
-        TierLimits {
-            per_minute,
-            per_hour,
-            per_day: 1000,
-            ..kamiyo_domain::Tier::Pro.limits()
-        }
+    fn limits(per_minute: u32, per_hour: u32) -> Capacity {
+        [per_minute, per_hour, 1000]
     }
 
     #[test]
     fn the_n_plus_first_request_in_a_minute_is_denied_and_headers_count_down() {
-        let limiter = RateLimiter::default();
+        let limiter = RateLimiter::new(100);
         let now = Instant::now();
         let l = limits(3, 100);
         let remaining: Vec<u32> = (0..3)
-            .map(|_| limiter.check_at("k", &l, now).remaining)
+            .map(|_| limiter.check_at("k", l, now).remaining)
             .collect();
         assert_eq!(remaining, vec![2, 1, 0]);
-        let denied = limiter.check_at("k", &l, now);
+        let denied = limiter.check_at("k", l, now);
         assert!(!denied.allowed);
         assert_eq!(
             denied.retry_after_secs, 20,
@@ -162,28 +231,28 @@ mod tests {
         );
         assert!(
             limiter
-                .check_at("k", &l, now + Duration::from_secs(20))
+                .check_at("k", l, now + Duration::from_secs(20))
                 .allowed,
             "refilled"
         );
         assert!(
-            limiter.check_at("other", &l, now).allowed,
+            limiter.check_at("other", l, now).allowed,
             "callers are independent"
         );
     }
 
     #[test]
     fn a_denial_in_the_minute_window_takes_nothing_from_hour_or_day() {
-        let limiter = RateLimiter::default();
+        let limiter = RateLimiter::new(100);
         let now = Instant::now();
         let l = limits(2, 100);
         for _ in 0..2 {
-            assert!(limiter.check_at("k", &l, now).allowed);
+            assert!(limiter.check_at("k", l, now).allowed);
         }
         for _ in 0..10 {
-            assert!(!limiter.check_at("k", &l, now).allowed);
+            assert!(!limiter.check_at("k", l, now).allowed);
         }
-        let [_, hour, day] = limiter.usage("k", &l);
+        let [_, hour, day] = limiter.usage("k", l);
         assert!(
             (97..=98).contains(&hour) && (997..=998).contains(&day),
             "hour {hour} day {day}: only admitted requests count"
@@ -192,10 +261,56 @@ mod tests {
 
     #[test]
     fn idle_callers_are_reclaimed() {
-        let limiter = RateLimiter::default();
+        let limiter = RateLimiter::new(100);
         let start = Instant::now();
-        limiter.check_at("idle", &limits(5, 5), start);
+        limiter.check_at("idle", limits(5, 5), start);
         limiter.sweep(start + IDLE + Duration::from_secs(1));
         assert_eq!(limiter.tracked(), 0);
+    }
+
+    #[test]
+    fn past_its_bound_the_least_recently_seen_caller_is_forgotten_first() {
+        let limiter = RateLimiter::new(3);
+        let now = Instant::now();
+        let l = limits(1, 100);
+        for caller in ["a", "b", "c"] {
+            assert!(limiter.check_at(caller, l, now).allowed);
+        }
+        // "a" is seen again (denied, but seen), so "b" is now the least recent.
+        assert!(!limiter.check_at("a", l, now).allowed);
+        assert!(limiter.check_at("d", l, now).allowed);
+        assert_eq!(limiter.tracked(), 3, "the bound holds");
+        assert_eq!(limiter.evictions(), 1);
+        assert!(
+            !limiter.check_at("a", l, now).allowed,
+            "a recently seen caller keeps its empty bucket"
+        );
+        assert!(
+            limiter.check_at("b", l, now).allowed,
+            "the forgotten caller starts again full"
+        );
+    }
+
+    #[test]
+    fn a_million_distinct_callers_never_hold_more_than_the_bound() {
+        let limiter = RateLimiter::new(1000);
+        let now = Instant::now();
+        for i in 0..1_000_000u32 {
+            limiter.check_at(&format!("ip:{i}"), limits(10, 100), now);
+        }
+        assert_eq!(limiter.tracked(), 1000);
+    }
+
+    #[test]
+    fn waiting_is_read_without_taking_a_token() {
+        let limiter = RateLimiter::new(10);
+        let now = Instant::now();
+        let l = limits(2, 100);
+        assert_eq!(limiter.wait_at("k", l, now), 0, "unknown callers may go");
+        limiter.check_at("k", l, now);
+        limiter.check_at("k", l, now);
+        assert_eq!(limiter.wait_at("k", l, now), 30, "one token per 30 s");
+        assert_eq!(limiter.wait_at("k", l, now), 30, "peeking took nothing");
+        assert_eq!(limiter.wait_at("k", l, now + Duration::from_secs(30)), 0);
     }
 }

@@ -129,12 +129,14 @@ pub async fn by_month(
         (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
 pub async fn chains(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: RawQuery,
 ) -> Result<Json<Vec<ChainCount>>> {
     Params::from_query(query, &[])?;
+    let (since, until) = caller.visibility();
     let chains = state
         .incidents
-        .chains()
+        .chains(since, until)
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
     Ok(Json(chains))
@@ -150,9 +152,10 @@ pub async fn sources(
     query: RawQuery,
 ) -> Result<Json<Vec<SourceReport>>> {
     Params::from_query(query, &[])?;
+    let (since, until) = caller.visibility();
     let mut sources = state
         .incidents
-        .sources(state.server.source_health_window)
+        .sources(state.server.source_health_window, since, until)
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
     if !caller.is_admin() {

@@ -266,11 +266,15 @@ async fn the_request_past_the_minute_limit_gets_429_with_retry_after_and_headers
         serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
         "rate_limited"
     );
-    // Health and metrics are exempt.
+    // Probes are exempt; the monitor is not open to anonymous callers (401, not 429).
     assert_eq!(call(&f.app, "/healthz", None).await.0, StatusCode::OK);
     assert_eq!(
-        call(&f.app, "/api/metrics/queries", None).await.0,
+        call(&f.app, "/api/health/database", None).await.0,
         StatusCode::OK
+    );
+    assert_eq!(
+        call(&f.app, "/api/metrics/queries", None).await.0,
+        StatusCode::UNAUTHORIZED
     );
     // Another caller (a key) has its own buckets.
     let key = key_for(&f, "other@example.com", Tier::Free).await;

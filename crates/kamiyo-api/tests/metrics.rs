@@ -17,10 +17,29 @@ use kamiyo_testkit::TestDatabase;
 use serde_json::Value;
 use tower::ServiceExt;
 
+const METRICS_TOKEN: &str = "metrics-test-token";
+
+/// The settings of these tests: the monitor readable with the metrics token, and every
+/// health request a fresh probe (each follows a change it must see).
+fn monitored() -> ServerConfig {
+    ServerConfig {
+        metrics_token: Some(kamiyo_api::config::BearerToken(
+            METRICS_TOKEN.to_owned().into(),
+        )),
+        health_cache_ttl: Duration::ZERO,
+        ..ServerConfig::default()
+    }
+}
+
 async fn get_text(app: &Router, path: &str) -> (StatusCode, String) {
     let response = app
         .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get(path)
+                .header("authorization", format!("Bearer {METRICS_TOKEN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = response.status();
@@ -46,10 +65,7 @@ async fn app_on(pg: &TestDatabase, config: DbConfig) -> (Router, Database) {
     .await
     .unwrap();
     db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    (
-        router(AppState::new(db.clone(), ServerConfig::default())),
-        db,
-    )
+    (router(AppState::new(db.clone(), monitored())), db)
 }
 
 fn promtool() -> PathBuf {
@@ -298,7 +314,7 @@ async fn database_health_is_degraded_with_warnings_after_a_timeout_and_503_when_
     let down = Database::open(DbConfig::for_url("postgres://u:p@127.0.0.1:1/none"))
         .await
         .unwrap();
-    let down_app = router(AppState::new(down, ServerConfig::default()));
+    let down_app = router(AppState::new(down, monitored()));
     let (status, body) = get_json(&down_app, "/api/health/database").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "unhealthy");

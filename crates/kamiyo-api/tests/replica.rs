@@ -16,10 +16,18 @@ use kamiyo_testkit::PgCluster;
 use serde_json::Value;
 use tower::ServiceExt;
 
+const ADMIN: &str = "replica-test-admin-token";
+
 async fn get(app: &axum::Router, path: &str) -> (StatusCode, Value) {
     let response = app
         .clone()
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get(path)
+                // Admin: the monitor's endpoints need it, and reads take it as any key.
+                .header("authorization", format!("Bearer {ADMIN}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = response.status();
@@ -81,7 +89,15 @@ async fn reads_keep_being_served_by_the_primary_when_the_replica_goes_down() {
     .await
     .unwrap()
     .unwrap();
-    let app = router(AppState::new(db.clone(), ServerConfig::default()));
+    let app = router(AppState::new(
+        db.clone(),
+        ServerConfig {
+            admin_token: Some(kamiyo_api::config::BearerToken(ADMIN.to_owned().into())),
+            // Each health read below follows a change it must see.
+            health_cache_ttl: Duration::ZERO,
+            ..ServerConfig::default()
+        },
+    ));
 
     let primary_before = primary_acquisitions(&db);
     let (status, body) = get(&app, &format!("/api/exploits/{id}")).await;

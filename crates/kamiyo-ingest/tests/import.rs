@@ -112,7 +112,7 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
                 .find(|r| r.source == source)
                 .map(|r| (r.active, r.fetches_in_window, r.success_rate_pct))
         };
-        let report = store.sources(window).await.unwrap();
+        let report = store.sources(window, None, None).await.unwrap();
         for source in ["alpha-feed", "beta-feed"] {
             assert_eq!(
                 health(&report, source),
@@ -132,7 +132,7 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
         )
         .await;
         assert!(failure.is_err(), "{name}: {failure:?}");
-        let report = store.sources(window).await.unwrap();
+        let report = store.sources(window, None, None).await.unwrap();
         assert_eq!(
             health(&report, "gamma-feed"),
             Some((Some(true), 1, Some(0.0))),
@@ -155,7 +155,7 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
                 .await
                 .unwrap();
         }
-        let report = store.sources(window).await.unwrap();
+        let report = store.sources(window, None, None).await.unwrap();
         assert_eq!(
             (health(&report, "delta-feed"), health(&report, "empty-feed")),
             (

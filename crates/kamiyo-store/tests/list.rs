@@ -448,7 +448,7 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
         );
         let sources = b
             .store
-            .sources(kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW)
+            .sources(kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW, None, None)
             .await
             .unwrap();
         assert_eq!(
@@ -472,7 +472,7 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
                 .breakdown(Dimension::Month, None, None)
                 .await
                 .unwrap(),
-            b.store.chains().await.unwrap(),
+            b.store.chains(None, None).await.unwrap(),
         ));
     }
     assert_eq!(

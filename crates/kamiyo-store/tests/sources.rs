@@ -54,7 +54,7 @@ fn claim(source: &str, protocol: &str) -> IncidentDraft {
 }
 
 async fn report(b: &Backend, window: Duration, source: &str) -> SourceReport {
-    let all = b.store.sources(window).await.unwrap();
+    let all = b.store.sources(window, None, None).await.unwrap();
     all.into_iter()
         .find(|r| r.source == source)
         .unwrap_or_else(|| panic!("{}: {source} is not in the report", b.name))
@@ -131,7 +131,7 @@ async fn a_failing_source_without_claims_is_reported_after_the_ones_with_claims(
             .record_fetch(&failed("broken-feed", t, "DNS lookup failed"), 7 * DAY)
             .await
             .unwrap();
-        let all = b.store.sources(7 * DAY).await.unwrap();
+        let all = b.store.sources(7 * DAY, None, None).await.unwrap();
         let names: Vec<&str> = all.iter().map(|r| r.source.as_str()).collect();
         assert_eq!(names, ["rekt", "broken-feed"], "{}", b.name);
         let broken = &all[1];

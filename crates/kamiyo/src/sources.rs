@@ -14,7 +14,7 @@ pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<
     match action {
         SourceAction::List { json } => {
             let sources = store
-                .sources(settings.server.source_health_window)
+                .sources(settings.server.source_health_window, None, None)
                 .await
                 .context("cannot read the sources")?;
             if json {

@@ -196,6 +196,16 @@ impl AccountStore {
         })
     }
 
+    /// The owner of a key verified within the key cache's TTL, without asking the
+    /// database; `None` when it is not remembered (which says nothing of its validity).
+    /// Lets known callers through while their address is throttled for failures.
+    pub fn authenticate_cached(&self, key: &str) -> Option<Principal> {
+        if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
+            return None;
+        }
+        self.principals().get(&hash_key(key))
+    }
+
     /// The owner of a valid key: not revoked, user active. `None` for anything else.
     pub async fn authenticate(&self, key: &str) -> Result<Option<Principal>, DbError> {
         if !key.starts_with(KEY_PREFIX) || key.len() > 128 {

@@ -326,13 +326,17 @@ impl IncidentStore {
 
     /// Every source with what it contributed, and its fetch health over the fetches that
     /// finished within the last `window`.
+    /// What each source contributed to incidents that occurred within `since..=until`
+    /// (the caller's visibility; `None`: unbounded), and its fetches over `window`.
     pub async fn sources(
         &self,
         window: std::time::Duration,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<stats::SourceReport>, DbError> {
         let start = crate::sources::window_start(Utc::now(), window);
         self.db
-            .read(|pool| async move { stats::sources(&pool, start).await })
+            .read(|pool| async move { stats::sources(&pool, start, since, until).await })
             .await
     }
 
@@ -354,9 +358,14 @@ impl IncidentStore {
         crate::sources::record(self.db.primary(), fetch, keep_since).await
     }
 
-    pub async fn chains(&self) -> Result<Vec<stats::ChainCount>, DbError> {
+    /// Every chain with its number of incidents that occurred within `since..=until`.
+    pub async fn chains(
+        &self,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<stats::ChainCount>, DbError> {
         self.db
-            .read(|pool| async move { stats::chains(&pool).await })
+            .read(|pool| async move { stats::chains(&pool, since, until).await })
             .await
     }
 

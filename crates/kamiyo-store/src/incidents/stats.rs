@@ -140,6 +140,18 @@ fn pg_bounds(
     )
 }
 
+/// The same bounds as `pg_bounds`, as SQLite's stored text.
+fn sqlite_bounds(
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Vec<rusqlite::types::Value> {
+    // 'Z' sorts after every digit: no stored timestamp is above it.
+    vec![
+        rusqlite::types::Value::Text(since.map(sqlite_time).unwrap_or_default()),
+        rusqlite::types::Value::Text(until.map(sqlite_time).unwrap_or_else(|| "Z".into())),
+    ]
+}
+
 fn sqlite_group_key(dimension: Option<Dimension>) -> &'static str {
     match dimension {
         None => "''",
@@ -317,22 +329,38 @@ pub(crate) async fn breakdown(
 }
 
 /// Every chain with its incident count, in one query.
-pub(crate) async fn chains(pool: &Pool) -> Result<Vec<ChainCount>, DbError> {
-    let sql =
-        "SELECT chain, count(*) FROM exploit_chains GROUP BY chain ORDER BY count(*) DESC, chain";
+pub(crate) async fn chains(
+    pool: &Pool,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> Result<Vec<ChainCount>, DbError> {
+    // exploit_chains carries its incident's occurred_at (migration 0003): the caller's
+    // visibility applies without a join.
     let rows: Vec<(String, i64)> = match pool {
         Pool::Postgres(pool) => {
+            let (since, until) = pg_bounds(since, until);
             let conn = pool.acquire().await?;
-            conn.query(sql, &[])
-                .await?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect()
+            conn.query(
+                "SELECT chain, count(*) FROM exploit_chains \
+                  WHERE occurred_at >= $1 AND occurred_at <= $2 \
+                  GROUP BY chain ORDER BY count(*) DESC, chain",
+                &[&since, &until],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
         }
         Pool::Sqlite(pool) => {
             let conn = pool.acquire().await?;
-            conn.query(sql, Vec::new(), |r| Ok((r.get(0)?, r.get(1)?)))
-                .await?
+            conn.query(
+                "SELECT chain, count(*) FROM exploit_chains \
+                  WHERE occurred_at >= ?1 AND occurred_at <= ?2 \
+                  GROUP BY chain ORDER BY count(*) DESC, chain",
+                sqlite_bounds(since, until),
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .await?
         }
     };
     Ok(rows
@@ -382,18 +410,24 @@ pub struct SourceReport {
 pub(crate) async fn sources(
     pool: &Pool,
     window_start: DateTime<Utc>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 ) -> Result<Vec<SourceReport>, DbError> {
     // A source appears when it has claims, a registry row, or both (FULL JOIN): a source
-    // whose every fetch fails has no claims, and is the one to show.
+    // whose every fetch fails has no claims, and is the one to show. Only claims on
+    // incidents within `since..=until` (the caller's visibility) are counted.
     match pool {
         Pool::Postgres(pool) => {
+            let (since, until) = pg_bounds(since, until);
             let conn = pool.acquire().await?;
             let rows = conn
                 .query(
                     "WITH claims AS ( \
-                         SELECT source_name, count(DISTINCT exploit_id) AS incidents, count(*) AS claims, \
-                                min(first_seen_at) AS first_seen_at, max(last_seen_at) AS last_seen_at \
-                           FROM exploit_sources GROUP BY source_name), \
+                         SELECT c.source_name, count(DISTINCT c.exploit_id) AS incidents, count(*) AS claims, \
+                                min(c.first_seen_at) AS first_seen_at, max(c.last_seen_at) AS last_seen_at \
+                           FROM exploit_sources c JOIN exploits e ON e.id = c.exploit_id \
+                          WHERE e.occurred_at >= $2 AND e.occurred_at <= $3 \
+                          GROUP BY c.source_name), \
                      fetches AS ( \
                          SELECT source_name, count(*) AS fetches, count(*) FILTER (WHERE succeeded) AS succeeded \
                            FROM source_fetches WHERE finished_at >= $1 GROUP BY source_name) \
@@ -409,7 +443,7 @@ pub(crate) async fn sources(
                        FULL JOIN sources s ON s.name = c.source_name \
                        LEFT JOIN fetches f ON f.source_name = coalesce(c.source_name, s.name) \
                       ORDER BY 2 DESC, 1",
-                    &[&window_start],
+                    &[&window_start, &since, &until],
                 )
                 .await?;
             Ok(rows
@@ -433,9 +467,11 @@ pub(crate) async fn sources(
             let conn = pool.acquire().await?;
             conn.query(
                 "WITH claims AS ( \
-                     SELECT source_name, count(DISTINCT exploit_id) AS incidents, count(*) AS claims, \
-                            min(first_seen_at) AS first_seen_at, max(last_seen_at) AS last_seen_at \
-                       FROM exploit_sources GROUP BY source_name), \
+                     SELECT c.source_name, count(DISTINCT c.exploit_id) AS incidents, count(*) AS claims, \
+                            min(c.first_seen_at) AS first_seen_at, max(c.last_seen_at) AS last_seen_at \
+                       FROM exploit_sources c JOIN exploits e ON e.id = c.exploit_id \
+                      WHERE e.occurred_at >= ?2 AND e.occurred_at <= ?3 \
+                      GROUP BY c.source_name), \
                  fetches AS ( \
                      SELECT source_name, count(*) AS fetches, sum(succeeded) AS succeeded \
                        FROM source_fetches WHERE finished_at >= ?1 GROUP BY source_name) \
@@ -446,7 +482,9 @@ pub(crate) async fn sources(
                    FULL JOIN sources s ON s.name = c.source_name \
                    LEFT JOIN fetches f ON f.source_name = coalesce(c.source_name, s.name) \
                   ORDER BY 2 DESC, 1",
-                vec![rusqlite::types::Value::Text(sqlite_time(window_start))],
+                std::iter::once(rusqlite::types::Value::Text(sqlite_time(window_start)))
+                    .chain(sqlite_bounds(since, until))
+                    .collect(),
                 |r| {
                     Ok(SourceReport {
                         source: r.get(0)?,

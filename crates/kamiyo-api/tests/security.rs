@@ -1,0 +1,238 @@
+//! The findings of the outside black-box test, each reproduced through the real router
+//! (they failed before their fix): docs/SECURITY.md lists them with their limits.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use axum::http::StatusCode;
+use chrono::{Duration, Utc};
+use common::{primary_acquisitions, token, Call, Claim, TestApp};
+use kamiyo_api::ServerConfig;
+use kamiyo_domain::Tier;
+use kamiyo_store::accounts::Role;
+
+const HASH: &str = "0x5f1e2b9cd0a0a4c1b1f3f8b27c4e2e6d3a9f0c7b8e1d2a3b4c5d6e7f8091a2b3";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_by_hash_hides_an_incident_the_callers_tier_may_not_see_yet() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    t.incident(Claim {
+        source: "fixture",
+        protocol: "Minuteagofi",
+        chain: "ethereum",
+        occurred_at: Utc::now() - Duration::minutes(1),
+        tx_hash: Some(HASH),
+    })
+    .await;
+    let path = format!("/api/exploits/tx/{HASH}");
+    let free = t.key("free@example.com", Tier::Free, Role::User).await;
+    let pro = t.key("pro@example.com", Tier::Pro, Role::User).await;
+
+    let anonymous = t.get(&path).await;
+    assert_eq!(
+        anonymous.status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        anonymous.body
+    );
+    assert!(!anonymous.body.contains("Minuteagofi"));
+    let free = t.send(Call::get(&path).bearer(&free)).await;
+    assert_eq!(free.status, StatusCode::NOT_FOUND, "{}", free.body);
+    let pro = t.send(Call::get(&path).bearer(&pro)).await;
+    assert_eq!(pro.status, StatusCode::OK, "{}", pro.body);
+    assert_eq!(pro.json()[0]["protocol"], "Minuteagofi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_proxy_the_client_cannot_pick_its_identity_through_x_forwarded_for() {
+    let t = TestApp::start(ServerConfig {
+        trusted_proxy_header: Some("x-forwarded-for".into()),
+        trusted_proxy_hops: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    // The proxy at 10.1.1.1 appends the address it saw; the client varies what it writes
+    // on the left. An anonymous caller has 10 requests a minute.
+    let mut admitted = 0;
+    for i in 0..30 {
+        let answer = t
+            .send(
+                Call::get("/api/chains")
+                    .header("x-forwarded-for", format!("198.51.100.{i}, 203.0.113.7"))
+                    .from("10.1.1.1:40000"),
+            )
+            .await;
+        if answer.status == StatusCode::OK {
+            admitted += 1;
+        } else {
+            assert_eq!(answer.status, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    assert_eq!(admitted, 10, "one identity: the address the proxy appended");
+
+    // A non-address entry is no identity: the peer is used (and limited) instead.
+    let mut admitted = 0;
+    for i in 0..15 {
+        let answer = t
+            .send(
+                Call::get("/api/chains")
+                    .header("x-forwarded-for", format!("client-{i}"))
+                    .from("10.2.2.2:40000"),
+            )
+            .await;
+        admitted += usize::from(answer.status == StatusCode::OK);
+    }
+    assert_eq!(admitted, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challenge() {
+    let t = TestApp::start(ServerConfig {
+        auth_failures_per_minute: 5,
+        ..ServerConfig::default()
+    })
+    .await;
+    let valid = t.key("user@example.com", Tier::Pro, Role::User).await;
+    let attacker = "192.0.2.10:5000";
+    // A valid key used from the same address before the guessing starts.
+    let ok = t
+        .send(Call::get("/api/chains").bearer(&valid).from(attacker))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    for i in 0..5 {
+        let wrong = format!("kmy_{:064x}", i);
+        let answer = t
+            .send(Call::get("/api/chains").bearer(&wrong).from(attacker))
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+        let challenge = answer.header("www-authenticate").unwrap_or_default();
+        assert!(
+            challenge.starts_with("Bearer") && challenge.contains("invalid_token"),
+            "{challenge:?}"
+        );
+    }
+    let before = primary_acquisitions(&t.db);
+    for i in 5..50 {
+        let wrong = format!("kmy_{:064x}", i);
+        let answer = t
+            .send(Call::get("/api/chains").bearer(&wrong).from(attacker))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{}",
+            answer.body
+        );
+        assert!(answer.header("retry-after").is_some());
+    }
+    let malformed = t
+        .send(
+            Call::get("/api/chains")
+                .header("authorization", "Basic abc")
+                .from(attacker),
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        primary_acquisitions(&t.db),
+        before,
+        "a throttled address costs no key lookup"
+    );
+
+    let known = t
+        .send(Call::get("/api/chains").bearer(&valid).from(attacker))
+        .await;
+    assert_eq!(
+        known.status,
+        StatusCode::OK,
+        "a key verified recently still works from the throttled address: {}",
+        known.body
+    );
+    let elsewhere = t
+        .send(
+            Call::get("/api/chains")
+                .bearer("kmy_nope")
+                .from("192.0.2.99:5000"),
+        )
+        .await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::UNAUTHORIZED,
+        "another address has its own budget"
+    );
+    let anonymous = t.get("/api/me").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous
+        .header("www-authenticate")
+        .is_some_and(|c| c.starts_with("Bearer")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_whatever_authorization_header_they_carry() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    for header in ["garbage", "Bearer kmy_stale", "Bearer "] {
+        for path in ["/healthz", "/api/health/database"] {
+            let answer = t
+                .send(Call::get(path).header("authorization", header))
+                .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::OK,
+                "{path} {header:?}: {}",
+                answer.body
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_monitor_is_for_admins_and_the_metrics_token_only() {
+    let t = TestApp::start(ServerConfig {
+        metrics_token: token("scrape-me"),
+        ..ServerConfig::default()
+    })
+    .await;
+    let free = t.key("free@example.com", Tier::Free, Role::User).await;
+    let admin = t.key("admin@example.com", Tier::Free, Role::Admin).await;
+    for path in ["/api/metrics/database", "/api/metrics/queries", "/metrics"] {
+        let anonymous = t.get(path).await;
+        assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(
+            !anonymous.body.contains("exploits"),
+            "{path}: {}",
+            anonymous.body
+        );
+        let user = t.send(Call::get(path).bearer(&free)).await;
+        assert_eq!(user.status, StatusCode::FORBIDDEN, "{path}");
+        for credential in ["scrape-me", admin.as_str()] {
+            let allowed = t.send(Call::get(path).bearer(credential)).await;
+            assert_eq!(allowed.status, StatusCode::OK, "{path}: {}", allowed.body);
+        }
+    }
+    let elsewhere = t.send(Call::get("/api/chains").bearer("scrape-me")).await;
+    assert_eq!(
+        elsewhere.status,
+        StatusCode::UNAUTHORIZED,
+        "the metrics token is no key outside the monitor"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_probes_within_the_cache_ttl_reach_the_database_once() {
+    let t = TestApp::start(ServerConfig {
+        health_cache_ttl: std::time::Duration::from_secs(3600),
+        ..ServerConfig::default()
+    })
+    .await;
+    let first = t.get("/api/health/database").await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let after_first = primary_acquisitions(&t.db);
+    for _ in 0..20 {
+        let again = t.get("/api/health/database").await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.body, first.body);
+    }
+    assert_eq!(primary_acquisitions(&t.db), after_first);
+}

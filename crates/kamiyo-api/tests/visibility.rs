@@ -1,0 +1,268 @@
+//! One visibility rule, checked on every route: for each tier, no route shows an incident
+//! outside the tier's window (24-hour delay and 7-day history for anonymous and free
+//! callers), whether as an item, a count, a chain, a source or a hash. The routes come
+//! from the router itself (`kamiyo_api::route_paths`): a route added without a row in
+//! `check` fails this test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{Duration, Utc};
+use common::{token, Call, Claim, TestApp};
+use kamiyo_api::ServerConfig;
+use kamiyo_domain::Tier;
+use kamiyo_store::accounts::Role;
+use serde_json::Value;
+
+static PEERS: AtomicU32 = AtomicU32::new(0);
+
+const ADMIN: &str = "visibility-admin-token";
+const METRICS: &str = "visibility-metrics-token";
+
+/// One incident of the fixture and everything that could give it away.
+struct Stored {
+    id: i64,
+    protocol: &'static str,
+    chain: &'static str,
+    source: &'static str,
+    hash: &'static str,
+}
+
+impl Stored {
+    fn markers(&self) -> [&'static str; 4] {
+        [self.protocol, self.chain, self.source, self.hash]
+    }
+}
+
+struct Caller {
+    name: &'static str,
+    token: Option<String>,
+    /// Whether the 1-hour-old and the 30-day-old incidents are visible.
+    sees_all: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_route_shows_any_tier_an_incident_outside_its_window() {
+    let t = TestApp::start(ServerConfig {
+        admin_token: token(ADMIN),
+        metrics_token: token(METRICS),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut stored = Vec::new();
+    for (protocol, chain, source, hash, age) in [
+        (
+            "Hiddenfreshfi",
+            "arbitrum",
+            "freshsource",
+            "0x1111111111111111111111111111111111111111111111111111111111111111",
+            Duration::hours(1),
+        ),
+        (
+            "Visiblefi",
+            "ethereum",
+            "visiblesource",
+            "0x2222222222222222222222222222222222222222222222222222222222222222",
+            Duration::days(3),
+        ),
+        (
+            "Hiddenoldfi",
+            "polygon",
+            "oldsource",
+            "0x3333333333333333333333333333333333333333333333333333333333333333",
+            Duration::days(30),
+        ),
+    ] {
+        let id = t
+            .incident(Claim {
+                source,
+                protocol,
+                chain,
+                occurred_at: Utc::now() - age,
+                tx_hash: Some(hash),
+            })
+            .await;
+        stored.push(Stored {
+            id,
+            protocol,
+            chain,
+            source,
+            hash,
+        });
+    }
+    let callers = [
+        Caller {
+            name: "anonymous",
+            token: None,
+            sees_all: false,
+        },
+        Caller {
+            name: "free",
+            token: Some(t.key("free@example.com", Tier::Free, Role::User).await),
+            sees_all: false,
+        },
+        Caller {
+            name: "pro",
+            token: Some(t.key("pro@example.com", Tier::Pro, Role::User).await),
+            sees_all: true,
+        },
+        Caller {
+            name: "admin token",
+            token: Some(ADMIN.to_owned()),
+            sees_all: true,
+        },
+    ];
+
+    let routes = kamiyo_api::route_paths();
+    assert!(routes.len() >= 18, "{routes:?}");
+    let mut failures = Vec::new();
+    for caller in &callers {
+        let (visible, hidden): (Vec<&Stored>, Vec<&Stored>) = stored
+            .iter()
+            .partition(|s| caller.sees_all || s.protocol == "Visiblefi");
+        for route in &routes {
+            for problem in check(&t, route, caller, &visible, &hidden).await {
+                failures.push(format!("{} {route}: {problem}", caller.name));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What `caller` gets from `route`, against what it may see. Every route of the router
+/// has a row; a new route fails here until it has one.
+async fn check(
+    t: &TestApp,
+    route: &str,
+    caller: &Caller,
+    visible: &[&Stored],
+    hidden: &[&Stored],
+) -> Vec<String> {
+    let get = |uri: String| {
+        let token = caller.token.clone();
+        async move {
+            // Anonymous callers are limited per address (10 a minute): each request
+            // comes from an address of its own, so that this test checks visibility only.
+            let n = PEERS.fetch_add(1, Ordering::Relaxed);
+            let peer = format!("10.9.{}.{}:4000", n / 250, n % 250 + 1);
+            let call = Call::get(&uri).from(&peer);
+            let call = match &token {
+                Some(token) => call.bearer(token),
+                None => call,
+            };
+            t.send(call).await
+        }
+    };
+    let mut problems = Vec::new();
+    // A body that names a hidden incident in any way gives it away.
+    let leaks = |body: &str, problems: &mut Vec<String>| {
+        for stored in hidden {
+            for marker in stored.markers() {
+                if body.contains(marker) {
+                    problems.push(format!("shows {marker:?} of a hidden incident"));
+                }
+            }
+        }
+    };
+    let counts = |what: &str, got: i64, problems: &mut Vec<String>| {
+        if got != visible.len() as i64 {
+            problems.push(format!("{what} is {got}, {} visible", visible.len()));
+        }
+    };
+    let sum = |items: &Value, field: &str| -> i64 {
+        items
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i[field].as_i64()).sum())
+            .unwrap_or(-1)
+    };
+    match route {
+        // No incident data: health, the monitor (pool state and normalised SQL, never
+        // values), the caller's own account, the API's description.
+        "/healthz"
+        | "/api/health/database"
+        | "/api/metrics/database"
+        | "/api/metrics/queries"
+        | "/metrics"
+        | "/api/me"
+        | "/api/openapi.json" => {}
+        "/api/exploits" => {
+            let answer = get("/api/exploits?limit=500".into()).await;
+            let body = answer.json();
+            leaks(&answer.body, &mut problems);
+            counts("total", body["total"].as_i64().unwrap_or(-1), &mut problems);
+            counts(
+                "items",
+                body["items"].as_array().map_or(-1, |a| a.len() as i64),
+                &mut problems,
+            );
+        }
+        "/api/exploits/{id}" | "/api/exploits/tx/{hash}" => {
+            for stored in visible.iter().chain(hidden) {
+                let uri = if route.ends_with("{id}") {
+                    format!("/api/exploits/{}", stored.id)
+                } else {
+                    format!("/api/exploits/tx/{}", stored.hash)
+                };
+                let answer = get(uri).await;
+                let shown = answer.status == 200;
+                let may = visible.iter().any(|v| v.id == stored.id);
+                if shown != may {
+                    problems.push(format!(
+                        "{} answered {} (visible: {may})",
+                        stored.protocol, answer.status
+                    ));
+                }
+                if shown {
+                    leaks(&answer.body, &mut problems);
+                }
+            }
+        }
+        "/api/exploits.csv" => {
+            let answer = get("/api/exploits.csv".into()).await;
+            leaks(&answer.body, &mut problems);
+            counts(
+                "rows",
+                answer.body.lines().count() as i64 - 1,
+                &mut problems,
+            );
+        }
+        "/api/feed.atom" => {
+            let answer = get("/api/feed.atom".into()).await;
+            leaks(&answer.body, &mut problems);
+            counts(
+                "entries",
+                answer.body.matches("<entry>").count() as i64,
+                &mut problems,
+            );
+        }
+        "/api/stats" => {
+            let answer = get("/api/stats".into()).await;
+            counts(
+                "incidents",
+                answer.json()["incidents"].as_i64().unwrap_or(-1),
+                &mut problems,
+            );
+        }
+        "/api/stats/by-chain" | "/api/stats/by-attack-type" | "/api/stats/by-month" => {
+            let answer = get(route.into()).await;
+            leaks(&answer.body, &mut problems);
+            counts(
+                "the buckets' incidents",
+                sum(&answer.json()["buckets"], "incidents"),
+                &mut problems,
+            );
+        }
+        "/api/chains" | "/api/sources" => {
+            let answer = get(route.into()).await;
+            leaks(&answer.body, &mut problems);
+            counts("incidents", sum(&answer.json(), "incidents"), &mut problems);
+        }
+        other => problems.push(format!(
+            "route {other} has no visibility check: add it to `check` in tests/visibility.rs"
+        )),
+    }
+    problems
+}
