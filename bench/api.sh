@@ -60,6 +60,8 @@ export BENCH_LUA_DIR=$BENCH_DIR
 AUTH=()
 [[ -n "${AUTH_TOKEN:-}" ]] && AUTH=(-H "Authorization: Bearer $AUTH_TOKEN")
 AUTH_KEYS=${AUTH_KEYS:-128}
+# The monitor's endpoints (saved after each run) need an admin or the metrics token.
+METRICS_TOKEN=${KAMIYO_SERVER_METRICS_TOKEN:-bench-metrics-$$-$RANDOM}
 # The values the API binds for (b): chain slug, Usd text, RFC 3339 bounds (from is the
 # start of the day, to its last millisecond; kamiyo-api/src/params.rs).
 B_CHAIN=ethereum
@@ -214,7 +216,7 @@ start_server() {
   if curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null; then
     die "something already answers on $BASE"
   fi
-  env RUST_LOG=warn KAMIYO_DATABASE_POOL_MAX_SIZE="$pool" \
+  env RUST_LOG=warn KAMIYO_DATABASE_POOL_MAX_SIZE="$pool" KAMIYO_SERVER_METRICS_TOKEN="$METRICS_TOKEN" \
     "$KAMIYO" --database-url "$DB_URL" serve --no-migrate --listen "127.0.0.1:$PORT" \
     >"$OUT_DIR/server-pool$pool.log" 2>&1 &
   SERVER_PID=$!
@@ -282,8 +284,8 @@ for pool in $POOL_SIZES; do
     wait_for_quiet
     run_wrk "$name" "$path" "$pool" | tee -a "$OUT_DIR/results.jsonl" >&2
   done
-  curl -fsS "$BASE/api/metrics/queries?limit=10&sort=total" >"$OUT_DIR/queries-pool$pool.json"
-  curl -fsS "$BASE/api/metrics/database" >"$OUT_DIR/database-pool$pool.json"
+  curl -fsS -H "Authorization: Bearer $METRICS_TOKEN" "$BASE/api/metrics/queries?limit=10&sort=total" >"$OUT_DIR/queries-pool$pool.json"
+  curl -fsS -H "Authorization: Bearer $METRICS_TOKEN" "$BASE/api/metrics/database" >"$OUT_DIR/database-pool$pool.json"
   stop_server
 done
 
