@@ -40,7 +40,7 @@ pub use config::ServerConfig;
 pub use error::ApiError;
 pub use http_metrics::HttpMetrics;
 pub use page_cache::PageCache;
-pub use serve::serve;
+pub use serve::{serve, ConnectionLimits, ConnectionStats};
 
 /// What every handler can reach. Cheap to clone: the database is a pool handle.
 #[derive(Clone)]
@@ -53,6 +53,8 @@ pub struct AppState {
     pub http_metrics: Arc<HttpMetrics>,
     /// Serialised first pages of the listing (see `page_cache`).
     pub pages: Arc<PageCache>,
+    /// Counts of the connections [`serve`] holds, when it is given this instance.
+    pub connections: Arc<ConnectionStats>,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
             db,
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
+            connections: Arc::new(ConnectionStats::default()),
         }
     }
 }

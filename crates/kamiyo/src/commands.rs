@@ -1,15 +1,18 @@
 //! What each subcommand does, given the loaded settings.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
-use kamiyo_api::AppState;
+use kamiyo_api::{AppState, ConnectionLimits};
 use kamiyo_db::Database;
 use kamiyo_store::MIGRATIONS;
 
 use crate::settings::Settings;
 use crate::startup::prepare_database;
+
+/// Most connections the metrics listener holds at once: it serves a scraper or two.
+const METRICS_MAX_CONNECTIONS: usize = 16;
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let database = prepare_database(&settings.database, &MIGRATIONS).await?;
@@ -19,8 +22,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    tracing::info!(%addr, backend = %database.backend(), "listening");
-    let drain_timeout: Duration = settings.server.drain_timeout;
+    tracing::info!(
+        %addr,
+        backend = %database.backend(),
+        max_connections = settings.server.max_connections,
+        "listening"
+    );
+    let limits = ConnectionLimits::from(&settings.server);
     let metrics_listen = settings.server.metrics_listen;
     let state = AppState::new(database.clone(), settings.server);
 
@@ -41,24 +49,27 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {metrics_addr} for /metrics"))?;
             tracing::info!(addr = %metrics_listener.local_addr().context("cannot read the metrics address")?, "metrics listening");
             let router = kamiyo_api::metrics_router(state.clone());
+            let metrics_limits = ConnectionLimits {
+                max_connections: METRICS_MAX_CONNECTIONS.min(limits.max_connections),
+                ..limits
+            };
             Some(tokio::spawn(kamiyo_api::serve(
                 metrics_listener,
                 router,
                 stopped(stop_rx.clone()),
-                drain_timeout,
+                metrics_limits,
+                Arc::default(),
             )))
         }
         None => None,
     };
+    let stats = Arc::clone(&state.connections);
     let app = kamiyo_api::router(state);
-    let drained = kamiyo_api::serve(listener, app, stopped(stop_rx), drain_timeout)
-        .await
-        .context("the HTTP server failed")?;
+    let drained = kamiyo_api::serve(listener, app, stopped(stop_rx), limits, stats).await;
     if let Some(metrics_server) = metrics_server {
         metrics_server
             .await
-            .context("the metrics server task failed")?
-            .context("the metrics server failed")?;
+            .context("the metrics server task failed")?;
     }
     database.close();
     tracing::info!(drained, "stopped");
