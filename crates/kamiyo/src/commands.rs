@@ -8,13 +8,17 @@ use kamiyo_api::{AppState, ConnectionLimits};
 use kamiyo_db::Database;
 use kamiyo_store::MIGRATIONS;
 
+use crate::fdlimit;
 use crate::settings::Settings;
 use crate::startup::prepare_database;
 
-/// Most connections the metrics listener holds at once: it serves a scraper or two.
+/// Most connections the metrics listener holds at once: it serves a scraper or two, and
+/// its descriptors come out of `fdlimit::RESERVED_DESCRIPTORS`.
 const METRICS_MAX_CONNECTIONS: usize = 16;
 
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+    let open_files = fdlimit::raise_to_hard_limit();
+    settings.server.max_connections = fit_connection_cap(&settings, open_files);
     let database = prepare_database(&settings.database, &MIGRATIONS).await?;
     let listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
@@ -74,6 +78,24 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     database.close();
     tracing::info!(drained, "stopped");
     Ok(())
+}
+
+/// `server.max_connections`, lowered (with a warning) if the database pools, the
+/// reserve and the cap together would pass the open-file limit.
+fn fit_connection_cap(settings: &Settings, open_files: Option<u64>) -> usize {
+    let configured = settings.server.max_connections;
+    let reserve = fdlimit::database_descriptors(&settings.database) + fdlimit::RESERVED_DESCRIPTORS;
+    let fitting = fdlimit::fitting_max_connections(configured, open_files, reserve);
+    if fitting < configured {
+        tracing::warn!(
+            configured,
+            max_connections = fitting,
+            open_file_limit = open_files,
+            reserve,
+            "server.max_connections lowered to fit the open-file limit"
+        );
+    }
+    fitting
 }
 
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
