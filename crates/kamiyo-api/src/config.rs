@@ -42,18 +42,21 @@ pub struct ServerConfig {
     /// Largest request body accepted; larger ones get 413.
     pub body_limit_bytes: usize,
     /// A client must send a whole request head (request line and headers) within this
-    /// time of the connection opening or of its previous answer, or the connection is
-    /// closed. Too high lets slow clients hold connections (and file descriptors); too
-    /// low cuts off clients on slow links.
+    /// time of the connection opening (its first request) or of the head's first byte
+    /// (a later request on a keep-alive connection), or the connection is closed
+    /// unanswered. Too high lets slow clients hold connections (and file descriptors);
+    /// too low cuts off clients on slow links.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// A keep-alive connection with no request in flight is closed after this long idle.
-    /// Too high keeps idle sockets open; too low makes clients reconnect more often.
+    /// A keep-alive connection is closed when this long passes after an answer without
+    /// a byte of the next request. Too high keeps idle sockets open; too low makes
+    /// clients reconnect more often.
     #[serde(with = "humantime_serde")]
     pub keep_alive_timeout: Duration,
     /// Most client connections open at once. Past it a new connection is closed at once,
     /// before it is read, so that file descriptors and memory stay bounded. Lowered at
-    /// start to fit the process's file-descriptor limit (logged).
+    /// start to fit the process's file-descriptor limit (logged). The `metrics_listen`
+    /// listener has a small cap of its own.
     pub max_connections: usize,
     /// How long a listing's `total`, and a stats answer, is reused for the same filters
     /// when this instance wrote nothing since (counting costs a scan). Other instances'

@@ -40,7 +40,7 @@ pub use config::ServerConfig;
 pub use error::ApiError;
 pub use http_metrics::HttpMetrics;
 pub use page_cache::PageCache;
-pub use serve::serve;
+pub use serve::{serve, ConnectionLimits, ConnectionStats};
 
 /// What every handler can reach. Cheap to clone: the database is a pool handle.
 #[derive(Clone)]
@@ -58,6 +58,8 @@ pub struct AppState {
     pub pages: Arc<PageCache>,
     /// The database probe's shared answer (see `health`).
     pub health: Arc<health::HealthCache>,
+    /// Counts of the connections [`serve`] holds, when it is given this instance.
+    pub connections: Arc<ConnectionStats>,
 }
 
 impl AppState {
@@ -84,6 +86,7 @@ impl AppState {
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
             health: Arc::default(),
+            connections: Arc::new(ConnectionStats::default()),
         }
     }
 }

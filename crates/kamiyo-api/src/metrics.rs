@@ -155,13 +155,15 @@ pub async fn queries(State(state): State<AppState>, query: RawQuery) -> Result<J
     }))
 }
 
-/// Prometheus text exposition of the database monitor and the HTTP requests.
+/// Prometheus text exposition of the database monitor, the HTTP requests and the
+/// connections.
 #[utoipa::path(get, path = "/metrics", tag = "monitoring",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String)))]
 pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     let mut exposition = Exposition::new();
     state.db.write_metrics(&mut exposition);
     state.http_metrics.write(&mut exposition);
+    state.connections.write(&mut exposition);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], exposition.finish())
 }
 

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kamiyo_api::config::BearerToken;
-use kamiyo_api::{router, AppState, ServerConfig};
+use kamiyo_api::{router, AppState, ConnectionLimits, ServerConfig};
 use kamiyo_db::{Database, DatabaseUrl, DbConfig, MonitorConfig};
 use kamiyo_testkit::{FaultMode, FaultProxy, PgCluster, TestDatabase};
 use serde_json::Value;
@@ -73,6 +73,10 @@ impl Service {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = ConnectionLimits {
+            drain_timeout: Duration::from_secs(1),
+            ..ConnectionLimits::from(&server)
+        };
         let app = router(AppState::new(db, server));
         tokio::spawn(kamiyo_api::serve(
             listener,
@@ -80,7 +84,8 @@ impl Service {
             async {
                 let _ = stopped.await;
             },
-            Duration::from_secs(1),
+            limits,
+            Default::default(),
         ));
         Service { addr, _stop: stop }
     }

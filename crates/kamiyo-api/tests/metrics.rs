@@ -225,6 +225,9 @@ async fn prometheus_exposition_is_valid_and_uses_the_opentelemetry_names() {
         "db_client_connection_create_time_seconds_bucket{",
         "db_client_operation_duration_seconds_bucket{",
         "http_server_request_duration_seconds_bucket{",
+        "http_server_open_connections ",
+        "http_server_refused_connections_total ",
+        "http_server_connection_timeouts_total ",
     ] {
         assert!(text.contains(name), "missing {name} in:\n{text}");
     }

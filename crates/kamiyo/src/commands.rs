@@ -1,17 +1,24 @@
 //! What each subcommand does, given the loaded settings.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
-use kamiyo_api::AppState;
+use kamiyo_api::{AppState, ConnectionLimits};
 use kamiyo_db::Database;
 use kamiyo_store::MIGRATIONS;
 
+use crate::fdlimit;
 use crate::settings::Settings;
 use crate::startup::prepare_database;
 
-pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// Most connections the metrics listener holds at once: it serves a scraper or two, and
+/// its descriptors come out of `fdlimit::RESERVED_DESCRIPTORS`.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
+pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+    let open_files = fdlimit::raise_to_hard_limit();
+    settings.server.max_connections = fit_connection_cap(&settings, open_files);
     let database = prepare_database(&settings.database, &MIGRATIONS).await?;
     let listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
@@ -19,8 +26,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("cannot read the listening address")?;
-    tracing::info!(%addr, backend = %database.backend(), "listening");
-    let drain_timeout: Duration = settings.server.drain_timeout;
+    tracing::info!(
+        %addr,
+        backend = %database.backend(),
+        max_connections = settings.server.max_connections,
+        "listening"
+    );
+    let limits = ConnectionLimits::from(&settings.server);
     let metrics_listen = settings.server.metrics_listen;
     let state = AppState::new(database.clone(), settings.server);
 
@@ -41,28 +53,49 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot listen on {metrics_addr} for /metrics"))?;
             tracing::info!(addr = %metrics_listener.local_addr().context("cannot read the metrics address")?, "metrics listening");
             let router = kamiyo_api::metrics_router(state.clone());
+            let metrics_limits = ConnectionLimits {
+                max_connections: METRICS_MAX_CONNECTIONS.min(limits.max_connections),
+                ..limits
+            };
             Some(tokio::spawn(kamiyo_api::serve(
                 metrics_listener,
                 router,
                 stopped(stop_rx.clone()),
-                drain_timeout,
+                metrics_limits,
+                Arc::default(),
             )))
         }
         None => None,
     };
+    let stats = Arc::clone(&state.connections);
     let app = kamiyo_api::router(state);
-    let drained = kamiyo_api::serve(listener, app, stopped(stop_rx), drain_timeout)
-        .await
-        .context("the HTTP server failed")?;
+    let drained = kamiyo_api::serve(listener, app, stopped(stop_rx), limits, stats).await;
     if let Some(metrics_server) = metrics_server {
         metrics_server
             .await
-            .context("the metrics server task failed")?
-            .context("the metrics server failed")?;
+            .context("the metrics server task failed")?;
     }
     database.close();
     tracing::info!(drained, "stopped");
     Ok(())
+}
+
+/// `server.max_connections`, lowered (with a warning) if the database pools, the
+/// reserve and the cap together would pass the open-file limit.
+fn fit_connection_cap(settings: &Settings, open_files: Option<u64>) -> usize {
+    let configured = settings.server.max_connections;
+    let reserve = fdlimit::database_descriptors(&settings.database) + fdlimit::RESERVED_DESCRIPTORS;
+    let fitting = fdlimit::fitting_max_connections(configured, open_files, reserve);
+    if fitting < configured {
+        tracing::warn!(
+            configured,
+            max_connections = fitting,
+            open_file_limit = open_files,
+            reserve,
+            "server.max_connections lowered to fit the open-file limit"
+        );
+    }
+    fitting
 }
 
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {

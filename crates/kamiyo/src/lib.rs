@@ -5,6 +5,7 @@ mod accounts;
 pub mod cli;
 mod commands;
 mod copy;
+mod fdlimit;
 pub mod settings;
 mod sources;
 pub mod startup;

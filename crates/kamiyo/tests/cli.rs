@@ -14,7 +14,11 @@ const KAMIYO: &str = env!("CARGO_BIN_EXE_kamiyo");
 
 /// A `kamiyo` command that sees none of the developer's own configuration.
 fn kamiyo(dir: &Path) -> Command {
-    let mut command = Command::new(KAMIYO);
+    isolated(Command::new(KAMIYO), dir)
+}
+
+/// `command` in `dir`, without the developer's configuration in its environment.
+fn isolated(mut command: Command, dir: &Path) -> Command {
     command.current_dir(dir).env("RUST_LOG", "info");
     for (key, _) in std::env::vars() {
         if key.starts_with("KAMIYO_") || key == "DATABASE_URL" {
@@ -129,6 +133,19 @@ impl Server {
             .unwrap()
     }
 
+    /// The one event it logged as `message` before listening.
+    fn startup_event(&self, message: &str) -> &serde_json::Value {
+        let mut found = self
+            .startup
+            .iter()
+            .filter(|event| event["fields"]["message"] == message);
+        let event = found
+            .next()
+            .unwrap_or_else(|| panic!("{message:?} not logged at startup: {:?}", self.startup));
+        assert!(found.next().is_none(), "{message:?} logged twice");
+        event
+    }
+
     /// How many times it logged `message` before listening.
     fn logged_at_startup(&self, message: &str) -> usize {
         self.startup
@@ -173,6 +190,46 @@ async fn serve_with_no_configuration_uses_a_sqlite_file_in_the_working_directory
     );
     assert!(dir.path().join("kamiyo.db").is_file());
 
+    server.terminate();
+    let exit = server.exit(Duration::from_secs(30)).await;
+    assert!(exit.success(), "exit status {exit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_raises_its_open_file_limit_to_the_hard_one_and_fits_the_connection_cap_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // Soft limit 256, hard limit 512: the default cap (4,096) cannot fit either.
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        r#"ulimit -Sn 256 && ulimit -Hn 512 && exec "$0" "$@""#,
+        KAMIYO,
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]);
+    let mut server = Server::spawn(isolated(command, dir.path()));
+    let addr = server.listening().await.to_owned();
+
+    let limit = server.startup_event("open-file limit");
+    assert_eq!(
+        (&limit["fields"]["before"], &limit["fields"]["after"]),
+        (&"256".into(), &"512".into()),
+        "{limit}"
+    );
+    let lowered = server.startup_event("server.max_connections lowered to fit the open-file limit");
+    assert_eq!(lowered["level"], "WARN", "{lowered}");
+    let fields = &lowered["fields"];
+    assert_eq!(fields["configured"], 4096, "{lowered}");
+    assert_eq!(
+        fields["max_connections"].as_u64().unwrap() + fields["reserve"].as_u64().unwrap(),
+        512,
+        "{lowered}"
+    );
+    let (status, _) = http_get(&addr, "/healthz").await;
+    assert_eq!(status, 200);
     server.terminate();
     let exit = server.exit(Duration::from_secs(30)).await;
     assert!(exit.success(), "exit status {exit:?}");
