@@ -99,8 +99,8 @@ pub(crate) fn check_claim(input: &IncidentInput) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// Refuses every control character; for the value types (`Chain`, `TxHash`,
-/// `ProtocolName`) that are parsed outside a claim too.
+/// Refuses every control character; for the value types (`Chain`, `ProtocolName`) that
+/// are parsed outside a claim too.
 pub(crate) fn no_control_characters(field: &str, text: &str) -> Result<(), FieldError> {
     controls(text, Lines::One).map_err(|why| FieldError::new(field, why))
 }
@@ -133,11 +133,7 @@ fn text(value: &str, max_chars: usize, lines: Lines) -> Result<(), String> {
 
 fn controls(value: &str, lines: Lines) -> Result<(), String> {
     let allowed = |c: char| lines == Lines::Many && matches!(c, '\t' | '\n' | '\r');
-    match value
-        .trim()
-        .chars()
-        .find(|&c| c.is_control() && !allowed(c))
-    {
+    match value.chars().find(|&c| c.is_control() && !allowed(c)) {
         None => Ok(()),
         Some(c) => Err(match lines {
             Lines::One => format!(

@@ -4,8 +4,8 @@
 //!
 //! - URL form, `postgres://user:password@host/db?sslpassword=...`: the password of the
 //!   user info, and the value of every secret query parameter;
-//! - keyword/value form, `host=db password=secret` or `password = 'it''s \' quoted'`:
-//!   the value of every secret keyword, quoted or not.
+//! - keyword/value form, `host=db password=secret` or `password = 'it\'s quoted'`: the
+//!   value of every secret keyword, quoted or not.
 //!
 //! A parameter is secret when its name holds `pass` (`password`, `sslpassword`,
 //! `passfile`), `secret` or `token`. A `dbname` that is itself a connection string
