@@ -7,6 +7,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
+use crate::input_rules::no_control_characters;
+use crate::limits::MAX_CHAIN_CHARS;
 
 /// How transaction hashes look on a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -209,13 +211,18 @@ pub struct Chain(String);
 
 impl Chain {
     /// Resolves names, aliases and numeric chain ids case-insensitively.
+    /// Control characters are refused: an unknown chain is kept as its slug.
     pub fn parse(text: &str) -> Result<Chain, FieldError> {
+        no_control_characters("chain", text.trim())?;
         let key = normalize(text);
         if key.is_empty() {
             return Err(FieldError::new("chain", "must not be empty"));
         }
-        if key.len() > 64 {
-            return Err(FieldError::new("chain", "longer than 64 characters"));
+        if key.chars().count() > MAX_CHAIN_CHARS {
+            return Err(FieldError::new(
+                "chain",
+                format!("is longer than the maximum of {MAX_CHAIN_CHARS} characters"),
+            ));
         }
         let slug = KNOWN
             .iter()
@@ -311,5 +318,24 @@ mod tests {
         assert!(!chain.is_known());
         assert_eq!(chain.family(), ChainFamily::Other);
         assert!(Chain::parse("  ").is_err());
+    }
+
+    #[test]
+    fn a_chain_name_with_a_control_character_is_refused_not_kept_as_a_slug() {
+        for text in ["sei\u{0}", "new\nchain", "\u{1b}[31mred"] {
+            let refused = Chain::parse(text).unwrap_err();
+            assert_eq!(refused.field, "chain", "{text:?}");
+        }
+        assert_eq!(
+            Chain::parse("  Sei Network\n").unwrap().slug(),
+            "sei-network"
+        );
+    }
+
+    #[test]
+    fn a_chain_name_past_its_maximum_is_refused_naming_the_maximum() {
+        let refused = Chain::parse(&"x".repeat(MAX_CHAIN_CHARS + 1)).unwrap_err();
+        assert!(refused.message.contains("64"), "{refused}");
+        assert!(Chain::parse(&"é".repeat(MAX_CHAIN_CHARS)).is_ok());
     }
 }

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use crate::attack::{classify, mentions_flash_loan, AttackClass, AttackType};
 use crate::chain::Chain;
 use crate::error::FieldError;
+use crate::input_rules::{at_most_entries, check_claim};
+use crate::limits::MAX_CHAINS_PER_CLAIM;
 use crate::money::Usd;
 use crate::protocol::ProtocolName;
 use crate::tx::TxHash;
@@ -61,7 +63,10 @@ pub struct TxHashInput {
     pub hash: String,
 }
 
-/// One source's claim about one incident, before validation.
+/// One source's claim about one incident, before validation. Every text field is
+/// trimmed, holds no control characters (`description` may hold tab, line feed and
+/// carriage return) and within its maximum (`kamiyo_domain::limits`); `source_url` is an
+/// `http` or `https` URL with a host.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IncidentInput {
@@ -140,23 +145,21 @@ pub struct IncidentDraft {
     pub source: SourceRef,
 }
 
-const MAX_TEXT: usize = 20_000;
-
 impl IncidentDraft {
     /// Validates every field; the first refusal names its field. `now` bounds dates.
+    /// Every text field is checked first against the rules of `input_rules` (no control
+    /// characters, the maximums of [`crate::limits`], web URLs only).
     pub fn from_input(
         input: IncidentInput,
         now: DateTime<Utc>,
     ) -> Result<IncidentDraft, FieldError> {
+        check_claim(&input)?;
         let source_name = input
             .source
             .as_deref()
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .ok_or_else(|| FieldError::new("source", "is required"))?;
-        if source_name.len() > 100 {
-            return Err(FieldError::new("source", "longer than 100 characters"));
-        }
         let protocol = ProtocolName::parse(input.protocol.as_deref().unwrap_or_default())?;
         let mut chains: Vec<Chain> = Vec::new();
         for text in &input.chains {
@@ -194,6 +197,8 @@ impl IncidentDraft {
         if chains.is_empty() {
             return Err(FieldError::new("chains", "at least one chain is required"));
         }
+        // Hashes can name chains the list does not; the maximum is on the claim's chains.
+        at_most_entries("chains", chains.len(), MAX_CHAINS_PER_CLAIM)?;
         let date_text = input
             .date
             .as_deref()
@@ -224,14 +229,6 @@ impl IncidentDraft {
             None => IncidentStatus::Confirmed,
         };
         let description = clean(input.description);
-        for (field, value) in [("description", &description), ("technique", &technique)] {
-            if value.as_ref().is_some_and(|v| v.len() > MAX_TEXT) {
-                return Err(FieldError::new(
-                    field,
-                    format!("longer than {MAX_TEXT} bytes"),
-                ));
-            }
-        }
         let flash_loan = input.flash_loan.unwrap_or(false)
             || technique.as_deref().is_some_and(mentions_flash_loan);
         Ok(IncidentDraft {

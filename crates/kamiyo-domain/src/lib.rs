@@ -7,12 +7,16 @@
 //! - [`attack`]: the two-level attack taxonomy and the classifier for source text.
 //! - [`tx`]: transaction hashes tied to a chain.
 //! - [`incident`]: a source's claim, as input and validated; [`when`]: source dates.
+//! - [`limits`]: the most one claim may carry; `input_rules`: the rules every text field
+//!   of a claim obeys (no control characters, those limits, web URLs only).
 
 pub mod attack;
 pub mod canonical;
 pub mod chain;
 mod error;
 pub mod incident;
+mod input_rules;
+pub mod limits;
 pub mod money;
 pub mod protocol;
 pub mod tier;

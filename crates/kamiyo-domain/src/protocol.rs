@@ -4,6 +4,8 @@
 use serde::Serialize;
 
 use crate::error::FieldError;
+use crate::input_rules::no_control_characters;
+use crate::limits::MAX_PROTOCOL_CHARS;
 
 /// Words that sources add or drop freely; removed at the end of a key.
 const NOISE_SUFFIXES: &[&str] = &[
@@ -18,12 +20,18 @@ pub struct ProtocolName {
 
 impl ProtocolName {
     pub fn parse(text: &str) -> Result<ProtocolName, FieldError> {
+        // Before whitespace is folded: a tab or line break inside a name is refused, not
+        // turned into a space.
+        no_control_characters("protocol", text.trim())?;
         let display = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if display.is_empty() {
             return Err(FieldError::new("protocol", "must not be empty"));
         }
-        if display.chars().count() > 200 {
-            return Err(FieldError::new("protocol", "longer than 200 characters"));
+        if display.chars().count() > MAX_PROTOCOL_CHARS {
+            return Err(FieldError::new(
+                "protocol",
+                format!("is longer than the maximum of {MAX_PROTOCOL_CHARS} characters"),
+            ));
         }
         let key = protocol_key(&display);
         if key.is_empty() {
@@ -102,5 +110,23 @@ mod tests {
             "Ronin Bridge"
         );
         assert!(ProtocolName::parse("   ").is_err());
+    }
+
+    #[test]
+    fn a_protocol_name_with_a_control_character_is_refused() {
+        for text in [
+            "Euler\u{0}",
+            "Euler\tFinance",
+            "Euler\nFinance",
+            "\u{9b}Euler",
+        ] {
+            assert_eq!(
+                ProtocolName::parse(text).unwrap_err().field,
+                "protocol",
+                "{text:?}"
+            );
+        }
+        assert!(ProtocolName::parse(&"é".repeat(MAX_PROTOCOL_CHARS)).is_ok());
+        assert!(ProtocolName::parse(&"é".repeat(MAX_PROTOCOL_CHARS + 1)).is_err());
     }
 }

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::chain::{Chain, ChainFamily};
 use crate::error::FieldError;
+use crate::limits::MAX_TX_HASH_CHARS;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct TxHash {
@@ -52,8 +53,14 @@ impl TxHash {
                 text.to_owned()
             }
             ChainFamily::Other => {
-                if text.is_empty() || text.len() > 128 || text.chars().any(char::is_whitespace) {
-                    return Err(invalid("expected 1 to 128 characters without spaces"));
+                // Control characters too: this family keeps the text as written.
+                if text.is_empty()
+                    || text.chars().nth(MAX_TX_HASH_CHARS).is_some()
+                    || text.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(invalid(&format!(
+                        "expected 1 to {MAX_TX_HASH_CHARS} characters without spaces or control characters"
+                    )));
                 }
                 text.to_owned()
             }
@@ -86,5 +93,18 @@ mod tests {
         assert!(TxHash::parse(chain("solana"), &solana_sig).is_ok());
         assert!(TxHash::parse(chain("solana"), "0OIl").is_err());
         assert!(TxHash::parse(chain("some new chain"), "abc def").is_err());
+    }
+
+    #[test]
+    fn a_hash_on_an_unknown_chain_refuses_control_characters() {
+        for text in ["abc\u{0}def", "abc\u{7f}", "\u{1b}abc"] {
+            assert!(
+                TxHash::parse(chain("some new chain"), text).is_err(),
+                "{text:?}"
+            );
+        }
+        let longest = "é".repeat(MAX_TX_HASH_CHARS);
+        assert!(TxHash::parse(chain("some new chain"), &longest).is_ok());
+        assert!(TxHash::parse(chain("some new chain"), &format!("{longest}x")).is_err());
     }
 }

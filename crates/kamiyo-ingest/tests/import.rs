@@ -166,3 +166,89 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
         );
     }
 }
+
+/// The claim rules of `kamiyo_domain` (control characters, maximums, web URLs only) apply
+/// to every format: a refused record is a rejected line with its field and reason, and
+/// the records around it are imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_refused_by_the_claim_rules_are_rejected_lines_in_every_format() {
+    use kamiyo_domain::limits::MAX_CHAINS_PER_CLAIM;
+
+    let too_many: Vec<String> = (0..=MAX_CHAINS_PER_CLAIM)
+        .map(|i| format!("chain{i}"))
+        .collect();
+    let jsonl = format!(
+        "{{\"source\":\"s\",\"protocol\":\"Firstfi\",\"date\":\"2024-01-02\",\"chains\":[\"Ethereum\"]}}\n\
+         {{\"source\":\"s\",\"protocol\":\"Nul\\u0000fi\",\"date\":\"2024-01-02\",\"chains\":[\"Ethereum\"]}}\n\
+         {{\"source\":\"s\",\"protocol\":\"Linkfi\",\"date\":\"2024-01-02\",\"chains\":[\"Ethereum\"],\"source_url\":\"javascript:alert(1)\"}}\n\
+         {{\"source\":\"s\",\"protocol\":\"Widefi\",\"date\":\"2024-01-02\",\"chains\":{}}}\n\
+         {{\"source\":\"s\",\"protocol\":\"Lastfi\",\"date\":\"2024-01-02\",\"chains\":[\"Ethereum\"]}}\n",
+        serde_json_list(&too_many)
+    );
+    let csv = format!(
+        "protocol,date,chains,source,source_url\n\
+         Firstfi,2024-01-02,Ethereum,s,\n\
+         Nul\u{0}fi,2024-01-02,Ethereum,s,\n\
+         Linkfi,2024-01-02,Ethereum,s,javascript:alert(1)\n\
+         Widefi,2024-01-02,\"{}\",s,\n\
+         Lastfi,2024-01-02,Ethereum,s,\n",
+        too_many.join(";")
+    );
+    let defillama = format!(
+        "name,exploit_date,classification,technique,loss_usd,chain,bridgeHack,targetType,returnedFunds,defillamaId,source_url\n\
+         Firstfi,1/2/24,,,,Ethereum,FALSE,,,,\n\
+         Nul\u{0}fi,1/2/24,,,,Ethereum,FALSE,,,,\n\
+         Linkfi,1/2/24,,,,Ethereum,FALSE,,,,javascript:alert(1)\n\
+         Widefi,1/2/24,,,,\"{}\",FALSE,,,,\n\
+         Lastfi,1/2/24,,,,Ethereum,FALSE,,,,\n",
+        too_many.join(",")
+    );
+    let (stores, _pg, dir) = stores().await;
+    let retry = RetryPolicy::default();
+    for (name, store) in stores {
+        for (format, text, first_line) in [
+            (Format::Jsonl, &jsonl, 1),
+            (Format::Csv, &csv, 2),
+            (Format::Defillama, &defillama, 2),
+        ] {
+            let path = dir.path().join(format!("{name}-{format}.txt"));
+            std::fs::write(&path, text).unwrap();
+            let report = import_file(&store, &retry, format, &path, None, |_, _| {})
+                .await
+                .unwrap();
+            let rejected: Vec<(usize, Option<&str>)> = report
+                .rejected
+                .iter()
+                .map(|r| (r.line, r.field.as_deref()))
+                .collect();
+            assert_eq!(
+                rejected,
+                [
+                    (first_line + 1, Some("protocol")),
+                    (first_line + 2, Some("source_url")),
+                    (first_line + 3, Some("chains")),
+                ],
+                "{name} {format}: {:?}",
+                report.rejected
+            );
+            let messages: Vec<&str> = report.rejected.iter().map(|r| r.message.as_str()).collect();
+            assert!(messages[0].contains("control characters"), "{messages:?}");
+            assert!(messages[1].contains("http or https"), "{messages:?}");
+            assert!(
+                messages[2].contains(&format!("maximum of {MAX_CHAINS_PER_CLAIM}")),
+                "{messages:?}"
+            );
+            assert_eq!(report.records, 5, "{name} {format}");
+            assert_eq!(
+                report.inserted + report.merged + report.updated + report.unchanged,
+                2,
+                "{name} {format}: the first and last records are imported: {report:?}"
+            );
+        }
+    }
+}
+
+fn serde_json_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
+    format!("[{}]", quoted.join(","))
+}

@@ -522,6 +522,26 @@ fn config_prints_the_effective_settings_with_the_password_redacted() {
     assert!(!shown.contains("hunter2"), "{shown}");
 }
 
+/// Only URLs are accepted, but an operator used to libpq may set the keyword form.
+#[test]
+fn a_keyword_form_database_url_is_refused_without_showing_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "host=db.internal user=kamiyo password='hunter2 and more'";
+    for command in ["config", "migrate"] {
+        let out = output(kamiyo(dir.path()).env("DATABASE_URL", url).arg(command));
+        assert!(!out.status.success(), "{command}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("host=db.internal user=kamiyo password=***"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2") && !stderr.contains("more"),
+            "{command}: password leaked: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn a_bad_environment_value_is_refused_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();

@@ -67,15 +67,7 @@ impl PgManager {
         monitor: Arc<PoolMonitor>,
         read_only: bool,
     ) -> Result<Self, DbError> {
-        let mut pg_config: tokio_postgres::Config =
-            config
-                .url
-                .expose()
-                .parse()
-                .map_err(|e: tokio_postgres::Error| DbError::Config {
-                    field: "database.url".into(),
-                    message: format!("cannot parse {}: {e}", config.url.redacted()),
-                })?;
+        let mut pg_config = config.url.postgres_config("database.url")?;
         // Also per session: no parallel workers (on a small server under concurrency a
         // parallel scan costs several times the CPU for the same answer) and custom plans
         // for prepared statements (the statement cache keeps statements whose generic

@@ -28,17 +28,7 @@ pub(crate) async fn connect(target: &DbConfig, options: &CopyOptions) -> Result<
         target: target.url.redacted(),
         source,
     };
-    let mut config: tokio_postgres::Config =
-        target
-            .url
-            .expose()
-            .parse()
-            .map_err(|e: tokio_postgres::Error| {
-                refuse(DbError::Config {
-                    field: "--to".into(),
-                    message: format!("cannot parse {}: {e}", target.url.redacted()),
-                })
-            })?;
+    let mut config = target.url.postgres_config("--to").map_err(refuse)?;
     let session = format!(
         "-c statement_timeout={} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
         options.statement_timeout.as_millis(),

@@ -1,5 +1,6 @@
 //! The database URL, kept secret: it may carry a password, which must never reach logs,
-//! error messages, metrics or `Debug` output.
+//! error messages, metrics or `Debug` output. `redact` hides it in every form a
+//! connection string takes.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,6 +9,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::DbError;
+
+mod redact;
+
+pub use redact::{parse_error_message, redact};
 
 /// Which server a URL points at, decided once from its scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,35 +96,21 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         redact(self.expose())
     }
-}
 
-/// Replaces the password of a URL (`scheme://user:password@host`) and any `password=`
-/// query parameter with `***`. Works on strings that do not parse as URLs too, and errs
-/// on the side of hiding: the password is taken to run from the first `:` after the
-/// scheme to the *last* `@` of the string, so a password holding `/`, `?`, `#` or `@`
-/// (which drivers accept) is still hidden, at the cost of sometimes hiding more.
-pub fn redact(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let authority_start = scheme_end + 3;
-        if let Some(at) = out.rfind('@').filter(|at| *at > authority_start) {
-            if let Some(colon) = out[authority_start..at].find(':') {
-                out.replace_range(authority_start + colon + 1..at, "***");
-            }
-        }
-    }
-    if let Some(q) = out.find('?') {
-        let (base, query) = out.split_at(q + 1);
-        let query: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                _ => pair.to_owned(),
+    /// The driver's configuration for a PostgreSQL URL. A refusal names `field` and
+    /// shows neither the password nor any piece of the string the driver quotes.
+    pub fn postgres_config(&self, field: &str) -> Result<tokio_postgres::Config, DbError> {
+        self.expose()
+            .parse()
+            .map_err(|e: tokio_postgres::Error| DbError::Config {
+                field: field.to_owned(),
+                message: format!(
+                    "cannot parse {}: {}",
+                    self.redacted(),
+                    parse_error_message(&e)
+                ),
             })
-            .collect();
-        out = format!("{base}{}", query.join("&"));
     }
-    out
 }
 
 impl fmt::Debug for DatabaseUrl {
@@ -191,6 +182,57 @@ mod tests {
             redact("postgres://root@127.0.0.1/test"),
             "postgres://root@127.0.0.1/test"
         );
+    }
+
+    #[test]
+    fn a_keyword_form_password_is_hidden_in_debug_display_and_serialised_form() {
+        let url = DatabaseUrl::new("host=db.example user=kamiyo password='s3 cr3t' dbname=k");
+        let serialised = serde_json::to_string(&url).unwrap();
+        for shown in [format!("{url:?}"), format!("{url}"), serialised] {
+            assert!(!shown.contains("s3") && !shown.contains("cr3t"), "{shown}");
+            assert!(shown.contains("password=***"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn the_error_for_a_keyword_form_database_url_does_not_contain_the_password() {
+        let err = DatabaseUrl::new("host=db.example password=hunter2")
+            .backend()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration database.url: unsupported scheme in \
+             host=db.example password=***: expected postgres://, postgresql:// or sqlite://"
+        );
+    }
+
+    #[test]
+    fn the_parse_error_of_a_malformed_postgres_url_does_not_contain_the_password() {
+        for (conn, expected) in [
+            (
+                "postgres://kamiyo:hunter2@db.example:notaport/kamiyo",
+                "invalid configuration database.url: cannot parse \
+                 postgres://kamiyo:***@db.example:notaport/kamiyo: \
+                 invalid connection string: invalid value for option `port`",
+            ),
+            (
+                "postgres://db.example/kamiyo?password=hunter2&hunter3",
+                "invalid configuration database.url: cannot parse \
+                 postgres://db.example/kamiyo?password=***&***: \
+                 invalid connection string: unterminated parameter",
+            ),
+            (
+                "host=db.example password=hunter2 hunter3=x",
+                "invalid configuration database.url: cannot parse \
+                 host=db.example password=*** ***: \
+                 invalid connection string: unknown option `***`",
+            ),
+        ] {
+            let err = DatabaseUrl::new(conn)
+                .postgres_config("database.url")
+                .unwrap_err();
+            assert_eq!(err.to_string(), expected, "{conn}");
+        }
     }
 
     #[test]
