@@ -11,7 +11,9 @@ use common::{primary_acquisitions, token, Call, Claim, TestApp};
 use kamiyo_api::ServerConfig;
 use kamiyo_domain::Tier;
 use kamiyo_store::accounts::Role;
+use serde_json::json;
 
+const ADMIN: &str = "security-test-admin-token";
 const HASH: &str = "0x5f1e2b9cd0a0a4c1b1f3f8b27c4e2e6d3a9f0c7b8e1d2a3b4c5d6e7f8091a2b3";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,6 +86,79 @@ async fn behind_a_proxy_the_client_cannot_pick_its_identity_through_x_forwarded_
         admitted += usize::from(answer.status == StatusCode::OK);
     }
     assert_eq!(admitted, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_hash_or_in_a_text_field_is_a_client_error_not_a_500() {
+    let t = TestApp::start(ServerConfig {
+        admin_token: token(ADMIN),
+        ..ServerConfig::default()
+    })
+    .await;
+    let answer = t.get("/api/exploits/tx/%00").await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.json()["error"]["code"], "bad_parameter");
+
+    for (field, claim) in [
+        (
+            "protocol",
+            json!({"source": "s", "protocol": "Nul\u{0}fi", "chains": ["ethereum"], "date": "2024-01-02"}),
+        ),
+        (
+            "description",
+            json!({"source": "s", "protocol": "Nulfi", "chains": ["ethereum"], "date": "2024-01-02", "description": "a\u{0}b"}),
+        ),
+        (
+            "source",
+            json!({"source": "s\u{0}", "protocol": "Nulfi", "chains": ["ethereum"], "date": "2024-01-02"}),
+        ),
+    ] {
+        let answer = t
+            .send(Call::post("/api/exploits", claim).bearer(ADMIN))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains(field), "{field}: {}", answer.body);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_past_the_documented_maximums_or_with_a_script_url_is_refused_by_field() {
+    let t = TestApp::start(ServerConfig {
+        admin_token: token(ADMIN),
+        ..ServerConfig::default()
+    })
+    .await;
+    let chains: Vec<String> = (0..1000).map(|i| format!("chain{i}")).collect();
+    for (field, claim) in [
+        (
+            "chains",
+            json!({"source": "s", "protocol": "Manyfi", "chains": chains, "date": "2024-01-02"}),
+        ),
+        (
+            "source_url",
+            json!({"source": "s", "protocol": "Scriptfi", "chains": ["ethereum"], "date": "2024-01-02", "source_url": "javascript:alert(1)"}),
+        ),
+        (
+            "description",
+            json!({"source": "s", "protocol": "Longfi", "chains": ["ethereum"], "date": "2024-01-02", "description": "x".repeat(100_000)}),
+        ),
+    ] {
+        let answer = t
+            .send(Call::post("/api/exploits", claim).bearer(ADMIN))
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains(field), "{field}: {}", answer.body);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

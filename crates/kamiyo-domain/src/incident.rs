@@ -154,6 +154,21 @@ impl IncidentDraft {
         now: DateTime<Utc>,
     ) -> Result<IncidentDraft, FieldError> {
         check_claim(&input)?;
+        IncidentDraft::parse(input, now)
+    }
+
+    /// A claim read back from storage. It passed the edge's rules of its day when it was
+    /// written; those rules (the maximums of [`crate::limits`], control characters, web
+    /// URLs) are not applied again, so that tightening them never locks an incident's
+    /// stored claims out of later merges. Fields are still parsed as on the way in.
+    pub fn from_stored(
+        input: IncidentInput,
+        now: DateTime<Utc>,
+    ) -> Result<IncidentDraft, FieldError> {
+        IncidentDraft::parse(input, now)
+    }
+
+    fn parse(input: IncidentInput, now: DateTime<Utc>) -> Result<IncidentDraft, FieldError> {
         let source_name = input
             .source
             .as_deref()

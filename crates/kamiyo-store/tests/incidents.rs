@@ -478,3 +478,54 @@ async fn a_batch_stores_every_claim_but_the_one_the_database_refuses() {
         assert_eq!(store.get(alpha).await.unwrap().unwrap().sources.len(), 2);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_stored_before_a_limit_was_tightened_still_merges_with_new_ones() {
+    for b in backends().await {
+        let first = b
+            .store
+            .ingest(&claim(
+                "rekt",
+                "Oldrulefi",
+                "2023-05-01",
+                Some("5000000"),
+                &[],
+            ))
+            .await
+            .unwrap();
+        // As if written under looser rules: a technique far past today's maximum.
+        let long = "x".repeat(kamiyo_domain::limits::MAX_TECHNIQUE_CHARS * 3);
+        let sql = format!("UPDATE exploit_sources SET attack_text = '{long}'");
+        match b.db.primary() {
+            kamiyo_db::Pool::Postgres(pool) => {
+                pool.acquire()
+                    .await
+                    .unwrap()
+                    .execute(&sql, &[])
+                    .await
+                    .unwrap();
+            }
+            kamiyo_db::Pool::Sqlite(pool) => {
+                pool.acquire()
+                    .await
+                    .unwrap()
+                    .execute(&sql, Vec::new())
+                    .await
+                    .unwrap();
+            }
+        }
+        let second = b
+            .store
+            .ingest(&claim(
+                "defillama",
+                "Oldrulefi",
+                "2023-05-01",
+                Some("5000000"),
+                &[],
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", b.name));
+        assert_eq!(second.exploit_id, first.exploit_id, "{}", b.name);
+        assert_eq!(second.action, IngestAction::Merged, "{}", b.name);
+    }
+}

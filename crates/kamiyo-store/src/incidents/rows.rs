@@ -62,7 +62,8 @@ impl ClaimColumns {
         }
     }
 
-    /// The claim back as a draft, through the same validation it passed on the way in.
+    /// The claim back as a draft, parsed as on the way in (but not held to edge limits
+    /// tightened since it was written: `IncidentDraft::from_stored`).
     pub fn into_draft(self) -> Result<IncidentDraft, DbError> {
         let list = |json: &str, field: &str| -> Result<Vec<String>, DbError> {
             serde_json::from_str(json)
@@ -100,7 +101,7 @@ impl ClaimColumns {
             bridge: Some(self.bridge),
         };
         // Stored claims were validated when written; "now" only bounds future dates.
-        let mut draft = IncidentDraft::from_input(input, DateTime::<Utc>::MAX_UTC)
+        let mut draft = IncidentDraft::from_stored(input, DateTime::<Utc>::MAX_UTC)
             .map_err(|e| DbError::other(format!("stored claim no longer validates: {e}")))?;
         draft.source.reported_date = self.reported_date;
         Ok(draft)
