@@ -13,6 +13,7 @@ pub mod canonical;
 pub mod chain;
 mod error;
 pub mod incident;
+pub mod input_schema;
 pub mod money;
 pub mod protocol;
 pub mod tier;
