@@ -158,6 +158,8 @@ async fn fuzz(
         .arg("--no-color")
         .env("PYTHONPATH", &here)
         .env("SCHEMATHESIS_HOOKS", "hooks")
+        // No __pycache__ in the source tree.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .current_dir(workdir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
