@@ -164,31 +164,17 @@ fn complete_operation(access: Access, operation: &mut Map<String, Value>) {
     };
     if access.counts_requests() {
         for (status, response) in responses.iter_mut() {
-            if status.starts_with('2') {
-                if let Some(response) = response.as_object_mut() {
-                    let headers = response
-                        .entry("headers")
-                        .or_insert_with(|| json!({}))
-                        .as_object_mut();
-                    if let Some(headers) = headers {
-                        headers.extend(rate_limit_headers(true));
-                    }
-                }
+            if let Some(headers) = status
+                .starts_with('2')
+                .then(|| headers_of(response))
+                .flatten()
+            {
+                headers.extend(rate_limit_headers(true));
             }
         }
     }
-    // Every 503 says when to come back, whoever answers it.
-    if let Some(headers) = responses
-        .get_mut("503")
-        .and_then(Value::as_object_mut)
-        .filter(|response| !response.contains_key("$ref"))
-        .and_then(|response| {
-            response
-                .entry("headers")
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-        })
-    {
+    // Every 503 says when to come back, whoever answers it (the shared one says so too).
+    if let Some(headers) = responses.get_mut("503").and_then(headers_of) {
         headers.insert("Retry-After".into(), retry_after());
     }
     let mut shared = Vec::new();
@@ -210,6 +196,18 @@ fn complete_operation(access: Access, operation: &mut Map<String, Value>) {
             .entry(status)
             .or_insert_with(|| json!({ "$ref": format!("#/components/responses/{name}") }));
     }
+}
+
+/// The headers of an inline response object, created empty; `None` for a `$ref`.
+fn headers_of(response: &mut Value) -> Option<&mut Map<String, Value>> {
+    let response = response.as_object_mut()?;
+    if response.contains_key("$ref") {
+        return None;
+    }
+    response
+        .entry("headers")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
 }
 
 fn security(access: Access) -> Option<Value> {

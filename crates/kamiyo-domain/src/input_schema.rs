@@ -96,7 +96,9 @@ pub fn source() -> Schema {
 }
 
 pub fn source_url() -> Schema {
-    let url = format!("^https?://[^{CONTROL}{WHITESPACE}]+$");
+    // Without brackets: an unbalanced one (`http://[x`) is no URL, and only an IPv6 host
+    // has a balanced pair.
+    let url = format!(r"^https?://[^{CONTROL}{WHITESPACE}\[\]]+$");
     AnyOfBuilder::new()
         .description(Some(
             "Where the source tells of it: an http or https URL (422 otherwise). Blank is the same as absent.",
