@@ -61,15 +61,21 @@ pub enum ApiError {
     Internal(#[source] DbError),
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    error: Body<'a>,
+/// The envelope of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    code: &'a str,
-    message: String,
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Stable and machine-readable: `bad_parameter`, `bad_body`, `invalid`, `not_found`,
+    /// `method_not_allowed`, `unauthorized`, `forbidden`, `rate_limited`,
+    /// `payload_too_large`, `conflict`, `request_timeout`, `database_unavailable`,
+    /// `internal_error`.
+    pub code: &'a str,
+    /// For a person; names the parameter or field at fault.
+    pub message: String,
 }
 
 impl ApiError {
@@ -148,8 +154,8 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let status = self.status();
-        let envelope = Envelope {
-            error: Body {
+        let envelope = ErrorEnvelope {
+            error: ErrorDetail {
                 code: self.code(),
                 message: self.to_string(),
             },

@@ -47,8 +47,7 @@ async fn collect(
 #[utoipa::path(get, path = "/api/exploits.csv", tag = "exports",
     params(ListQuery),
     responses((status = 200, description = "Every match (up to server.export_max_rows) as CSV", content_type = "text/csv", body = String),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn csv(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -114,8 +113,7 @@ fn csv_cell(value: &str) -> String {
 #[utoipa::path(get, path = "/api/feed.atom", tag = "exports",
     params(ListQuery),
     responses((status = 200, description = "The newest matches as an Atom feed", content_type = "application/atom+xml", body = String),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn atom(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

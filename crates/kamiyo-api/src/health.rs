@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::AppState;
 
 #[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The process answers", body = Object)))]
+    responses((status = 200, description = "The process answers: `{\"status\": \"ok\"}`", body = Object)))]
 pub async fn liveness() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }

@@ -17,15 +17,12 @@ use crate::AppState;
 
 #[utoipa::path(post, path = "/api/exploits", tag = "incidents",
     request_body = IncidentInput,
-    security(("admin_token" = [])),
     responses((status = 201, description = "A new incident", body = IngestOutcome),
         (status = 200, description = "Merged into, updated or already in an incident", body = IngestOutcome),
-        (status = 400, description = "Malformed body; the message names the field", body = crate::openapi::ErrorBody),
-        (status = 401, description = "Missing or wrong token", body = crate::openapi::ErrorBody),
-        (status = 403, description = "Writes are off (no token configured)", body = crate::openapi::ErrorBody),
-        (status = 413, description = "Body above the limit", body = crate::openapi::ErrorBody),
-        (status = 422, description = "A value a rule refuses; the message names the field", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "Not a JSON object of this shape (a field of the wrong type, an unknown field, no JSON content type); the message names the field", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "The claim conflicts with a stored one (a unique rule); retrying may succeed", body = crate::error::ErrorEnvelope),
+        (status = 413, description = "Body above server.body_limit_bytes", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "A value a rule refuses (a missing or blank required field, a date out of range, a hash that does not suit its chain, ...); the message names the field", body = crate::error::ErrorEnvelope),))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

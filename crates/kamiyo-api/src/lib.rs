@@ -17,6 +17,7 @@ mod metrics;
 pub mod openapi;
 mod page_cache;
 mod params;
+mod query_schema;
 mod ratelimit;
 mod serve;
 mod stats;

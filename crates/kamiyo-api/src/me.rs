@@ -28,9 +28,7 @@ pub struct Remaining {
 }
 
 #[utoipa::path(get, path = "/api/me", tag = "accounts",
-    security(("admin_token" = [])),
-    responses((status = 200, description = "The caller's tier, limits and usage", body = Me),
-        (status = 401, description = "No valid key", body = crate::openapi::ErrorBody)))]
+    responses((status = 200, description = "The caller's tier, limits and usage", body = Me)))]
 pub async fn me(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -58,9 +58,9 @@ struct PoolConfig {
 /// Monitor state without touching the database: health here is the windowed view
 /// (`/api/health/database` also pings).
 #[utoipa::path(get, path = "/api/metrics/database", tag = "monitoring",
-    params(("limit" = Option<u32>, Query, description = "Slow queries shown, 1 to 1000, default 10")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Slow queries shown, default 10")),
     responses((status = 200, description = "Pool state, acquisitions, slow queries, configuration, leaks, health", body = Object),
-        (status = 400, description = "A parameter is malformed", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope)))]
 pub async fn database(
     State(state): State<AppState>,
     query: RawQuery,
@@ -107,6 +107,18 @@ pub async fn database(
     }))
 }
 
+/// `sort` of `/api/metrics/queries`, for the OpenAPI document: the handler matches the
+/// same names (tests/openapi.rs checks that each is accepted).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum QueriesSort {
+    Total,
+    Mean,
+    Max,
+    Calls,
+}
+
 #[derive(Serialize)]
 pub struct QueryMetrics {
     sort: &'static str,
@@ -115,10 +127,10 @@ pub struct QueryMetrics {
 }
 
 #[utoipa::path(get, path = "/api/metrics/queries", tag = "monitoring",
-    params(("limit" = Option<u32>, Query, description = "1 to 1000, default 10"),
-        ("sort" = Option<String>, Query, description = "total (default), mean, max or calls")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Statements shown, default 10"),
+        ("sort" = Option<QueriesSort>, Query, description = "Largest first by this; `total` when absent")),
     responses((status = 200, description = "Per-statement statistics", body = Object),
-        (status = 400, description = "A parameter is malformed", body = crate::openapi::ErrorBody)))]
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope)))]
 pub async fn queries(State(state): State<AppState>, query: RawQuery) -> Result<Json<QueryMetrics>> {
     let params = Params::from_query(query, &["limit", "sort"])?;
     let limit = limit(&params)?;

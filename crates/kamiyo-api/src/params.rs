@@ -1,5 +1,10 @@
 //! Query-string parameters, validated one by one: a bad value is a 400 that names its
 //! parameter, and so is a parameter the endpoint does not know.
+//!
+//! An empty value (`?limit=`, `?sort=`) is refused like any other bad value, except for
+//! the free-text filters of [`FREE_TEXT`], where it means "no filter" (a search form
+//! sends its empty fields). The OpenAPI document marks exactly those with
+//! `allowEmptyValue`.
 
 use std::collections::HashMap;
 
@@ -7,6 +12,12 @@ use axum::extract::RawQuery;
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
 
 use crate::error::{ApiError, Result};
+
+/// Free-text filters: an empty (or blank) value is the same as leaving the parameter out.
+pub const FREE_TEXT: &[&str] = &["chain", "protocol", "q"];
+
+/// Longest value accepted, in characters after trimming.
+pub const MAX_VALUE_CHARS: usize = 200;
 
 pub struct Params(HashMap<String, String>);
 
@@ -51,12 +62,21 @@ impl Params {
         Ok(Params(map))
     }
 
+    /// The trimmed value. Blank is absent for a [`FREE_TEXT`] filter and refused for any
+    /// other parameter: a client that sends `?limit=` meant something, and a silent
+    /// default would hide its bug.
     pub fn text(&self, name: &'static str) -> Result<Option<String>> {
         match self.0.get(name).map(|v| v.trim()) {
-            None | Some("") => Ok(None),
-            Some(value) if value.chars().count() > 200 => {
-                Err(bad(name, "is longer than 200 characters"))
-            }
+            None => Ok(None),
+            Some("") if FREE_TEXT.contains(&name) => Ok(None),
+            Some("") => Err(bad(
+                name,
+                "is empty; give a value or leave the parameter out",
+            )),
+            Some(value) if value.chars().count() > MAX_VALUE_CHARS => Err(bad(
+                name,
+                &format!("is longer than {MAX_VALUE_CHARS} characters"),
+            )),
             Some(value) => Ok(Some(value.to_owned())),
         }
     }
@@ -139,7 +159,28 @@ fn decode(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, Params};
+    use axum::extract::RawQuery;
+
+    fn params(query: &str) -> Params {
+        Params::from_query(RawQuery(Some(query.to_owned())), &["q", "limit"])
+            .unwrap_or_else(|e| panic!("{query}: {e}"))
+    }
+
+    #[test]
+    fn an_empty_value_is_absent_for_free_text_and_refused_by_name_otherwise() {
+        assert!(matches!(params("q=").text("q"), Ok(None)));
+        assert!(matches!(params("q=+").text("q"), Ok(None)));
+        assert!(matches!(params("").integer("limit", 1, 5), Ok(None)));
+        for query in ["limit=", "limit=+"] {
+            match params(query).integer("limit", 1, 5) {
+                Err(crate::ApiError::BadParameter { parameter, .. }) => {
+                    assert_eq!(parameter, "limit")
+                }
+                other => panic!("{query}: {:?}", other.map_err(|e| e.to_string())),
+            }
+        }
+    }
 
     #[test]
     fn form_decoding() {

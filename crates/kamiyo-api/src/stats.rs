@@ -36,7 +36,7 @@ fn window(query: RawQuery, caller: &Caller) -> Result<Window> {
     Ok((days, since, visible_until))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SummaryResponse {
     /// The window in days; absent for all time.
     days: Option<i64>,
@@ -45,10 +45,9 @@ pub struct SummaryResponse {
 }
 
 #[utoipa::path(get, path = "/api/stats", tag = "stats",
-    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
-    responses((status = 200, description = "Totals; zeros when nothing matches", body = Summary),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+    params(("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "Only incidents of the last N days; all when absent")),
+    responses((status = 200, description = "Totals; zeros when nothing matches", body = SummaryResponse),
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn summary(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -63,9 +62,11 @@ pub async fn summary(
     Ok(Json(SummaryResponse { days, summary }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BreakdownResponse {
+    /// The window in days; absent for all time.
     days: Option<i64>,
+    /// Largest first (months: in calendar order).
     buckets: Vec<Bucket>,
 }
 
@@ -85,10 +86,9 @@ async fn breakdown(
 }
 
 #[utoipa::path(get, path = "/api/stats/by-chain", tag = "stats",
-    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
-    responses((status = 200, description = "Incidents and loss per group", body = crate::openapi::Breakdown),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+    params(("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "Only incidents of the last N days; all when absent")),
+    responses((status = 200, description = "Incidents and loss per group", body = BreakdownResponse),
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn by_chain(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -98,10 +98,9 @@ pub async fn by_chain(
 }
 
 #[utoipa::path(get, path = "/api/stats/by-attack-type", tag = "stats",
-    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
-    responses((status = 200, description = "Incidents and loss per group", body = crate::openapi::Breakdown),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+    params(("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "Only incidents of the last N days; all when absent")),
+    responses((status = 200, description = "Incidents and loss per group", body = BreakdownResponse),
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn by_attack_type(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -111,10 +110,9 @@ pub async fn by_attack_type(
 }
 
 #[utoipa::path(get, path = "/api/stats/by-month", tag = "stats",
-    params(("days" = Option<u32>, Query, description = "Only incidents of the last N days (1 to 3650); all when absent")),
-    responses((status = 200, description = "Incidents and loss per group", body = crate::openapi::Breakdown),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+    params(("days" = Option<i64>, Query, minimum = 1, maximum = 3650, description = "Only incidents of the last N days; all when absent")),
+    responses((status = 200, description = "Incidents and loss per group", body = BreakdownResponse),
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn by_month(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -125,8 +123,7 @@ pub async fn by_month(
 
 #[utoipa::path(get, path = "/api/chains", tag = "stats",
     responses((status = 200, description = "Every chain with its incident count", body = Vec<ChainCount>),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn chains(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -144,8 +141,7 @@ pub async fn chains(
 
 #[utoipa::path(get, path = "/api/sources", tag = "stats",
     responses((status = 200, description = "What each source contributed, and its fetches' success rate over the rolling window server.source_health_window; `last_error` for admin callers only", body = Vec<SourceReport>),
-        (status = 400, description = "A parameter is malformed; the message names it", body = crate::openapi::ErrorBody),
-        (status = 503, description = "The database is unavailable; retry after Retry-After", body = crate::openapi::ErrorBody),))]
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn sources(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The taxonomy's class of an attack (docs/TAXONOMY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttackClass {
     Code,
@@ -18,7 +19,8 @@ pub enum AttackClass {
     Other,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The taxonomy's type of an attack (docs/TAXONOMY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AttackType {
     Reentrancy,

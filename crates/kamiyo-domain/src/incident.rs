@@ -14,7 +14,8 @@ use crate::protocol::ProtocolName;
 use crate::tx::TxHash;
 use crate::when::parse_incident_date;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Whether a loss is established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IncidentStatus {
     Suspected,
@@ -59,38 +60,65 @@ impl IncidentStatus {
 #[serde(deny_unknown_fields)]
 pub struct TxHashInput {
     #[serde(default)]
+    #[schema(schema_with = crate::input_schema::tx_chain)]
     pub chain: Option<String>,
+    #[schema(schema_with = crate::input_schema::tx_hash)]
     pub hash: String,
 }
 
-/// One source's claim about one incident, before validation. Every text field is
-/// trimmed, holds no control characters (`description` may hold tab, line feed and
-/// carriage return) and within its maximum (`kamiyo_domain::limits`); `source_url` is an
-/// `http` or `https` URL with a host.
+/// One source's claim about one incident, before validation. `source`, `protocol`, `date`
+/// and a chain (in `chains` or `tx_hashes`) are required. Every text field is trimmed,
+/// holds no control characters (`description` may hold tab, line feed and carriage
+/// return) and stays within its maximum ([`crate::limits`]); `source_url` is an `http` or
+/// `https` URL with a host. The schema of each field is in [`crate::input_schema`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(example = json!({
+    "source": "rekt",
+    "source_url": "https://rekt.news/euler-rekt/",
+    "protocol": "Euler Finance",
+    "chains": ["ethereum"],
+    "date": "2023-03-13",
+    "loss_usd": "197000000",
+    "technique": "flash loan, donation to reserves",
+    "tx_hashes": [{"hash": "0xc310a0affe2169d1f6feec1c63dbc7f7c62a887fa48795d327d4d2da2d6b111d"}]
+}))]
 pub struct IncidentInput {
+    #[schema(schema_with = crate::input_schema::source, required = true)]
     pub source: Option<String>,
+    #[schema(schema_with = crate::input_schema::source_url)]
     pub source_url: Option<String>,
     /// The source's own id for the record; makes re-imports recognisable.
+    #[schema(schema_with = crate::input_schema::external_id)]
     pub external_id: Option<String>,
+    #[schema(schema_with = crate::input_schema::protocol, required = true)]
     pub protocol: Option<String>,
+    #[schema(schema_with = crate::input_schema::chains)]
     pub chains: Vec<String>,
+    #[schema(schema_with = crate::input_schema::date, required = true)]
     pub date: Option<String>,
     /// Decimal text or a JSON number, e.g. `"197000000"`; absent when unknown (never 0
     /// for unknown).
     #[serde(deserialize_with = "text_or_number")]
+    #[schema(schema_with = crate::input_schema::amount)]
     pub loss_usd: Option<String>,
     #[serde(deserialize_with = "text_or_number")]
+    #[schema(schema_with = crate::input_schema::amount)]
     pub recovered_usd: Option<String>,
     /// Taxonomy type (`oracle_manipulation`); derived from `technique` when absent.
+    #[schema(schema_with = crate::input_schema::attack_type)]
     pub attack_type: Option<String>,
     /// The source's own category (DeFiLlama's `classification`), kept as written.
+    #[schema(schema_with = crate::input_schema::attack_class)]
     pub attack_class: Option<String>,
     /// The source's technique text, kept as written.
+    #[schema(schema_with = crate::input_schema::technique)]
     pub technique: Option<String>,
+    #[schema(schema_with = crate::input_schema::tx_hashes)]
     pub tx_hashes: Vec<TxHashInput>,
+    #[schema(schema_with = crate::input_schema::status)]
     pub status: Option<String>,
+    #[schema(schema_with = crate::input_schema::description)]
     pub description: Option<String>,
     pub flash_loan: Option<bool>,
     pub bridge: Option<bool>,

@@ -16,6 +16,7 @@ pub mod chain;
 mod error;
 pub mod incident;
 mod input_rules;
+pub mod input_schema;
 pub mod limits;
 pub mod money;
 pub mod protocol;

@@ -56,7 +56,12 @@ pub enum SettingsError {
 }
 
 /// `KAMIYO_*` variables that are not settings: read by the command line and the tests.
-const OTHER_VARIABLES: &[&str] = &["KAMIYO_CONFIG", "KAMIYO_TEST_ADMIN_URL", "KAMIYO_PROMTOOL"];
+const OTHER_VARIABLES: &[&str] = &[
+    "KAMIYO_CONFIG",
+    "KAMIYO_TEST_ADMIN_URL",
+    "KAMIYO_PROMTOOL",
+    "KAMIYO_SCHEMATHESIS",
+];
 const SETTING_PREFIXES: &[&str] = &["KAMIYO_DATABASE_", "KAMIYO_SERVER_", "KAMIYO_LOG_"];
 
 /// A misspelt section (`KAMIYO_DATABSE_URL`) would otherwise be ignored silently and

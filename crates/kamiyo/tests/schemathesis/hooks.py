@@ -1,0 +1,35 @@
+"""Schemathesis hooks for crates/kamiyo/tests/schemathesis.rs.
+
+A listing's `cursor` is opaque: only a `next_cursor` that the server gave for the same
+`sort` and `order` is valid, which no JSON Schema can say. A positive test case (one the
+document says must be accepted) therefore gets a cursor made the way the server makes
+them (kamiyo-store's `Cursor::encode`: hex of `sort|order|value|id`) for its own sort and
+order; negative cases keep whatever was generated.
+"""
+
+import schemathesis
+from schemathesis.generation.modes import GenerationMode
+
+LISTINGS = {"/api/exploits", "/api/exploits.csv", "/api/feed.atom"}
+
+
+def cursor_for(sort: str, order: str) -> str:
+    key = "a" if sort.strip() == "amount" else "d"
+    value = "1000.00" if key == "a" else "2020-01-01T00:00:00+00:00"
+    plain = f"{key}|{order.strip()[:1] or 'd'}|{value}|1"
+    return plain.encode().hex()
+
+
+@schemathesis.hook
+def map_case(context, case):
+    query = case.query
+    meta = case.meta
+    if (
+        case.operation.path in LISTINGS
+        and query
+        and "cursor" in query
+        and meta is not None
+        and meta.generation.mode == GenerationMode.POSITIVE
+    ):
+        query["cursor"] = cursor_for(str(query.get("sort", "date")), str(query.get("order", "desc")))
+    return case
