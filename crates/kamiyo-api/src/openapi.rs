@@ -91,6 +91,8 @@ impl Access {
         kamiyo_domain::AttackType,
         kamiyo_domain::AttackClass,
         kamiyo_domain::IncidentStatus,
+        // Named by `IncidentInput.tx_hashes`, whose schema is written by hand (its maximum).
+        kamiyo_domain::TxHashInput,
         kamiyo_store::incidents::SortKey,
         kamiyo_store::incidents::Order,
         crate::metrics::QueriesSort,
