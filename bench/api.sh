@@ -61,7 +61,7 @@ AUTH=()
 [[ -n "${AUTH_TOKEN:-}" ]] && AUTH=(-H "Authorization: Bearer $AUTH_TOKEN")
 AUTH_KEYS=${AUTH_KEYS:-128}
 # The monitor's endpoints (saved after each run) need an admin or the metrics token.
-METRICS_TOKEN=${KAMIYO_SERVER_METRICS_TOKEN:-bench-metrics-$$-$RANDOM}
+METRICS_TOKEN=${KAMIYO_SERVER_METRICS_TOKEN:-$(od -An -N16 -tx1 /dev/urandom | tr -d " \n")}
 # The values the API binds for (b): chain slug, Usd text, RFC 3339 bounds (from is the
 # start of the day, to its last millisecond; kamiyo-api/src/params.rs).
 B_CHAIN=ethereum

@@ -13,7 +13,6 @@
 //!    rate-limited per caller.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -103,13 +102,15 @@ impl Caller {
 /// Probes: never authenticated, never rate-limited (the database probe's answer is
 /// cached instead, see `health`).
 fn is_probe(path: &str) -> bool {
-    path == "/healthz" || path.starts_with("/api/health/")
+    // Exact paths: a route added under /api/health/ later is not unauthenticated by
+    // accident.
+    matches!(path, "/healthz" | "/api/health/database")
 }
 
 /// The monitor's paths: admins and the metrics token only, not rate-limited (a scraper
 /// polls on its own schedule).
-fn is_monitoring(path: &str) -> bool {
-    path == "/metrics" || path.starts_with("/api/metrics/")
+fn is_monitoring(path: &str, metrics_on_listen: bool) -> bool {
+    (path == "/metrics" && metrics_on_listen) || path.starts_with("/api/metrics/")
 }
 
 /// Authenticates, rate-limits, and stamps the rate-limit headers on the answer.
@@ -129,7 +130,7 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(addr)| addr.ip());
     let client = client_address(&state.server, request.headers(), peer);
-    let monitoring = is_monitoring(&path);
+    let monitoring = is_monitoring(&path, state.server.metrics_listen.is_none());
     let caller = match identify(&state, authorization, client, monitoring).await {
         Ok(caller) => caller,
         Err(error) => return error.into_response(),
@@ -183,46 +184,60 @@ async fn identify(
     };
     let value = value.unwrap_or_default();
     let token = bearer(&value);
-    // The configured tokens cost no lookup, so they are checked before any throttling.
-    if let Some(token) = token {
-        if matches_secret(token, state.server.admin_token.as_ref()) {
-            return Ok(Caller::AdminToken);
-        }
-        if monitoring && matches_secret(token, state.server.metrics_token.as_ref()) {
-            return Ok(Caller::MetricsReader);
-        }
+    // A key verified within the key cache's TTL costs nothing to accept, so it does not
+    // touch the failure budget either (most authenticated requests end here).
+    if let Some(principal) = token.and_then(|t| state.accounts.authenticate_cached(t)) {
+        return Ok(Caller::User(principal));
     }
     let failures = state.auth_failures.as_ref();
     let budget = per_minute(state.server.auth_failures_per_minute);
     let failure_key = format!("ip:{client}");
-    let wait = failures.wait_at(&failure_key, budget, Instant::now());
-    if wait > 0 {
-        // Throttled for failures: no lookup. A key this process verified recently is
-        // still let through, so a guesser behind the same address (a NAT, a proxy) does
-        // not lock out the callers who hold valid keys.
-        return token
-            .and_then(|token| state.accounts.authenticate_cached(token))
-            .map(Caller::User)
-            .ok_or(ApiError::RateLimited {
-                retry_after_secs: wait,
+    // Spent before anything is compared or looked up, and given back on success:
+    // concurrent guesses cannot all pass on the budget's last token, and a throttled
+    // address learns nothing from comparing a guess with the configured tokens.
+    let spent = failures.check(&failure_key, budget);
+    if !spent.allowed {
+        // Throttled: no lookup, except for a key the database has verified before, so
+        // that a guesser behind the same address (a NAT, a proxy) does not lock out the
+        // callers who hold valid keys. A guess cannot be such a key.
+        let known = token.is_some_and(|t| state.accounts.is_known_key(t));
+        if !known {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: spent.retry_after_secs.max(1),
             });
+        }
     }
+    let succeeded = |caller: Caller| {
+        if spent.allowed {
+            failures.refund(&failure_key, budget);
+        }
+        Ok(caller)
+    };
     let failed = |message: &'static str| {
-        failures.check(&failure_key, budget);
         tracing::info!(client = %client, "authentication failed");
-        ApiError::InvalidCredentials(message)
+        Err(ApiError::InvalidCredentials(message))
     };
     let Some(token) = token else {
-        return Err(failed(
-            "malformed Authorization header: expected `Bearer <key>`",
-        ));
+        return failed("malformed Authorization header: expected `Bearer <key>`");
     };
+    if spent.allowed {
+        if matches_secret(token, state.server.admin_token.as_ref()) {
+            return succeeded(Caller::AdminToken);
+        }
+        if monitoring && matches_secret(token, state.server.metrics_token.as_ref()) {
+            return succeeded(Caller::MetricsReader);
+        }
+    }
     match state.accounts.authenticate(token).await {
-        Ok(Some(principal)) => Ok(Caller::User(principal)),
-        Ok(None) => Err(failed(
-            "the API key is not valid (unknown, revoked, or its user is disabled)",
-        )),
-        Err(error) => Err(ApiError::from_db(error, state.server.retry_after)),
+        Ok(Some(principal)) => succeeded(Caller::User(principal)),
+        Ok(None) => failed("the API key is not valid (unknown, revoked, or its user is disabled)"),
+        Err(error) => {
+            // The database failed, not the caller.
+            if spent.allowed {
+                failures.refund(&failure_key, budget);
+            }
+            Err(ApiError::from_db(error, state.server.retry_after))
+        }
     }
 }
 
@@ -257,7 +272,9 @@ pub(crate) fn client_address(
         .trusted_proxy_header
         .as_deref()
         .and_then(|name| forwarded_client(headers, name, server.trusted_proxy_hops));
-    match forwarded.or(peer) {
+    // A dual-stack listener sees IPv4 peers as `::ffff:a.b.c.d`: one identity per
+    // address, not one /64 for every IPv4 caller.
+    match forwarded.or(peer.map(|ip| ip.to_canonical())) {
         Some(ip) => identity_of(ip),
         None => "unknown".to_owned(),
     }
@@ -265,12 +282,14 @@ pub(crate) fn client_address(
 
 fn forwarded_client(headers: &HeaderMap, name: &str, hops: usize) -> Option<IpAddr> {
     // Several headers of one name are one list, in order (RFC 9110, section 5.3).
-    let mut entries = Vec::new();
+    // Split as bytes: one entry that is not text (written by the client, on the left)
+    // must not discard the entries the proxies appended.
+    let mut entries: Vec<&[u8]> = Vec::new();
     for value in headers.get_all(name) {
-        entries.extend(value.to_str().ok()?.split(',').map(str::trim));
+        entries.extend(value.as_bytes().split(|b| *b == b','));
     }
     let index = entries.len().checked_sub(hops.max(1))?;
-    parse_ip(entries.get(index)?)
+    parse_ip(std::str::from_utf8(entries.get(index)?).ok()?.trim())
 }
 
 /// `203.0.113.7`, `2001:db8::1`, `[2001:db8::1]`, with or without a port.
@@ -357,6 +376,28 @@ mod tests {
             "1.1.1.1"
         );
         assert_eq!(client_address(&one, &HeaderMap::new(), None), "unknown");
+    }
+
+    #[test]
+    fn an_ipv4_peer_seen_by_a_dual_stack_listener_is_its_ipv4_address() {
+        let mapped: IpAddr = "::ffff:198.51.100.7"
+            .parse()
+            .unwrap_or(IpAddr::V6(Ipv6Addr::LOCALHOST));
+        let direct = ServerConfig::default();
+        assert_eq!(
+            client_address(&direct, &HeaderMap::new(), Some(mapped)),
+            "198.51.100.7"
+        );
+    }
+
+    #[test]
+    fn an_entry_that_is_not_text_on_the_left_does_not_hide_the_proxys_entry() {
+        let one = behind("x-forwarded-for", 1);
+        let mut map = HeaderMap::new();
+        if let Ok(value) = HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.7") {
+            map.append("x-forwarded-for", value);
+        }
+        assert_eq!(client_address(&one, &map, PEER), "203.0.113.7");
     }
 
     #[test]

@@ -25,6 +25,15 @@ pub const DEFAULT_TRUSTED_PROXY_HOPS: usize = 1;
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
 pub const DEFAULT_RATE_LIMIT_MAX_CALLERS: usize = 100_000;
 pub const DEFAULT_HEALTH_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Longest `server.health_cache_ttl`: a load balancer must learn of an outage soon.
+pub const MAX_HEALTH_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Longest header-read and keep-alive deadlines accepted: past an hour they no longer
+/// bound anything an attacker cares about.
+pub const MAX_CONNECTION_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Shortest `server.admin_token` and `server.metrics_token`: they are compared without a
+/// per-guess cost once an address has budget left, so they must be unguessable (32
+/// random characters, e.g. `openssl rand -hex 16`, carry 128 bits).
+pub const MIN_TOKEN_CHARS: usize = 32;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -199,6 +208,45 @@ impl ServerConfig {
                 humantime::format_duration(MAX_AUTH_CACHE_TTL)
             ));
         }
+        for (field, value) in [
+            ("header_read_timeout", self.header_read_timeout),
+            ("keep_alive_timeout", self.keep_alive_timeout),
+        ] {
+            if value > MAX_CONNECTION_TIMEOUT {
+                return Err(format!(
+                    "server.{field} ({}) must be at most {}",
+                    humantime::format_duration(value),
+                    humantime::format_duration(MAX_CONNECTION_TIMEOUT)
+                ));
+            }
+        }
+        if self.health_cache_ttl > MAX_HEALTH_CACHE_TTL {
+            return Err(format!(
+                "server.health_cache_ttl ({}) must be at most {}: probes would miss an outage that long",
+                humantime::format_duration(self.health_cache_ttl),
+                humantime::format_duration(MAX_HEALTH_CACHE_TTL)
+            ));
+        }
+        for (field, token) in [
+            ("admin_token", &self.admin_token),
+            ("metrics_token", &self.metrics_token),
+        ] {
+            if let Some(token) = token {
+                let text = secrecy::ExposeSecret::expose_secret(&token.0);
+                if text.trim() != text || text.chars().count() < MIN_TOKEN_CHARS {
+                    return Err(format!(
+                        "server.{field} must be at least {MIN_TOKEN_CHARS} characters without surrounding spaces (e.g. `openssl rand -hex 16`)"
+                    ));
+                }
+            }
+        }
+        if let Some(name) = &self.trusted_proxy_header {
+            if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!(
+                    "server.trusted_proxy_header ({name:?}) is not a header name"
+                ));
+            }
+        }
         if self.export_max_rows == 0 {
             return Err("server.export_max_rows must be greater than zero".into());
         }
@@ -270,6 +318,24 @@ mod tests {
         };
         let error = cache.validate().err().unwrap_or_default();
         assert!(error.contains("server.auth_cache_ttl"), "{error}");
+        let token = ServerConfig {
+            admin_token: Some(BearerToken("short".to_owned().into())),
+            ..ServerConfig::default()
+        };
+        let error = token.validate().err().unwrap_or_default();
+        assert!(error.contains("server.admin_token"), "{error}");
+        let header = ServerConfig {
+            trusted_proxy_header: Some("x forwarded".into()),
+            ..ServerConfig::default()
+        };
+        let error = header.validate().err().unwrap_or_default();
+        assert!(error.contains("server.trusted_proxy_header"), "{error}");
+        let probe = ServerConfig {
+            health_cache_ttl: 2 * MAX_HEALTH_CACHE_TTL,
+            ..ServerConfig::default()
+        };
+        let error = probe.validate().err().unwrap_or_default();
+        assert!(error.contains("server.health_cache_ttl"), "{error}");
         let fine = ServerConfig {
             source_health_window: 90 * day,
             auth_cache_ttl: MAX_AUTH_CACHE_TTL,

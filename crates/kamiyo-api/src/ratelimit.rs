@@ -159,19 +159,14 @@ impl RateLimiter {
         }
     }
 
-    /// Seconds until `caller` has a token in every window (0: it has one now), without
-    /// taking one or changing what is remembered.
-    pub fn wait_at(&self, caller: &str, capacity: Capacity, now: Instant) -> u64 {
-        let entries = self.entries.lock();
-        let Some(entry) = entries.peek(caller) else {
-            return 0;
-        };
-        let tokens = entry.refilled(capacity, now);
-        let wait = (0..3)
-            .filter(|&i| tokens[i] < 1.0)
-            .map(|i| (1.0 - tokens[i]) / rate(capacity, i))
-            .fold(0.0, f64::max);
-        wait.ceil() as u64
+    /// Gives back the token an admitted check took, when the request turned out not to
+    /// count (an authentication that succeeded).
+    pub fn refund(&self, caller: &str, capacity: Capacity) {
+        if let Some(entry) = self.entries.lock().peek_mut(caller) {
+            for (i, bucket) in entry.buckets.iter_mut().enumerate() {
+                bucket.tokens = (bucket.tokens + 1.0).min(f64::from(capacity[i]));
+            }
+        }
     }
 
     /// Remaining tokens per window (minute, hour, day) without taking one.
@@ -302,15 +297,18 @@ mod tests {
     }
 
     #[test]
-    fn waiting_is_read_without_taking_a_token() {
+    fn a_refund_gives_back_what_a_check_took_and_never_more_than_the_capacity() {
         let limiter = RateLimiter::new(10);
         let now = Instant::now();
         let l = limits(2, 100);
-        assert_eq!(limiter.wait_at("k", l, now), 0, "unknown callers may go");
         limiter.check_at("k", l, now);
         limiter.check_at("k", l, now);
-        assert_eq!(limiter.wait_at("k", l, now), 30, "one token per 30 s");
-        assert_eq!(limiter.wait_at("k", l, now), 30, "peeking took nothing");
-        assert_eq!(limiter.wait_at("k", l, now + Duration::from_secs(30)), 0);
+        assert!(!limiter.check_at("k", l, now).allowed);
+        limiter.refund("k", l);
+        assert!(limiter.check_at("k", l, now).allowed);
+        limiter.refund("k", l);
+        limiter.refund("k", l);
+        limiter.refund("k", l);
+        assert_eq!(limiter.usage("k", l)[0], 2, "capped at the capacity");
     }
 }

@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-const TOKEN: &str = "faults-admin-token";
+const TOKEN: &str = "faults-admin-token-0123456789abcdef";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Above the acquisition deadline plus the client-side statement deadline (1 s + 2 s), so

@@ -17,7 +17,7 @@ use kamiyo_testkit::TestDatabase;
 use serde_json::Value;
 use tower::ServiceExt;
 
-const METRICS_TOKEN: &str = "metrics-test-token";
+const METRICS_TOKEN: &str = "metrics-test-token-0123456789abcdef";
 
 /// The settings of these tests: the monitor readable with the metrics token, and every
 /// health request a fresh probe (each follows a change it must see).

@@ -130,7 +130,7 @@ async fn every_documented_operation_is_served_and_parameters_match() {
     assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
 }
 
-const ADMIN: &str = "openapi-test-admin-token";
+const ADMIN: &str = "openapi-test-admin-token-0123456789abcdef";
 
 /// The router on a fresh SQLite database with an admin token; the directory must outlive
 /// the router.

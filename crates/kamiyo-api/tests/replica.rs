@@ -16,7 +16,7 @@ use kamiyo_testkit::PgCluster;
 use serde_json::Value;
 use tower::ServiceExt;
 
-const ADMIN: &str = "replica-test-admin-token";
+const ADMIN: &str = "replica-test-admin-token-0123456789abcdef";
 
 async fn get(app: &axum::Router, path: &str) -> (StatusCode, Value) {
     let response = app

@@ -13,7 +13,7 @@ use kamiyo_domain::Tier;
 use kamiyo_store::accounts::Role;
 use serde_json::json;
 
-const ADMIN: &str = "security-test-admin-token";
+const ADMIN: &str = "security-test-admin-token-0123456789abcdef";
 const HASH: &str = "0x5f1e2b9cd0a0a4c1b1f3f8b27c4e2e6d3a9f0c7b8e1d2a3b4c5d6e7f8091a2b3";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,6 +165,10 @@ async fn a_claim_past_the_documented_maximums_or_with_a_script_url_is_refused_by
 async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challenge() {
     let t = TestApp::start(ServerConfig {
         auth_failures_per_minute: 5,
+        admin_token: token(ADMIN),
+        // No key cache: what lets a valid key through below is the set of keys the
+        // database has verified, not a cache entry that happens to be fresh.
+        auth_cache_ttl: std::time::Duration::ZERO,
         ..ServerConfig::default()
     })
     .await;
@@ -210,6 +214,11 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
         )
         .await;
     assert_eq!(malformed.status, StatusCode::TOO_MANY_REQUESTS);
+    // A throttled address learns nothing from guessing the configured tokens either.
+    let admin = t
+        .send(Call::get("/api/chains").bearer(ADMIN).from(attacker))
+        .await;
+    assert_eq!(admin.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         primary_acquisitions(&t.db),
         before,
@@ -222,7 +231,7 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
     assert_eq!(
         known.status,
         StatusCode::OK,
-        "a key verified recently still works from the throttled address: {}",
+        "a key the database verified before still works from the throttled address: {}",
         known.body
     );
     let elsewhere = t
@@ -242,6 +251,23 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
     assert!(anonymous
         .header("www-authenticate")
         .is_some_and(|c| c.starts_with("Bearer")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv4_callers_on_a_dual_stack_listener_are_limited_one_address_at_a_time() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    // Anonymous: 10 a minute each. As seen by a `[::]` listener.
+    for peer in ["[::ffff:198.51.100.1]:1000", "[::ffff:198.51.100.2]:1000"] {
+        let admitted = {
+            let mut admitted = 0;
+            for _ in 0..12 {
+                let answer = t.send(Call::get("/api/chains").from(peer)).await;
+                admitted += usize::from(answer.status == StatusCode::OK);
+            }
+            admitted
+        };
+        assert_eq!(admitted, 10, "{peer} has a bucket of its own");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +291,7 @@ async fn probes_answer_whatever_authorization_header_they_carry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monitor_is_for_admins_and_the_metrics_token_only() {
     let t = TestApp::start(ServerConfig {
-        metrics_token: token("scrape-me"),
+        metrics_token: token("metrics-scrape-token-0123456789abcdef"),
         ..ServerConfig::default()
     })
     .await;
@@ -281,12 +307,14 @@ async fn the_monitor_is_for_admins_and_the_metrics_token_only() {
         );
         let user = t.send(Call::get(path).bearer(&free)).await;
         assert_eq!(user.status, StatusCode::FORBIDDEN, "{path}");
-        for credential in ["scrape-me", admin.as_str()] {
+        for credential in ["metrics-scrape-token-0123456789abcdef", admin.as_str()] {
             let allowed = t.send(Call::get(path).bearer(credential)).await;
             assert_eq!(allowed.status, StatusCode::OK, "{path}: {}", allowed.body);
         }
     }
-    let elsewhere = t.send(Call::get("/api/chains").bearer("scrape-me")).await;
+    let elsewhere = t
+        .send(Call::get("/api/chains").bearer("metrics-scrape-token-0123456789abcdef"))
+        .await;
     assert_eq!(
         elsewhere.status,
         StatusCode::UNAUTHORIZED,
@@ -295,9 +323,20 @@ async fn the_monitor_is_for_admins_and_the_metrics_token_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_private_metrics_listener_the_public_one_has_no_metrics_route() {
+    let t = TestApp::start(ServerConfig {
+        metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..ServerConfig::default()
+    })
+    .await;
+    assert_eq!(t.get("/metrics").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_probes_within_the_cache_ttl_reach_the_database_once() {
     let t = TestApp::start(ServerConfig {
-        health_cache_ttl: std::time::Duration::from_secs(3600),
+        // The longest accepted: the test must not depend on how fast the machine is.
+        health_cache_ttl: kamiyo_api::config::MAX_HEALTH_CACHE_TTL,
         ..ServerConfig::default()
     })
     .await;

@@ -19,12 +19,13 @@ use serde_json::Value;
 
 static PEERS: AtomicU32 = AtomicU32::new(0);
 
-const ADMIN: &str = "visibility-admin-token";
-const METRICS: &str = "visibility-metrics-token";
+const ADMIN: &str = "visibility-admin-token-0123456789abcdef";
+const METRICS: &str = "visibility-metrics-token-0123456789abcdef";
 
 /// One incident of the fixture and everything that could give it away.
 struct Stored {
     id: i64,
+    age: Duration,
     protocol: &'static str,
     chain: &'static str,
     source: &'static str,
@@ -39,7 +40,9 @@ impl Stored {
 
 struct Caller {
     name: &'static str,
-    token: Option<String>,
+    /// Several keys of one user, used in turn: each key has its tier's rate limit, and
+    /// this test makes more requests than a free key may in a minute.
+    tokens: Vec<String>,
     /// Whether the 1-hour-old and the 30-day-old incidents are visible.
     sees_all: bool,
 }
@@ -87,6 +90,7 @@ async fn no_route_shows_any_tier_an_incident_outside_its_window() {
             .await;
         stored.push(Stored {
             id,
+            age,
             protocol,
             chain,
             source,
@@ -96,22 +100,22 @@ async fn no_route_shows_any_tier_an_incident_outside_its_window() {
     let callers = [
         Caller {
             name: "anonymous",
-            token: None,
+            tokens: Vec::new(),
             sees_all: false,
         },
         Caller {
             name: "free",
-            token: Some(t.key("free@example.com", Tier::Free, Role::User).await),
+            tokens: keys(&t, "free@example.com", Tier::Free).await,
             sees_all: false,
         },
         Caller {
             name: "pro",
-            token: Some(t.key("pro@example.com", Tier::Pro, Role::User).await),
+            tokens: keys(&t, "pro@example.com", Tier::Pro).await,
             sees_all: true,
         },
         Caller {
             name: "admin token",
-            token: Some(ADMIN.to_owned()),
+            tokens: vec![ADMIN.to_owned()],
             sees_all: true,
         },
     ];
@@ -132,6 +136,31 @@ async fn no_route_shows_any_tier_an_incident_outside_its_window() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Four keys of a new user of `tier`.
+async fn keys(t: &TestApp, email: &str, tier: Tier) -> Vec<String> {
+    let mut keys = vec![t.key(email, tier, Role::User).await];
+    for _ in 0..3 {
+        keys.push(t.state.accounts.create_key(email, "more").await.unwrap().1);
+    }
+    keys
+}
+
+/// Listing queries, each with how many of `visible` it should show.
+fn listing_variants(visible: &[&Stored]) -> Vec<(String, i64)> {
+    let count = |keep: &dyn Fn(&Stored) -> bool| visible.iter().filter(|s| keep(s)).count() as i64;
+    let mut variants = vec![
+        (String::new(), count(&|_| true)),
+        ("sort=amount".to_owned(), count(&|_| true)),
+        ("order=asc".to_owned(), count(&|_| true)),
+        ("from=2000-01-01".to_owned(), count(&|_| true)),
+        ("protocol=fi".to_owned(), count(&|_| true)),
+    ];
+    for chain in ["arbitrum", "ethereum", "polygon"] {
+        variants.push((format!("chain={chain}"), count(&|s| s.chain == chain)));
+    }
+    variants
+}
+
 /// What `caller` gets from `route`, against what it may see. Every route of the router
 /// has a row; a new route fails here until it has one.
 async fn check(
@@ -142,18 +171,29 @@ async fn check(
     hidden: &[&Stored],
 ) -> Vec<String> {
     let get = |uri: String| {
-        let token = caller.token.clone();
+        let n = PEERS.fetch_add(1, Ordering::Relaxed);
+        let token = (!caller.tokens.is_empty())
+            .then(|| caller.tokens[n as usize % caller.tokens.len()].clone());
         async move {
             // Anonymous callers are limited per address (10 a minute): each request
             // comes from an address of its own, so that this test checks visibility only.
-            let n = PEERS.fetch_add(1, Ordering::Relaxed);
             let peer = format!("10.9.{}.{}:4000", n / 250, n % 250 + 1);
             let call = Call::get(&uri).from(&peer);
             let call = match &token {
                 Some(token) => call.bearer(token),
                 None => call,
             };
-            t.send(call).await
+            let answer = t.send(call).await;
+            // Only a hidden incident's own lookup may be refused (404); anything else
+            // (a 429 above all) would make the counts below meaningless.
+            assert!(
+                answer.status == 200 || answer.status == 404,
+                "{} {uri}: {} {}",
+                caller.name,
+                answer.status,
+                answer.body
+            );
+            answer
         }
     };
     let mut problems = Vec::new();
@@ -189,15 +229,34 @@ async fn check(
         | "/api/me"
         | "/api/openapi.json" => {}
         "/api/exploits" => {
-            let answer = get("/api/exploits?limit=500".into()).await;
-            let body = answer.json();
-            leaks(&answer.body, &mut problems);
-            counts("total", body["total"].as_i64().unwrap_or(-1), &mut problems);
-            counts(
-                "items",
-                body["items"].as_array().map_or(-1, |a| a.len() as i64),
-                &mut problems,
-            );
+            // Each filter and sort takes another SQL path (the chain filter reads
+            // exploit_chains' copy of the date), so each is checked.
+            for (query, expected) in listing_variants(visible) {
+                let answer = get(format!("/api/exploits?limit=500&{query}")).await;
+                let body = answer.json();
+                let mut found = Vec::new();
+                leaks(&answer.body, &mut found);
+                let total = body["total"].as_i64().unwrap_or(-1);
+                let items = body["items"].as_array().map_or(-1, |a| a.len() as i64);
+                if total != expected || items != expected {
+                    found.push(format!("total {total}, items {items}, {expected} visible"));
+                }
+                problems.extend(found.into_iter().map(|p| format!("?{query}: {p}")));
+            }
+            // Page by page, one incident a page, following next_cursor.
+            let mut seen = 0;
+            let mut uri = "/api/exploits?limit=1".to_owned();
+            for _ in 0..10 {
+                let answer = get(uri.clone()).await;
+                leaks(&answer.body, &mut problems);
+                let body = answer.json();
+                seen += body["items"].as_array().map_or(0, Vec::len);
+                match body["next_cursor"].as_str() {
+                    Some(cursor) => uri = format!("/api/exploits?limit=1&cursor={cursor}"),
+                    None => break,
+                }
+            }
+            counts("incidents over cursor pages", seen as i64, &mut problems);
         }
         "/api/exploits/{id}" | "/api/exploits/tx/{hash}" => {
             for stored in visible.iter().chain(hidden) {
@@ -220,40 +279,49 @@ async fn check(
                 }
             }
         }
-        "/api/exploits.csv" => {
-            let answer = get("/api/exploits.csv".into()).await;
-            leaks(&answer.body, &mut problems);
-            counts(
-                "rows",
-                answer.body.lines().count() as i64 - 1,
-                &mut problems,
-            );
+        "/api/exploits.csv" | "/api/feed.atom" => {
+            for (query, expected) in listing_variants(visible) {
+                let answer = get(format!("{route}?{query}")).await;
+                let mut found = Vec::new();
+                leaks(&answer.body, &mut found);
+                let got = if route.ends_with("csv") {
+                    answer.body.lines().count() as i64 - 1
+                } else {
+                    answer.body.matches("<entry>").count() as i64
+                };
+                if got != expected {
+                    found.push(format!("{got} incidents, {expected} visible"));
+                }
+                problems.extend(found.into_iter().map(|p| format!("?{query}: {p}")));
+            }
         }
-        "/api/feed.atom" => {
-            let answer = get("/api/feed.atom".into()).await;
-            leaks(&answer.body, &mut problems);
-            counts(
-                "entries",
-                answer.body.matches("<entry>").count() as i64,
-                &mut problems,
-            );
-        }
-        "/api/stats" => {
-            let answer = get("/api/stats".into()).await;
-            counts(
-                "incidents",
-                answer.json()["incidents"].as_i64().unwrap_or(-1),
-                &mut problems,
-            );
-        }
-        "/api/stats/by-chain" | "/api/stats/by-attack-type" | "/api/stats/by-month" => {
-            let answer = get(route.into()).await;
-            leaks(&answer.body, &mut problems);
-            counts(
-                "the buckets' incidents",
-                sum(&answer.json()["buckets"], "incidents"),
-                &mut problems,
-            );
+        "/api/stats"
+        | "/api/stats/by-chain"
+        | "/api/stats/by-attack-type"
+        | "/api/stats/by-month" => {
+            // All time, and a window that ends inside the hidden ones' ages.
+            for (query, expected) in [
+                ("", visible.len()),
+                (
+                    "?days=10",
+                    visible
+                        .iter()
+                        .filter(|s| s.age < Duration::days(10))
+                        .count(),
+                ),
+            ] {
+                let answer = get(format!("{route}{query}")).await;
+                leaks(&answer.body, &mut problems);
+                let body = answer.json();
+                let got = if route == "/api/stats" {
+                    body["incidents"].as_i64().unwrap_or(-1)
+                } else {
+                    sum(&body["buckets"], "incidents")
+                };
+                if got != expected as i64 {
+                    problems.push(format!("{query}: {got} incidents, {expected} visible"));
+                }
+            }
         }
         "/api/chains" | "/api/sources" => {
             let answer = get(route.into()).await;

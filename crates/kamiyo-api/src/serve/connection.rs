@@ -19,6 +19,9 @@ use super::ConnectionLimits;
 
 /// Serves `stream` while it holds `slot`. `closing` turns true at shutdown: an idle
 /// connection is then closed at once, a busy one after its answer.
+/// Most bytes hyper buffers per connection (a request head must fit; bodies stream).
+const MAX_BUF_SIZE: usize = 64 * 1024;
+
 pub(super) async fn run(
     stream: TcpStream,
     peer: SocketAddr,
@@ -41,7 +44,10 @@ pub(super) async fn run(
             limits.header_read_timeout,
             limits.keep_alive_timeout,
         ))
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        // Bounds the memory one connection's buffers may take (hyper's default is about
+        // 400 KB, 1.6 GB at the default connection cap); a larger request head is 431.
+        .max_buf_size(MAX_BUF_SIZE);
     let mut connection = Box::pin(builder.serve_connection(io, service));
     let outcome = tokio::select! {
         outcome = connection.as_mut() => outcome,

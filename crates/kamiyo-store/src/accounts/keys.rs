@@ -198,12 +198,18 @@ impl AccountStore {
 
     /// The owner of a key verified within the key cache's TTL, without asking the
     /// database; `None` when it is not remembered (which says nothing of its validity).
-    /// Lets known callers through while their address is throttled for failures.
     pub fn authenticate_cached(&self, key: &str) -> Option<Principal> {
         if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
             return None;
         }
         self.principals().get(&hash_key(key))
+    }
+
+    /// Whether the database has verified `key` since this process started (the most
+    /// recent `server.auth_cache_max_entries` keys; `known_keys`). Lets a caller with a
+    /// valid key keep its lookup while its address is throttled for others' failures.
+    pub fn is_known_key(&self, key: &str) -> bool {
+        key.starts_with(KEY_PREFIX) && key.len() <= 128 && self.known().contains(&hash_key(key))
     }
 
     /// The owner of a valid key: not revoked, user active. `None` for anything else.
@@ -275,6 +281,7 @@ impl AccountStore {
             })
             .transpose()?;
         if let Some(principal) = &principal {
+            self.known().remember(&hash);
             self.principals().keep(hash, principal.clone(), generation);
         }
         Ok(principal)

@@ -3,6 +3,7 @@
 //! payments and subscription changes are never deleted with a user (users are disabled).
 
 mod keys;
+mod known_keys;
 mod principal_cache;
 
 use chrono::{DateTime, Utc};
@@ -101,6 +102,8 @@ pub struct AccountStore {
     /// Verified keys (see `principal_cache`); clones share it, so a change made through
     /// any clone empties it.
     principals: std::sync::Arc<principal_cache::PrincipalCache>,
+    /// Keys the database has verified (see `known_keys`); shared by clones.
+    known: std::sync::Arc<known_keys::KnownKeys>,
 }
 
 /// A user named by id (digits) or email: the WHERE clause and its one parameter.
@@ -154,6 +157,7 @@ impl AccountStore {
         AccountStore {
             db,
             principals: std::sync::Arc::new(principal_cache::PrincipalCache::new(ttl, max_entries)),
+            known: std::sync::Arc::new(known_keys::KnownKeys::new(max_entries)),
         }
     }
 
@@ -499,5 +503,9 @@ impl AccountStore {
 
     pub(crate) fn principals(&self) -> &principal_cache::PrincipalCache {
         &self.principals
+    }
+
+    pub(crate) fn known(&self) -> &known_keys::KnownKeys {
+        &self.known
     }
 }
