@@ -108,7 +108,7 @@ pub struct ServerConfig {
     #[serde(with = "humantime_serde")]
     pub source_fetch_retention: Duration,
     /// Bearer token for write endpoints (`POST /api/exploits`); unset turns writes off.
-    /// Never shown: `kamiyo config` prints `***`.
+    /// At least `MIN_TOKEN_CHARS` characters. Never shown: `kamiyo config` prints `***`.
     pub admin_token: Option<BearerToken>,
     /// Header holding the client address when behind a trusted proxy (e.g.
     /// `x-forwarded-for`); unset: the peer address identifies anonymous callers.
@@ -120,15 +120,15 @@ pub struct ServerConfig {
     pub trusted_proxy_hops: usize,
     /// Failed authentications (a wrong, revoked or malformed key) allowed per client
     /// address per minute (a bucket of this size refilling over a minute); past it the
-    /// address gets 429 without a key lookup. Keys are random, so a legitimate client
-    /// needs very few.
+    /// address gets 429 without a key lookup, except for keys the database has verified
+    /// before. Keys are random, so a legitimate client needs very few.
     pub auth_failures_per_minute: u32,
     /// Most callers (keys and addresses) the rate limiter remembers; the least recently
     /// seen is forgotten first (about 250 bytes each). A forgotten caller starts again
     /// with full buckets, so keep it well above the number of callers active per day.
     pub rate_limit_max_callers: usize,
     /// Bearer token that may read `/metrics` and `/api/metrics/*` (as may admins); it
-    /// grants nothing else. Never shown: `kamiyo config` prints `***`. `/metrics` on
+    /// grants nothing else. At least `MIN_TOKEN_CHARS` characters. Never shown: `kamiyo config` prints `***`. `/metrics` on
     /// `metrics_listen` needs no token.
     pub metrics_token: Option<BearerToken>,
     /// `/api/health/database` answers from one probe of the database this long, however
