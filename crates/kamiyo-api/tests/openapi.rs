@@ -17,14 +17,7 @@ use tower::ServiceExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_served_and_parameters_match() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
+    let (db, _dir) = sqlite_db().await;
     let accounts = kamiyo_store::accounts::AccountStore::new(db.clone());
     accounts
         .create_user(
@@ -132,9 +125,8 @@ async fn every_documented_operation_is_served_and_parameters_match() {
 
 const ADMIN: &str = "openapi-test-admin-token-0123456789abcdef";
 
-/// The router on a fresh SQLite database with an admin token; the directory must outlive
-/// the router.
-async fn admin_app() -> (Router, tempfile::TempDir) {
+/// A migrated SQLite database in a directory that must outlive it.
+async fn sqlite_db() -> (Database, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(DbConfig::for_url(format!(
         "sqlite://{}",
@@ -143,6 +135,13 @@ async fn admin_app() -> (Router, tempfile::TempDir) {
     .await
     .unwrap();
     db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
+    (db, dir)
+}
+
+/// The router on a fresh SQLite database with an admin token; the directory must outlive
+/// the router.
+async fn admin_app() -> (Router, tempfile::TempDir) {
+    let (db, dir) = sqlite_db().await;
     let server = ServerConfig {
         admin_token: Some(BearerToken(ADMIN.to_owned().into())),
         ..ServerConfig::default()

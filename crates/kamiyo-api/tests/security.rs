@@ -88,6 +88,20 @@ async fn behind_a_proxy_the_client_cannot_pick_its_identity_through_x_forwarded_
     assert_eq!(admitted, 10);
 }
 
+/// `claim` posted as the admin is a 422 whose message names `field`.
+async fn refused_naming(t: &TestApp, field: &str, claim: serde_json::Value) {
+    let answer = t
+        .send(Call::post("/api/exploits", claim).bearer(ADMIN))
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{field}: {}",
+        answer.body
+    );
+    assert!(answer.body.contains(field), "{field}: {}", answer.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nul_in_a_hash_or_in_a_text_field_is_a_client_error_not_a_500() {
     let t = TestApp::start(ServerConfig {
@@ -113,16 +127,7 @@ async fn a_nul_in_a_hash_or_in_a_text_field_is_a_client_error_not_a_500() {
             json!({"source": "s\u{0}", "protocol": "Nulfi", "chains": ["ethereum"], "date": "2024-01-02"}),
         ),
     ] {
-        let answer = t
-            .send(Call::post("/api/exploits", claim).bearer(ADMIN))
-            .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}: {}",
-            answer.body
-        );
-        assert!(answer.body.contains(field), "{field}: {}", answer.body);
+        refused_naming(&t, field, claim).await;
     }
 }
 
@@ -148,16 +153,7 @@ async fn a_claim_past_the_documented_maximums_or_with_a_script_url_is_refused_by
             json!({"source": "s", "protocol": "Longfi", "chains": ["ethereum"], "date": "2024-01-02", "description": "x".repeat(100_000)}),
         ),
     ] {
-        let answer = t
-            .send(Call::post("/api/exploits", claim).bearer(ADMIN))
-            .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}: {}",
-            answer.body
-        );
-        assert!(answer.body.contains(field), "{field}: {}", answer.body);
+        refused_naming(&t, field, claim).await;
     }
 }
 
