@@ -21,6 +21,7 @@ pub const MAX_AUTH_CACHE_TTL: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_TRUSTED_PROXY_HOPS: usize = 1;
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
 pub const DEFAULT_RATE_LIMIT_MAX_CALLERS: usize = 100_000;
@@ -62,6 +63,12 @@ pub struct ServerConfig {
     /// clients reconnect more often.
     #[serde(with = "humantime_serde")]
     pub keep_alive_timeout: Duration,
+    /// A client that accepts no byte of its answer for this long is disconnected (the
+    /// whole-request deadline ends when the answer is built, not when it is read). Too
+    /// high lets a client that stopped reading hold its connection; too low cuts off
+    /// clients that pause on a slow link.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
     /// Most client connections open at once. Past it a new connection is closed at once,
     /// before it is read, so that file descriptors and memory stay bounded. Lowered at
     /// start to fit the process's file-descriptor limit (logged). The `metrics_listen`
@@ -160,6 +167,7 @@ impl Default for ServerConfig {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             keep_alive_timeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             rate_limit_max_callers: DEFAULT_RATE_LIMIT_MAX_CALLERS,
             metrics_token: None,
@@ -187,6 +195,7 @@ impl ServerConfig {
             ("retry_after", self.retry_after),
             ("header_read_timeout", self.header_read_timeout),
             ("keep_alive_timeout", self.keep_alive_timeout),
+            ("write_timeout", self.write_timeout),
             ("source_health_window", self.source_health_window),
             ("source_fetch_retention", self.source_fetch_retention),
         ] {
@@ -211,6 +220,7 @@ impl ServerConfig {
         for (field, value) in [
             ("header_read_timeout", self.header_read_timeout),
             ("keep_alive_timeout", self.keep_alive_timeout),
+            ("write_timeout", self.write_timeout),
         ] {
             if value > MAX_CONNECTION_TIMEOUT {
                 return Err(format!(

@@ -26,6 +26,7 @@ const LONG: Duration = Duration::from_secs(120);
 /// Anything the server should do "promptly" or "after a short deadline" is done within
 /// this, or the test fails.
 const BOUND: Duration = Duration::from_secs(10);
+const BIG_BODY_BYTES: usize = 64 << 20;
 
 /// The service on a free port until `stop`.
 struct Served {
@@ -56,6 +57,11 @@ impl Served {
                 routing::get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
                     peer.to_string()
                 }),
+            )
+            // Larger than any socket buffers between the two ends.
+            .route(
+                "/big",
+                routing::get(|| async { vec![b'x'; BIG_BODY_BYTES] }),
             )
             .route(
                 "/hang",
@@ -101,6 +107,7 @@ fn limits(header_read: Duration, keep_alive: Duration, max_connections: usize) -
         header_read_timeout: header_read,
         keep_alive_timeout: keep_alive,
         max_connections,
+        write_timeout: LONG,
         drain_timeout: BOUND,
     }
 }
@@ -314,4 +321,37 @@ async fn a_request_still_running_at_the_drain_deadline_is_cut_and_the_drain_repo
     );
     closed_by_server(&mut hanging).await;
     assert_eq!(stats.open(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answer_is_cut_off_after_the_write_timeout() {
+    let served = Served::start(ConnectionLimits {
+        write_timeout: SHORT,
+        ..limits(LONG, LONG, 8)
+    })
+    .await;
+    let mut reader = TcpStream::connect(served.addr).await.unwrap();
+    reader
+        .write_all(b"GET /big HTTP/1.1\r\nHost: kamiyo\r\n\r\n")
+        .await
+        .unwrap();
+    // Reads nothing: the answer fills the socket buffers and the server's writes stall.
+    eventually(
+        "the stalled connection to be closed by the server",
+        || async { (served.stats.open() == 0 && served.stats.timed_out() == 1).then_some(()) },
+    )
+    .await;
+    // What was sent is there to read, then the connection ends short of the body.
+    let mut received = Vec::new();
+    let _ = within(
+        BOUND,
+        reader.read_to_end(&mut received),
+        "the client to see the end",
+    )
+    .await;
+    assert!(
+        received.len() < BIG_BODY_BYTES,
+        "the whole body arrived ({} bytes): nothing was cut",
+        received.len()
+    );
 }

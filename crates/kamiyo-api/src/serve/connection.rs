@@ -15,6 +15,7 @@ use tower::Service;
 
 use super::head_timer::{Counted, HeadTimer, ReadCount};
 use super::stats::Slot;
+use super::write_deadline::WriteDeadline;
 use super::ConnectionLimits;
 
 /// Serves `stream` while it holds `slot`. `closing` turns true at shutdown: an idle
@@ -31,7 +32,10 @@ pub(super) async fn run(
     slot: Slot,
 ) {
     let read = ReadCount::default();
-    let io = TokioIo::new(Counted::new(stream, read.clone()));
+    let io = TokioIo::new(WriteDeadline::new(
+        Counted::new(stream, read.clone()),
+        limits.write_timeout,
+    ));
     // The peer address identifies anonymous callers for rate limiting.
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
@@ -64,6 +68,10 @@ pub(super) async fn run(
             slot.stats().count_timed_out();
             tracing::debug!(%peer, "connection closed: no request head in time");
         }
+        Err(error) if stalled(&error) => {
+            slot.stats().count_timed_out();
+            tracing::debug!(%peer, "connection closed: the client stopped reading its answer");
+        }
         Err(error) => tracing::debug!(%peer, %error, "connection ended with an error"),
     }
     drop(connection);
@@ -73,4 +81,18 @@ pub(super) async fn run(
 /// Completes once the server shuts down (or is gone).
 async fn closed(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
+}
+
+/// Whether the connection ended because the client accepted nothing for
+/// `write_timeout` (`write_deadline`).
+fn stalled(error: &hyper::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut
+                && io.to_string() == super::write_deadline::STALLED;
+        }
+        source = cause.source();
+    }
+    false
 }

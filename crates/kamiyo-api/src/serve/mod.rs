@@ -4,7 +4,8 @@
 //! - `connection`: one connection over hyper's HTTP/1.1 (HTTP/2 is not offered);
 //! - `head_timer`: when a connection waiting for a request head is closed;
 //! - `stats`: counts read by `/metrics`;
-//! - `throttle`: rate-limited warnings.
+//! - `throttle`: rate-limited warnings;
+//! - `write_deadline`: when a client that stops reading its answer is cut off.
 //!
 //! axum's own `serve` has no header-read timeout and no connection cap, hence hyper
 //! directly.
@@ -13,6 +14,7 @@ mod connection;
 mod head_timer;
 mod stats;
 mod throttle;
+mod write_deadline;
 
 use std::future::Future;
 use std::io;
@@ -40,6 +42,7 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub keep_alive_timeout: Duration,
     pub max_connections: usize,
+    pub write_timeout: Duration,
     pub drain_timeout: Duration,
 }
 
@@ -49,6 +52,7 @@ impl From<&ServerConfig> for ConnectionLimits {
             header_read_timeout: config.header_read_timeout,
             keep_alive_timeout: config.keep_alive_timeout,
             max_connections: config.max_connections,
+            write_timeout: config.write_timeout,
             drain_timeout: config.drain_timeout,
         }
     }

@@ -25,7 +25,8 @@ impl ConnectionStats {
         self.refused.load(Ordering::SeqCst)
     }
 
-    /// Connections closed because no request head arrived in time (slow or idle).
+    /// Connections closed because no request head arrived in time (slow or idle), or
+    /// because the client stopped reading its answer (`server.write_timeout`).
     pub fn timed_out(&self) -> u64 {
         self.timed_out.load(Ordering::SeqCst)
     }
@@ -60,7 +61,7 @@ impl ConnectionStats {
         );
         exposition.counter(
             "http_server_connection_timeouts_total",
-            "Connections closed because no request head arrived in time (slow or idle).",
+            "Connections closed because no request head arrived in time (slow or idle), or the client accepted no bytes of its answer for server.write_timeout.",
             &[(&[], self.timed_out())],
         );
     }
