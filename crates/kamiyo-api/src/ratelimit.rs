@@ -52,6 +52,36 @@ impl Entry {
         }
     }
 
+    /// Refills every window to `now`, then takes a token from each if each has one.
+    fn take(&mut self, capacity: Capacity, now: Instant) -> Decision {
+        let tokens = self.refilled(capacity, now);
+        self.last_seen = now;
+        let mut retry_after: f64 = 0.0;
+        for (i, bucket) in self.buckets.iter_mut().enumerate() {
+            bucket.tokens = tokens[i];
+            bucket.updated = now;
+            if bucket.tokens < 1.0 {
+                retry_after = retry_after.max((1.0 - bucket.tokens) / rate(capacity, i));
+            }
+        }
+        let allowed = retry_after == 0.0;
+        if allowed {
+            for bucket in &mut self.buckets {
+                bucket.tokens -= 1.0;
+            }
+        }
+        let minute = self.buckets[0].tokens;
+        Decision {
+            allowed,
+            limit: capacity[0],
+            remaining: minute.max(0.0).floor() as u32,
+            reset_secs: ((f64::from(capacity[0]) - minute) / rate(capacity, 0))
+                .ceil()
+                .max(0.0) as u64,
+            retry_after_secs: retry_after.ceil() as u64,
+        }
+    }
+
     /// Tokens of each window at `now`, refilled since the last update.
     fn refilled(&self, capacity: Capacity, now: Instant) -> [f64; 3] {
         std::array::from_fn(|i| {
@@ -119,44 +149,19 @@ impl RateLimiter {
             self.sweep(now);
         }
         let mut entries = self.entries.lock();
-        // Taken out and put back: putting back makes it the most recently seen.
-        let mut entry = match entries.remove(caller) {
-            Some(entry) => entry,
-            None => {
-                if entries.len() >= entries.capacity() {
-                    entries.remove_lru();
-                    self.evictions.fetch_add(1, Ordering::Relaxed);
-                }
-                Entry::full(capacity, now)
-            }
-        };
-        let tokens = entry.refilled(capacity, now);
-        entry.last_seen = now;
-        let mut retry_after: f64 = 0.0;
-        for (i, bucket) in entry.buckets.iter_mut().enumerate() {
-            bucket.tokens = tokens[i];
-            bucket.updated = now;
-            if bucket.tokens < 1.0 {
-                retry_after = retry_after.max((1.0 - bucket.tokens) / rate(capacity, i));
-            }
+        // `get_mut` makes a known caller the most recently seen, in place: the common
+        // case allocates nothing.
+        if let Some(entry) = entries.get_mut(caller) {
+            return entry.take(capacity, now);
         }
-        let allowed = retry_after == 0.0;
-        if allowed {
-            for bucket in &mut entry.buckets {
-                bucket.tokens -= 1.0;
-            }
+        if entries.len() >= entries.capacity() {
+            entries.remove_lru();
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
-        let minute = entry.buckets[0].tokens;
+        let mut entry = Entry::full(capacity, now);
+        let decision = entry.take(capacity, now);
         entries.insert(caller.to_owned(), entry);
-        Decision {
-            allowed,
-            limit: capacity[0],
-            remaining: minute.max(0.0).floor() as u32,
-            reset_secs: ((f64::from(capacity[0]) - minute) / rate(capacity, 0))
-                .ceil()
-                .max(0.0) as u64,
-            retry_after_secs: retry_after.ceil() as u64,
-        }
+        decision
     }
 
     /// Gives back the token an admitted check took, when the request turned out not to
