@@ -59,6 +59,21 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("internal error")]
     Internal(#[source] DbError),
+    /// A handler panicked (logged with its message where it is caught).
+    #[error("internal error")]
+    Panicked,
+}
+
+/// The answer to a handler's panic (tower-http's `CatchPanicLayer`): logged with the
+/// panic's message, answered 500 in the envelope like any internal error.
+pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(not text)".to_owned());
+    tracing::error!(panic = %message, "a request handler panicked");
+    ApiError::Panicked.into_response()
 }
 
 /// The envelope of every error answer.
@@ -118,7 +133,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -136,7 +151,7 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials(_) => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::Internal(_) => "internal_error",
+            ApiError::Internal(_) | ApiError::Panicked => "internal_error",
         }
     }
 }

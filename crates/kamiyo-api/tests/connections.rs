@@ -58,6 +58,13 @@ impl Served {
                     peer.to_string()
                 }),
             )
+            .route(
+                "/panic",
+                routing::get(|| async {
+                    let fail: Option<()> = None;
+                    fail.expect("a handler bug")
+                }),
+            )
             // Larger than any socket buffers between the two ends.
             .route(
                 "/big",
@@ -354,4 +361,18 @@ async fn a_client_that_stops_reading_its_answer_is_cut_off_after_the_write_timeo
         "the whole body arrived ({} bytes): nothing was cut",
         received.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_that_panics_answers_500_in_the_envelope_and_the_server_goes_on() {
+    let served = Served::start(limits(LONG, LONG, 8)).await;
+    let mut stream = TcpStream::connect(served.addr).await.unwrap();
+    let (status, body) = get(&mut stream, "/panic").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains(r#""code":"internal_error""#) && !body.contains("handler bug"),
+        "{body}"
+    );
+    let mut again = TcpStream::connect(served.addr).await.unwrap();
+    assert_eq!(get(&mut again, "/healthz").await.0, 200);
 }

@@ -25,6 +25,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::{JoinError, JoinSet};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::ServerConfig;
 pub use stats::ConnectionStats;
@@ -73,6 +74,9 @@ pub async fn serve<F>(
 where
     F: Future<Output = ()>,
 {
+    // A handler that panics answers 500 in the envelope (logged) instead of dropping
+    // its connection without a word.
+    let router = router.layer(CatchPanicLayer::custom(crate::error::panicked));
     let max_connections = limits.max_connections.min(Semaphore::MAX_PERMITS);
     let places = Arc::new(Semaphore::new(max_connections));
     let (closing_tx, closing) = watch::channel(false);
