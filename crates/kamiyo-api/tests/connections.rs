@@ -58,13 +58,7 @@ impl Served {
                     peer.to_string()
                 }),
             )
-            .route(
-                "/panic",
-                routing::get(|| async {
-                    let fail: Option<()> = None;
-                    fail.expect("a handler bug")
-                }),
-            )
+            .route("/panic", routing::get(panicking_handler))
             // Larger than any socket buffers between the two ends.
             .route(
                 "/big",
@@ -107,6 +101,11 @@ impl Served {
     async fn stopped(self) -> bool {
         within(BOUND, self.server, "serve to return").await.unwrap()
     }
+}
+
+/// A handler with a bug.
+async fn panicking_handler() -> &'static str {
+    panic!("a handler bug")
 }
 
 fn limits(header_read: Duration, keep_alive: Duration, max_connections: usize) -> ConnectionLimits {
