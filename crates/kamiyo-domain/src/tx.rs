@@ -13,7 +13,30 @@ pub struct TxHash {
     pub hash: String,
 }
 
+/// How many stored forms [`TxHash::lookup_forms`] gives (padded by repeating the first).
+pub const LOOKUP_FORMS: usize = 3;
+
 impl TxHash {
+    /// Every stored form that `text`, a hash given without its chain (a lookup), can
+    /// match: as written, since base58 and unknown families are case-sensitive; and when
+    /// it is hex, with or without `0x`, the canonical forms of the hex families: `0x` and
+    /// lower case (EVM), lower case without `0x` (Bitcoin, Tron, Cosmos). One rule for
+    /// every backend: a mixed-case EVM hash finds its incident, a mixed-case Solana
+    /// signature finds only itself.
+    pub fn lookup_forms(text: &str) -> [String; LOOKUP_FORMS] {
+        let text = text.trim();
+        let bare = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .unwrap_or(text);
+        if !bare.is_empty() && bare.chars().all(|c| c.is_ascii_hexdigit()) {
+            let lower = bare.to_ascii_lowercase();
+            [text.to_owned(), format!("0x{lower}"), lower]
+        } else {
+            [text.to_owned(), text.to_owned(), text.to_owned()]
+        }
+    }
+
     pub fn parse(chain: Chain, text: &str) -> Result<TxHash, FieldError> {
         let text = text.trim();
         let invalid = |why: &str| {
@@ -106,5 +129,26 @@ mod tests {
         let longest = "é".repeat(MAX_TX_HASH_CHARS);
         assert!(TxHash::parse(chain("some new chain"), &longest).is_ok());
         assert!(TxHash::parse(chain("some new chain"), &format!("{longest}x")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod lookup_tests {
+    use super::*;
+
+    #[test]
+    fn hex_hashes_are_looked_up_in_every_hex_familys_canonical_form_and_base58_as_written() {
+        let [written, evm, hex64] = TxHash::lookup_forms(" 0xABcd ");
+        assert_eq!(
+            (written.as_str(), evm.as_str(), hex64.as_str()),
+            ("0xABcd", "0xabcd", "abcd")
+        );
+        let [_, evm, hex64] = TxHash::lookup_forms("ABCD");
+        assert_eq!((evm.as_str(), hex64.as_str()), ("0xabcd", "abcd"));
+        let solana = "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQ";
+        assert_eq!(
+            TxHash::lookup_forms(solana),
+            [solana.to_owned(), solana.to_owned(), solana.to_owned()]
+        );
     }
 }

@@ -529,3 +529,76 @@ async fn a_claim_stored_before_a_limit_was_tightened_still_merges_with_new_ones(
         assert_eq!(second.action, IngestAction::Merged, "{}", b.name);
     }
 }
+
+/// A mixed-case hash looked up in another case: found on an EVM chain (hex hashes are
+/// compared in their canonical lower case), not on Solana (base58 is case-sensitive), the
+/// same on every backend. One test per backend, so a failure names its backend.
+async fn hash_case_rules_hold(b: Backend) {
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
+    let solana =
+        "5VERv8NMvzbJMEkV8xnrLkEaWRtSz9CosKDYjCJjBRnbJLgp8uirBgmQpjKhoR4tjF3ZpRzrFmBV6UjKdiSZkQUW";
+    let evm = format!("0x{}", "Ab".repeat(32));
+    let mut ids = Vec::new();
+    for (chain, protocol, hash) in [
+        ("solana", "Casefi", solana),
+        ("ethereum", "Hexfi", evm.as_str()),
+    ] {
+        let draft = IncidentDraft::from_input(
+            IncidentInput {
+                source: Some("fixture".into()),
+                protocol: Some(protocol.into()),
+                chains: vec![chain.into()],
+                date: Some("2024-05-01".into()),
+                tx_hashes: vec![TxHashInput {
+                    chain: None,
+                    hash: hash.into(),
+                }],
+                ..IncidentInput::default()
+            },
+            now,
+        )
+        .unwrap();
+        ids.push(b.store.ingest(&draft).await.unwrap().exploit_id);
+    }
+    let found = |hash: String| {
+        let store = &b.store;
+        async move {
+            store
+                .find_by_tx_hash(&hash)
+                .await
+                .unwrap()
+                .iter()
+                .map(|i| i.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let name = b.name;
+    assert_eq!(
+        found(solana.to_owned()).await,
+        vec![ids[0]],
+        "{name}: as written"
+    );
+    assert!(
+        found(solana.to_lowercase()).await.is_empty(),
+        "{name}: a base58 signature in another case is another signature"
+    );
+    assert!(found(solana.to_uppercase()).await.is_empty(), "{name}");
+    for query in [
+        evm.clone(),
+        evm.to_uppercase().replace("0X", "0x"),
+        evm.to_lowercase(),
+        evm[2..].to_owned(),
+    ] {
+        assert_eq!(found(query.clone()).await, vec![ids[1]], "{name}: {query}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_lookups_ignore_case_for_hex_hashes_only_on_postgres() {
+    hash_case_rules_hold(common::postgres(IncidentStore::new).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hash_lookups_ignore_case_for_hex_hashes_only_on_sqlite() {
+    hash_case_rules_hold(common::sqlite(IncidentStore::new).await).await;
+}

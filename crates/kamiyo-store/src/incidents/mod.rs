@@ -204,12 +204,13 @@ impl IncidentStore {
 
     /// Incidents holding a transaction hash (on any chain; normally one).
     pub async fn find_by_tx_hash(&self, hash: &str) -> Result<Vec<Incident>, DbError> {
+        let forms = &kamiyo_domain::TxHash::lookup_forms(hash);
         let ids = self
             .db
             .read(|pool| async move {
                 match pool {
-                    Pool::Postgres(pool) => postgres::ids_by_hash(&pool, hash).await,
-                    Pool::Sqlite(pool) => sqlite::ids_by_hash(&pool, hash).await,
+                    Pool::Postgres(pool) => postgres::ids_by_hash(&pool, forms).await,
+                    Pool::Sqlite(pool) => sqlite::ids_by_hash(&pool, forms).await,
                 }
             })
             .await?;

@@ -386,13 +386,16 @@ fn source_claim(row: &Row) -> Result<SourceClaim, DbError> {
     super::rows::source_claim(c, first_seen_at, last_seen_at)
 }
 
-pub(super) async fn ids_by_hash(pool: &PgPool, hash: &str) -> Result<Vec<i64>, DbError> {
+/// Incidents holding a stored hash equal to one of `forms` (`TxHash::lookup_forms`).
+pub(super) async fn ids_by_hash(
+    pool: &PgPool,
+    forms: &[String; kamiyo_domain::tx::LOOKUP_FORMS],
+) -> Result<Vec<i64>, DbError> {
     let conn = pool.acquire().await?;
-    let needle = hash.trim().to_lowercase();
     Ok(conn
         .query(
-            "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE lower(tx_hash) = $1 OR tx_hash = $2 ORDER BY exploit_id",
-            &[&needle, &hash.trim()],
+            "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE tx_hash IN ($1, $2, $3) ORDER BY exploit_id",
+            &[&forms[0], &forms[1], &forms[2]],
         )
         .await?
         .iter()

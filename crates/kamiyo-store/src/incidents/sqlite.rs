@@ -486,14 +486,18 @@ fn get_in(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Incident
     Ok(Some(incident))
 }
 
-pub(super) async fn ids_by_hash(pool: &SqlitePool, hash: &str) -> Result<Vec<i64>, DbError> {
+/// Incidents holding a stored hash equal to one of `forms` (`TxHash::lookup_forms`).
+pub(super) async fn ids_by_hash(
+    pool: &SqlitePool,
+    forms: &[String; kamiyo_domain::tx::LOOKUP_FORMS],
+) -> Result<Vec<i64>, DbError> {
     let conn = pool.acquire().await?;
-    let needle = hash.trim().to_owned();
+    let forms = forms.clone();
     conn.run(move |c| {
         c.prepare_cached(
-            "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE tx_hash = ?1 OR tx_hash = lower(?1) ORDER BY exploit_id",
+            "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE tx_hash IN (?1, ?2, ?3) ORDER BY exploit_id",
         )?
-        .query_map(params![needle], |row| row.get(0))?
+        .query_map(params![forms[0], forms[1], forms[2]], |row| row.get(0))?
         .collect()
     })
     .await

@@ -20,9 +20,25 @@ pub struct Backend<S> {
 
 /// PostgreSQL first, then SQLite, both migrated, each with the store `make` builds.
 pub async fn backends<S>(make: impl Fn(Database) -> S) -> Vec<Backend<S>> {
+    vec![postgres(&make).await, sqlite(&make).await]
+}
+
+/// A fresh, migrated PostgreSQL database with the store `make` builds.
+pub async fn postgres<S>(make: impl Fn(Database) -> S) -> Backend<S> {
     let pg = TestDatabase::create().await;
     let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
     pg_db.migrate(&MIGRATIONS).await.unwrap();
+    Backend {
+        name: "postgres",
+        store: make(pg_db.clone()),
+        db: pg_db,
+        _pg: Some(pg),
+        _dir: None,
+    }
+}
+
+/// A fresh, migrated SQLite file with the store `make` builds.
+pub async fn sqlite<S>(make: impl Fn(Database) -> S) -> Backend<S> {
     let dir = tempfile::tempdir().unwrap();
     let lite = Database::open(DbConfig::for_url(format!(
         "sqlite://{}",
@@ -31,20 +47,11 @@ pub async fn backends<S>(make: impl Fn(Database) -> S) -> Vec<Backend<S>> {
     .await
     .unwrap();
     lite.migrate(&MIGRATIONS).await.unwrap();
-    vec![
-        Backend {
-            name: "postgres",
-            store: make(pg_db.clone()),
-            db: pg_db,
-            _pg: Some(pg),
-            _dir: None,
-        },
-        Backend {
-            name: "sqlite",
-            store: make(lite.clone()),
-            db: lite,
-            _pg: None,
-            _dir: Some(dir),
-        },
-    ]
+    Backend {
+        name: "sqlite",
+        store: make(lite.clone()),
+        db: lite,
+        _pg: None,
+        _dir: Some(dir),
+    }
 }
