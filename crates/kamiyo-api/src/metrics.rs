@@ -176,6 +176,13 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     state.db.write_metrics(&mut exposition);
     state.http_metrics.write(&mut exposition);
     state.connections.write(&mut exposition);
+    crate::ratelimit::write_metrics(
+        &[
+            ("requests", &state.rate_limiter),
+            ("auth_failures", &state.auth_failures),
+        ],
+        &mut exposition,
+    );
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], exposition.finish())
 }
 

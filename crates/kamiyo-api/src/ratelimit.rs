@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
+use kamiyo_db::monitor::prometheus::Exposition;
 use kamiyo_domain::TierLimits;
 use parking_lot::Mutex;
 
@@ -113,6 +114,35 @@ pub struct RateLimiter {
     entries: Mutex<LruCache<String, Entry>>,
     checks: AtomicU64,
     evictions: AtomicU64,
+}
+
+/// For `/metrics`, each limiter by name: callers remembered, and callers forgotten
+/// because it was full (a rising count says `server.rate_limit_max_callers` is too small).
+pub fn write_metrics(limiters: &[(&str, &RateLimiter)], exposition: &mut Exposition) {
+    let labels: Vec<[(&str, &str); 1]> = limiters
+        .iter()
+        .map(|(name, _)| [("limiter", *name)])
+        .collect();
+    let tracked: Vec<_> = labels
+        .iter()
+        .zip(limiters)
+        .map(|(l, (_, limiter))| (&l[..], limiter.tracked() as f64))
+        .collect();
+    exposition.gauge(
+        "kamiyo_rate_limit_callers",
+        "Callers the rate limiter remembers.",
+        &tracked,
+    );
+    let evicted: Vec<_> = labels
+        .iter()
+        .zip(limiters)
+        .map(|(l, (_, limiter))| (&l[..], limiter.evictions()))
+        .collect();
+    exposition.counter(
+        "kamiyo_rate_limit_evictions_total",
+        "Callers forgotten because the rate limiter was full (server.rate_limit_max_callers).",
+        &evicted,
+    );
 }
 
 pub fn capacity_of(limits: &TierLimits) -> Capacity {

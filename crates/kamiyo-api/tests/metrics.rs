@@ -228,6 +228,8 @@ async fn prometheus_exposition_is_valid_and_uses_the_opentelemetry_names() {
         "http_server_open_connections ",
         "http_server_refused_connections_total ",
         "http_server_connection_timeouts_total ",
+        "kamiyo_rate_limit_callers{limiter=\"requests\"}",
+        "kamiyo_rate_limit_evictions_total{limiter=\"auth_failures\"}",
     ] {
         assert!(text.contains(name), "missing {name} in:\n{text}");
     }

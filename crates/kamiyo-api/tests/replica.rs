@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
+use common::primary_acquisitions;
+
 use std::time::Duration;
 
 use axum::body::Body;
@@ -35,15 +39,6 @@ async fn get(app: &axum::Router, path: &str) -> (StatusCode, Value) {
         .await
         .unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
-}
-
-/// Connections handed out by the primary's pool so far.
-fn primary_acquisitions(db: &Database) -> u64 {
-    db.monitors()
-        .iter()
-        .find(|(m, _)| m.pool() == kamiyo_db::PRIMARY_POOL)
-        .map(|(m, s)| m.report(*s).acquisitions.total)
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

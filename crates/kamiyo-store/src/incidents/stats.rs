@@ -90,30 +90,20 @@ async fn sqlite_facts(
     } else {
         ""
     };
-    let since = since.map(sqlite_time).unwrap_or_default();
-    // 'Z' sorts after every digit: no stored timestamp is above it.
-    let until = until.map(sqlite_time).unwrap_or_else(|| "Z".into());
     let sql = format!(
         "SELECT {key}, e.id, e.protocol_key, e.amount_usd, e.recovered_usd FROM exploits e {join} WHERE e.occurred_at >= ?1 AND e.occurred_at <= ?2"
     );
     let conn = pool.acquire().await?;
     let rows: Vec<FactRow> = conn
-        .query(
-            &sql,
-            vec![
-                rusqlite::types::Value::Text(since),
-                rusqlite::types::Value::Text(until),
-            ],
-            |row| {
-                Ok((
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                    row.get(4)?,
-                ))
-            },
-        )
+        .query(&sql, sqlite_bounds(since, until), |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+            ))
+        })
         .await?;
     rows.into_iter()
         .map(|(key, id, protocol_key, amount, recovered)| {
