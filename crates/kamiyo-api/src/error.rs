@@ -7,6 +7,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kamiyo_db::DbError;
+use kamiyo_store::StoreError;
 use serde::Serialize;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -96,7 +97,19 @@ pub struct ErrorDetail<'a> {
 impl ApiError {
     /// Maps a database failure once, for every handler: unavailable and timeouts are
     /// 503 with `Retry-After`, anything else is a 500 that says nothing of internals.
-    pub fn from_db(error: DbError, retry_after: Duration) -> Self {
+    /// Corrupt stored data is a 500 like any internal failure (its table and column are
+    /// logged, not sent); a batch that lost a race is 503, worth retrying.
+    pub fn from_db(error: impl Into<StoreError>, retry_after: Duration) -> Self {
+        let error = match error.into() {
+            StoreError::Database(error) => error,
+            StoreError::Raced => {
+                return ApiError::DatabaseUnavailable {
+                    retry_after,
+                    source: StoreError::Raced.into_db(),
+                }
+            }
+            other => return ApiError::Internal(other.into_db()),
+        };
         if error.is_unavailable() {
             ApiError::DatabaseUnavailable {
                 retry_after,

@@ -73,17 +73,22 @@ impl Database {
     /// connection in time, connection lost) runs again on the primary; any other error
     /// (a refused statement, a write attempted on the read-only replica) is returned.
     /// Every fallback is counted by reason; `work` must be safe to run twice.
-    pub async fn read<T, F, Fut>(&self, work: F) -> Result<T, DbError>
+    pub async fn read<T, E, F, Fut>(&self, work: F) -> Result<T, E>
     where
+        E: AsDbError,
         F: Fn(Pool) -> Fut,
-        Fut: std::future::Future<Output = Result<T, DbError>>,
+        Fut: std::future::Future<Output = Result<T, E>>,
     {
         if let Some(replica) = &self.replica {
             match replica.skip_reason() {
                 Some(reason) => replica.fell_back(reason, None),
                 None => match work(Pool::Postgres(replica.pool().clone())).await {
-                    Err(error) if error.is_unavailable() || error.is_transient() => {
-                        replica.fell_back(FallbackReason::Failed, Some(&error));
+                    Err(error)
+                        if error
+                            .as_db_error()
+                            .is_some_and(|e| e.is_unavailable() || e.is_transient()) =>
+                    {
+                        replica.fell_back(FallbackReason::Failed, error.as_db_error());
                     }
                     outcome => return outcome,
                 },
@@ -464,4 +469,16 @@ fn replica_health(report: &mut HealthReport, status: &ReplicaStatus) {
         report.status = HealthStatus::Degraded;
     }
     report.warnings.push(warning);
+}
+
+/// An error that may be a database failure: how [`Database::read`] tells a replica
+/// that failed (read again on the primary) from an answer to return.
+pub trait AsDbError {
+    fn as_db_error(&self) -> Option<&DbError>;
+}
+
+impl AsDbError for DbError {
+    fn as_db_error(&self) -> Option<&DbError> {
+        Some(self)
+    }
 }

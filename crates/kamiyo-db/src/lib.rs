@@ -27,7 +27,7 @@ pub mod sqlite;
 pub mod url;
 
 pub use config::DbConfig;
-pub use database::{Database, HealthCheck, Pool, PRIMARY_POOL};
+pub use database::{AsDbError, Database, HealthCheck, Pool, PRIMARY_POOL};
 pub use error::DbError;
 pub use migrate::{Migration, MigrationError, MigrationReport, MigrationStatus, Migrations};
 pub use monitor::{HealthReport, HealthStatus, MonitorConfig, PoolMonitor};

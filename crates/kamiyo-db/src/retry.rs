@@ -8,6 +8,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::database::AsDbError;
 use crate::error::DbError;
 
 pub const DEFAULT_RETRY_MAX_ATTEMPTS: u32 = 3;
@@ -54,16 +55,21 @@ impl RetryPolicy {
 
     /// Runs `operation` until it succeeds, fails with a non-transient error, or has used
     /// `max_attempts`. Call it only for operations that are safe to run twice.
-    pub async fn run<T, F, Fut>(&self, operation_name: &str, mut operation: F) -> Result<T, DbError>
+    /// The error may be a caller's own wrapping a [`DbError`] (see [`AsDbError`]).
+    pub async fn run<T, E, F, Fut>(&self, operation_name: &str, mut operation: F) -> Result<T, E>
     where
+        E: AsDbError + std::fmt::Display,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, DbError>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let mut attempt = 1;
         loop {
             match operation().await {
                 Ok(value) => return Ok(value),
-                Err(error) if error.is_transient() && attempt < self.max_attempts => {
+                Err(error)
+                    if error.as_db_error().is_some_and(DbError::is_transient)
+                        && attempt < self.max_attempts =>
+                {
                     let pause = self.backoff(attempt);
                     tracing::warn!(
                         operation = operation_name,

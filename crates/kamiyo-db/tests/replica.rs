@@ -178,10 +178,11 @@ async fn a_read_url_that_is_not_a_replica_is_not_used() {
             match pool {
                 Pool::Postgres(pool) => {
                     let conn = pool.acquire().await?;
-                    Ok(conn
-                        .query_one("SELECT current_setting('port')::int", &[])
-                        .await?
-                        .get(0))
+                    Ok::<i32, DbError>(
+                        conn.query_one("SELECT current_setting('port')::int", &[])
+                            .await?
+                            .get(0),
+                    )
                 }
                 Pool::Sqlite(_) => unreachable!(),
             }

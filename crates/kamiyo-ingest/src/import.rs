@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use kamiyo_db::{DbError, RetryPolicy};
+use kamiyo_db::RetryPolicy;
 use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
-use kamiyo_store::{IncidentStore, IngestAction, IngestOutcome, SourceFetch};
+use kamiyo_store::{IncidentStore, IngestAction, IngestOutcome, SourceFetch, StoreError};
 use serde::Serialize;
 
 use crate::{parse_path, Format, IngestError, RawIncident, Rejection};
@@ -42,7 +42,7 @@ pub enum ImportError {
     /// that completed are stored (with parallel streams, some after `line` too), none
     /// is half-written, and running the import again is safe (it is idempotent).
     #[error("line {line}: the database failed, import stopped (completed batches are stored; re-running is safe): {source}")]
-    Database { line: usize, source: DbError },
+    Database { line: usize, source: StoreError },
     /// An import stream ended abnormally (a bug); completed batches are stored.
     #[error("an import stream failed: {0}")]
     Stream(String),
@@ -386,7 +386,7 @@ fn partition(
     out
 }
 
-type LineOutcome = (usize, Result<IngestOutcome, DbError>);
+type LineOutcome = (usize, Result<IngestOutcome, StoreError>);
 
 async fn run_stream(
     store: &IncidentStore,
@@ -417,7 +417,7 @@ async fn run_stream(
     Ok(outcomes)
 }
 
-fn tally(report: &mut ImportReport, line: usize, outcome: Result<IngestOutcome, DbError>) {
+fn tally(report: &mut ImportReport, line: usize, outcome: Result<IngestOutcome, StoreError>) {
     match outcome {
         // The database refused this record alone (its claim was rolled back): report
         // it and go on.

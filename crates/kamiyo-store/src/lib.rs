@@ -6,10 +6,14 @@
 
 pub mod accounts;
 pub mod copy;
+mod dialect;
+pub mod error;
 pub mod incidents;
+mod row;
 pub mod schema;
 pub mod sources;
 
+pub use error::StoreError;
 pub use incidents::{Incident, IncidentStore, IngestAction, IngestOutcome};
 pub use schema::MIGRATIONS;
 pub use sources::{SourceFetch, DEFAULT_SOURCE_FETCH_RETENTION, DEFAULT_SOURCE_HEALTH_WINDOW};

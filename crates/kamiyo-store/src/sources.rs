@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use kamiyo_db::{DbError, Pool};
 use kamiyo_domain::FieldError;
 
-use crate::incidents::rows::sqlite_time;
+use crate::row::sqlite_time;
 
 /// How far back `GET /api/sources` looks for a source's success rate, unless configured
 /// (`server.source_health_window`).

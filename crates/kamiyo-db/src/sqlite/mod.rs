@@ -2,6 +2,7 @@
 //! wrapper and runs its work on Tokio's blocking threads; the async side only waits.
 
 mod open;
+mod trace;
 
 use std::future::Future;
 use std::panic::Location;
@@ -167,17 +168,49 @@ pub struct SqliteConnection {
 
 impl SqliteConnection {
     /// Runs `work` on a blocking thread with the connection; driver errors come back
-    /// classified. The work is not recorded per statement: prefer [`query`](Self::query)
-    /// and [`execute`](Self::execute), and keep this for multi-statement work such as
-    /// transactions.
+    /// classified. Every statement it runs is timed and fingerprinted into the monitor
+    /// (SQLite's own profile events; see `trace.rs`), transactions and multi-statement
+    /// work included. When the closure fails, its last statement is counted as the one
+    /// that failed. Rows are counted only by [`query`](Self::query) and
+    /// [`execute`](Self::execute), which know them.
     pub async fn run<F, R>(&self, work: F) -> Result<R, DbError>
     where
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,
     {
+        self.run_counted(work, |_| 0).await
+    }
+
+    /// [`run`](Self::run), with the last statement's rows given by `rows`.
+    async fn run_counted<F, R>(
+        &self,
+        work: F,
+        rows: impl FnOnce(&R) -> u64 + Send + 'static,
+    ) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
         let pool = self.monitor.pool().to_owned();
+        let monitor = Arc::clone(&self.monitor);
         self.object
-            .interact(work)
+            .interact(move |conn| {
+                let (result, finished) = trace::capture(|| work(conn));
+                let last = finished.len().saturating_sub(1);
+                let (last_rows, failed) = match &result {
+                    Ok(value) => (rows(value), false),
+                    Err(_) => (0, true),
+                };
+                for (at, statement) in finished.iter().enumerate() {
+                    let (rows, failed) = if at == last {
+                        (last_rows, failed)
+                    } else {
+                        (0, false)
+                    };
+                    monitor.record_query(&statement.sql, statement.elapsed, rows, failed);
+                }
+                result
+            })
             .await
             .map_err(|e| DbError::Other {
                 message: format!("SQLite work on pool \"{pool}\" did not complete: {e}"),
@@ -186,7 +219,7 @@ impl SqliteConnection {
             .map_err(|e| DbError::from_sqlite(&pool, e))
     }
 
-    /// Rows of one statement, each mapped by `map`; timed into the monitor.
+    /// Rows of one statement, each mapped by `map`.
     pub async fn query<T, F>(
         &self,
         sql: &str,
@@ -198,8 +231,7 @@ impl SqliteConnection {
         F: FnMut(&Row<'_>) -> rusqlite::Result<T> + Send + 'static,
     {
         let text = sql.to_owned();
-        self.timed(
-            sql,
+        self.run_counted(
             move |c| {
                 let mut statement = c.prepare_cached(&text)?;
                 let rows = statement.query_map(rusqlite::params_from_iter(params), &mut map)?;
@@ -210,39 +242,17 @@ impl SqliteConnection {
         .await
     }
 
-    /// Rows changed by one statement; timed into the monitor.
+    /// Rows changed by one statement.
     pub async fn execute(&self, sql: &str, params: Vec<Value>) -> Result<usize, DbError> {
         let text = sql.to_owned();
-        self.timed(
-            sql,
+        self.run_counted(
             move |c| {
                 c.prepare_cached(&text)?
                     .execute(rusqlite::params_from_iter(params))
             },
-            |n| *n as u64,
+            |changed| *changed as u64,
         )
         .await
-    }
-
-    async fn timed<R, F>(&self, sql: &str, work: F, rows: impl Fn(&R) -> u64) -> Result<R, DbError>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
-    {
-        // Timed on the blocking thread, so the hop between threads is not counted.
-        let outcome = self
-            .run(move |c| {
-                let started = Instant::now();
-                let result = work(c);
-                Ok((result, started.elapsed()))
-            })
-            .await?;
-        let (result, elapsed) = outcome;
-        match &result {
-            Ok(value) => self.monitor.record_query(sql, elapsed, rows(value), false),
-            Err(_) => self.monitor.record_query(sql, elapsed, 0, true),
-        }
-        result.map_err(|e| DbError::from_sqlite(self.monitor.pool(), e))
     }
 
     pub fn pool_name(&self) -> &str {

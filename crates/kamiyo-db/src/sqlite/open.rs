@@ -34,6 +34,7 @@ pub(crate) fn open_connection(path: &Path, busy_timeout: Duration) -> rusqlite::
     }
     conn.execute_batch("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")?;
     register_functions(&conn)?;
+    super::trace::install(&conn);
     Ok(conn)
 }
 

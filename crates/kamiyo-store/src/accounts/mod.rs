@@ -16,7 +16,10 @@ pub use keys::{hash_key, new_key, KEY_PREFIX};
 pub use principal_cache::{DEFAULT_AUTH_CACHE_MAX_ENTRIES, DEFAULT_AUTH_CACHE_TTL};
 
 /// Stored times on SQLite are the same text the incident tables use.
-pub(crate) use crate::incidents::rows::parse_sqlite_time as parse_time;
+/// A stored SQLite timestamp; a malformed one is a database error naming the text.
+pub(crate) fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, DbError> {
+    crate::row::parse_sqlite_time(text).map_err(|reason| DbError::other(format!("stored {reason}")))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -1,13 +1,20 @@
-//! The incident repository: ingest a claim (dedup and merge in one transaction), read an
-//! incident with every source's claim. One implementation per backend (`postgres.rs`,
-//! `sqlite.rs`), the dedup decision and canonical derivation shared, one conformance
-//! suite (`tests/incidents.rs`) run against both.
+//! The incident repository: ingest claims (dedup and merge in one transaction), read an
+//! incident with every source's claim, list and count them.
+//!
+//! The rules live once, above the backends: `decide` (which incident a claim belongs
+//! to), `replay` (a batch of claims decided in memory, in order) and `ingest` (the one
+//! path: read the facts, decide, write). A backend (`postgres.rs`, `sqlite.rs`) only
+//! reads and writes; the SQL that differs between them sits side by side in `read.rs`
+//! and `query.rs`, chosen by `Dialect`. One conformance suite (`tests/incidents.rs`)
+//! runs against both.
 
-mod batch;
+pub(crate) mod claims;
 mod decide;
+mod ingest;
 mod postgres;
 pub mod query;
-pub(crate) mod rows;
+mod read;
+mod replay;
 mod sqlite;
 pub mod stats;
 mod totals;
@@ -16,6 +23,8 @@ use chrono::{DateTime, Utc};
 use kamiyo_db::{Database, DbError, Pool};
 use kamiyo_domain::IncidentDraft;
 use serde::Serialize;
+
+use crate::error::StoreError;
 
 pub use decide::MERGE_WINDOW_DAYS;
 pub use postgres::lock_bucket;
@@ -121,6 +130,10 @@ enum StatsAnswer {
     Buckets(Vec<stats::Bucket>),
 }
 
+/// How many times a batch is decided again after losing a race for a transaction hash
+/// to another writer (each loss means that writer committed, so progress is made).
+const RACE_ATTEMPTS: u32 = 5;
+
 /// How long a listing's `total` may be reused by this process when it wrote nothing in
 /// between (see [`IncidentStore::with_total_cache`]).
 pub const DEFAULT_TOTAL_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -147,63 +160,84 @@ impl IncidentStore {
 
     /// Stores one claim: a new incident, a merge into an existing one, an update of a
     /// claim seen before, or nothing when it is already stored. All in one transaction:
-    /// a failure leaves nothing half-written.
-    pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, DbError> {
+    /// a failure leaves nothing half-written. (A batch of one: the same path as
+    /// [`IncidentStore::ingest_batch`].)
+    pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
         let _write = self.write_guard();
-        match self.db.primary() {
-            Pool::Postgres(pool) => postgres::ingest(pool, draft).await,
-            Pool::Sqlite(pool) => sqlite::ingest(pool, draft.clone()).await,
-        }
+        let mut outcomes = self.decide_and_write(std::slice::from_ref(draft)).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::Invariant("a batch of one gave no outcome".into()))
     }
 
     /// Stores many claims, as an import sends them, with the same decisions as
-    /// [`IncidentStore::ingest`] one after the other: one result per claim, in order. On
-    /// PostgreSQL the batch is one transaction with a handful of multi-row statements;
-    /// when the database refuses anything in it, the batch is rolled back and its claims
-    /// are ingested one at a time, so that only the refused claim is refused. On SQLite
-    /// each claim has a savepoint in one write transaction. `Err` means the database
-    /// itself failed (unreachable, busy): nothing of the batch is stored, except claims
-    /// already stored one at a time after a refused batch, and running it again is safe.
+    /// [`IncidentStore::ingest`] one after the other: one result per claim, in order. The
+    /// batch is one transaction with a handful of statements per table on PostgreSQL
+    /// (one prepared statement per row on SQLite); when the database refuses anything in
+    /// it, the batch is rolled back and its claims are ingested one at a time, so that
+    /// only the refused claim is refused. `Err` means the database itself failed
+    /// (unreachable, busy): nothing of the batch is stored, except claims already stored
+    /// one at a time after a refused batch, and running it again is safe.
     pub async fn ingest_batch(
         &self,
         drafts: &[IncidentDraft],
-    ) -> Result<Vec<Result<IngestOutcome, DbError>>, DbError> {
+    ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
         let _write = self.write_guard();
-        match self.db.primary() {
-            Pool::Postgres(pool) => match batch::ingest_batch(pool, drafts).await {
-                Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
-                Err(error) if error.is_transient() || error.is_unavailable() => Err(error),
-                Err(error) => {
-                    tracing::warn!(%error, claims = drafts.len(), "batch refused; ingesting its claims one at a time");
-                    let mut outcomes = Vec::with_capacity(drafts.len());
-                    for draft in drafts {
-                        match postgres::ingest(pool, draft).await {
-                            Err(error) if error.is_transient() || error.is_unavailable() => {
-                                return Err(error)
-                            }
-                            outcome => outcomes.push(outcome),
+        match self.decide_and_write(drafts).await {
+            Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
+            Err(error) if error.is_transient() || error.is_unavailable() => Err(error),
+            Err(error) => {
+                tracing::warn!(%error, claims = drafts.len(), "batch refused; ingesting its claims one at a time");
+                let mut outcomes = Vec::with_capacity(drafts.len());
+                for draft in drafts {
+                    match self.decide_and_write(std::slice::from_ref(draft)).await {
+                        Err(error) if error.is_transient() || error.is_unavailable() => {
+                            return Err(error)
                         }
+                        outcome => outcomes.push(outcome.and_then(|mut o| {
+                            o.pop().ok_or_else(|| {
+                                StoreError::Invariant("a batch of one gave no outcome".into())
+                            })
+                        })),
                     }
-                    Ok(outcomes)
                 }
-            },
-            Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts.to_vec()).await,
+                Ok(outcomes)
+            }
+        }
+    }
+
+    /// One batch through the backend's [`ingest::IngestIo`]; a batch that lost a race
+    /// for a transaction hash to another writer is decided again on fresh reads.
+    async fn decide_and_write(
+        &self,
+        drafts: &[IncidentDraft],
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        let mut attempt = 1;
+        loop {
+            let result = match self.db.primary() {
+                Pool::Postgres(pool) => postgres::ingest_batch(pool, drafts).await,
+                Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts).await,
+            };
+            match result {
+                Err(StoreError::Raced) if attempt < RACE_ATTEMPTS => attempt += 1,
+                result => return result,
+            }
         }
     }
 
     /// Reads go to the replica when one is in use (see [`Database::read`]); use
     /// [`IncidentStore::get_fresh`] right after a write.
-    pub async fn get(&self, id: i64) -> Result<Option<Incident>, DbError> {
+    pub async fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         self.db.read(|pool| get_on(pool, id)).await
     }
 
     /// [`IncidentStore::get`] on the primary: sees this process's own writes.
-    pub async fn get_fresh(&self, id: i64) -> Result<Option<Incident>, DbError> {
+    pub async fn get_fresh(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         get_on(self.db.primary().clone(), id).await
     }
 
     /// Incidents holding a transaction hash (on any chain; normally one).
-    pub async fn find_by_tx_hash(&self, hash: &str) -> Result<Vec<Incident>, DbError> {
+    pub async fn find_by_tx_hash(&self, hash: &str) -> Result<Vec<Incident>, StoreError> {
         let forms = &kamiyo_domain::TxHash::lookup_forms(hash);
         let ids = self
             .db
@@ -226,7 +260,7 @@ impl IncidentStore {
     /// One page of incidents matching the filters, with the total they match. The page
     /// and the total are read at the same time, on two connections; the total comes from
     /// the total cache when it can (see [`IncidentStore::with_total_cache`]).
-    pub async fn list(&self, request: &ListRequest) -> Result<Page, DbError> {
+    pub async fn list(&self, request: &ListRequest) -> Result<Page, StoreError> {
         let limit = request.limit.clamp(1, query::MAX_LIMIT);
         let key = totals::key_of(&format!("{:?}", request.filter));
         let page = async {
@@ -235,12 +269,21 @@ impl IncidentStore {
                 Pool::Sqlite(pool) => sqlite::list(pool, request, limit).await,
             }
         };
-        let total = self.totals.get_or_compute(key, || async {
-            match self.db.primary() {
-                Pool::Postgres(pool) => postgres::count_matching(pool, &request.filter).await,
-                Pool::Sqlite(pool) => sqlite::count_matching(pool, &request.filter).await,
-            }
-        });
+        let total = async {
+            self.totals
+                .get_or_compute(key, || async {
+                    match self.db.primary() {
+                        Pool::Postgres(pool) => {
+                            postgres::count_matching(pool, &request.filter).await
+                        }
+                        Pool::Sqlite(pool) => sqlite::count_matching(pool, &request.filter).await,
+                    }
+                    // The total cache shares one failure among its waiters as a DbError.
+                    .map_err(StoreError::into_db)
+                })
+                .await
+                .map_err(StoreError::from)
+        };
         let (mut items, total) = tokio::try_join!(page, total)?;
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
@@ -370,7 +413,7 @@ impl IncidentStore {
             .await
     }
 
-    pub async fn count(&self) -> Result<i64, DbError> {
+    pub async fn count(&self) -> Result<i64, StoreError> {
         self.db
             .read(|pool| async move {
                 match pool {
@@ -382,14 +425,9 @@ impl IncidentStore {
     }
 }
 
-async fn get_on(pool: Pool, id: i64) -> Result<Option<Incident>, DbError> {
+async fn get_on(pool: Pool, id: i64) -> Result<Option<Incident>, StoreError> {
     match pool {
         Pool::Postgres(pool) => postgres::get(&pool, id).await,
         Pool::Sqlite(pool) => sqlite::get(&pool, id).await,
     }
-}
-
-/// The dedup key of a new incident: stable, unique, and meaningful without a hash.
-fn dedup_key(draft: &IncidentDraft) -> String {
-    format!("src:{}:{}", draft.source.name, draft.claim_key())
 }

@@ -2,6 +2,7 @@
 //! filters match, and pages are cut with a keyset cursor (stable while rows are inserted:
 //! a page never repeats or skips a row that existed when the walk started).
 
+use crate::dialect::Dialect;
 use chrono::{DateTime, Utc};
 use kamiyo_domain::{AttackClass, AttackType, Chain, IncidentStatus, Usd};
 use serde::Serialize;
@@ -173,8 +174,8 @@ pub(crate) struct Statement {
 /// With a chain filter and nothing but dates and amounts besides, the count reads only
 /// `exploit_chains_chain_occurred_at_idx` (chain, dates and the amount are in it; an
 /// index-only scan, no join): the filtered total costs a range of one index.
-pub(crate) fn count_statement(filter: &IncidentFilter, postgres: bool) -> Statement {
-    let mut w = Where::new(postgres, filter);
+pub(crate) fn count_statement(filter: &IncidentFilter, dialect: Dialect) -> Statement {
+    let mut w = Where::new(dialect, filter);
     w.filter(filter);
     let from = if w.via_chain && !needs_exploits(filter) {
         "exploit_chains fc"
@@ -182,7 +183,7 @@ pub(crate) fn count_statement(filter: &IncidentFilter, postgres: bool) -> Statem
         w.from()
     };
     Statement {
-        sql: format!("SELECT count(*) FROM {from} {}", w.sql()),
+        sql: format!("SELECT count(*) AS count FROM {from} {}", w.sql()),
         params: w.params,
     }
 }
@@ -202,7 +203,7 @@ pub(crate) fn count_statement(filter: &IncidentFilter, postgres: bool) -> Statem
 pub(crate) fn page_statements(
     request: &ListRequest,
     limit: usize,
-    postgres: bool,
+    dialect: Dialect,
     columns: &str,
 ) -> Vec<Statement> {
     let regions: Vec<Region> = match request.sort {
@@ -222,7 +223,7 @@ pub(crate) fn page_statements(
         .into_iter()
         .enumerate()
         .map(|(i, region)| {
-            let mut w = Where::new(postgres, &request.filter);
+            let mut w = Where::new(dialect, &request.filter);
             w.filter(&request.filter);
             // Only the first statement continues after the cursor: the next ones start
             // at the beginning of their region.
@@ -275,16 +276,16 @@ fn needs_exploits(f: &IncidentFilter) -> bool {
 struct Where {
     clauses: Vec<String>,
     params: Vec<String>,
-    postgres: bool,
+    dialect: Dialect,
     via_chain: bool,
 }
 
 impl Where {
-    fn new(postgres: bool, filter: &IncidentFilter) -> Self {
+    fn new(dialect: Dialect, filter: &IncidentFilter) -> Self {
         Where {
             clauses: Vec::new(),
             params: Vec::new(),
-            postgres,
+            dialect,
             via_chain: filter.chain.is_some(),
         }
     }
@@ -301,13 +302,13 @@ impl Where {
     fn param(&mut self, value: String, pg_cast: &str) -> String {
         self.params.push(value);
         let n = self.params.len();
-        match (self.postgres, pg_cast) {
-            (true, "text") => format!("${n}::text"),
+        match (self.dialect, pg_cast) {
+            (Dialect::Postgres, "text") => format!("${n}::text"),
             // Cast through text: a parameter cast straight to timestamptz would be typed
             // timestamptz, and a Rust string cannot bind to that.
-            (true, _) => format!("${n}::text::{pg_cast}"),
-            (false, "bigint") => format!("CAST(?{n} AS INTEGER)"),
-            (false, _) => format!("?{n}"),
+            (Dialect::Postgres, _) => format!("${n}::text::{pg_cast}"),
+            (Dialect::Sqlite, "bigint") => format!("CAST(?{n} AS INTEGER)"),
+            (Dialect::Sqlite, _) => format!("?{n}"),
         }
     }
 
@@ -322,38 +323,33 @@ impl Where {
 
     /// The loss for amount filters: on SQLite as REAL, the expression its indexes use.
     fn amount_filtered(&self) -> &'static str {
-        match (self.postgres, self.via_chain) {
-            (true, true) => "fc.amount_usd",
-            (true, false) => "e.amount_usd",
-            (false, true) => "CAST(fc.amount_usd AS REAL)",
-            (false, false) => "CAST(e.amount_usd AS REAL)",
+        match (self.dialect, self.via_chain) {
+            (Dialect::Postgres, true) => "fc.amount_usd",
+            (Dialect::Postgres, false) => "e.amount_usd",
+            (Dialect::Sqlite, true) => "CAST(fc.amount_usd AS REAL)",
+            (Dialect::Sqlite, false) => "CAST(e.amount_usd AS REAL)",
         }
     }
 
     /// The loss for the amount sort: always the incident's, which
     /// `exploits_amount_usd_id_idx` orders.
     fn amount_sorted(&self) -> &'static str {
-        if self.postgres {
-            "e.amount_usd"
-        } else {
-            "CAST(e.amount_usd AS REAL)"
-        }
+        self.dialect
+            .pick("e.amount_usd", "CAST(e.amount_usd AS REAL)")
     }
 
     fn amount_param(&mut self, value: String) -> String {
         let p = self.param(value, "numeric");
-        if self.postgres {
-            p
-        } else {
-            format!("CAST({p} AS REAL)")
+        match self.dialect {
+            Dialect::Postgres => p,
+            Dialect::Sqlite => format!("CAST({p} AS REAL)"),
         }
     }
 
     fn time_param(&mut self, at: DateTime<Utc>) -> String {
-        let text = if self.postgres {
-            at.to_rfc3339()
-        } else {
-            super::rows::sqlite_time(at)
+        let text = match self.dialect {
+            Dialect::Postgres => at.to_rfc3339(),
+            Dialect::Sqlite => crate::row::sqlite_time(at),
         };
         self.param(text, "timestamptz")
     }
@@ -368,11 +364,7 @@ impl Where {
 
     /// Case folding that matches `like_pattern`'s Unicode `to_lowercase` on both backends.
     fn lower(&self) -> &'static str {
-        if self.postgres {
-            "lower"
-        } else {
-            kamiyo_db::sqlite::UNICODE_LOWER
-        }
+        self.dialect.pick("lower", kamiyo_db::sqlite::UNICODE_LOWER)
     }
 
     fn filter(&mut self, f: &IncidentFilter) {
@@ -547,8 +539,8 @@ mod tests {
             min_amount: Usd::parse("x", "5").ok(),
             ..Default::default()
         };
-        for postgres in [true, false] {
-            let alone = count_statement(&chain, postgres);
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            let alone = count_statement(&chain, dialect);
             assert!(
                 alone.sql.contains("FROM exploit_chains fc WHERE"),
                 "{}",
@@ -560,7 +552,7 @@ mod tests {
                     status: Some(IncidentStatus::Confirmed),
                     ..chain.clone()
                 },
-                postgres,
+                dialect,
             );
             assert!(
                 with_status.sql.contains("JOIN exploits e"),
@@ -585,7 +577,7 @@ mod tests {
                 }),
                 ..ListRequest::default()
             };
-            page_statements(&request, 10, true, "e.id")
+            page_statements(&request, 10, Dialect::Postgres, "e.id")
                 .into_iter()
                 .map(|s| s.sql)
                 .collect::<Vec<_>>()

@@ -1,512 +1,361 @@
-//! The incident repository on SQLite. rusqlite is synchronous: each operation is one
-//! closure on a pooled connection, its transaction taken with `BEGIN IMMEDIATE` (the
-//! write lock) so that concurrent importers decide one after the other.
+//! The incident repository's I/O on SQLite. rusqlite is synchronous: each operation is
+//! one closure on a pooled connection. The ingest path's transaction is taken with
+//! `BEGIN IMMEDIATE` (the write lock), so concurrent importers decide one after the
+//! other; with no network between us and the database, its reads and writes are one
+//! prepared statement per row.
 
-use chrono::{DateTime, Utc};
 use kamiyo_db::sqlite::SqlitePool;
 use kamiyo_db::DbError;
-use kamiyo_domain::canonical::{self, Canonical};
-use kamiyo_domain::{IncidentDraft, TxHash, Usd};
-use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use kamiyo_domain::IncidentDraft;
+use rusqlite::{Connection, TransactionBehavior};
 
-use super::decide::{
-    decide, foreign_hash_warning, window, Candidate, HashOwner, Plan, StoredClaim,
-};
-use super::rows::{parse_sqlite_time, source_claim, sqlite_time, ClaimColumns};
-use super::{dedup_key, Incident, IngestAction, IngestOutcome, TxHashView};
+use super::claims::StoredClaimRow;
+use super::ingest::{self, complete_now, Decided, IngestIo};
+use super::read;
+use super::replay::{Changes, ClaimWrite, HashKey, IncidentRow, Needs, Owners};
+use super::{Incident, IncidentSummary, IngestOutcome};
+use crate::dialect::Dialect;
+use crate::error::StoreError;
+use crate::row::{sqlite_time, Fields};
 
-const CLAIM_COLUMNS: &str = "id, exploit_id, source_name, source_url, external_id, reported_name, reported_date, \
-     occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, attack_type, attack_text, \
-     classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at";
+const DIALECT: Dialect = Dialect::Sqlite;
 
-/// Errors inside the closure: the driver's, or ours (a stored value that no longer
-/// parses), carried through rusqlite's error type and unpacked outside.
-fn ours(error: DbError) -> rusqlite::Error {
-    rusqlite::Error::ToSqlConversionFailure(Box::new(error))
+/// A driver error, classified, as the store's.
+fn driver(pool: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |error| StoreError::Database(DbError::from_sqlite(pool, error))
 }
 
-fn unpack(error: DbError) -> DbError {
-    match error {
-        DbError::Other {
-            message,
-            source: Some(source),
-        } => match source.downcast::<rusqlite::Error>() {
-            Ok(driver) => match *driver {
-                rusqlite::Error::ToSqlConversionFailure(inner) => match inner.downcast::<DbError>()
-                {
-                    Ok(ours) => *ours,
-                    Err(inner) => DbError::Other {
-                        message,
-                        source: Some(Box::new(rusqlite::Error::ToSqlConversionFailure(inner))),
-                    },
-                },
-                driver => DbError::Other {
-                    message,
-                    source: Some(Box::new(driver)),
-                },
-            },
-            Err(source) => DbError::Other {
-                message,
-                source: Some(source),
-            },
-        },
-        error => error,
-    }
-}
-
-pub(super) async fn ingest(
-    pool: &SqlitePool,
-    draft: IncidentDraft,
-) -> Result<IngestOutcome, DbError> {
-    let conn = pool.acquire().await?;
-    conn.run(move |c| {
-        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = ingest_in(&tx, &draft)?;
-        if outcome.action == IngestAction::Unchanged {
-            tx.rollback()?;
-        } else {
-            tx.commit()?;
-        }
-        Ok(outcome)
-    })
-    .await
-    .map_err(unpack)
-}
-
-/// Many claims in one write transaction, each under its own savepoint: a claim the
-/// database refuses is rolled back alone and reported in its place; a failure of the
-/// database itself (busy, I/O) rolls back the whole batch and is returned.
+/// Ingests `drafts` in one write transaction; one outcome per draft, in order. Any
+/// failure rolls the whole batch back.
 pub(super) async fn ingest_batch(
     pool: &SqlitePool,
-    drafts: Vec<IncidentDraft>,
-) -> Result<Vec<Result<IngestOutcome, DbError>>, DbError> {
+    drafts: &[IncidentDraft],
+) -> Result<Vec<IngestOutcome>, StoreError> {
     let conn = pool.acquire().await?;
     let pool_name = pool.name().to_owned();
-    conn.run(move |c| {
-        let mut tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut outcomes = Vec::with_capacity(drafts.len());
-        for draft in &drafts {
-            let savepoint = tx.savepoint()?;
-            match ingest_in(&savepoint, draft) {
-                Ok(outcome) => {
-                    savepoint.commit()?;
-                    outcomes.push(Ok(outcome));
-                }
-                Err(error) => {
-                    // Dropping the savepoint rolls back what this claim wrote.
-                    drop(savepoint);
-                    let error = unpack(DbError::from_sqlite(&pool_name, error));
-                    if error.is_transient() || error.is_unavailable() {
-                        return Err(ours(error));
-                    }
-                    outcomes.push(Err(error));
-                }
+    let drafts = drafts.to_vec();
+    conn.run(move |c| Ok(ingest_in(c, &pool_name, &drafts)))
+        .await?
+}
+
+fn ingest_in(
+    c: &mut Connection,
+    pool: &str,
+    drafts: &[IncidentDraft],
+) -> Result<Vec<IngestOutcome>, StoreError> {
+    let tx = c
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(driver(pool))?;
+    let mut io = SqliteIngest { conn: &tx, pool };
+    let Decided { outcomes, wrote } = complete_now(ingest::ingest(&mut io, drafts))??;
+    if wrote {
+        tx.commit().map_err(driver(pool))?;
+    } else {
+        tx.rollback().map_err(driver(pool))?;
+    }
+    Ok(outcomes)
+}
+
+struct SqliteIngest<'c> {
+    conn: &'c Connection,
+    pool: &'c str,
+}
+
+impl SqliteIngest<'_> {
+    /// Runs `sql` (prepared once per connection) for each parameter set, collecting the
+    /// rows `read` makes.
+    fn rows<P: rusqlite::Params, T>(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = P>,
+        mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(driver(self.pool))?;
+        let mut out = Vec::new();
+        for p in params {
+            let mut rows = statement.query(p).map_err(driver(self.pool))?;
+            while let Some(row) = rows.next().map_err(driver(self.pool))? {
+                out.push(read(row)?);
             }
         }
-        tx.commit()?;
-        Ok(outcomes)
-    })
-    .await
-    .map_err(unpack)
+        Ok(out)
+    }
+
+    /// Runs `sql` for each parameter set; the rows changed, in all.
+    fn execute<P: rusqlite::Params>(
+        &self,
+        sql: &str,
+        params: impl IntoIterator<Item = P>,
+    ) -> Result<usize, StoreError> {
+        let mut statement = self.conn.prepare_cached(sql).map_err(driver(self.pool))?;
+        let mut changed = 0;
+        for p in params {
+            changed += statement.execute(p).map_err(driver(self.pool))?;
+        }
+        Ok(changed)
+    }
 }
 
-fn ingest_in(tx: &Connection, draft: &IncidentDraft) -> rusqlite::Result<IngestOutcome> {
-    let columns = ClaimColumns::from_draft(draft);
-    let claim_key = draft.claim_key();
-    let existing = tx
-        .query_row(
-            &format!("SELECT {CLAIM_COLUMNS} FROM exploit_sources WHERE source_name = ?1 AND claim_key = ?2"),
-            params![columns.source_name, claim_key],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, claim_from_row(row)?)),
-        )
-        .optional()?
-        .map(|(claim_id, exploit_id, stored)| {
-            Ok::<_, rusqlite::Error>(StoredClaim {
-                claim_id,
-                exploit_id,
-                draft: stored.into_draft().map_err(ours)?,
-            })
-        })
-        .transpose()?;
-    let mut owners = Vec::new();
-    for hash in &draft.tx_hashes {
-        let mut statement = tx.prepare_cached(
-            "SELECT h.exploit_id, e.protocol_key FROM exploit_tx_hashes h JOIN exploits e ON e.id = h.exploit_id \
+impl IngestIo for SqliteIngest<'_> {
+    async fn lock(&mut self, _protocols: &[String]) -> Result<(), StoreError> {
+        // `BEGIN IMMEDIATE` already holds the database's one write lock.
+        Ok(())
+    }
+
+    async fn hash_owners(&mut self, hashes: &[HashKey]) -> Result<Owners, StoreError> {
+        let rows = self.rows(
+            "SELECT h.chain, h.tx_hash, h.exploit_id, e.protocol_key \
+             FROM exploit_tx_hashes h JOIN exploits e ON e.id = h.exploit_id \
              WHERE h.chain = ?1 AND h.tx_hash = ?2",
-        )?;
-        let rows = statement.query_map(params![hash.chain.slug(), hash.hash], |row| {
-            Ok(HashOwner {
-                exploit_id: row.get(0)?,
-                protocol_key: row.get(1)?,
-            })
-        })?;
-        for owner in rows {
-            owners.push(owner?);
-        }
-    }
-    let (from, to) = window(draft);
-    let mut statement = tx.prepare_cached(
-        "SELECT e.id, e.occurred_at, e.amount_usd, (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id), \
-                (SELECT json_group_array(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) \
-         FROM exploits e WHERE e.protocol_key = ?1 AND e.occurred_at BETWEEN ?2 AND ?3",
-    )?;
-    let candidates = statement
-        .query_map(
-            params![draft.protocol.key(), sqlite_time(from), sqlite_time(to)],
+            hashes
+                .iter()
+                .map(|(chain, hash)| (chain.as_str(), hash.as_str())),
             |row| {
-                let occurred: String = row.get(1)?;
-                let amount: Option<String> = row.get(2)?;
-                let chains: String = row.get(3)?;
-                let sources: String = row.get(4)?;
-                Ok(Candidate {
-                    sources: serde_json::from_str(&sources)
-                        .map_err(|e| ours(DbError::other(e.to_string())))?,
-                    id: row.get(0)?,
-                    occurred_at: parse_sqlite_time(&occurred).map_err(ours)?,
-                    loss_usd: amount
-                        .map(|a| {
-                            Usd::parse("amount_usd", &a)
-                                .map_err(|e| ours(DbError::other(e.to_string())))
-                        })
-                        .transpose()?,
-                    chains: serde_json::from_str(&chains)
-                        .map_err(|e| ours(DbError::other(e.to_string())))?,
-                })
+                let f = Fields::of("exploit_tx_hashes", row);
+                Ok((
+                    (f.text("chain")?, f.text("tx_hash")?),
+                    (f.int("exploit_id")?, f.text("protocol_key")?),
+                ))
             },
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    drop(statement);
-
-    let (exploit_id, action) = match decide(draft, existing.as_ref(), &owners, &candidates) {
-        Plan::Unchanged { exploit_id } => {
-            return Ok(IngestOutcome {
-                exploit_id,
-                action: IngestAction::Unchanged,
-                warnings: Vec::new(),
-            })
-        }
-        Plan::UpdateClaim {
-            claim_id,
-            exploit_id,
-        } => {
-            update_claim(tx, claim_id, &columns)?;
-            (exploit_id, IngestAction::Updated)
-        }
-        Plan::Merge { exploit_id } => {
-            insert_claim(tx, exploit_id, &claim_key, &columns)?;
-            (exploit_id, IngestAction::Merged)
-        }
-        Plan::Insert => {
-            let c = canonical::derive(std::slice::from_ref(draft))
-                .ok_or_else(|| ours(DbError::other("a claim must derive an incident")))?;
-            let exploit_id = insert_exploit(tx, &c, &dedup_key(draft))?;
-            insert_claim(tx, exploit_id, &claim_key, &columns)?;
-            (exploit_id, IngestAction::Inserted)
-        }
-    };
-    let warnings = rederive(tx, exploit_id)?;
-    Ok(IngestOutcome {
-        exploit_id,
-        action,
-        warnings,
-    })
-}
-
-fn claim_from_row(row: &Row<'_>) -> rusqlite::Result<ClaimColumns> {
-    let occurred: String = row.get(7)?;
-    Ok(ClaimColumns {
-        source_name: row.get(2)?,
-        source_url: row.get(3)?,
-        external_id: row.get(4)?,
-        reported_name: row.get(5)?,
-        reported_date: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
-        occurred_at: parse_sqlite_time(&occurred).map_err(ours)?,
-        amount_usd: row.get(8)?,
-        recovered_usd: row.get(9)?,
-        chains: row.get(10)?,
-        tx_hashes: row.get(11)?,
-        attack_class: row.get::<_, Option<String>>(12)?.unwrap_or_default(),
-        attack_type: row
-            .get::<_, Option<String>>(13)?
-            .unwrap_or_else(|| "unknown".into()),
-        attack_text: row.get(14)?,
-        classification: row.get(15)?,
-        status: row
-            .get::<_, Option<String>>(16)?
-            .unwrap_or_else(|| "confirmed".into()),
-        description: row.get(17)?,
-        flash_loan: row.get::<_, Option<bool>>(18)?.unwrap_or(false),
-        bridge: row.get::<_, Option<bool>>(19)?.unwrap_or(false),
-    })
-}
-
-fn insert_claim(
-    tx: &Connection,
-    exploit_id: i64,
-    claim_key: &str,
-    c: &ClaimColumns,
-) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
-             reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, attack_type, \
-             attack_text, classification, status, description, flash_loan, bridge) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-    )?
-    .execute(params![
-        exploit_id,
-        c.source_name,
-        claim_key,
-        c.source_url,
-        c.external_id,
-        c.reported_name,
-        c.reported_date,
-        sqlite_time(c.occurred_at),
-        c.amount_usd,
-        c.recovered_usd,
-        c.chains,
-        c.tx_hashes,
-        c.attack_class,
-        c.attack_type,
-        c.attack_text,
-        c.classification,
-        c.status,
-        c.description,
-        c.flash_loan,
-        c.bridge,
-    ])
-    .map(drop)
-}
-
-fn update_claim(tx: &Connection, claim_id: i64, c: &ClaimColumns) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "UPDATE exploit_sources SET source_url = ?2, external_id = ?3, reported_name = ?4, reported_date = ?5, \
-             occurred_at = ?6, amount_usd = ?7, recovered_usd = ?8, chains = ?9, tx_hashes = ?10, attack_class = ?11, \
-             attack_type = ?12, attack_text = ?13, classification = ?14, status = ?15, description = ?16, \
-             flash_loan = ?17, bridge = ?18, last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        claim_id,
-        c.source_url,
-        c.external_id,
-        c.reported_name,
-        c.reported_date,
-        sqlite_time(c.occurred_at),
-        c.amount_usd,
-        c.recovered_usd,
-        c.chains,
-        c.tx_hashes,
-        c.attack_class,
-        c.attack_type,
-        c.attack_text,
-        c.classification,
-        c.status,
-        c.description,
-        c.flash_loan,
-        c.bridge,
-    ])
-    .map(drop)
-}
-
-fn insert_exploit(tx: &Connection, c: &Canonical, dedup_key: &str) -> rusqlite::Result<i64> {
-    let primary = c
-        .chains
-        .first()
-        .map(|chain| chain.slug().to_owned())
-        .unwrap_or_default();
-    tx.prepare_cached(
-        "INSERT INTO exploits (protocol, protocol_key, chain, dedup_key, occurred_at, status) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-    )?
-    .query_row(
-        params![
-            c.protocol,
-            c.protocol_key,
-            primary,
-            dedup_key,
-            sqlite_time(c.occurred_at),
-            c.status.as_str()
-        ],
-        |row| row.get(0),
-    )
-}
-
-fn rederive(tx: &Connection, exploit_id: i64) -> rusqlite::Result<Vec<String>> {
-    let claims = {
-        let mut statement = tx.prepare_cached(&format!(
-            "SELECT {CLAIM_COLUMNS} FROM exploit_sources WHERE exploit_id = ?1 ORDER BY first_seen_at, id"
-        ))?;
-        let rows = statement.query_map(params![exploit_id], claim_from_row)?;
-        let mut claims = Vec::new();
-        for row in rows {
-            claims.push(row?.into_draft().map_err(ours)?);
-        }
-        claims
-    };
-    let c = canonical::derive(&claims).ok_or_else(|| {
-        ours(DbError::other(format!(
-            "incident {exploit_id} has no claims"
-        )))
-    })?;
-    let primary = c
-        .chains
-        .first()
-        .map(|chain| chain.slug().to_owned())
-        .unwrap_or_default();
-
-    tx.execute(
-        "DELETE FROM exploit_tx_hashes WHERE exploit_id = ?1",
-        params![exploit_id],
-    )?;
-    let mut owned: Vec<&TxHash> = Vec::new();
-    let mut warnings = Vec::new();
-    for hash in &c.tx_hashes {
-        let inserted = tx.execute(
-            "INSERT INTO exploit_tx_hashes (exploit_id, chain, tx_hash) VALUES (?1, ?2, ?3) ON CONFLICT (chain, tx_hash) DO NOTHING",
-            params![exploit_id, hash.chain.slug(), hash.hash],
         )?;
-        if inserted == 1 {
-            owned.push(hash);
-        } else {
-            warnings.push(foreign_hash_warning(hash));
-        }
+        Ok(rows.into_iter().collect())
     }
-    tx.execute(
-        "DELETE FROM exploit_chains WHERE exploit_id = ?1",
-        params![exploit_id],
-    )?;
-    for chain in &c.chains {
-        tx.execute(
+
+    async fn incidents_near(&mut self, needs: &Needs) -> Result<Vec<i64>, StoreError> {
+        let id = |row: &rusqlite::Row<'_>| Fields::of("exploits", row).int("id");
+        let mut ids = self.rows(
+            "SELECT id FROM exploits WHERE protocol_key = ?1 AND occurred_at BETWEEN ?2 AND ?3",
+            needs
+                .windows
+                .iter()
+                .map(|(key, from, to)| (key.as_str(), sqlite_time(*from), sqlite_time(*to))),
+            id,
+        )?;
+        ids.extend(self.rows(
+            "SELECT exploit_id AS id FROM exploit_sources WHERE source_name = ?1 AND claim_key = ?2",
+            needs
+                .claim_keys
+                .iter()
+                .map(|(source, key)| (source.as_str(), key.as_str())),
+            id,
+        )?);
+        Ok(ids)
+    }
+
+    async fn claims_of(&mut self, ids: &[i64]) -> Result<Vec<StoredClaimRow>, StoreError> {
+        // `ids` ascend, so the rows come ordered by incident, then first seen.
+        self.rows(
+            &read::claims_sql(DIALECT),
+            ids.iter().map(|id| [id]),
+            |row| StoredClaimRow::read(row),
+        )
+    }
+
+    async fn allocate_incident_ids(&mut self, n: usize) -> Result<Vec<i64>, StoreError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        // The write lock is held: nobody else can take these ids. AUTOINCREMENT's
+        // sequence may be ahead of max(id) (deleted rows); ids are never reused.
+        let last = self.rows(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'exploits'), 0), \
+                        coalesce((SELECT max(id) FROM exploits), 0)) AS last",
+            [()],
+            |row| Fields::of("exploits", row).int("last"),
+        )?;
+        let last = last.first().copied().unwrap_or(0);
+        let n = i64::try_from(n).map_err(|e| StoreError::Invariant(e.to_string()))?;
+        Ok((1..=n).map(|i| last + i).collect())
+    }
+
+    async fn apply(&mut self, changes: &Changes) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE exploits SET protocol = ?2, protocol_key = ?3, chain = ?4, tx_hash = ?5, amount_usd = ?6, \
+                 recovered_usd = ?7, attack_class = ?8, attack_type = ?9, attack_technique_raw = ?10, \
+                 description = ?11, status = ?12, occurred_at = ?13, source_url = ?14, flash_loan = ?15, \
+                 bridge = ?16 \
+             WHERE id = ?1",
+            changes
+                .updated
+                .iter()
+                .map(|row| rusqlite::params_from_iter(exploit_params(row))),
+        )?;
+        let updated = changes.updated.iter().map(|row| [row.id]);
+        self.execute(
+            "DELETE FROM exploit_tx_hashes WHERE exploit_id = ?1",
+            updated.clone(),
+        )?;
+        self.execute("DELETE FROM exploit_chains WHERE exploit_id = ?1", updated)?;
+        self.execute(
+            "INSERT INTO exploits (id, protocol, protocol_key, chain, tx_hash, amount_usd, recovered_usd, \
+                 attack_class, attack_type, attack_technique_raw, description, status, occurred_at, source_url, \
+                 flash_loan, bridge, dedup_key) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            changes.created.iter().map(|(key, row)| {
+                let mut p = exploit_params(row);
+                p.push(rusqlite::types::Value::Text(key.clone()));
+                rusqlite::params_from_iter(p)
+            }),
+        )?;
+        let inserted = self.execute(
+            "INSERT INTO exploit_tx_hashes (exploit_id, chain, tx_hash) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (chain, tx_hash) DO NOTHING",
+            changes
+                .hashes
+                .iter()
+                .map(|(id, chain, hash)| (*id, chain.as_str(), hash.as_str())),
+        )?;
+        // The write lock makes this impossible on SQLite; checked as on PostgreSQL.
+        if inserted != changes.hashes.len() {
+            return Err(StoreError::Raced);
+        }
+        self.execute(
             "INSERT INTO exploit_chains (exploit_id, chain) VALUES (?1, ?2)",
-            params![exploit_id, chain.slug()],
+            changes
+                .chains
+                .iter()
+                .map(|(id, chain)| (*id, chain.as_str())),
         )?;
+        self.execute(
+            "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, \
+                 reported_name, reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, \
+                 attack_class, attack_type, attack_text, classification, status, description, flash_loan, bridge) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            changes.new_claims.iter().map(|w| claim_params(w, w.exploit_id)),
+        )?;
+        self.execute(
+            "UPDATE exploit_sources SET exploit_id = ?1, source_name = ?2, claim_key = ?3, source_url = ?4, \
+                 external_id = ?5, reported_name = ?6, reported_date = ?7, occurred_at = ?8, amount_usd = ?9, \
+                 recovered_usd = ?10, chains = ?11, tx_hashes = ?12, attack_class = ?13, attack_type = ?14, \
+                 attack_text = ?15, classification = ?16, status = ?17, description = ?18, flash_loan = ?19, \
+                 bridge = ?20, last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
+             WHERE id = ?21",
+            changes.updated_claims.iter().map(|w| {
+                let mut p = claim_values(w, w.exploit_id);
+                p.push(rusqlite::types::Value::Integer(w.id));
+                rusqlite::params_from_iter(p)
+            }),
+        )?;
+        Ok(())
     }
-    let primary_hash = owned
-        .iter()
-        .find(|h| h.chain.slug() == primary)
-        .map(|h| h.hash.clone());
-    tx.prepare_cached(
-        "UPDATE exploits SET protocol = ?2, protocol_key = ?3, chain = ?4, tx_hash = ?5, amount_usd = ?6, recovered_usd = ?7, \
-             attack_class = ?8, attack_type = ?9, attack_technique_raw = ?10, description = ?11, status = ?12, \
-             occurred_at = ?13, source_url = ?14, flash_loan = ?15, bridge = ?16 \
-         WHERE id = ?1",
-    )?
-    .execute(params![
-        exploit_id,
-        c.protocol,
-        c.protocol_key,
-        primary,
-        primary_hash,
-        c.loss_usd.map(|u| u.to_string()),
-        c.recovered_usd.map(|u| u.to_string()),
-        c.attack_type.class().as_str(),
-        c.attack_type.as_str(),
-        c.attack_text,
-        c.description,
-        c.status.as_str(),
-        sqlite_time(c.occurred_at),
-        c.source_url,
-        c.flash_loan,
-        c.bridge,
-    ])?;
-    Ok(warnings)
 }
 
-pub(super) async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, DbError> {
+fn text(value: &str) -> rusqlite::types::Value {
+    rusqlite::types::Value::Text(value.to_owned())
+}
+
+fn opt_text(value: Option<&String>) -> rusqlite::types::Value {
+    value.map_or(rusqlite::types::Value::Null, |v| text(v))
+}
+
+/// `exploits` values in the order of the UPDATE above: id, then the incident's columns.
+fn exploit_params(r: &IncidentRow) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    vec![
+        Value::Integer(r.id),
+        text(&r.protocol),
+        text(&r.protocol_key),
+        text(&r.chain),
+        opt_text(r.tx_hash.as_ref()),
+        opt_text(r.amount_usd.as_ref()),
+        opt_text(r.recovered_usd.as_ref()),
+        text(&r.attack_class),
+        text(&r.attack_type),
+        opt_text(r.attack_text.as_ref()),
+        opt_text(r.description.as_ref()),
+        text(&r.status),
+        Value::Text(sqlite_time(r.occurred_at)),
+        opt_text(r.source_url.as_ref()),
+        Value::Integer(i64::from(r.flash_loan)),
+        Value::Integer(i64::from(r.bridge)),
+    ]
+}
+
+/// A claim's values in `exploit_sources` column order, from `exploit_id` to `bridge`.
+fn claim_values(w: &ClaimWrite, exploit_id: i64) -> Vec<rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    let c = &w.columns;
+    vec![
+        Value::Integer(exploit_id),
+        text(&c.source_name),
+        text(&w.claim_key),
+        opt_text(c.source_url.as_ref()),
+        opt_text(c.external_id.as_ref()),
+        text(&c.reported_name),
+        text(&c.reported_date),
+        Value::Text(sqlite_time(c.occurred_at)),
+        opt_text(c.amount_usd.as_ref()),
+        opt_text(c.recovered_usd.as_ref()),
+        text(&c.chains),
+        text(&c.tx_hashes),
+        text(&c.attack_class),
+        text(&c.attack_type),
+        opt_text(c.attack_text.as_ref()),
+        opt_text(c.classification.as_ref()),
+        text(&c.status),
+        opt_text(c.description.as_ref()),
+        Value::Integer(i64::from(c.flash_loan)),
+        Value::Integer(i64::from(c.bridge)),
+    ]
+}
+
+fn claim_params(
+    w: &ClaimWrite,
+    exploit_id: i64,
+) -> rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>> {
+    rusqlite::params_from_iter(claim_values(w, exploit_id))
+}
+
+pub(super) async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, StoreError> {
     let conn = pool.acquire().await?;
-    conn.run(move |c| get_in(c, id)).await.map_err(unpack)
+    let pool_name = pool.name().to_owned();
+    conn.run(move |c| Ok(get_in(c, &pool_name, id))).await?
 }
 
-fn get_in(c: &rusqlite::Connection, id: i64) -> rusqlite::Result<Option<Incident>> {
-    let Some(mut incident) = c
-        .query_row(
-            "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd, recovered_usd, attack_class, \
-                    attack_type, attack_technique_raw, flash_loan, bridge, status, description, source_url, \
-                    created_at, updated_at \
-             FROM exploits WHERE id = ?1",
-            params![id],
-            |row| {
-                let time = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
-                    parse_sqlite_time(&row.get::<_, String>(i)?).map_err(ours)
-                };
-                Ok(Incident {
-                    id: row.get(0)?,
-                    protocol: row.get(1)?,
-                    protocol_key: row.get(2)?,
-                    chains: vec![row.get(3)?],
-                    occurred_at: time(4)?,
-                    loss_usd: row.get(5)?,
-                    recovered_usd: row.get(6)?,
-                    attack_class: row.get::<_, Option<String>>(7)?.unwrap_or_else(|| "other".into()),
-                    attack_type: row.get::<_, Option<String>>(8)?.unwrap_or_else(|| "unknown".into()),
-                    attack_text: row.get(9)?,
-                    flash_loan: row.get(10)?,
-                    bridge: row.get(11)?,
-                    tx_hashes: Vec::new(),
-                    status: row.get(12)?,
-                    description: row.get(13)?,
-                    source_url: row.get(14)?,
-                    created_at: time(15)?,
-                    updated_at: time(16)?,
-                    sources: Vec::new(),
-                })
-            },
-        )
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let primary = incident.chains.remove(0);
-    let mut chains: Vec<String> = c
-        .prepare_cached("SELECT chain FROM exploit_chains WHERE exploit_id = ?1 ORDER BY chain")?
-        .query_map(params![id], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    chains.sort_by_key(|chain| chain != &primary);
-    incident.chains = chains;
-    incident.tx_hashes = c
-        .prepare_cached("SELECT chain, tx_hash FROM exploit_tx_hashes WHERE exploit_id = ?1 ORDER BY chain, tx_hash")?
-        .query_map(params![id], |row| Ok(TxHashView { chain: row.get(0)?, hash: row.get(1)? }))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut statement = c.prepare_cached(&format!(
-        "SELECT {CLAIM_COLUMNS} FROM exploit_sources WHERE exploit_id = ?1 ORDER BY first_seen_at, id"
-    ))?;
-    let rows = statement.query_map(params![id], |row| {
-        let first: String = row.get(20)?;
-        let last: String = row.get(21)?;
-        source_claim(
-            claim_from_row(row)?,
-            parse_sqlite_time(&first).map_err(ours)?,
-            parse_sqlite_time(&last).map_err(ours)?,
-        )
-        .map_err(ours)
+fn get_in(c: &Connection, pool: &str, id: i64) -> Result<Option<Incident>, StoreError> {
+    let io = SqliteIngest { conn: c, pool };
+    let mut found = io.rows(read::incident_sql(DIALECT), [[id]], |row| {
+        let chains = io.rows(read::chains_sql(DIALECT), [[id]], |r| read::chain(r))?;
+        let hashes = io.rows(read::hashes_sql(DIALECT), [[id]], |r| read::tx_hash(r))?;
+        let claims = io.rows(&read::claims_sql(DIALECT), [[id]], |r| {
+            StoredClaimRow::read(r)
+        })?;
+        read::incident(row, chains, hashes, claims)
     })?;
-    for claim in rows {
-        incident.sources.push(claim?);
-    }
-    Ok(Some(incident))
+    Ok(found.pop())
 }
 
-/// Incidents holding a stored hash equal to one of `forms` (`TxHash::lookup_forms`).
 pub(super) async fn ids_by_hash(
     pool: &SqlitePool,
     forms: &[String; kamiyo_domain::tx::LOOKUP_FORMS],
-) -> Result<Vec<i64>, DbError> {
+) -> Result<Vec<i64>, StoreError> {
     let conn = pool.acquire().await?;
+    let pool_name = pool.name().to_owned();
     let forms = forms.clone();
     conn.run(move |c| {
-        c.prepare_cached(
-            "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE tx_hash IN (?1, ?2, ?3) ORDER BY exploit_id",
-        )?
-        .query_map(params![forms[0], forms[1], forms[2]], |row| row.get(0))?
-        .collect()
+        let io = SqliteIngest {
+            conn: c,
+            pool: &pool_name,
+        };
+        Ok(io.rows(
+            read::ids_by_hash_sql(DIALECT),
+            [(forms[0].as_str(), forms[1].as_str(), forms[2].as_str())],
+            |row| read::exploit_id(row),
+        ))
     })
-    .await
+    .await?
 }
 
-pub(super) async fn count(pool: &SqlitePool) -> Result<i64, DbError> {
+pub(super) async fn count(pool: &SqlitePool) -> Result<i64, StoreError> {
     let conn = pool.acquire().await?;
-    conn.run(|c| c.query_row("SELECT count(*) FROM exploits", [], |row| row.get(0)))
-        .await
+    let rows = conn
+        .query("SELECT count(*) AS n FROM exploits", Vec::new(), |row| {
+            row.get::<_, i64>("n")
+        })
+        .await?;
+    rows.first()
+        .copied()
+        .ok_or_else(|| StoreError::Invariant("count(*) returned no row".into()))
 }
 
 /// One page: the listing's statements in order (`query::page_statements`), on one
@@ -515,76 +364,56 @@ pub(super) async fn list(
     pool: &SqlitePool,
     request: &super::ListRequest,
     limit: usize,
-) -> Result<Vec<super::IncidentSummary>, DbError> {
-    // The chains subquery's alias is not `fc`, the chain filter's.
-    const COLUMNS: &str = "e.id, e.protocol, \
-        (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id), \
-        e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
-        e.flash_loan, e.bridge, e.source_url, e.chain";
-    let statements = super::query::page_statements(request, limit, false, COLUMNS);
+) -> Result<Vec<IncidentSummary>, StoreError> {
+    let statements =
+        super::query::page_statements(request, limit, DIALECT, read::summary_columns(DIALECT));
     let conn = pool.acquire().await?;
-    let mut items = Vec::with_capacity(limit + 1);
-    for statement in statements {
-        if items.len() > limit {
-            break;
+    let pool_name = pool.name().to_owned();
+    conn.run(move |c| {
+        let io = SqliteIngest {
+            conn: c,
+            pool: &pool_name,
+        };
+        let mut items = Vec::with_capacity(limit + 1);
+        for statement in statements {
+            if items.len() > limit {
+                break;
+            }
+            let params = rusqlite::params_from_iter(statement.params);
+            match io.rows(&statement.sql, [params], |row| read::summary(row)) {
+                Ok(rows) => items.extend(rows),
+                Err(error) => return Ok(Err(error)),
+            }
         }
-        let rows = conn
-            .query(&statement.sql, text_values(statement.params), summary)
-            .await
-            .map_err(unpack)?;
-        items.extend(rows);
-    }
-    Ok(items)
+        Ok(Ok(items))
+    })
+    .await?
 }
 
 /// How many incidents the listing's filters match (`query::count_statement`).
 pub(super) async fn count_matching(
     pool: &SqlitePool,
     filter: &super::IncidentFilter,
-) -> Result<i64, DbError> {
-    let statement = super::query::count_statement(filter, false);
+) -> Result<i64, StoreError> {
+    let statement = super::query::count_statement(filter, DIALECT);
     let conn = pool.acquire().await?;
-    let rows = conn
-        .query(&statement.sql, text_values(statement.params), |row| {
-            row.get::<_, i64>(0)
-        })
-        .await?;
-    rows.into_iter()
-        .next()
-        .ok_or_else(|| DbError::other("count(*) returned no row"))
-}
-
-fn text_values(params: Vec<String>) -> Vec<rusqlite::types::Value> {
-    params
-        .into_iter()
-        .map(rusqlite::types::Value::Text)
-        .collect()
-}
-
-fn summary(row: &Row<'_>) -> rusqlite::Result<super::IncidentSummary> {
-    let chains: String = row.get(2)?;
-    let mut chains: Vec<String> =
-        serde_json::from_str(&chains).map_err(|e| ours(DbError::other(e.to_string())))?;
-    let primary: String = row.get(12)?;
-    // The primary chain first, the others by name, as on PostgreSQL.
-    chains.sort_by(|a, b| (a != &primary, a).cmp(&(b != &primary, b)));
-    let occurred: String = row.get(3)?;
-    Ok(super::IncidentSummary {
-        id: row.get(0)?,
-        protocol: row.get(1)?,
-        chains,
-        occurred_at: parse_sqlite_time(&occurred).map_err(ours)?,
-        loss_usd: row.get(4)?,
-        recovered_usd: row.get(5)?,
-        attack_class: row
-            .get::<_, Option<String>>(6)?
-            .unwrap_or_else(|| "other".into()),
-        attack_type: row
-            .get::<_, Option<String>>(7)?
-            .unwrap_or_else(|| "unknown".into()),
-        status: row.get(8)?,
-        flash_loan: row.get(9)?,
-        bridge: row.get(10)?,
-        source_url: row.get(11)?,
+    let pool_name = pool.name().to_owned();
+    conn.run(move |c| {
+        let io = SqliteIngest {
+            conn: c,
+            pool: &pool_name,
+        };
+        Ok(io
+            .rows(
+                &statement.sql,
+                [rusqlite::params_from_iter(statement.params)],
+                |row| Fields::of("exploits", row).int("count"),
+            )
+            .and_then(|rows| {
+                rows.first()
+                    .copied()
+                    .ok_or_else(|| StoreError::Invariant("count(*) returned no row".into()))
+            }))
     })
+    .await?
 }

@@ -11,7 +11,7 @@ use kamiyo_domain::{Chain, Usd};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::rows::sqlite_time;
+use crate::row::sqlite_time;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Summary {

@@ -1,0 +1,158 @@
+//! Reading incidents back: the SQL each backend needs, side by side, and one mapping
+//! from a row (read by column name) to the read model for both.
+
+use super::claims::{self, StoredClaimRow};
+use super::{Incident, IncidentSummary, SourceClaim, TxHashView};
+use crate::dialect::Dialect;
+use crate::error::StoreError;
+use crate::row::{DriverRow, Fields};
+
+/// `exploits` columns of [`Incident`], by name; `$1`/`?1` is the id.
+pub(crate) fn incident_sql(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd::text AS amount_usd, \
+                recovered_usd::text AS recovered_usd, attack_class, attack_type, attack_technique_raw, \
+                flash_loan, bridge, status, description, source_url, created_at, updated_at \
+         FROM exploits WHERE id = $1",
+        "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd, recovered_usd, attack_class, \
+                attack_type, attack_technique_raw, flash_loan, bridge, status, description, source_url, \
+                created_at, updated_at \
+         FROM exploits WHERE id = ?1",
+    )
+}
+
+pub(crate) fn chains_sql(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        "SELECT chain FROM exploit_chains WHERE exploit_id = $1 ORDER BY chain",
+        "SELECT chain FROM exploit_chains WHERE exploit_id = ?1 ORDER BY chain",
+    )
+}
+
+pub(crate) fn hashes_sql(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        "SELECT chain, tx_hash FROM exploit_tx_hashes WHERE exploit_id = $1 ORDER BY chain, tx_hash",
+        "SELECT chain, tx_hash FROM exploit_tx_hashes WHERE exploit_id = ?1 ORDER BY chain, tx_hash",
+    )
+}
+
+/// Every claim of one incident (`$1`/`?1`), in first-seen order.
+pub(crate) fn claims_sql(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Postgres => format!(
+            "SELECT {} FROM exploit_sources WHERE exploit_id = $1 ORDER BY first_seen_at, id",
+            claims::POSTGRES_COLUMNS
+        ),
+        Dialect::Sqlite => format!(
+            "SELECT {} FROM exploit_sources WHERE exploit_id = ?1 ORDER BY first_seen_at, id",
+            claims::SQLITE_COLUMNS
+        ),
+    }
+}
+
+/// Incidents holding a stored hash equal to one of three forms (`TxHash::lookup_forms`).
+pub(crate) fn ids_by_hash_sql(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE tx_hash IN ($1, $2, $3) ORDER BY exploit_id",
+        "SELECT DISTINCT exploit_id FROM exploit_tx_hashes WHERE tx_hash IN (?1, ?2, ?3) ORDER BY exploit_id",
+    )
+}
+
+/// The listing's columns (`query::page_statements`). The chains subquery's alias is not
+/// `fc`, the chain filter's.
+pub(crate) fn summary_columns(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        "e.id, e.protocol, ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
+         e.occurred_at, e.amount_usd::text AS amount_usd, e.recovered_usd::text AS recovered_usd, \
+         e.attack_class, e.attack_type, e.status, e.flash_loan, e.bridge, e.source_url, e.chain",
+        "e.id, e.protocol, (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
+         e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
+         e.flash_loan, e.bridge, e.source_url, e.chain",
+    )
+}
+
+/// The primary chain first, the others by name.
+fn order_chains(chains: &mut [String], primary: &str) {
+    chains.sort_by(|a, b| (a != primary, a).cmp(&(b != primary, b)));
+}
+
+/// An incident from its `exploits` row ([`incident_sql`]) and the rows of its chains,
+/// hashes and claims.
+pub(crate) fn incident<R: DriverRow + ?Sized>(
+    row: &R,
+    mut chains: Vec<String>,
+    tx_hashes: Vec<TxHashView>,
+    claims: Vec<StoredClaimRow>,
+) -> Result<Incident, StoreError> {
+    let f = Fields::of("exploits", row);
+    let primary = f.text("chain")?;
+    order_chains(&mut chains, &primary);
+    Ok(Incident {
+        id: f.int("id")?,
+        protocol: f.text("protocol")?,
+        protocol_key: f.text("protocol_key")?,
+        chains,
+        occurred_at: f.time("occurred_at")?,
+        loss_usd: f.opt_text("amount_usd")?,
+        recovered_usd: f.opt_text("recovered_usd")?,
+        attack_class: f
+            .opt_text("attack_class")?
+            .unwrap_or_else(|| "other".into()),
+        attack_type: f
+            .opt_text("attack_type")?
+            .unwrap_or_else(|| "unknown".into()),
+        attack_text: f.opt_text("attack_technique_raw")?,
+        flash_loan: f.boolean("flash_loan")?,
+        bridge: f.boolean("bridge")?,
+        tx_hashes,
+        status: f.text("status")?,
+        description: f.opt_text("description")?,
+        source_url: f.opt_text("source_url")?,
+        created_at: f.time("created_at")?,
+        updated_at: f.time("updated_at")?,
+        sources: claims
+            .into_iter()
+            .map(claims::source_claim)
+            .collect::<Result<Vec<SourceClaim>, _>>()?,
+    })
+}
+
+pub(crate) fn chain<R: DriverRow + ?Sized>(row: &R) -> Result<String, StoreError> {
+    Fields::of("exploit_chains", row).text("chain")
+}
+
+pub(crate) fn tx_hash<R: DriverRow + ?Sized>(row: &R) -> Result<TxHashView, StoreError> {
+    let f = Fields::of("exploit_tx_hashes", row);
+    Ok(TxHashView {
+        chain: f.text("chain")?,
+        hash: f.text("tx_hash")?,
+    })
+}
+
+pub(crate) fn exploit_id<R: DriverRow + ?Sized>(row: &R) -> Result<i64, StoreError> {
+    Fields::of("exploit_tx_hashes", row).int("exploit_id")
+}
+
+/// One listing row ([`summary_columns`]).
+pub(crate) fn summary<R: DriverRow + ?Sized>(row: &R) -> Result<IncidentSummary, StoreError> {
+    let f = Fields::of("exploits", row);
+    let mut chains = f.text_list("chains")?;
+    order_chains(&mut chains, &f.text("chain")?);
+    Ok(IncidentSummary {
+        id: f.int("id")?,
+        protocol: f.text("protocol")?,
+        chains,
+        occurred_at: f.time("occurred_at")?,
+        loss_usd: f.opt_text("amount_usd")?,
+        recovered_usd: f.opt_text("recovered_usd")?,
+        attack_class: f
+            .opt_text("attack_class")?
+            .unwrap_or_else(|| "other".into()),
+        attack_type: f
+            .opt_text("attack_type")?
+            .unwrap_or_else(|| "unknown".into()),
+        status: f.text("status")?,
+        flash_loan: f.boolean("flash_loan")?,
+        bridge: f.boolean("bridge")?,
+        source_url: f.opt_text("source_url")?,
+    })
+}

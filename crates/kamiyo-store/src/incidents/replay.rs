@@ -1,0 +1,526 @@
+//! The ingest decisions, replayed in memory: no database here.
+//!
+//! A batch of claims (one claim is a batch of one) is decided against an in-memory copy
+//! of every incident it can touch, in order, so that each decision sees the effect of
+//! the ones before it exactly as one-by-one ingestion would. What it changed comes out
+//! as [`Changes`] for a backend to write. The rules themselves are `decide` (which
+//! incident a claim belongs to) and `canonical::derive` (an incident's values from its
+//! claims, in first-seen order); a transaction hash another incident holds stays with
+//! that incident and becomes a warning.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use kamiyo_domain::canonical::{self, Canonical};
+use kamiyo_domain::IncidentDraft;
+
+use super::claims::{ClaimColumns, StoredClaimRow};
+use super::decide::{
+    decide, foreign_hash_warning, window, Candidate, HashOwner, Plan, StoredClaim,
+};
+use super::{IngestAction, IngestOutcome};
+use crate::error::StoreError;
+
+/// Ids handed to incidents created in a batch until the backend allocates real ones:
+/// above every real id (so that ties in the dedup rule still favour older incidents)
+/// and in creation order.
+const PROVISIONAL_BASE: i64 = 1 << 62;
+
+/// `(chain slug, hash)` as stored.
+pub(crate) type HashKey = (String, String);
+
+/// Who holds a hash: the incident and its protocol key.
+pub(crate) type Owners = HashMap<HashKey, (i64, String)>;
+
+/// The dedup key of a new incident: stable, unique, and meaningful without a hash.
+fn dedup_key(draft: &IncidentDraft) -> String {
+    format!("src:{}:{}", draft.source.name, draft.claim_key())
+}
+
+fn hash_key(hash: &kamiyo_domain::TxHash) -> HashKey {
+    (hash.chain.slug().to_owned(), hash.hash.clone())
+}
+
+/// The facts a batch of claims needs read before it can be decided.
+#[derive(Debug, Default)]
+pub(crate) struct Needs {
+    /// Every hash the claims name.
+    pub hashes: Vec<HashKey>,
+    /// Per claim: its protocol key and merge window.
+    pub windows: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
+    /// Per claim: `(source, claim key)`.
+    pub claim_keys: Vec<(String, String)>,
+    /// The protocol keys, each once.
+    pub protocols: Vec<String>,
+}
+
+impl Needs {
+    pub fn of(drafts: &[IncidentDraft]) -> Needs {
+        let mut needs = Needs::default();
+        let mut protocols = HashSet::new();
+        for draft in drafts {
+            needs.hashes.extend(draft.tx_hashes.iter().map(hash_key));
+            let (from, to) = window(draft);
+            needs
+                .windows
+                .push((draft.protocol.key().to_owned(), from, to));
+            needs
+                .claim_keys
+                .push((draft.source.name.clone(), draft.claim_key()));
+            if protocols.insert(draft.protocol.key()) {
+                needs.protocols.push(draft.protocol.key().to_owned());
+            }
+        }
+        needs
+    }
+
+    /// The incidents to load: those the backend found near a claim or holding one of
+    /// its claims, plus the holders of the claims' hashes that are of a claim's protocol
+    /// (only those can be merged into; the others matter as owners only).
+    pub fn incidents_to_load(&self, mut near: Vec<i64>, owners: &Owners) -> Vec<i64> {
+        let protocols: HashSet<&str> = self.protocols.iter().map(String::as_str).collect();
+        near.extend(
+            owners
+                .values()
+                .filter(|(_, key)| protocols.contains(key.as_str()))
+                .map(|(id, _)| *id),
+        );
+        near.sort_unstable();
+        near.dedup();
+        near
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClaimState {
+    /// Stored and untouched by this batch.
+    Stored,
+    /// Stored; this batch changed what it says.
+    Updated,
+    /// New in this batch.
+    New,
+}
+
+#[derive(Debug)]
+struct Claim {
+    id: i64,
+    claim_key: String,
+    draft: IncidentDraft,
+    state: ClaimState,
+}
+
+#[derive(Debug)]
+struct Incident {
+    id: i64,
+    /// `dedup_key` of a new incident (existing ones keep theirs).
+    dedup_key: Option<String>,
+    /// Claims in first-seen order.
+    claims: Vec<Claim>,
+    canonical: Canonical,
+    touched: bool,
+}
+
+impl Incident {
+    fn candidate(&self) -> Candidate {
+        let mut sources: Vec<String> = Vec::new();
+        for claim in &self.claims {
+            if !sources.contains(&claim.draft.source.name) {
+                sources.push(claim.draft.source.name.clone());
+            }
+        }
+        Candidate {
+            id: self.id,
+            occurred_at: self.canonical.occurred_at,
+            chains: self
+                .canonical
+                .chains
+                .iter()
+                .map(|c| c.slug().to_owned())
+                .collect(),
+            loss_usd: self.canonical.loss_usd,
+            sources,
+        }
+    }
+}
+
+/// The in-memory picture of every incident a batch can touch.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    incidents: HashMap<i64, Incident>,
+    by_protocol: HashMap<String, Vec<i64>>,
+    /// (source, claim key) -> (incident, index in its claims).
+    claims: HashMap<(String, String), (i64, usize)>,
+    /// Who holds each hash, for every hash the batch can meet.
+    owners: Owners,
+    created: i64,
+}
+
+impl Replay {
+    /// The incidents `ids` with their stored claims (in first-seen order per incident),
+    /// and the owners of the batch's own hashes. Call [`Replay::hashes_to_resolve`] and
+    /// [`Replay::add_owners`] before deciding anything.
+    pub fn new(
+        ids: &[i64],
+        claims: Vec<StoredClaimRow>,
+        owners: Owners,
+    ) -> Result<Replay, StoreError> {
+        let mut by_incident: HashMap<i64, Vec<Claim>> = HashMap::new();
+        for row in claims {
+            by_incident.entry(row.exploit_id).or_default().push(Claim {
+                id: row.id,
+                claim_key: row.claim_key,
+                draft: row.columns.into_draft()?,
+                state: ClaimState::Stored,
+            });
+        }
+        let mut replay = Replay {
+            owners,
+            ..Replay::default()
+        };
+        for &id in ids {
+            let claims = by_incident.remove(&id).unwrap_or_default();
+            let drafts: Vec<IncidentDraft> = claims.iter().map(|c| c.draft.clone()).collect();
+            let canonical = canonical::derive(&drafts).ok_or_else(|| {
+                StoreError::corrupt("exploits", "id", format!("incident {id} has no claims"))
+            })?;
+            replay.add(Incident {
+                id,
+                dedup_key: None,
+                claims,
+                canonical,
+                touched: false,
+            });
+        }
+        Ok(replay)
+    }
+
+    /// Hashes the loaded incidents list whose holder is not known yet.
+    pub fn hashes_to_resolve(&self) -> Vec<HashKey> {
+        let mut wanted: Vec<HashKey> = self
+            .incidents
+            .values()
+            .flat_map(|i| i.canonical.tx_hashes.iter().map(hash_key))
+            .filter(|key| !self.owners.contains_key(key))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
+    }
+
+    pub fn add_owners(&mut self, owners: Owners) {
+        self.owners.extend(owners);
+    }
+
+    fn add(&mut self, incident: Incident) {
+        for (index, claim) in incident.claims.iter().enumerate() {
+            self.claims.insert(
+                (claim.draft.source.name.clone(), claim.claim_key.clone()),
+                (incident.id, index),
+            );
+        }
+        self.by_protocol
+            .entry(incident.canonical.protocol_key.clone())
+            .or_default()
+            .push(incident.id);
+        self.incidents.insert(incident.id, incident);
+    }
+
+    /// Decides one claim and applies the decision in memory.
+    pub fn ingest(&mut self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
+        let claim_key = draft.claim_key();
+        let existing = self
+            .claims
+            .get(&(draft.source.name.clone(), claim_key.clone()))
+            .and_then(|&(exploit_id, index)| {
+                let claim = self.incidents.get(&exploit_id)?.claims.get(index)?;
+                Some(StoredClaim {
+                    claim_id: claim.id,
+                    exploit_id,
+                    draft: claim.draft.clone(),
+                })
+            });
+        let owners: Vec<HashOwner> = draft
+            .tx_hashes
+            .iter()
+            .filter_map(|h| self.owners.get(&hash_key(h)))
+            .map(|(exploit_id, protocol_key)| HashOwner {
+                exploit_id: *exploit_id,
+                protocol_key: protocol_key.clone(),
+            })
+            .collect();
+        let candidates: Vec<Candidate> = self
+            .by_protocol
+            .get(draft.protocol.key())
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.incidents.get(id))
+            .map(Incident::candidate)
+            .collect();
+        let (exploit_id, action) = match decide(draft, existing.as_ref(), &owners, &candidates) {
+            Plan::Unchanged { exploit_id } => {
+                return Ok(IngestOutcome {
+                    exploit_id,
+                    action: IngestAction::Unchanged,
+                    warnings: Vec::new(),
+                })
+            }
+            Plan::UpdateClaim { exploit_id, .. } => {
+                let &(_, index) = self
+                    .claims
+                    .get(&(draft.source.name.clone(), claim_key))
+                    .ok_or_else(|| invariant("an updated claim is not in the batch"))?;
+                let claim = self
+                    .incident(exploit_id)?
+                    .claims
+                    .get_mut(index)
+                    .ok_or_else(|| invariant("an updated claim is not in its incident"))?;
+                claim.draft = draft.clone();
+                if claim.state == ClaimState::Stored {
+                    claim.state = ClaimState::Updated;
+                }
+                (exploit_id, IngestAction::Updated)
+            }
+            Plan::Merge { exploit_id } => {
+                self.push_claim(exploit_id, draft, claim_key)?;
+                (exploit_id, IngestAction::Merged)
+            }
+            Plan::Insert => {
+                let canonical = canonical::derive(std::slice::from_ref(draft))
+                    .ok_or_else(|| invariant("a claim must derive an incident"))?;
+                self.created += 1;
+                let id = PROVISIONAL_BASE + self.created;
+                self.add(Incident {
+                    id,
+                    dedup_key: Some(dedup_key(draft)),
+                    claims: Vec::new(),
+                    canonical,
+                    touched: true,
+                });
+                self.push_claim(id, draft, claim_key)?;
+                (id, IngestAction::Inserted)
+            }
+        };
+        let warnings = self.rederive(exploit_id)?;
+        Ok(IngestOutcome {
+            exploit_id,
+            action,
+            warnings,
+        })
+    }
+
+    /// How many incidents the batch created: the backend allocates that many ids.
+    pub fn created(&self) -> usize {
+        usize::try_from(self.created).unwrap_or(usize::MAX)
+    }
+
+    fn incident(&mut self, id: i64) -> Result<&mut Incident, StoreError> {
+        self.incidents
+            .get_mut(&id)
+            .ok_or_else(|| invariant(format!("incident {id} was not loaded for the batch")))
+    }
+
+    fn push_claim(
+        &mut self,
+        exploit_id: i64,
+        draft: &IncidentDraft,
+        claim_key: String,
+    ) -> Result<(), StoreError> {
+        let incident = self.incident(exploit_id)?;
+        incident.claims.push(Claim {
+            id: 0,
+            claim_key: claim_key.clone(),
+            draft: draft.clone(),
+            state: ClaimState::New,
+        });
+        let index = incident.claims.len() - 1;
+        self.claims
+            .insert((draft.source.name.clone(), claim_key), (exploit_id, index));
+        Ok(())
+    }
+
+    /// Canonical values from all claims, and the hashes this incident may hold (those
+    /// nobody else holds).
+    fn rederive(&mut self, exploit_id: i64) -> Result<Vec<String>, StoreError> {
+        let incident = self.incident(exploit_id)?;
+        let drafts: Vec<IncidentDraft> = incident.claims.iter().map(|c| c.draft.clone()).collect();
+        let canonical = canonical::derive(&drafts)
+            .ok_or_else(|| invariant(format!("incident {exploit_id} has no claims")))?;
+        let protocol_key = canonical.protocol_key.clone();
+        let hashes = canonical.tx_hashes.clone();
+        incident.touched = true;
+        incident.canonical = canonical;
+        let wanted: HashSet<HashKey> = hashes.iter().map(hash_key).collect();
+        self.owners
+            .retain(|key, (owner, _)| *owner != exploit_id || wanted.contains(key));
+        let mut warnings = Vec::new();
+        for hash in &hashes {
+            match self.owners.get(&hash_key(hash)) {
+                Some((owner, _)) if *owner != exploit_id => {
+                    warnings.push(foreign_hash_warning(hash));
+                }
+                _ => {
+                    self.owners
+                        .insert(hash_key(hash), (exploit_id, protocol_key.clone()));
+                }
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// The hashes this incident holds, in canonical order.
+    fn held_hashes(&self, incident: &Incident) -> Vec<HashKey> {
+        incident
+            .canonical
+            .tx_hashes
+            .iter()
+            .map(hash_key)
+            .filter(|key| self.owners.get(key).map(|(owner, _)| *owner) == Some(incident.id))
+            .collect()
+    }
+
+    /// What the batch changed, with the real ids of the incidents it created
+    /// (`created_ids`, [`Replay::created`] of them, in creation order).
+    pub fn changes(&self, created_ids: &[i64]) -> Result<Changes, StoreError> {
+        let ids = RealIds(created_ids);
+        let mut touched: Vec<&Incident> = self.incidents.values().filter(|i| i.touched).collect();
+        touched.sort_by_key(|i| i.id);
+        let mut changes = Changes::default();
+        for incident in touched {
+            let id = ids.of(incident.id)?;
+            let held = self.held_hashes(incident);
+            let row = IncidentRow::new(id, &incident.canonical, &held);
+            match &incident.dedup_key {
+                Some(key) => changes.created.push((key.clone(), row)),
+                None => changes.updated.push(row),
+            }
+            changes
+                .hashes
+                .extend(held.into_iter().map(|(chain, hash)| (id, chain, hash)));
+            changes.chains.extend(
+                incident
+                    .canonical
+                    .chains
+                    .iter()
+                    .map(|chain| (id, chain.slug().to_owned())),
+            );
+            for claim in &incident.claims {
+                let write = || ClaimWrite {
+                    id: claim.id,
+                    exploit_id: id,
+                    claim_key: claim.claim_key.clone(),
+                    columns: ClaimColumns::from_draft(&claim.draft),
+                };
+                match claim.state {
+                    ClaimState::Stored => {}
+                    ClaimState::Updated => changes.updated_claims.push(write()),
+                    ClaimState::New => changes.new_claims.push(write()),
+                }
+            }
+        }
+        Ok(changes)
+    }
+
+    /// An outcome's id as the database knows it.
+    pub fn real_id(&self, created_ids: &[i64], id: i64) -> Result<i64, StoreError> {
+        RealIds(created_ids).of(id)
+    }
+}
+
+struct RealIds<'a>(&'a [i64]);
+
+impl RealIds<'_> {
+    fn of(&self, id: i64) -> Result<i64, StoreError> {
+        if id <= PROVISIONAL_BASE {
+            return Ok(id);
+        }
+        usize::try_from(id - PROVISIONAL_BASE - 1)
+            .ok()
+            .and_then(|index| self.0.get(index).copied())
+            .ok_or_else(|| invariant("the backend allocated too few incident ids"))
+    }
+}
+
+fn invariant(message: impl Into<String>) -> StoreError {
+    StoreError::Invariant(message.into())
+}
+
+/// An incident's row in `exploits`, as both backends write it.
+#[derive(Debug, Clone)]
+pub(crate) struct IncidentRow {
+    pub id: i64,
+    pub protocol: String,
+    pub protocol_key: String,
+    /// The primary chain.
+    pub chain: String,
+    /// The primary chain's hash, when this incident holds one.
+    pub tx_hash: Option<String>,
+    pub amount_usd: Option<String>,
+    pub recovered_usd: Option<String>,
+    pub attack_class: String,
+    pub attack_type: String,
+    pub attack_text: Option<String>,
+    pub description: Option<String>,
+    pub status: String,
+    pub occurred_at: DateTime<Utc>,
+    pub source_url: Option<String>,
+    pub flash_loan: bool,
+    pub bridge: bool,
+}
+
+impl IncidentRow {
+    fn new(id: i64, c: &Canonical, held: &[HashKey]) -> IncidentRow {
+        let chain = c
+            .chains
+            .first()
+            .map(|chain| chain.slug().to_owned())
+            .unwrap_or_default();
+        IncidentRow {
+            id,
+            tx_hash: held
+                .iter()
+                .find(|(held_chain, _)| *held_chain == chain)
+                .map(|(_, hash)| hash.clone()),
+            chain,
+            protocol: c.protocol.clone(),
+            protocol_key: c.protocol_key.clone(),
+            amount_usd: c.loss_usd.map(|u| u.to_string()),
+            recovered_usd: c.recovered_usd.map(|u| u.to_string()),
+            attack_class: c.attack_type.class().as_str().to_owned(),
+            attack_type: c.attack_type.as_str().to_owned(),
+            attack_text: c.attack_text.clone(),
+            description: c.description.clone(),
+            status: c.status.as_str().to_owned(),
+            occurred_at: c.occurred_at,
+            source_url: c.source_url.clone(),
+            flash_loan: c.flash_loan,
+            bridge: c.bridge,
+        }
+    }
+}
+
+/// A claim to insert (`id` unused) or update (`id` the stored claim's).
+#[derive(Debug, Clone)]
+pub(crate) struct ClaimWrite {
+    pub id: i64,
+    pub exploit_id: i64,
+    pub claim_key: String,
+    pub columns: ClaimColumns,
+}
+
+/// What a batch changed, for a backend to write in this order: `updated` incidents
+/// first (one that gave up a hash must do so before a new one takes it as its primary
+/// hash), then `created` ones, then the touched incidents' hashes and chains (replacing
+/// what they held), then claims.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    pub updated: Vec<IncidentRow>,
+    /// New incidents with their dedup keys.
+    pub created: Vec<(String, IncidentRow)>,
+    /// `(incident, chain, hash)` for every touched incident.
+    pub hashes: Vec<(i64, String, String)>,
+    /// `(incident, chain)` for every touched incident.
+    pub chains: Vec<(i64, String)>,
+    /// In the order they must take their ids (first-seen order within an incident).
+    pub new_claims: Vec<ClaimWrite>,
+    pub updated_claims: Vec<ClaimWrite>,
+}
