@@ -85,23 +85,49 @@ const FIXTURE: &[Row] = &[
     ),
 ];
 
+common::per_backend! {
+    IncidentStore::new => [
+        every_filter_matches_the_fixture_and_total_respects_it,
+        sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_both_orders,
+        a_cursor_walk_sees_every_row_once_while_rows_are_inserted,
+        pages_stay_full_and_the_last_has_no_cursor,
+        amount_pages_cross_from_known_to_unknown_amounts_in_both_orders,
+        the_chain_path_follows_an_incident_whose_date_or_loss_changes,
+        concurrent_listings_of_one_uncached_filter_count_once,
+        protocol_and_text_search_fold_case_beyond_ascii,
+    ],
+    cached_for_an_hour => [stats_are_reused_until_this_store_writes],
+}
+
+/// A store whose totals and stats are cached for an hour: within a test, only its own
+/// writes make it count again.
+fn cached_for_an_hour(db: Database) -> IncidentStore {
+    IncidentStore::with_total_cache(db, std::time::Duration::from_secs(3600), 16)
+}
+
+/// Stores the fixture's incidents, ids 1 to 6 in its order.
+async fn seed(b: &Backend) {
+    for (protocol, chain, date, loss, technique, status, description) in FIXTURE {
+        b.store
+            .ingest(&draft(
+                protocol,
+                chain,
+                date,
+                *loss,
+                technique,
+                status,
+                description,
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// Both backends, seeded; for the test that compares them.
 async fn seeded() -> Vec<Backend> {
     let backends = common::backends(IncidentStore::new).await;
     for b in &backends {
-        for (protocol, chain, date, loss, technique, status, description) in FIXTURE {
-            b.store
-                .ingest(&draft(
-                    protocol,
-                    chain,
-                    date,
-                    *loss,
-                    technique,
-                    status,
-                    description,
-                ))
-                .await
-                .unwrap();
-        }
+        seed(b).await;
     }
     backends
 }
@@ -148,8 +174,8 @@ async fn protocols(b: &Backend, req: ListRequest) -> (Vec<String>, i64) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_filter_matches_the_fixture_and_total_respects_it() {
+async fn every_filter_matches_the_fixture_and_total_respects_it(b: Backend) {
+    seed(&b).await;
     let usd = |s: &str| Some(Usd::parse("x", s).unwrap());
     let day = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single();
     let cases: Vec<(&str, IncidentFilter, Vec<&str>)> = vec![
@@ -266,159 +292,153 @@ async fn every_filter_matches_the_fixture_and_total_respects_it() {
             vec!["Deltabridge"],
         ),
     ];
-    for b in seeded().await {
-        for (name, filter, expected) in &cases {
-            let (got, total) = protocols(&b, request(filter.clone())).await;
-            assert_eq!(&got, expected, "{}: {name}", b.name);
-            assert_eq!(total, expected.len() as i64, "{}: {name} total", b.name);
-        }
+    for (name, filter, expected) in &cases {
+        let (got, total) = protocols(&b, request(filter.clone())).await;
+        assert_eq!(&got, expected, "{}: {name}", b.name);
+        assert_eq!(total, expected.len() as i64, "{}: {name} total", b.name);
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_both_orders() {
-    for b in seeded().await {
-        let by = |sort, order| ListRequest {
+async fn sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_both_orders(
+    b: Backend,
+) {
+    seed(&b).await;
+    let by = |sort, order| ListRequest {
+        sort,
+        order,
+        limit: 100,
+        ..ListRequest::default()
+    };
+    let (amount_desc, _) = protocols(&b, by(SortKey::Amount, Order::Desc)).await;
+    assert_eq!(
+        amount_desc,
+        [
+            "Deltabridge",
+            "Alphafi",
+            "Alphafi",
+            "Betaswap",
+            "Epsilon_Finance",
+            "Gammalend"
+        ],
+        "{}",
+        b.name
+    );
+    let (amount_asc, _) = protocols(&b, by(SortKey::Amount, Order::Asc)).await;
+    assert_eq!(
+        amount_asc,
+        [
+            "Epsilon_Finance",
+            "Betaswap",
+            "Alphafi",
+            "Alphafi",
+            "Deltabridge",
+            "Gammalend"
+        ],
+        "{}: an unknown loss is not the smallest",
+        b.name
+    );
+    let (date_asc, _) = protocols(&b, by(SortKey::Date, Order::Asc)).await;
+    assert_eq!(
+        date_asc,
+        [
+            "Alphafi",
+            "Betaswap",
+            "Gammalend",
+            "Deltabridge",
+            "Epsilon_Finance",
+            "Alphafi"
+        ],
+        "{}",
+        b.name
+    );
+}
+
+async fn a_cursor_walk_sees_every_row_once_while_rows_are_inserted(b: Backend) {
+    seed(&b).await;
+    for sort in [SortKey::Date, SortKey::Amount] {
+        let mut seen = Vec::new();
+        let mut req = ListRequest {
             sort,
-            order,
-            limit: 100,
+            limit: 2,
             ..ListRequest::default()
         };
-        let (amount_desc, _) = protocols(&b, by(SortKey::Amount, Order::Desc)).await;
-        assert_eq!(
-            amount_desc,
-            [
-                "Deltabridge",
-                "Alphafi",
-                "Alphafi",
-                "Betaswap",
-                "Epsilon_Finance",
-                "Gammalend"
-            ],
-            "{}",
-            b.name
-        );
-        let (amount_asc, _) = protocols(&b, by(SortKey::Amount, Order::Asc)).await;
-        assert_eq!(
-            amount_asc,
-            [
-                "Epsilon_Finance",
-                "Betaswap",
-                "Alphafi",
-                "Alphafi",
-                "Deltabridge",
-                "Gammalend"
-            ],
-            "{}: an unknown loss is not the smallest",
-            b.name
-        );
-        let (date_asc, _) = protocols(&b, by(SortKey::Date, Order::Asc)).await;
-        assert_eq!(
-            date_asc,
-            [
-                "Alphafi",
-                "Betaswap",
-                "Gammalend",
-                "Deltabridge",
-                "Epsilon_Finance",
-                "Alphafi"
-            ],
-            "{}",
-            b.name
-        );
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cursor_walk_sees_every_row_once_while_rows_are_inserted() {
-    for b in seeded().await {
-        for sort in [SortKey::Date, SortKey::Amount] {
-            let mut seen = Vec::new();
-            let mut req = ListRequest {
-                sort,
-                limit: 2,
-                ..ListRequest::default()
-            };
-            let mut inserted = 0;
-            loop {
-                let page = b.store.list(&req).await.unwrap();
-                assert!(page.items.len() <= 2);
-                seen.extend(page.items.iter().map(|i| i.id));
-                // New incidents arrive mid-walk, dated after everything walked so far.
-                inserted += 1;
-                let name = format!("Newcomer{sort:?}{inserted}");
-                b.store
-                    .ingest(&draft(
-                        &name,
-                        "Base",
-                        "2025-01-01",
-                        Some("10"),
-                        "reentrancy",
-                        "confirmed",
-                        "late",
-                    ))
-                    .await
-                    .unwrap();
-                match page.next_cursor {
-                    Some(cursor) => {
-                        req.cursor =
-                            kamiyo_store::incidents::Cursor::decode(&cursor, sort, Order::Desc)
-                    }
-                    None => break,
+        let mut inserted = 0;
+        loop {
+            let page = b.store.list(&req).await.unwrap();
+            assert!(page.items.len() <= 2);
+            seen.extend(page.items.iter().map(|i| i.id));
+            // New incidents arrive mid-walk, dated after everything walked so far.
+            inserted += 1;
+            let name = format!("Newcomer{sort:?}{inserted}");
+            b.store
+                .ingest(&draft(
+                    &name,
+                    "Base",
+                    "2025-01-01",
+                    Some("10"),
+                    "reentrancy",
+                    "confirmed",
+                    "late",
+                ))
+                .await
+                .unwrap();
+            match page.next_cursor {
+                Some(cursor) => {
+                    req.cursor = kamiyo_store::incidents::Cursor::decode(&cursor, sort, Order::Desc)
                 }
+                None => break,
             }
-            let unique: HashSet<i64> = seen.iter().copied().collect();
-            assert_eq!(
-                unique.len(),
-                seen.len(),
-                "{}: {sort:?} repeated a row: {seen:?}",
+        }
+        let unique: HashSet<i64> = seen.iter().copied().collect();
+        assert_eq!(
+            unique.len(),
+            seen.len(),
+            "{}: {sort:?} repeated a row: {seen:?}",
+            b.name
+        );
+        for original in 1..=6 {
+            assert!(
+                unique.contains(&original),
+                "{}: {sort:?} skipped {original}: {seen:?}",
                 b.name
             );
-            for original in 1..=6 {
-                assert!(
-                    unique.contains(&original),
-                    "{}: {sort:?} skipped {original}: {seen:?}",
-                    b.name
-                );
-            }
         }
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_stay_full_and_the_last_has_no_cursor() {
-    for b in seeded().await {
-        let first = b
-            .store
-            .list(&ListRequest {
-                limit: 4,
-                ..ListRequest::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!((first.items.len(), first.total), (4, 6), "{}", b.name);
-        let cursor = Cursor::decode(
-            first.next_cursor.as_deref().unwrap(),
-            SortKey::Date,
-            Order::Desc,
-        );
-        let second = b
-            .store
-            .list(&ListRequest {
-                limit: 4,
-                cursor,
-                ..ListRequest::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(second.items.len(), 2, "{}", b.name);
-        assert!(second.next_cursor.is_none());
-        assert_eq!(first.items[0].chains, vec!["polygon"]);
-    }
+async fn pages_stay_full_and_the_last_has_no_cursor(b: Backend) {
+    seed(&b).await;
+    let first = b
+        .store
+        .list(&ListRequest {
+            limit: 4,
+            ..ListRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((first.items.len(), first.total), (4, 6), "{}", b.name);
+    let cursor = Cursor::decode(
+        first.next_cursor.as_deref().unwrap(),
+        SortKey::Date,
+        Order::Desc,
+    );
+    let second = b
+        .store
+        .list(&ListRequest {
+            limit: 4,
+            cursor,
+            ..ListRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(second.items.len(), 2, "{}", b.name);
+    assert!(second.next_cursor.is_none());
+    assert_eq!(first.items[0].chains, vec!["polygon"]);
 }
 
 use kamiyo_store::incidents::Cursor;
 
+/// Not a story: it compares the two backends' numbers with each other, so it needs both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stats_agree_on_both_backends_and_are_exact_decimals() {
     use kamiyo_store::incidents::stats::Dimension;
@@ -499,109 +519,107 @@ async fn walk(store: &IncidentStore, first: ListRequest) -> Vec<(i64, Option<Str
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders() {
-    for b in seeded().await {
-        // More unknown amounts than a page, and a tie on a known amount (id breaks it).
-        for (protocol, loss) in [
-            ("Unknowna", None),
-            ("Unknownb", None),
-            ("Tiedswap", Some("1000000")),
-            ("Unknownc", None),
-        ] {
-            b.store
-                .ingest(&draft(
-                    protocol,
-                    "Ethereum",
-                    "2024-07-01",
-                    loss,
-                    "logic error",
-                    "confirmed",
-                    "x",
-                ))
-                .await
-                .unwrap();
+async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders(b: Backend) {
+    seed(&b).await;
+    // More unknown amounts than a page, and a tie on a known amount (id breaks it).
+    for (protocol, loss) in [
+        ("Unknowna", None),
+        ("Unknownb", None),
+        ("Tiedswap", Some("1000000")),
+        ("Unknownc", None),
+    ] {
+        b.store
+            .ingest(&draft(
+                protocol,
+                "Ethereum",
+                "2024-07-01",
+                loss,
+                "logic error",
+                "confirmed",
+                "x",
+            ))
+            .await
+            .unwrap();
+    }
+    let everything = walk(
+        &b.store,
+        ListRequest {
+            limit: 500,
+            ..ListRequest::default()
+        },
+    )
+    .await;
+    let amount = |loss: &Option<String>| loss.as_ref().map(|l| l.parse::<f64>().unwrap());
+    for order in [Order::Desc, Order::Asc] {
+        // Known amounts in the order asked, ties by id the same way, unknown ones last
+        // by id the same way.
+        let mut expected = everything.clone();
+        expected.sort_by(|x, y| {
+            let known = amount(&x.1).is_none().cmp(&amount(&y.1).is_none());
+            let by_value = amount(&x.1)
+                .partial_cmp(&amount(&y.1))
+                .unwrap()
+                .then(x.0.cmp(&y.0));
+            known.then(match order {
+                Order::Desc => by_value.reverse(),
+                Order::Asc => by_value,
+            })
+        });
+        assert!(expected.last().unwrap().1.is_none());
+        for limit in [1, 2, 3, 4, 100] {
+            let walked = walk(
+                &b.store,
+                ListRequest {
+                    sort: SortKey::Amount,
+                    order,
+                    limit,
+                    ..ListRequest::default()
+                },
+            )
+            .await;
+            assert_eq!(walked, expected, "{}: {order:?} by {limit}", b.name);
         }
-        let everything = walk(
+        // The same through the chain path (ethereum: three known, three unknown).
+        let on_ethereum = walk(
             &b.store,
             ListRequest {
-                limit: 500,
+                filter: IncidentFilter {
+                    chain: Some(Chain::parse("ethereum").unwrap()),
+                    ..Default::default()
+                },
+                sort: SortKey::Amount,
+                order,
+                limit: 2,
                 ..ListRequest::default()
             },
         )
         .await;
-        let amount = |loss: &Option<String>| loss.as_ref().map(|l| l.parse::<f64>().unwrap());
-        for order in [Order::Desc, Order::Asc] {
-            // Known amounts in the order asked, ties by id the same way, unknown ones last
-            // by id the same way.
-            let mut expected = everything.clone();
-            expected.sort_by(|x, y| {
-                let known = amount(&x.1).is_none().cmp(&amount(&y.1).is_none());
-                let by_value = amount(&x.1)
-                    .partial_cmp(&amount(&y.1))
-                    .unwrap()
-                    .then(x.0.cmp(&y.0));
-                known.then(match order {
-                    Order::Desc => by_value.reverse(),
-                    Order::Asc => by_value,
-                })
-            });
-            assert!(expected.last().unwrap().1.is_none());
-            for limit in [1, 2, 3, 4, 100] {
-                let walked = walk(
-                    &b.store,
-                    ListRequest {
-                        sort: SortKey::Amount,
-                        order,
-                        limit,
-                        ..ListRequest::default()
-                    },
-                )
-                .await;
-                assert_eq!(walked, expected, "{}: {order:?} by {limit}", b.name);
-            }
-            // The same through the chain path (ethereum: three known, three unknown).
-            let on_ethereum = walk(
-                &b.store,
-                ListRequest {
-                    filter: IncidentFilter {
-                        chain: Some(Chain::parse("ethereum").unwrap()),
-                        ..Default::default()
-                    },
-                    sort: SortKey::Amount,
-                    order,
-                    limit: 2,
-                    ..ListRequest::default()
+        assert_eq!(on_ethereum.len(), 6, "{}", b.name);
+        let expected_on_ethereum: Vec<_> = expected
+            .iter()
+            .filter(|row| on_ethereum.contains(row))
+            .cloned()
+            .collect();
+        assert_eq!(on_ethereum, expected_on_ethereum, "{}: {order:?}", b.name);
+    }
+    // An amount bound never matches an unknown amount, on either path.
+    for chain in [None, Some(Chain::parse("ethereum").unwrap())] {
+        let bounded = walk(
+            &b.store,
+            ListRequest {
+                filter: IncidentFilter {
+                    chain,
+                    min_amount: Some(Usd::parse("x", "1").unwrap()),
+                    ..Default::default()
                 },
-            )
-            .await;
-            assert_eq!(on_ethereum.len(), 6, "{}", b.name);
-            let expected_on_ethereum: Vec<_> = expected
-                .iter()
-                .filter(|row| on_ethereum.contains(row))
-                .cloned()
-                .collect();
-            assert_eq!(on_ethereum, expected_on_ethereum, "{}: {order:?}", b.name);
-        }
-        // An amount bound never matches an unknown amount, on either path.
-        for chain in [None, Some(Chain::parse("ethereum").unwrap())] {
-            let bounded = walk(
-                &b.store,
-                ListRequest {
-                    filter: IncidentFilter {
-                        chain,
-                        min_amount: Some(Usd::parse("x", "1").unwrap()),
-                        ..Default::default()
-                    },
-                    sort: SortKey::Amount,
-                    order: Order::Asc,
-                    limit: 1,
-                    ..ListRequest::default()
-                },
-            )
-            .await;
-            assert!(bounded.iter().all(|(_, loss)| loss.is_some()), "{}", b.name);
-        }
+                sort: SortKey::Amount,
+                order: Order::Asc,
+                limit: 1,
+                ..ListRequest::default()
+            },
+        )
+        .await;
+        assert!(bounded.iter().all(|(_, loss)| loss.is_some()), "{}", b.name);
     }
 }
 
@@ -619,66 +637,63 @@ async fn execute(db: &Database, postgres: &str, sqlite: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_chain_path_follows_an_incident_whose_date_or_loss_changes() {
-    for b in seeded().await {
-        let on_arbitrum = |from: &str, to: &str, min: Option<&str>| {
-            let day = |d: &str| {
-                Some(
-                    chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-                        .unwrap()
-                        .and_hms_opt(0, 0, 0)
-                        .unwrap()
-                        .and_utc(),
-                )
-            };
-            request(IncidentFilter {
-                chain: Some(Chain::parse("arbitrum").unwrap()),
-                from: day(from),
-                to: day(to),
-                min_amount: min.map(|m| Usd::parse("x", m).unwrap()),
-                ..Default::default()
-            })
+async fn the_chain_path_follows_an_incident_whose_date_or_loss_changes(b: Backend) {
+    seed(&b).await;
+    let on_arbitrum = |from: &str, to: &str, min: Option<&str>| {
+        let day = |d: &str| {
+            Some(
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .unwrap()
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap()
+                    .and_utc(),
+            )
         };
-        // Gammalend (arbitrum, 2024-03-15, unknown loss), changed behind the store's back:
-        // each request below uses a filter not listed before, so no total is cached.
-        execute(
-            &b.db,
-            "UPDATE exploits SET occurred_at = '2025-06-01T00:00:00Z', amount_usd = 7.00 WHERE protocol = 'Gammalend'",
-            "UPDATE exploits SET occurred_at = '2025-06-01T00:00:00.000Z', amount_usd = '7.00' WHERE protocol = 'Gammalend'",
-        )
-        .await;
-        let (found, total) =
-            protocols(&b, on_arbitrum("2025-01-01", "2025-12-31", Some("5"))).await;
-        assert_eq!(
-            (found, total),
-            (vec!["Gammalend".to_owned()], 1),
-            "{}",
-            b.name
-        );
-        let (found, total) = protocols(&b, on_arbitrum("2024-01-01", "2024-12-31", None)).await;
-        assert_eq!(
-            (found.len(), total),
-            (0, 0),
-            "{}: not at its old date",
-            b.name
-        );
-        // A chain row written after the incident takes the incident's values.
-        execute(
-            &b.db,
-            "INSERT INTO exploit_chains (exploit_id, chain) SELECT id, 'arbitrum' FROM exploits WHERE protocol = 'Betaswap'",
-            "INSERT INTO exploit_chains (exploit_id, chain) SELECT id, 'arbitrum' FROM exploits WHERE protocol = 'Betaswap'",
-        )
-        .await;
-        let (found, total) =
-            protocols(&b, on_arbitrum("2024-02-01", "2024-02-28", Some("200000"))).await;
-        assert_eq!(
-            (found, total),
-            (vec!["Betaswap".to_owned()], 1),
-            "{}",
-            b.name
-        );
-    }
+        request(IncidentFilter {
+            chain: Some(Chain::parse("arbitrum").unwrap()),
+            from: day(from),
+            to: day(to),
+            min_amount: min.map(|m| Usd::parse("x", m).unwrap()),
+            ..Default::default()
+        })
+    };
+    // Gammalend (arbitrum, 2024-03-15, unknown loss), changed behind the store's back:
+    // each request below uses a filter not listed before, so no total is cached.
+    execute(
+        &b.db,
+        "UPDATE exploits SET occurred_at = '2025-06-01T00:00:00Z', amount_usd = 7.00 WHERE protocol = 'Gammalend'",
+        "UPDATE exploits SET occurred_at = '2025-06-01T00:00:00.000Z', amount_usd = '7.00' WHERE protocol = 'Gammalend'",
+    )
+    .await;
+    let (found, total) = protocols(&b, on_arbitrum("2025-01-01", "2025-12-31", Some("5"))).await;
+    assert_eq!(
+        (found, total),
+        (vec!["Gammalend".to_owned()], 1),
+        "{}",
+        b.name
+    );
+    let (found, total) = protocols(&b, on_arbitrum("2024-01-01", "2024-12-31", None)).await;
+    assert_eq!(
+        (found.len(), total),
+        (0, 0),
+        "{}: not at its old date",
+        b.name
+    );
+    // A chain row written after the incident takes the incident's values.
+    execute(
+        &b.db,
+        "INSERT INTO exploit_chains (exploit_id, chain) SELECT id, 'arbitrum' FROM exploits WHERE protocol = 'Betaswap'",
+        "INSERT INTO exploit_chains (exploit_id, chain) SELECT id, 'arbitrum' FROM exploits WHERE protocol = 'Betaswap'",
+    )
+    .await;
+    let (found, total) =
+        protocols(&b, on_arbitrum("2024-02-01", "2024-02-28", Some("200000"))).await;
+    assert_eq!(
+        (found, total),
+        (vec!["Betaswap".to_owned()], 1),
+        "{}",
+        b.name
+    );
 }
 
 /// Executions of the listing's count so far (the pool monitor's statement statistics).
@@ -691,143 +706,134 @@ fn count_executions(db: &Database) -> u64 {
         .sum()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_listings_of_one_uncached_filter_count_once() {
-    for b in seeded().await {
-        // A long TTL: the only way to a second count would be a second flight.
-        let store =
-            IncidentStore::with_total_cache(b.db.clone(), std::time::Duration::from_secs(3600), 64);
-        let filter = IncidentFilter {
-            min_amount: Some(Usd::parse("x", "100000").unwrap()),
-            ..Default::default()
-        };
-        let before = count_executions(&b.db);
-        let listing = request(filter);
-        let list = || store.list(&listing);
-        // Polled together: every call asks for the total before the first count can end.
-        let pages = tokio::join!(
-            list(),
-            list(),
-            list(),
-            list(),
-            list(),
-            list(),
-            list(),
-            list()
-        );
-        let totals = [
-            pages.0.unwrap().total,
-            pages.1.unwrap().total,
-            pages.2.unwrap().total,
-            pages.3.unwrap().total,
-            pages.4.unwrap().total,
-            pages.5.unwrap().total,
-            pages.6.unwrap().total,
-            pages.7.unwrap().total,
-        ];
-        assert_eq!(totals, [4; 8], "{}", b.name);
-        assert_eq!(count_executions(&b.db) - before, 1, "{}", b.name);
-        // A write through the store invalidates: the next listing counts again.
-        store
+async fn concurrent_listings_of_one_uncached_filter_count_once(b: Backend) {
+    seed(&b).await;
+    // A long TTL: the only way to a second count would be a second flight.
+    let store =
+        IncidentStore::with_total_cache(b.db.clone(), std::time::Duration::from_secs(3600), 64);
+    let filter = IncidentFilter {
+        min_amount: Some(Usd::parse("x", "100000").unwrap()),
+        ..Default::default()
+    };
+    let before = count_executions(&b.db);
+    let listing = request(filter);
+    let list = || store.list(&listing);
+    // Polled together: every call asks for the total before the first count can end.
+    let pages = tokio::join!(
+        list(),
+        list(),
+        list(),
+        list(),
+        list(),
+        list(),
+        list(),
+        list()
+    );
+    let totals = [
+        pages.0.unwrap().total,
+        pages.1.unwrap().total,
+        pages.2.unwrap().total,
+        pages.3.unwrap().total,
+        pages.4.unwrap().total,
+        pages.5.unwrap().total,
+        pages.6.unwrap().total,
+        pages.7.unwrap().total,
+    ];
+    assert_eq!(totals, [4; 8], "{}", b.name);
+    assert_eq!(count_executions(&b.db) - before, 1, "{}", b.name);
+    // A write through the store invalidates: the next listing counts again.
+    store
+        .ingest(&draft(
+            "Omega",
+            "Base",
+            "2024-08-01",
+            Some("900000"),
+            "reentrancy",
+            "confirmed",
+            "x",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(list().await.unwrap().total, 5, "{}", b.name);
+    assert_eq!(count_executions(&b.db) - before, 2, "{}", b.name);
+}
+
+async fn protocol_and_text_search_fold_case_beyond_ascii(b: Backend) {
+    for (protocol, description) in [
+        ("Ünïswap", "Drained through a forged ÉCHANGE message"),
+        ("Plainswap", "Nothing special"),
+    ] {
+        b.store
             .ingest(&draft(
-                "Omega",
-                "Base",
-                "2024-08-01",
-                Some("900000"),
-                "reentrancy",
-                "confirmed",
-                "x",
-            ))
-            .await
-            .unwrap();
-        assert_eq!(list().await.unwrap().total, 5, "{}", b.name);
-        assert_eq!(count_executions(&b.db) - before, 2, "{}", b.name);
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn protocol_and_text_search_fold_case_beyond_ascii_on_both_backends() {
-    for b in common::backends(IncidentStore::new).await {
-        for (protocol, description) in [
-            ("Ünïswap", "Drained through a forged ÉCHANGE message"),
-            ("Plainswap", "Nothing special"),
-        ] {
-            b.store
-                .ingest(&draft(
-                    protocol,
-                    "Ethereum",
-                    "2024-01-05",
-                    Some("1000"),
-                    "reentrancy",
-                    "confirmed",
-                    description,
-                ))
-                .await
-                .unwrap();
-        }
-        for (filter, what) in [
-            (
-                IncidentFilter {
-                    protocol: Some("ÜNÏ".into()),
-                    ..IncidentFilter::default()
-                },
-                "protocol=ÜNÏ",
-            ),
-            (
-                IncidentFilter {
-                    q: Some("échange".into()),
-                    ..IncidentFilter::default()
-                },
-                "q=échange",
-            ),
-        ] {
-            let (names, total) = protocols(&b, request(filter)).await;
-            assert_eq!(
-                (names, total),
-                (vec!["Ünïswap".to_owned()], 1),
-                "{}: {what}",
-                b.name
-            );
-        }
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_are_reused_until_this_store_writes() {
-    let hour = std::time::Duration::from_secs(3600);
-    for b in common::backends(|db| IncidentStore::with_total_cache(db, hour, 16)).await {
-        let claim = |protocol: &str| {
-            draft(
                 protocol,
                 "Ethereum",
                 "2024-01-05",
                 Some("1000"),
                 "reentrancy",
                 "confirmed",
-                "Drained",
-            )
-        };
-        b.store.ingest(&claim("Firstfi")).await.unwrap();
-        let counts = |s: &IncidentStore| {
-            let s = s.clone();
-            async move {
-                let summary = s.summary(None, None).await.unwrap();
-                let by_chain = s
-                    .breakdown(kamiyo_store::incidents::stats::Dimension::Chain, None, None)
-                    .await
-                    .unwrap();
-                (summary.incidents, by_chain[0].incidents)
-            }
-        };
-        assert_eq!(counts(&b.store).await, (1, 1), "{}", b.name);
-        // Another process writes: this store's answers are reused (within the TTL).
-        IncidentStore::new(b.db.clone())
-            .ingest(&claim("Secondfi"))
+                description,
+            ))
             .await
             .unwrap();
-        assert_eq!(counts(&b.store).await, (1, 1), "{}: cached", b.name);
-        // This store writes: everything is counted again.
-        b.store.ingest(&claim("Thirdfi")).await.unwrap();
-        assert_eq!(counts(&b.store).await, (3, 3), "{}: after a write", b.name);
     }
+    for (filter, what) in [
+        (
+            IncidentFilter {
+                protocol: Some("ÜNÏ".into()),
+                ..IncidentFilter::default()
+            },
+            "protocol=ÜNÏ",
+        ),
+        (
+            IncidentFilter {
+                q: Some("échange".into()),
+                ..IncidentFilter::default()
+            },
+            "q=échange",
+        ),
+    ] {
+        let (names, total) = protocols(&b, request(filter)).await;
+        assert_eq!(
+            (names, total),
+            (vec!["Ünïswap".to_owned()], 1),
+            "{}: {what}",
+            b.name
+        );
+    }
+}
+
+async fn stats_are_reused_until_this_store_writes(b: Backend) {
+    let claim = |protocol: &str| {
+        draft(
+            protocol,
+            "Ethereum",
+            "2024-01-05",
+            Some("1000"),
+            "reentrancy",
+            "confirmed",
+            "Drained",
+        )
+    };
+    b.store.ingest(&claim("Firstfi")).await.unwrap();
+    let counts = |s: &IncidentStore| {
+        let s = s.clone();
+        async move {
+            let summary = s.summary(None, None).await.unwrap();
+            let by_chain = s
+                .breakdown(kamiyo_store::incidents::stats::Dimension::Chain, None, None)
+                .await
+                .unwrap();
+            (summary.incidents, by_chain[0].incidents)
+        }
+    };
+    assert_eq!(counts(&b.store).await, (1, 1), "{}", b.name);
+    // Another process writes: this store's answers are reused (within the TTL).
+    IncidentStore::new(b.db.clone())
+        .ingest(&claim("Secondfi"))
+        .await
+        .unwrap();
+    assert_eq!(counts(&b.store).await, (1, 1), "{}: cached", b.name);
+    // This store writes: everything is counted again.
+    b.store.ingest(&claim("Thirdfi")).await.unwrap();
+    assert_eq!(counts(&b.store).await, (3, 3), "{}: after a write", b.name);
 }
