@@ -10,6 +10,7 @@
 //! - [`limits`]: the most one claim may carry; `input_rules`: the rules every text field
 //!   of a claim obeys (no control characters, those limits, web URLs only).
 
+pub mod account;
 pub mod attack;
 pub mod canonical;
 pub mod chain;
@@ -24,6 +25,7 @@ pub mod tier;
 pub mod tx;
 pub mod when;
 
+pub use account::{Currency, Email, PaymentStatus, Role};
 pub use attack::{AttackClass, AttackType};
 pub use chain::{Chain, ChainFamily};
 pub use error::FieldError;

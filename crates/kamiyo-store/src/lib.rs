@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod copy;
 mod dialect;
 pub mod error;
+mod exec;
 pub mod incidents;
 mod row;
 pub mod schema;

@@ -79,6 +79,34 @@ impl<'r, R: DriverRow + ?Sized> Fields<'r, R> {
     pub fn text_list(&self, column: &'static str) -> Result<Vec<String>, StoreError> {
         self.required(column, self.row.text_list(column))
     }
+
+    pub fn opt_time(&self, column: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.optional(column, self.row.time(column))
+    }
+
+    /// A value parsed from its stored text by `parse` (a tier, a role); text that does
+    /// not parse is corrupt data in that column.
+    pub fn parse<T, E: std::fmt::Display>(
+        &self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, StoreError> {
+        let text = self.text(column)?;
+        parse(&text).map_err(|e| StoreError::corrupt(self.table, column, format!("{text:?}: {e}")))
+    }
+
+    pub fn opt_parse<T, E: std::fmt::Display>(
+        &self,
+        column: &'static str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.opt_text(column)? {
+            None => Ok(None),
+            Some(text) => parse(&text)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(self.table, column, format!("{text:?}: {e}"))),
+        }
+    }
 }
 
 impl DriverRow for tokio_postgres::Row {
