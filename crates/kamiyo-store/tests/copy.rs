@@ -10,7 +10,7 @@ use chrono::{TimeZone, Utc};
 use kamiyo_db::{Database, DbConfig, Migrations};
 use kamiyo_domain::{IncidentDraft, IncidentInput, Tier, TxHashInput};
 use kamiyo_store::accounts::{AccountStore, Role};
-use kamiyo_store::copy::{self, CopyError, CopyOptions, CopyReport, NoProgress};
+use kamiyo_store::copy::{self, CopyError, CopyOptions, CopyReport, NoProgress, Side};
 use kamiyo_store::{IncidentStore, MIGRATIONS};
 use kamiyo_testkit::TestDatabase;
 
@@ -804,6 +804,39 @@ async fn a_source_value_the_target_cannot_take_exactly_is_named_and_nothing_is_c
     let client = pg.client().await;
     let rows = rows_in(&client, "sources").await;
     assert_eq!(rows, 0, "sources, copied before exploits, was rolled back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_bookkeeping_value_of_another_type_is_named_before_the_target_is_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = fixture(dir.path(), "k.db", 5).await;
+    // sqlite_sequence declares no column types, so SQLite keeps text where the
+    // high-water mark belongs; only a damaged or hand-edited file holds this.
+    sqlite(&source.path)
+        .execute(
+            "UPDATE sqlite_sequence SET seq = 'a lot' WHERE name = 'exploits'",
+            [],
+        )
+        .unwrap();
+    let pg = TestDatabase::create().await;
+    let error = copy(&source.path, &pg, &CopyOptions::default())
+        .await
+        .unwrap_err();
+    let text = error.with_causes();
+    assert!(
+        matches!(
+            &error,
+            CopyError::Unreadable(u)
+                if u.side == Side::Source && u.table == "sqlite_sequence" && u.column == "seq"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("source's sqlite_sequence.seq cannot be read"),
+        "{text}"
+    );
+    let client = pg.client().await;
+    assert_eq!(snapshot(&client).await, "", "the target was not migrated");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,6 +2,7 @@
 //! transaction is rolled back, or was never opened) and names what to fix. URLs appear
 //! only redacted.
 
+use std::fmt;
 use std::path::PathBuf;
 
 use kamiyo_db::DbError;
@@ -74,8 +75,72 @@ pub enum CopyError {
     },
     #[error("reading the source stopped unexpectedly: {0}")]
     Reader(String),
+    #[error(transparent)]
+    Unreadable(#[from] Unreadable),
     #[error("verification failed ({}); the target was rolled back to what it held before", report.problems().join("; "))]
     Verification { report: Box<CopyReport> },
+}
+
+/// Which database a value was read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Source,
+    Target,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Target => "target",
+        })
+    }
+}
+
+/// A value the copy reads for itself (the source's migrations and `sqlite_sequence`,
+/// either catalog, counts, the sampled rows read back) that is missing, NULL or of
+/// another type than the copy expects. SQLite keeps any value in any column, so a
+/// damaged source can hold text where a number belongs; on the target it means a
+/// catalog query and the code reading it disagree. Rows being copied are checked
+/// separately ([`CopyError::BadValue`], with the row's key).
+#[derive(Debug, thiserror::Error)]
+#[error("the {side}'s {table}.{column} cannot be read: {reason}")]
+pub struct Unreadable {
+    pub side: Side,
+    pub table: String,
+    pub column: String,
+    pub reason: String,
+}
+
+/// A step on the target that failed, before its caller says what the copy was doing
+/// (see [`TargetError::into_copy`]).
+#[derive(Debug)]
+pub(crate) enum TargetError {
+    Database(DbError),
+    Unreadable(Unreadable),
+}
+
+impl From<DbError> for TargetError {
+    fn from(error: DbError) -> Self {
+        TargetError::Database(error)
+    }
+}
+
+impl From<Unreadable> for TargetError {
+    fn from(error: Unreadable) -> Self {
+        TargetError::Unreadable(error)
+    }
+}
+
+impl TargetError {
+    /// A database failure wrapped by `database` (which says what the copy was doing);
+    /// an unreadable value stays itself, as it already names where it is.
+    pub(crate) fn into_copy(self, database: impl FnOnce(DbError) -> CopyError) -> CopyError {
+        match self {
+            TargetError::Database(error) => database(error),
+            TargetError::Unreadable(error) => CopyError::Unreadable(error),
+        }
+    }
 }
 
 impl CopyError {

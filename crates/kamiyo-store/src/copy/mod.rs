@@ -8,11 +8,13 @@
 //! - `write`: the target session, locks, `--force`, binary COPY, sequences.
 //! - `verify`: counts, orphans, sampled rows, before the commit.
 //! - `report`: what happened, for people and for scripts.
+//! - `fields`: the copy's own reads (catalogs, counts, bookkeeping) by column name.
 //!
 //! Everything on the target happens in one transaction, so a copy is all or nothing: any
 //! error, a failed verification or a dropped connection leaves the target as it was.
 
 mod error;
+mod fields;
 mod read;
 mod report;
 mod tables;
@@ -26,10 +28,12 @@ use kamiyo_db::{BackendKind, Database, DbConfig, DbError};
 use tokio::sync::mpsc;
 use tokio_postgres::Transaction;
 
-pub use error::CopyError;
+pub use error::{CopyError, Side, Unreadable};
 pub use report::{CopyReport, ForeignKeyReport, Mismatch, SequenceReport, TableReport};
 
 use crate::MIGRATIONS;
+use error::TargetError;
+use fields::NamedRow;
 use read::{Source, SourceInfo};
 use tables::Plan;
 
@@ -135,9 +139,11 @@ pub async fn sqlite_to_postgres(
         });
     }
     let target_name = target.url.redacted();
-    let unreachable = |source| CopyError::Target {
-        target: target_name.clone(),
-        source,
+    let unreachable = |error: TargetError| {
+        error.into_copy(|source| CopyError::Target {
+            target: target_name.clone(),
+            source,
+        })
     };
 
     // The source is checked completely before the target is touched at all: a wrong
@@ -170,10 +176,12 @@ pub async fn sqlite_to_postgres(
     // rules), so they are not part of the copy's transaction: a copy that fails after
     // this point leaves the target migrated, which `kamiyo migrate` would do anyway.
     progress.stage("migrating the target");
-    let database = Database::open(target.clone()).await.map_err(unreachable)?;
+    let database = Database::open(target.clone())
+        .await
+        .map_err(|e| unreachable(e.into()))?;
     let migrated = database.migrate(&MIGRATIONS).await;
     database.close();
-    migrated.map_err(unreachable)?;
+    migrated.map_err(|e| unreachable(e.into()))?;
 
     tracing::info!(source = %source.path.display(), target = %target_name, "copy started");
     let tx = client
@@ -220,8 +228,14 @@ fn db_error(e: tokio_postgres::Error) -> DbError {
     DbError::from_postgres(TARGET_POOL, e)
 }
 
-fn in_transaction(doing: &'static str) -> impl Fn(DbError) -> CopyError {
-    move |source| CopyError::Transaction { doing, source }
+/// Maps a failure inside the transaction: a database error says what the copy was
+/// doing, an unreadable value names itself.
+fn in_transaction<E: Into<TargetError>>(doing: &'static str) -> impl Fn(E) -> CopyError {
+    move |error| {
+        error
+            .into()
+            .into_copy(|source| CopyError::Transaction { doing, source })
+    }
 }
 
 /// Everything inside the transaction: plan, lock, empty, copy, sequences, verify.
@@ -240,17 +254,18 @@ async fn copy_in(
     write::lock(tx, &plan)
         .await
         .map_err(in_transaction("locking the target's tables"))?;
-    let target_version: Option<i64> = tx
+    let migrations = kamiyo_db::migrate::MIGRATIONS_TABLE;
+    let reading_version = in_transaction::<TargetError>("reading the target's schema version");
+    let row = tx
         .query_one(
-            &format!(
-                "SELECT max(version) FROM {}",
-                kamiyo_db::migrate::MIGRATIONS_TABLE
-            ),
+            &format!("SELECT max(version) AS version FROM {migrations}"),
             &[],
         )
         .await
-        .map_err(|e| in_transaction("reading the target's schema version")(db_error(e)))?
-        .get(0);
+        .map_err(|e| reading_version(db_error(e).into()))?;
+    let target_version = NamedRow::of(Side::Target, migrations, &row)
+        .opt_int("version")
+        .map_err(|e| reading_version(e.into()))?;
     if target_version != Some(info.schema_version) {
         return Err(CopyError::SchemaMismatch {
             differences: vec![format!(

@@ -15,7 +15,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::mpsc;
 
-use super::error::CopyError;
+use super::error::{CopyError, Side};
+use super::fields::NamedRow;
 use super::tables::{quote, Plan, SourceColumn, SourceTable, Table};
 use super::value::Cell;
 
@@ -72,42 +73,42 @@ pub(crate) fn open(
     if !path.is_file() {
         return Err(CopyError::SourceMissing { path });
     }
-    let unreadable = |e: rusqlite::Error| classify(&path, e);
+    let failed = |e: rusqlite::Error| classify(&path, e);
     // Read-only: the source is never written, not even to switch its journal mode.
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(&path, flags).map_err(unreadable)?;
-    conn.busy_timeout(busy_timeout).map_err(unreadable)?;
+    let conn = Connection::open_with_flags(&path, flags).map_err(failed)?;
+    conn.busy_timeout(busy_timeout).map_err(failed)?;
     conn.execute_batch("PRAGMA query_only = ON; BEGIN DEFERRED")
-        .map_err(unreadable)?;
+        .map_err(failed)?;
     // The first read fixes the snapshot; everything below reads from it.
-    let has_migrations: bool = conn
+    let has_migrations = conn
         .query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1) AS present",
             [MIGRATIONS_TABLE],
-            |row| row.get(0),
+            |row| Ok(NamedRow::of(Side::Source, "sqlite_schema", row).boolean("present")),
         )
-        .map_err(unreadable)?;
+        .map_err(failed)??;
     if !has_migrations {
         return Err(CopyError::NotKamiyo {
             path,
             reason: format!("it has no {MIGRATIONS_TABLE} table"),
         });
     }
-    let applied = read_applied(&conn).map_err(unreadable)?;
+    let applied = read_applied(&conn, &path)?;
     let schema_version = check_versions(&path, &applied, known)?;
-    let tables = catalog(&conn).map_err(unreadable)?;
+    let tables = catalog(&conn, &path)?;
     let mut counts = BTreeMap::new();
     for table in &tables {
-        let n: i64 = conn
+        let n = conn
             .query_row(
-                &format!("SELECT count(*) FROM {}", quote(&table.name)),
+                &format!("SELECT count(*) AS row_count FROM {}", quote(&table.name)),
                 [],
-                |row| row.get(0),
+                |row| Ok(NamedRow::of(Side::Source, &table.name, row).int("row_count")),
             )
-            .map_err(unreadable)?;
+            .map_err(failed)??;
         counts.insert(table.name.clone(), u64::try_from(n).unwrap_or_default());
     }
-    let sequences = read_sequences(&conn).map_err(unreadable)?;
+    let sequences = read_sequences(&conn, &path)?;
     let info = SourceInfo {
         schema_version,
         tables,
@@ -128,12 +129,24 @@ fn classify(path: &Path, e: rusqlite::Error) -> CopyError {
     }
 }
 
-fn read_applied(conn: &Connection) -> rusqlite::Result<Vec<(i64, String, String)>> {
-    let mut statement = conn.prepare(&format!(
-        "SELECT version, name, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
-    ))?;
-    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
-    rows.collect()
+fn read_applied(conn: &Connection, path: &Path) -> Result<Vec<(i64, String, String)>, CopyError> {
+    let failed = |e| classify(path, e);
+    let mut statement = conn
+        .prepare(&format!(
+            "SELECT version, name, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
+        ))
+        .map_err(failed)?;
+    let mut rows = statement.query([]).map_err(failed)?;
+    let mut applied = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let fields = NamedRow::of(Side::Source, MIGRATIONS_TABLE, row);
+        applied.push((
+            fields.int("version")?,
+            fields.text("name")?,
+            fields.text("checksum")?,
+        ));
+    }
+    Ok(applied)
 }
 
 /// The source must have exactly the migrations this binary embeds, unedited: the copy
@@ -185,47 +198,61 @@ pub(crate) fn check_versions(
     Ok(expected)
 }
 
-fn catalog(conn: &Connection) -> rusqlite::Result<Vec<SourceTable>> {
-    let mut names = conn.prepare(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' \
-         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> ?1 ORDER BY name",
-    )?;
-    let names: Vec<String> = names
-        .query_map([MIGRATIONS_TABLE], |row| row.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut columns =
-        conn.prepare("SELECT name, upper(type), pk FROM pragma_table_info(?1) ORDER BY cid")?;
+fn catalog(conn: &Connection, path: &Path) -> Result<Vec<SourceTable>, CopyError> {
+    let failed = |e| classify(path, e);
+    let mut statement = conn
+        .prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> ?1 ORDER BY name",
+        )
+        .map_err(failed)?;
+    let mut rows = statement.query([MIGRATIONS_TABLE]).map_err(failed)?;
+    let mut names = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        names.push(NamedRow::of(Side::Source, "sqlite_schema", row).text("name")?);
+    }
+    let mut statement = conn
+        .prepare("SELECT name, upper(type) AS declared, pk FROM pragma_table_info(?1) ORDER BY cid")
+        .map_err(failed)?;
     let mut tables = Vec::with_capacity(names.len());
     for name in names {
-        let cols = columns
-            .query_map([&name], |row| {
-                Ok(SourceColumn {
-                    name: row.get(0)?,
-                    declared: row.get(1)?,
-                    pk: row.get(2)?,
-                })
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        tables.push(SourceTable {
-            name,
-            columns: cols,
-        });
+        let mut rows = statement.query([&name]).map_err(failed)?;
+        let mut columns = Vec::new();
+        while let Some(row) = rows.next().map_err(failed)? {
+            let fields = NamedRow::of(Side::Source, "pragma_table_info", row);
+            columns.push(SourceColumn {
+                name: fields.text("name")?,
+                declared: fields.text("declared")?,
+                pk: fields.int("pk")?,
+            });
+        }
+        tables.push(SourceTable { name, columns });
     }
     Ok(tables)
 }
 
-fn read_sequences(conn: &Connection) -> rusqlite::Result<BTreeMap<String, i64>> {
-    let exists: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence')",
-        [],
-        |row| row.get(0),
-    )?;
+fn read_sequences(conn: &Connection, path: &Path) -> Result<BTreeMap<String, i64>, CopyError> {
+    let failed = |e| classify(path, e);
+    let exists = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name = 'sqlite_sequence') AS present",
+            [],
+            |row| Ok(NamedRow::of(Side::Source, "sqlite_schema", row).boolean("present")),
+        )
+        .map_err(failed)??;
     if !exists {
         return Ok(BTreeMap::new());
     }
-    let mut statement = conn.prepare("SELECT name, seq FROM sqlite_sequence")?;
-    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    rows.collect()
+    let mut statement = conn
+        .prepare("SELECT name, seq FROM sqlite_sequence")
+        .map_err(failed)?;
+    let mut rows = statement.query([]).map_err(failed)?;
+    let mut sequences = BTreeMap::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let fields = NamedRow::of(Side::Source, "sqlite_sequence", row);
+        sequences.insert(fields.text("name")?, fields.int("seq")?);
+    }
+    Ok(sequences)
 }
 
 impl Source {
@@ -286,6 +313,9 @@ impl Source {
         let mut batch = Vec::with_capacity(batch_rows);
         while let Some(row) = rows.next().map_err(&read)? {
             let mut cells = Vec::with_capacity(table.columns.len());
+            // By position, checked: the SELECT lists exactly `table.columns` in this
+            // order, and this runs once per copied value, where a lookup by name would
+            // scan the column names every time. The value's type is checked below.
             for (i, column) in table.columns.iter().enumerate() {
                 let value = row.get_ref(i).map_err(&read)?;
                 let cell = Cell::from_sqlite(column.kind, value).map_err(|message| {

@@ -10,7 +10,8 @@ use kamiyo_db::migrate::MIGRATIONS_TABLE;
 use kamiyo_db::DbError;
 use tokio_postgres::GenericClient;
 
-use super::error::CopyError;
+use super::error::{CopyError, Side, TargetError};
+use super::fields::NamedRow;
 use super::value::Kind;
 use super::TARGET_POOL;
 
@@ -116,12 +117,14 @@ pub(crate) fn quote(name: &str) -> String {
 }
 
 /// Reads the target's catalog (inside the copy's transaction, so it cannot change).
-pub(crate) async fn target_catalog<C: GenericClient>(client: &C) -> Result<TargetCatalog, DbError> {
+pub(crate) async fn target_catalog<C: GenericClient>(
+    client: &C,
+) -> Result<TargetCatalog, TargetError> {
     let err = |e| DbError::from_postgres(TARGET_POOL, e);
     let mut catalog = TargetCatalog::default();
     for row in client
         .query(
-            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+            "SELECT c.relname::text AS relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
                AND c.relname <> $1",
             &[&MIGRATIONS_TABLE],
@@ -129,11 +132,13 @@ pub(crate) async fn target_catalog<C: GenericClient>(client: &C) -> Result<Targe
         .await
         .map_err(err)?
     {
-        catalog.tables.insert(row.get(0), TargetTable::default());
+        let name = NamedRow::of(Side::Target, "pg_class", &row).text("relname")?;
+        catalog.tables.insert(name, TargetTable::default());
     }
     for row in client
         .query(
-            "SELECT table_name::text, column_name::text, data_type::text \
+            "SELECT table_name::text AS table_name, column_name::text AS column_name, \
+                    data_type::text AS data_type \
              FROM information_schema.columns WHERE table_schema = current_schema() \
              ORDER BY table_name, ordinal_position",
             &[],
@@ -141,9 +146,11 @@ pub(crate) async fn target_catalog<C: GenericClient>(client: &C) -> Result<Targe
         .await
         .map_err(err)?
     {
-        let table: String = row.get(0);
-        if let Some(entry) = catalog.tables.get_mut(&table) {
-            entry.columns.push((row.get(1), row.get(2)));
+        let fields = NamedRow::of(Side::Target, "information_schema.columns", &row);
+        if let Some(entry) = catalog.tables.get_mut(&fields.text("table_name")?) {
+            entry
+                .columns
+                .push((fields.text("column_name")?, fields.text("data_type")?));
         }
     }
     // Unique indexes usable as a row's identity: plain columns, no predicate, every key
@@ -151,13 +158,13 @@ pub(crate) async fn target_catalog<C: GenericClient>(client: &C) -> Result<Targe
     // primary key first.
     for row in client
         .query(
-            "SELECT c.relname::text, \
+            "SELECT c.relname::text AS table_name, \
                     array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, pos) \
                           JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                          WHERE k.pos <= i.indnkeyatts ORDER BY k.pos), \
+                          WHERE k.pos <= i.indnkeyatts ORDER BY k.pos) AS key_columns, \
                     NOT EXISTS (SELECT 1 FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, pos) \
                           LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
-                          WHERE k.pos <= i.indnkeyatts AND (a.attnum IS NULL OR NOT a.attnotnull)) \
+                          WHERE k.pos <= i.indnkeyatts AND (a.attnum IS NULL OR NOT a.attnotnull)) AS usable \
              FROM pg_index i \
              JOIN pg_class c ON c.oid = i.indrelid \
              JOIN pg_class ci ON ci.oid = i.indexrelid \
@@ -170,11 +177,11 @@ pub(crate) async fn target_catalog<C: GenericClient>(client: &C) -> Result<Targe
         .await
         .map_err(err)?
     {
-        let table: String = row.get(0);
-        let usable: bool = row.get(2);
-        if let Some(entry) = catalog.tables.get_mut(&table) {
+        let fields = NamedRow::of(Side::Target, "pg_index", &row);
+        let usable = fields.boolean("usable")?;
+        if let Some(entry) = catalog.tables.get_mut(&fields.text("table_name")?) {
             if entry.key.is_none() && usable {
-                entry.key = Some(row.get(1));
+                entry.key = Some(fields.text_list("key_columns")?);
             }
         }
     }
@@ -183,14 +190,18 @@ pub(crate) async fn target_catalog<C: GenericClient>(client: &C) -> Result<Targe
 }
 
 /// Every foreign key of the target's schema, from `pg_constraint`.
-pub(crate) async fn foreign_keys<C: GenericClient>(client: &C) -> Result<Vec<ForeignKey>, DbError> {
+pub(crate) async fn foreign_keys<C: GenericClient>(
+    client: &C,
+) -> Result<Vec<ForeignKey>, TargetError> {
     let rows = client
         .query(
-            "SELECT con.conname::text, cl.relname::text, pl.relname::text, \
+            "SELECT con.conname::text AS name, cl.relname::text AS table_name, pl.relname::text AS parent, \
                     array(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, pos) \
-                          JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.pos), \
+                          JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum ORDER BY k.pos) \
+                        AS columns, \
                     array(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, pos) \
                           JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.attnum ORDER BY k.pos) \
+                        AS parent_columns \
              FROM pg_constraint con \
              JOIN pg_class cl ON cl.oid = con.conrelid \
              JOIN pg_class pl ON pl.oid = con.confrelid \
@@ -201,16 +212,17 @@ pub(crate) async fn foreign_keys<C: GenericClient>(client: &C) -> Result<Vec<For
         )
         .await
         .map_err(|e| DbError::from_postgres(TARGET_POOL, e))?;
-    Ok(rows
-        .iter()
-        .map(|row| ForeignKey {
-            name: row.get(0),
-            table: row.get(1),
-            parent: row.get(2),
-            columns: row.get(3),
-            parent_columns: row.get(4),
+    let foreign_key = |row: &tokio_postgres::Row| -> Result<ForeignKey, TargetError> {
+        let fields = NamedRow::of(Side::Target, "pg_constraint", row);
+        Ok(ForeignKey {
+            name: fields.text("name")?,
+            table: fields.text("table_name")?,
+            parent: fields.text("parent")?,
+            columns: fields.text_list("columns")?,
+            parent_columns: fields.text_list("parent_columns")?,
         })
-        .collect())
+    };
+    rows.iter().map(foreign_key).collect()
 }
 
 /// Matches the two catalogs and orders the tables. Every disagreement is collected, so

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use rusqlite::types::ValueRef;
 use rust_decimal::Decimal;
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::types::{to_sql_checked, FromSql, IsNull, ToSql, Type};
 
 /// The PostgreSQL types the copy knows how to fill from SQLite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,33 +149,36 @@ impl Cell {
         }
     }
 
-    /// Reads column `index` of a row selected with [`Kind::pg_select`].
+    /// Reads `column` of a row selected with [`Kind::pg_select`]; the error is the
+    /// reason it cannot be read (a missing column, a value of another type).
     pub(crate) fn from_pg(
         kind: Kind,
         row: &tokio_postgres::Row,
-        index: usize,
-    ) -> Result<Cell, tokio_postgres::Error> {
+        column: &str,
+    ) -> Result<Cell, String> {
         fn opt<T>(value: Option<T>, f: impl FnOnce(T) -> Cell) -> Cell {
             value.map_or(Cell::Null, f)
         }
+        fn get<'r, T: FromSql<'r>>(
+            row: &'r tokio_postgres::Row,
+            column: &str,
+        ) -> Result<Option<T>, String> {
+            row.try_get(column).map_err(|e| e.to_string())
+        }
         Ok(match kind {
-            Kind::Int2 => opt(row.try_get::<_, Option<i16>>(index)?, |v| {
-                Cell::Int(i64::from(v))
-            }),
-            Kind::Int4 => opt(row.try_get::<_, Option<i32>>(index)?, |v| {
-                Cell::Int(i64::from(v))
-            }),
-            Kind::Int8 => opt(row.try_get::<_, Option<i64>>(index)?, Cell::Int),
-            Kind::Text => opt(row.try_get::<_, Option<String>>(index)?, Cell::Text),
-            Kind::Bool => opt(row.try_get::<_, Option<bool>>(index)?, Cell::Bool),
-            Kind::Numeric => opt(row.try_get::<_, Option<String>>(index)?, |s| {
+            Kind::Int2 => opt(get::<i16>(row, column)?, |v| Cell::Int(i64::from(v))),
+            Kind::Int4 => opt(get::<i32>(row, column)?, |v| Cell::Int(i64::from(v))),
+            Kind::Int8 => opt(get::<i64>(row, column)?, Cell::Int),
+            Kind::Text => opt(get::<String>(row, column)?, Cell::Text),
+            Kind::Bool => opt(get::<bool>(row, column)?, Cell::Bool),
+            Kind::Numeric => opt(get::<String>(row, column)?, |s| {
                 // PostgreSQL prints every NUMERIC in a form Decimal reads; keep the text
                 // when it does not (a value beyond 28 digits) so the comparison fails
                 // visibly instead of silently.
                 Decimal::from_str(&s).map_or(Cell::Text(s), Cell::Numeric)
             }),
-            Kind::Timestamptz => opt(row.try_get::<_, Option<DateTime<Utc>>>(index)?, Cell::Time),
-            Kind::Json | Kind::Jsonb => opt(row.try_get::<_, Option<String>>(index)?, Cell::Json),
+            Kind::Timestamptz => opt(get::<DateTime<Utc>>(row, column)?, Cell::Time),
+            Kind::Json | Kind::Jsonb => opt(get::<String>(row, column)?, Cell::Json),
         })
     }
 

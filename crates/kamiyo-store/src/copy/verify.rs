@@ -5,6 +5,8 @@
 use kamiyo_db::DbError;
 use tokio_postgres::Transaction;
 
+use super::error::{Side, TargetError, Unreadable};
+use super::fields::NamedRow;
 use super::report::{ForeignKeyReport, Mismatch};
 use super::tables::{quote, ForeignKey, Table};
 use super::value::Cell;
@@ -14,12 +16,16 @@ fn db_error(e: tokio_postgres::Error) -> DbError {
     DbError::from_postgres(TARGET_POOL, e)
 }
 
-pub(crate) async fn count(tx: &Transaction<'_>, table: &Table) -> Result<u64, DbError> {
+pub(crate) async fn count(tx: &Transaction<'_>, table: &Table) -> Result<u64, TargetError> {
     let row = tx
-        .query_one(&format!("SELECT count(*) FROM {}", table.quoted()), &[])
+        .query_one(
+            &format!("SELECT count(*) AS row_count FROM {}", table.quoted()),
+            &[],
+        )
         .await
         .map_err(db_error)?;
-    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+    let n = NamedRow::of(Side::Target, &table.name, &row).int("row_count")?;
+    Ok(u64::try_from(n).unwrap_or_default())
 }
 
 /// Child rows whose referenced parent row does not exist. MATCH SIMPLE, as the
@@ -27,7 +33,7 @@ pub(crate) async fn count(tx: &Transaction<'_>, table: &Table) -> Result<u64, Db
 pub(crate) async fn orphans(
     tx: &Transaction<'_>,
     fk: &ForeignKey,
-) -> Result<ForeignKeyReport, DbError> {
+) -> Result<ForeignKeyReport, TargetError> {
     let not_null = fk
         .columns
         .iter()
@@ -42,20 +48,25 @@ pub(crate) async fn orphans(
         .collect::<Vec<_>>()
         .join(" AND ");
     let sql = format!(
-        "SELECT count(*) FROM {} AS c WHERE {not_null} \
+        "SELECT count(*) AS orphans FROM {} AS c WHERE {not_null} \
          AND NOT EXISTS (SELECT 1 FROM {} AS p WHERE {joined})",
         quote(&fk.table),
         quote(&fk.parent)
     );
     let row = tx.query_one(&sql, &[]).await.map_err(db_error)?;
+    let orphans = NamedRow::of(Side::Target, &fk.table, &row).int("orphans")?;
     Ok(ForeignKeyReport {
         constraint: fk.name.clone(),
         table: fk.table.clone(),
         columns: fk.columns.clone(),
         references: format!("{}({})", fk.parent, fk.parent_columns.join(", ")),
-        orphans: u64::try_from(row.get::<_, i64>(0)).unwrap_or_default(),
+        orphans: u64::try_from(orphans).unwrap_or_default(),
     })
 }
+
+/// The sampled row's position among the keys looked up, named so that no column of a
+/// copied table can take its name.
+const ORD: &str = "sample position";
 
 /// Finds each sampled row in the target by its key (one query per table) and compares
 /// every column after normalisation.
@@ -63,7 +74,7 @@ pub(crate) async fn compare_sample(
     tx: &Transaction<'_>,
     table: &Table,
     sampled: &[Vec<Cell>],
-) -> Result<Vec<Mismatch>, DbError> {
+) -> Result<Vec<Mismatch>, TargetError> {
     if sampled.is_empty() || table.key.is_empty() {
         return Ok(Vec::new());
     }
@@ -91,15 +102,20 @@ pub(crate) async fn compare_sample(
         })
         .collect::<Vec<_>>()
         .join(" AND ");
+    // Every column under its own name, so that it is read back by name.
     let select = table
         .columns
         .iter()
-        .map(|c| c.kind.pg_select(&format!("t.{}", quote(&c.name))))
+        .map(|c| {
+            let name = quote(&c.name);
+            format!("{} AS {name}", c.kind.pg_select(&format!("t.{name}")))
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let sql = format!(
-        "SELECT {select}, k.ord FROM {} AS t \
+        "SELECT {select}, k.ord AS {} FROM {} AS t \
          JOIN unnest({unnest}) WITH ORDINALITY AS k({}, ord) ON {join}",
+        quote(ORD),
         table.quoted(),
         aliases.join(", ")
     );
@@ -109,16 +125,20 @@ pub(crate) async fn compare_sample(
         .collect();
     let rows = tx.query(&sql, &params).await.map_err(db_error)?;
     let mut found: Vec<Option<Vec<Cell>>> = vec![None; sampled.len()];
-    let ord_index = table.columns.len();
     for row in &rows {
-        let ord: i64 = row.try_get(ord_index).map_err(db_error)?;
+        let ord = NamedRow::of(Side::Target, &table.name, row).int(ORD)?;
         let cells = table
             .columns
             .iter()
-            .enumerate()
-            .map(|(i, c)| Cell::from_pg(c.kind, row, i))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db_error)?;
+            .map(|c| {
+                Cell::from_pg(c.kind, row, &c.name).map_err(|reason| Unreadable {
+                    side: Side::Target,
+                    table: table.name.clone(),
+                    column: c.name.clone(),
+                    reason,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if let Some(slot) = usize::try_from(ord - 1).ok().and_then(|i| found.get_mut(i)) {
             *slot = Some(cells);
         }

@@ -11,7 +11,8 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 
-use super::error::CopyError;
+use super::error::{CopyError, Side, TargetError, Unreadable};
+use super::fields::NamedRow;
 use super::read::Message;
 use super::report::SequenceReport;
 use super::tables::{quote, Plan, Table};
@@ -60,12 +61,12 @@ pub(crate) async fn connect(target: &DbConfig, options: &CopyOptions) -> Result<
 pub(crate) async fn tables_with_rows<C: GenericClient>(
     client: &C,
     tables: impl IntoIterator<Item = &str>,
-) -> Result<Vec<String>, DbError> {
+) -> Result<Vec<String>, TargetError> {
     let mut found = Vec::new();
     for table in tables {
-        let sql = format!("SELECT EXISTS (SELECT 1 FROM {})", quote(table));
+        let sql = format!("SELECT EXISTS (SELECT 1 FROM {}) AS has_rows", quote(table));
         let row = client.query_one(&sql, &[]).await.map_err(db_error)?;
-        if row.get::<_, bool>(0) {
+        if NamedRow::of(Side::Target, table, &row).boolean("has_rows")? {
             found.push(table.to_owned());
         }
     }
@@ -154,11 +155,12 @@ pub(crate) async fn reset_sequences(
     tx: &Transaction<'_>,
     plan: &Plan,
     source_sequences: &BTreeMap<String, i64>,
-) -> Result<Vec<SequenceReport>, DbError> {
+) -> Result<Vec<SequenceReport>, TargetError> {
     let rows = tx
         .query(
-            "SELECT c.relname::text, a.attname::text, a.attidentity <> '', \
-                    pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) \
+            "SELECT c.relname::text AS table_name, a.attname::text AS column_name, \
+                    a.attidentity <> '' AS is_identity, \
+                    pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname) AS sequence \
              FROM pg_attribute a \
              JOIN pg_class c ON c.oid = a.attrelid \
              JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -169,30 +171,40 @@ pub(crate) async fn reset_sequences(
         )
         .await
         .map_err(db_error)?;
+    let columns = rows
+        .iter()
+        .map(|row| {
+            let fields = NamedRow::of(Side::Target, "pg_attribute", row);
+            Ok((
+                fields.text("table_name")?,
+                fields.text("column_name")?,
+                fields.boolean("is_identity")?,
+                fields.opt_text("sequence")?,
+            ))
+        })
+        .collect::<Result<Vec<_>, Unreadable>>()?;
     let mut reports = Vec::new();
     for table in &plan.tables {
-        for row in rows
-            .iter()
-            .filter(|row| row.get::<_, &str>(0) == table.name)
-        {
-            let column: String = row.get(1);
-            let identity: bool = row.get(2);
+        for (owner, column, identity, sequence) in &columns {
+            if *owner != table.name {
+                continue;
+            }
             // Already quoted and qualified as needed, by pg_get_serial_sequence.
-            let Some(sequence) = row.get::<_, Option<String>>(3) else {
+            let Some(sequence) = sequence else {
                 continue;
             };
-            let max: Option<i64> = tx
+            let row = tx
                 .query_one(
                     &format!(
-                        "SELECT max({})::bigint FROM {}",
-                        quote(&column),
+                        "SELECT max({})::bigint AS last FROM {}",
+                        quote(column),
                         table.quoted()
                     ),
                     &[],
                 )
                 .await
-                .map_err(db_error)?
-                .get(0);
+                .map_err(db_error)?;
+            let max = NamedRow::of(Side::Target, &table.name, &row).opt_int("last")?;
             let high_water = if table.rowid_column.as_deref() == Some(column.as_str()) {
                 source_sequences.get(&table.name).copied()
             } else {
@@ -202,11 +214,11 @@ pub(crate) async fn reset_sequences(
                 .max(high_water)
                 .filter(|last| *last >= 1)
                 .map_or(1, |last| last.saturating_add(1));
-            let restart = if identity {
+            let restart = if *identity {
                 format!(
                     "ALTER TABLE {} ALTER COLUMN {} RESTART WITH {next_value}",
                     table.quoted(),
-                    quote(&column)
+                    quote(column)
                 )
             } else {
                 format!("ALTER SEQUENCE {sequence} RESTART WITH {next_value}")
@@ -214,7 +226,7 @@ pub(crate) async fn reset_sequences(
             tx.batch_execute(&restart).await.map_err(db_error)?;
             reports.push(SequenceReport {
                 table: table.name.clone(),
-                column,
+                column: column.clone(),
                 next_value,
             });
         }
