@@ -32,7 +32,7 @@ use axum::routing::{get, MethodRouter};
 use axum::Router;
 use kamiyo_db::Database;
 use kamiyo_store::accounts::AccountStore;
-use kamiyo_store::IncidentStore;
+use kamiyo_store::{IncidentStore, SourceStore};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -48,6 +48,8 @@ pub use serve::{serve, ConnectionLimits, ConnectionStats};
 pub struct AppState {
     pub db: Database,
     pub incidents: IncidentStore,
+    /// Source health (`/api/sources`).
+    pub sources: SourceStore,
     pub accounts: AccountStore,
     pub rate_limiter: Arc<ratelimit::RateLimiter>,
     /// Failed authentications per client address, in buckets of their own
@@ -71,6 +73,7 @@ impl AppState {
                 server.total_cache_ttl,
                 server.total_cache_max_entries,
             ),
+            sources: SourceStore::new(db.clone()),
             pages: Arc::new(PageCache::new(
                 server.page_cache_ttl,
                 server.page_cache_max_entries,

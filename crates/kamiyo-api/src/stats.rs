@@ -1,10 +1,11 @@
 //! `GET /api/stats?days=N`, `/api/stats/by-chain`, `/api/stats/by-attack-type`,
-//! `/api/stats/by-month` (all with `days`), and `GET /api/chains`.
+//! `/api/stats/by-month` (all with `days`), `GET /api/chains` and `GET /api/sources`.
 
 use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, DurationRound, Utc};
-use kamiyo_store::incidents::stats::{Bucket, ChainCount, Dimension, SourceReport, Summary};
+use kamiyo_store::incidents::stats::{Bucket, ChainCount, Dimension, Summary};
+use kamiyo_store::SourceReport;
 use serde::Serialize;
 
 use crate::auth::Caller;
@@ -150,8 +151,8 @@ pub async fn sources(
     Params::from_query(query, &[])?;
     let (since, until) = caller.visibility();
     let mut sources = state
-        .incidents
-        .sources(state.server.source_health_window, since, until)
+        .sources
+        .report(state.server.source_health_window, since, until)
         .await
         .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
     if !caller.is_admin() {

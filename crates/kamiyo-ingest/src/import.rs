@@ -10,7 +10,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use kamiyo_db::RetryPolicy;
 use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
-use kamiyo_store::{IncidentStore, IngestAction, IngestOutcome, SourceFetch, StoreError};
+use kamiyo_store::{
+    IncidentStore, IngestAction, IngestOutcome, SourceFetch, SourceStore, StoreError,
+};
 use serde::Serialize;
 
 use crate::{parse_path, Format, IngestError, RawIncident, Rejection};
@@ -106,6 +108,7 @@ pub struct ImportOptions<'a> {
 /// Imports `path` with the default batch size and streams; see [`import`].
 pub async fn import_file(
     store: &IncidentStore,
+    sources: &SourceStore,
     retry: &RetryPolicy,
     format: Format,
     path: &Path,
@@ -119,7 +122,7 @@ pub async fn import_file(
         streams: DEFAULT_STREAMS,
         fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
     };
-    import(store, retry, &options, path, progress).await
+    import(store, sources, retry, &options, path, progress).await
 }
 
 /// Imports `path`; `progress(done, total)` is called as batches complete.
@@ -131,14 +134,15 @@ pub async fn import_file(
 /// claims in file order. Claims in different groups cannot affect each other's
 /// decisions, so the result is the same as claim by claim.
 ///
-/// An import of a source's records is a fetch of that source: the import records one
-/// fetch outcome per source its valid records name (successful, or failed with the
+/// An import of a source's records is a fetch of that source: the import records in
+/// `sources` one fetch outcome per source its valid records name (successful, or failed with the
 /// error that stopped the import), which `GET /api/sources` rates. When no valid record
 /// names a source, the fetch is `default_source`'s (when there is one): failed when the
 /// file cannot be read or every record in it was rejected, successful with no records
 /// when it is empty.
 pub async fn import(
     store: &IncidentStore,
+    sources: &SourceStore,
     retry: &RetryPolicy,
     options: &ImportOptions<'_>,
     path: &Path,
@@ -163,7 +167,7 @@ pub async fn import(
         }
     }
     record_fetches(
-        store,
+        sources,
         &per_source,
         started_at,
         error.as_deref(),
@@ -176,7 +180,7 @@ pub async fn import(
 /// Records one fetch outcome per source. A failure to record is logged, not returned:
 /// the import's own result is what the caller needs.
 async fn record_fetches(
-    store: &IncidentStore,
+    store: &SourceStore,
     per_source: &BTreeMap<String, u64>,
     started_at: DateTime<Utc>,
     error: Option<&str>,

@@ -123,7 +123,7 @@ async fn snapshot(store: &IncidentStore) -> Vec<Incident> {
 }
 
 async fn import_with(
-    store: &IncidentStore,
+    store: &common::Stores,
     path: &Path,
     (batch_size, streams): (usize, usize),
 ) -> ImportReport {
@@ -135,9 +135,16 @@ async fn import_with(
         streams,
         fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
     };
-    import(store, &retry, &options, path, |_, _| {})
-        .await
-        .unwrap()
+    import(
+        &store.incidents,
+        &store.sources,
+        &retry,
+        &options,
+        path,
+        |_, _| {},
+    )
+    .await
+    .unwrap()
 }
 
 /// The reference: every record through `IncidentStore::ingest`, one transaction each,
@@ -198,7 +205,13 @@ async fn batches_of_any_size_and_parallel_streams_decide_exactly_as_one_claim_at
     let pg = TestDatabase::create().await;
     let sqlite_dir = tempfile::tempdir().unwrap();
     let mut reference = Vec::new();
-    for (name, store) in common::open_stores(&pg, sqlite_dir.path()).await {
+    for (
+        name,
+        common::Stores {
+            incidents: store, ..
+        },
+    ) in common::open_stores(&pg, sqlite_dir.path()).await
+    {
         let one = one_at_a_time(&store, &first).await;
         let two = one_at_a_time(&store, &second).await;
         // The reference must exercise every rule it is compared on.
@@ -226,7 +239,7 @@ async fn batches_of_any_size_and_parallel_streams_decide_exactly_as_one_claim_at
             let one = import_with(&store, &first, shape).await;
             assert!(one.rejected.is_empty(), "{name}: {:?}", one.rejected);
             let two = import_with(&store, &second, shape).await;
-            let state = snapshot(&store).await;
+            let state = snapshot(&store.incidents).await;
             assert_eq!(
                 &summary(&one),
                 ref_one,

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use kamiyo_db::RetryPolicy;
 use kamiyo_ingest::{import_file, Format};
-use kamiyo_store::IncidentStore;
 use kamiyo_testkit::TestDatabase;
 
 fn fixture() -> &'static Path {
@@ -21,7 +20,7 @@ fn fixture() -> &'static Path {
 }
 
 async fn stores() -> (
-    Vec<(&'static str, IncidentStore)>,
+    Vec<(&'static str, common::Stores)>,
     TestDatabase,
     tempfile::TempDir,
 ) {
@@ -39,10 +38,12 @@ async fn a_file_with_bad_lines_imports_the_rest_reports_each_line_and_re_imports
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(10),
     };
-    for (name, store) in stores {
+    for (name, s) in stores {
+        let (store, sources) = (&s.incidents, &s.sources);
         let mut last = (0, 0);
         let report = import_file(
-            &store,
+            store,
+            sources,
             &retry,
             Format::Jsonl,
             fixture(),
@@ -85,9 +86,17 @@ async fn a_file_with_bad_lines_imports_the_rest_reports_each_line_and_re_imports
         assert_eq!(report.warnings[0].line, 6);
         assert_eq!(store.count().await.unwrap(), 5, "{name}");
 
-        let again = import_file(&store, &retry, Format::Jsonl, fixture(), None, |_, _| {})
-            .await
-            .unwrap();
+        let again = import_file(
+            store,
+            sources,
+            &retry,
+            Format::Jsonl,
+            fixture(),
+            None,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
         assert_eq!(
             (again.inserted, again.merged, again.updated, again.unchanged),
             (0, 0, 0, 7),
@@ -102,17 +111,26 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
     let (stores, _pg, _dir) = stores().await;
     let retry = RetryPolicy::default();
     let window = kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW;
-    for (name, store) in stores {
-        import_file(&store, &retry, Format::Jsonl, fixture(), None, |_, _| {})
-            .await
-            .unwrap();
-        let health = |report: &[kamiyo_store::incidents::stats::SourceReport], source: &str| {
+    for (name, s) in stores {
+        let (store, sources) = (&s.incidents, &s.sources);
+        import_file(
+            store,
+            sources,
+            &retry,
+            Format::Jsonl,
+            fixture(),
+            None,
+            |_, _| {},
+        )
+        .await
+        .unwrap();
+        let health = |report: &[kamiyo_store::SourceReport], source: &str| {
             report
                 .iter()
                 .find(|r| r.source == source)
                 .map(|r| (r.active, r.fetches_in_window, r.success_rate_pct))
         };
-        let report = store.sources(window, None, None).await.unwrap();
+        let report = sources.report(window, None, None).await.unwrap();
         for source in ["alpha-feed", "beta-feed"] {
             assert_eq!(
                 health(&report, source),
@@ -123,7 +141,8 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
 
         let missing = Path::new("/nonexistent/kamiyo/gamma.jsonl");
         let failure = import_file(
-            &store,
+            store,
+            sources,
             &retry,
             Format::Jsonl,
             missing,
@@ -132,7 +151,7 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
         )
         .await;
         assert!(failure.is_err(), "{name}: {failure:?}");
-        let report = store.sources(window, None, None).await.unwrap();
+        let report = sources.report(window, None, None).await.unwrap();
         assert_eq!(
             health(&report, "gamma-feed"),
             Some((Some(true), 1, Some(0.0))),
@@ -151,11 +170,19 @@ async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_f
         let empty = dir.path().join("empty.jsonl");
         std::fs::write(&empty, "").unwrap();
         for (file, source) in [(&broken, "delta-feed"), (&empty, "empty-feed")] {
-            import_file(&store, &retry, Format::Jsonl, file, Some(source), |_, _| {})
-                .await
-                .unwrap();
+            import_file(
+                store,
+                sources,
+                &retry,
+                Format::Jsonl,
+                file,
+                Some(source),
+                |_, _| {},
+            )
+            .await
+            .unwrap();
         }
-        let report = store.sources(window, None, None).await.unwrap();
+        let report = sources.report(window, None, None).await.unwrap();
         assert_eq!(
             (health(&report, "delta-feed"), health(&report, "empty-feed")),
             (
@@ -205,7 +232,8 @@ async fn records_refused_by_the_claim_rules_are_rejected_lines_in_every_format()
     );
     let (stores, _pg, dir) = stores().await;
     let retry = RetryPolicy::default();
-    for (name, store) in stores {
+    for (name, s) in stores {
+        let (store, sources) = (&s.incidents, &s.sources);
         for (format, text, first_line) in [
             (Format::Jsonl, &jsonl, 1),
             (Format::Csv, &csv, 2),
@@ -213,7 +241,7 @@ async fn records_refused_by_the_claim_rules_are_rejected_lines_in_every_format()
         ] {
             let path = dir.path().join(format!("{name}-{format}.txt"));
             std::fs::write(&path, text).unwrap();
-            let report = import_file(&store, &retry, format, &path, None, |_, _| {})
+            let report = import_file(store, sources, &retry, format, &path, None, |_, _| {})
                 .await
                 .unwrap();
             let rejected: Vec<(usize, Option<&str>)> = report

@@ -13,8 +13,12 @@ pub mod incidents;
 mod row;
 pub mod schema;
 pub mod sources;
+mod statement;
 
 pub use error::StoreError;
 pub use incidents::{Incident, IncidentStore, IngestAction, IngestOutcome};
 pub use schema::MIGRATIONS;
-pub use sources::{SourceFetch, DEFAULT_SOURCE_FETCH_RETENTION, DEFAULT_SOURCE_HEALTH_WINDOW};
+pub use sources::{
+    SourceFetch, SourceReport, SourceStore, DEFAULT_SOURCE_FETCH_RETENTION,
+    DEFAULT_SOURCE_HEALTH_WINDOW,
+};

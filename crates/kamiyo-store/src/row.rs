@@ -5,6 +5,7 @@
 //! the table and column, never a panic and never a value made up on the spot.
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 
 use crate::error::StoreError;
 
@@ -14,6 +15,7 @@ pub(crate) trait DriverRow {
     fn text(&self, column: &str) -> Result<Option<String>, String>;
     fn int(&self, column: &str) -> Result<Option<i64>, String>;
     fn boolean(&self, column: &str) -> Result<Option<bool>, String>;
+    fn float(&self, column: &str) -> Result<Option<f64>, String>;
     fn time(&self, column: &str) -> Result<Option<DateTime<Utc>>, String>;
     fn text_list(&self, column: &str) -> Result<Option<Vec<String>>, String>;
 }
@@ -65,6 +67,14 @@ impl<'r, R: DriverRow + ?Sized> Fields<'r, R> {
         self.required(column, self.row.boolean(column))
     }
 
+    pub fn opt_boolean(&self, column: &'static str) -> Result<Option<bool>, StoreError> {
+        self.optional(column, self.row.boolean(column))
+    }
+
+    pub fn opt_float(&self, column: &'static str) -> Result<Option<f64>, StoreError> {
+        self.optional(column, self.row.float(column))
+    }
+
     /// A flag whose NULL means "no" (columns added after rows existed).
     pub fn flag(&self, column: &'static str) -> Result<bool, StoreError> {
         Ok(self
@@ -107,6 +117,18 @@ impl<'r, R: DriverRow + ?Sized> Fields<'r, R> {
                 .map_err(|e| StoreError::corrupt(self.table, column, format!("{text:?}: {e}"))),
         }
     }
+
+    /// A list of exact decimal amounts, stored as text.
+    pub fn decimal_list(&self, column: &'static str) -> Result<Vec<Decimal>, StoreError> {
+        self.text_list(column)?
+            .iter()
+            .map(|text| {
+                text.parse::<Decimal>().map_err(|e| {
+                    StoreError::corrupt(self.table, column, format!("amount {text:?}: {e}"))
+                })
+            })
+            .collect()
+    }
 }
 
 impl DriverRow for tokio_postgres::Row {
@@ -129,6 +151,10 @@ impl DriverRow for tokio_postgres::Row {
         self.try_get(column).map_err(|e| e.to_string())
     }
 
+    fn float(&self, column: &str) -> Result<Option<f64>, String> {
+        self.try_get(column).map_err(|e| e.to_string())
+    }
+
     fn time(&self, column: &str) -> Result<Option<DateTime<Utc>>, String> {
         self.try_get(column).map_err(|e| e.to_string())
     }
@@ -148,6 +174,10 @@ impl DriverRow for rusqlite::Row<'_> {
     }
 
     fn boolean(&self, column: &str) -> Result<Option<bool>, String> {
+        self.get(column).map_err(|e| e.to_string())
+    }
+
+    fn float(&self, column: &str) -> Result<Option<f64>, String> {
         self.get(column).map_err(|e| e.to_string())
     }
 

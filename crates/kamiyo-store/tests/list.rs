@@ -466,9 +466,8 @@ async fn stats_agree_on_both_backends_and_are_exact_decimals() {
             "{}",
             b.name
         );
-        let sources = b
-            .store
-            .sources(kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW, None, None)
+        let sources = kamiyo_store::SourceStore::new(b.db.clone())
+            .report(kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW, None, None)
             .await
             .unwrap();
         assert_eq!(

@@ -9,16 +9,30 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use kamiyo_db::Database;
 use kamiyo_domain::{IncidentDraft, IncidentInput};
-use kamiyo_store::incidents::stats::SourceReport;
-use kamiyo_store::{IncidentStore, SourceFetch};
+use kamiyo_store::{IncidentStore, SourceFetch, SourceReport, SourceStore};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
-type Backend = common::Backend<IncidentStore>;
+/// Claims go in through the incident store; fetches and the report through the source
+/// store, on the same database.
+struct Stores {
+    incidents: IncidentStore,
+    sources: SourceStore,
+}
+
+fn stores(db: Database) -> Stores {
+    Stores {
+        incidents: IncidentStore::new(db.clone()),
+        sources: SourceStore::new(db),
+    }
+}
+
+type Backend = common::Backend<Stores>;
 
 common::per_backend! {
-    IncidentStore::new => [
+    stores => [
         the_success_rate_counts_the_fetches_within_the_window,
         a_failing_source_without_claims_is_reported_after_the_ones_with_claims,
         recording_a_fetch_deletes_the_sources_fetches_older_than_it_keeps,
@@ -60,7 +74,7 @@ fn claim(source: &str, protocol: &str) -> IncidentDraft {
 }
 
 async fn report(b: &Backend, window: Duration, source: &str) -> SourceReport {
-    let all = b.store.sources(window, None, None).await.unwrap();
+    let all = b.store.sources.report(window, None, None).await.unwrap();
     all.into_iter()
         .find(|r| r.source == source)
         .unwrap_or_else(|| panic!("{}: {source} is not in the report", b.name))
@@ -68,7 +82,11 @@ async fn report(b: &Backend, window: Duration, source: &str) -> SourceReport {
 
 async fn the_success_rate_counts_the_fetches_within_the_window(b: Backend) {
     let t = now();
-    b.store.ingest(&claim("defillama", "Alpha")).await.unwrap();
+    b.store
+        .incidents
+        .ingest(&claim("defillama", "Alpha"))
+        .await
+        .unwrap();
     let before = report(&b, 7 * DAY, "defillama").await;
     assert_eq!(
         (
@@ -88,7 +106,11 @@ async fn the_success_rate_counts_the_fetches_within_the_window(b: Backend) {
         // Outside a 7-day window, kept by a 30-day one.
         failed("defillama", t - TimeDelta::days(10), "HTTP 500"),
     ] {
-        b.store.record_fetch(&fetch, 30 * DAY).await.unwrap();
+        b.store
+            .sources
+            .record_fetch(&fetch, 30 * DAY)
+            .await
+            .unwrap();
     }
     let r = report(&b, 7 * DAY, "defillama").await;
     assert_eq!(
@@ -127,12 +149,17 @@ async fn the_success_rate_counts_the_fetches_within_the_window(b: Backend) {
 
 async fn a_failing_source_without_claims_is_reported_after_the_ones_with_claims(b: Backend) {
     let t = now();
-    b.store.ingest(&claim("rekt", "Beta")).await.unwrap();
     b.store
+        .incidents
+        .ingest(&claim("rekt", "Beta"))
+        .await
+        .unwrap();
+    b.store
+        .sources
         .record_fetch(&failed("broken-feed", t, "DNS lookup failed"), 7 * DAY)
         .await
         .unwrap();
-    let all = b.store.sources(7 * DAY, None, None).await.unwrap();
+    let all = b.store.sources.report(7 * DAY, None, None).await.unwrap();
     let names: Vec<&str> = all.iter().map(|r| r.source.as_str()).collect();
     assert_eq!(names, ["rekt", "broken-feed"], "{}", b.name);
     let broken = &all[1];
@@ -165,11 +192,13 @@ async fn recording_a_fetch_deletes_the_sources_fetches_older_than_it_keeps(b: Ba
     let t = now();
     for days in [20, 10, 2] {
         b.store
+            .sources
             .record_fetch(&ok("feed", t - TimeDelta::days(days), 1), 30 * DAY)
             .await
             .unwrap();
     }
     b.store
+        .sources
         .record_fetch(&ok("other", t - TimeDelta::days(20), 1), 30 * DAY)
         .await
         .unwrap();
@@ -181,6 +210,7 @@ async fn recording_a_fetch_deletes_the_sources_fetches_older_than_it_keeps(b: Ba
     );
     // Keeping 5 days: the 20- and 10-day-old fetches of this source go.
     b.store
+        .sources
         .record_fetch(&failed("feed", t, "HTTP 503"), 5 * DAY)
         .await
         .unwrap();
@@ -201,12 +231,18 @@ async fn recording_a_fetch_deletes_the_sources_fetches_older_than_it_keeps(b: Ba
 
 async fn a_fetch_recorded_late_does_not_move_the_last_times_back(b: Backend) {
     let t = now();
-    b.store.record_fetch(&ok("feed", t, 1), DAY).await.unwrap();
     b.store
+        .sources
+        .record_fetch(&ok("feed", t, 1), DAY)
+        .await
+        .unwrap();
+    b.store
+        .sources
         .record_fetch(&ok("feed", t - TimeDelta::hours(1), 1), DAY)
         .await
         .unwrap();
     b.store
+        .sources
         .record_fetch(&failed("feed", t - TimeDelta::hours(2), "HTTP 500"), DAY)
         .await
         .unwrap();
@@ -221,17 +257,18 @@ async fn a_fetch_recorded_late_does_not_move_the_last_times_back(b: Backend) {
 
 async fn a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused(b: Backend) {
     b.store
+        .sources
         .record_fetch(&ok("feed", now(), 1), DAY)
         .await
         .unwrap();
-    assert!(b.store.set_source_active("feed", false).await.unwrap());
+    assert!(b.store.sources.set_active("feed", false).await.unwrap());
     assert_eq!(
         report(&b, DAY, "feed").await.active,
         Some(false),
         "{}",
         b.name
     );
-    assert!(b.store.set_source_active("feed", true).await.unwrap());
+    assert!(b.store.sources.set_active("feed", true).await.unwrap());
     assert_eq!(
         report(&b, DAY, "feed").await.active,
         Some(true),
@@ -239,14 +276,18 @@ async fn a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused(b: B
         b.name
     );
     assert!(
-        !b.store.set_source_active("unknown", false).await.unwrap(),
+        !b.store.sources.set_active("unknown", false).await.unwrap(),
         "{}",
         b.name
     );
     // Known by its claims only (no fetch recorded): it gets its registry row.
-    b.store.ingest(&claim("posted", "Gammafi")).await.unwrap();
+    b.store
+        .incidents
+        .ingest(&claim("posted", "Gammafi"))
+        .await
+        .unwrap();
     assert_eq!(report(&b, DAY, "posted").await.active, None, "{}", b.name);
-    assert!(b.store.set_source_active("posted", false).await.unwrap());
+    assert!(b.store.sources.set_active("posted", false).await.unwrap());
     assert_eq!(
         report(&b, DAY, "posted").await.active,
         Some(false),

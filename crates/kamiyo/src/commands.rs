@@ -221,6 +221,7 @@ pub async fn import(
     };
     let database = prepare_database(&settings.database, &MIGRATIONS).await?;
     let store = kamiyo_store::IncidentStore::new(database.clone());
+    let sources = kamiyo_store::SourceStore::new(database.clone());
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {
         let bar = indicatif::ProgressBar::new(0);
         if let Ok(style) =
@@ -241,6 +242,7 @@ pub async fn import(
     };
     let report = kamiyo_ingest::import(
         &store,
+        &sources,
         &settings.database.retry,
         &options,
         file,

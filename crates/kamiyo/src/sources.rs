@@ -2,7 +2,7 @@
 //! are active.
 
 use anyhow::Context;
-use kamiyo_store::{IncidentStore, MIGRATIONS};
+use kamiyo_store::{SourceStore, MIGRATIONS};
 
 use crate::cli::SourceAction;
 use crate::settings::Settings;
@@ -10,11 +10,11 @@ use crate::startup::prepare_database;
 
 pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<()> {
     let database = prepare_database(&settings.database, &MIGRATIONS).await?;
-    let store = IncidentStore::new(database.clone());
+    let store = SourceStore::new(database.clone());
     match action {
         SourceAction::List { json } => {
             let sources = store
-                .sources(settings.server.source_health_window, None, None)
+                .report(settings.server.source_health_window, None, None)
                 .await
                 .context("cannot read the sources")?;
             if json {
@@ -55,9 +55,9 @@ pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<
     Ok(())
 }
 
-async fn set_active(store: &IncidentStore, name: &str, active: bool) -> anyhow::Result<()> {
+async fn set_active(store: &SourceStore, name: &str, active: bool) -> anyhow::Result<()> {
     let found = store
-        .set_source_active(name, active)
+        .set_active(name, active)
         .await
         .context("cannot change the source")?;
     if !found {

@@ -20,7 +20,7 @@ pub mod stats;
 mod totals;
 
 use chrono::{DateTime, Utc};
-use kamiyo_db::{Database, DbError, Pool};
+use kamiyo_db::{Database, Pool};
 use kamiyo_domain::IncidentDraft;
 use serde::Serialize;
 
@@ -327,7 +327,7 @@ impl IncidentStore {
         &self,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-    ) -> Result<stats::Summary, DbError> {
+    ) -> Result<stats::Summary, StoreError> {
         let key = totals::key_of(&format!("summary|{since:?}|{until:?}"));
         let answer = self
             .stats
@@ -336,20 +336,26 @@ impl IncidentStore {
                     .read(|pool| async move { stats::summary(&pool, since, until).await })
                     .await
                     .map(StatsAnswer::Summary)
+                    // The stats cache shares one failure among its waiters as a DbError.
+                    .map_err(StoreError::into_db)
             })
             .await?;
         match answer {
             StatsAnswer::Summary(summary) => Ok(summary),
-            StatsAnswer::Buckets(_) => Err(DbError::other("a stats key held another answer")),
+            StatsAnswer::Buckets(_) => Err(StoreError::Invariant(
+                "a stats key held another answer".into(),
+            )),
         }
     }
 
+    /// Incidents and loss per chain, attack type or month, over incidents that occurred
+    /// within `since..=until`: largest first, months in calendar order.
     pub async fn breakdown(
         &self,
         dimension: stats::Dimension,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<stats::Bucket>, DbError> {
+    ) -> Result<Vec<stats::Bucket>, StoreError> {
         let key = totals::key_of(&format!("{dimension:?}|{since:?}|{until:?}"));
         let answer = self
             .stats
@@ -360,46 +366,15 @@ impl IncidentStore {
                     })
                     .await
                     .map(StatsAnswer::Buckets)
+                    .map_err(StoreError::into_db)
             })
             .await?;
         match answer {
             StatsAnswer::Buckets(buckets) => Ok(buckets),
-            StatsAnswer::Summary(_) => Err(DbError::other("a stats key held another answer")),
+            StatsAnswer::Summary(_) => Err(StoreError::Invariant(
+                "a stats key held another answer".into(),
+            )),
         }
-    }
-
-    /// Every source with what it contributed, and its fetch health over the fetches that
-    /// finished within the last `window`.
-    /// What each source contributed to incidents that occurred within `since..=until`
-    /// (the caller's visibility; `None`: unbounded), and its fetches over `window`.
-    pub async fn sources(
-        &self,
-        window: std::time::Duration,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<stats::SourceReport>, DbError> {
-        let start = crate::sources::window_start(Utc::now(), window);
-        self.db
-            .read(|pool| async move { stats::sources(&pool, start, since, until).await })
-            .await
-    }
-
-    /// Marks a source active or inactive (registering one known only by its claims);
-    /// `false` when no source of that name has claims or a registry row.
-    pub async fn set_source_active(&self, source: &str, active: bool) -> Result<bool, DbError> {
-        crate::sources::set_active(self.db.primary(), source, active).await
-    }
-
-    /// Records one attempt to collect a source (creating its registry row when it has
-    /// none), and deletes its fetches that finished more than `keep` ago (keep at least
-    /// the window `sources` is asked for).
-    pub async fn record_fetch(
-        &self,
-        fetch: &crate::sources::SourceFetch,
-        keep: std::time::Duration,
-    ) -> Result<(), DbError> {
-        let keep_since = crate::sources::window_start(Utc::now(), keep);
-        crate::sources::record(self.db.primary(), fetch, keep_since).await
     }
 
     /// Every chain with its number of incidents that occurred within `since..=until`.
@@ -407,7 +382,7 @@ impl IncidentStore {
         &self,
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<stats::ChainCount>, DbError> {
+    ) -> Result<Vec<stats::ChainCount>, StoreError> {
         self.db
             .read(|pool| async move { stats::chains(&pool, since, until).await })
             .await

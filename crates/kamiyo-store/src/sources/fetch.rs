@@ -1,0 +1,168 @@
+//! One attempt to collect a source, validated before it is recorded, and the limits of
+//! the fetch log: how far back a success rate looks and how long fetches are kept.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kamiyo_domain::FieldError;
+
+/// How far back `GET /api/sources` looks for a source's success rate, unless configured
+/// (`server.source_health_window`).
+pub const DEFAULT_SOURCE_HEALTH_WINDOW: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// How long fetch outcomes are kept, unless configured (`server.source_fetch_retention`).
+/// Well above the window, so that a server configured with a longer window than the
+/// process that records fetches (an import run with other settings) still finds them.
+/// Three months as humantime counts them (30.44 days each, about 91 days), so that
+/// `kamiyo config` prints `3months` rather than `2months 29days 2h 52m 48s`.
+pub const DEFAULT_SOURCE_FETCH_RETENTION: Duration = Duration::from_secs(3 * 2_630_016);
+
+/// Longest error text kept for a failed fetch (in characters); longer texts are cut, so
+/// that a fetcher that quotes a whole response cannot grow the log without bound.
+pub const MAX_FETCH_ERROR_CHARS: usize = 1_000;
+
+/// One attempt to collect a source, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFetch {
+    pub(super) source: String,
+    pub(super) started_at: DateTime<Utc>,
+    pub(super) finished_at: DateTime<Utc>,
+    pub(super) records: u64,
+    pub(super) error: Option<String>,
+}
+
+impl SourceFetch {
+    /// A fetch that worked and brought `records` records.
+    pub fn succeeded(
+        source: &str,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        records: u64,
+    ) -> Result<Self, FieldError> {
+        Self::new(source, started_at, finished_at, records, None)
+    }
+
+    /// A fetch that failed with `error` (after bringing `records` records, if any).
+    pub fn failed(
+        source: &str,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        records: u64,
+        error: &str,
+    ) -> Result<Self, FieldError> {
+        let error = error.trim();
+        if error.is_empty() {
+            return Err(FieldError::new(
+                "error",
+                "a failed fetch must say why it failed",
+            ));
+        }
+        let error: String = error.chars().take(MAX_FETCH_ERROR_CHARS).collect();
+        Self::new(source, started_at, finished_at, records, Some(error))
+    }
+
+    fn new(
+        source: &str,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+        records: u64,
+        error: Option<String>,
+    ) -> Result<Self, FieldError> {
+        let source = source.trim();
+        if source.is_empty() {
+            return Err(FieldError::new("source", "must not be empty"));
+        }
+        if finished_at < started_at {
+            return Err(FieldError::new(
+                "finished_at",
+                format!("{finished_at} is before started_at {started_at}"),
+            ));
+        }
+        if i64::try_from(records).is_err() {
+            return Err(FieldError::new("records", "is too large"));
+        }
+        Ok(SourceFetch {
+            source: source.to_owned(),
+            started_at,
+            finished_at,
+            records,
+            error,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+}
+
+/// The start of a window of length `window` that ends at `now` (the epoch when the
+/// window reaches past it).
+pub(super) fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(window)
+        .ok()
+        .and_then(|window| now.checked_sub_signed(window))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(hour: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 27, hour, 0, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_fetch_names_the_field_it_gets_wrong() {
+        let field = |r: Result<SourceFetch, FieldError>| r.err().map(|e| e.field);
+        assert_eq!(
+            field(SourceFetch::succeeded(" ", at(1), at(2), 0)),
+            Some("source".into())
+        );
+        assert_eq!(
+            field(SourceFetch::succeeded("rekt", at(2), at(1), 0)),
+            Some("finished_at".into())
+        );
+        assert_eq!(
+            field(SourceFetch::failed("rekt", at(1), at(2), 0, "  ")),
+            Some("error".into())
+        );
+        assert_eq!(
+            field(SourceFetch::succeeded("rekt", at(1), at(2), u64::MAX)),
+            Some("records".into())
+        );
+        assert_eq!(field(SourceFetch::succeeded("rekt", at(1), at(1), 3)), None);
+    }
+
+    #[test]
+    fn a_long_error_is_cut_and_the_name_trimmed() {
+        let long = "x".repeat(MAX_FETCH_ERROR_CHARS * 3);
+        let fetch = SourceFetch::failed(" rekt ", at(1), at(2), 0, &long);
+        assert_eq!(
+            fetch
+                .as_ref()
+                .map(|f| (f.source(), f.error().map(str::len))),
+            Ok(("rekt", Some(MAX_FETCH_ERROR_CHARS)))
+        );
+    }
+
+    #[test]
+    fn a_window_past_the_epoch_starts_at_the_epoch() {
+        assert_eq!(
+            window_start(at(5), Duration::from_secs(3600)),
+            at(4),
+            "an hour before"
+        );
+        assert_eq!(
+            window_start(at(5), Duration::MAX),
+            DateTime::<Utc>::UNIX_EPOCH
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! One statement on either backend: its parameters bound as each driver needs them and
+//! its rows read by one mapping for both (through [`Fields`](crate::row::Fields)). For
+//! repositories whose SQL differs between the backends in its text only, chosen by
+//! [`Dialect`]; where the work itself differs (the incident ingest path), each backend
+//! has its own module.
+
+use chrono::{DateTime, Utc};
+use kamiyo_db::Pool;
+use rusqlite::types::Value;
+use tokio_postgres::types::ToSql;
+
+use crate::dialect::Dialect;
+use crate::error::StoreError;
+use crate::row::{sqlite_time, DriverRow};
+
+/// The dialect of the SQL `pool` runs.
+pub(crate) fn dialect(pool: &Pool) -> Dialect {
+    match pool {
+        Pool::Postgres(_) => Dialect::Postgres,
+        Pool::Sqlite(_) => Dialect::Sqlite,
+    }
+}
+
+/// A statement parameter. A time is a `timestamptz` on PostgreSQL and SQLite's stored
+/// text form ([`sqlite_time`]), a boolean 0 or 1 on SQLite.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Param {
+    Text(String),
+    OptText(Option<String>),
+    Int(i64),
+    Bool(bool),
+    Time(DateTime<Utc>),
+}
+
+impl Param {
+    fn postgres(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Param::Text(value) => value,
+            Param::OptText(value) => value,
+            Param::Int(value) => value,
+            Param::Bool(value) => value,
+            Param::Time(value) => value,
+        }
+    }
+
+    fn sqlite(self) -> Value {
+        match self {
+            Param::Text(value) => Value::Text(value),
+            Param::OptText(value) => value.map_or(Value::Null, Value::Text),
+            Param::Int(value) => Value::Integer(value),
+            Param::Bool(value) => Value::Integer(i64::from(value)),
+            Param::Time(value) => Value::Text(sqlite_time(value)),
+        }
+    }
+}
+
+/// `since..=until` as two parameters, an open end made a bound no stored time passes.
+pub(crate) fn time_bounds(
+    dialect: Dialect,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) -> [Param; 2] {
+    match dialect {
+        // timestamptz ends in year 294276, before chrono's maximum: a century ahead.
+        Dialect::Postgres => [
+            Param::Time(since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)),
+            Param::Time(until.unwrap_or_else(|| Utc::now() + chrono::Duration::days(365 * 100))),
+        ],
+        // Text order is time order; 'Z' sorts after every digit, so no stored time is above it.
+        Dialect::Sqlite => [
+            Param::Text(since.map(sqlite_time).unwrap_or_default()),
+            Param::Text(until.map(sqlite_time).unwrap_or_else(|| "Z".into())),
+        ],
+    }
+}
+
+/// How one row becomes a value, the same for both drivers.
+pub(crate) type ReadRow<T> = fn(&dyn DriverRow) -> Result<T, StoreError>;
+
+/// The rows of `sql` (in `pool`'s dialect), each read by `read`.
+pub(crate) async fn query<T: Send + 'static>(
+    pool: &Pool,
+    sql: &str,
+    params: Vec<Param>,
+    read: ReadRow<T>,
+) -> Result<Vec<T>, StoreError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let params: Vec<_> = params.iter().map(Param::postgres).collect();
+            let rows = pool.acquire().await?.query(sql, &params).await?;
+            rows.iter().map(|row| read(row)).collect()
+        }
+        Pool::Sqlite(pool) => {
+            let params = params.into_iter().map(Param::sqlite).collect();
+            // A row that does not read is the store's error, not the driver's: it comes
+            // back as a value and the statement still counts as answered.
+            let rows = pool
+                .acquire()
+                .await?
+                .query(sql, params, move |row| Ok(read(row)))
+                .await?;
+            rows.into_iter().collect()
+        }
+    }
+}
+
+/// The one row of `sql`, which always returns one (an aggregate without `GROUP BY`).
+pub(crate) async fn query_one<T: Send + 'static>(
+    pool: &Pool,
+    sql: &str,
+    params: Vec<Param>,
+    read: ReadRow<T>,
+) -> Result<T, StoreError> {
+    query(pool, sql, params, read)
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::Invariant(format!("no row from {sql}")))
+}
+
+/// Rows changed by `sql`.
+pub(crate) async fn execute(pool: &Pool, sql: &str, params: Vec<Param>) -> Result<u64, StoreError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let params: Vec<_> = params.iter().map(Param::postgres).collect();
+            Ok(pool.acquire().await?.execute(sql, &params).await?)
+        }
+        Pool::Sqlite(pool) => {
+            let params = params.into_iter().map(Param::sqlite).collect();
+            Ok(pool.acquire().await?.execute(sql, params).await? as u64)
+        }
+    }
+}
+
+/// Runs `statements` in order, in one transaction: all of them or none. On SQLite the
+/// transaction takes the write lock when it begins (`BEGIN IMMEDIATE`), where it waits
+/// for another writer; a deferred one that read first would fail (`SQLITE_BUSY`) instead
+/// of waiting when it came to write.
+pub(crate) async fn execute_all(
+    pool: &Pool,
+    statements: Vec<(&'static str, Vec<Param>)>,
+) -> Result<(), StoreError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            let tx = conn.transaction().await?;
+            for (sql, params) in &statements {
+                let params: Vec<_> = params.iter().map(Param::postgres).collect();
+                tx.execute(sql, &params).await?;
+            }
+            Ok(tx.commit().await?)
+        }
+        Pool::Sqlite(pool) => Ok(pool
+            .acquire()
+            .await?
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                for (sql, params) in statements {
+                    let params = params.into_iter().map(Param::sqlite);
+                    tx.execute(sql, rusqlite::params_from_iter(params))?;
+                }
+                tx.commit()
+            })
+            .await?),
+    }
+}
