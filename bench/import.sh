@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The import figure of BENCHMARKS.md (section 1): `kamiyo import` of a JSONL file into an
-# empty, migrated PostgreSQL database, REPEAT times, each into a fresh database.
+# empty, migrated database, REPEAT times, each into a fresh database: PostgreSQL by
+# default, or the embedded SQLite file with BACKEND=sqlite.
 #
 #   bench/import.sh [ADMIN_URL]
+#   BACKEND=sqlite bench/import.sh
 #
 # ADMIN_URL defaults to postgres://root@127.0.0.1:5432/postgres (a URL without a query
 # string: the scratch database's URL is ADMIN_URL with its last path part replaced); the
@@ -15,6 +17,8 @@
 # Environment (defaults): REPEAT=5 INCIDENTS=100000 STREAMS=2 BATCH_SIZE=1000
 # FILE=/tmp/import<INCIDENTS>.jsonl SCRATCH_DB=kamiyo_import_bench
 # SRC_DIR=<this repository> CARGO_TARGET_DIR=<SRC_DIR>/target
+# BACKEND=postgres (or sqlite: the file SQLITE_FILE=/tmp/kamiyo_import_bench.db, deleted
+# with its WAL before each run; ADMIN_URL is then unused)
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,6 +29,8 @@ STREAMS=${STREAMS:-2}
 BATCH_SIZE=${BATCH_SIZE:-1000}
 FILE=${FILE:-/tmp/import${INCIDENTS}.jsonl}
 SCRATCH_DB=${SCRATCH_DB:-kamiyo_import_bench}
+BACKEND=${BACKEND:-postgres}
+SQLITE_FILE=${SQLITE_FILE:-/tmp/kamiyo_import_bench.db}
 SRC_DIR=${SRC_DIR:-$(cd "$BENCH_DIR/.." && pwd)}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$SRC_DIR/target}
 
@@ -34,11 +40,19 @@ if [[ ! -s $FILE ]]; then
     python3 "$BENCH_DIR/make_import_file.py" --incidents "$INCIDENTS" --out "$FILE"
 fi
 records=$(wc -l < "$FILE")
-DB_URL=${ADMIN_URL%/*}/$SCRATCH_DB
+case $BACKEND in
+    postgres) DB_URL=${ADMIN_URL%/*}/$SCRATCH_DB ;;
+    sqlite) DB_URL=sqlite://$SQLITE_FILE ;;
+    *) echo "BACKEND must be postgres or sqlite, not $BACKEND" >&2; exit 2 ;;
+esac
 
 rates=()
 for run in $(seq 1 "$REPEAT"); do
-    psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $SCRATCH_DB" -c "CREATE DATABASE $SCRATCH_DB"
+    if [[ $BACKEND == sqlite ]]; then
+        rm -f "$SQLITE_FILE" "$SQLITE_FILE-wal" "$SQLITE_FILE-shm"
+    else
+        psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $SCRATCH_DB" -c "CREATE DATABASE $SCRATCH_DB"
+    fi
     if ! DATABASE_URL=$DB_URL "$KAMIYO" migrate > /tmp/kamiyo-import-bench-migrate.log 2>&1; then
         cat /tmp/kamiyo-import-bench-migrate.log >&2
         exit 1
@@ -64,4 +78,4 @@ EOF
     echo "run $run: ${wall} s, ${rate} incidents/s, ${per_record} records/s, inserted ${inserted}, load ${load}"
 done
 median=$(printf '%s\n' "${rates[@]}" | sort -n | python3 -c 'import sys; v=[int(x) for x in sys.stdin]; print(v[len(v)//2])')
-echo "median: ${median} incidents/s over ${REPEAT} runs (streams ${STREAMS}, batch size ${BATCH_SIZE}, ${records} records)"
+echo "median: ${median} incidents/s over ${REPEAT} runs (${BACKEND}, streams ${STREAMS}, batch size ${BATCH_SIZE}, ${records} records)"

@@ -325,3 +325,86 @@ async fn database_health_is_degraded_with_warnings_after_a_timeout_and_503_when_
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["error"]["code"], "database_unavailable");
 }
+
+/// The default deployment: on SQLite, an import's statements and an incident read's
+/// statements are timed and fingerprinted like PostgreSQL's, including those run inside
+/// the store's multi-statement closures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_the_ingest_and_read_statements_appear_in_the_query_metrics() {
+    use kamiyo_domain::{IncidentDraft, IncidentInput};
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(DbConfig::for_url(format!(
+        "sqlite://{}",
+        dir.path().join("k.db").display()
+    )))
+    .await
+    .unwrap();
+    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
+    let state = AppState::new(db.clone(), monitored());
+    let store = state.incidents.clone();
+    let app = router(state);
+    let drafts: Vec<IncidentDraft> = ["Alphafi", "Betaswap", "Gammalend"]
+        .iter()
+        .map(|name| {
+            IncidentDraft::from_input(
+                IncidentInput {
+                    source: Some("fixture".into()),
+                    protocol: Some((*name).into()),
+                    chains: vec!["ethereum".into()],
+                    // Within what an anonymous caller sees (older than its delay,
+                    // younger than its history: docs/TIERS.md).
+                    date: Some((chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339()),
+                    loss_usd: Some("1000".into()),
+                    ..IncidentInput::default()
+                },
+                chrono::Utc::now(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let outcomes = store.ingest_batch(&drafts).await.unwrap();
+    for outcome in outcomes {
+        let id = outcome.unwrap().exploit_id;
+        // Anonymous: the metrics token is not an API key.
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get(format!("/api/exploits/{id}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    let (status, body) = get_json(&app, "/api/metrics/queries?limit=100&sort=calls").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let statements = body["statements"].as_array().unwrap();
+    let calls = |prefix: &str| -> u64 {
+        statements
+            .iter()
+            .filter(|s| s["statement"].as_str().unwrap().starts_with(prefix))
+            .map(|s| s["calls"].as_u64().unwrap())
+            .sum()
+    };
+    // Written by the batch: one prepared statement per row, each execution counted.
+    assert_eq!(calls("insert into exploits("), 3, "{body}");
+    assert_eq!(calls("insert into exploit_sources("), 3, "{body}");
+    // Read by the three GETs (the incident row, its chains, hashes and claims).
+    assert!(calls("select id, protocol, protocol_key") >= 3, "{body}");
+    assert!(
+        calls("select chain, tx_hash from exploit_tx_hashes") >= 3,
+        "{body}"
+    );
+    let timed = statements
+        .iter()
+        .find(|s| {
+            s["statement"]
+                .as_str()
+                .unwrap()
+                .starts_with("insert into exploits(")
+        })
+        .unwrap();
+    assert!(timed["total_ms"].as_f64().unwrap() > 0.0, "{timed}");
+}

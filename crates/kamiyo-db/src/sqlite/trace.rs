@@ -1,7 +1,8 @@
 //! Every statement SQLite runs, timed and counted for the monitor, including those a
 //! multi-statement closure runs itself through rusqlite.
 //!
-//! SQLite reports each finished statement with its run time (`SQLITE_TRACE_PROFILE`).
+//! SQLite reports each statement's start (`SQLITE_TRACE_STMT`) and its finish
+//! (`SQLITE_TRACE_PROFILE`); the time between the two is the statement's run time.
 //! Rows are not traced: SQLite's row event also fires for its internal schema
 //! statements, which have no SQL text, and rusqlite reads that text without a check
 //! (a crash). The profile event is only raised for statements with text. rusqlite takes the callback as a plain
@@ -11,7 +12,7 @@
 //! and outside a capture (opening a connection, migrations) events are ignored.
 
 use std::cell::RefCell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::trace::{TraceEvent, TraceEventCodes};
 use rusqlite::Connection;
@@ -26,6 +27,11 @@ pub(crate) struct Finished {
 #[derive(Default)]
 struct Capture {
     finished: Vec<Finished>,
+    /// Statements that started and have not finished (a closure can step one statement
+    /// while it runs others), by SQL text.
+    running: Vec<(String, Instant)>,
+    /// When the previous statement finished (or the capture opened).
+    mark: Option<Instant>,
 }
 
 thread_local! {
@@ -45,11 +51,33 @@ fn on_event(event: TraceEvent<'_>) {
         let Some(capture) = slot.as_mut() else {
             return;
         };
-        if let TraceEvent::Profile(statement, elapsed) = event {
-            capture.finished.push(Finished {
-                sql: statement.sql().into_owned(),
-                elapsed,
-            });
+        match event {
+            // The text SQLite passes here is never absent; trigger programs pass
+            // `-- TRIGGER name`, which has no finish event of its own.
+            TraceEvent::Stmt(_, text) if !text.starts_with("--") => {
+                capture.running.push((text.to_owned(), Instant::now()));
+            }
+            TraceEvent::Profile(statement, measured) => {
+                let sql = statement.sql();
+                // SQLite's own figure has the resolution of its clock (milliseconds):
+                // timed here from the start event instead, when there was one.
+                // SQLite sends the start event only on a statement's first run after it
+                // is prepared: a cached statement run again is timed from the previous
+                // statement's end (an upper bound: it includes the closure's own work
+                // in between).
+                let now = Instant::now();
+                let started = match capture.running.iter().rposition(|(s, _)| *s == *sql) {
+                    Some(at) => Some(capture.running.swap_remove(at).1),
+                    None => capture.mark,
+                };
+                let elapsed = started.map_or(measured, |at| now.duration_since(at).max(measured));
+                capture.mark = Some(now);
+                capture.finished.push(Finished {
+                    sql: sql.into_owned(),
+                    elapsed,
+                });
+            }
+            _ => {}
         }
     });
 }
@@ -64,7 +92,12 @@ pub(crate) fn capture<R>(work: impl FnOnce() -> R) -> (R, Vec<Finished>) {
             CAPTURE.with(|cell| cell.borrow_mut().take());
         }
     }
-    CAPTURE.with(|cell| *cell.borrow_mut() = Some(Capture::default()));
+    CAPTURE.with(|cell| {
+        *cell.borrow_mut() = Some(Capture {
+            mark: Some(Instant::now()),
+            ..Capture::default()
+        })
+    });
     let open = Open;
     let result = work();
     let finished = CAPTURE
