@@ -84,29 +84,25 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
     claims: Vec<StoredClaimRow>,
 ) -> Result<Incident, StoreError> {
     let f = Fields::of("exploits", row);
-    let primary = f.text("chain")?;
-    order_chains(&mut chains, &primary);
+    order_chains(&mut chains, &f.text("chain")?);
+    let common = summary_of(&f, chains)?;
     Ok(Incident {
-        id: f.int("id")?,
-        protocol: f.text("protocol")?,
+        id: common.id,
+        protocol: common.protocol,
         protocol_key: f.text("protocol_key")?,
-        chains,
-        occurred_at: f.time("occurred_at")?,
-        loss_usd: f.opt_text("amount_usd")?,
-        recovered_usd: f.opt_text("recovered_usd")?,
-        attack_class: f
-            .opt_text("attack_class")?
-            .unwrap_or_else(|| "other".into()),
-        attack_type: f
-            .opt_text("attack_type")?
-            .unwrap_or_else(|| "unknown".into()),
+        chains: common.chains,
+        occurred_at: common.occurred_at,
+        loss_usd: common.loss_usd,
+        recovered_usd: common.recovered_usd,
+        attack_class: common.attack_class,
+        attack_type: common.attack_type,
         attack_text: f.opt_text("attack_technique_raw")?,
-        flash_loan: f.boolean("flash_loan")?,
-        bridge: f.boolean("bridge")?,
+        flash_loan: common.flash_loan,
+        bridge: common.bridge,
         tx_hashes,
-        status: f.text("status")?,
+        status: common.status,
         description: f.opt_text("description")?,
-        source_url: f.opt_text("source_url")?,
+        source_url: common.source_url,
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
         sources: claims
@@ -137,6 +133,14 @@ pub(crate) fn summary<R: DriverRow + ?Sized>(row: &R) -> Result<IncidentSummary,
     let f = Fields::of("exploits", row);
     let mut chains = f.text_list("chains")?;
     order_chains(&mut chains, &f.text("chain")?);
+    summary_of(&f, chains)
+}
+
+/// The columns an incident and a listing row share.
+fn summary_of<R: DriverRow + ?Sized>(
+    f: &Fields<'_, R>,
+    chains: Vec<String>,
+) -> Result<IncidentSummary, StoreError> {
     Ok(IncidentSummary {
         id: f.int("id")?,
         protocol: f.text("protocol")?,

@@ -306,14 +306,27 @@ fn claim_params(
     rusqlite::params_from_iter(claim_values(w, exploit_id))
 }
 
-pub(super) async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, StoreError> {
+/// Runs `work` with a connection of `pool`, on its blocking thread.
+async fn on_connection<T: Send + 'static>(
+    pool: &SqlitePool,
+    work: impl FnOnce(&SqliteIngest<'_>) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
     let conn = pool.acquire().await?;
     let pool_name = pool.name().to_owned();
-    conn.run(move |c| Ok(get_in(c, &pool_name, id))).await?
+    conn.run(move |c| {
+        Ok(work(&SqliteIngest {
+            conn: c,
+            pool: &pool_name,
+        }))
+    })
+    .await?
 }
 
-fn get_in(c: &Connection, pool: &str, id: i64) -> Result<Option<Incident>, StoreError> {
-    let io = SqliteIngest { conn: c, pool };
+pub(super) async fn get(pool: &SqlitePool, id: i64) -> Result<Option<Incident>, StoreError> {
+    on_connection(pool, move |io| get_in(io, id)).await
+}
+
+fn get_in(io: &SqliteIngest<'_>, id: i64) -> Result<Option<Incident>, StoreError> {
     let mut found = io.rows(read::incident_sql(DIALECT), [[id]], |row| {
         let chains = io.rows(read::chains_sql(DIALECT), [[id]], |r| read::chain(r))?;
         let hashes = io.rows(read::hashes_sql(DIALECT), [[id]], |r| read::tx_hash(r))?;
@@ -329,33 +342,24 @@ pub(super) async fn ids_by_hash(
     pool: &SqlitePool,
     forms: &[String; kamiyo_domain::tx::LOOKUP_FORMS],
 ) -> Result<Vec<i64>, StoreError> {
-    let conn = pool.acquire().await?;
-    let pool_name = pool.name().to_owned();
     let forms = forms.clone();
-    conn.run(move |c| {
-        let io = SqliteIngest {
-            conn: c,
-            pool: &pool_name,
-        };
-        Ok(io.rows(
+    on_connection(pool, move |io| {
+        io.rows(
             read::ids_by_hash_sql(DIALECT),
             [(forms[0].as_str(), forms[1].as_str(), forms[2].as_str())],
             |row| read::exploit_id(row),
-        ))
+        )
     })
-    .await?
+    .await
 }
 
 pub(super) async fn count(pool: &SqlitePool) -> Result<i64, StoreError> {
-    let conn = pool.acquire().await?;
-    let rows = conn
-        .query("SELECT count(*) AS n FROM exploits", Vec::new(), |row| {
-            row.get::<_, i64>("n")
-        })
-        .await?;
-    rows.first()
-        .copied()
-        .ok_or_else(|| StoreError::Invariant("count(*) returned no row".into()))
+    single_count(
+        pool,
+        "SELECT count(*) AS count FROM exploits".to_owned(),
+        Vec::new(),
+    )
+    .await
 }
 
 /// One page: the listing's statements in order (`query::page_statements`), on one
@@ -367,27 +371,18 @@ pub(super) async fn list(
 ) -> Result<Vec<IncidentSummary>, StoreError> {
     let statements =
         super::query::page_statements(request, limit, DIALECT, read::summary_columns(DIALECT));
-    let conn = pool.acquire().await?;
-    let pool_name = pool.name().to_owned();
-    conn.run(move |c| {
-        let io = SqliteIngest {
-            conn: c,
-            pool: &pool_name,
-        };
+    on_connection(pool, move |io| {
         let mut items = Vec::with_capacity(limit + 1);
         for statement in statements {
             if items.len() > limit {
                 break;
             }
             let params = rusqlite::params_from_iter(statement.params);
-            match io.rows(&statement.sql, [params], |row| read::summary(row)) {
-                Ok(rows) => items.extend(rows),
-                Err(error) => return Ok(Err(error)),
-            }
+            items.extend(io.rows(&statement.sql, [params], |row| read::summary(row))?);
         }
-        Ok(Ok(items))
+        Ok(items)
     })
-    .await?
+    .await
 }
 
 /// How many incidents the listing's filters match (`query::count_statement`).
@@ -396,24 +391,22 @@ pub(super) async fn count_matching(
     filter: &super::IncidentFilter,
 ) -> Result<i64, StoreError> {
     let statement = super::query::count_statement(filter, DIALECT);
-    let conn = pool.acquire().await?;
-    let pool_name = pool.name().to_owned();
-    conn.run(move |c| {
-        let io = SqliteIngest {
-            conn: c,
-            pool: &pool_name,
-        };
-        Ok(io
-            .rows(
-                &statement.sql,
-                [rusqlite::params_from_iter(statement.params)],
-                |row| Fields::of("exploits", row).int("count"),
-            )
-            .and_then(|rows| {
-                rows.first()
-                    .copied()
-                    .ok_or_else(|| StoreError::Invariant("count(*) returned no row".into()))
-            }))
+    single_count(pool, statement.sql, statement.params).await
+}
+
+/// The `count` column of a statement's one row.
+async fn single_count(
+    pool: &SqlitePool,
+    sql: String,
+    params: Vec<String>,
+) -> Result<i64, StoreError> {
+    on_connection(pool, move |io| {
+        io.rows(&sql, [rusqlite::params_from_iter(params)], |row| {
+            Fields::of("exploits", row).int("count")
+        })?
+        .first()
+        .copied()
+        .ok_or_else(|| StoreError::Invariant("count(*) returned no row".into()))
     })
-    .await?
+    .await
 }
