@@ -1,6 +1,6 @@
 //! `POST /api/exploits`: one incident claim, through the same validation, dedup and merge
-//! as `kamiyo import`. Writes need the admin token (`Authorization: Bearer ...`) until
-//! per-user API keys exist; with no token configured, writes are off.
+//! as `kamiyo import`. Writes need an admin: the API key of a user with the admin role,
+//! or `server.admin_token`; with neither, writes are off.
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;

@@ -1,6 +1,8 @@
-//! Reads exploit-incident source files into raw, line-numbered records.
+//! Reads exploit-incident source files into raw, line-numbered records, and imports them
+//! (`import`: validated drafts in batches through `kamiyo_store::IncidentStore`, one
+//! fetch recorded per source in `SourceStore`).
 //!
-//! This crate only *reads*: every value stays the text the source gave (trimmed), and
+//! The parsers only *read*: every value stays the text the source gave (trimmed), and
 //! validation and normalisation belong to `kamiyo-domain`. A bad record never aborts the
 //! file: [`parse`] returns one `Result` per record, and a [`Rejection`] carries the line it
 //! came from and the field at fault. [`IngestError`] is kept for problems with the whole

@@ -524,3 +524,109 @@ pub(crate) struct Changes {
     pub new_claims: Vec<ClaimWrite>,
     pub updated_claims: Vec<ClaimWrite>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use kamiyo_domain::IncidentInput;
+
+    fn draft(source: &str, name: &str, date: &str, loss: &str) -> IncidentDraft {
+        let now = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .unwrap_or_default();
+        IncidentDraft::from_input(
+            IncidentInput {
+                source: Some(source.into()),
+                protocol: Some(name.into()),
+                chains: vec!["ethereum".into()],
+                date: Some(date.into()),
+                loss_usd: Some(loss.into()),
+                ..IncidentInput::default()
+            },
+            now,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn stored(id: i64, exploit_id: i64, d: &IncidentDraft) -> StoredClaimRow {
+        StoredClaimRow {
+            id,
+            exploit_id,
+            claim_key: d.claim_key(),
+            columns: ClaimColumns::from_draft(d),
+            first_seen_at: d.occurred_at,
+            last_seen_at: d.occurred_at,
+        }
+    }
+
+    #[test]
+    fn a_batch_sees_its_own_earlier_claims_and_writes_one_incident_for_them() {
+        let first = draft("defillama", "Euler Finance", "2023-03-13", "197000000");
+        let second = draft("rekt", "Euler", "2023-03-14", "195000000");
+        let mut replay = Replay::new(&[], Vec::new(), Owners::new()).unwrap_or_default();
+        let a = replay.ingest(&first).unwrap_or_else(|e| panic!("{e}"));
+        let b = replay.ingest(&second).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.action, IngestAction::Inserted);
+        assert_eq!(b.action, IngestAction::Merged);
+        assert_eq!(a.exploit_id, b.exploit_id);
+        assert_eq!(replay.created(), 1);
+
+        let changes = replay.changes(&[41]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(changes.updated.is_empty());
+        assert_eq!(changes.created.len(), 1);
+        assert_eq!(changes.created[0].1.id, 41);
+        // The canonical loss is the median of the two claims (the lower middle value).
+        assert_eq!(
+            changes.created[0].1.amount_usd.as_deref(),
+            Some("195000000.00")
+        );
+        assert_eq!(changes.new_claims.len(), 2);
+        assert!(changes.new_claims.iter().all(|c| c.exploit_id == 41));
+        assert_eq!(replay.real_id(&[41], a.exploit_id).ok(), Some(41));
+    }
+
+    #[test]
+    fn a_stored_claim_sent_again_changes_nothing_and_a_changed_one_updates_it() {
+        let claim = draft("defillama", "Euler", "2023-03-13", "197000000");
+        let mut replay = Replay::new(&[7], vec![stored(3, 7, &claim)], Owners::new())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let again = replay.ingest(&claim).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (again.exploit_id, again.action),
+            (7, IngestAction::Unchanged)
+        );
+
+        let corrected = draft("defillama", "Euler", "2023-03-13", "200000000");
+        let update = replay.ingest(&corrected).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (update.exploit_id, update.action),
+            (7, IngestAction::Updated)
+        );
+        let changes = replay.changes(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(changes.updated.len(), 1);
+        assert_eq!(
+            changes.updated[0].amount_usd.as_deref(),
+            Some("200000000.00")
+        );
+        assert_eq!(changes.updated_claims.len(), 1);
+        assert_eq!(changes.updated_claims[0].id, 3);
+        assert!(changes.new_claims.is_empty() && changes.created.is_empty());
+    }
+
+    #[test]
+    fn an_incident_without_claims_is_corrupt_data_not_a_panic() {
+        let error = Replay::new(&[9], Vec::new(), Owners::new()).err();
+        assert!(
+            matches!(
+                error,
+                Some(StoreError::Corrupt {
+                    table: "exploits",
+                    ..
+                })
+            ),
+            "{error:?}"
+        );
+    }
+}
