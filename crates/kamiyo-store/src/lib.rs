@@ -8,7 +8,6 @@ pub mod accounts;
 pub mod copy;
 mod dialect;
 pub mod error;
-mod exec;
 pub mod incidents;
 mod row;
 pub mod schema;

@@ -21,6 +21,21 @@ pub(crate) fn dialect(pool: &Pool) -> Dialect {
     }
 }
 
+/// A statement's text on each backend (`$n` placeholders on PostgreSQL, `?n` on
+/// SQLite), for statements whose text differs between them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sql {
+    pub postgres: &'static str,
+    pub sqlite: &'static str,
+}
+
+impl Sql {
+    /// The text in `pool`'s dialect.
+    pub fn for_pool(self, pool: &Pool) -> &'static str {
+        dialect(pool).pick(self.postgres, self.sqlite)
+    }
+}
+
 /// A statement parameter. A time is a `timestamptz` on PostgreSQL and SQLite's stored
 /// text form ([`sqlite_time`]), a boolean 0 or 1 on SQLite.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +43,7 @@ pub(crate) enum Param {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Bool(bool),
     Time(DateTime<Utc>),
 }
@@ -38,6 +54,7 @@ impl Param {
             Param::Text(value) => value,
             Param::OptText(value) => value,
             Param::Int(value) => value,
+            Param::OptInt(value) => value,
             Param::Bool(value) => value,
             Param::Time(value) => value,
         }
@@ -48,6 +65,7 @@ impl Param {
             Param::Text(value) => Value::Text(value),
             Param::OptText(value) => value.map_or(Value::Null, Value::Text),
             Param::Int(value) => Value::Integer(value),
+            Param::OptInt(value) => value.map_or(Value::Null, Value::Integer),
             Param::Bool(value) => Value::Integer(i64::from(value)),
             Param::Time(value) => Value::Text(sqlite_time(value)),
         }
@@ -115,6 +133,16 @@ pub(crate) async fn query_one<T: Send + 'static>(
         .await?
         .pop()
         .ok_or_else(|| StoreError::Invariant(format!("no row from {sql}")))
+}
+
+/// The first row of `sql`, if any.
+pub(crate) async fn query_opt<T: Send + 'static>(
+    pool: &Pool,
+    sql: &str,
+    params: Vec<Param>,
+    read: ReadRow<T>,
+) -> Result<Option<T>, StoreError> {
+    Ok(query(pool, sql, params, read).await?.into_iter().next())
 }
 
 /// Rows changed by `sql`.

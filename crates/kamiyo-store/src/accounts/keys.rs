@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::{AccountError, AccountStore, ApiKeyInfo, Principal};
 use crate::error::StoreError;
-use crate::exec::{self, Param, Sql};
 use crate::row::{DriverRow, Fields};
+use crate::statement::{self, Param, Sql};
 
 pub const KEY_PREFIX: &str = "kmy_";
 /// Characters of the key kept as its visible prefix (`kmy_` and 8 hex digits).
@@ -116,9 +116,14 @@ impl AccountStore {
             Param::Text(prefix),
             Param::Text(hash),
         ];
-        let info = exec::row(self.db().primary(), CREATE, params, read_key)
-            .await?
-            .ok_or_else(|| StoreError::Invariant("INSERT ... RETURNING gave no row".into()))?;
+        let info = statement::query_opt(
+            self.db().primary(),
+            CREATE.for_pool(self.db().primary()),
+            params,
+            read_key,
+        )
+        .await?
+        .ok_or_else(|| StoreError::Invariant("INSERT ... RETURNING gave no row".into()))?;
         Ok((info, key))
     }
 
@@ -128,9 +133,9 @@ impl AccountStore {
             Some(user) => Some(self.find_user(user).await?.id),
             None => None,
         };
-        Ok(exec::rows(
+        Ok(statement::query(
             self.db().primary(),
-            LIST,
+            LIST.for_pool(self.db().primary()),
             vec![Param::OptInt(owner)],
             read_key,
         )
@@ -148,9 +153,9 @@ impl AccountStore {
     }
 
     async fn revoke_in_db(&self, key: &str) -> Result<u64, AccountError> {
-        Ok(exec::execute(
+        Ok(statement::execute(
             self.db().primary(),
-            REVOKE,
+            REVOKE.for_pool(self.db().primary()),
             vec![Param::Text(key.to_owned())],
         )
         .await?)
@@ -186,13 +191,19 @@ impl AccountStore {
             Param::Text(hash.clone()),
             Param::Int(LAST_USED_RESOLUTION_SECS),
         ];
-        let found = exec::row(self.db().primary(), AUTHENTICATE, params, read_owner).await?;
+        let found = statement::query_opt(
+            self.db().primary(),
+            AUTHENTICATE.for_pool(self.db().primary()),
+            params,
+            read_owner,
+        )
+        .await?;
         let principal = match found {
             Some((principal, stale)) => {
                 if stale {
-                    exec::execute(
+                    statement::execute(
                         self.db().primary(),
-                        TOUCH,
+                        TOUCH.for_pool(self.db().primary()),
                         vec![Param::Int(principal.key_id)],
                     )
                     .await?;

@@ -3,8 +3,8 @@
 use kamiyo_domain::{Currency, FieldError, PaymentStatus, Usd};
 
 use super::{AccountError, AccountStore};
-use crate::exec::{self, Param, Sql};
 use crate::row::Fields;
+use crate::statement::{self, Param, Sql};
 
 const INSERT: Sql = Sql {
     postgres: "INSERT INTO payments (user_id, amount, currency, status, provider, provider_ref) \
@@ -39,9 +39,12 @@ impl AccountStore {
             Param::Text(provider.to_owned()),
             Param::OptText(provider_ref.map(str::to_owned)),
         ];
-        let id = exec::row(self.db().primary(), INSERT, params, |row| {
-            Fields::of("payments", row).int("id")
-        })
+        let id = statement::query_opt(
+            self.db().primary(),
+            INSERT.for_pool(self.db().primary()),
+            params,
+            |row| Fields::of("payments", row).int("id"),
+        )
         .await?;
         id.ok_or_else(|| {
             AccountError::Store(crate::StoreError::Invariant(

@@ -6,8 +6,8 @@ use kamiyo_domain::{FieldError, Tier};
 
 use super::{AccountError, AccountStore, SubscriptionChange, User};
 use crate::error::StoreError;
-use crate::exec::{self, Param, Sql};
 use crate::row::{DriverRow, Fields};
+use crate::statement::{self, Param, Sql};
 
 const HISTORY: Sql = Sql {
     postgres: "SELECT old_tier, new_tier, coalesce(reason, '') AS reason, changed_at \
@@ -96,9 +96,9 @@ impl AccountStore {
         user: &str,
     ) -> Result<Vec<SubscriptionChange>, AccountError> {
         let found = self.find_user(user).await?;
-        Ok(exec::rows(
+        Ok(statement::query(
             self.db().primary(),
-            HISTORY,
+            HISTORY.for_pool(self.db().primary()),
             vec![Param::Int(found.id)],
             read_change,
         )

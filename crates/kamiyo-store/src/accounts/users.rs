@@ -6,8 +6,8 @@ use kamiyo_domain::{Email, Role, Tier};
 
 use super::{AccountError, AccountStore, User};
 use crate::error::StoreError;
-use crate::exec::{self, Param, Sql};
 use crate::row::{DriverRow, Fields};
+use crate::statement::{self, Param, Sql};
 
 const BY_ID: Sql = Sql {
     postgres:
@@ -110,7 +110,13 @@ impl AccountStore {
     }
 
     pub async fn list_users(&self) -> Result<Vec<User>, AccountError> {
-        Ok(exec::rows(self.db().primary(), ALL, Vec::new(), read_user).await?)
+        Ok(statement::query(
+            self.db().primary(),
+            ALL.for_pool(self.db().primary()),
+            Vec::new(),
+            read_user,
+        )
+        .await?)
     }
 
     /// A user named by id (digits) or email.
@@ -123,16 +129,25 @@ impl AccountStore {
             Some(id) => (BY_ID, Param::Int(id)),
             None => (BY_EMAIL, Param::Text(user.trim().to_owned())),
         };
-        exec::row(self.db().primary(), sql, vec![param], read_user)
-            .await?
-            .ok_or_else(|| AccountError::NoSuchUser(user.to_owned()))
+        statement::query_opt(
+            self.db().primary(),
+            sql.for_pool(self.db().primary()),
+            vec![param],
+            read_user,
+        )
+        .await?
+        .ok_or_else(|| AccountError::NoSuchUser(user.to_owned()))
     }
 
     /// Disables a user: their keys stop working; nothing is deleted.
     pub async fn disable_user(&self, user: &str) -> Result<User, AccountError> {
         let found = self.find_user(user).await?;
-        let disabled =
-            exec::execute(self.db().primary(), DISABLE, vec![Param::Int(found.id)]).await;
+        let disabled = statement::execute(
+            self.db().primary(),
+            DISABLE.for_pool(self.db().primary()),
+            vec![Param::Int(found.id)],
+        )
+        .await;
         // Forget every verified key whatever the outcome: a commit that failed in
         // flight may still have disabled the user.
         self.principals().invalidate();

@@ -164,8 +164,12 @@ impl IncidentStore {
     /// [`IncidentStore::ingest_batch`].)
     pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
         let _write = self.write_guard();
-        let mut outcomes = self.decide_and_write(std::slice::from_ref(draft)).await?;
-        outcomes
+        self.decide_one(draft).await
+    }
+
+    async fn decide_one(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
+        self.decide_and_write(std::slice::from_ref(draft))
+            .await?
             .pop()
             .ok_or_else(|| StoreError::Invariant("a batch of one gave no outcome".into()))
     }
@@ -190,15 +194,11 @@ impl IncidentStore {
                 tracing::warn!(%error, claims = drafts.len(), "batch refused; ingesting its claims one at a time");
                 let mut outcomes = Vec::with_capacity(drafts.len());
                 for draft in drafts {
-                    match self.decide_and_write(std::slice::from_ref(draft)).await {
+                    match self.decide_one(draft).await {
                         Err(error) if error.is_transient() || error.is_unavailable() => {
                             return Err(error)
                         }
-                        outcome => outcomes.push(outcome.and_then(|mut o| {
-                            o.pop().ok_or_else(|| {
-                                StoreError::Invariant("a batch of one gave no outcome".into())
-                            })
-                        })),
+                        outcome => outcomes.push(outcome),
                     }
                 }
                 Ok(outcomes)
