@@ -236,7 +236,7 @@ async fn identify(
             if spent.allowed {
                 failures.refund(&failure_key, budget);
             }
-            Err(ApiError::from_db(error, state.server.retry_after))
+            Err(error.into())
         }
     }
 }

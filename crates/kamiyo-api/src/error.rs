@@ -1,5 +1,9 @@
 //! One error type for the API and one JSON envelope for every error answer:
 //! `{"error": {"code": "...", "message": "..."}}`. Internals are logged, never sent.
+//!
+//! Handlers return store and database errors with `?` (the `From` impls below map them
+//! once). Every 503, whoever answers it, gets its `Retry-After` from
+//! [`stamp_retry_after`], the one place that knows `server.retry_after`.
 
 use std::time::Duration;
 
@@ -26,16 +30,13 @@ pub enum ApiError {
         parameter: &'static str,
         message: String,
     },
-    /// The request outlived its deadline (the first field); the client may retry after
-    /// the second.
+    /// The request outlived its deadline; the client may retry later.
     #[error("the request did not complete within {}", humantime_secs(*.0))]
-    RequestTimeout(Duration, Duration),
-    /// The database could not serve the request; the client may retry later.
-    #[error("the database is unavailable")]
-    DatabaseUnavailable {
-        retry_after: Duration,
-        source: DbError,
-    },
+    RequestTimeout(Duration),
+    /// The database could not serve the request (or a write lost a race worth running
+    /// again); the client may retry later.
+    #[error("{}", DATABASE_UNAVAILABLE)]
+    DatabaseUnavailable(#[source] StoreError),
     /// A request body that is not what the endpoint accepts; the message names the field
     /// or position.
     #[error("invalid request body: {0}")]
@@ -47,7 +48,7 @@ pub enum ApiError {
     PayloadTooLarge,
     /// The change conflicts with what is stored (a unique rule); details are logged.
     #[error("the request conflicts with an existing record")]
-    Conflict(#[source] DbError),
+    Conflict(#[source] StoreError),
     /// No credentials where they are needed.
     #[error("{0}")]
     Unauthorized(&'static str),
@@ -58,8 +59,14 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The store failed in a way the client cannot fix (corrupt data, a broken rule, an
+    /// unexpected database error).
     #[error("internal error")]
-    Internal(#[source] DbError),
+    Internal(#[source] StoreError),
+    /// The server failed outside the store (a value that would not serialise); the text
+    /// is logged.
+    #[error("internal error")]
+    Unexpected(String),
     /// A handler panicked (logged with its message where it is caught).
     #[error("internal error")]
     Panicked,
@@ -77,48 +84,66 @@ pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::Panicked.into_response()
 }
 
-/// The envelope of every error answer.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorEnvelope<'a> {
-    pub error: ErrorDetail<'a>,
+const DATABASE_UNAVAILABLE: &str = "the database is unavailable";
+
+/// The envelope of every error answer, including the database probe's 503 (`health`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorDetail,
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
     /// Stable and machine-readable: `bad_parameter`, `bad_body`, `invalid`, `not_found`,
     /// `method_not_allowed`, `unauthorized`, `forbidden`, `rate_limited`,
     /// `payload_too_large`, `conflict`, `request_timeout`, `database_unavailable`,
     /// `internal_error`.
-    pub code: &'a str,
+    pub code: &'static str,
     /// For a person; names the parameter or field at fault.
     pub message: String,
 }
 
-impl ApiError {
-    /// Maps a database failure once, for every handler: unavailable and timeouts are
-    /// 503 with `Retry-After`, anything else is a 500 that says nothing of internals.
-    /// Corrupt stored data is a 500 like any internal failure (its table and column are
-    /// logged, not sent); a batch that lost a race is 503, worth retrying.
-    pub fn from_db(error: impl Into<StoreError>, retry_after: Duration) -> Self {
-        let error = match error.into() {
-            StoreError::Database(error) => error,
-            StoreError::Raced => {
-                return ApiError::DatabaseUnavailable {
-                    retry_after,
-                    source: StoreError::Raced.into_db(),
-                }
-            }
-            other => return ApiError::Internal(other.into_db()),
-        };
-        if error.is_unavailable() {
-            ApiError::DatabaseUnavailable {
-                retry_after,
-                source: error,
-            }
-        } else if matches!(error, DbError::Conflict { .. }) {
+/// Maps a store failure once, for every handler: unavailable (and a lost race, worth
+/// running again) is 503, a unique rule is 409, anything else is a 500 that says nothing
+/// of internals. Corrupt stored data is a 500 like any internal failure (its table and
+/// column are logged, not sent).
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() || matches!(error, StoreError::Raced) {
+            ApiError::DatabaseUnavailable(error)
+        } else if error.is_conflict() {
             ApiError::Conflict(error)
         } else {
             ApiError::Internal(error)
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+impl ErrorDetail {
+    /// What the database probe answers when the database does not (`health`), as any
+    /// other 503 of the database says it.
+    pub fn database_unavailable() -> Self {
+        ErrorDetail {
+            code: "database_unavailable",
+            message: DATABASE_UNAVAILABLE.to_owned(),
+        }
+    }
+}
+
+impl ApiError {
+    /// The envelope this error is answered with.
+    pub fn envelope(&self) -> ErrorEnvelope {
+        ErrorEnvelope {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
         }
     }
 
@@ -146,7 +171,9 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials(_) => StatusCode::UNAUTHORIZED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::Internal(_) | ApiError::Panicked => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Unexpected(_) | ApiError::Panicked => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -164,7 +191,9 @@ impl ApiError {
             ApiError::Unauthorized(_) | ApiError::InvalidCredentials(_) => "unauthorized",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Forbidden(_) => "forbidden",
-            ApiError::Internal(_) | ApiError::Panicked => "internal_error",
+            ApiError::Internal(_) | ApiError::Unexpected(_) | ApiError::Panicked => {
+                "internal_error"
+            }
         }
     }
 }
@@ -172,26 +201,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::DatabaseUnavailable { source, .. } => {
+            ApiError::DatabaseUnavailable(source) => {
                 tracing::warn!(error = %source, "request failed: database unavailable");
             }
             ApiError::Internal(source) => tracing::error!(error = %source, "request failed"),
+            ApiError::Unexpected(what) => tracing::error!(error = %what, "request failed"),
             ApiError::Conflict(source) => {
                 tracing::info!(error = %source, "request conflicts with stored data")
             }
             _ => {}
         }
-        let status = self.status();
-        let envelope = ErrorEnvelope {
-            error: ErrorDetail {
-                code: self.code(),
-                message: self.to_string(),
-            },
-        };
-        let mut response = (status, Json(envelope)).into_response();
+        let mut response = (self.status(), Json(self.envelope())).into_response();
+        // A 503's Retry-After is stamped by `stamp_retry_after`; a 429's is the caller's.
         let retry = match &self {
-            ApiError::DatabaseUnavailable { retry_after, .. }
-            | ApiError::RequestTimeout(_, retry_after) => Some(retry_after.as_secs().max(1)),
             ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
             _ => None,
         };
@@ -219,6 +241,25 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Gives every 503 that has none a `Retry-After` of `server.retry_after` (at least a
+/// second): the database's, the deadline's and the probe's alike.
+pub async fn stamp_retry_after(
+    axum::extract::State(retry_after): axum::extract::State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(retry_after.as_secs().max(1)),
+        );
+    }
+    response
+}
+
 fn humantime_secs(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
@@ -229,28 +270,32 @@ mod tests {
 
     #[test]
     fn database_failures_map_to_their_status_without_internals() {
-        let retry = Duration::from_secs(5);
-        let conflict = ApiError::from_db(
-            DbError::Conflict {
-                constraint: "exploits_dedup_key_key".into(),
-                message: "duplicate key value".into(),
-            },
-            retry,
-        );
+        let conflict = ApiError::from(DbError::Conflict {
+            constraint: "exploits_dedup_key_key".into(),
+            message: "duplicate key value".into(),
+        });
         assert_eq!(conflict.status(), StatusCode::CONFLICT);
         assert!(!conflict.to_string().contains("dedup_key"));
-        let down = ApiError::from_db(
-            DbError::Unavailable {
-                pool: "primary".into(),
-                reason: "refused".into(),
-                source: None,
-            },
-            retry,
-        );
+        let down = ApiError::from(DbError::Unavailable {
+            pool: "primary".into(),
+            reason: "refused".into(),
+            source: None,
+        });
         assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
-            ApiError::from_db(DbError::other("boom"), retry).status(),
+            ApiError::from(StoreError::Raced).status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a lost race is worth running again"
+        );
+        assert_eq!(
+            ApiError::from(DbError::other("boom")).status(),
             StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let corrupt = ApiError::from(StoreError::corrupt("exploits", "status", "\"nope\""));
+        assert_eq!(corrupt.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            !corrupt.to_string().contains("exploits"),
+            "internals stay in the log"
         );
     }
 }

@@ -5,10 +5,10 @@ use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Extension;
-use kamiyo_store::incidents::{IncidentSummary, ListRequest, Order, SortKey};
+use kamiyo_store::incidents::{IncidentSummary, ListRequest, Order, PageLimit, SortKey};
 
 use crate::auth::Caller;
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 use crate::exploits::{list_request, ListQuery, LIST_PARAMETERS};
 use crate::params::Params;
 use crate::AppState;
@@ -22,23 +22,13 @@ async fn collect(
     max: usize,
 ) -> Result<Vec<IncidentSummary>> {
     let mut rows = Vec::new();
-    loop {
-        request.limit = (max - rows.len()).min(kamiyo_store::incidents::query::MAX_LIMIT);
-        if request.limit == 0 {
-            break;
-        }
-        let page = state
-            .incidents
-            .list(&request)
-            .await
-            .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    while rows.len() < max {
+        request.limit = PageLimit::at_most(max - rows.len());
+        let page = state.incidents.list(&request).await?;
         rows.extend(page.items);
-        match page.next_cursor {
-            Some(cursor) => {
-                request.cursor =
-                    kamiyo_store::incidents::Cursor::decode(&cursor, request.sort, request.order)
-            }
-            None => break,
+        request.cursor = page.next_cursor;
+        if request.cursor.is_none() {
+            break;
         }
     }
     Ok(rows)
@@ -57,7 +47,7 @@ pub async fn csv(
     let request = list_request(&params, &caller)?;
     // `limit` bounds an export only when given; otherwise every match, up to the cap.
     let max = match params.text("limit")? {
-        Some(_) => request.limit.min(state.server.export_max_rows),
+        Some(_) => request.limit.get().min(state.server.export_max_rows),
         None => state.server.export_max_rows,
     };
     let rows = collect(&state, request, max).await?;
@@ -125,7 +115,7 @@ pub async fn atom(
     request.sort = SortKey::Date;
     request.order = Order::Desc;
     request.cursor = None;
-    let limit = request.limit;
+    let limit = request.limit.get();
     let rows = collect(&state, request, limit).await?;
     let updated = rows.first().map_or_else(
         || chrono::Utc::now().to_rfc3339(),

@@ -11,32 +11,42 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kamiyo_db::monitor::HealthWarning;
 use kamiyo_db::{HealthStatus, PoolState};
 use serde::Serialize;
-use serde_json::{json, Value};
 
+use crate::error::ErrorDetail;
 use crate::AppState;
 
-#[utoipa::path(get, path = "/healthz", tag = "health",
-    responses((status = 200, description = "The process answers: `{\"status\": \"ok\"}`", body = Object)))]
-pub async fn liveness() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+/// `/healthz`'s answer: the process answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$")]
+    status: &'static str,
 }
 
-#[derive(Serialize)]
-struct DatabaseHealth {
+#[utoipa::path(get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "The process answers: `{\"status\": \"ok\"}`", body = Liveness)))]
+pub async fn liveness() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
+}
+
+/// The database probe's answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DatabaseHealth {
     status: HealthStatus,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<HealthWarning>,
     backend: String,
     schema_version: Option<i64>,
     pool: PoolState,
+    /// The error envelope's detail, as every other 503 answers it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<Value>,
+    error: Option<ErrorDetail>,
 }
 
 /// The last probe's answer, and the lock that makes concurrent probes share one.
@@ -74,8 +84,8 @@ impl HealthCache {
 /// 200 healthy, 200 degraded (with warnings), 503 unhealthy (with `Retry-After`). An
 /// exhausted pool is degraded, not unhealthy: the database answers, the pool is full.
 #[utoipa::path(get, path = "/api/health/database", tag = "health",
-    responses((status = 200, description = "healthy, or degraded with warnings", body = Object),
-        (status = 503, description = "unhealthy: the database does not answer", body = Object)))]
+    responses((status = 200, description = "healthy, or degraded with warnings", body = DatabaseHealth),
+        (status = 503, description = "unhealthy: the database does not answer (`error` says so in the error envelope's words)", body = DatabaseHealth)))]
 pub async fn database(State(state): State<AppState>) -> Response {
     let probe = || async {
         let db = &state.db;
@@ -88,9 +98,7 @@ pub async fn database(State(state): State<AppState>) -> Response {
             backend: db.backend().to_string(),
             schema_version,
             pool: db.pool_state(),
-            error: unhealthy.then(
-                || json!({ "code": "database_unavailable", "message": "the database is unavailable" }),
-            ),
+            error: unhealthy.then(ErrorDetail::database_unavailable),
         };
         Probe {
             // When the probe ended: a slow probe is not reused for longer than the TTL.
@@ -110,19 +118,13 @@ pub async fn database(State(state): State<AppState>) -> Response {
     } else {
         StatusCode::OK
     };
-    let mut response = (
+    // A 503 gets its Retry-After from `error::stamp_retry_after`.
+    (
         status,
         [(header::CONTENT_TYPE, "application/json")],
         answer.body,
     )
-        .into_response();
-    if answer.unhealthy {
-        let seconds = state.server.retry_after.as_secs().max(1).to_string();
-        if let Ok(value) = HeaderValue::from_str(&seconds) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-    }
-    response
+        .into_response()
 }
 
 #[cfg(test)]

@@ -34,11 +34,7 @@ pub async fn create(
         field: e.field.clone(),
         message: e.message,
     })?;
-    let outcome = state
-        .incidents
-        .ingest(&draft)
-        .await
-        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    let outcome = state.incidents.ingest(&draft).await?;
     let status = match outcome.action {
         kamiyo_store::IngestAction::Inserted => StatusCode::CREATED,
         _ => StatusCode::OK,

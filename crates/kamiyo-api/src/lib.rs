@@ -108,9 +108,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        .layer(middleware::from_fn_with_state(request_timeout, deadline))
         .layer(middleware::from_fn_with_state(
-            (request_timeout, state.server.retry_after),
-            deadline,
+            state.server.retry_after,
+            error::stamp_retry_after,
         ))
         .layer(middleware::from_fn_with_state(
             Arc::clone(&state.http_metrics),
@@ -176,18 +177,18 @@ pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics::prometheus))
         .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(
+            state.server.retry_after,
+            error::stamp_retry_after,
+        ))
         .with_state(state)
 }
 
 /// Ends any request that outlives the configured deadline with the JSON envelope.
-/// A 503 like every other, with `Retry-After`.
-async fn deadline(
-    State((limit, retry_after)): State<(Duration, Duration)>,
-    request: Request,
-    next: Next,
-) -> Response {
+/// A 503 like every other (`Retry-After` stamped by `error::stamp_retry_after`).
+async fn deadline(State(limit): State<Duration>, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout(limit, retry_after).into_response(),
+        Err(_) => ApiError::RequestTimeout(limit).into_response(),
     }
 }

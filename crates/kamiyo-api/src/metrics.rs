@@ -19,7 +19,7 @@ use crate::AppState;
 const DEFAULT_LIMIT: usize = 10;
 const MAX_LIMIT: usize = 1000;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DatabaseMetrics {
     monitoring_enabled: bool,
     health_status: HealthReport,
@@ -32,15 +32,17 @@ pub struct DatabaseMetrics {
     replica: Option<ReplicaMetrics>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ReplicaMetrics {
     #[serde(flatten)]
     status: kamiyo_db::ReplicaStatus,
+    /// Reads the primary served instead, by reason.
+    #[schema(value_type = std::collections::BTreeMap<String, u64>)]
     fallbacks: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// The limits in force, so a reader can judge the numbers against them.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct PoolConfig {
     backend: String,
     max_size: usize,
@@ -59,7 +61,7 @@ struct PoolConfig {
 /// (`/api/health/database` also pings).
 #[utoipa::path(get, path = "/api/metrics/database", tag = "monitoring",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Slow queries shown, default 10")),
-    responses((status = 200, description = "Pool state, acquisitions, slow queries, configuration, leaks, health", body = Object),
+    responses((status = 200, description = "Pool state, acquisitions, slow queries, configuration, leaks, health", body = DatabaseMetrics),
         (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope)))]
 pub async fn database(
     State(state): State<AppState>,
@@ -119,7 +121,7 @@ pub enum QueriesSort {
     Calls,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct QueryMetrics {
     sort: &'static str,
     limit: usize,
@@ -129,7 +131,7 @@ pub struct QueryMetrics {
 #[utoipa::path(get, path = "/api/metrics/queries", tag = "monitoring",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000, description = "Statements shown, default 10"),
         ("sort" = Option<QueriesSort>, Query, description = "Largest first by this; `total` when absent")),
-    responses((status = 200, description = "Per-statement statistics", body = Object),
+    responses((status = 200, description = "Per-statement statistics", body = QueryMetrics),
         (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope)))]
 pub async fn queries(State(state): State<AppState>, query: RawQuery) -> Result<Json<QueryMetrics>> {
     let params = Params::from_query(query, &["limit", "sort"])?;

@@ -8,7 +8,6 @@
 //! schemathesis.rs fuzzes a running server with it.
 
 use axum::Json;
-use kamiyo_db::DbError;
 use serde_json::{json, Map, Value};
 use utoipa::OpenApi;
 
@@ -108,11 +107,9 @@ pub fn document_json() -> std::result::Result<Value, serde_json::Error> {
 }
 
 pub async fn document() -> Result<Json<Value>> {
-    document_json().map(Json).map_err(|e| {
-        ApiError::Internal(DbError::other(format!(
-            "serialising the OpenAPI document: {e}"
-        )))
-    })
+    document_json()
+        .map(Json)
+        .map_err(|e| ApiError::Unexpected(format!("serialising the OpenAPI document: {e}")))
 }
 
 /// Adds what utoipa cannot say from the annotations: header objects' `required` and a

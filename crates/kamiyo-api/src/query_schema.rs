@@ -8,6 +8,8 @@
 use kamiyo_domain::input_schema::{chain_name_pattern, trimmed_plain_pattern, CONTROL, SPACES};
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
 
+use kamiyo_store::incidents::PageLimit;
+
 use crate::params::MAX_VALUE_CHARS;
 
 fn string(pattern: String) -> ObjectBuilder {
@@ -80,4 +82,14 @@ pub fn tx_hash() -> Schema {
     ))
     .build()
     .into()
+}
+
+/// Items per page: the store's bounds ([`PageLimit`]), not a copy of them.
+pub fn page_limit() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Integer))
+        .minimum(Some(1))
+        .maximum(Some(PageLimit::MAX as f64))
+        .build()
+        .into()
 }

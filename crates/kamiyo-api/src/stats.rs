@@ -9,7 +9,7 @@ use kamiyo_store::SourceReport;
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::error::{ApiError, Result};
+use crate::error::Result;
 use crate::params::Params;
 use crate::AppState;
 
@@ -55,11 +55,7 @@ pub async fn summary(
     query: RawQuery,
 ) -> Result<Json<SummaryResponse>> {
     let (days, since, until) = window(query, &caller)?;
-    let summary = state
-        .incidents
-        .summary(since, until)
-        .await
-        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    let summary = state.incidents.summary(since, until).await?;
     Ok(Json(SummaryResponse { days, summary }))
 }
 
@@ -78,11 +74,7 @@ async fn breakdown(
     dimension: Dimension,
 ) -> Result<Json<BreakdownResponse>> {
     let (days, since, until) = window(query, &caller)?;
-    let buckets = state
-        .incidents
-        .breakdown(dimension, since, until)
-        .await
-        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    let buckets = state.incidents.breakdown(dimension, since, until).await?;
     Ok(Json(BreakdownResponse { days, buckets }))
 }
 
@@ -132,11 +124,7 @@ pub async fn chains(
 ) -> Result<Json<Vec<ChainCount>>> {
     Params::from_query(query, &[])?;
     let (since, until) = caller.visibility();
-    let chains = state
-        .incidents
-        .chains(since, until)
-        .await
-        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+    let chains = state.incidents.chains(since, until).await?;
     Ok(Json(chains))
 }
 
@@ -153,8 +141,7 @@ pub async fn sources(
     let mut sources = state
         .sources
         .report(state.server.source_health_window, since, until)
-        .await
-        .map_err(|e| ApiError::from_db(e, state.server.retry_after))?;
+        .await?;
     if !caller.is_admin() {
         for source in &mut sources {
             source.last_error = None;

@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 /// A snapshot of a pool, read from the pool itself at the moment of asking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PoolState {
     /// Most connections the pool may open.
     pub max_size: usize,

@@ -23,7 +23,7 @@ use crate::postgres::PgPool;
 pub const REPLICA_POOL: &str = "replica";
 
 /// What the last check found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReplicaState {
     /// Not checked yet: reads try it.
@@ -44,7 +44,7 @@ impl ReplicaState {
 }
 
 /// The replica as the last check (or the last failed read) saw it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ReplicaStatus {
     pub state: ReplicaState,
     /// Seconds of replay lag at the last successful check; 0 when it has replayed

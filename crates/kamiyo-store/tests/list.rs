@@ -13,7 +13,7 @@ use kamiyo_db::Database;
 use kamiyo_domain::{
     AttackClass, AttackType, Chain, IncidentDraft, IncidentInput, IncidentStatus, Usd,
 };
-use kamiyo_store::incidents::{IncidentFilter, ListRequest, Order, SortKey};
+use kamiyo_store::incidents::{IncidentFilter, ListRequest, Order, PageLimit, SortKey};
 use kamiyo_store::IncidentStore;
 
 type Backend = common::Backend<IncidentStore>;
@@ -161,7 +161,7 @@ fn draft(
 fn request(filter: IncidentFilter) -> ListRequest {
     ListRequest {
         filter,
-        limit: 100,
+        limit: PageLimit::new(100).unwrap(),
         ..ListRequest::default()
     }
 }
@@ -306,7 +306,7 @@ async fn sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_
     let by = |sort, order| ListRequest {
         sort,
         order,
-        limit: 100,
+        limit: PageLimit::new(100).unwrap(),
         ..ListRequest::default()
     };
     let (amount_desc, _) = protocols(&b, by(SortKey::Amount, Order::Desc)).await;
@@ -359,7 +359,7 @@ async fn a_cursor_walk_sees_every_row_once_while_rows_are_inserted(b: Backend) {
         let mut seen = Vec::new();
         let mut req = ListRequest {
             sort,
-            limit: 2,
+            limit: PageLimit::new(2).unwrap(),
             ..ListRequest::default()
         };
         let mut inserted = 0;
@@ -384,7 +384,8 @@ async fn a_cursor_walk_sees_every_row_once_while_rows_are_inserted(b: Backend) {
                 .unwrap();
             match page.next_cursor {
                 Some(cursor) => {
-                    req.cursor = kamiyo_store::incidents::Cursor::decode(&cursor, sort, Order::Desc)
+                    // As a client sends it back: the text it was given.
+                    req.cursor = Cursor::decode(&cursor.encode(), sort, Order::Desc)
                 }
                 None => break,
             }
@@ -411,21 +412,21 @@ async fn pages_stay_full_and_the_last_has_no_cursor(b: Backend) {
     let first = b
         .store
         .list(&ListRequest {
-            limit: 4,
+            limit: PageLimit::new(4).unwrap(),
             ..ListRequest::default()
         })
         .await
         .unwrap();
     assert_eq!((first.items.len(), first.total), (4, 6), "{}", b.name);
     let cursor = Cursor::decode(
-        first.next_cursor.as_deref().unwrap(),
+        &first.next_cursor.as_ref().unwrap().encode(),
         SortKey::Date,
         Order::Desc,
     );
     let second = b
         .store
         .list(&ListRequest {
-            limit: 4,
+            limit: PageLimit::new(4).unwrap(),
             cursor,
             ..ListRequest::default()
         })
@@ -506,11 +507,11 @@ async fn walk(store: &IncidentStore, first: ListRequest) -> Vec<(i64, Option<Str
     let mut seen = Vec::new();
     loop {
         let page = store.list(&request).await.unwrap();
-        assert!(page.items.len() <= request.limit);
+        assert!(page.items.len() <= request.limit.get());
         seen.extend(page.items.iter().map(|i| (i.id, i.loss_usd.clone())));
         match page.next_cursor {
             Some(cursor) => {
-                request.cursor = Cursor::decode(&cursor, request.sort, request.order);
+                request.cursor = Cursor::decode(&cursor.encode(), request.sort, request.order);
                 assert!(request.cursor.is_some(), "a cursor of this listing");
             }
             None => return seen,
@@ -543,7 +544,7 @@ async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders(b: Back
     let everything = walk(
         &b.store,
         ListRequest {
-            limit: 500,
+            limit: PageLimit::new(500).unwrap(),
             ..ListRequest::default()
         },
     )
@@ -571,7 +572,7 @@ async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders(b: Back
                 ListRequest {
                     sort: SortKey::Amount,
                     order,
-                    limit,
+                    limit: PageLimit::new(limit).unwrap(),
                     ..ListRequest::default()
                 },
             )
@@ -588,7 +589,7 @@ async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders(b: Back
                 },
                 sort: SortKey::Amount,
                 order,
-                limit: 2,
+                limit: PageLimit::new(2).unwrap(),
                 ..ListRequest::default()
             },
         )
@@ -613,7 +614,7 @@ async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders(b: Back
                 },
                 sort: SortKey::Amount,
                 order: Order::Asc,
-                limit: 1,
+                limit: PageLimit::new(1).unwrap(),
                 ..ListRequest::default()
             },
         )

@@ -7,7 +7,7 @@ use super::config::MonitorConfig;
 use super::window::WindowTotals;
 use crate::pool_state::PoolState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     Healthy,
@@ -26,7 +26,7 @@ impl HealthStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HealthWarning {
     pub pool: String,
     /// `utilization`, `acquire_timeouts`, `acquire_wait`, `leaks` or `unreachable`.
@@ -38,7 +38,7 @@ pub struct HealthWarning {
     pub threshold: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct HealthReport {
     pub status: HealthStatus,
     /// The highest utilisation among the pools, in percent.

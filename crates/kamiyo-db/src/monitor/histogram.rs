@@ -159,7 +159,7 @@ impl Histogram {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct LatencySummary {
     pub count: u64,
     pub mean_ms: f64,

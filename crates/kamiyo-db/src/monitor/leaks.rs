@@ -36,7 +36,7 @@ impl Slots {
 }
 
 /// A connection held longer than the leak threshold.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct LeakWarning {
     pub pool: String,
     /// `file:line` of the `acquire()` call that took the connection.

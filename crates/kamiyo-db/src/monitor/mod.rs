@@ -290,7 +290,7 @@ fn spawn_watchdog(monitor: Weak<PoolMonitor>, every: Duration, threshold: Durati
     });
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PoolReport {
     pub name: String,
     /// `postgresql` or `sqlite`.
@@ -305,7 +305,7 @@ pub struct PoolReport {
     pub slow_queries_total: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AcquisitionReport {
     pub total: u64,
     pub timeouts: u64,
@@ -317,7 +317,7 @@ pub struct AcquisitionReport {
     pub use_time: LatencySummary,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectionReport {
     pub created: u64,
     pub create_time: LatencySummary,

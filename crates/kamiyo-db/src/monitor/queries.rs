@@ -154,7 +154,7 @@ pub struct QueryRegistry {
 }
 
 /// One slow execution. The statement is the normalised text: no parameter values.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SlowQuery {
     pub fingerprint: String,
     pub statement: String,
@@ -164,7 +164,7 @@ pub struct SlowQuery {
     pub at: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatementReport {
     pub fingerprint: String,
     pub statement: String,

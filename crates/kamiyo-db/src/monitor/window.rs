@@ -26,7 +26,7 @@ pub struct RollingWindow {
 }
 
 /// Totals over the window, as of the moment of asking.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WindowTotals {
     pub window_seconds: f64,
     pub acquisitions: u64,

@@ -28,7 +28,9 @@ use crate::error::StoreError;
 
 pub use decide::MERGE_WINDOW_DAYS;
 pub use postgres::lock_bucket;
-pub use query::{Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, SortKey};
+pub use query::{
+    Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, PageLimit, SortKey,
+};
 
 /// What ingesting one claim did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -261,7 +263,7 @@ impl IncidentStore {
     /// and the total are read at the same time, on two connections; the total comes from
     /// the total cache when it can (see [`IncidentStore::with_total_cache`]).
     pub async fn list(&self, request: &ListRequest) -> Result<Page, StoreError> {
-        let limit = request.limit.clamp(1, query::MAX_LIMIT);
+        let limit = request.limit.get();
         let key = totals::key_of(&format!("{:?}", request.filter));
         let page = async {
             match self.db.primary() {
@@ -287,9 +289,7 @@ impl IncidentStore {
         let (mut items, total) = tokio::try_join!(page, total)?;
         let next_cursor = if items.len() > limit {
             items.truncate(limit);
-            items
-                .last()
-                .map(|last| query::cursor_after(request, last).encode())
+            items.last().map(|last| query::cursor_after(request, last))
         } else {
             None
         };

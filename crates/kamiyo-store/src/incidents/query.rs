@@ -7,8 +7,36 @@ use chrono::{DateTime, Utc};
 use kamiyo_domain::{AttackClass, AttackType, Chain, IncidentStatus, Usd};
 use serde::Serialize;
 
-pub const MAX_LIMIT: usize = 500;
-pub const DEFAULT_LIMIT: usize = 50;
+/// Items per page: between 1 and [`PageLimit::MAX`], [`PageLimit::DEFAULT`] unless asked.
+/// The one place the bounds live: the API parses into it (and documents `MAX`), the
+/// store takes it as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PageLimit(usize);
+
+impl PageLimit {
+    pub const MAX: usize = 500;
+    pub const DEFAULT: PageLimit = PageLimit(50);
+
+    /// `None` outside 1..=MAX.
+    pub fn new(items: usize) -> Option<PageLimit> {
+        (1..=Self::MAX).contains(&items).then_some(PageLimit(items))
+    }
+
+    /// `items` cut to the bounds: a walk's last page asks for what is left.
+    pub fn at_most(items: usize) -> PageLimit {
+        PageLimit(items.clamp(1, Self::MAX))
+    }
+
+    pub fn get(self) -> usize {
+        self.0
+    }
+}
+
+impl Default for PageLimit {
+    fn default() -> Self {
+        PageLimit::DEFAULT
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IncidentFilter {
@@ -34,7 +62,7 @@ pub struct IncidentFilter {
     pub visible_until: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SortKey {
     #[default]
@@ -42,7 +70,7 @@ pub enum SortKey {
     Amount,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
     #[default]
@@ -50,8 +78,9 @@ pub enum Order {
     Asc,
 }
 
-/// Where the previous page ended: the sort value and id of its last row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the previous page ended: the sort value and id of its last row. Sent to clients
+/// as its [`Cursor::encode`]d text (its `Serialize`), read back with [`Cursor::decode`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub sort: SortKey,
     pub order: Order,
@@ -127,12 +156,18 @@ impl Cursor {
     }
 }
 
+impl Serialize for Cursor {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.encode())
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListRequest {
     pub filter: IncidentFilter,
     pub sort: SortKey,
     pub order: Order,
-    pub limit: usize,
+    pub limit: PageLimit,
     pub cursor: Option<Cursor>,
 }
 
@@ -159,7 +194,8 @@ pub struct Page {
     /// How many incidents the filters match, over all pages.
     pub total: i64,
     /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub next_cursor: Option<Cursor>,
 }
 
 /// One statement of a listing and its text parameters.
@@ -568,7 +604,7 @@ mod tests {
             let request = ListRequest {
                 filter,
                 sort: SortKey::Amount,
-                limit: 10,
+                limit: PageLimit::new(10).unwrap(),
                 cursor: cursor.map(|value| Cursor {
                     sort: SortKey::Amount,
                     order: Order::Desc,
