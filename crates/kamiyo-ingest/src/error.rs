@@ -40,6 +40,16 @@ pub enum IngestError {
         columns: Vec<(String, Option<&'static str>)>,
     },
 
+    /// The input is not the shape its format has (HTML instead of JSON, an object
+    /// instead of an array, a field renamed in every record): the source's format
+    /// changed, or something else answered in its place.
+    #[error("{format} input is not {expected}: found {found}")]
+    Shape {
+        format: Format,
+        expected: &'static str,
+        found: String,
+    },
+
     /// The CSV header names a column more than once.
     #[error("{format} header names column(s) more than once: {}", columns.join(", "))]
     DuplicateColumns {

@@ -11,7 +11,17 @@ pub enum Format {
     Csv,
     /// The DeFiLlama `/hacks` export saved as CSV.
     Defillama,
+    /// DeFiLlama's JSON hacks endpoint (`https://api.llama.fi/hacks`).
+    DefillamaApi,
 }
+
+/// Every format, in the order messages list them.
+pub const FORMATS: &[Format] = &[
+    Format::Jsonl,
+    Format::Csv,
+    Format::Defillama,
+    Format::DefillamaApi,
+];
 
 impl Format {
     /// The name used on the command line and in messages.
@@ -20,6 +30,7 @@ impl Format {
             Format::Jsonl => "jsonl",
             Format::Csv => "csv",
             Format::Defillama => "defillama",
+            Format::DefillamaApi => "defillama-api",
         }
     }
 
@@ -42,22 +53,31 @@ impl fmt::Display for Format {
     }
 }
 
-/// A format name that is not `jsonl`, `csv` or `defillama`.
+/// A format name that is not one of [`FORMATS`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown import format {0:?}: expected one of jsonl, csv, defillama")]
+#[error("unknown import format {0:?}: expected one of {names}", names = format_names(", "))]
 pub struct UnknownFormatError(pub String);
+
+/// Every format's name, joined by `separator`.
+pub fn format_names(separator: &str) -> String {
+    FORMATS
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(separator)
+}
 
 impl FromStr for Format {
     type Err = UnknownFormatError;
 
-    /// Accepts `jsonl`, `csv` and `defillama`, in any case.
+    /// Accepts the name of any of [`FORMATS`], in any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "jsonl" => Ok(Format::Jsonl),
-            "csv" => Ok(Format::Csv),
-            "defillama" => Ok(Format::Defillama),
-            _ => Err(UnknownFormatError(s.to_owned())),
-        }
+        let wanted = s.trim().to_ascii_lowercase();
+        FORMATS
+            .iter()
+            .copied()
+            .find(|format| format.name() == wanted)
+            .ok_or_else(|| UnknownFormatError(s.to_owned()))
     }
 }
 
@@ -67,7 +87,7 @@ mod tests {
 
     #[test]
     fn names_round_trip_through_from_str_and_display() {
-        for format in [Format::Jsonl, Format::Csv, Format::Defillama] {
+        for &format in FORMATS {
             assert_eq!(format.to_string().parse::<Format>().unwrap(), format);
         }
         assert_eq!("DeFiLlama".parse::<Format>().unwrap(), Format::Defillama);
@@ -76,7 +96,11 @@ mod tests {
     #[test]
     fn unknown_name_lists_the_valid_ones() {
         let err = "xml".parse::<Format>().unwrap_err();
-        assert!(err.to_string().contains("jsonl, csv, defillama"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("jsonl, csv, defillama, defillama-api"),
+            "{err}"
+        );
     }
 
     #[test]

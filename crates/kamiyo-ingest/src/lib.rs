@@ -14,6 +14,7 @@
 //! - `jsonl`: Kamiyo's JSON Lines format.
 //! - `table`: what the two CSV formats share (header resolution, UTF-8 and width checks);
 //!   `kamiyo_csv` and `defillama` map their columns onto [`RawIncident`].
+//! - `defillama_api`: DeFiLlama's JSON hacks endpoint, the same records as `defillama`.
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
 //! - `import`: parse, validate and ingest a file through the incident store, with a
@@ -22,6 +23,7 @@
 //! The formats are described for users in `docs/IMPORT_FORMATS.md`.
 
 mod defillama;
+mod defillama_api;
 mod error;
 mod format;
 pub mod import;
@@ -35,7 +37,7 @@ use std::io::Read;
 use std::path::Path;
 
 pub use error::IngestError;
-pub use format::{Format, UnknownFormatError};
+pub use format::{format_names, Format, UnknownFormatError, FORMATS};
 pub use import::{
     import, import_file, ImportError, ImportOptions, ImportReport, DEFAULT_BATCH_SIZE,
     DEFAULT_STREAMS,
@@ -48,7 +50,8 @@ const DEFILLAMA_SOURCE: &str = "defillama";
 /// Parses a whole input in `format`, one result per record, in file order.
 ///
 /// `default_source` fills [`RawIncident::source`] for records that name none (for
-/// [`Format::Defillama`], which has no source column, it defaults to `"defillama"`).
+/// [`Format::Defillama`] and [`Format::DefillamaApi`], which have no source field, it
+/// defaults to `"defillama"`).
 ///
 /// # Errors
 ///
@@ -92,6 +95,10 @@ fn parse_bytes(
         Format::Csv => (kamiyo_csv::parse(bytes)?, default_source),
         Format::Defillama => (
             defillama::parse(bytes)?,
+            default_source.or_else(|| Some(DEFILLAMA_SOURCE.to_owned())),
+        ),
+        Format::DefillamaApi => (
+            defillama_api::parse(bytes)?,
             default_source.or_else(|| Some(DEFILLAMA_SOURCE.to_owned())),
         ),
     };

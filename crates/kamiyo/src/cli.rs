@@ -48,8 +48,9 @@ pub enum Command {
     Import {
         /// The file to read.
         file: PathBuf,
-        /// `jsonl` or `csv` (Kamiyo's format, see docs/IMPORT_FORMATS.md) or `defillama`
-        /// (the DeFiLlama hacks export). Default: from the file extension.
+        /// `jsonl` or `csv` (Kamiyo's format, see docs/IMPORT_FORMATS.md), `defillama`
+        /// (the DeFiLlama hacks export) or `defillama-api` (its JSON hacks endpoint).
+        /// Default: from the file extension.
         #[arg(long)]
         format: Option<kamiyo_ingest::Format>,
         /// Source name for records that name none (default: `defillama` for that format,

@@ -208,13 +208,14 @@ pub async fn import(
     let format = match format.or_else(|| kamiyo_ingest::Format::from_path(file)) {
         Some(format) => format,
         None => anyhow::bail!(
-            "cannot tell the format of {} from its extension; pass --format jsonl|csv|defillama",
-            file.display()
+            "cannot tell the format of {} from its extension; pass --format {}",
+            file.display(),
+            kamiyo_ingest::format_names("|")
         ),
     };
     let default_source = match (source, format) {
         (Some(source), _) => Some(source.to_owned()),
-        (None, kamiyo_ingest::Format::Defillama) => None,
+        (None, kamiyo_ingest::Format::Defillama | kamiyo_ingest::Format::DefillamaApi) => None,
         (None, _) => file
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned()),
