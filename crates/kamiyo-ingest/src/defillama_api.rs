@@ -16,8 +16,11 @@
 //! has a field the mapping reads (a renamed field). A missing or null field in one record
 //! is an unknown value; a field of the wrong type rejects that record, naming the field.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Timelike};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use crate::text::{self, push_unique};
 use crate::{Format, IngestError, RawIncident, Rejection};
@@ -51,6 +54,18 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Result<RawIncident, Rejection>>,
     let Value::Array(items) = value else {
         return Err(shape(format!("a JSON {}", kind(&value))));
     };
+    // Read again keeping each value's text: an amount's digits go on as written, never
+    // through a float. (The body parsed as JSON above, so this cannot fail; if it did,
+    // every record would be refused as not an object.)
+    let raw: Vec<Option<BTreeMap<String, Box<RawValue>>>> =
+        serde_json::from_slice::<Vec<&RawValue>>(bytes)
+            .map(|records| {
+                records
+                    .into_iter()
+                    .map(|record| serde_json::from_str(record.get()).ok())
+                    .collect()
+            })
+            .unwrap_or_default();
     if !items.is_empty() {
         let absent: Vec<&str> = MAPPED
             .iter()
@@ -72,18 +87,26 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Vec<Result<RawIncident, Rejection>>,
     Ok(items
         .iter()
         .enumerate()
-        .map(|(index, item)| to_incident(index + 1, item))
+        .map(|(index, item)| to_incident(index + 1, item, raw.get(index).and_then(Option::as_ref)))
         .collect())
 }
 
-fn to_incident(number: usize, item: &Value) -> Result<RawIncident, Rejection> {
-    let Some(record) = item.as_object() else {
+fn to_incident(
+    number: usize,
+    item: &Value,
+    raw: Option<&BTreeMap<String, Box<RawValue>>>,
+) -> Result<RawIncident, Rejection> {
+    let (Some(record), Some(raw)) = (item.as_object(), raw) else {
         return Err(Rejection::new(
             number,
             format!("record {number} is a JSON {}, not an object", kind(item)),
         ));
     };
-    let field = Field { number, record };
+    let field = Field {
+        number,
+        record,
+        raw,
+    };
     let mut chains = Vec::new();
     for chain in field.text_list("chain")? {
         push_unique(&mut chains, chain);
@@ -109,7 +132,9 @@ fn to_incident(number: usize, item: &Value) -> Result<RawIncident, Rejection> {
 /// One record's fields, each read with the rejection that names it.
 struct Field<'a> {
     number: usize,
-    record: &'a Map<String, Value>,
+    record: &'a serde_json::Map<String, Value>,
+    /// The same fields as written, for numbers.
+    raw: &'a BTreeMap<String, Box<RawValue>>,
 }
 
 impl Field<'_> {
@@ -143,7 +168,11 @@ impl Field<'_> {
     fn number(&self, name: &str) -> Result<Option<String>, Rejection> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Number(n)) => Ok(Some(
+                self.raw
+                    .get(name)
+                    .map_or_else(|| n.to_string(), |raw| raw.get().trim().to_owned()),
+            )),
             Some(Value::String(s)) => Ok(text::clean(s)),
             Some(other) => Err(self.wrong(name, "a number", other)),
         }
@@ -267,14 +296,18 @@ mod tests {
             br#"[{"date": 1711065600, "name": "A", "classification": null, "technique": null,
             "amount": null, "chain": null, "bridgeHack": false, "targetType": null, "source": "s",
             "returnedFunds": null, "defillamaId": null},
-            {"date": 1711065601, "name": "B", "amount": 1.5}]"#;
+            {"date": 1711065601, "name": "B", "amount": 1234567890123.123456789}]"#;
         let results = parse(input).unwrap();
         let a = results[0].as_ref().unwrap();
         assert_eq!((a.loss_usd.as_ref(), a.chains.len()), (None, 0));
         assert_eq!(a.bridge, Some(false));
         let b = results[1].as_ref().unwrap();
         assert_eq!(b.date.as_deref(), Some("2024-03-22T00:00:01+00:00"));
-        assert_eq!(b.loss_usd.as_deref(), Some("1.5"));
+        assert_eq!(
+            b.loss_usd.as_deref(),
+            Some("1234567890123.123456789"),
+            "digits as written, never through a float"
+        );
         assert_eq!(b.source_url, None);
     }
 
