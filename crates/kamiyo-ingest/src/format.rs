@@ -13,6 +13,8 @@ pub enum Format {
     Defillama,
     /// DeFiLlama's JSON hacks endpoint (`https://api.llama.fi/hacks`).
     DefillamaApi,
+    /// The DeFiHackLabs README: one markdown section per incident.
+    Defihacklabs,
 }
 
 /// Every format, in the order messages list them.
@@ -21,6 +23,7 @@ pub const FORMATS: &[Format] = &[
     Format::Csv,
     Format::Defillama,
     Format::DefillamaApi,
+    Format::Defihacklabs,
 ];
 
 impl Format {
@@ -31,6 +34,7 @@ impl Format {
             Format::Csv => "csv",
             Format::Defillama => "defillama",
             Format::DefillamaApi => "defillama-api",
+            Format::Defihacklabs => "defihacklabs",
         }
     }
 
@@ -98,7 +102,7 @@ mod tests {
         let err = "xml".parse::<Format>().unwrap_err();
         assert!(
             err.to_string()
-                .contains("jsonl, csv, defillama, defillama-api"),
+                .contains("jsonl, csv, defillama, defillama-api, defihacklabs"),
             "{err}"
         );
     }

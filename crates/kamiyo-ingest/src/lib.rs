@@ -15,6 +15,8 @@
 //! - `table`: what the two CSV formats share (header resolution, UTF-8 and width checks);
 //!   `kamiyo_csv` and `defillama` map their columns onto [`RawIncident`].
 //! - `defillama_api`: DeFiLlama's JSON hacks endpoint, the same records as `defillama`.
+//! - `defihacklabs`: the DeFiHackLabs README's incident sections; `loss_text` reads a USD
+//!   figure out of a free-text loss, only when the text states one.
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
 //! - `import`: parse, validate and ingest a file through the incident store, with a
@@ -22,6 +24,7 @@
 //!
 //! The formats are described for users in `docs/IMPORT_FORMATS.md`.
 
+mod defihacklabs;
 mod defillama;
 mod defillama_api;
 mod error;
@@ -29,6 +32,7 @@ mod format;
 pub mod import;
 mod jsonl;
 mod kamiyo_csv;
+mod loss_text;
 mod record;
 mod table;
 mod text;
@@ -46,6 +50,8 @@ pub use record::{RawIncident, RawTxHash, Rejection};
 
 /// Source name used for DeFiLlama records when the caller gives none.
 const DEFILLAMA_SOURCE: &str = "defillama";
+/// Source name used for DeFiHackLabs records when the caller gives none.
+const DEFIHACKLABS_SOURCE: &str = "defihacklabs";
 
 /// Parses a whole input in `format`, one result per record, in file order.
 ///
@@ -100,6 +106,10 @@ fn parse_bytes(
         Format::DefillamaApi => (
             defillama_api::parse(bytes)?,
             default_source.or_else(|| Some(DEFILLAMA_SOURCE.to_owned())),
+        ),
+        Format::Defihacklabs => (
+            defihacklabs::parse(bytes)?,
+            default_source.or_else(|| Some(DEFIHACKLABS_SOURCE.to_owned())),
         ),
     };
     if let Some(default_source) = default_source {

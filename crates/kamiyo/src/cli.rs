@@ -49,7 +49,8 @@ pub enum Command {
         /// The file to read.
         file: PathBuf,
         /// `jsonl` or `csv` (Kamiyo's format, see docs/IMPORT_FORMATS.md), `defillama`
-        /// (the DeFiLlama hacks export) or `defillama-api` (its JSON hacks endpoint).
+        /// (the DeFiLlama hacks export), `defillama-api` (its JSON hacks endpoint) or
+        /// `defihacklabs` (the DeFiHackLabs README).
         /// Default: from the file extension.
         #[arg(long)]
         format: Option<kamiyo_ingest::Format>,

@@ -215,7 +215,12 @@ pub async fn import(
     };
     let default_source = match (source, format) {
         (Some(source), _) => Some(source.to_owned()),
-        (None, kamiyo_ingest::Format::Defillama | kamiyo_ingest::Format::DefillamaApi) => None,
+        (
+            None,
+            kamiyo_ingest::Format::Defillama
+            | kamiyo_ingest::Format::DefillamaApi
+            | kamiyo_ingest::Format::Defihacklabs,
+        ) => None,
         (None, _) => file
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned()),
