@@ -15,6 +15,8 @@ pub enum Format {
     DefillamaApi,
     /// The DeFiHackLabs README: one markdown section per incident.
     Defihacklabs,
+    /// rekt.news's RSS 2.0 feed.
+    RektRss,
 }
 
 /// Every format, in the order messages list them.
@@ -24,6 +26,7 @@ pub const FORMATS: &[Format] = &[
     Format::Defillama,
     Format::DefillamaApi,
     Format::Defihacklabs,
+    Format::RektRss,
 ];
 
 impl Format {
@@ -35,6 +38,7 @@ impl Format {
             Format::Defillama => "defillama",
             Format::DefillamaApi => "defillama-api",
             Format::Defihacklabs => "defihacklabs",
+            Format::RektRss => "rekt-rss",
         }
     }
 
@@ -102,7 +106,7 @@ mod tests {
         let err = "xml".parse::<Format>().unwrap_err();
         assert!(
             err.to_string()
-                .contains("jsonl, csv, defillama, defillama-api, defihacklabs"),
+                .contains("jsonl, csv, defillama, defillama-api, defihacklabs, rekt-rss"),
             "{err}"
         );
     }

@@ -17,6 +17,7 @@
 //! - `defillama_api`: DeFiLlama's JSON hacks endpoint, the same records as `defillama`.
 //! - `defihacklabs`: the DeFiHackLabs README's incident sections; `loss_text` reads a USD
 //!   figure out of a free-text loss, only when the text states one.
+//! - `rekt`: rekt.news's RSS feed, and an article's front matter ([`rekt::apply_article`]).
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
 //! - `import`: parse, validate and ingest a file through the incident store, with a
@@ -34,6 +35,7 @@ mod jsonl;
 mod kamiyo_csv;
 mod loss_text;
 mod record;
+pub mod rekt;
 mod table;
 mod text;
 
@@ -52,6 +54,8 @@ pub use record::{RawIncident, RawTxHash, Rejection};
 const DEFILLAMA_SOURCE: &str = "defillama";
 /// Source name used for DeFiHackLabs records when the caller gives none.
 const DEFIHACKLABS_SOURCE: &str = "defihacklabs";
+/// Source name used for rekt.news records when the caller gives none.
+const REKT_SOURCE: &str = "rekt";
 
 /// Parses a whole input in `format`, one result per record, in file order.
 ///
@@ -110,6 +114,10 @@ fn parse_bytes(
         Format::Defihacklabs => (
             defihacklabs::parse(bytes)?,
             default_source.or_else(|| Some(DEFIHACKLABS_SOURCE.to_owned())),
+        ),
+        Format::RektRss => (
+            rekt::parse(bytes)?,
+            default_source.or_else(|| Some(REKT_SOURCE.to_owned())),
         ),
     };
     if let Some(default_source) = default_source {

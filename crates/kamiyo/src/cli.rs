@@ -49,8 +49,8 @@ pub enum Command {
         /// The file to read.
         file: PathBuf,
         /// `jsonl` or `csv` (Kamiyo's format, see docs/IMPORT_FORMATS.md), `defillama`
-        /// (the DeFiLlama hacks export), `defillama-api` (its JSON hacks endpoint) or
-        /// `defihacklabs` (the DeFiHackLabs README).
+        /// (the DeFiLlama hacks export), `defillama-api` (its JSON hacks endpoint),
+        /// `defihacklabs` (the DeFiHackLabs README) or `rekt-rss` (rekt.news's feed).
         /// Default: from the file extension.
         #[arg(long)]
         format: Option<kamiyo_ingest::Format>,

@@ -219,7 +219,8 @@ pub async fn import(
             None,
             kamiyo_ingest::Format::Defillama
             | kamiyo_ingest::Format::DefillamaApi
-            | kamiyo_ingest::Format::Defihacklabs,
+            | kamiyo_ingest::Format::Defihacklabs
+            | kamiyo_ingest::Format::RektRss,
         ) => None,
         (None, _) => file
             .file_stem()
