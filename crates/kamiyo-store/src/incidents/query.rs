@@ -10,7 +10,7 @@ use serde::Serialize;
 pub const MAX_LIMIT: usize = 500;
 pub const DEFAULT_LIMIT: usize = 50;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct IncidentFilter {
     /// Incidents that touched this chain (aliases resolved by `Chain::parse`).
     pub chain: Option<Chain>,
@@ -34,7 +34,7 @@ pub struct IncidentFilter {
     pub visible_until: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SortKey {
     #[default]
@@ -42,7 +42,7 @@ pub enum SortKey {
     Amount,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Order {
     #[default]
@@ -51,7 +51,7 @@ pub enum Order {
 }
 
 /// Where the previous page ended: the sort value and id of its last row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Cursor {
     pub sort: SortKey,
     pub order: Order,
@@ -127,7 +127,7 @@ impl Cursor {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListRequest {
     pub filter: IncidentFilter,
     pub sort: SortKey,
