@@ -46,7 +46,7 @@ impl PrincipalCache {
 
     /// The principal of a key hash verified less than `ttl` ago.
     pub(crate) fn get(&self, hash: &str) -> Option<Principal> {
-        self.cache.get(&hash.to_owned())
+        self.cache.get(hash)
     }
 
     /// To be read before a verification starts and handed to [`PrincipalCache::keep`].

@@ -25,6 +25,7 @@ mod digest;
 mod generation;
 mod state;
 
+use std::borrow::Borrow;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -129,7 +130,11 @@ impl<K: Hash + Eq + Clone, V: Clone, S: Clone> TtlCache<K, V, S> {
     }
 
     /// The answer for `key` if one is kept and servable: never waits, never computes.
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         if !self.enabled() {
             return None;
         }

@@ -1,6 +1,7 @@
 //! The entries of a [`TtlCache`](super::TtlCache) and their byte count, always changed
 //! together under the cache's lock.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Arc;
@@ -53,13 +54,17 @@ impl<K, V, S> Default for State<K, V, S> {
 }
 
 impl<K: Hash + Eq, V, S> State<K, V, S> {
-    pub(super) fn servable(
+    pub(super) fn servable<Q>(
         &self,
-        key: &K,
+        key: &Q,
         generation: u64,
         ttl: Duration,
         now: Instant,
-    ) -> Option<&Cell<V, S>> {
+    ) -> Option<&Cell<V, S>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         self.entries
             .get(key)
             .filter(|slot| slot.servable(generation, ttl, now))

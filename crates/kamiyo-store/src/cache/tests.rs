@@ -204,26 +204,26 @@ fn insert_keeps_only_what_was_computed_under_the_current_generation() {
     let (cache, time) = cache(CacheLimits::new(TTL, 2));
     let started = cache.generation().current();
     cache.insert("h1".into(), "p1".into(), started);
-    assert_eq!(cache.get(&"h1".into()), Some("p1".into()));
-    assert_eq!(cache.get(&"h2".into()), None);
+    assert_eq!(cache.get("h1"), Some("p1".into()));
+    assert_eq!(cache.get("h2"), None);
 
     // A computation that raced with a write is not kept.
     cache.invalidate();
-    assert_eq!(cache.get(&"h1".into()), None);
+    assert_eq!(cache.get("h1"), None);
     cache.insert("h2".into(), "p2".into(), started);
-    assert_eq!(cache.get(&"h2".into()), None);
+    assert_eq!(cache.get("h2"), None);
 
     let now = cache.generation().current();
     for key in ["h1", "h2", "h3"] {
         cache.insert(key.into(), key.into(), now);
     }
     assert_eq!(
-        (cache.get(&"h1".into()), cache.get(&"h3".into())),
+        (cache.get("h1"), cache.get("h3")),
         (Some("h1".into()), None),
         "full: keeps what it has"
     );
     time.advance(TTL);
-    assert_eq!(cache.get(&"h1".into()), None, "expired");
+    assert_eq!(cache.get("h1"), None, "expired");
     cache.insert("h3".into(), "h3".into(), now);
     assert_eq!(
         cache.usage().0,

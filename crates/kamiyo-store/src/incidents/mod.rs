@@ -146,8 +146,7 @@ impl IncidentStore {
     /// count. A write through this store invalidates every cached total at once, so this
     /// process never shows a total older than its own writes; another instance's writes
     /// show within `ttl`. Zero turns the cache off. At most `max_entries` filters are
-    /// remembered.
-    /// Time is read from the database's clock ([`Database::clock`]).
+    /// remembered. Time is read from the database's clock ([`Database::clock`]).
     pub fn with_total_cache(db: Database, ttl: std::time::Duration, max_entries: usize) -> Self {
         let writes = Generation::default();
         let limits = CacheLimits::new(ttl, max_entries);
@@ -321,14 +320,9 @@ impl IncidentStore {
     }
 
     /// Moves on with every write through this store (and its clones). A cache of
-    /// anything read from the store can keep what it read under the generation it read
-    /// before, and stop using it once the generation differs.
-    pub fn write_generation(&self) -> u64 {
-        self.writes.current()
-    }
-
-    /// The write generation itself, for a cache of what is read from this store to be
-    /// built on ([`TtlCache::with_generation`]).
+    /// anything read from the store keeps what it read under the generation it read
+    /// before, and stops using it once the generation differs: build it on this one
+    /// ([`TtlCache::with_generation`]).
     pub fn writes(&self) -> &Generation {
         &self.writes
     }
