@@ -284,6 +284,21 @@ mod tests {
     }
 
     #[test]
+    fn buckets_refill_as_the_injected_clock_moves() {
+        let time = ManualClock::new();
+        let limiter = RateLimiter::new(10, time.clock());
+        let l = limits(3, 100);
+        for _ in 0..3 {
+            assert!(limiter.check("k", l).allowed);
+        }
+        assert!(!limiter.check("k", l).allowed);
+        time.advance(Duration::from_secs(19));
+        assert!(!limiter.check("k", l).allowed, "one token per 20 s");
+        time.advance(Duration::from_secs(1));
+        assert!(limiter.check("k", l).allowed, "refilled");
+    }
+
+    #[test]
     fn a_denial_in_the_minute_window_takes_nothing_from_hour_or_day() {
         let (limiter, now) = limiter(100);
         let l = limits(2, 100);
