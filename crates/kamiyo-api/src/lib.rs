@@ -10,6 +10,7 @@ pub mod error;
 mod exploits;
 mod export;
 mod health;
+mod health_cache;
 mod http_metrics;
 mod ingest;
 mod me;
@@ -40,7 +41,7 @@ pub use auth::Caller;
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use http_metrics::HttpMetrics;
-pub use page_cache::PageCache;
+pub use page_cache::{PageCache, PageKey};
 pub use serve::{serve, ConnectionLimits, ConnectionStats};
 
 /// What every handler can reach. Cheap to clone: the database is a pool handle.
@@ -60,36 +61,54 @@ pub struct AppState {
     /// Serialised first pages of the listing (see `page_cache`).
     pub pages: Arc<PageCache>,
     /// The database probe's shared answer (see `health`).
-    pub health: Arc<health::HealthCache>,
+    pub health: Arc<health_cache::HealthCache>,
     /// Counts of the connections [`serve`] holds, when it is given this instance.
     pub connections: Arc<ConnectionStats>,
 }
 
 impl AppState {
+    /// Everything that decides by elapsed time (caches, rate limits) reads the
+    /// database's clock ([`Database::clock`]): tests give it a manual one.
     pub fn new(db: Database, server: ServerConfig) -> Self {
+        let clock = db.clock().clone();
+        if clock.is_manual() {
+            tracing::warn!("time is read from a manual clock: it moves only when advanced");
+        }
+        let incidents = IncidentStore::with_total_cache(
+            db.clone(),
+            server.total_cache_ttl,
+            server.total_cache_max_entries,
+        );
         AppState {
-            incidents: IncidentStore::with_total_cache(
-                db.clone(),
-                server.total_cache_ttl,
-                server.total_cache_max_entries,
-            ),
-            sources: SourceStore::new(db.clone()),
             pages: Arc::new(PageCache::new(
                 server.page_cache_ttl,
                 server.page_cache_max_entries,
                 server.page_cache_max_bytes,
+                clock.clone(),
+                incidents.writes().clone(),
             )),
+            incidents,
+            sources: SourceStore::new(db.clone()),
             accounts: AccountStore::with_principal_cache(
                 db.clone(),
                 server.auth_cache_ttl,
                 server.auth_cache_max_entries,
             ),
-            rate_limiter: Arc::new(ratelimit::RateLimiter::new(server.rate_limit_max_callers)),
-            auth_failures: Arc::new(ratelimit::RateLimiter::new(server.rate_limit_max_callers)),
+            rate_limiter: Arc::new(ratelimit::RateLimiter::new(
+                server.rate_limit_max_callers,
+                clock.clone(),
+            )),
+            auth_failures: Arc::new(ratelimit::RateLimiter::new(
+                server.rate_limit_max_callers,
+                clock.clone(),
+            )),
+            health: Arc::new(health_cache::HealthCache::new(
+                server.health_cache_ttl,
+                clock,
+            )),
             db,
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
-            health: Arc::default(),
             connections: Arc::new(ConnectionStats::default()),
         }
     }

@@ -8,12 +8,15 @@
 //! caller is forgotten first (it starts again with full buckets). An attacker cycling
 //! through addresses can therefore only reset the oldest callers' buckets, never grow
 //! the process.
+//!
+//! Time comes from the injected [`Clock`]: tests refill buckets by advancing a manual one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hashlink::LruCache;
 use kamiyo_db::monitor::prometheus::Exposition;
+use kamiyo_db::Clock;
 use kamiyo_domain::TierLimits;
 use parking_lot::Mutex;
 
@@ -111,6 +114,7 @@ pub struct Decision {
 
 #[derive(Debug)]
 pub struct RateLimiter {
+    clock: Clock,
     entries: Mutex<LruCache<String, Entry>>,
     checks: AtomicU64,
     evictions: AtomicU64,
@@ -161,8 +165,9 @@ pub fn per_minute(per_minute: u32) -> Capacity {
 
 impl RateLimiter {
     /// Remembers at most `max_callers` callers (at least one).
-    pub fn new(max_callers: usize) -> Self {
+    pub fn new(max_callers: usize, clock: Clock) -> Self {
         RateLimiter {
+            clock,
             entries: Mutex::new(LruCache::new(max_callers.max(1))),
             checks: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -170,7 +175,7 @@ impl RateLimiter {
     }
 
     pub fn check(&self, caller: &str, capacity: Capacity) -> Decision {
-        self.check_at(caller, capacity, Instant::now())
+        self.check_at(caller, capacity, self.clock.now())
     }
 
     /// Takes a token from every window of `caller` if each has one.
@@ -210,7 +215,7 @@ impl RateLimiter {
         match entries.peek(caller) {
             None => capacity,
             Some(entry) => entry
-                .refilled(capacity, Instant::now())
+                .refilled(capacity, self.clock.now())
                 .map(|tokens| tokens.floor() as u32),
         }
     }
@@ -239,6 +244,14 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kamiyo_db::ManualClock;
+
+    /// A limiter on a manual clock, and that clock's time.
+    fn limiter(max_callers: usize) -> (RateLimiter, Instant) {
+        let clock = ManualClock::new().clock();
+        let now = clock.now();
+        (RateLimiter::new(max_callers, clock), now)
+    }
 
     fn limits(per_minute: u32, per_hour: u32) -> Capacity {
         [per_minute, per_hour, 1000]
@@ -246,8 +259,7 @@ mod tests {
 
     #[test]
     fn the_n_plus_first_request_in_a_minute_is_denied_and_headers_count_down() {
-        let limiter = RateLimiter::new(100);
-        let now = Instant::now();
+        let (limiter, now) = limiter(100);
         let l = limits(3, 100);
         let remaining: Vec<u32> = (0..3)
             .map(|_| limiter.check_at("k", l, now).remaining)
@@ -272,9 +284,23 @@ mod tests {
     }
 
     #[test]
+    fn buckets_refill_as_the_injected_clock_moves() {
+        let time = ManualClock::new();
+        let limiter = RateLimiter::new(10, time.clock());
+        let l = limits(3, 100);
+        for _ in 0..3 {
+            assert!(limiter.check("k", l).allowed);
+        }
+        assert!(!limiter.check("k", l).allowed);
+        time.advance(Duration::from_secs(19));
+        assert!(!limiter.check("k", l).allowed, "one token per 20 s");
+        time.advance(Duration::from_secs(1));
+        assert!(limiter.check("k", l).allowed, "refilled");
+    }
+
+    #[test]
     fn a_denial_in_the_minute_window_takes_nothing_from_hour_or_day() {
-        let limiter = RateLimiter::new(100);
-        let now = Instant::now();
+        let (limiter, now) = limiter(100);
         let l = limits(2, 100);
         for _ in 0..2 {
             assert!(limiter.check_at("k", l, now).allowed);
@@ -283,16 +309,12 @@ mod tests {
             assert!(!limiter.check_at("k", l, now).allowed);
         }
         let [_, hour, day] = limiter.usage("k", l);
-        assert!(
-            (97..=98).contains(&hour) && (997..=998).contains(&day),
-            "hour {hour} day {day}: only admitted requests count"
-        );
+        assert_eq!((hour, day), (98, 998), "only admitted requests count");
     }
 
     #[test]
     fn idle_callers_are_reclaimed() {
-        let limiter = RateLimiter::new(100);
-        let start = Instant::now();
+        let (limiter, start) = limiter(100);
         limiter.check_at("idle", limits(5, 5), start);
         limiter.sweep(start + IDLE + Duration::from_secs(1));
         assert_eq!(limiter.tracked(), 0);
@@ -300,8 +322,7 @@ mod tests {
 
     #[test]
     fn past_its_bound_the_least_recently_seen_caller_is_forgotten_first() {
-        let limiter = RateLimiter::new(3);
-        let now = Instant::now();
+        let (limiter, now) = limiter(3);
         let l = limits(1, 100);
         for caller in ["a", "b", "c"] {
             assert!(limiter.check_at(caller, l, now).allowed);
@@ -323,8 +344,7 @@ mod tests {
 
     #[test]
     fn a_million_distinct_callers_never_hold_more_than_the_bound() {
-        let limiter = RateLimiter::new(1000);
-        let now = Instant::now();
+        let (limiter, now) = limiter(1000);
         for i in 0..1_000_000u32 {
             limiter.check_at(&format!("ip:{i}"), limits(10, 100), now);
         }
@@ -333,8 +353,7 @@ mod tests {
 
     #[test]
     fn a_refund_gives_back_what_a_check_took_and_never_more_than_the_capacity() {
-        let limiter = RateLimiter::new(10);
-        let now = Instant::now();
+        let (limiter, now) = limiter(10);
         let l = limits(2, 100);
         limiter.check_at("k", l, now);
         limiter.check_at("k", l, now);

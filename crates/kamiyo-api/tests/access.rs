@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use axum::Router;
 use chrono::{Duration, Utc};
 use kamiyo_api::{router, AppState, ServerConfig};
-use kamiyo_db::{Database, DbConfig};
+use kamiyo_db::{Database, DbConfig, ManualClock};
 use kamiyo_domain::{IncidentDraft, IncidentInput, Tier};
 use kamiyo_store::accounts::{AccountStore, Role};
 use kamiyo_store::{IncidentStore, MIGRATIONS};
@@ -285,11 +285,17 @@ async fn the_request_past_the_minute_limit_gets_429_with_retry_after_and_headers
 }
 
 /// An app whose key cache keeps verified keys for `ttl` (zero: none), a key it has
-/// verified once, and a store of "another process" (as `kamiyo key revoke` is) on the
-/// same database.
-async fn cached_app(ttl: std::time::Duration) -> (Fixture, String, AccountStore) {
+/// verified once, a store of "another process" (as `kamiyo key revoke` is) on the
+/// same database, and the app's clock, which moves only when the test advances it.
+async fn cached_app(ttl: std::time::Duration) -> (Fixture, String, AccountStore, ManualClock) {
     let pg = TestDatabase::create().await;
-    let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
+    let time = ManualClock::new();
+    let db = Database::open(DbConfig {
+        clock: time.clock(),
+        ..DbConfig::for_url(pg.url())
+    })
+    .await
+    .unwrap();
     db.migrate(&MIGRATIONS).await.unwrap();
     let f = fixture_with(
         db.clone(),
@@ -301,14 +307,15 @@ async fn cached_app(ttl: std::time::Duration) -> (Fixture, String, AccountStore)
     );
     let key = key_for(&f, "analyst@example.com", Tier::Pro).await;
     assert_eq!(json(&f.app, "/api/me", Some(&key)).await.0, StatusCode::OK);
-    (f, key, AccountStore::new(db))
+    (f, key, AccountStore::new(db), time)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_verified_key_is_served_from_the_cache_after_another_process_revokes_it() {
-    // A minute: far longer than this test takes, however loaded the machine.
-    let (f, key, other) = cached_app(std::time::Duration::from_secs(60)).await;
+    let ttl = std::time::Duration::from_secs(60);
+    let (f, key, other, time) = cached_app(ttl).await;
     other.revoke_key(&key[..12]).await.unwrap();
+    time.advance(ttl - std::time::Duration::from_millis(1));
     assert_eq!(
         json(&f.app, "/api/me", Some(&key)).await.0,
         StatusCode::OK,
@@ -323,12 +330,10 @@ async fn a_verified_key_is_served_from_the_cache_after_another_process_revokes_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_revoked_by_another_process_is_refused_once_the_cache_entry_expires() {
-    let ttl = std::time::Duration::from_millis(200);
-    let (f, key, other) = cached_app(ttl).await;
+    let ttl = std::time::Duration::from_secs(60);
+    let (f, key, other, time) = cached_app(ttl).await;
     other.revoke_key(&key[..12]).await.unwrap();
-    // Nothing to await: the entry expires with time alone. Twice the TTL after the
-    // revocation, the entry (made before it) has certainly expired.
-    tokio::time::sleep(ttl * 2).await;
+    time.advance(ttl);
     assert_eq!(
         json(&f.app, "/api/me", Some(&key)).await.0,
         StatusCode::UNAUTHORIZED
@@ -337,7 +342,7 @@ async fn a_key_revoked_by_another_process_is_refused_once_the_cache_entry_expire
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_auth_cache_off_a_revocation_by_another_process_applies_at_once() {
-    let (f, key, other) = cached_app(std::time::Duration::ZERO).await;
+    let (f, key, other, _time) = cached_app(std::time::Duration::ZERO).await;
     other.disable_user("analyst@example.com").await.unwrap();
     assert_eq!(
         json(&f.app, "/api/me", Some(&key)).await.0,

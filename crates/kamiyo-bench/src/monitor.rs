@@ -6,7 +6,7 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use kamiyo_db::monitor::fingerprint::Fingerprint;
-use kamiyo_db::{MonitorConfig, PoolMonitor};
+use kamiyo_db::{Clock, MonitorConfig, PoolMonitor};
 use serde::Serialize;
 
 use crate::stats::{median, micros, nanos};
@@ -70,7 +70,7 @@ pub fn run(options: &Options) -> Report {
     let trials = Trials::for_run(options.quick);
     let config = MonitorConfig::default();
 
-    let monitor = PoolMonitor::start("bench", "postgresql", &config);
+    let monitor = PoolMonitor::start("bench", "postgresql", &config, Clock::system());
     monitor.record_query(LISTING, ELAPSED, 20, false);
     let record_query = per_event(trials.batches, || {
         monitor.record_query(LISTING, ELAPSED, 20, false);
@@ -91,7 +91,7 @@ pub fn run(options: &Options) -> Report {
         })
         .collect();
 
-    let flood_monitor = PoolMonitor::start("bench-flood", "postgresql", &config);
+    let flood_monitor = PoolMonitor::start("bench-flood", "postgresql", &config, Clock::system());
     let texts: Vec<String> = (0..trials.flood).map(distinct_statement).collect();
     let flood_started = Instant::now();
     for sql in &texts {

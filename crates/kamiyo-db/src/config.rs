@@ -123,6 +123,11 @@ pub struct DbConfig {
     pub monitor: crate::monitor::MonitorConfig,
     /// `application_name` shown in `pg_stat_activity`.
     pub application_name: String,
+    /// Where the monitor's health window, and everything built on this database that
+    /// decides by elapsed time (caches, rate limits), reads the time. Not a setting: the
+    /// system clock unless a test puts a [`ManualClock`](crate::ManualClock) here.
+    #[serde(skip)]
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for DbConfig {
@@ -153,6 +158,7 @@ impl Default for DbConfig {
             retry: crate::retry::RetryPolicy::default(),
             monitor: crate::monitor::MonitorConfig::default(),
             application_name: DEFAULT_APPLICATION_NAME.to_owned(),
+            clock: crate::clock::Clock::system(),
         }
     }
 }

@@ -115,6 +115,11 @@ impl Database {
             .unwrap_or_default()
     }
 
+    /// The time source of this database's monitors, and of what is built on it.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.config.clock
+    }
+
     pub fn config(&self) -> &DbConfig {
         &self.config
     }

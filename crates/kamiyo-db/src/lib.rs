@@ -1,5 +1,6 @@
 //! Kamiyo's database reliability layer, independent of Kamiyo's domain.
 //!
+//! - [`Clock`]: the injected time source of caches, rate limits and health windows.
 //! - [`config`]: every limit, named and finite by default; [`url`]: the secret URL.
 //! - [`Database`]: the backend chosen from the URL, its pool, health ping, migrations.
 //! - [`postgres`] and [`sqlite`]: pools with one total acquisition deadline, liveness
@@ -13,6 +14,7 @@
 //! - [`DbError`]: failures with operational meaning.
 
 mod acquire;
+pub mod clock;
 pub mod config;
 mod database;
 pub mod error;
@@ -26,6 +28,7 @@ pub mod retry;
 pub mod sqlite;
 pub mod url;
 
+pub use clock::{Clock, ManualClock};
 pub use config::DbConfig;
 pub use database::{AsDbError, Database, HealthCheck, Pool, PRIMARY_POOL};
 pub use error::DbError;

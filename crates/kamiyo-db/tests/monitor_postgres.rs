@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use kamiyo_db::monitor::{MonitorConfig, QuerySort};
 use kamiyo_db::postgres::PgPool;
-use kamiyo_db::{Database, DbConfig, DbError, HealthStatus, Pool};
+use kamiyo_db::{Database, DbConfig, DbError, HealthStatus, ManualClock, Pool};
 use kamiyo_testkit::TestDatabase;
 
 async fn open(test_db: &TestDatabase, config: DbConfig) -> (Database, PgPool) {
@@ -213,16 +213,18 @@ async fn a_connection_held_past_the_leak_threshold_is_reported_with_its_site_unt
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_degrades_on_an_acquisition_timeout_and_recovers_when_the_window_has_passed() {
     let test_db = TestDatabase::create().await;
-    let window = Duration::from_millis(600);
+    let window = Duration::from_secs(60);
     let monitor = MonitorConfig {
         health_window: window,
         ..MonitorConfig::default()
     };
+    let time = ManualClock::new();
     let (db, pool) = open(
         &test_db,
         DbConfig {
             pool_max_size: 1,
             monitor,
+            clock: time.clock(),
             ..DbConfig::default()
         },
     )
@@ -247,8 +249,13 @@ async fn health_degrades_on_an_acquisition_timeout_and_recovers_when_the_window_
         warning.message
     );
 
-    // The condition under test is the window passing; nothing else signals it.
-    tokio::time::sleep(window + Duration::from_millis(100)).await;
+    time.advance(window - window / 10);
+    assert_eq!(
+        db.health().await.status,
+        HealthStatus::Degraded,
+        "still within the window"
+    );
+    time.advance(window / 5);
     let recovered = db.health().await;
     assert_eq!(recovered.status, HealthStatus::Healthy, "{recovered:?}");
     assert_eq!(

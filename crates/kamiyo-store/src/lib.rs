@@ -5,6 +5,7 @@
 //! are embedded in the binary here, so a deployment needs nothing but the executable.
 
 pub mod accounts;
+pub mod cache;
 pub mod copy;
 mod dialect;
 pub mod error;

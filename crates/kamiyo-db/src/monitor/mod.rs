@@ -27,6 +27,7 @@ pub use leaks::LeakWarning;
 pub use queries::{QuerySort, SlowQuery, StatementReport};
 pub use window::WindowTotals;
 
+use crate::clock::Clock;
 use crate::error::DbError;
 use crate::pool_state::PoolState;
 use histogram::AtomicHistogram;
@@ -95,7 +96,14 @@ impl PoolMonitor {
     /// A monitor for one pool; starts its leak watchdog when leak detection is on (and a
     /// Tokio runtime is running). Each pool creates its own; this is public so that a
     /// monitor can also be measured on its own (`kamiyo-bench monitor`).
-    pub fn start(pool: &str, system: &'static str, config: &MonitorConfig) -> Arc<Self> {
+    /// `clock` places events in the health window (see [`crate::clock`]); waits and use
+    /// times are measured on the real clock, as the acquisitions really took them.
+    pub fn start(
+        pool: &str,
+        system: &'static str,
+        config: &MonitorConfig,
+        clock: Clock,
+    ) -> Arc<Self> {
         let monitor = Arc::new(PoolMonitor {
             pool: pool.to_owned(),
             system,
@@ -109,7 +117,7 @@ impl PoolMonitor {
             wait: AtomicHistogram::default(),
             use_time: AtomicHistogram::default(),
             create_time: AtomicHistogram::default(),
-            window: RollingWindow::new(config.health_window),
+            window: RollingWindow::new(config.health_window, clock),
             queries: QueryRegistry::new(
                 config.max_statements,
                 config.slow_query_threshold,
@@ -153,7 +161,7 @@ impl PoolMonitor {
         let wait = now.duration_since(started);
         self.acquisitions.fetch_add(1, Ordering::Relaxed);
         self.wait.record(wait);
-        self.window.record_acquisition(now, wait);
+        self.window.record_acquisition(wait);
         let id = self
             .config
             .leak_detection

@@ -1,7 +1,12 @@
 //! A rolling window of recent acquisitions: health looks at the last few minutes, never
 //! at everything since start (one bad hour must not mark the process sick forever).
+//!
+//! Events are placed by the injected [`Clock`], so a test moves the window on by
+//! advancing its manual clock instead of sleeping through it.
 
 use std::time::{Duration, Instant};
+
+use crate::clock::Clock;
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -19,6 +24,7 @@ struct Slot {
 
 #[derive(Debug)]
 pub struct RollingWindow {
+    clock: Clock,
     started: Instant,
     slot_nanos: u64,
     window: Duration,
@@ -37,10 +43,11 @@ pub struct WindowTotals {
 }
 
 impl RollingWindow {
-    pub fn new(window: Duration) -> Self {
+    pub fn new(window: Duration, clock: Clock) -> Self {
         let slot_nanos = (window.as_nanos() / SLOTS as u128).max(1);
         RollingWindow {
-            started: Instant::now(),
+            started: clock.now(),
+            clock,
             slot_nanos: u64::try_from(slot_nanos).unwrap_or(u64::MAX),
             window,
             slots: Mutex::new([Slot::default(); SLOTS]),
@@ -67,17 +74,17 @@ impl RollingWindow {
         update(slot);
     }
 
-    /// An acquisition that succeeded at `now` after waiting `wait`.
-    pub fn record_acquisition(&self, now: Instant, wait: Duration) {
+    /// An acquisition that succeeded now after waiting `wait`.
+    pub fn record_acquisition(&self, wait: Duration) {
         let nanos = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
-        self.with_slot(now, |slot| {
+        self.with_slot(self.clock.now(), |slot| {
             slot.acquisitions += 1;
             slot.wait_nanos = slot.wait_nanos.saturating_add(nanos);
         });
     }
 
     pub fn record_failure(&self, timed_out: bool) {
-        self.with_slot(Instant::now(), |slot| {
+        self.with_slot(self.clock.now(), |slot| {
             slot.failures += 1;
             if timed_out {
                 slot.timeouts += 1;
@@ -86,7 +93,7 @@ impl RollingWindow {
     }
 
     pub fn totals(&self) -> WindowTotals {
-        let current = self.epoch(Instant::now());
+        let current = self.epoch(self.clock.now());
         let oldest = current.saturating_sub(SLOTS as u64 - 1);
         let slots = self.slots.lock();
         let mut totals = (0u64, 0u64, 0u64, 0u64);
@@ -116,12 +123,13 @@ impl RollingWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn totals_cover_recent_events() {
-        let window = RollingWindow::new(Duration::from_secs(300));
-        window.record_acquisition(Instant::now(), Duration::from_millis(10));
-        window.record_acquisition(Instant::now(), Duration::from_millis(30));
+        let window = RollingWindow::new(Duration::from_secs(300), Clock::system());
+        window.record_acquisition(Duration::from_millis(10));
+        window.record_acquisition(Duration::from_millis(30));
         window.record_failure(true);
         window.record_failure(false);
         let totals = window.totals();
@@ -134,11 +142,12 @@ mod tests {
 
     #[test]
     fn events_older_than_the_window_are_forgotten() {
-        let window = RollingWindow::new(Duration::from_millis(60));
+        let time = ManualClock::new();
+        let window = RollingWindow::new(Duration::from_millis(60), time.clock());
         window.record_failure(true);
-        assert_eq!(window.totals().timeouts, 1);
-        // The condition under test is the passage of time itself.
-        std::thread::sleep(Duration::from_millis(120));
+        time.advance(Duration::from_millis(59));
+        assert_eq!(window.totals().timeouts, 1, "still within the window");
+        time.advance(Duration::from_millis(3));
         assert_eq!(window.totals().timeouts, 0);
     }
 }

@@ -81,6 +81,20 @@ impl SessionControl {
         }
     }
 
+    /// Resolves when the timer kept between statements has gone off (at once when none
+    /// is kept). The timer is a tokio timer racing a real socket, so time cannot be
+    /// faked for it; this is the event a test awaits instead of sleeping past it.
+    pub(crate) async fn kept_timer_elapsed(&self) {
+        let Some(mut timer) = self.timer.lock().take() else {
+            return;
+        };
+        timer.as_mut().await;
+        let mut kept = self.timer.lock();
+        if kept.is_none() {
+            *kept = Some(timer);
+        }
+    }
+
     fn abandon(&self) {
         if self.abandoned.swap(true, Ordering::AcqRel) {
             return;

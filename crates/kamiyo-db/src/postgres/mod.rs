@@ -57,7 +57,7 @@ impl PgPool {
     }
 
     fn build(name: &str, config: &DbConfig, read_only: bool) -> Result<Self, DbError> {
-        let monitor = PoolMonitor::start(name, "postgresql", &config.monitor);
+        let monitor = PoolMonitor::start(name, "postgresql", &config.monitor, config.clock.clone());
         let manager = PgManager::new(name, config, Arc::clone(&monitor), read_only)?;
         let pool = build_pool(manager, config.pool_max_size)?;
         let idle_timeout = config.idle_timeout;
@@ -156,6 +156,15 @@ impl PgConnection {
     /// The name of the pool this connection came from.
     pub fn pool_name(&self) -> &str {
         self.monitor.pool()
+    }
+
+    /// Resolves once the client-side deadline of the last statement has passed while the
+    /// session sat idle, and its timer went off unused (the timer is kept between
+    /// statements and re-armed by the next one). For tests of that re-arming: the
+    /// deadline is a real timer on a real socket, so a test awaits it rather than
+    /// sleeping for a guessed time past it.
+    pub async fn idle_statement_deadline_passed(&self) {
+        self.object.control.kept_timer_elapsed().await;
     }
 
     /// The driver client, bypassing the monitor: only for the layer's own bookkeeping.

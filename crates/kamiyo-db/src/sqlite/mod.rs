@@ -81,7 +81,7 @@ impl std::fmt::Debug for SqlitePool {
 impl SqlitePool {
     pub fn new(name: &str, config: &DbConfig) -> Result<Self, DbError> {
         let path = config.url.sqlite_target()?.path;
-        let monitor = PoolMonitor::start(name, "sqlite", &config.monitor);
+        let monitor = PoolMonitor::start(name, "sqlite", &config.monitor, config.clock.clone());
         let manager = SqliteManager {
             pool_name: name.to_owned(),
             path: path.clone(),

@@ -103,16 +103,21 @@ impl AccountStore {
 
     /// `authenticate` takes a key verified less than `ttl` ago as still valid, for at
     /// most `max_entries` keys. Changes through this store (or its clones) apply at once;
-    /// changes made by another process apply within `ttl`. Zero turns it off.
+    /// changes made by another process apply within `ttl`, as read from the database's
+    /// clock ([`Database::clock`]). Zero turns it off.
     pub fn with_principal_cache(
         db: Database,
         ttl: std::time::Duration,
         max_entries: usize,
     ) -> Self {
         AccountStore {
-            db,
-            principals: std::sync::Arc::new(principal_cache::PrincipalCache::new(ttl, max_entries)),
+            principals: std::sync::Arc::new(principal_cache::PrincipalCache::new(
+                ttl,
+                max_entries,
+                db.clock().clone(),
+            )),
             known: std::sync::Arc::new(known_keys::KnownKeys::new(max_entries)),
+            db,
         }
     }
 

@@ -14,15 +14,14 @@
 //!
 //! Entries are keyed by the key's SHA-256 hash, never by the key itself. At most
 //! `max_entries` keys are remembered; when full, expired entries are dropped, and if
-//! none has expired the new one is simply not kept.
+//! none has expired the new one is simply not kept (the rules of `crate::cache`).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::Mutex;
+use kamiyo_db::Clock;
 
 use super::Principal;
+use crate::cache::{CacheLimits, TtlCache};
 
 /// How long a verified key is taken as valid without asking the database, unless
 /// configured (`server.auth_cache_ttl`).
@@ -30,75 +29,40 @@ pub const DEFAULT_AUTH_CACHE_TTL: Duration = Duration::from_secs(2);
 /// Most keys remembered at once, unless configured (`server.auth_cache_max_entries`).
 pub const DEFAULT_AUTH_CACHE_MAX_ENTRIES: usize = 10_000;
 
+/// Principals by key hash (64 hex characters: fixed size, kept as they are). Not single
+/// flight: a verification of an unknown key is not to be kept, and each request's own
+/// lookup is what gives it its 401.
 #[derive(Debug)]
 pub(crate) struct PrincipalCache {
-    ttl: Duration,
-    max_entries: usize,
-    /// Moves on with every change to keys or users made through this process.
-    generation: AtomicU64,
-    entries: Mutex<HashMap<String, (Principal, Instant)>>,
+    cache: TtlCache<String, Principal>,
 }
 
 impl PrincipalCache {
-    pub(crate) fn new(ttl: Duration, max_entries: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, max_entries: usize, clock: Clock) -> Self {
         PrincipalCache {
-            ttl,
-            max_entries,
-            generation: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
+            cache: TtlCache::new(CacheLimits::new(ttl, max_entries), clock),
         }
-    }
-
-    fn enabled(&self) -> bool {
-        !self.ttl.is_zero() && self.max_entries > 0
     }
 
     /// The principal of a key hash verified less than `ttl` ago.
     pub(crate) fn get(&self, hash: &str) -> Option<Principal> {
-        if !self.enabled() {
-            return None;
-        }
-        let entries = self.entries.lock();
-        let (principal, verified) = entries.get(hash)?;
-        (verified.elapsed() < self.ttl).then(|| principal.clone())
+        self.cache.get(hash)
     }
 
     /// To be read before a verification starts and handed to [`PrincipalCache::keep`].
     pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.cache.generation().current()
     }
 
     /// Remembers a verification that started under `generation`, unless keys or users
     /// changed since.
     pub(crate) fn keep(&self, hash: String, principal: Principal, generation: u64) {
-        if !self.enabled() {
-            return;
-        }
-        let mut entries = self.entries.lock();
-        // Checked under the lock: `invalidate` clears under it after moving the
-        // generation, so an entry kept here is either cleared or from after the change.
-        if self.generation() != generation {
-            return;
-        }
-        if entries.len() >= self.max_entries && !entries.contains_key(&hash) {
-            let ttl = self.ttl;
-            entries.retain(|_, (_, verified)| verified.elapsed() < ttl);
-            if entries.len() >= self.max_entries {
-                return;
-            }
-        }
-        entries.insert(hash, (principal, Instant::now()));
+        self.cache.insert(hash, principal, generation);
     }
 
     /// Forgets every key: a key, a user or a tier changed.
     pub(crate) fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        self.entries.lock().clear();
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.lock().len()
+        self.cache.invalidate();
     }
 }
 
@@ -106,7 +70,10 @@ impl PrincipalCache {
 mod tests {
     use super::*;
     use crate::accounts::Role;
+    use kamiyo_db::ManualClock;
     use kamiyo_domain::Tier;
+
+    const TTL: Duration = Duration::from_secs(60);
 
     fn principal(key_id: i64) -> Principal {
         Principal {
@@ -119,19 +86,25 @@ mod tests {
     }
 
     #[test]
-    fn a_verified_key_is_served_until_something_changes() {
-        let cache = PrincipalCache::new(Duration::from_secs(60), 10);
-        let generation = cache.generation();
-        cache.keep("h1".into(), principal(1), generation);
+    fn a_verified_key_is_served_until_something_changes_or_its_ttl_passes() {
+        let time = ManualClock::new();
+        let cache = PrincipalCache::new(TTL, 10, time.clock());
+        cache.keep("h1".into(), principal(1), cache.generation());
         assert_eq!(cache.get("h1"), Some(principal(1)));
         assert_eq!(cache.get("h2"), None);
         cache.invalidate();
         assert_eq!(cache.get("h1"), None);
+
+        cache.keep("h1".into(), principal(1), cache.generation());
+        time.advance(TTL - Duration::from_millis(1));
+        assert_eq!(cache.get("h1"), Some(principal(1)));
+        time.advance(Duration::from_millis(1));
+        assert_eq!(cache.get("h1"), None, "expired");
     }
 
     #[test]
     fn a_verification_that_raced_with_a_change_is_not_kept() {
-        let cache = PrincipalCache::new(Duration::from_secs(60), 10);
+        let cache = PrincipalCache::new(TTL, 10, ManualClock::new().clock());
         let started = cache.generation();
         cache.invalidate();
         cache.keep("h1".into(), principal(1), started);
@@ -139,31 +112,31 @@ mod tests {
     }
 
     #[test]
-    fn an_expired_entry_is_not_served_and_zero_ttl_keeps_nothing() {
-        let cache = PrincipalCache::new(Duration::from_nanos(1), 10);
-        cache.keep("h1".into(), principal(1), cache.generation());
-        assert_eq!(cache.get("h1"), None, "older than a nanosecond");
-        let off = PrincipalCache::new(Duration::ZERO, 10);
-        off.keep("h1".into(), principal(1), off.generation());
-        assert_eq!((off.get("h1"), off.len()), (None, 0));
+    fn zero_ttl_or_zero_entries_keeps_nothing() {
+        for (ttl, max_entries) in [(Duration::ZERO, 10), (TTL, 0)] {
+            let off = PrincipalCache::new(ttl, max_entries, ManualClock::new().clock());
+            off.keep("h1".into(), principal(1), off.generation());
+            assert_eq!(off.get("h1"), None);
+        }
     }
 
     #[test]
     fn a_full_cache_drops_expired_entries_and_otherwise_keeps_what_it_has() {
-        let cache = PrincipalCache::new(Duration::from_secs(60), 2);
+        let time = ManualClock::new();
+        let cache = PrincipalCache::new(TTL, 2, time.clock());
         for (hash, id) in [("h1", 1), ("h2", 2), ("h3", 3)] {
             cache.keep(hash.into(), principal(id), cache.generation());
         }
-        assert_eq!(cache.len(), 2);
         assert_eq!(
             (cache.get("h1"), cache.get("h3")),
             (Some(principal(1)), None)
         );
-
-        let short = PrincipalCache::new(Duration::from_nanos(1), 2);
-        for (hash, id) in [("h1", 1), ("h2", 2), ("h3", 3)] {
-            short.keep(hash.into(), principal(id), short.generation());
-        }
-        assert_eq!(short.len(), 1, "the expired two made room for the third");
+        time.advance(TTL);
+        cache.keep("h3".into(), principal(3), cache.generation());
+        assert_eq!(
+            cache.get("h3"),
+            Some(principal(3)),
+            "the expired two made room"
+        );
     }
 }

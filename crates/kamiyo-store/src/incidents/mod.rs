@@ -24,6 +24,7 @@ use kamiyo_db::{Database, Pool};
 use kamiyo_domain::IncidentDraft;
 use serde::Serialize;
 
+use crate::cache::{CacheLimits, Generation, TtlCache};
 use crate::error::StoreError;
 
 pub use decide::MERGE_WINDOW_DAYS;
@@ -111,9 +112,12 @@ pub struct Incident {
 #[derive(Clone)]
 pub struct IncidentStore {
     db: Database,
-    totals: std::sync::Arc<totals::AnswerCache>,
+    /// Moves on with every write through this store and its clones; the caches below,
+    /// and the API's page cache, serve nothing read under an earlier one.
+    writes: Generation,
+    totals: std::sync::Arc<totals::TotalCache>,
     /// Stats answers, cached and single-flighted like totals (same TTL and bound).
-    stats: std::sync::Arc<totals::AnswerCache<StatsAnswer>>,
+    stats: std::sync::Arc<totals::StatsCache>,
 }
 
 /// Forgets the caches again when a write ends (see [`IncidentStore::write_guard`]).
@@ -123,13 +127,6 @@ impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         self.0.invalidate_caches();
     }
-}
-
-/// A cached stats answer.
-#[derive(Debug, Clone)]
-enum StatsAnswer {
-    Summary(stats::Summary),
-    Buckets(Vec<stats::Bucket>),
 }
 
 /// How many times a batch is decided again after losing a race for a transaction hash
@@ -151,12 +148,24 @@ impl IncidentStore {
     /// count. A write through this store invalidates every cached total at once, so this
     /// process never shows a total older than its own writes; another instance's writes
     /// show within `ttl`. Zero turns the cache off. At most `max_entries` filters are
-    /// remembered.
+    /// remembered. Time is read from the database's clock ([`Database::clock`]).
     pub fn with_total_cache(db: Database, ttl: std::time::Duration, max_entries: usize) -> Self {
+        let writes = Generation::default();
+        let limits = CacheLimits::new(ttl, max_entries);
+        let clock = db.clock();
         IncidentStore {
+            totals: std::sync::Arc::new(TtlCache::with_generation(
+                limits,
+                clock.clone(),
+                writes.clone(),
+            )),
+            stats: std::sync::Arc::new(TtlCache::with_generation(
+                limits,
+                clock.clone(),
+                writes.clone(),
+            )),
+            writes,
             db,
-            totals: std::sync::Arc::new(totals::AnswerCache::new(ttl, max_entries)),
-            stats: std::sync::Arc::new(totals::AnswerCache::new(ttl, max_entries)),
         }
     }
 
@@ -264,7 +273,7 @@ impl IncidentStore {
     /// the total cache when it can (see [`IncidentStore::with_total_cache`]).
     pub async fn list(&self, request: &ListRequest) -> Result<Page, StoreError> {
         let limit = request.limit.get();
-        let key = totals::key_of(&format!("{:?}", request.filter));
+        let key = totals::total_key(&request.filter);
         let page = async {
             match self.db.primary() {
                 Pool::Postgres(pool) => postgres::list(pool, request, limit).await,
@@ -272,19 +281,16 @@ impl IncidentStore {
             }
         };
         let total = async {
-            self.totals
-                .get_or_compute(key, || async {
-                    match self.db.primary() {
-                        Pool::Postgres(pool) => {
-                            postgres::count_matching(pool, &request.filter).await
-                        }
-                        Pool::Sqlite(pool) => sqlite::count_matching(pool, &request.filter).await,
-                    }
-                    // The total cache shares one failure among its waiters as a DbError.
-                    .map_err(StoreError::into_db)
-                })
-                .await
-                .map_err(StoreError::from)
+            totals::cached(&self.totals, key, || async {
+                match self.db.primary() {
+                    Pool::Postgres(pool) => postgres::count_matching(pool, &request.filter).await,
+                    Pool::Sqlite(pool) => sqlite::count_matching(pool, &request.filter).await,
+                }
+                // The total cache shares one failure among its waiters as a DbError.
+                .map_err(StoreError::into_db)
+            })
+            .await
+            .map_err(StoreError::from)
         };
         let (mut items, total) = tokio::try_join!(page, total)?;
         let next_cursor = if items.len() > limit {
@@ -310,15 +316,15 @@ impl IncidentStore {
     }
 
     fn invalidate_caches(&self) {
-        self.totals.invalidate();
-        self.stats.invalidate();
+        self.writes.advance();
     }
 
     /// Moves on with every write through this store (and its clones). A cache of
-    /// anything read from the store can keep what it read under the generation it read
-    /// before, and stop using it once the generation differs.
-    pub fn write_generation(&self) -> u64 {
-        self.totals.generation()
+    /// anything read from the store keeps what it read under the generation it read
+    /// before, and stops using it once the generation differs: build it on this one
+    /// ([`TtlCache::with_generation`]).
+    pub fn writes(&self) -> &Generation {
+        &self.writes
     }
 
     /// Count, loss, recovered, mean and max loss, chains and protocols affected, over
@@ -328,21 +334,19 @@ impl IncidentStore {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<stats::Summary, StoreError> {
-        let key = totals::key_of(&format!("summary|{since:?}|{until:?}"));
-        let answer = self
-            .stats
-            .get_or_compute(key, || async {
-                self.db
-                    .read(|pool| async move { stats::summary(&pool, since, until).await })
-                    .await
-                    .map(StatsAnswer::Summary)
-                    // The stats cache shares one failure among its waiters as a DbError.
-                    .map_err(StoreError::into_db)
-            })
-            .await?;
+        let key = totals::StatsKey::Summary { since, until };
+        let answer = totals::cached(&self.stats, key, || async {
+            self.db
+                .read(|pool| async move { stats::summary(&pool, since, until).await })
+                .await
+                .map(totals::StatsAnswer::Summary)
+                // The stats cache shares one failure among its waiters as a DbError.
+                .map_err(StoreError::into_db)
+        })
+        .await?;
         match answer {
-            StatsAnswer::Summary(summary) => Ok(summary),
-            StatsAnswer::Buckets(_) => Err(StoreError::Invariant(
+            totals::StatsAnswer::Summary(summary) => Ok(summary),
+            totals::StatsAnswer::Buckets(_) => Err(StoreError::Invariant(
                 "a stats key held another answer".into(),
             )),
         }
@@ -356,22 +360,22 @@ impl IncidentStore {
         since: Option<DateTime<Utc>>,
         until: Option<DateTime<Utc>>,
     ) -> Result<Vec<stats::Bucket>, StoreError> {
-        let key = totals::key_of(&format!("{dimension:?}|{since:?}|{until:?}"));
-        let answer = self
-            .stats
-            .get_or_compute(key, || async {
-                self.db
-                    .read(|pool| async move {
-                        stats::breakdown(&pool, dimension, since, until).await
-                    })
-                    .await
-                    .map(StatsAnswer::Buckets)
-                    .map_err(StoreError::into_db)
-            })
-            .await?;
+        let key = totals::StatsKey::Breakdown {
+            dimension,
+            since,
+            until,
+        };
+        let answer = totals::cached(&self.stats, key, || async {
+            self.db
+                .read(|pool| async move { stats::breakdown(&pool, dimension, since, until).await })
+                .await
+                .map(totals::StatsAnswer::Buckets)
+                .map_err(StoreError::into_db)
+        })
+        .await?;
         match answer {
-            StatsAnswer::Buckets(buckets) => Ok(buckets),
-            StatsAnswer::Summary(_) => Err(StoreError::Invariant(
+            totals::StatsAnswer::Buckets(buckets) => Ok(buckets),
+            totals::StatsAnswer::Summary(_) => Err(StoreError::Invariant(
                 "a stats key held another answer".into(),
             )),
         }

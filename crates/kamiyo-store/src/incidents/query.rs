@@ -38,7 +38,7 @@ impl Default for PageLimit {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct IncidentFilter {
     /// Incidents that touched this chain (aliases resolved by `Chain::parse`).
     pub chain: Option<Chain>,
@@ -162,7 +162,7 @@ impl Serialize for Cursor {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ListRequest {
     pub filter: IncidentFilter,
     pub sort: SortKey,

@@ -40,7 +40,7 @@ pub struct Bucket {
     pub total_loss_usd: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dimension {
     Chain,
     AttackType,

@@ -1,5 +1,5 @@
-//! A short-lived, single-flight cache of listing totals (and of stats answers, which cost
-//! a scan the same way: `AnswerCache<V>` caches any cloneable answer; `V = i64` for totals).
+//! Short-lived, single-flight caches of listing totals and of stats answers (both cost a
+//! scan per request), on the generic [`TtlCache`].
 //!
 //! Counting every match of a filter is most of the database's work behind a listing
 //! (BENCHMARKS.md), so a total is reused for `ttl`, and while one request counts a filter,
@@ -13,148 +13,77 @@
 //! (Listing totals are counted on the primary. Stats read the replica when there is one,
 //! so a stats answer can predate this process's writes by the replica's lag.)
 
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use kamiyo_db::DbError;
-use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
+
+use super::query::IncidentFilter;
+use super::stats::{Bucket, Dimension, Summary};
+use crate::cache::{Failure, KeyDigest, TtlCache};
 
 /// Distinct filters remembered by default (filters are user input).
 pub const DEFAULT_TOTAL_CACHE_MAX_ENTRIES: usize = 1024;
 
-/// A filter's key: the SHA-256 of its description. Filters are user input of any length
-/// (a search text of kilobytes); a fixed-size key bounds the memory per entry.
-pub(crate) type Key = [u8; 32];
+/// A filter's total. The filter holds user text of any length, so its key is a digest
+/// (see `cache::digest`).
+pub(crate) type TotalCache = TtlCache<KeyDigest, i64, SharedFailure>;
 
-pub(crate) fn key_of(description: &str) -> Key {
-    Sha256::digest(description.as_bytes()).into()
+pub(crate) fn total_key(filter: &IncidentFilter) -> KeyDigest {
+    KeyDigest::of(filter)
 }
 
-/// A count's outcome, shared by everyone who waited for it. A failure is kept as a copy
-/// (`DbError` holds its cause chain and is not `Clone`): waiters get the same kind of
-/// error, so a count that timed out under load is not run again by each of them.
-type Counted<V> = Result<(V, Instant), DbError>;
-
-#[derive(Debug)]
-struct Slot<V> {
-    generation: u64,
-    cell: Arc<OnceCell<Counted<V>>>,
+/// A stats question: its window and what is asked. Fixed-size, so kept as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum StatsKey {
+    Summary {
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    },
+    Breakdown {
+        dimension: Dimension,
+        since: Option<DateTime<Utc>>,
+        until: Option<DateTime<Utc>>,
+    },
 }
 
-impl<V> Slot<V> {
-    /// In flight, or counted less than `ttl` ago. A failed count is never reused.
-    fn usable(&self, generation: u64, ttl: Duration) -> bool {
-        self.generation == generation
-            && match self.cell.get() {
-                None => true,
-                Some(Ok((_, at))) => at.elapsed() < ttl,
-                Some(Err(_)) => false,
-            }
-    }
+/// A cached stats answer.
+#[derive(Debug, Clone)]
+pub(crate) enum StatsAnswer {
+    Summary(Summary),
+    Buckets(Vec<Bucket>),
 }
 
-#[derive(Debug)]
-pub(crate) struct AnswerCache<V = i64> {
-    ttl: Duration,
-    max_entries: usize,
-    generation: AtomicU64,
-    entries: Mutex<HashMap<Key, Slot<V>>>,
-}
+pub(crate) type StatsCache = TtlCache<StatsKey, StatsAnswer, SharedFailure>;
 
-impl<V: Clone> AnswerCache<V> {
-    /// `ttl` zero counts every time (no reuse, no sharing); `max_entries` is at least 1.
-    pub(crate) fn new(ttl: Duration, max_entries: usize) -> Self {
-        AnswerCache {
-            ttl,
-            max_entries: max_entries.max(1),
-            generation: AtomicU64::new(0),
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
+/// A failed count as its waiters get it: a copy without the cause chain (`DbError` is not
+/// `Clone`), so a count that timed out under load is not run again by each of them.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedFailure(std::sync::Arc<DbError>);
 
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn invalidate(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The answer for `key` (a total, a stats answer): cached, or the outcome of the count
-    /// already running for it, or `count` run now (by this caller, with the others
-    /// waiting). When the caller that counts is dropped mid-count (its request was
-    /// cancelled), the next waiter counts.
-    pub(crate) async fn get_or_compute<F, Fut>(&self, key: Key, count: F) -> Result<V, DbError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<V, DbError>>,
-    {
-        if self.ttl.is_zero() {
-            return count().await;
-        }
-        let cell = self.slot(key);
-        // The counting caller returns its own error, with its cause chain; the others a
-        // copy of it.
-        let mut own_error = None;
-        let outcome = cell
-            .get_or_init(|| async {
-                match count().await {
-                    Ok(total) => Ok((total, Instant::now())),
-                    Err(error) => {
-                        let copy = same_failure(&error);
-                        own_error = Some(error);
-                        Err(copy)
-                    }
-                }
-            })
-            .await;
-        if let Some(error) = own_error {
-            return Err(error);
-        }
-        match outcome {
-            Ok((total, _)) => Ok(total.clone()),
-            Err(error) => Err(same_failure(error)),
-        }
-    }
-
-    /// The slot to wait on for `key`, made anew when missing, stale or failed. Taken
-    /// synchronously, so callers that arrive together all find the first one's slot.
-    fn slot(&self, key: Key) -> Arc<OnceCell<Counted<V>>> {
-        let generation = self.generation();
-        let mut entries = self.entries.lock();
-        if let Some(slot) = entries.get(&key) {
-            if slot.usable(generation, self.ttl) {
-                return Arc::clone(&slot.cell);
-            }
-        }
-        if entries.len() >= self.max_entries && !entries.contains_key(&key) {
-            entries.retain(|_, slot| slot.usable(generation, self.ttl));
-            if entries.len() >= self.max_entries {
-                // Still full of live entries: start over rather than track recency. Waiters
-                // keep their slots (they hold them), only later lookups count again.
-                entries.clear();
-            }
-        }
-        let cell = Arc::new(OnceCell::new());
-        entries.insert(
-            key,
-            Slot {
-                generation,
-                cell: Arc::clone(&cell),
-            },
-        );
-        cell
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.entries.lock().len()
-    }
+/// The answer for `key` from `cache`, or `count` run once for all concurrent callers.
+/// The counting caller gets its own error, with its cause chain; the others one of the
+/// same kind.
+pub(crate) async fn cached<K, V, F, Fut>(
+    cache: &TtlCache<K, V, SharedFailure>,
+    key: K,
+    count: F,
+) -> Result<V, DbError>
+where
+    K: std::hash::Hash + Eq + Clone,
+    V: Clone,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<V, DbError>>,
+{
+    cache
+        .get_or_compute(key, count, |error| {
+            SharedFailure(std::sync::Arc::new(same_failure(error)))
+        })
+        .await
+        .map_err(|failure| match failure {
+            Failure::Own(error) => error,
+            Failure::Waited(SharedFailure(error)) => same_failure(&error),
+        })
 }
 
 /// An error of the same kind, for the callers that waited on a failed count: the same
@@ -203,70 +132,24 @@ pub(crate) fn same_failure(error: &DbError) -> DbError {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
     use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    const HOUR: Duration = Duration::from_secs(3600);
-
-    async fn counted(cache: &AnswerCache<i64>, key: &str, runs: &AtomicUsize, total: i64) -> i64 {
-        cache
-            .get_or_compute(key_of(key), || async {
-                runs.fetch_add(1, Ordering::SeqCst);
-                Ok(total)
-            })
-            .await
-            .unwrap()
-    }
+    use crate::cache::CacheLimits;
 
     #[tokio::test]
-    async fn a_total_is_reused_until_a_write_and_zero_ttl_counts_every_time() {
-        let runs = AtomicUsize::new(0);
-        let cache = AnswerCache::new(HOUR, 8);
-        assert_eq!(counted(&cache, "k", &runs, 7).await, 7);
-        assert_eq!(counted(&cache, "k", &runs, 8).await, 7, "reused");
-        cache.invalidate();
-        assert_eq!(counted(&cache, "k", &runs, 9).await, 9, "counted again");
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
-
-        let off = AnswerCache::new(Duration::ZERO, 8);
-        assert_eq!(counted(&off, "k", &runs, 1).await, 1);
-        assert_eq!(counted(&off, "k", &runs, 2).await, 2);
-        assert_eq!(off.len(), 0);
-    }
-
-    #[tokio::test]
-    async fn concurrent_callers_share_one_count() {
+    async fn waiters_of_a_failed_count_get_an_error_of_the_same_kind_and_the_next_caller_counts() {
         let runs = &AtomicUsize::new(0);
-        let cache = AnswerCache::new(HOUR, 8);
-        let (release, released) = tokio::sync::watch::channel(false);
+        let cache: TotalCache = TtlCache::new(
+            CacheLimits::new(Duration::from_secs(3600), 8),
+            kamiyo_db::ManualClock::new().clock(),
+        );
+        let key = total_key(&IncidentFilter::default());
         let call = || {
-            let mut released = released.clone();
-            cache.get_or_compute(key_of("k"), move || async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                // The count cannot finish before every caller has asked.
-                released
-                    .wait_for(|r| *r)
-                    .await
-                    .map_err(|_| DbError::other("gone"))?;
-                Ok(42)
-            })
-        };
-        let opener = async {
-            tokio::task::yield_now().await;
-            release.send(true).unwrap();
-        };
-        let (a, b, c, d, ()) = tokio::join!(call(), call(), call(), call(), opener);
-        assert_eq!([a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap()], [42; 4]);
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn waiters_get_the_failure_of_the_count_they_waited_for_and_the_next_caller_counts_again()
-    {
-        let runs = &AtomicUsize::new(0);
-        let cache = AnswerCache::new(HOUR, 8);
-        let call = || {
-            cache.get_or_compute(key_of("k"), move || async move {
+            cached(&cache, key, move || async move {
                 runs.fetch_add(1, Ordering::SeqCst);
                 tokio::task::yield_now().await;
                 Err(DbError::StatementTimeout { pool: "p".into() })
@@ -277,46 +160,18 @@ mod tests {
             assert!(matches!(outcome, Err(DbError::StatementTimeout { .. })));
         }
         assert_eq!(runs.load(Ordering::SeqCst), 1, "one count, one failure");
-        assert_eq!(counted(&cache, "k", runs, 5).await, 5);
+        let total = cached(&cache, key, || async { Ok(5) }).await.unwrap();
+        assert_eq!(total, 5);
     }
 
-    /// Polls `future` once; it must not be ready yet.
-    async fn started<F: Future>(future: &mut std::pin::Pin<Box<F>>) {
-        std::future::poll_fn(|cx| {
-            assert!(future.as_mut().poll(cx).is_pending());
-            std::task::Poll::Ready(())
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_cancelled_count_is_taken_over_by_a_waiter() {
-        let cache = AnswerCache::new(HOUR, 8);
-        let runs = &AtomicUsize::new(0);
-        let mut first = Box::pin(cache.get_or_compute(key_of("k"), || async {
-            runs.fetch_add(1, Ordering::SeqCst);
-            std::future::pending::<Result<i64, DbError>>().await
-        }));
-        started(&mut first).await;
-        let mut second = Box::pin(counted(&cache, "k", runs, 3));
-        started(&mut second).await;
-        assert_eq!(runs.load(Ordering::SeqCst), 1, "the second waits");
-        // The first caller is dropped mid-count, as a cancelled request is.
-        drop(first);
-        assert_eq!(second.await, 3);
-        assert_eq!(runs.load(Ordering::SeqCst), 2);
-    }
-
-    #[tokio::test]
-    async fn memory_is_bounded_by_max_entries() {
-        let runs = AtomicUsize::new(0);
-        let cache = AnswerCache::new(HOUR, 4);
-        for i in 0..20 {
-            counted(&cache, &format!("k{i}"), &runs, i).await;
-            assert!(cache.len() <= 4);
-        }
-        cache.invalidate();
-        counted(&cache, "fresh", &runs, 1).await;
-        assert!(cache.len() <= 4);
+    #[test]
+    fn filters_that_differ_have_different_keys() {
+        let plain = IncidentFilter::default();
+        let searched = IncidentFilter {
+            q: Some("bridge".into()),
+            ..IncidentFilter::default()
+        };
+        assert_eq!(total_key(&plain), total_key(&IncidentFilter::default()));
+        assert_ne!(total_key(&plain), total_key(&searched));
     }
 }
