@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kamiyo_testkit::TestDatabase;
+use kamiyo_testkit::{eventually, TestDatabase};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const KAMIYO: &str = env!("CARGO_BIN_EXE_kamiyo");
@@ -252,42 +252,40 @@ async fn kamiyo_sessions(pg: &TestDatabase, condition: &str) -> i64 {
 }
 
 /// Waits until `kamiyo_sessions(pg, condition)` satisfies `expected`. What PostgreSQL's
-/// backends do is only visible in pg_stat_activity, with no event to await, so this reads
-/// it between short pauses, up to 10 s.
+/// backends do is only visible in pg_stat_activity, with no event to await, so this polls
+/// it, up to 10 s, and fails showing every session of the database.
 async fn until_sessions(pg: &TestDatabase, condition: &str, expected: fn(i64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("the expected number of kamiyo sessions {condition}");
+    eventually(&what, Duration::from_secs(10), || async move {
         let found = kamiyo_sessions(pg, condition).await;
         if expected(found) {
-            return;
+            return Ok(());
         }
-        if Instant::now() >= deadline {
-            let rows = pg
-                .admin_client()
-                .await
-                .query(
-                    "SELECT application_name, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), query FROM pg_stat_activity WHERE datname = $1",
-                    &[&pg.name()],
+        let rows = pg
+            .admin_client()
+            .await
+            .query(
+                "SELECT application_name, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), query FROM pg_stat_activity WHERE datname = $1",
+                &[&pg.name()],
+            )
+            .await
+            .unwrap();
+        let sessions: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:?} {} {} {}",
+                    r.get::<_, String>(0),
+                    r.get::<_, Option<String>>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                    r.get::<_, String>(4)
                 )
-                .await
-                .unwrap();
-            let sessions: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {:?} {} {} {}",
-                        r.get::<_, String>(0),
-                        r.get::<_, Option<String>>(1),
-                        r.get::<_, String>(2),
-                        r.get::<_, String>(3),
-                        r.get::<_, String>(4)
-                    )
-                })
-                .collect();
-            panic!("{found} kamiyo sessions {condition}, unexpected: {sessions:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            })
+            .collect();
+        Err((found, sessions))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
