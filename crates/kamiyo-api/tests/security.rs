@@ -150,8 +150,11 @@ async fn a_claim_past_the_documented_maximums_or_with_a_script_url_is_refused_by
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challenge() {
+const ATTACKER: &str = "192.0.2.10:5000";
+
+/// An app allowing 5 failed authentications a minute per address, and the key of a Pro
+/// user, used once from [`ATTACKER`] before any guessing.
+async fn guarded() -> (TestApp, String) {
     let t = TestApp::start(ServerConfig {
         auth_failures_per_minute: 5,
         admin_token: token(ADMIN),
@@ -162,14 +165,16 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
     })
     .await;
     let valid = t.key("user@example.com", Tier::Pro, Role::User).await;
-    let attacker = "192.0.2.10:5000";
-    // A valid key used from the same address before the guessing starts.
-    let ok = t.get("/api/chains").bearer(&valid).from(attacker).await;
+    let ok = t.get("/api/chains").bearer(&valid).from(ATTACKER).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    (t, valid)
+}
 
+/// Five wrong keys from [`ATTACKER`]: each a 401 with a bearer challenge, the budget spent.
+async fn guess_five_wrong_keys(t: &TestApp) {
     for i in 0..5 {
         let wrong = format!("kmy_{:064x}", i);
-        let answer = t.get("/api/chains").bearer(&wrong).from(attacker).await;
+        let answer = t.get("/api/chains").bearer(&wrong).from(ATTACKER).await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text);
         let challenge = answer.header("www-authenticate").unwrap_or_default();
         assert!(
@@ -177,10 +182,27 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
             "{challenge:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_or_none_is_answered_with_a_bearer_challenge() {
+    let (t, _) = guarded().await;
+    guess_five_wrong_keys(&t).await;
+    let anonymous = t.get("/api/me").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous
+        .header("www-authenticate")
+        .is_some_and(|c| c.starts_with("Bearer")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_wrong_key_budget_an_address_gets_429_for_any_credential_without_a_key_lookup() {
+    let (t, _) = guarded().await;
+    guess_five_wrong_keys(&t).await;
     let before = primary_acquisitions(&t.db);
     for i in 5..50 {
         let wrong = format!("kmy_{:064x}", i);
-        let answer = t.get("/api/chains").bearer(&wrong).from(attacker).await;
+        let answer = t.get("/api/chains").bearer(&wrong).from(ATTACKER).await;
         assert_eq!(
             answer.status,
             StatusCode::TOO_MANY_REQUESTS,
@@ -192,25 +214,38 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
     let malformed = t
         .get("/api/chains")
         .header("authorization", "Basic abc")
-        .from(attacker)
+        .from(ATTACKER)
         .await;
     assert_eq!(malformed.status, StatusCode::TOO_MANY_REQUESTS);
     // A throttled address learns nothing from guessing the configured tokens either.
-    let admin = t.get("/api/chains").bearer(ADMIN).from(attacker).await;
+    let admin = t.get("/api/chains").bearer(ADMIN).from(ATTACKER).await;
     assert_eq!(admin.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         primary_acquisitions(&t.db),
         before,
         "a throttled address costs no key lookup"
     );
+}
 
-    let known = t.get("/api/chains").bearer(&valid).from(attacker).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_database_verified_before_still_works_from_a_throttled_address() {
+    let (t, valid) = guarded().await;
+    guess_five_wrong_keys(&t).await;
+    let throttled = t.get("/api/chains").bearer("kmy_more").from(ATTACKER).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    let known = t.get("/api/chains").bearer(&valid).from(ATTACKER).await;
     assert_eq!(
         known.status,
         StatusCode::OK,
         "a key the database verified before still works from the throttled address: {}",
         known.text
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_address_has_its_own_wrong_key_budget() {
+    let (t, _) = guarded().await;
+    guess_five_wrong_keys(&t).await;
     let elsewhere = t
         .get("/api/chains")
         .bearer("kmy_nope")
@@ -221,11 +256,6 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
         StatusCode::UNAUTHORIZED,
         "another address has its own budget"
     );
-    let anonymous = t.get("/api/me").await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert!(anonymous
-        .header("www-authenticate")
-        .is_some_and(|c| c.starts_with("Bearer")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
