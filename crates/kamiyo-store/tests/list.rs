@@ -351,9 +351,6 @@ async fn a_cursor_walk_sees_every_row_once_while_rows_are_inserted(b: Backend) {
                         .chain("Base")
                         .date("2025-01-01")
                         .loss_usd("10")
-                        .technique("reentrancy")
-                        .status("confirmed")
-                        .description("late")
                         .build(),
                 )
                 .await
@@ -504,16 +501,7 @@ async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders(b: Back
         ("Unknownc", None),
     ] {
         b.store
-            .ingest(
-                &listed(protocol)
-                    .chain("Ethereum")
-                    .date("2024-07-01")
-                    .loss(loss)
-                    .technique("logic error")
-                    .status("confirmed")
-                    .description("x")
-                    .build(),
-            )
+            .ingest(&listed(protocol).date("2024-07-01").loss(loss).build())
             .await
             .unwrap();
     }
@@ -721,12 +709,8 @@ async fn concurrent_listings_of_one_uncached_filter_count_once(b: Backend) {
     store
         .ingest(
             &listed("Omega")
-                .chain("Base")
                 .date("2024-08-01")
                 .loss_usd("900000")
-                .technique("reentrancy")
-                .status("confirmed")
-                .description("x")
                 .build(),
         )
         .await
@@ -743,11 +727,7 @@ async fn protocol_and_text_search_fold_case_beyond_ascii(b: Backend) {
         b.store
             .ingest(
                 &listed(protocol)
-                    .chain("Ethereum")
                     .date("2024-01-05")
-                    .loss_usd("1000")
-                    .technique("reentrancy")
-                    .status("confirmed")
                     .description(description)
                     .build(),
             )
@@ -781,16 +761,7 @@ async fn protocol_and_text_search_fold_case_beyond_ascii(b: Backend) {
 }
 
 async fn stats_are_reused_until_this_store_writes(b: Backend) {
-    let claim = |protocol: &str| {
-        listed(protocol)
-            .chain("Ethereum")
-            .date("2024-01-05")
-            .loss_usd("1000")
-            .technique("reentrancy")
-            .status("confirmed")
-            .description("Drained")
-            .build()
-    };
+    let claim = |protocol: &str| listed(protocol).date("2024-01-05").build();
     b.store.ingest(&claim("Firstfi")).await.unwrap();
     let counts = |s: &IncidentStore| {
         let s = s.clone();

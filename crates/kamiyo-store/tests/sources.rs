@@ -38,7 +38,9 @@ common::per_backend! {
         a_failing_source_without_claims_is_reported_after_the_ones_with_claims,
         recording_a_fetch_deletes_the_sources_fetches_older_than_it_keeps,
         a_fetch_recorded_late_does_not_move_the_last_times_back,
-        a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused,
+        a_fetched_source_can_be_disabled_and_enabled_again,
+        an_unknown_source_cannot_be_disabled,
+        a_source_known_only_by_its_claims_can_be_disabled,
     ],
 }
 
@@ -246,7 +248,7 @@ async fn a_fetch_recorded_late_does_not_move_the_last_times_back(b: Backend) {
     );
 }
 
-async fn a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused(b: Backend) {
+async fn a_fetched_source_can_be_disabled_and_enabled_again(b: Backend) {
     b.store
         .sources
         .record_fetch(&ok("feed", now(), 1), DAY)
@@ -266,12 +268,23 @@ async fn a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused(b: B
         "{}",
         b.name
     );
+}
+
+async fn an_unknown_source_cannot_be_disabled(b: Backend) {
+    b.store
+        .sources
+        .record_fetch(&ok("feed", now(), 1), DAY)
+        .await
+        .unwrap();
     assert!(
         !b.store.sources.set_active("unknown", false).await.unwrap(),
         "{}",
         b.name
     );
-    // Known by its claims only (no fetch recorded): it gets its registry row.
+}
+
+async fn a_source_known_only_by_its_claims_can_be_disabled(b: Backend) {
+    // No fetch recorded: it gets its registry row when first disabled.
     b.store
         .incidents
         .ingest(&claim_of("posted", "Gammafi"))
