@@ -11,7 +11,7 @@ use kamiyo_store::accounts::{hash_key, AccountError, AccountStore, Role};
 
 type Backend = common::Backend<AccountStore>;
 
-common::per_backend! {
+kamiyo_testkit::per_backend! {
     AccountStore::new => [
         a_key_works_once_created_and_only_its_hash_is_stored,
         a_revoked_key_stops_working_and_cannot_be_revoked_twice,

@@ -12,7 +12,7 @@ use kamiyo_testkit::{claim, ClaimBuilder};
 
 type Backend = common::Backend<IncidentStore>;
 
-common::per_backend! {
+kamiyo_testkit::per_backend! {
     IncidentStore::new => [
         the_same_hash_from_two_sources_is_one_incident_with_two_source_references,
         one_hack_under_two_names_two_days_apart_without_hashes_is_merged,

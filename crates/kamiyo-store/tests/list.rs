@@ -84,7 +84,7 @@ const FIXTURE: &[Row] = &[
     ),
 ];
 
-common::per_backend! {
+kamiyo_testkit::per_backend! {
     IncidentStore::new => [
         every_filter_matches_the_fixture_and_total_respects_it,
         sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_both_orders,

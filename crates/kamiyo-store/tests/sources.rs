@@ -32,7 +32,7 @@ fn stores(db: Database) -> Stores {
 
 type Backend = common::Backend<Stores>;
 
-common::per_backend! {
+kamiyo_testkit::per_backend! {
     stores => [
         the_success_rate_counts_the_fetches_within_the_window,
         a_failing_source_without_claims_is_reported_after_the_ones_with_claims,

@@ -16,7 +16,8 @@
 //! - [`http`]: [`Client`], requests through any `axum::Router` in process, answered
 //!   with a [`Response`];
 //! - [`claim`](mod@claim): [`claim()`], a claim about an incident with defaults for what
-//!   a test is not about.
+//!   a test is not about;
+//! - [`backends`]: [`per_backend!`], one test per database backend for each story.
 //!
 //! This crate knows the domain's types (`kamiyo-domain`) but not the service's crates:
 //! `kamiyo-db`, `kamiyo-store` and `kamiyo-api` have it as a dev-dependency, and a
@@ -26,6 +27,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod backends;
 pub mod claim;
 pub mod cluster;
 pub mod eventually;
