@@ -3,52 +3,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode};
+mod common;
+
+use axum::http::StatusCode;
 use axum::Router;
-use chrono::{Duration, Utc};
+use chrono::Duration;
+use common::TestApp;
 use kamiyo_api::{router, AppState, ServerConfig};
 use kamiyo_db::{Database, DbConfig, ManualClock};
-use kamiyo_domain::{IncidentDraft, IncidentInput, Tier};
+use kamiyo_domain::Tier;
 use kamiyo_store::accounts::{AccountStore, Role};
-use kamiyo_store::{IncidentStore, MIGRATIONS};
-use kamiyo_testkit::TestDatabase;
+use kamiyo_store::MIGRATIONS;
+use kamiyo_testkit::{claim, Client, TestDatabase};
 use serde_json::Value;
-use tower::ServiceExt;
 
+// The key-cache tests below build their app with `cached_app` (on `Fixture`), which
+// another change rewrites for an injected clock; the rest use `TestApp`.
 struct Fixture {
     app: Router,
     accounts: AccountStore,
     _pg: TestDatabase,
-}
-
-/// Four incidents: 2 hours, 2 days, 3 days and 10 days old.
-async fn fixture() -> Fixture {
-    let pg = TestDatabase::create().await;
-    let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    db.migrate(&MIGRATIONS).await.unwrap();
-    let store = IncidentStore::new(db.clone());
-    for (name, age) in [
-        ("Freshfi", Duration::hours(2)),
-        ("Twodayfi", Duration::days(2)),
-        ("Threedayfi", Duration::days(3)),
-        ("Oldfi", Duration::days(10)),
-    ] {
-        let draft = IncidentDraft::from_input(
-            IncidentInput {
-                source: Some("fixture".into()),
-                protocol: Some(name.into()),
-                chains: vec!["ethereum".into()],
-                date: Some((Utc::now() - age).to_rfc3339()),
-                loss_usd: Some("1000".into()),
-                ..IncidentInput::default()
-            },
-            Utc::now(),
-        )
-        .unwrap();
-        store.ingest(&draft).await.unwrap();
-    }
-    fixture_with(db, pg, ServerConfig::default())
 }
 
 /// The fixture's `accounts` is the app's own store: changes through it are this
@@ -62,33 +36,11 @@ fn fixture_with(db: Database, pg: TestDatabase, server: ServerConfig) -> Fixture
     }
 }
 
-async fn call(
-    app: &Router,
-    uri: &str,
-    authorization: Option<&str>,
-) -> (StatusCode, HeaderMap, String) {
-    let mut request = Request::get(uri);
-    if let Some(value) = authorization {
-        request = request.header("authorization", value);
-    }
-    let response = app
-        .clone()
-        .oneshot(request.body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let (status, headers) = (response.status(), response.headers().clone());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
-}
-
 async fn json(app: &Router, uri: &str, key: Option<&str>) -> (StatusCode, Value) {
-    let auth = key.map(|k| format!("Bearer {k}"));
-    let (status, _, body) = call(app, uri, auth.as_deref()).await;
+    let answer = Client::new(app.clone()).get(uri).bearer_opt(key).await;
     (
-        status,
-        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        answer.status,
+        serde_json::from_str(&answer.text).unwrap_or(Value::String(answer.text)),
     )
 }
 
@@ -98,6 +50,27 @@ async fn key_for(f: &Fixture, email: &str, tier: Tier) -> String {
         .await
         .unwrap();
     f.accounts.create_key(email, "test").await.unwrap().1
+}
+
+/// The incidents of the visibility tests, by age, and their ids.
+struct Aged {
+    fresh: i64,
+    two_days: i64,
+    old: i64,
+}
+
+/// Four incidents: 2 hours, 2 days, 3 days and 10 days old. Anonymous and free callers
+/// see the two in between (24-hour delay, 7-day history).
+async fn four_incidents(t: &TestApp) -> Aged {
+    let fresh = t.incident(claim("Freshfi").ago(Duration::hours(2))).await;
+    let two_days = t.incident(claim("Twodayfi").ago(Duration::days(2))).await;
+    t.incident(claim("Threedayfi").ago(Duration::days(3))).await;
+    let old = t.incident(claim("Oldfi").ago(Duration::days(10))).await;
+    Aged {
+        fresh,
+        two_days,
+        old,
+    }
 }
 
 fn protocols(page: &Value) -> Vec<String> {
@@ -110,124 +83,161 @@ fn protocols(page: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn free_callers_see_only_delayed_recent_history_everywhere_and_paid_tiers_see_everything() {
-    let f = fixture().await;
-    let free = key_for(&f, "free@example.com", Tier::Free).await;
-    let pro = key_for(&f, "pro@example.com", Tier::Pro).await;
+async fn free_and_anonymous_callers_see_only_the_delayed_recent_history_on_every_read_path() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    let aged = four_incidents(&t).await;
+    let free = t.key("free@example.com", Tier::Free, Role::User).await;
     for caller in [Some(free.as_str()), None] {
-        let (status, page) = json(&f.app, "/api/exploits", caller).await;
-        assert_eq!(status, StatusCode::OK);
+        let get = |uri: &str| t.get(uri).bearer_opt(caller);
+        let page = get("/api/exploits").await;
+        assert_eq!(page.status, StatusCode::OK);
+        let page = page.json();
         assert_eq!(protocols(&page), ["Twodayfi", "Threedayfi"], "{caller:?}");
         assert_eq!(page["total"], 2);
         // Filtered in SQL before paging: pages stay full.
-        let (_, first) = json(&f.app, "/api/exploits?limit=1", caller).await;
+        let first = get("/api/exploits?limit=1").await.json();
         assert_eq!(
             (protocols(&first).len(), first["total"].as_i64()),
             (1, Some(2))
         );
-        for id in [1, 4] {
-            let (status, _) = json(&f.app, &format!("/api/exploits/{id}"), caller).await;
+        for id in [aged.fresh, aged.old] {
             assert_eq!(
-                status,
+                get(&format!("/api/exploits/{id}")).await.status,
                 StatusCode::NOT_FOUND,
                 "incident {id} is hidden from {caller:?}"
             );
         }
         assert_eq!(
-            json(&f.app, "/api/exploits/2", caller).await.0,
+            get(&format!("/api/exploits/{}", aged.two_days))
+                .await
+                .status,
             StatusCode::OK
         );
-        let (_, stats) = json(&f.app, "/api/stats", caller).await;
+        let stats = get("/api/stats").await.json();
         assert_eq!(stats["incidents"], 2, "{stats}");
-        let (_, by_month) = json(&f.app, "/api/stats/by-chain", caller).await;
-        assert_eq!(by_month["buckets"][0]["incidents"], 2);
-        let auth = caller.map(|k| format!("Bearer {k}"));
-        let (_, _, csv) = call(&f.app, "/api/exploits.csv", auth.as_deref()).await;
+        let by_chain = get("/api/stats/by-chain").await.json();
+        assert_eq!(by_chain["buckets"][0]["incidents"], 2);
+        let csv = get("/api/exploits.csv").await.text;
         assert_eq!(csv.lines().count(), 3, "header and two rows: {csv}");
-        let (_, _, atom) = call(&f.app, "/api/feed.atom", auth.as_deref()).await;
+        let atom = get("/api/feed.atom").await.text;
         assert!(!atom.contains("Freshfi") && !atom.contains("Oldfi"));
     }
-    let (_, page) = json(&f.app, "/api/exploits", Some(&pro)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paid_tier_sees_every_incident_at_once_and_all_its_history() {
+    let t = TestApp::builder().user(Tier::Pro, Role::User).start().await;
+    let aged = four_incidents(&t).await;
+    let page = t.get("/api/exploits").await.json();
     assert_eq!(
         protocols(&page),
         ["Freshfi", "Twodayfi", "Threedayfi", "Oldfi"]
     );
     assert_eq!(
-        json(&f.app, "/api/exploits/1", Some(&pro)).await.0,
+        t.get(&format!("/api/exploits/{}", aged.fresh)).await.status,
         StatusCode::OK
     );
-    let (_, stats) = json(&f.app, "/api/stats", Some(&pro)).await;
-    assert_eq!(stats["incidents"], 4);
+    assert_eq!(t.get("/api/stats").await.json()["incidents"], 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn keys_work_until_revoked_or_their_user_disabled_and_bad_credentials_get_401() {
-    let f = fixture().await;
-    let key = key_for(&f, "analyst@example.com", Tier::Pro).await;
-    let (status, me) = json(&f.app, "/api/me", Some(&key)).await;
-    assert_eq!(status, StatusCode::OK);
+async fn me_names_the_keys_user_tier_and_limits_and_counts_the_call_itself() {
+    let t = TestApp::builder().user(Tier::Pro, Role::User).start().await;
+    let answer = t.get("/api/me").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let me = answer.json();
     assert_eq!(
         (me["tier"].as_str(), me["email"].as_str()),
-        (Some("pro"), Some("analyst@example.com"))
+        (Some("pro"), Some(common::USER_EMAIL))
     );
     assert_eq!(me["limits"]["per_minute"], 300);
     assert!(
         me["remaining"]["minute"].as_u64().unwrap() < 300,
         "the call itself counted"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_malformed_empty_or_missing_credential_gets_401_in_the_envelope() {
+    let t = TestApp::start(ServerConfig::default()).await;
     for (authorization, what) in [
         (Some("Bearer kmy_0000"), "a wrong key"),
         (Some("Token abc"), "a malformed header"),
         (Some("Bearer "), "an empty bearer"),
         (None, "a missing header (on /api/me)"),
     ] {
-        let (status, _, body) = call(&f.app, "/api/me", authorization).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}");
-        let envelope: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(envelope["error"]["code"], "unauthorized", "{what}");
+        let request = t.get("/api/me");
+        let request = match authorization {
+            Some(value) => request.header("authorization", value),
+            None => request,
+        };
+        let answer = request.await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{what}");
+        assert_eq!(answer.json()["error"]["code"], "unauthorized", "{what}");
     }
-    let prefix = &key[..12];
-    f.accounts.revoke_key(prefix).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_gets_401_while_another_key_of_its_user_works() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    let key = t.key("analyst@example.com", Tier::Pro, Role::User).await;
     assert_eq!(
-        json(&f.app, "/api/exploits", Some(&key)).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    let second = f
-        .accounts
-        .create_key("analyst@example.com", "second")
-        .await
-        .unwrap()
-        .1;
-    assert_eq!(
-        json(&f.app, "/api/exploits", Some(&second)).await.0,
+        t.get("/api/exploits").bearer(&key).await.status,
         StatusCode::OK
     );
-    f.accounts
-        .disable_user("analyst@example.com")
-        .await
-        .unwrap();
+    t.accounts().revoke_key(&key[..12]).await.unwrap();
     assert_eq!(
-        json(&f.app, "/api/exploits", Some(&second)).await.0,
+        t.get("/api/exploits").bearer(&key).await.status,
         StatusCode::UNAUTHORIZED
+    );
+    let second = t.another_key("analyst@example.com").await;
+    assert_eq!(
+        t.get("/api/exploits").bearer(&second).await.status,
+        StatusCode::OK
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_of_a_disabled_user_gets_401() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    let first = t.key("analyst@example.com", Tier::Pro, Role::User).await;
+    let second = t.another_key("analyst@example.com").await;
+    for key in [&first, &second] {
+        assert_eq!(
+            t.get("/api/exploits").bearer(key).await.status,
+            StatusCode::OK
+        );
+    }
+    t.accounts()
+        .disable_user("analyst@example.com")
+        .await
+        .unwrap();
+    for key in [&first, &second] {
+        assert_eq!(
+            t.get("/api/exploits").bearer(key).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_authenticated_request_with_any_tier_returns_200_not_500() {
-    let f = fixture().await;
+    let t = TestApp::start(ServerConfig::default()).await;
+    let aged = four_incidents(&t).await;
     for tier in Tier::ALL {
-        let key = key_for(&f, &format!("{}@example.com", tier.as_str()), tier).await;
+        let key = t
+            .key(&format!("{}@example.com", tier.as_str()), tier, Role::User)
+            .await;
         for uri in [
-            "/api/exploits",
-            "/api/exploits/2",
-            "/api/stats",
-            "/api/chains",
-            "/api/me",
-            "/api/exploits.csv",
+            "/api/exploits".to_owned(),
+            format!("/api/exploits/{}", aged.two_days),
+            "/api/stats".to_owned(),
+            "/api/chains".to_owned(),
+            "/api/me".to_owned(),
+            "/api/exploits.csv".to_owned(),
         ] {
             assert_eq!(
-                json(&f.app, uri, Some(&key)).await.0,
+                t.get(&uri).bearer(&key).await.status,
                 StatusCode::OK,
                 "{tier:?} {uri}"
             );
@@ -235,51 +245,67 @@ async fn an_authenticated_request_with_any_tier_returns_200_not_500() {
     }
 }
 
+/// Spends the anonymous callers' ten requests of this minute.
+async fn spend_the_anonymous_minute(t: &TestApp) {
+    for _ in 0..10 {
+        assert_eq!(t.get("/api/chains").await.status, StatusCode::OK);
+    }
+    assert_eq!(
+        t.get("/api/chains").await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_request_past_the_minute_limit_gets_429_with_retry_after_and_headers_count_down() {
-    let f = fixture().await;
+    let t = TestApp::start(ServerConfig::default()).await;
     let mut remaining = Vec::new();
     for _ in 0..10 {
-        let (status, headers, _) = call(&f.app, "/api/chains", None).await;
-        assert_eq!(status, StatusCode::OK);
-        assert_eq!(headers["x-ratelimit-limit"], "10");
+        let answer = t.get("/api/chains").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.header("x-ratelimit-limit"), Some("10"));
         remaining.push(
-            headers["x-ratelimit-remaining"]
-                .to_str()
+            answer
+                .header("x-ratelimit-remaining")
                 .unwrap()
                 .parse::<u32>()
                 .unwrap(),
         );
     }
     assert_eq!(remaining, (0..10).rev().collect::<Vec<u32>>());
-    let (status, headers, body) = call(&f.app, "/api/chains", None).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let refused = t.get("/api/chains").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(
-        headers["retry-after"]
-            .to_str()
+        refused
+            .header("retry-after")
             .unwrap()
             .parse::<u32>()
             .unwrap()
             >= 1
     );
+    assert_eq!(refused.json()["error"]["code"], "rate_limited");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_answer_a_caller_past_its_limit_and_the_monitor_still_asks_it_for_credentials() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    spend_the_anonymous_minute(&t).await;
+    assert_eq!(t.get("/healthz").await.status, StatusCode::OK);
+    assert_eq!(t.get("/api/health/database").await.status, StatusCode::OK);
+    // The monitor is not open to anonymous callers: 401, not 429.
     assert_eq!(
-        serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
-        "rate_limited"
-    );
-    // Probes are exempt; the monitor is not open to anonymous callers (401, not 429).
-    assert_eq!(call(&f.app, "/healthz", None).await.0, StatusCode::OK);
-    assert_eq!(
-        call(&f.app, "/api/health/database", None).await.0,
-        StatusCode::OK
-    );
-    assert_eq!(
-        call(&f.app, "/api/metrics/queries", None).await.0,
+        t.get("/api/metrics/queries").await.status,
         StatusCode::UNAUTHORIZED
     );
-    // Another caller (a key) has its own buckets.
-    let key = key_for(&f, "other@example.com", Tier::Free).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_has_a_rate_limit_of_its_own_apart_from_anonymous_callers() {
+    let t = TestApp::start(ServerConfig::default()).await;
+    spend_the_anonymous_minute(&t).await;
+    let key = t.key("other@example.com", Tier::Free, Role::User).await;
     assert_eq!(
-        json(&f.app, "/api/chains", Some(&key)).await.0,
+        t.get("/api/chains").bearer(&key).await.status,
         StatusCode::OK
     );
 }

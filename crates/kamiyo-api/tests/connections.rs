@@ -16,6 +16,7 @@ use axum::extract::ConnectInfo;
 use axum::routing;
 use kamiyo_api::{router, AppState, ConnectionLimits, ConnectionStats, ServerConfig};
 use kamiyo_db::{Database, DbConfig};
+use kamiyo_testkit::eventually;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
@@ -190,18 +191,6 @@ async fn closes_within(stream: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
-/// Retries `attempt` until it gives `Some`, for at most [`BOUND`].
-async fn eventually<T, F: Future<Output = Option<T>>>(what: &str, attempt: impl Fn() -> F) -> T {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Some(done) = attempt().await {
-            return done;
-        }
-        assert!(Instant::now() < deadline, "not {what} within {BOUND:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_answered_and_its_handler_sees_the_peer_address() {
     let served = Served::start(limits(SHORT, SHORT, 8)).await;
@@ -266,7 +255,7 @@ async fn past_max_connections_a_new_connection_is_closed_unread_until_a_place_fr
         slow.push(stream);
     }
     let stats = &served.stats;
-    eventually("all slow connections open", || async {
+    eventually("all slow connections open", BOUND, || async {
         (stats.open() == MAX as u64).then_some(())
     })
     .await;
@@ -278,7 +267,7 @@ async fn past_max_connections_a_new_connection_is_closed_unread_until_a_place_fr
 
     drop(slow);
     let addr = served.addr;
-    let (status, _) = eventually("a request answered", || async move {
+    let (status, _) = eventually("a request answered", BOUND, || async move {
         let mut stream = TcpStream::connect(addr).await.ok()?;
         let request = "GET /healthz HTTP/1.1\r\nHost: kamiyo\r\n\r\n";
         stream.write_all(request.as_bytes()).await.ok()?;
@@ -344,6 +333,7 @@ async fn a_client_that_stops_reading_its_answer_is_cut_off_after_the_write_timeo
     // Reads nothing: the answer fills the socket buffers and the server's writes stall.
     eventually(
         "the stalled connection to be closed by the server",
+        BOUND,
         || async { (served.stats.open() == 0 && served.stats.timed_out() == 1).then_some(()) },
     )
     .await;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use kamiyo_api::config::BearerToken;
 use kamiyo_api::{router, AppState, ConnectionLimits, ServerConfig};
 use kamiyo_db::{Database, DatabaseUrl, DbConfig, MonitorConfig};
-use kamiyo_testkit::{FaultMode, FaultProxy, PgCluster, TestDatabase};
+use kamiyo_testkit::{eventually, FaultMode, FaultProxy, PgCluster, TestDatabase};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -164,21 +164,20 @@ fn assert_failed_within_deadline(path: &str, answer: &Answer) {
 }
 
 /// Polls health until it says `healthy`, up to the health window plus a margin. Health
-/// has no event to await: it is a reading of the recent past, hence the short pauses.
+/// has no event to await: it is a reading of the recent past.
 async fn until_healthy(service: &Service) -> Duration {
     let started = Instant::now();
     let limit = HEALTH_WINDOW + Duration::from_secs(8);
-    loop {
+    eventually("healthy after recovery", limit, || async move {
         let answer = service.get("/api/health/database").await;
         if answer.status == 200 && answer.body["status"] == "healthy" {
-            return started.elapsed();
+            Ok(())
+        } else {
+            Err(answer)
         }
-        assert!(
-            started.elapsed() < limit,
-            "not healthy {limit:?} after recovery: {answer:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    })
+    .await;
+    started.elapsed()
 }
 
 /// While the database does not answer: concurrent requests all end, within their
@@ -365,27 +364,28 @@ async fn a_request_past_its_deadline_cancels_its_query_on_the_server() {
 
     // The server handles a cancel request asynchronously and answers nothing, so this
     // looks at pg_stat_activity between short pauses.
-    let observer = test_db.client().await;
-    let started = Instant::now();
-    loop {
-        let waiting: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name = 'kamiyo' AND state = 'active'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if waiting == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "the abandoned query still waits on the server"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let observer = &test_db.client().await;
+    eventually(
+        "the abandoned query cancelled on the server",
+        Duration::from_secs(5),
+        || async move {
+            let waiting: i64 = observer
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                     AND application_name = 'kamiyo' AND state = 'active'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting == 0 {
+                Ok(())
+            } else {
+                Err(format!("{waiting} of Kamiyo's queries still active"))
+            }
+        },
+    )
+    .await;
 
     locker.batch_execute("ROLLBACK").await.unwrap();
     assert_eq!(service.get(&listing()).await.status, 200);

@@ -3,85 +3,65 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{header, Request, StatusCode};
-use kamiyo_api::{router, AppState, ServerConfig};
-use kamiyo_db::{Database, DbConfig};
-use kamiyo_testkit::TestDatabase;
-use serde_json::Value;
-use tower::ServiceExt;
+use axum::http::StatusCode;
+use common::TestApp;
+use kamiyo_db::DbConfig;
+use kamiyo_testkit::Response;
 
-async fn get(app: axum::Router, path: &str) -> (StatusCode, axum::http::HeaderMap, Value) {
-    let response = app
-        .oneshot(Request::get(path).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (status, headers, serde_json::from_slice(&bytes).unwrap())
+/// The API with nothing listening at its database's address.
+async fn on_an_unreachable_database() -> TestApp {
+    TestApp::builder().unreachable_database().start().await
 }
 
-async fn migrated_app(config: DbConfig) -> axum::Router {
-    let db = Database::open(config).await.unwrap();
-    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    router(AppState::new(db, ServerConfig::default()))
+fn assert_database_health(backend: &str, answer: &Response) {
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{backend}: {body}");
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["backend"], backend);
+    assert_eq!(
+        body["schema_version"],
+        kamiyo_store::MIGRATIONS.postgres.last().unwrap().version
+    );
+    assert_eq!(body["pool"]["max_size"], 16);
+    assert_eq!(
+        body["pool"]["in_use"], 0,
+        "{backend}: the health check returned its connection"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn liveness_answers_without_touching_the_database() {
-    let db = Database::open(DbConfig::for_url("postgres://u:p@127.0.0.1:1/none"))
-        .await
-        .unwrap();
-    let app = router(AppState::new(db, ServerConfig::default()));
-    let (status, _, body) = get(app, "/healthz").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["status"], "ok");
+    let t = on_an_unreachable_database().await;
+    let answer = t.get("/healthz").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.json()["status"], "ok");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_health_reports_schema_version_and_pool_state_on_both_backends() {
-    let pg = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let sqlite_url = format!("sqlite://{}", dir.path().join("k.db").display());
-    for (backend, config) in [
-        ("postgres", DbConfig::for_url(pg.url())),
-        ("sqlite", DbConfig::for_url(sqlite_url)),
-    ] {
-        let app = migrated_app(config).await;
-        let (status, _, body) = get(app, "/api/health/database").await;
-        assert_eq!(status, StatusCode::OK, "{backend}: {body}");
-        assert_eq!(body["status"], "healthy");
-        assert_eq!(body["backend"], backend);
-        assert_eq!(
-            body["schema_version"],
-            kamiyo_store::MIGRATIONS.postgres.last().unwrap().version
-        );
-        assert_eq!(body["pool"]["max_size"], 16);
-        assert_eq!(
-            body["pool"]["in_use"], 0,
-            "{backend}: the health check returned its connection"
-        );
-    }
+async fn database_health_reports_schema_version_and_pool_state_on_postgres() {
+    let t = TestApp::builder().start().await;
+    assert_database_health("postgres", &t.get("/api/health/database").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_health_reports_schema_version_and_pool_state_on_sqlite() {
+    let t = TestApp::builder().sqlite().start().await;
+    assert_database_health("sqlite", &t.get("/api/health/database").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_database_gives_503_with_the_envelope_and_retry_after() {
-    let db = Database::open(DbConfig::for_url(
-        "postgres://kamiyo:s3cret@127.0.0.1:1/none",
-    ))
-    .await
-    .unwrap();
-    let app = router(AppState::new(db, ServerConfig::default()));
+    let t = on_an_unreachable_database().await;
     let started = Instant::now();
-    let (status, headers, body) = get(app, "/api/health/database").await;
+    let answer = t.get("/api/health/database").await;
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(headers[header::RETRY_AFTER], "5");
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.header("retry-after"), Some("5"));
+    let body = answer.json();
     assert_eq!(body["error"]["code"], "database_unavailable");
     let text = body.to_string();
     assert!(
@@ -92,23 +72,23 @@ async fn an_unreachable_database_gives_503_with_the_envelope_and_retry_after() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_is_reported_degraded_within_the_acquire_deadline() {
-    let pg = TestDatabase::create().await;
-    let config = DbConfig {
-        pool_max_size: 1,
-        acquire_timeout: Duration::from_millis(200),
-        ..DbConfig::for_url(pg.url())
-    };
-    let db = Database::open(config).await.unwrap();
-    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    let kamiyo_db::Pool::Postgres(pool) = db.primary().clone() else {
+    let t = TestApp::builder()
+        .db_config(DbConfig {
+            pool_max_size: 1,
+            acquire_timeout: Duration::from_millis(200),
+            ..DbConfig::default()
+        })
+        .start()
+        .await;
+    let kamiyo_db::Pool::Postgres(pool) = t.db.primary().clone() else {
         panic!("postgres")
     };
     let _held = pool.acquire().await.unwrap();
-    let app = router(AppState::new(db, ServerConfig::default()));
     let started = Instant::now();
-    let (status, _, body) = get(app, "/api/health/database").await;
+    let answer = t.get("/api/health/database").await;
     let took = started.elapsed();
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "degraded");
     assert!(
         took >= Duration::from_millis(200) && took < Duration::from_secs(2),
@@ -118,13 +98,8 @@ async fn an_exhausted_pool_is_reported_degraded_within_the_acquire_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_get_404_in_the_envelope() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = migrated_app(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await;
-    let (status, _, body) = get(app, "/api/nothing-here").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"]["code"], "not_found");
+    let t = TestApp::builder().sqlite().start().await;
+    let answer = t.get("/api/nothing-here").await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(answer.json()["error"]["code"], "not_found");
 }

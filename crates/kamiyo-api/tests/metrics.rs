@@ -7,15 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use kamiyo_api::{router, AppState, ServerConfig};
+mod common;
+
+use axum::http::StatusCode;
+use common::{token, TestApp};
+use kamiyo_api::ServerConfig;
 use kamiyo_db::monitor::MonitorConfig;
-use kamiyo_db::{Database, DbConfig, Pool};
-use kamiyo_testkit::TestDatabase;
-use serde_json::Value;
-use tower::ServiceExt;
+use kamiyo_db::{DbConfig, Pool};
+use kamiyo_testkit::http::Request;
+use kamiyo_testkit::{claim, eventually};
 
 const METRICS_TOKEN: &str = "metrics-test-token-0123456789abcdef";
 
@@ -23,49 +23,25 @@ const METRICS_TOKEN: &str = "metrics-test-token-0123456789abcdef";
 /// health request a fresh probe (each follows a change it must see).
 fn monitored() -> ServerConfig {
     ServerConfig {
-        metrics_token: Some(kamiyo_api::config::BearerToken(
-            METRICS_TOKEN.to_owned().into(),
-        )),
+        metrics_token: token(METRICS_TOKEN),
         health_cache_ttl: Duration::ZERO,
         ..ServerConfig::default()
     }
 }
 
-async fn get_text(app: &Router, path: &str) -> (StatusCode, String) {
-    let response = app
-        .clone()
-        .oneshot(
-            Request::get(path)
-                .header("authorization", format!("Bearer {METRICS_TOKEN}"))
-                .body(Body::empty())
-                .unwrap(),
-        )
+/// The API on a fresh PostgreSQL database with the pool and monitor settings of
+/// `config`, and the monitor readable with the metrics token.
+async fn monitored_app(config: DbConfig) -> TestApp {
+    TestApp::builder()
+        .settings(monitored())
+        .db_config(config)
+        .start()
         .await
-        .unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
-async fn get_json(app: &Router, path: &str) -> (StatusCode, Value) {
-    let (status, text) = get_text(app, path).await;
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}")),
-    )
-}
-
-async fn app_on(pg: &TestDatabase, config: DbConfig) -> (Router, Database) {
-    let db = Database::open(DbConfig {
-        url: kamiyo_db::DatabaseUrl::new(pg.url()),
-        ..config
-    })
-    .await
-    .unwrap();
-    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    (router(AppState::new(db.clone(), monitored())), db)
+/// A GET with the metrics token.
+fn scrape(t: &TestApp, path: &str) -> Request {
+    t.get(path).bearer(METRICS_TOKEN)
 }
 
 fn promtool() -> PathBuf {
@@ -89,33 +65,30 @@ fn repo_root() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_metrics_report_pool_state_acquisitions_slow_queries_config_and_leaks() {
-    let pg = TestDatabase::create().await;
     let monitor = MonitorConfig {
         slow_query_threshold: Duration::from_millis(30),
         leak_threshold: Duration::from_millis(50),
         ..MonitorConfig::default()
     };
-    let (app, db) = app_on(
-        &pg,
-        DbConfig {
-            monitor,
-            ..DbConfig::default()
-        },
-    )
+    let t = monitored_app(DbConfig {
+        monitor,
+        ..DbConfig::default()
+    })
     .await;
-    let Pool::Postgres(pool) = db.primary().clone() else {
+    let Pool::Postgres(pool) = t.db.primary().clone() else {
         panic!("postgres")
     };
     let conn = pool.acquire().await.unwrap();
     conn.simple_query("SELECT pg_sleep(0.05)").await.unwrap();
-    let started = std::time::Instant::now();
-    while pool.monitor().leaks().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(10));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // The leak detector runs on its own schedule: nothing announces a report.
+    eventually("a leak reported", Duration::from_secs(10), || async {
+        (!pool.monitor().leaks().is_empty()).then_some(())
+    })
+    .await;
 
-    let (status, body) = get_json(&app, "/api/metrics/database").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = scrape(&t, "/api/metrics/database").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{body}");
     assert_eq!(body["monitoring_enabled"], true);
     assert_eq!(
         body["health_status"]["status"], "degraded",
@@ -142,10 +115,9 @@ async fn database_metrics_report_pool_state_acquisitions_slow_queries_config_and
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn query_metrics_sort_and_limit_and_bad_parameters_are_named() {
-    let pg = TestDatabase::create().await;
-    let (app, db) = app_on(&pg, DbConfig::default()).await;
-    let Pool::Postgres(pool) = db.primary().clone() else {
+async fn query_metrics_sort_by_calls_and_keep_to_the_limit() {
+    let t = monitored_app(DbConfig::default()).await;
+    let Pool::Postgres(pool) = t.db.primary().clone() else {
         panic!("postgres")
     };
     let conn = pool.acquire().await.unwrap();
@@ -157,8 +129,9 @@ async fn query_metrics_sort_and_limit_and_bad_parameters_are_named() {
         .unwrap();
     drop(conn);
 
-    let (status, body) = get_json(&app, "/api/metrics/queries?limit=2&sort=calls").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = scrape(&t, "/api/metrics/queries?limit=2&sort=calls").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{body}");
     let statements = body["statements"].as_array().unwrap();
     assert_eq!(statements.len(), 2);
     assert_eq!(statements[0]["statement"], "select count(*) from users");
@@ -176,15 +149,20 @@ async fn query_metrics_sort_and_limit_and_bad_parameters_are_named() {
     ] {
         assert!(!statements[0][key].is_null(), "missing {key}");
     }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_query_metrics_parameter_is_a_400_naming_it() {
+    let t = monitored_app(DbConfig::default()).await;
     for (query, parameter) in [
         ("limit=0", "limit"),
         ("limit=ten", "limit"),
         ("sort=fastest", "sort"),
         ("order=asc", "order"),
     ] {
-        let (status, body) = get_json(&app, &format!("/api/metrics/queries?{query}")).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        let answer = scrape(&t, &format!("/api/metrics/queries?{query}")).await;
+        let body = answer.json();
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{query}: {body}");
         assert_eq!(body["error"]["code"], "bad_parameter");
         assert!(
             body["error"]["message"]
@@ -198,9 +176,8 @@ async fn query_metrics_sort_and_limit_and_bad_parameters_are_named() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_exposition_is_valid_and_uses_the_opentelemetry_names() {
-    let pg = TestDatabase::create().await;
-    let (app, db) = app_on(&pg, DbConfig::default()).await;
-    let Pool::Postgres(pool) = db.primary().clone() else {
+    let t = monitored_app(DbConfig::default()).await;
+    let Pool::Postgres(pool) = t.db.primary().clone() else {
         panic!("postgres")
     };
     pool.acquire()
@@ -209,11 +186,12 @@ async fn prometheus_exposition_is_valid_and_uses_the_opentelemetry_names() {
         .query("SELECT count(*) FROM users", &[])
         .await
         .unwrap();
-    get_text(&app, "/api/health/database").await;
-    get_text(&app, "/api/metrics/queries?limit=3").await;
-    get_text(&app, "/no/such/path/12345").await;
-    let (status, text) = get_text(&app, "/metrics").await;
-    assert_eq!(status, StatusCode::OK);
+    scrape(&t, "/api/health/database").await;
+    scrape(&t, "/api/metrics/queries?limit=3").await;
+    scrape(&t, "/no/such/path/12345").await;
+    let answer = scrape(&t, "/metrics").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = answer.text;
     for name in [
         "db_client_connection_count{db_client_connection_pool_name=\"primary\",db_client_connection_state=\"idle\"}",
         "db_client_connection_count{db_client_connection_pool_name=\"primary\",db_client_connection_state=\"used\"}",
@@ -284,25 +262,22 @@ fn the_alerting_rules_pass_their_unit_tests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn database_health_is_degraded_with_warnings_after_a_timeout_and_503_when_unreachable() {
-    let pg = TestDatabase::create().await;
-    let (app, db) = app_on(
-        &pg,
-        DbConfig {
-            pool_max_size: 1,
-            ..DbConfig::default()
-        },
-    )
+async fn database_health_is_degraded_with_a_warning_after_an_acquisition_timeout() {
+    let t = monitored_app(DbConfig {
+        pool_max_size: 1,
+        ..DbConfig::default()
+    })
     .await;
-    let (status, body) = get_json(&app, "/api/health/database").await;
+    let answer = scrape(&t, "/api/health/database").await;
+    let body = answer.json();
     assert_eq!(
-        (status, body["status"].as_str()),
+        (answer.status, body["status"].as_str()),
         (StatusCode::OK, Some("healthy")),
         "{body}"
     );
     assert!(body.get("warnings").is_none());
 
-    let Pool::Postgres(pool) = db.primary().clone() else {
+    let Pool::Postgres(pool) = t.db.primary().clone() else {
         panic!("postgres")
     };
     let held = pool.acquire().await.unwrap();
@@ -311,17 +286,23 @@ async fn database_health_is_degraded_with_warnings_after_a_timeout_and_503_when_
         .await
         .is_err());
     drop(held);
-    let (status, body) = get_json(&app, "/api/health/database").await;
-    assert_eq!(status, StatusCode::OK);
+    let answer = scrape(&t, "/api/health/database").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(body["status"], "degraded", "{body}");
     assert_eq!(body["warnings"][0]["check"], "acquire_timeouts");
+}
 
-    let down = Database::open(DbConfig::for_url("postgres://u:p@127.0.0.1:1/none"))
-        .await
-        .unwrap();
-    let down_app = router(AppState::new(down, monitored()));
-    let (status, body) = get_json(&down_app, "/api/health/database").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_health_of_an_unreachable_database_is_a_503_saying_unhealthy() {
+    let t = TestApp::builder()
+        .settings(monitored())
+        .unreachable_database()
+        .start()
+        .await;
+    let answer = scrape(&t, "/api/health/database").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "unhealthy");
     assert_eq!(body["error"]["code"], "database_unavailable");
 }
@@ -331,55 +312,28 @@ async fn database_health_is_degraded_with_warnings_after_a_timeout_and_503_when_
 /// the store's multi-statement closures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_sqlite_the_ingest_and_read_statements_appear_in_the_query_metrics() {
-    use kamiyo_domain::{IncidentDraft, IncidentInput};
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    let state = AppState::new(db.clone(), monitored());
-    let store = state.incidents.clone();
-    let app = router(state);
-    let drafts: Vec<IncidentDraft> = ["Alphafi", "Betaswap", "Gammalend"]
+    let t = TestApp::builder()
+        .settings(monitored())
+        .sqlite()
+        .start()
+        .await;
+    // Within what an anonymous caller sees (older than its delay, younger than its
+    // history: docs/TIERS.md).
+    let drafts: Vec<_> = ["Alphafi", "Betaswap", "Gammalend"]
         .iter()
-        .map(|name| {
-            IncidentDraft::from_input(
-                IncidentInput {
-                    source: Some("fixture".into()),
-                    protocol: Some((*name).into()),
-                    chains: vec!["ethereum".into()],
-                    // Within what an anonymous caller sees (older than its delay,
-                    // younger than its history: docs/TIERS.md).
-                    date: Some((chrono::Utc::now() - chrono::Duration::days(3)).to_rfc3339()),
-                    loss_usd: Some("1000".into()),
-                    ..IncidentInput::default()
-                },
-                chrono::Utc::now(),
-            )
-            .unwrap()
-        })
+        .map(|name| claim(name).ago(chrono::Duration::days(3)).build())
         .collect();
-    let outcomes = store.ingest_batch(&drafts).await.unwrap();
+    let outcomes = t.state.incidents.ingest_batch(&drafts).await.unwrap();
     for outcome in outcomes {
         let id = outcome.unwrap().exploit_id;
         // Anonymous: the metrics token is not an API key.
-        let response = app
-            .clone()
-            .oneshot(
-                Request::get(format!("/api/exploits/{id}"))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
+        let answer = t.get(&format!("/api/exploits/{id}")).await;
+        assert_eq!(answer.status, StatusCode::OK);
     }
 
-    let (status, body) = get_json(&app, "/api/metrics/queries?limit=100&sort=calls").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let answer = scrape(&t, "/api/metrics/queries?limit=100&sort=calls").await;
+    let body = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{body}");
     let statements = body["statements"].as_array().unwrap();
     let calls = |prefix: &str| -> u64 {
         statements

@@ -6,56 +6,25 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use axum::Router;
-use kamiyo_api::config::BearerToken;
-use kamiyo_api::{router, AppState, ServerConfig};
-use kamiyo_db::{Database, DbConfig};
+mod common;
+
+use axum::http::{HeaderMap, Method, StatusCode};
+use common::TestApp;
+use kamiyo_domain::Tier;
+use kamiyo_store::accounts::Role;
+use kamiyo_testkit::Client;
 use serde_json::Value;
-use tower::ServiceExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_operation_is_served_and_parameters_match() {
-    let (db, _dir) = sqlite_db().await;
-    let accounts = kamiyo_store::accounts::AccountStore::new(db.clone());
-    accounts
-        .create_user(
-            "t@example.com",
-            kamiyo_domain::Tier::Enterprise,
-            kamiyo_store::accounts::Role::User,
-        )
-        .await
-        .unwrap();
-    let (_, key) = accounts.create_key("t@example.com", "t").await.unwrap();
-    let value = axum::http::HeaderValue::from_str(&format!("Bearer {key}")).unwrap();
-    let app = router(AppState::new(db, ServerConfig::default())).layer(
-        axum::middleware::map_request(move |mut request: Request<Body>| {
-            let value = value.clone();
-            async move {
-                request
-                    .headers_mut()
-                    .insert(axum::http::header::AUTHORIZATION, value);
-                request
-            }
-        }),
-    );
-    let response = app
-        .clone()
-        .oneshot(
-            Request::get("/api/openapi.json")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let doc: Value = serde_json::from_slice(
-        &axum::body::to_bytes(response.into_body(), 1 << 22)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let t = TestApp::builder()
+        .sqlite()
+        .user(Tier::Enterprise, Role::User)
+        .start()
+        .await;
+    let answer = t.get("/api/openapi.json").await;
+    assert_eq!(answer.status, 200);
+    let doc = answer.json();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.len() >= 16, "{}", paths.len());
@@ -63,21 +32,7 @@ async fn every_documented_operation_is_served_and_parameters_match() {
         for (method, _) in operations.as_object().unwrap() {
             let uri = path.replace("{id}", "1").replace("{hash}", "0xabc");
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let response = app
-                .clone()
-                .oneshot(
-                    Request::builder()
-                        .method(method.clone())
-                        .uri(&uri)
-                        .body(Body::empty())
-                        .unwrap(),
-                )
-                .await
-                .unwrap();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-                .await
-                .unwrap();
-            let text = String::from_utf8_lossy(&bytes);
+            let text = t.call(method.clone(), &uri).await.text;
             assert!(
                 !text.contains("no route for this path"),
                 "{method} {path} is documented but not routed"
@@ -91,82 +46,32 @@ async fn every_documented_operation_is_served_and_parameters_match() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     for name in &documented {
-        let probe = app
-            .clone()
-            .oneshot(
-                Request::get(format!("/api/exploits?{name}="))
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let bytes = axum::body::to_bytes(probe.into_body(), 1 << 22)
-            .await
-            .unwrap();
-        let text = String::from_utf8_lossy(&bytes);
+        let text = t.get(&format!("/api/exploits?{name}=")).await.text;
         assert!(
             !text.contains("unknown parameter"),
             "documented parameter {name} is refused as unknown: {text}"
         );
     }
-    let undocumented = app
-        .clone()
-        .oneshot(
-            Request::get("/api/exploits?nonsense=1")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(undocumented.status(), 400);
+    let undocumented = t.get("/api/exploits?nonsense=1").await;
+    assert_eq!(undocumented.status, 400);
     assert!(doc["components"]["schemas"]["Incident"].is_object());
     assert!(doc["components"]["securitySchemes"]["admin_token"].is_object());
 }
 
 const ADMIN: &str = "openapi-test-admin-token-0123456789abcdef";
 
-/// A migrated SQLite database in a directory that must outlive it.
-async fn sqlite_db() -> (Database, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("k.db").display()
-    )))
-    .await
-    .unwrap();
-    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    (db, dir)
-}
-
-/// The router on a fresh SQLite database with an admin token; the directory must outlive
-/// the router.
-async fn admin_app() -> (Router, tempfile::TempDir) {
-    let (db, dir) = sqlite_db().await;
-    let server = ServerConfig {
-        admin_token: Some(BearerToken(ADMIN.to_owned().into())),
-        ..ServerConfig::default()
-    };
-    (router(AppState::new(db, server)), dir)
+/// The router on a fresh SQLite database with an admin token, and the app that owns the
+/// database (it must outlive the client).
+async fn admin_app() -> (Client, TestApp) {
+    let t = TestApp::builder().sqlite().admin_token(ADMIN).start().await;
+    (t.client.clone(), t)
 }
 
 /// Status, headers and body of `method uri` as the admin.
-async fn call(app: &Router, method: &str, uri: &str) -> (StatusCode, HeaderMap, String) {
-    let request = Request::builder()
-        .method(Method::from_bytes(method.to_uppercase().as_bytes()).unwrap())
-        .uri(uri)
-        .header("authorization", format!("Bearer {ADMIN}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = app.clone().oneshot(request).await.unwrap();
-    let (status, headers) = (response.status(), response.headers().clone());
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    (
-        status,
-        headers,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
+async fn call(app: &Client, method: &str, uri: &str) -> (StatusCode, HeaderMap, String) {
+    let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let answer = app.request(method, uri).bearer(ADMIN).await;
+    (answer.status, answer.headers, answer.text)
 }
 
 /// `(path, method, operation)` of every documented operation.

@@ -6,11 +6,12 @@
 mod common;
 
 use axum::http::StatusCode;
-use chrono::{Duration, Utc};
-use common::{primary_acquisitions, token, Call, Claim, TestApp};
+use chrono::Duration;
+use common::{primary_acquisitions, token, TestApp};
 use kamiyo_api::ServerConfig;
 use kamiyo_domain::Tier;
 use kamiyo_store::accounts::Role;
+use kamiyo_testkit::claim;
 use serde_json::json;
 
 const ADMIN: &str = "security-test-admin-token-0123456789abcdef";
@@ -19,13 +20,11 @@ const HASH: &str = "0x5f1e2b9cd0a0a4c1b1f3f8b27c4e2e6d3a9f0c7b8e1d2a3b4c5d6e7f80
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lookup_by_hash_hides_an_incident_the_callers_tier_may_not_see_yet() {
     let t = TestApp::start(ServerConfig::default()).await;
-    t.incident(Claim {
-        source: "fixture",
-        protocol: "Minuteagofi",
-        chain: "ethereum",
-        occurred_at: Utc::now() - Duration::minutes(1),
-        tx_hash: Some(HASH),
-    })
+    t.incident(
+        claim("Minuteagofi")
+            .ago(Duration::minutes(1))
+            .tx("ethereum", HASH),
+    )
     .await;
     let path = format!("/api/exploits/tx/{HASH}");
     let free = t.key("free@example.com", Tier::Free, Role::User).await;
@@ -36,13 +35,13 @@ async fn a_lookup_by_hash_hides_an_incident_the_callers_tier_may_not_see_yet() {
         anonymous.status,
         StatusCode::NOT_FOUND,
         "{}",
-        anonymous.body
+        anonymous.text
     );
-    assert!(!anonymous.body.contains("Minuteagofi"));
-    let free = t.send(Call::get(&path).bearer(&free)).await;
-    assert_eq!(free.status, StatusCode::NOT_FOUND, "{}", free.body);
-    let pro = t.send(Call::get(&path).bearer(&pro)).await;
-    assert_eq!(pro.status, StatusCode::OK, "{}", pro.body);
+    assert!(!anonymous.text.contains("Minuteagofi"));
+    let free = t.get(&path).bearer(&free).await;
+    assert_eq!(free.status, StatusCode::NOT_FOUND, "{}", free.text);
+    let pro = t.get(&path).bearer(&pro).await;
+    assert_eq!(pro.status, StatusCode::OK, "{}", pro.text);
     assert_eq!(pro.json()[0]["protocol"], "Minuteagofi");
 }
 
@@ -59,11 +58,9 @@ async fn behind_a_proxy_the_client_cannot_pick_its_identity_through_x_forwarded_
     let mut admitted = 0;
     for i in 0..30 {
         let answer = t
-            .send(
-                Call::get("/api/chains")
-                    .header("x-forwarded-for", format!("198.51.100.{i}, 203.0.113.7"))
-                    .from("10.1.1.1:40000"),
-            )
+            .get("/api/chains")
+            .header("x-forwarded-for", format!("198.51.100.{i}, 203.0.113.7"))
+            .from("10.1.1.1:40000")
             .await;
         if answer.status == StatusCode::OK {
             admitted += 1;
@@ -77,11 +74,9 @@ async fn behind_a_proxy_the_client_cannot_pick_its_identity_through_x_forwarded_
     let mut admitted = 0;
     for i in 0..15 {
         let answer = t
-            .send(
-                Call::get("/api/chains")
-                    .header("x-forwarded-for", format!("client-{i}"))
-                    .from("10.2.2.2:40000"),
-            )
+            .get("/api/chains")
+            .header("x-forwarded-for", format!("client-{i}"))
+            .from("10.2.2.2:40000")
             .await;
         admitted += usize::from(answer.status == StatusCode::OK);
     }
@@ -90,16 +85,14 @@ async fn behind_a_proxy_the_client_cannot_pick_its_identity_through_x_forwarded_
 
 /// `claim` posted as the admin is a 422 whose message names `field`.
 async fn refused_naming(t: &TestApp, field: &str, claim: serde_json::Value) {
-    let answer = t
-        .send(Call::post("/api/exploits", claim).bearer(ADMIN))
-        .await;
+    let answer = t.post("/api/exploits", claim).bearer(ADMIN).await;
     assert_eq!(
         answer.status,
         StatusCode::UNPROCESSABLE_ENTITY,
         "{field}: {}",
-        answer.body
+        answer.text
     );
-    assert!(answer.body.contains(field), "{field}: {}", answer.body);
+    assert!(answer.text.contains(field), "{field}: {}", answer.text);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +103,7 @@ async fn a_nul_in_a_hash_or_in_a_text_field_is_a_client_error_not_a_500() {
     })
     .await;
     let answer = t.get("/api/exploits/tx/%00").await;
-    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.body);
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{}", answer.text);
     assert_eq!(answer.json()["error"]["code"], "bad_parameter");
 
     for (field, claim) in [
@@ -157,8 +150,11 @@ async fn a_claim_past_the_documented_maximums_or_with_a_script_url_is_refused_by
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challenge() {
+const ATTACKER: &str = "192.0.2.10:5000";
+
+/// An app allowing 5 failed authentications a minute per address, and the key of a Pro
+/// user, used once from [`ATTACKER`] before any guessing.
+async fn guarded() -> (TestApp, String) {
     let t = TestApp::start(ServerConfig {
         auth_failures_per_minute: 5,
         admin_token: token(ADMIN),
@@ -169,84 +165,97 @@ async fn wrong_keys_are_throttled_per_address_and_answered_with_a_bearer_challen
     })
     .await;
     let valid = t.key("user@example.com", Tier::Pro, Role::User).await;
-    let attacker = "192.0.2.10:5000";
-    // A valid key used from the same address before the guessing starts.
-    let ok = t
-        .send(Call::get("/api/chains").bearer(&valid).from(attacker))
-        .await;
-    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let ok = t.get("/api/chains").bearer(&valid).from(ATTACKER).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    (t, valid)
+}
 
+/// Five wrong keys from [`ATTACKER`]: each a 401 with a bearer challenge, the budget spent.
+async fn guess_five_wrong_keys(t: &TestApp) {
     for i in 0..5 {
         let wrong = format!("kmy_{:064x}", i);
-        let answer = t
-            .send(Call::get("/api/chains").bearer(&wrong).from(attacker))
-            .await;
-        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.body);
+        let answer = t.get("/api/chains").bearer(&wrong).from(ATTACKER).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text);
         let challenge = answer.header("www-authenticate").unwrap_or_default();
         assert!(
             challenge.starts_with("Bearer") && challenge.contains("invalid_token"),
             "{challenge:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_key_or_none_is_answered_with_a_bearer_challenge() {
+    let (t, _) = guarded().await;
+    guess_five_wrong_keys(&t).await;
+    let anonymous = t.get("/api/me").await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous
+        .header("www-authenticate")
+        .is_some_and(|c| c.starts_with("Bearer")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_wrong_key_budget_an_address_gets_429_for_any_credential_without_a_key_lookup() {
+    let (t, _) = guarded().await;
+    guess_five_wrong_keys(&t).await;
     let before = primary_acquisitions(&t.db);
     for i in 5..50 {
         let wrong = format!("kmy_{:064x}", i);
-        let answer = t
-            .send(Call::get("/api/chains").bearer(&wrong).from(attacker))
-            .await;
+        let answer = t.get("/api/chains").bearer(&wrong).from(ATTACKER).await;
         assert_eq!(
             answer.status,
             StatusCode::TOO_MANY_REQUESTS,
             "{}",
-            answer.body
+            answer.text
         );
         assert!(answer.header("retry-after").is_some());
     }
     let malformed = t
-        .send(
-            Call::get("/api/chains")
-                .header("authorization", "Basic abc")
-                .from(attacker),
-        )
+        .get("/api/chains")
+        .header("authorization", "Basic abc")
+        .from(ATTACKER)
         .await;
     assert_eq!(malformed.status, StatusCode::TOO_MANY_REQUESTS);
     // A throttled address learns nothing from guessing the configured tokens either.
-    let admin = t
-        .send(Call::get("/api/chains").bearer(ADMIN).from(attacker))
-        .await;
+    let admin = t.get("/api/chains").bearer(ADMIN).from(ATTACKER).await;
     assert_eq!(admin.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(
         primary_acquisitions(&t.db),
         before,
         "a throttled address costs no key lookup"
     );
+}
 
-    let known = t
-        .send(Call::get("/api/chains").bearer(&valid).from(attacker))
-        .await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_database_verified_before_still_works_from_a_throttled_address() {
+    let (t, valid) = guarded().await;
+    guess_five_wrong_keys(&t).await;
+    let throttled = t.get("/api/chains").bearer("kmy_more").from(ATTACKER).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    let known = t.get("/api/chains").bearer(&valid).from(ATTACKER).await;
     assert_eq!(
         known.status,
         StatusCode::OK,
         "a key the database verified before still works from the throttled address: {}",
-        known.body
+        known.text
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_address_has_its_own_wrong_key_budget() {
+    let (t, _) = guarded().await;
+    guess_five_wrong_keys(&t).await;
     let elsewhere = t
-        .send(
-            Call::get("/api/chains")
-                .bearer("kmy_nope")
-                .from("192.0.2.99:5000"),
-        )
+        .get("/api/chains")
+        .bearer("kmy_nope")
+        .from("192.0.2.99:5000")
         .await;
     assert_eq!(
         elsewhere.status,
         StatusCode::UNAUTHORIZED,
         "another address has its own budget"
     );
-    let anonymous = t.get("/api/me").await;
-    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
-    assert!(anonymous
-        .header("www-authenticate")
-        .is_some_and(|c| c.starts_with("Bearer")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,7 +266,7 @@ async fn ipv4_callers_on_a_dual_stack_listener_are_limited_one_address_at_a_time
         let admitted = {
             let mut admitted = 0;
             for _ in 0..12 {
-                let answer = t.send(Call::get("/api/chains").from(peer)).await;
+                let answer = t.get("/api/chains").from(peer).await;
                 admitted += usize::from(answer.status == StatusCode::OK);
             }
             admitted
@@ -271,14 +280,12 @@ async fn probes_answer_whatever_authorization_header_they_carry() {
     let t = TestApp::start(ServerConfig::default()).await;
     for header in ["garbage", "Bearer kmy_stale", "Bearer "] {
         for path in ["/healthz", "/api/health/database"] {
-            let answer = t
-                .send(Call::get(path).header("authorization", header))
-                .await;
+            let answer = t.get(path).header("authorization", header).await;
             assert_eq!(
                 answer.status,
                 StatusCode::OK,
                 "{path} {header:?}: {}",
-                answer.body
+                answer.text
             );
         }
     }
@@ -297,19 +304,20 @@ async fn the_monitor_is_for_admins_and_the_metrics_token_only() {
         let anonymous = t.get(path).await;
         assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{path}");
         assert!(
-            !anonymous.body.contains("exploits"),
+            !anonymous.text.contains("exploits"),
             "{path}: {}",
-            anonymous.body
+            anonymous.text
         );
-        let user = t.send(Call::get(path).bearer(&free)).await;
+        let user = t.get(path).bearer(&free).await;
         assert_eq!(user.status, StatusCode::FORBIDDEN, "{path}");
         for credential in ["metrics-scrape-token-0123456789abcdef", admin.as_str()] {
-            let allowed = t.send(Call::get(path).bearer(credential)).await;
-            assert_eq!(allowed.status, StatusCode::OK, "{path}: {}", allowed.body);
+            let allowed = t.get(path).bearer(credential).await;
+            assert_eq!(allowed.status, StatusCode::OK, "{path}: {}", allowed.text);
         }
     }
     let elsewhere = t
-        .send(Call::get("/api/chains").bearer("metrics-scrape-token-0123456789abcdef"))
+        .get("/api/chains")
+        .bearer("metrics-scrape-token-0123456789abcdef")
         .await;
     assert_eq!(
         elsewhere.status,
@@ -337,12 +345,12 @@ async fn database_probes_within_the_cache_ttl_reach_the_database_once() {
     })
     .await;
     let first = t.get("/api/health/database").await;
-    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     let after_first = primary_acquisitions(&t.db);
     for _ in 0..20 {
         let again = t.get("/api/health/database").await;
         assert_eq!(again.status, StatusCode::OK);
-        assert_eq!(again.body, first.body);
+        assert_eq!(again.text, first.text);
     }
     assert_eq!(primary_acquisitions(&t.db), after_first);
 }

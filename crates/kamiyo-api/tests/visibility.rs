@@ -10,11 +10,12 @@ mod common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use chrono::{Duration, Utc};
-use common::{token, Call, Claim, TestApp};
+use chrono::Duration;
+use common::{token, TestApp};
 use kamiyo_api::ServerConfig;
 use kamiyo_domain::Tier;
 use kamiyo_store::accounts::Role;
+use kamiyo_testkit::claim;
 use serde_json::Value;
 
 static PEERS: AtomicU32 = AtomicU32::new(0);
@@ -80,13 +81,13 @@ async fn no_route_shows_any_tier_an_incident_outside_its_window() {
         ),
     ] {
         let id = t
-            .incident(Claim {
-                source,
-                protocol,
-                chain,
-                occurred_at: Utc::now() - age,
-                tx_hash: Some(hash),
-            })
+            .incident(
+                claim(protocol)
+                    .source(source)
+                    .chain(chain)
+                    .ago(age)
+                    .tx(chain, hash),
+            )
             .await;
         stored.push(Stored {
             id,
@@ -140,7 +141,7 @@ async fn no_route_shows_any_tier_an_incident_outside_its_window() {
 async fn keys(t: &TestApp, email: &str, tier: Tier) -> Vec<String> {
     let mut keys = vec![t.key(email, tier, Role::User).await];
     for _ in 0..3 {
-        keys.push(t.state.accounts.create_key(email, "more").await.unwrap().1);
+        keys.push(t.another_key(email).await);
     }
     keys
 }
@@ -178,12 +179,7 @@ async fn check(
             // Anonymous callers are limited per address (10 a minute): each request
             // comes from an address of its own, so that this test checks visibility only.
             let peer = format!("10.9.{}.{}:4000", n / 250, n % 250 + 1);
-            let call = Call::get(&uri).from(&peer);
-            let call = match &token {
-                Some(token) => call.bearer(token),
-                None => call,
-            };
-            let answer = t.send(call).await;
+            let answer = t.get(&uri).from(&peer).bearer_opt(token.as_deref()).await;
             // Only a hidden incident's own lookup may be refused (404); anything else
             // (a 429 above all) would make the counts below meaningless.
             assert!(
@@ -191,7 +187,7 @@ async fn check(
                 "{} {uri}: {} {}",
                 caller.name,
                 answer.status,
-                answer.body
+                answer.text
             );
             answer
         }
@@ -235,7 +231,7 @@ async fn check(
                 let answer = get(format!("/api/exploits?limit=500&{query}")).await;
                 let body = answer.json();
                 let mut found = Vec::new();
-                leaks(&answer.body, &mut found);
+                leaks(&answer.text, &mut found);
                 let total = body["total"].as_i64().unwrap_or(-1);
                 let items = body["items"].as_array().map_or(-1, |a| a.len() as i64);
                 if total != expected || items != expected {
@@ -248,7 +244,7 @@ async fn check(
             let mut uri = "/api/exploits?limit=1".to_owned();
             for _ in 0..10 {
                 let answer = get(uri.clone()).await;
-                leaks(&answer.body, &mut problems);
+                leaks(&answer.text, &mut problems);
                 let body = answer.json();
                 seen += body["items"].as_array().map_or(0, Vec::len);
                 match body["next_cursor"].as_str() {
@@ -275,7 +271,7 @@ async fn check(
                     ));
                 }
                 if shown {
-                    leaks(&answer.body, &mut problems);
+                    leaks(&answer.text, &mut problems);
                 }
             }
         }
@@ -283,11 +279,11 @@ async fn check(
             for (query, expected) in listing_variants(visible) {
                 let answer = get(format!("{route}?{query}")).await;
                 let mut found = Vec::new();
-                leaks(&answer.body, &mut found);
+                leaks(&answer.text, &mut found);
                 let got = if route.ends_with("csv") {
-                    answer.body.lines().count() as i64 - 1
+                    answer.text.lines().count() as i64 - 1
                 } else {
-                    answer.body.matches("<entry>").count() as i64
+                    answer.text.matches("<entry>").count() as i64
                 };
                 if got != expected {
                     found.push(format!("{got} incidents, {expected} visible"));
@@ -311,7 +307,7 @@ async fn check(
                 ),
             ] {
                 let answer = get(format!("{route}{query}")).await;
-                leaks(&answer.body, &mut problems);
+                leaks(&answer.text, &mut problems);
                 let body = answer.json();
                 let got = if route == "/api/stats" {
                     body["incidents"].as_i64().unwrap_or(-1)
@@ -325,7 +321,7 @@ async fn check(
         }
         "/api/chains" | "/api/sources" => {
             let answer = get(route.into()).await;
-            leaks(&answer.body, &mut problems);
+            leaks(&answer.text, &mut problems);
             counts("incidents", sum(&answer.json(), "incidents"), &mut problems);
         }
         other => problems.push(format!(

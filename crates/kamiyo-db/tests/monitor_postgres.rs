@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kamiyo_db::monitor::{MonitorConfig, QuerySort};
 use kamiyo_db::postgres::PgPool;
 use kamiyo_db::{Database, DbConfig, DbError, HealthStatus, ManualClock, Pool};
-use kamiyo_testkit::TestDatabase;
+use kamiyo_testkit::{eventually, TestDatabase};
 
 async fn open(test_db: &TestDatabase, config: DbConfig) -> (Database, PgPool) {
     let database = Database::open(DbConfig {
@@ -23,15 +23,9 @@ async fn open(test_db: &TestDatabase, config: DbConfig) -> (Database, PgPool) {
     (database, pool)
 }
 
-/// Waits, with a deadline, until `check` holds; deadpool and the watchdog give no event
-/// to await, so this looks between short pauses.
-async fn until(what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+/// How long the pool's state may take to show what a test awaits: deadpool and the
+/// watchdog give no event for it, so the tests poll with [`eventually`].
+const PATIENCE: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_are_counted_per_statement_with_sql_errors_included() {
@@ -151,7 +145,15 @@ async fn utilisation_and_waiters_are_read_from_the_pool_itself() {
             pool.acquire_within(Duration::from_secs(10)).await.map(drop)
         }));
     }
-    until("five callers wait", || pool.state().waiting == 5).await;
+    eventually("five callers waiting", PATIENCE, || async {
+        let state = pool.state();
+        if state.waiting == 5 {
+            Ok(())
+        } else {
+            Err(state)
+        }
+    })
+    .await;
     let health = db.health_report(None);
     assert_eq!(health.utilization_pct, 100.0);
     assert_eq!(health.status, HealthStatus::Degraded);
@@ -189,8 +191,8 @@ async fn a_connection_held_past_the_leak_threshold_is_reported_with_its_site_unt
         pool.monitor().leaks().is_empty(),
         "not a leak before the threshold"
     );
-    until("the held connection is reported", || {
-        !pool.monitor().leaks().is_empty()
+    eventually("the held connection reported", PATIENCE, || async {
+        (!pool.monitor().leaks().is_empty()).then_some(())
     })
     .await;
     let leaks = pool.monitor().leaks();

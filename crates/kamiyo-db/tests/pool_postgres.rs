@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use kamiyo_db::{Database, DbConfig, DbError, Pool};
-use kamiyo_testkit::TestDatabase;
+use kamiyo_testkit::{eventually, TestDatabase};
 
 /// The server process behind a pooled session: a new one means a new session.
 async fn backend_pid(conn: &kamiyo_db::postgres::PgConnection) -> i32 {
@@ -31,18 +31,18 @@ async fn pg_database(
     (database, pool)
 }
 
-/// Waits, with a deadline, until `waiting` callers queue on the pool. deadpool has no
-/// event for "a waiter arrived", so this looks at its state between short pauses.
+/// Waits, up to 5 s, until `waiting` callers queue on the pool. deadpool has no event for
+/// "a waiter arrived", so this polls its state.
 async fn until_waiting(pool: &kamiyo_db::postgres::PgPool, waiting: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pool.state().waiting < waiting {
-        assert!(
-            Instant::now() < deadline,
-            "no waiter queued: {:?}",
-            pool.state()
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    eventually("a waiter queued", Duration::from_secs(5), || async {
+        let state = pool.state();
+        if state.waiting >= waiting {
+            Ok(())
+        } else {
+            Err(state)
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,21 +227,17 @@ async fn backend_state(client: &tokio_postgres::Client, pid: i32) -> Option<Stri
 }
 
 /// Waits until backend `pid` runs nothing any more (idle or gone). A cancel request is
-/// handled asynchronously by the server and gives no answer, so this looks at
-/// `pg_stat_activity` between short pauses, up to `limit`.
+/// handled asynchronously by the server and gives no answer, so this polls
+/// `pg_stat_activity`, up to `limit`.
 async fn until_backend_stops(client: &tokio_postgres::Client, pid: i32, limit: Duration) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match backend_state(client, pid).await.as_deref() {
-            Some("active") => {}
-            _ => return,
+    let what = format!("backend {pid} done with its statement");
+    eventually(&what, limit, || async {
+        match backend_state(client, pid).await {
+            Some(state) if state == "active" => Err(state),
+            _ => Ok(()),
         }
-        assert!(
-            Instant::now() < deadline,
-            "backend {pid} still runs its statement after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

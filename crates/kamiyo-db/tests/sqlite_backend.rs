@@ -108,7 +108,7 @@ async fn foreign_keys_are_enforced_on_every_pooled_connection() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_migrations_are_idempotent_and_refuse_edits() {
+async fn sqlite_migrations_applied_twice_apply_once() {
     let dir = tempfile::tempdir().unwrap();
     let database = open(&dir, DbConfig::default()).await;
     static BOTH: [Migration; 2] = [PARENT, CHILD];
@@ -119,7 +119,14 @@ async fn sqlite_migrations_are_idempotent_and_refuse_edits() {
     let again = database.migrate(&set(&BOTH)).await.unwrap();
     assert!(again.applied.is_empty());
     assert_eq!(database.schema_version().await.unwrap(), Some(2));
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applied_sqlite_migration_whose_text_changed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = open(&dir, DbConfig::default()).await;
+    static BOTH: [Migration; 2] = [PARENT, CHILD];
+    database.migrate(&set(&BOTH)).await.unwrap();
     static EDITED: [Migration; 2] = [
         PARENT,
         Migration::new(2, "child", "CREATE TABLE child (id INTEGER);"),

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use kamiyo_db::RetryPolicy;
 use kamiyo_ingest::{import_file, Format};
-use kamiyo_testkit::TestDatabase;
 
 fn fixture() -> &'static Path {
     Path::new(concat!(
@@ -19,186 +18,180 @@ fn fixture() -> &'static Path {
     ))
 }
 
-async fn stores() -> (
-    Vec<(&'static str, common::Stores)>,
-    TestDatabase,
-    tempfile::TempDir,
-) {
-    let pg = TestDatabase::create().await;
-    let dir = tempfile::tempdir().unwrap();
-    let stores = common::open_stores(&pg, dir.path()).await;
-    (stores, pg, dir)
+type Backend = common::Backend<common::Stores>;
+
+kamiyo_testkit::per_backend! {
+    common::Stores::on => [
+        a_file_with_bad_lines_imports_the_rest_reports_each_line_and_re_imports_as_unchanged,
+        an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_failed_one,
+        records_refused_by_the_claim_rules_are_rejected_lines_in_every_format,
+    ],
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_with_bad_lines_imports_the_rest_reports_each_line_and_re_imports_as_unchanged() {
-    let (stores, _pg, _dir) = stores().await;
+async fn a_file_with_bad_lines_imports_the_rest_reports_each_line_and_re_imports_as_unchanged(
+    b: Backend,
+) {
     let retry = RetryPolicy {
         max_attempts: 2,
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(10),
     };
-    for (name, s) in stores {
-        let (store, sources) = (&s.incidents, &s.sources);
-        let mut last = (0, 0);
-        let report = import_file(
-            store,
-            sources,
-            &retry,
-            Format::Jsonl,
-            fixture(),
-            None,
-            |done, total| {
-                assert!(done >= last.0 && done <= total);
-                last = (done, total);
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(report.records, 12, "{name}");
-        assert_eq!(last, (12, 12), "progress ends at the last record");
-        let rejected: Vec<(usize, Option<&str>)> = report
-            .rejected
-            .iter()
-            .map(|r| (r.line, r.field.as_deref()))
-            .collect();
-        assert_eq!(
-            rejected,
-            vec![
-                (8, None),
-                (9, Some("loss_usd")),
-                (10, Some("date")),
-                (11, Some("protocol")),
-                (12, Some("tx_hashes"))
-            ],
-            "{name}: {:?}",
-            report.rejected
-        );
-        // Examplefi: one incident from two sources (shared hash); Samplebridge: merged by
-        // name, chain and date, then a separate hack a month later; Otherswap: same hash
-        // pasted onto another protocol, not merged; Mysteryfi: unknown amount.
-        assert_eq!(
-            (report.inserted, report.merged),
-            (5, 2),
-            "{name}: {report:?}"
-        );
-        assert_eq!(report.warnings.len(), 1, "{name}: {:?}", report.warnings);
-        assert_eq!(report.warnings[0].line, 6);
-        assert_eq!(store.count().await.unwrap(), 5, "{name}");
+    let (name, store, sources) = (b.name, &b.store.incidents, &b.store.sources);
+    let mut last = (0, 0);
+    let report = import_file(
+        store,
+        sources,
+        &retry,
+        Format::Jsonl,
+        fixture(),
+        None,
+        |done, total| {
+            assert!(done >= last.0 && done <= total);
+            last = (done, total);
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.records, 12, "{name}");
+    assert_eq!(last, (12, 12), "progress ends at the last record");
+    let rejected: Vec<(usize, Option<&str>)> = report
+        .rejected
+        .iter()
+        .map(|r| (r.line, r.field.as_deref()))
+        .collect();
+    assert_eq!(
+        rejected,
+        vec![
+            (8, None),
+            (9, Some("loss_usd")),
+            (10, Some("date")),
+            (11, Some("protocol")),
+            (12, Some("tx_hashes"))
+        ],
+        "{name}: {:?}",
+        report.rejected
+    );
+    // Examplefi: one incident from two sources (shared hash); Samplebridge: merged by
+    // name, chain and date, then a separate hack a month later; Otherswap: same hash
+    // pasted onto another protocol, not merged; Mysteryfi: unknown amount.
+    assert_eq!(
+        (report.inserted, report.merged),
+        (5, 2),
+        "{name}: {report:?}"
+    );
+    assert_eq!(report.warnings.len(), 1, "{name}: {:?}", report.warnings);
+    assert_eq!(report.warnings[0].line, 6);
+    assert_eq!(store.count().await.unwrap(), 5, "{name}");
 
-        let again = import_file(
-            store,
-            sources,
-            &retry,
-            Format::Jsonl,
-            fixture(),
-            None,
-            |_, _| {},
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            (again.inserted, again.merged, again.updated, again.unchanged),
-            (0, 0, 0, 7),
-            "{name}"
-        );
-        assert_eq!(store.count().await.unwrap(), 5, "{name}");
-    }
+    let again = import_file(
+        store,
+        sources,
+        &retry,
+        Format::Jsonl,
+        fixture(),
+        None,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (again.inserted, again.merged, again.updated, again.unchanged),
+        (0, 0, 0, 7),
+        "{name}"
+    );
+    assert_eq!(store.count().await.unwrap(), 5, "{name}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_failed_one() {
-    let (stores, _pg, _dir) = stores().await;
+async fn an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_failed_one(
+    b: Backend,
+) {
     let retry = RetryPolicy::default();
     let window = kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW;
-    for (name, s) in stores {
-        let (store, sources) = (&s.incidents, &s.sources);
+    let (name, store, sources) = (b.name, &b.store.incidents, &b.store.sources);
+    import_file(
+        store,
+        sources,
+        &retry,
+        Format::Jsonl,
+        fixture(),
+        None,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    let health = |report: &[kamiyo_store::SourceReport], source: &str| {
+        report
+            .iter()
+            .find(|r| r.source == source)
+            .map(|r| (r.active, r.fetches_in_window, r.success_rate_pct))
+    };
+    let report = sources.report(window, None, None).await.unwrap();
+    for source in ["alpha-feed", "beta-feed"] {
+        assert_eq!(
+            health(&report, source),
+            Some((Some(true), 1, Some(100.0))),
+            "{name}: {source}"
+        );
+    }
+
+    let missing = Path::new("/nonexistent/kamiyo/gamma.jsonl");
+    let failure = import_file(
+        store,
+        sources,
+        &retry,
+        Format::Jsonl,
+        missing,
+        Some("gamma-feed"),
+        |_, _| {},
+    )
+    .await;
+    assert!(failure.is_err(), "{name}: {failure:?}");
+    let report = sources.report(window, None, None).await.unwrap();
+    assert_eq!(
+        health(&report, "gamma-feed"),
+        Some((Some(true), 1, Some(0.0))),
+        "{name}: the file could not be read"
+    );
+    assert_eq!(
+        health(&report, "alpha-feed"),
+        Some((Some(true), 1, Some(100.0))),
+        "{name}: other sources are untouched"
+    );
+
+    // No valid record at all: the fetch is the default source's.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.jsonl");
+    std::fs::write(&broken, "{not json\n{\"protocol\": \"\"}\n").unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    for (file, source) in [(&broken, "delta-feed"), (&empty, "empty-feed")] {
         import_file(
             store,
             sources,
             &retry,
             Format::Jsonl,
-            fixture(),
-            None,
+            file,
+            Some(source),
             |_, _| {},
         )
         .await
         .unwrap();
-        let health = |report: &[kamiyo_store::SourceReport], source: &str| {
-            report
-                .iter()
-                .find(|r| r.source == source)
-                .map(|r| (r.active, r.fetches_in_window, r.success_rate_pct))
-        };
-        let report = sources.report(window, None, None).await.unwrap();
-        for source in ["alpha-feed", "beta-feed"] {
-            assert_eq!(
-                health(&report, source),
-                Some((Some(true), 1, Some(100.0))),
-                "{name}: {source}"
-            );
-        }
-
-        let missing = Path::new("/nonexistent/kamiyo/gamma.jsonl");
-        let failure = import_file(
-            store,
-            sources,
-            &retry,
-            Format::Jsonl,
-            missing,
-            Some("gamma-feed"),
-            |_, _| {},
-        )
-        .await;
-        assert!(failure.is_err(), "{name}: {failure:?}");
-        let report = sources.report(window, None, None).await.unwrap();
-        assert_eq!(
-            health(&report, "gamma-feed"),
-            Some((Some(true), 1, Some(0.0))),
-            "{name}: the file could not be read"
-        );
-        assert_eq!(
-            health(&report, "alpha-feed"),
-            Some((Some(true), 1, Some(100.0))),
-            "{name}: other sources are untouched"
-        );
-
-        // No valid record at all: the fetch is the default source's.
-        let dir = tempfile::tempdir().unwrap();
-        let broken = dir.path().join("broken.jsonl");
-        std::fs::write(&broken, "{not json\n{\"protocol\": \"\"}\n").unwrap();
-        let empty = dir.path().join("empty.jsonl");
-        std::fs::write(&empty, "").unwrap();
-        for (file, source) in [(&broken, "delta-feed"), (&empty, "empty-feed")] {
-            import_file(
-                store,
-                sources,
-                &retry,
-                Format::Jsonl,
-                file,
-                Some(source),
-                |_, _| {},
-            )
-            .await
-            .unwrap();
-        }
-        let report = sources.report(window, None, None).await.unwrap();
-        assert_eq!(
-            (health(&report, "delta-feed"), health(&report, "empty-feed")),
-            (
-                Some((Some(true), 1, Some(0.0))),
-                Some((Some(true), 1, Some(100.0)))
-            ),
-            "{name}: every record rejected is a failed fetch, an empty file a successful one"
-        );
     }
+    let report = sources.report(window, None, None).await.unwrap();
+    assert_eq!(
+        (health(&report, "delta-feed"), health(&report, "empty-feed")),
+        (
+            Some((Some(true), 1, Some(0.0))),
+            Some((Some(true), 1, Some(100.0)))
+        ),
+        "{name}: every record rejected is a failed fetch, an empty file a successful one"
+    );
 }
 
 /// The claim rules of `kamiyo_domain` (control characters, maximums, web URLs only) apply
 /// to every format: a refused record is a rejected line with its field and reason, and
 /// the records around it are imported.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn records_refused_by_the_claim_rules_are_rejected_lines_in_every_format() {
+async fn records_refused_by_the_claim_rules_are_rejected_lines_in_every_format(b: Backend) {
     use kamiyo_domain::limits::MAX_CHAINS_PER_CLAIM;
 
     let too_many: Vec<String> = (0..=MAX_CHAINS_PER_CLAIM)
@@ -230,49 +223,46 @@ async fn records_refused_by_the_claim_rules_are_rejected_lines_in_every_format()
          Lastfi,1/2/24,,,,Ethereum,FALSE,,,,\n",
         too_many.join(",")
     );
-    let (stores, _pg, dir) = stores().await;
     let retry = RetryPolicy::default();
-    for (name, s) in stores {
-        let (store, sources) = (&s.incidents, &s.sources);
-        for (format, text, first_line) in [
-            (Format::Jsonl, &jsonl, 1),
-            (Format::Csv, &csv, 2),
-            (Format::Defillama, &defillama, 2),
-        ] {
-            let path = dir.path().join(format!("{name}-{format}.txt"));
-            std::fs::write(&path, text).unwrap();
-            let report = import_file(store, sources, &retry, format, &path, None, |_, _| {})
-                .await
-                .unwrap();
-            let rejected: Vec<(usize, Option<&str>)> = report
-                .rejected
-                .iter()
-                .map(|r| (r.line, r.field.as_deref()))
-                .collect();
-            assert_eq!(
-                rejected,
-                [
-                    (first_line + 1, Some("protocol")),
-                    (first_line + 2, Some("source_url")),
-                    (first_line + 3, Some("chains")),
-                ],
-                "{name} {format}: {:?}",
-                report.rejected
-            );
-            let messages: Vec<&str> = report.rejected.iter().map(|r| r.message.as_str()).collect();
-            assert!(messages[0].contains("control characters"), "{messages:?}");
-            assert!(messages[1].contains("http or https"), "{messages:?}");
-            assert!(
-                messages[2].contains(&format!("maximum of {MAX_CHAINS_PER_CLAIM}")),
-                "{messages:?}"
-            );
-            assert_eq!(report.records, 5, "{name} {format}");
-            assert_eq!(
-                report.inserted + report.merged + report.updated + report.unchanged,
-                2,
-                "{name} {format}: the first and last records are imported: {report:?}"
-            );
-        }
+    let (name, store, sources) = (b.name, &b.store.incidents, &b.store.sources);
+    for (format, text, first_line) in [
+        (Format::Jsonl, &jsonl, 1),
+        (Format::Csv, &csv, 2),
+        (Format::Defillama, &defillama, 2),
+    ] {
+        let path = b.dir.path().join(format!("{format}.txt"));
+        std::fs::write(&path, text).unwrap();
+        let report = import_file(store, sources, &retry, format, &path, None, |_, _| {})
+            .await
+            .unwrap();
+        let rejected: Vec<(usize, Option<&str>)> = report
+            .rejected
+            .iter()
+            .map(|r| (r.line, r.field.as_deref()))
+            .collect();
+        assert_eq!(
+            rejected,
+            [
+                (first_line + 1, Some("protocol")),
+                (first_line + 2, Some("source_url")),
+                (first_line + 3, Some("chains")),
+            ],
+            "{name} {format}: {:?}",
+            report.rejected
+        );
+        let messages: Vec<&str> = report.rejected.iter().map(|r| r.message.as_str()).collect();
+        assert!(messages[0].contains("control characters"), "{messages:?}");
+        assert!(messages[1].contains("http or https"), "{messages:?}");
+        assert!(
+            messages[2].contains(&format!("maximum of {MAX_CHAINS_PER_CLAIM}")),
+            "{messages:?}"
+        );
+        assert_eq!(report.records, 5, "{name} {format}");
+        assert_eq!(
+            report.inserted + report.merged + report.updated + report.unchanged,
+            2,
+            "{name} {format}: the first and last records are imported: {report:?}"
+        );
     }
 }
 

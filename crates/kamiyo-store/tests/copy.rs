@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use chrono::{TimeZone, Utc};
 use kamiyo_db::{Database, DbConfig, Migrations};
-use kamiyo_domain::{IncidentDraft, IncidentInput, Tier, TxHashInput};
+use kamiyo_domain::Tier;
 use kamiyo_store::accounts::{AccountStore, Role};
 use kamiyo_store::copy::{self, CopyError, CopyOptions, CopyReport, NoProgress, Side};
 use kamiyo_store::{IncidentStore, MIGRATIONS};
-use kamiyo_testkit::TestDatabase;
+use kamiyo_testkit::{claim, ClaimBuilder, TestDatabase};
 
 // --- fixture ---------------------------------------------------------------------------
 
@@ -34,42 +34,20 @@ fn sqlite(path: &Path) -> rusqlite::Connection {
     conn
 }
 
-fn claim(
-    source: &str,
-    protocol: &str,
-    chains: &[&str],
-    date: &str,
-    loss: Option<&str>,
-    hash: Option<String>,
-) -> IncidentDraft {
-    let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
-    IncidentDraft::from_input(
-        IncidentInput {
-            source: Some(source.into()),
-            source_url: Some(format!(
-                "https://{source}.example/{}",
-                protocol.replace(' ', "-")
-            )),
-            protocol: Some(protocol.into()),
-            chains: chains.iter().map(|c| (*c).to_owned()).collect(),
-            date: Some(date.into()),
-            loss_usd: loss.map(Into::into),
-            technique: Some("Price oracle manipulation".into()),
-            description: Some(format!(
-                "{protocol}: “drained” — ünïcødé, 'quotes' and \"more\""
-            )),
-            tx_hashes: hash
-                .into_iter()
-                .map(|hash| TxHashInput {
-                    chain: Some(chains[0].to_owned()),
-                    hash,
-                })
-                .collect(),
-            ..IncidentInput::default()
-        },
-        now,
-    )
-    .unwrap()
+/// A claim of `source` with every text column filled (quotes and non-ASCII included),
+/// so that a copy that mangled text would show; validated against a fixed time.
+fn claim_of(source: &str, protocol: &str) -> ClaimBuilder {
+    claim(protocol)
+        .source(source)
+        .source_url(format!(
+            "https://{source}.example/{}",
+            protocol.replace(' ', "-")
+        ))
+        .technique("Price oracle manipulation")
+        .description(format!(
+            "{protocol}: “drained” — ünïcødé, 'quotes' and \"more\""
+        ))
+        .now(Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap())
 }
 
 /// A Kamiyo SQLite database filled through the store's repositories where they exist and
@@ -136,30 +114,29 @@ async fn fixture(dir: &Path, name: &str, size: usize) -> Fixture {
         };
         let hash = (i % 5 != 0).then(|| format!("0x{:064x}", i + 1));
         let date = format!("2023-{:02}-{:02}", i % 12 + 1, i % 28 + 1);
-        let outcome = incidents
-            .ingest(&claim(
-                "defillama",
-                &protocol,
-                chains,
-                &date,
-                loss.as_deref(),
-                hash,
-            ))
-            .await
-            .unwrap();
+        let mut draft = claim_of("defillama", &protocol)
+            .date(date)
+            .loss(loss.as_deref());
+        for chain in chains {
+            draft = draft.chain(chain);
+        }
+        if let Some(hash) = hash {
+            draft = draft.tx(chains[0], hash);
+        }
+        let outcome = incidents.ingest(&draft.build()).await.unwrap();
         exploits.insert(protocol, outcome.exploit_id);
         ids.push(outcome.exploit_id);
     }
     // A second source for an incident with a hash: merged, two claims.
     incidents
-        .ingest(&claim(
-            "rekt",
-            "Protocol 1",
-            &["Ethereum"],
-            "2023-02-02",
-            Some("1999999.99"),
-            Some(format!("0x{:064x}", 2)),
-        ))
+        .ingest(
+            &claim_of("rekt", "Protocol 1")
+                .chain("Ethereum")
+                .date("2023-02-02")
+                .loss_usd("1999999.99")
+                .tx("Ethereum", format!("0x{:064x}", 2))
+                .build(),
+        )
         .await
         .unwrap();
     // Gaps: an incident in the middle and the newest one are deleted (with their claims,
@@ -514,14 +491,12 @@ async fn a_copy_keeps_every_row_id_and_reference_and_the_next_insert_gets_a_fres
     assert_eq!(exploits_next, source.deleted_top_exploit + 1, "{report}");
     let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
     let fresh = IncidentStore::new(db.clone())
-        .ingest(&claim(
-            "defillama",
-            "Brand New",
-            &["Ethereum"],
-            "2025-01-01",
-            None,
-            None,
-        ))
+        .ingest(
+            &claim_of("defillama", "Brand New")
+                .date("2025-01-01")
+                .unknown_loss()
+                .build(),
+        )
         .await
         .unwrap();
     assert!(fresh.exploit_id > source.deleted_top_exploit, "{fresh:?}");

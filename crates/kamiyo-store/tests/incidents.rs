@@ -7,21 +7,23 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use kamiyo_db::{Database, Pool};
-use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
 use kamiyo_store::{IncidentStore, IngestAction};
+use kamiyo_testkit::{claim, ClaimBuilder};
 
 type Backend = common::Backend<IncidentStore>;
 
-common::per_backend! {
+kamiyo_testkit::per_backend! {
     IncidentStore::new => [
         the_same_hash_from_two_sources_is_one_incident_with_two_source_references,
         one_hack_under_two_names_two_days_apart_without_hashes_is_merged,
         one_protocol_hacked_twice_a_month_apart_is_two_incidents,
         a_hash_pasted_onto_two_different_protocols_does_not_merge_them,
-        importing_the_same_claims_again_changes_nothing_and_a_changed_claim_updates_only_itself,
+        importing_the_same_claims_again_changes_nothing,
+        a_changed_description_updates_its_claim_and_nothing_else,
         an_unknown_amount_is_stored_as_unknown_not_zero,
         concurrent_imports_of_one_hack_create_one_incident,
-        a_sources_own_two_records_days_apart_stay_two_and_a_corrected_amount_updates_its_claim,
+        a_sources_own_two_records_days_apart_stay_two_incidents,
+        a_corrected_amount_from_the_same_source_updates_its_claim,
         a_batch_stores_every_claim_but_the_one_the_database_refuses,
         a_claim_stored_before_a_limit_was_tightened_still_merges_with_new_ones,
         hash_lookups_ignore_case_for_hex_hashes_only,
@@ -32,59 +34,39 @@ fn hash(byte: &str) -> String {
     format!("0x{}", byte.repeat(32))
 }
 
-fn claim(
-    source: &str,
-    protocol: &str,
-    date: &str,
-    loss: Option<&str>,
-    hashes: &[&str],
-) -> IncidentDraft {
+/// A claim of `source` as the claims of these tests look: on Ethereum (the default), an oracle
+/// manipulation, with a page of the source's own; validated against a fixed time.
+fn reported(source: &str, protocol: &str) -> ClaimBuilder {
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).single().unwrap();
-    IncidentDraft::from_input(
-        IncidentInput {
-            source: Some(source.into()),
-            source_url: Some(format!("https://{source}.example/{protocol}")),
-            protocol: Some(protocol.into()),
-            chains: vec!["Ethereum".into()],
-            date: Some(date.into()),
-            loss_usd: loss.map(Into::into),
-            technique: Some("Price oracle manipulation".into()),
-            tx_hashes: hashes
-                .iter()
-                .map(|h| TxHashInput {
-                    chain: None,
-                    hash: (*h).into(),
-                })
-                .collect(),
-            ..IncidentInput::default()
-        },
-        now,
-    )
-    .unwrap()
+    claim(protocol)
+        .source(source)
+        .source_url(format!("https://{source}.example/{protocol}"))
+        .technique("Price oracle manipulation")
+        .now(now)
 }
 
 async fn the_same_hash_from_two_sources_is_one_incident_with_two_source_references(b: Backend) {
     let h = hash("aa");
     let first = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Euler Finance",
-            "2023-03-13",
-            Some("197000000"),
-            &[&h],
-        ))
+        .ingest(
+            &reported("defillama", "Euler Finance")
+                .date("2023-03-13")
+                .loss_usd("197000000")
+                .hash(h.clone())
+                .build(),
+        )
         .await
         .unwrap();
     let second = b
         .store
-        .ingest(&claim(
-            "rekt",
-            "Euler",
-            "2023-03-20",
-            Some("195000000"),
-            &[&h],
-        ))
+        .ingest(
+            &reported("rekt", "Euler")
+                .date("2023-03-20")
+                .loss_usd("195000000")
+                .hash(h.clone())
+                .build(),
+        )
         .await
         .unwrap();
     assert_eq!(first.action, IngestAction::Inserted, "{}", b.name);
@@ -131,24 +113,22 @@ async fn the_same_hash_from_two_sources_is_one_incident_with_two_source_referenc
 async fn one_hack_under_two_names_two_days_apart_without_hashes_is_merged(b: Backend) {
     let a = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "EulerFinance",
-            "2023-03-13",
-            Some("197000000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "EulerFinance")
+                .date("2023-03-13")
+                .loss_usd("197000000")
+                .build(),
+        )
         .await
         .unwrap();
     let c = b
         .store
-        .ingest(&claim(
-            "rekt",
-            "Euler Finance",
-            "2023-03-15",
-            Some("196000000"),
-            &[],
-        ))
+        .ingest(
+            &reported("rekt", "Euler Finance")
+                .date("2023-03-15")
+                .loss_usd("196000000")
+                .build(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -163,24 +143,22 @@ async fn one_hack_under_two_names_two_days_apart_without_hashes_is_merged(b: Bac
 async fn one_protocol_hacked_twice_a_month_apart_is_two_incidents(b: Backend) {
     let a = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Examplefi",
-            "2023-03-13",
-            Some("1000000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "Examplefi")
+                .date("2023-03-13")
+                .loss_usd("1000000")
+                .build(),
+        )
         .await
         .unwrap();
     let c = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Examplefi",
-            "2023-04-14",
-            Some("1000000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "Examplefi")
+                .date("2023-04-14")
+                .loss_usd("1000000")
+                .build(),
+        )
         .await
         .unwrap();
     assert_ne!(a.exploit_id, c.exploit_id, "{}", b.name);
@@ -192,24 +170,24 @@ async fn a_hash_pasted_onto_two_different_protocols_does_not_merge_them(b: Backe
     let h = hash("bb");
     let a = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Alphafi",
-            "2023-05-01",
-            Some("5000000"),
-            &[&h],
-        ))
+        .ingest(
+            &reported("defillama", "Alphafi")
+                .date("2023-05-01")
+                .loss_usd("5000000")
+                .hash(h.clone())
+                .build(),
+        )
         .await
         .unwrap();
     let c = b
         .store
-        .ingest(&claim(
-            "rekt",
-            "Betaswap",
-            "2023-05-01",
-            Some("5000000"),
-            &[&h],
-        ))
+        .ingest(
+            &reported("rekt", "Betaswap")
+                .date("2023-05-01")
+                .loss_usd("5000000")
+                .hash(h.clone())
+                .build(),
+        )
         .await
         .unwrap();
     assert_ne!(a.exploit_id, c.exploit_id, "{}", b.name);
@@ -238,19 +216,23 @@ async fn a_hash_pasted_onto_two_different_protocols_does_not_merge_them(b: Backe
     );
 }
 
-async fn importing_the_same_claims_again_changes_nothing_and_a_changed_claim_updates_only_itself(
-    b: Backend,
-) {
-    let claims = [
-        claim(
-            "defillama",
-            "Euler",
-            "2023-03-13",
-            Some("197000000"),
-            &[&hash("cc")],
-        ),
-        claim("defillama", "Examplefi", "2023-06-01", None, &[]),
-    ];
+/// Two claims of one source: Euler (with a hash), then Examplefi (loss unknown).
+fn two_claims() -> [kamiyo_domain::IncidentDraft; 2] {
+    [
+        reported("defillama", "Euler")
+            .date("2023-03-13")
+            .loss_usd("197000000")
+            .hash(hash("cc"))
+            .build(),
+        reported("defillama", "Examplefi")
+            .date("2023-06-01")
+            .unknown_loss()
+            .build(),
+    ]
+}
+
+async fn importing_the_same_claims_again_changes_nothing(b: Backend) {
+    let claims = two_claims();
     for c in &claims {
         b.store.ingest(c).await.unwrap();
     }
@@ -265,14 +247,14 @@ async fn importing_the_same_claims_again_changes_nothing_and_a_changed_claim_upd
         "{}: nothing changed, updated_at included",
         b.name
     );
+}
 
-    let mut corrected = claim(
-        "defillama",
-        "Euler",
-        "2023-03-13",
-        Some("197000000"),
-        &[&hash("cc")],
-    );
+async fn a_changed_description_updates_its_claim_and_nothing_else(b: Backend) {
+    let [euler, examplefi] = two_claims();
+    b.store.ingest(&euler).await.unwrap();
+    let other = b.store.ingest(&examplefi).await.unwrap().exploit_id;
+    let other_before = b.store.get(other).await.unwrap();
+    let mut corrected = euler;
     corrected.description = Some("Donation attack on eTokens".into());
     let outcome = b.store.ingest(&corrected).await.unwrap();
     // The description is not part of the claim key, so this is the same claim, updated.
@@ -283,12 +265,23 @@ async fn importing_the_same_claims_again_changes_nothing_and_a_changed_claim_upd
         incident.description.as_deref(),
         Some("Donation attack on eTokens")
     );
+    assert_eq!(
+        b.store.get(other).await.unwrap(),
+        other_before,
+        "{}: the other incident is untouched",
+        b.name
+    );
 }
 
 async fn an_unknown_amount_is_stored_as_unknown_not_zero(b: Backend) {
     let outcome = b
         .store
-        .ingest(&claim("defillama", "Mysteryfi", "2024-01-01", None, &[]))
+        .ingest(
+            &reported("defillama", "Mysteryfi")
+                .date("2024-01-01")
+                .unknown_loss()
+                .build(),
+        )
         .await
         .unwrap();
     let incident = b.store.get(outcome.exploit_id).await.unwrap().unwrap();
@@ -301,7 +294,10 @@ async fn concurrent_imports_of_one_hack_create_one_incident(b: Backend) {
     let mut tasks = Vec::new();
     for source in ["s1", "s2", "s3", "s4", "s5", "s6"] {
         let store = b.store.clone();
-        let c = claim(source, "Racefi", "2024-02-02", Some("3000000"), &[]);
+        let c = reported(source, "Racefi")
+            .date("2024-02-02")
+            .loss_usd("3000000")
+            .build();
         tasks.push(tokio::spawn(async move { store.ingest(&c).await }));
     }
     let mut ids = Vec::new();
@@ -318,29 +314,25 @@ async fn concurrent_imports_of_one_hack_create_one_incident(b: Backend) {
     );
 }
 
-async fn a_sources_own_two_records_days_apart_stay_two_and_a_corrected_amount_updates_its_claim(
-    b: Backend,
-) {
+async fn a_sources_own_two_records_days_apart_stay_two_incidents(b: Backend) {
     let first = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Ooki",
-            "2020-02-15",
-            Some("350000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "Ooki")
+                .date("2020-02-15")
+                .loss_usd("350000")
+                .build(),
+        )
         .await
         .unwrap();
     let second = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Ooki",
-            "2020-02-18",
-            Some("650000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "Ooki")
+                .date("2020-02-18")
+                .loss_usd("650000")
+                .build(),
+        )
         .await
         .unwrap();
     assert_ne!(
@@ -350,31 +342,36 @@ async fn a_sources_own_two_records_days_apart_stay_two_and_a_corrected_amount_up
     );
     let other_source = b
         .store
-        .ingest(&claim("rekt", "Ooki", "2020-02-16", Some("360000"), &[]))
+        .ingest(
+            &reported("rekt", "Ooki")
+                .date("2020-02-16")
+                .loss_usd("360000")
+                .build(),
+        )
         .await
         .unwrap();
     assert_eq!(other_source.action, IngestAction::Merged, "{}", b.name);
+}
 
+async fn a_corrected_amount_from_the_same_source_updates_its_claim(b: Backend) {
     let typo = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Samurai",
-            "2024-03-22",
-            Some("48000000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "Samurai")
+                .date("2024-03-22")
+                .loss_usd("48000000")
+                .build(),
+        )
         .await
         .unwrap();
     let fixed = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Samurai",
-            "2024-03-22",
-            Some("4800000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "Samurai")
+                .date("2024-03-22")
+                .loss_usd("4800000")
+                .build(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -428,22 +425,24 @@ async fn a_batch_stores_every_claim_but_the_one_the_database_refuses(b: Backend)
     refuse_claims_named_refused(&b.db).await;
     let (name, store) = (b.name, &b.store);
     let drafts = vec![
-        claim(
-            "alpha",
-            "Alphafi",
-            "2024-01-01",
-            Some("100"),
-            &[&hash("a1")],
-        ),
-        claim(
-            "alpha",
-            "Refused",
-            "2024-01-02",
-            Some("200"),
-            &[&hash("b2")],
-        ),
-        claim("beta", "Alphafi", "2024-01-02", Some("110"), &[]),
-        claim("alpha", "Gammaswap", "2024-02-01", None, &[]),
+        reported("alpha", "Alphafi")
+            .date("2024-01-01")
+            .loss_usd("100")
+            .hash(hash("a1").clone())
+            .build(),
+        reported("alpha", "Refused")
+            .date("2024-01-02")
+            .loss_usd("200")
+            .hash(hash("b2").clone())
+            .build(),
+        reported("beta", "Alphafi")
+            .date("2024-01-02")
+            .loss_usd("110")
+            .build(),
+        reported("alpha", "Gammaswap")
+            .date("2024-02-01")
+            .unknown_loss()
+            .build(),
     ];
     let results = store.ingest_batch(&drafts).await.unwrap();
     let actions: Vec<Option<IngestAction>> = results
@@ -472,13 +471,12 @@ async fn a_batch_stores_every_claim_but_the_one_the_database_refuses(b: Backend)
 async fn a_claim_stored_before_a_limit_was_tightened_still_merges_with_new_ones(b: Backend) {
     let first = b
         .store
-        .ingest(&claim(
-            "rekt",
-            "Oldrulefi",
-            "2023-05-01",
-            Some("5000000"),
-            &[],
-        ))
+        .ingest(
+            &reported("rekt", "Oldrulefi")
+                .date("2023-05-01")
+                .loss_usd("5000000")
+                .build(),
+        )
         .await
         .unwrap();
     // As if written under looser rules: a technique far past today's maximum.
@@ -504,13 +502,12 @@ async fn a_claim_stored_before_a_limit_was_tightened_still_merges_with_new_ones(
     }
     let second = b
         .store
-        .ingest(&claim(
-            "defillama",
-            "Oldrulefi",
-            "2023-05-01",
-            Some("5000000"),
-            &[],
-        ))
+        .ingest(
+            &reported("defillama", "Oldrulefi")
+                .date("2023-05-01")
+                .loss_usd("5000000")
+                .build(),
+        )
         .await
         .unwrap_or_else(|e| panic!("{}: {e}", b.name));
     assert_eq!(second.exploit_id, first.exploit_id, "{}", b.name);
@@ -530,21 +527,13 @@ async fn hash_lookups_ignore_case_for_hex_hashes_only(b: Backend) {
         ("solana", "Casefi", solana),
         ("ethereum", "Hexfi", evm.as_str()),
     ] {
-        let draft = IncidentDraft::from_input(
-            IncidentInput {
-                source: Some("fixture".into()),
-                protocol: Some(protocol.into()),
-                chains: vec![chain.into()],
-                date: Some("2024-05-01".into()),
-                tx_hashes: vec![TxHashInput {
-                    chain: None,
-                    hash: hash.into(),
-                }],
-                ..IncidentInput::default()
-            },
-            now,
-        )
-        .unwrap();
+        let draft = claim(protocol)
+            .chain(chain)
+            .date("2024-05-01")
+            .unknown_loss()
+            .hash(hash)
+            .now(now)
+            .build();
         ids.push(b.store.ingest(&draft).await.unwrap().exploit_id);
     }
     let found = |hash: String| {

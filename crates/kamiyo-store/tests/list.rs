@@ -10,11 +10,10 @@ use std::collections::HashSet;
 
 use chrono::{TimeZone, Utc};
 use kamiyo_db::Database;
-use kamiyo_domain::{
-    AttackClass, AttackType, Chain, IncidentDraft, IncidentInput, IncidentStatus, Usd,
-};
+use kamiyo_domain::{AttackClass, AttackType, Chain, IncidentStatus, Usd};
 use kamiyo_store::incidents::{IncidentFilter, ListRequest, Order, PageLimit, SortKey};
 use kamiyo_store::IncidentStore;
+use kamiyo_testkit::{claim, ClaimBuilder};
 
 type Backend = common::Backend<IncidentStore>;
 
@@ -85,7 +84,7 @@ const FIXTURE: &[Row] = &[
     ),
 ];
 
-common::per_backend! {
+kamiyo_testkit::per_backend! {
     IncidentStore::new => [
         every_filter_matches_the_fixture_and_total_respects_it,
         sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_both_orders,
@@ -108,18 +107,15 @@ fn cached_for_an_hour(db: Database) -> IncidentStore {
 /// Stores the fixture's incidents, ids 1 to 6 in its order.
 async fn seed(b: &Backend) {
     for (protocol, chain, date, loss, technique, status, description) in FIXTURE {
-        b.store
-            .ingest(&draft(
-                protocol,
-                chain,
-                date,
-                *loss,
-                technique,
-                status,
-                description,
-            ))
-            .await
-            .unwrap();
+        let draft = listed(protocol)
+            .chain(chain)
+            .date(*date)
+            .loss(*loss)
+            .technique(technique)
+            .status(status)
+            .description(*description)
+            .build();
+        b.store.ingest(&draft).await.unwrap();
     }
 }
 
@@ -132,30 +128,9 @@ async fn seeded() -> Vec<Backend> {
     backends
 }
 
-fn draft(
-    protocol: &str,
-    chain: &str,
-    date: &str,
-    loss: Option<&str>,
-    technique: &str,
-    status: &str,
-    description: &str,
-) -> IncidentDraft {
-    IncidentDraft::from_input(
-        IncidentInput {
-            source: Some("fixture".into()),
-            protocol: Some(protocol.into()),
-            chains: vec![chain.into()],
-            date: Some(date.into()),
-            loss_usd: loss.map(Into::into),
-            technique: Some(technique.into()),
-            status: Some(status.into()),
-            description: Some(description.into()),
-            ..IncidentInput::default()
-        },
-        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap(),
-    )
-    .unwrap()
+/// A claim of these tests' source, validated against a fixed time.
+fn listed(protocol: &str) -> ClaimBuilder {
+    claim(protocol).now(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().unwrap())
 }
 
 fn request(filter: IncidentFilter) -> ListRequest {
@@ -371,15 +346,13 @@ async fn a_cursor_walk_sees_every_row_once_while_rows_are_inserted(b: Backend) {
             inserted += 1;
             let name = format!("Newcomer{sort:?}{inserted}");
             b.store
-                .ingest(&draft(
-                    &name,
-                    "Base",
-                    "2025-01-01",
-                    Some("10"),
-                    "reentrancy",
-                    "confirmed",
-                    "late",
-                ))
+                .ingest(
+                    &listed(&name)
+                        .chain("Base")
+                        .date("2025-01-01")
+                        .loss_usd("10")
+                        .build(),
+                )
                 .await
                 .unwrap();
             match page.next_cursor {
@@ -529,15 +502,7 @@ async fn amount_pages_cross_from_known_to_unknown_amounts_in_both_orders(b: Back
         ("Unknownc", None),
     ] {
         b.store
-            .ingest(&draft(
-                protocol,
-                "Ethereum",
-                "2024-07-01",
-                loss,
-                "logic error",
-                "confirmed",
-                "x",
-            ))
+            .ingest(&listed(protocol).date("2024-07-01").loss(loss).build())
             .await
             .unwrap();
     }
@@ -743,15 +708,12 @@ async fn concurrent_listings_of_one_uncached_filter_count_once(b: Backend) {
     assert_eq!(count_executions(&b.db) - before, 1, "{}", b.name);
     // A write through the store invalidates: the next listing counts again.
     store
-        .ingest(&draft(
-            "Omega",
-            "Base",
-            "2024-08-01",
-            Some("900000"),
-            "reentrancy",
-            "confirmed",
-            "x",
-        ))
+        .ingest(
+            &listed("Omega")
+                .date("2024-08-01")
+                .loss_usd("900000")
+                .build(),
+        )
         .await
         .unwrap();
     assert_eq!(list().await.unwrap().total, 5, "{}", b.name);
@@ -764,15 +726,12 @@ async fn protocol_and_text_search_fold_case_beyond_ascii(b: Backend) {
         ("Plainswap", "Nothing special"),
     ] {
         b.store
-            .ingest(&draft(
-                protocol,
-                "Ethereum",
-                "2024-01-05",
-                Some("1000"),
-                "reentrancy",
-                "confirmed",
-                description,
-            ))
+            .ingest(
+                &listed(protocol)
+                    .date("2024-01-05")
+                    .description(description)
+                    .build(),
+            )
             .await
             .unwrap();
     }
@@ -803,17 +762,7 @@ async fn protocol_and_text_search_fold_case_beyond_ascii(b: Backend) {
 }
 
 async fn stats_are_reused_until_this_store_writes(b: Backend) {
-    let claim = |protocol: &str| {
-        draft(
-            protocol,
-            "Ethereum",
-            "2024-01-05",
-            Some("1000"),
-            "reentrancy",
-            "confirmed",
-            "Drained",
-        )
-    };
+    let claim = |protocol: &str| listed(protocol).date("2024-01-05").build();
     b.store.ingest(&claim("Firstfi")).await.unwrap();
     let counts = |s: &IncidentStore| {
         let s = s.clone();

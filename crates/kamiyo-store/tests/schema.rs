@@ -3,45 +3,38 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use kamiyo_db::{Database, DbConfig, DbError, Pool};
+mod common;
+
+use kamiyo_db::{Database, DbError, Pool};
 use kamiyo_store::MIGRATIONS;
-use kamiyo_testkit::TestDatabase;
 use tokio_postgres::SimpleQueryMessage;
 
-/// One fresh database of either backend, migrated by Kamiyo, with a way to run SQL
-/// through Kamiyo's pool and read every result as text.
+type Backend = common::Backend<Fixture>;
+
+kamiyo_testkit::per_backend! {
+    Fixture::on => [
+        a_fresh_database_gets_every_table_view_index_and_trigger_and_a_second_start_changes_nothing,
+        updating_a_user_succeeds_and_moves_updated_at,
+        tiers_and_statuses_are_constrained,
+        financial_and_audit_records_block_deleting_their_user,
+        a_transaction_hash_is_unique_per_chain,
+        incidents_without_a_hash_may_share_a_chain_and_unknown_amounts_stay_null,
+        alerts_reference_their_user_and_are_sent_once_per_exploit_user_and_channel,
+        the_stats_view_of_an_empty_database_gives_zeros_not_nulls,
+        source_health_stays_within_0_to_100,
+        a_fetch_row_has_an_error_exactly_when_it_failed,
+    ],
+}
+
+/// A database of either backend, migrated by Kamiyo (`common` makes a fresh one per
+/// test), with a way to run SQL through Kamiyo's pool and read every result as text.
 struct Fixture {
     database: Database,
-    _pg: Option<TestDatabase>,
-    _dir: Option<tempfile::TempDir>,
 }
 
 impl Fixture {
-    async fn postgres() -> Fixture {
-        let pg = TestDatabase::create().await;
-        let database = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-        database.migrate(&MIGRATIONS).await.unwrap();
-        Fixture {
-            database,
-            _pg: Some(pg),
-            _dir: None,
-        }
-    }
-
-    async fn sqlite() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("kamiyo.db").display());
-        let database = Database::open(DbConfig::for_url(url)).await.unwrap();
-        database.migrate(&MIGRATIONS).await.unwrap();
-        Fixture {
-            database,
-            _pg: None,
-            _dir: Some(dir),
-        }
-    }
-
-    async fn both() -> [Fixture; 2] {
-        [Fixture::postgres().await, Fixture::sqlite().await]
+    fn on(database: Database) -> Fixture {
+        Fixture { database }
     }
 
     fn name(&self) -> &'static str {
@@ -183,43 +176,43 @@ const TRIGGER_TABLES: [&str; 5] = [
     "user_reputation",
 ];
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fresh_database_gets_every_table_view_index_and_trigger_and_a_second_start_changes_nothing(
+    b: Backend,
 ) {
-    for fixture in Fixture::both().await {
-        let [tables, views, indexes, triggers] = fixture.catalog().await;
-        assert_eq!(tables, TABLES, "{}", fixture.name());
-        assert_eq!(views, VIEWS, "{}", fixture.name());
+    let fixture = &b.store;
+    let [tables, views, indexes, triggers] = fixture.catalog().await;
+    assert_eq!(tables, TABLES, "{}", fixture.name());
+    assert_eq!(views, VIEWS, "{}", fixture.name());
+    assert!(
+        indexes.len() >= 16,
+        "{}: only {} indexes: {indexes:?}",
+        fixture.name(),
+        indexes.len()
+    );
+    for table in TRIGGER_TABLES {
         assert!(
-            indexes.len() >= 16,
-            "{}: only {} indexes: {indexes:?}",
-            fixture.name(),
-            indexes.len()
-        );
-        for table in TRIGGER_TABLES {
-            assert!(
-                triggers
-                    .iter()
-                    .any(|t| t.ends_with(&format!(" ON {table}")) && t.contains("updated_at")),
-                "{}: no updated_at trigger on {table}: {triggers:?}",
-                fixture.name()
-            );
-        }
-
-        let again = fixture.database.migrate(&MIGRATIONS).await.unwrap();
-        assert!(again.applied.is_empty(), "{}", fixture.name());
-        assert_eq!(
-            fixture.catalog().await,
-            [tables, views, indexes, triggers],
-            "{}",
+            triggers
+                .iter()
+                .any(|t| t.ends_with(&format!(" ON {table}")) && t.contains("updated_at")),
+            "{}: no updated_at trigger on {table}: {triggers:?}",
             fixture.name()
         );
     }
+
+    let again = fixture.database.migrate(&MIGRATIONS).await.unwrap();
+    assert!(again.applied.is_empty(), "{}", fixture.name());
+    assert_eq!(
+        fixture.catalog().await,
+        [tables, views, indexes, triggers],
+        "{}",
+        fixture.name()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_foreign_key_column_is_indexed() {
-    let fixture = Fixture::postgres().await;
+    let backend = common::postgres(Fixture::on).await;
+    let fixture = &backend.store;
     // Foreign-key columns that are not the leading column of any index.
     let unindexed = fixture
         .column(
@@ -237,240 +230,236 @@ async fn every_foreign_key_column_is_indexed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn updating_a_user_succeeds_and_moves_updated_at() {
-    for fixture in Fixture::both().await {
-        fixture
-            .exec("INSERT INTO users (email) VALUES ('analyst@example.com')")
-            .await
-            .unwrap();
-        let before = fixture
-            .updated_at("users", "email = 'analyst@example.com'")
-            .await;
-        fixture
-            .exec("UPDATE users SET tier = 'pro' WHERE email = 'analyst@example.com'")
-            .await
-            .unwrap_or_else(|e| panic!("{}: updating a user failed: {e}", fixture.name()));
-        let after = fixture
-            .updated_at("users", "email = 'analyst@example.com'")
-            .await;
-        assert!(
-            after > before,
-            "{}: updated_at did not move ({before} -> {after})",
-            fixture.name()
-        );
-        assert_eq!(fixture.value("SELECT tier FROM users").await, "pro");
-    }
+async fn updating_a_user_succeeds_and_moves_updated_at(b: Backend) {
+    let fixture = &b.store;
+    fixture
+        .exec("INSERT INTO users (email) VALUES ('analyst@example.com')")
+        .await
+        .unwrap();
+    let before = fixture
+        .updated_at("users", "email = 'analyst@example.com'")
+        .await;
+    fixture
+        .exec("UPDATE users SET tier = 'pro' WHERE email = 'analyst@example.com'")
+        .await
+        .unwrap_or_else(|e| panic!("{}: updating a user failed: {e}", fixture.name()));
+    let after = fixture
+        .updated_at("users", "email = 'analyst@example.com'")
+        .await;
+    assert!(
+        after > before,
+        "{}: updated_at did not move ({before} -> {after})",
+        fixture.name()
+    );
+    assert_eq!(fixture.value("SELECT tier FROM users").await, "pro");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tiers_and_statuses_are_constrained() {
-    for fixture in Fixture::both().await {
-        let bad_tier = fixture
-            .exec("INSERT INTO users (email, tier) VALUES ('x@example.com', 'platinum')")
-            .await;
-        assert!(
-            matches!(bad_tier, Err(DbError::Conflict { .. })),
-            "{}: {bad_tier:?}",
-            fixture.name()
-        );
-        let bad_status = fixture
+async fn tiers_and_statuses_are_constrained(b: Backend) {
+    let fixture = &b.store;
+    let bad_tier = fixture
+        .exec("INSERT INTO users (email, tier) VALUES ('x@example.com', 'platinum')")
+        .await;
+    assert!(
+        matches!(bad_tier, Err(DbError::Conflict { .. })),
+        "{}: {bad_tier:?}",
+        fixture.name()
+    );
+    let bad_status = fixture
             .exec(
                 "INSERT INTO exploits (protocol, protocol_key, chain, dedup_key, occurred_at, status) \
                  VALUES ('Euler', 'euler', 'ethereum', 'k1', '2023-03-13T08:50:00.000Z', 'rumoured')",
             )
             .await;
-        assert!(
-            matches!(bad_status, Err(DbError::Conflict { .. })),
-            "{}: {bad_status:?}",
-            fixture.name()
-        );
-    }
+    assert!(
+        matches!(bad_status, Err(DbError::Conflict { .. })),
+        "{}: {bad_status:?}",
+        fixture.name()
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn financial_and_audit_records_block_deleting_their_user() {
-    for fixture in Fixture::both().await {
-        fixture
-            .exec("INSERT INTO users (email) VALUES ('payer@example.com')")
-            .await
-            .unwrap();
-        let id = fixture
-            .value("SELECT id FROM users WHERE email = 'payer@example.com'")
-            .await;
-        fixture
+async fn financial_and_audit_records_block_deleting_their_user(b: Backend) {
+    let fixture = &b.store;
+    fixture
+        .exec("INSERT INTO users (email) VALUES ('payer@example.com')")
+        .await
+        .unwrap();
+    let id = fixture
+        .value("SELECT id FROM users WHERE email = 'payer@example.com'")
+        .await;
+    fixture
             .exec(&format!(
                 "INSERT INTO payments (user_id, amount, currency, status, provider) VALUES ({id}, '49.00', 'USD', 'succeeded', 'manual')"
             ))
             .await
             .unwrap();
-        fixture
+    fixture
             .exec(&format!(
                 "INSERT INTO subscription_changes (user_id, old_tier, new_tier, reason) VALUES ({id}, 'free', 'pro', 'upgrade')"
             ))
             .await
             .unwrap();
-        let deleted = fixture
-            .exec(&format!("DELETE FROM users WHERE id = {id}"))
-            .await;
-        assert!(
-            matches!(deleted, Err(DbError::Conflict { .. })),
-            "{}: {deleted:?}",
-            fixture.name()
-        );
-        assert_eq!(fixture.value("SELECT count(*) FROM payments").await, "1");
-        assert_eq!(
-            fixture
-                .value("SELECT count(*) FROM subscription_changes")
-                .await,
-            "1"
-        );
-    }
+    let deleted = fixture
+        .exec(&format!("DELETE FROM users WHERE id = {id}"))
+        .await;
+    assert!(
+        matches!(deleted, Err(DbError::Conflict { .. })),
+        "{}: {deleted:?}",
+        fixture.name()
+    );
+    assert_eq!(fixture.value("SELECT count(*) FROM payments").await, "1");
+    assert_eq!(
+        fixture
+            .value("SELECT count(*) FROM subscription_changes")
+            .await,
+        "1"
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transaction_hash_is_unique_per_chain_and_unknown_amounts_stay_null() {
-    for fixture in Fixture::both().await {
-        let insert = |key: &str, chain: &str, hash: &str| {
-            format!(
-                "INSERT INTO exploits (protocol, protocol_key, chain, tx_hash, dedup_key, occurred_at) \
-                 VALUES ('Demo', 'demo', '{chain}', {hash}, '{key}', '2024-01-01T00:00:00.000Z')"
-            )
-        };
-        fixture
-            .exec(&insert("a", "ethereum", "'0xabc'"))
-            .await
-            .unwrap();
-        fixture
-            .exec(&insert("b", "arbitrum", "'0xabc'"))
-            .await
-            .unwrap();
-        let duplicate = fixture.exec(&insert("c", "ethereum", "'0xabc'")).await;
-        assert!(
-            matches!(duplicate, Err(DbError::Conflict { .. })),
-            "{}: {duplicate:?}",
-            fixture.name()
-        );
-        fixture
-            .exec(&insert("d", "ethereum", "NULL"))
-            .await
-            .unwrap();
-        fixture
-            .exec(&insert("e", "ethereum", "NULL"))
-            .await
-            .unwrap();
-        let null_amounts = fixture
-            .value("SELECT count(*) FROM exploits WHERE amount_usd IS NULL")
-            .await;
-        assert_eq!(null_amounts, "4", "{}", fixture.name());
-    }
+async fn a_transaction_hash_is_unique_per_chain(b: Backend) {
+    let fixture = &b.store;
+    fixture
+        .exec(&insert_exploit("a", "ethereum", "'0xabc'"))
+        .await
+        .unwrap();
+    fixture
+        .exec(&insert_exploit("b", "arbitrum", "'0xabc'"))
+        .await
+        .unwrap();
+    let duplicate = fixture
+        .exec(&insert_exploit("c", "ethereum", "'0xabc'"))
+        .await;
+    assert!(
+        matches!(duplicate, Err(DbError::Conflict { .. })),
+        "{}: {duplicate:?}",
+        fixture.name()
+    );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn alerts_reference_their_user_and_are_sent_once_per_exploit_user_and_channel() {
-    for fixture in Fixture::both().await {
+async fn incidents_without_a_hash_may_share_a_chain_and_unknown_amounts_stay_null(b: Backend) {
+    let fixture = &b.store;
+    for key in ["a", "d", "e", "f"] {
         fixture
-            .exec("INSERT INTO users (email) VALUES ('watcher@example.com')")
+            .exec(&insert_exploit(key, "ethereum", "NULL"))
             .await
             .unwrap();
-        fixture
-            .exec(
-                "INSERT INTO exploits (protocol, protocol_key, chain, dedup_key, occurred_at) \
+    }
+    let null_amounts = fixture
+        .value("SELECT count(*) FROM exploits WHERE amount_usd IS NULL")
+        .await;
+    assert_eq!(null_amounts, "4", "{}", fixture.name());
+}
+
+/// An incident row written straight to the table, with no amount.
+fn insert_exploit(key: &str, chain: &str, hash: &str) -> String {
+    format!(
+        "INSERT INTO exploits (protocol, protocol_key, chain, tx_hash, dedup_key, occurred_at) \
+         VALUES ('Demo', 'demo', '{chain}', {hash}, '{key}', '2024-01-01T00:00:00.000Z')"
+    )
+}
+
+async fn alerts_reference_their_user_and_are_sent_once_per_exploit_user_and_channel(b: Backend) {
+    let fixture = &b.store;
+    fixture
+        .exec("INSERT INTO users (email) VALUES ('watcher@example.com')")
+        .await
+        .unwrap();
+    fixture
+        .exec(
+            "INSERT INTO exploits (protocol, protocol_key, chain, dedup_key, occurred_at) \
                  VALUES ('Demo', 'demo', 'ethereum', 'k', '2024-01-01T00:00:00.000Z')",
-            )
-            .await
-            .unwrap();
-        let user = fixture.value("SELECT id FROM users").await;
-        let exploit = fixture.value("SELECT id FROM exploits").await;
-        let alert = format!("INSERT INTO alerts_sent (exploit_id, user_id, channel) VALUES ({exploit}, {user}, 'email')");
-        fixture.exec(&alert).await.unwrap();
-        let twice = fixture.exec(&alert).await;
-        assert!(
-            matches!(twice, Err(DbError::Conflict { .. })),
-            "{}: {twice:?}",
-            fixture.name()
-        );
-        let orphan = fixture
+        )
+        .await
+        .unwrap();
+    let user = fixture.value("SELECT id FROM users").await;
+    let exploit = fixture.value("SELECT id FROM exploits").await;
+    let alert = format!("INSERT INTO alerts_sent (exploit_id, user_id, channel) VALUES ({exploit}, {user}, 'email')");
+    fixture.exec(&alert).await.unwrap();
+    let twice = fixture.exec(&alert).await;
+    assert!(
+        matches!(twice, Err(DbError::Conflict { .. })),
+        "{}: {twice:?}",
+        fixture.name()
+    );
+    let orphan = fixture
             .exec(&format!("INSERT INTO alerts_sent (exploit_id, user_id, channel) VALUES ({exploit}, 999999, 'webhook')"))
             .await;
-        assert!(
-            matches!(orphan, Err(DbError::Conflict { .. })),
-            "{}: foreign key not enforced: {orphan:?}",
-            fixture.name()
-        );
+    assert!(
+        matches!(orphan, Err(DbError::Conflict { .. })),
+        "{}: foreign key not enforced: {orphan:?}",
+        fixture.name()
+    );
+}
+
+async fn the_stats_view_of_an_empty_database_gives_zeros_not_nulls(b: Backend) {
+    let fixture = &b.store;
+    let stats = fixture.rows("SELECT * FROM v_stats_24h").await.unwrap();
+    assert_eq!(stats.len(), 1, "{}", fixture.name());
+    for value in &stats[0] {
+        let value = value
+            .as_deref()
+            .unwrap_or_else(|| panic!("{}: NULL in v_stats_24h", fixture.name()));
+        assert_eq!(value.parse::<f64>().unwrap(), 0.0, "{}", fixture.name());
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stats_view_gives_zeros_not_nulls_and_source_health_stays_within_0_to_100() {
-    for fixture in Fixture::both().await {
-        let stats = fixture.rows("SELECT * FROM v_stats_24h").await.unwrap();
-        assert_eq!(stats.len(), 1, "{}", fixture.name());
-        for value in &stats[0] {
-            let value = value
-                .as_deref()
-                .unwrap_or_else(|| panic!("{}: NULL in v_stats_24h", fixture.name()));
-            assert_eq!(value.parse::<f64>().unwrap(), 0.0, "{}", fixture.name());
-        }
-
-        fixture
+async fn source_health_stays_within_0_to_100(b: Backend) {
+    let fixture = &b.store;
+    fixture
             .exec(
                 "INSERT INTO sources (name, success_count, error_count) VALUES ('good', 10, 0), ('mixed', 1, 2), ('bad', 0, 5)",
             )
             .await
             .unwrap();
-        for rate in fixture
-            .column("SELECT success_rate_pct FROM v_source_health")
-            .await
-        {
-            let rate: f64 = rate.parse().unwrap();
-            assert!(
-                (0.0..=100.0).contains(&rate),
-                "{}: rate {rate}",
-                fixture.name()
-            );
-        }
+    let rates = fixture
+        .column("SELECT success_rate_pct FROM v_source_health")
+        .await;
+    assert_eq!(rates.len(), 3, "{}: {rates:?}", fixture.name());
+    for rate in rates {
+        let rate: f64 = rate.parse().unwrap();
+        assert!(
+            (0.0..=100.0).contains(&rate),
+            "{}: rate {rate}",
+            fixture.name()
+        );
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fetch_row_has_an_error_exactly_when_it_failed() {
-    for fixture in Fixture::both().await {
-        fixture
-            .exec("INSERT INTO sources (name) VALUES ('feed')")
-            .await
-            .unwrap();
-        let row = |succeeded: &str, error: &str| {
-            format!(
+async fn a_fetch_row_has_an_error_exactly_when_it_failed(b: Backend) {
+    let fixture = &b.store;
+    fixture
+        .exec("INSERT INTO sources (name) VALUES ('feed')")
+        .await
+        .unwrap();
+    let row = |succeeded: &str, error: &str| {
+        format!(
                 "INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, error) \
                  VALUES ('feed', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:01.000Z', {succeeded}, {error})"
             )
-        };
-        let (yes, no) = match fixture.database.primary() {
-            Pool::Postgres(_) => ("true", "false"),
-            Pool::Sqlite(_) => ("1", "0"),
-        };
-        for (succeeded, error, accepted) in [
-            (yes, "NULL", true),
-            (no, "'HTTP 502'", true),
-            (no, "NULL", false),
-            (no, "''", false),
-            (yes, "'HTTP 502'", false),
-        ] {
-            let outcome = fixture.exec(&row(succeeded, error)).await;
-            assert_eq!(
-                outcome.is_ok(),
-                accepted,
-                "{}: succeeded={succeeded} error={error}: {outcome:?}",
+    };
+    let (yes, no) = match fixture.database.primary() {
+        Pool::Postgres(_) => ("true", "false"),
+        Pool::Sqlite(_) => ("1", "0"),
+    };
+    for (succeeded, error, accepted) in [
+        (yes, "NULL", true),
+        (no, "'HTTP 502'", true),
+        (no, "NULL", false),
+        (no, "''", false),
+        (yes, "'HTTP 502'", false),
+    ] {
+        let outcome = fixture.exec(&row(succeeded, error)).await;
+        assert_eq!(
+            outcome.is_ok(),
+            accepted,
+            "{}: succeeded={succeeded} error={error}: {outcome:?}",
+            fixture.name()
+        );
+        if let Err(refusal) = outcome {
+            assert!(
+                refusal.to_string().contains("source_fetches_error_check"),
+                "{}: {refusal}",
                 fixture.name()
             );
-            if let Err(refusal) = outcome {
-                assert!(
-                    refusal.to_string().contains("source_fetches_error_check"),
-                    "{}: {refusal}",
-                    fixture.name()
-                );
-            }
         }
     }
 }

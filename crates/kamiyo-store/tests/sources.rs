@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use kamiyo_db::Database;
-use kamiyo_domain::{IncidentDraft, IncidentInput};
+use kamiyo_domain::IncidentDraft;
 use kamiyo_store::{IncidentStore, SourceFetch, SourceReport, SourceStore};
+use kamiyo_testkit::claim;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -31,13 +32,15 @@ fn stores(db: Database) -> Stores {
 
 type Backend = common::Backend<Stores>;
 
-common::per_backend! {
+kamiyo_testkit::per_backend! {
     stores => [
         the_success_rate_counts_the_fetches_within_the_window,
         a_failing_source_without_claims_is_reported_after_the_ones_with_claims,
         recording_a_fetch_deletes_the_sources_fetches_older_than_it_keeps,
         a_fetch_recorded_late_does_not_move_the_last_times_back,
-        a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused,
+        a_fetched_source_can_be_disabled_and_enabled_again,
+        an_unknown_source_cannot_be_disabled,
+        a_source_known_only_by_its_claims_can_be_disabled,
     ],
 }
 
@@ -58,19 +61,9 @@ fn failed(source: &str, finished: DateTime<Utc>, error: &str) -> SourceFetch {
     SourceFetch::failed(source, finished - TimeDelta::seconds(5), finished, 0, error).unwrap()
 }
 
-fn claim(source: &str, protocol: &str) -> IncidentDraft {
-    IncidentDraft::from_input(
-        IncidentInput {
-            source: Some(source.into()),
-            protocol: Some(protocol.into()),
-            chains: vec!["Ethereum".into()],
-            date: Some("2024-03-01".into()),
-            loss_usd: Some("1000".into()),
-            ..IncidentInput::default()
-        },
-        Utc::now(),
-    )
-    .unwrap()
+/// A claim of `source` about `protocol`, in March 2024.
+fn claim_of(source: &str, protocol: &str) -> IncidentDraft {
+    claim(protocol).source(source).date("2024-03-01").build()
 }
 
 async fn report(b: &Backend, window: Duration, source: &str) -> SourceReport {
@@ -84,7 +77,7 @@ async fn the_success_rate_counts_the_fetches_within_the_window(b: Backend) {
     let t = now();
     b.store
         .incidents
-        .ingest(&claim("defillama", "Alpha"))
+        .ingest(&claim_of("defillama", "Alpha"))
         .await
         .unwrap();
     let before = report(&b, 7 * DAY, "defillama").await;
@@ -151,7 +144,7 @@ async fn a_failing_source_without_claims_is_reported_after_the_ones_with_claims(
     let t = now();
     b.store
         .incidents
-        .ingest(&claim("rekt", "Beta"))
+        .ingest(&claim_of("rekt", "Beta"))
         .await
         .unwrap();
     b.store
@@ -255,7 +248,7 @@ async fn a_fetch_recorded_late_does_not_move_the_last_times_back(b: Backend) {
     );
 }
 
-async fn a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused(b: Backend) {
+async fn a_fetched_source_can_be_disabled_and_enabled_again(b: Backend) {
     b.store
         .sources
         .record_fetch(&ok("feed", now(), 1), DAY)
@@ -275,15 +268,26 @@ async fn a_source_can_be_disabled_and_enabled_and_an_unknown_one_is_refused(b: B
         "{}",
         b.name
     );
+}
+
+async fn an_unknown_source_cannot_be_disabled(b: Backend) {
+    b.store
+        .sources
+        .record_fetch(&ok("feed", now(), 1), DAY)
+        .await
+        .unwrap();
     assert!(
         !b.store.sources.set_active("unknown", false).await.unwrap(),
         "{}",
         b.name
     );
-    // Known by its claims only (no fetch recorded): it gets its registry row.
+}
+
+async fn a_source_known_only_by_its_claims_can_be_disabled(b: Backend) {
+    // No fetch recorded: it gets its registry row when first disabled.
     b.store
         .incidents
-        .ingest(&claim("posted", "Gammafi"))
+        .ingest(&claim_of("posted", "Gammafi"))
         .await
         .unwrap();
     assert_eq!(report(&b, DAY, "posted").await.active, None, "{}", b.name);

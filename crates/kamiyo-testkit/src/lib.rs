@@ -10,16 +10,34 @@
 //! - [`proxy`]: [`FaultProxy`], a TCP proxy that black-holes or resets connections on
 //!   command, to break the network between a client and a server;
 //! - [`cluster`]: [`PgCluster`], throwaway primary and replica servers that a test may
-//!   stop, freeze or lag, which the shared server must never be.
+//!   stop, freeze or lag, which the shared server must never be;
+//! - [`eventually`](mod@eventually): [`eventually()`], the one poll loop, bounded, for
+//!   states that no event announces;
+//! - [`http`]: [`Client`], requests through any `axum::Router` in process, answered
+//!   with a [`Response`];
+//! - [`claim`](mod@claim): [`claim()`], a claim about an incident with defaults for what
+//!   a test is not about;
+//! - [`backends`]: [`per_backend!`], one test per database backend for each story.
 //!
-//! docs/TESTING.md describes how the tests use them.
+//! This crate knows the domain's types (`kamiyo-domain`) but not the service's crates:
+//! `kamiyo-db`, `kamiyo-store` and `kamiyo-api` have it as a dev-dependency, and a
+//! dependency back would link two copies of their types. Their own test helpers (the
+//! API's `TestApp`) live in their `tests/common/`. docs/TESTING.md describes how the
+//! tests use all of them.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod backends;
+pub mod claim;
 pub mod cluster;
+pub mod eventually;
+pub mod http;
 pub mod proxy;
 
+pub use claim::{claim, ClaimBuilder};
 pub use cluster::PgCluster;
+pub use eventually::eventually;
+pub use http::{Client, Response};
 pub use proxy::{FaultMode, FaultProxy};
 
 use tokio_postgres::NoTls;

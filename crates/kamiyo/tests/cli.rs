@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use kamiyo_testkit::TestDatabase;
+use kamiyo_testkit::{eventually, TestDatabase};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 const KAMIYO: &str = env!("CARGO_BIN_EXE_kamiyo");
@@ -252,42 +252,40 @@ async fn kamiyo_sessions(pg: &TestDatabase, condition: &str) -> i64 {
 }
 
 /// Waits until `kamiyo_sessions(pg, condition)` satisfies `expected`. What PostgreSQL's
-/// backends do is only visible in pg_stat_activity, with no event to await, so this reads
-/// it between short pauses, up to 10 s.
+/// backends do is only visible in pg_stat_activity, with no event to await, so this polls
+/// it, up to 10 s, and fails showing every session of the database.
 async fn until_sessions(pg: &TestDatabase, condition: &str, expected: fn(i64) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    let what = format!("the expected number of kamiyo sessions {condition}");
+    eventually(&what, Duration::from_secs(10), || async move {
         let found = kamiyo_sessions(pg, condition).await;
         if expected(found) {
-            return;
+            return Ok(());
         }
-        if Instant::now() >= deadline {
-            let rows = pg
-                .admin_client()
-                .await
-                .query(
-                    "SELECT application_name, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), query FROM pg_stat_activity WHERE datname = $1",
-                    &[&pg.name()],
+        let rows = pg
+            .admin_client()
+            .await
+            .query(
+                "SELECT application_name, state, coalesce(wait_event_type, ''), coalesce(wait_event, ''), query FROM pg_stat_activity WHERE datname = $1",
+                &[&pg.name()],
+            )
+            .await
+            .unwrap();
+        let sessions: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {:?} {} {} {}",
+                    r.get::<_, String>(0),
+                    r.get::<_, Option<String>>(1),
+                    r.get::<_, String>(2),
+                    r.get::<_, String>(3),
+                    r.get::<_, String>(4)
                 )
-                .await
-                .unwrap();
-            let sessions: Vec<String> = rows
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{} {:?} {} {} {}",
-                        r.get::<_, String>(0),
-                        r.get::<_, Option<String>>(1),
-                        r.get::<_, String>(2),
-                        r.get::<_, String>(3),
-                        r.get::<_, String>(4)
-                    )
-                })
-                .collect();
-            panic!("{found} kamiyo sessions {condition}, unexpected: {sessions:#?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+            })
+            .collect();
+        Err((found, sessions))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,7 +554,7 @@ fn a_bad_environment_value_is_refused_naming_the_variable() {
 }
 
 #[test]
-fn db_health_exits_0_on_a_healthy_database_and_2_on_an_unreachable_one() {
+fn db_health_exits_0_on_a_healthy_database_and_reports_it() {
     let dir = tempfile::tempdir().unwrap();
     assert!(output(kamiyo(dir.path()).arg("migrate")).status.success());
     let healthy = output(kamiyo(dir.path()).args(["db", "health", "--json"]));
@@ -564,7 +562,11 @@ fn db_health_exits_0_on_a_healthy_database_and_2_on_an_unreachable_one() {
     let report: serde_json::Value = serde_json::from_slice(&healthy.stdout).unwrap();
     assert_eq!(report["status"], "healthy");
     assert_eq!(report["pool"]["max_size"], 16);
+}
 
+#[test]
+fn db_health_exits_2_on_an_unreachable_database_without_showing_its_password() {
+    let dir = tempfile::tempdir().unwrap();
     let down = output(kamiyo(dir.path()).args([
         "db",
         "health",
@@ -683,8 +685,8 @@ fn user_key_and_payment_commands_manage_accounts_and_print_the_key_once() {
     assert!(text(&bad.stderr).contains("tier"), "{}", text(&bad.stderr));
 }
 
-#[test]
-fn source_commands_list_the_imports_as_fetches_and_enable_or_disable_a_source() {
+/// A working directory holding the import fixture's SQLite database (two sources).
+fn imported() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -692,52 +694,69 @@ fn source_commands_list_the_imports_as_fetches_and_enable_or_disable_a_source() 
     );
     // Exit code 1: the fixture has rejected lines on purpose.
     output(kamiyo(dir.path()).args(["import", fixture]));
-    let list = |dir: &Path| {
-        let out = output(kamiyo(dir).args(["source", "list", "--json"]));
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let sources: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        sources
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| {
-                (
-                    s["source"].as_str().unwrap_or_default().to_owned(),
-                    s["active"].as_bool(),
-                    s["fetches_in_window"].as_i64(),
-                )
-            })
-            .collect::<Vec<_>>()
-    };
+    dir
+}
+
+/// `kamiyo source list --json`: (source, active, fetches in the window) of each.
+fn sources(dir: &Path) -> Vec<(String, Option<bool>, Option<i64>)> {
+    let out = output(kamiyo(dir).args(["source", "list", "--json"]));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sources: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    sources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap_or_default().to_owned(),
+                s["active"].as_bool(),
+                s["fetches_in_window"].as_i64(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn source_list_shows_each_source_of_an_import_with_one_fetch() {
+    let dir = imported();
     assert_eq!(
-        list(dir.path()),
+        sources(dir.path()),
         [
             ("alpha-feed".to_owned(), Some(true), Some(1)),
             ("beta-feed".to_owned(), Some(true), Some(1))
         ]
-    );
-    let disabled = output(kamiyo(dir.path()).args(["source", "disable", "beta-feed"]));
-    assert!(
-        text(&disabled.stdout).contains("source beta-feed disabled"),
-        "{}",
-        text(&disabled.stderr)
-    );
-    assert_eq!(list(dir.path())[1].1, Some(false));
-    let enabled = output(kamiyo(dir.path()).args(["source", "enable", "beta-feed"]));
-    assert!(enabled.status.success(), "{}", text(&enabled.stderr));
-    assert_eq!(list(dir.path())[1].1, Some(true));
-
-    let unknown = output(kamiyo(dir.path()).args(["source", "disable", "no-such-feed"]));
-    assert!(!unknown.status.success());
-    assert!(
-        text(&unknown.stderr).contains("no source named \"no-such-feed\""),
-        "{}",
-        text(&unknown.stderr)
     );
     let table = output(kamiyo(dir.path()).args(["source", "list"]));
     assert!(
         text(&table.stdout).contains("alpha-feed") && text(&table.stdout).contains("100.00%"),
         "{}",
         text(&table.stdout)
+    );
+}
+
+#[test]
+fn a_source_disabled_from_the_command_line_is_inactive_until_enabled() {
+    let dir = imported();
+    let disabled = output(kamiyo(dir.path()).args(["source", "disable", "beta-feed"]));
+    assert!(
+        text(&disabled.stdout).contains("source beta-feed disabled"),
+        "{}",
+        text(&disabled.stderr)
+    );
+    assert_eq!(sources(dir.path())[1].1, Some(false));
+    let enabled = output(kamiyo(dir.path()).args(["source", "enable", "beta-feed"]));
+    assert!(enabled.status.success(), "{}", text(&enabled.stderr));
+    assert_eq!(sources(dir.path())[1].1, Some(true));
+}
+
+#[test]
+fn disabling_an_unknown_source_fails_naming_it() {
+    let dir = imported();
+    let unknown = output(kamiyo(dir.path()).args(["source", "disable", "no-such-feed"]));
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no source named \"no-such-feed\""),
+        "{}",
+        text(&unknown.stderr)
     );
 }

@@ -1,181 +1,231 @@
-//! A test application on a fresh PostgreSQL database, driven through the real router,
-//! and incidents written through the store: what the security and visibility tests
-//! share.
+//! [`TestApp`]: the API on a fresh, migrated database (PostgreSQL by default, or SQLite),
+//! driven through the real router with the testkit's HTTP client.
+//!
+//! It lives here, not in `kamiyo-testkit`, because it builds `kamiyo-api`'s and
+//! `kamiyo-store`'s types: those crates have the testkit as a dev-dependency, and a
+//! dependency back would link two copies of them (docs/TESTING.md).
+//!
+//! ```ignore
+//! let t = TestApp::builder().admin_token(ADMIN).user(Tier::Pro, Role::User).start().await;
+//! t.incident(claim("Alphafi").ago(Duration::days(3))).await;
+//! let answer = t.get("/api/exploits").await;          // as the app's user
+//! let anonymous = t.get("/api/exploits").anonymous().await;
+//! ```
 
 #![allow(dead_code)] // each test binary uses its own part
 
-use std::net::SocketAddr;
-
-use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Request, StatusCode};
-use axum::Router;
-use chrono::{DateTime, Utc};
+use axum::http::Method;
 use kamiyo_api::{router, AppState, ServerConfig};
 use kamiyo_db::{Database, DbConfig};
-use kamiyo_domain::{IncidentDraft, IncidentInput, Tier, TxHashInput};
+use kamiyo_domain::Tier;
 use kamiyo_store::accounts::{AccountStore, Role};
 use kamiyo_store::{IncidentStore, MIGRATIONS};
-use kamiyo_testkit::TestDatabase;
+use kamiyo_testkit::http::Request;
+use kamiyo_testkit::{ClaimBuilder, Client, TestDatabase};
 use serde_json::Value;
-use tower::ServiceExt;
 
+/// The e-mail of the user a [`Builder::user`] creates.
+pub const USER_EMAIL: &str = "tester@example.com";
+
+/// The API on its own database. Requests made through [`TestApp::get`], [`TestApp::post`]
+/// and [`TestApp::call`] carry the key of the app's user when it has one
+/// ([`Builder::user`]); `.anonymous()` or `.bearer(other)` on the request changes that.
 pub struct TestApp {
-    pub app: Router,
+    pub client: Client,
     pub state: AppState,
     pub db: Database,
-    _pg: TestDatabase,
+    /// The key of the app's user, sent with every request unless replaced.
+    pub user_key: Option<String>,
+    _pg: Option<TestDatabase>,
+    _dir: Option<tempfile::TempDir>,
 }
 
-pub struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: String,
+enum Backend {
+    Postgres,
+    Sqlite,
+    /// A PostgreSQL URL nothing listens on, never migrated.
+    Unreachable(&'static str),
+    /// A database the test opened (e.g. with a replica), already migrated.
+    Given(Database),
 }
 
-impl Answer {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-/// One request: method, path, headers, body and the peer address the server sees.
-pub struct Call<'a> {
-    method: Method,
-    uri: &'a str,
-    headers: Vec<(&'a str, String)>,
-    body: Option<Value>,
-    peer: Option<SocketAddr>,
-}
-
-impl<'a> Call<'a> {
-    pub fn get(uri: &'a str) -> Self {
-        Call {
-            method: Method::GET,
-            uri,
-            headers: Vec::new(),
-            body: None,
-            peer: None,
-        }
-    }
-
-    pub fn post(uri: &'a str, body: Value) -> Self {
-        Call {
-            method: Method::POST,
-            body: Some(body),
-            ..Call::get(uri)
-        }
-    }
-
-    pub fn bearer(self, token: &str) -> Self {
-        self.header("authorization", format!("Bearer {token}"))
-    }
-
-    pub fn header(mut self, name: &'a str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-
-    pub fn from(mut self, peer: &str) -> Self {
-        self.peer = Some(peer.parse().unwrap());
-        self
-    }
+/// How to build a [`TestApp`]: settings, database, and the user whose key requests carry.
+pub struct Builder {
+    settings: ServerConfig,
+    db_config: DbConfig,
+    backend: Backend,
+    user: Option<(Tier, Role)>,
 }
 
 impl TestApp {
-    pub async fn start(server: ServerConfig) -> TestApp {
-        let pg = TestDatabase::create().await;
-        let db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-        db.migrate(&MIGRATIONS).await.unwrap();
-        let state = AppState::new(db.clone(), server);
-        TestApp {
-            app: router(state.clone()),
-            state,
-            db,
-            _pg: pg,
+    pub fn builder() -> Builder {
+        Builder {
+            settings: ServerConfig::default(),
+            db_config: DbConfig::default(),
+            backend: Backend::Postgres,
+            user: None,
         }
     }
 
-    pub async fn send(&self, call: Call<'_>) -> Answer {
-        let mut request = Request::builder().method(call.method).uri(call.uri);
-        for (name, value) in call.headers {
-            request = request.header(name, value);
-        }
-        let body = match call.body {
-            Some(json) => {
-                request = request.header("content-type", "application/json");
-                Body::from(json.to_string())
-            }
-            None => Body::empty(),
-        };
-        let mut request = request.body(body).unwrap();
-        if let Some(peer) = call.peer {
-            request.extensions_mut().insert(ConnectInfo(peer));
-        }
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+    /// The API with `settings` on a fresh PostgreSQL database, anonymous by default.
+    pub async fn start(settings: ServerConfig) -> TestApp {
+        TestApp::builder().settings(settings).start().await
     }
 
-    pub async fn get(&self, uri: &str) -> Answer {
-        self.send(Call::get(uri)).await
+    /// A GET, as the app's user when it has one.
+    pub fn get(&self, path: &str) -> Request {
+        self.call(Method::GET, path)
     }
 
-    /// A new user of `tier` (admin with `Role::Admin`) and one key of theirs.
+    /// A POST of `json`, as the app's user when it has one.
+    pub fn post(&self, path: &str, json: Value) -> Request {
+        self.call(Method::POST, path).json(json)
+    }
+
+    /// Any method, as the app's user when it has one.
+    pub fn call(&self, method: Method, path: &str) -> Request {
+        self.client
+            .request(method, path)
+            .bearer_opt(self.user_key.as_deref())
+    }
+
+    /// Another instance of the API (its own caches, limits and settings) on this app's
+    /// database: what a second process sees.
+    pub fn another_instance(&self, settings: ServerConfig) -> Client {
+        Client::new(router(AppState::new(self.db.clone(), settings)))
+    }
+
+    /// The app's own account store: changes through it are this process's changes (its
+    /// key cache forgets at once).
+    pub fn accounts(&self) -> &AccountStore {
+        &self.state.accounts
+    }
+
+    /// A new user of `tier` with `role`, and one key of theirs.
     pub async fn key(&self, email: &str, tier: Tier, role: Role) -> String {
-        let accounts: &AccountStore = &self.state.accounts;
-        accounts.create_user(email, tier, role).await.unwrap();
-        accounts.create_key(email, "test").await.unwrap().1
+        self.accounts()
+            .create_user(email, tier, role)
+            .await
+            .unwrap_or_else(|e| panic!("cannot create {email}: {e}"));
+        self.another_key(email).await
     }
 
-    /// Stores one claim; returns the incident's id.
-    pub async fn incident(&self, claim: Claim<'_>) -> i64 {
-        let draft = IncidentDraft::from_input(
-            IncidentInput {
-                source: Some(claim.source.into()),
-                protocol: Some(claim.protocol.into()),
-                chains: vec![claim.chain.into()],
-                date: Some(claim.occurred_at.to_rfc3339()),
-                loss_usd: Some("1000".into()),
-                tx_hashes: claim
-                    .tx_hash
-                    .map(|hash| {
-                        vec![TxHashInput {
-                            chain: Some(claim.chain.into()),
-                            hash: hash.into(),
-                        }]
-                    })
-                    .unwrap_or_default(),
-                ..IncidentInput::default()
-            },
-            Utc::now(),
-        )
-        .unwrap();
-        IncidentStore::new(self.db.clone())
-            .ingest(&draft)
+    /// One more key of an existing user.
+    pub async fn another_key(&self, email: &str) -> String {
+        self.accounts()
+            .create_key(email, "test")
             .await
-            .unwrap()
+            .unwrap_or_else(|e| panic!("cannot create a key of {email}: {e}"))
+            .1
+    }
+
+    /// Stores one claim through a store of its own (as an import in another process
+    /// would: the app's caches do not hear of it); returns the incident's id.
+    pub async fn incident(&self, claim: ClaimBuilder) -> i64 {
+        IncidentStore::new(self.db.clone())
+            .ingest(&claim.build())
+            .await
+            .unwrap_or_else(|e| panic!("cannot store the claim: {e}"))
             .exploit_id
     }
 }
 
-pub struct Claim<'a> {
-    pub source: &'a str,
-    pub protocol: &'a str,
-    pub chain: &'a str,
-    pub occurred_at: DateTime<Utc>,
-    pub tx_hash: Option<&'a str>,
+impl Builder {
+    /// The server's settings (`ServerConfig { .., ..ServerConfig::default() }`).
+    pub fn settings(mut self, settings: ServerConfig) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The admin token, on top of the settings given so far.
+    pub fn admin_token(mut self, secret: &str) -> Self {
+        self.settings.admin_token = token(secret);
+        self
+    }
+
+    /// The pool and monitor settings; the URL is the test database's.
+    pub fn db_config(mut self, config: DbConfig) -> Self {
+        self.db_config = config;
+        self
+    }
+
+    /// A fresh SQLite file instead of PostgreSQL.
+    pub fn sqlite(mut self) -> Self {
+        self.backend = Backend::Sqlite;
+        self
+    }
+
+    /// A PostgreSQL URL nothing listens on (with a password, which must never show).
+    pub fn unreachable_database(mut self) -> Self {
+        self.backend = Backend::Unreachable("postgres://kamiyo:s3cret@127.0.0.1:1/none");
+        self
+    }
+
+    /// A database the test opened and migrated itself.
+    pub fn database(mut self, db: Database) -> Self {
+        self.backend = Backend::Given(db);
+        self
+    }
+
+    /// Every request carries the key of a user of `tier` with `role` ([`USER_EMAIL`]).
+    pub fn user(mut self, tier: Tier, role: Role) -> Self {
+        self.user = Some((tier, role));
+        self
+    }
+
+    pub async fn start(self) -> TestApp {
+        let (db, pg, dir) = match self.backend {
+            Backend::Postgres => {
+                let pg = TestDatabase::create().await;
+                let db = migrated(DbConfig {
+                    url: kamiyo_db::DatabaseUrl::new(pg.url()),
+                    ..self.db_config
+                })
+                .await;
+                (db, Some(pg), None)
+            }
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+                let url = format!("sqlite://{}", dir.path().join("k.db").display());
+                let db = migrated(DbConfig {
+                    url: kamiyo_db::DatabaseUrl::new(url),
+                    ..self.db_config
+                })
+                .await;
+                (db, None, Some(dir))
+            }
+            Backend::Unreachable(url) => {
+                let db = Database::open(DbConfig::for_url(url))
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+                (db, None, None)
+            }
+            Backend::Given(db) => (db, None, None),
+        };
+        let state = AppState::new(db.clone(), self.settings);
+        let mut app = TestApp {
+            client: Client::new(router(state.clone())),
+            state,
+            db,
+            user_key: None,
+            _pg: pg,
+            _dir: dir,
+        };
+        if let Some((tier, role)) = self.user {
+            app.user_key = Some(app.key(USER_EMAIL, tier, role).await);
+        }
+        app
+    }
+}
+
+async fn migrated(config: DbConfig) -> Database {
+    let db = Database::open(config)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the test database: {e}"));
+    db.migrate(&MIGRATIONS)
+        .await
+        .unwrap_or_else(|e| panic!("cannot migrate the test database: {e}"));
+    db
 }
 
 /// Connections handed out by the primary's pool so far: what reached the database.
@@ -184,7 +234,7 @@ pub fn primary_acquisitions(db: &Database) -> u64 {
         .iter()
         .find(|(m, _)| m.pool() == kamiyo_db::PRIMARY_POOL)
         .map(|(m, s)| m.report(*s).acquisitions.total)
-        .unwrap()
+        .unwrap_or_else(|| panic!("no primary pool monitor"))
 }
 
 pub fn token(secret: &str) -> Option<kamiyo_api::config::BearerToken> {
