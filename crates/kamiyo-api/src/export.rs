@@ -59,12 +59,14 @@ pub async fn csv(
             row.id.to_string(),
             row.occurred_at.to_rfc3339(),
             row.protocol.clone(),
-            row.chains.join(";"),
-            row.loss_usd.clone().unwrap_or_default(),
-            row.recovered_usd.clone().unwrap_or_default(),
-            row.attack_class.clone(),
-            row.attack_type.clone(),
-            row.status.clone(),
+            slugs(&row.chains).join(";"),
+            row.loss_usd.map(|usd| usd.to_string()).unwrap_or_default(),
+            row.recovered_usd
+                .map(|usd| usd.to_string())
+                .unwrap_or_default(),
+            row.attack_class.to_string(),
+            row.attack_type.to_string(),
+            row.status.as_str().to_owned(),
             row.flash_loan.to_string(),
             row.bridge.to_string(),
             row.source_url.clone().unwrap_or_default(),
@@ -83,6 +85,10 @@ pub async fn csv(
         ],
         out,
     ))
+}
+
+fn slugs(chains: &[kamiyo_domain::Chain]) -> Vec<&str> {
+    chains.iter().map(kamiyo_domain::Chain::slug).collect()
 }
 
 /// RFC 4180 quoting, and a leading `'` before `=`, `+`, `-`, `@`: a spreadsheet must not
@@ -131,13 +137,12 @@ pub async fn atom(
     for row in &rows {
         let loss = row
             .loss_usd
-            .as_deref()
             .map_or_else(|| "loss unknown".to_owned(), |l| format!("${l}"));
         let title = format!(
             "{}: {} on {} ({})",
             row.protocol,
             row.attack_type,
-            row.chains.join(", "),
+            slugs(&row.chains).join(", "),
             loss
         );
         xml.push_str("  <entry>\n");
@@ -152,7 +157,10 @@ pub async fn atom(
             "    <summary>{}</summary>\n",
             escape(&format!(
                 "status {}, class {}, flash loan {}, bridge {}",
-                row.status, row.attack_class, row.flash_loan, row.bridge
+                row.status.as_str(),
+                row.attack_class,
+                row.flash_loan,
+                row.bridge
             ))
         ));
         xml.push_str("  </entry>\n");

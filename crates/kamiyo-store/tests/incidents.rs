@@ -7,6 +7,7 @@ mod common;
 
 use chrono::{TimeZone, Utc};
 use kamiyo_db::{Database, Pool};
+use kamiyo_domain::{AttackClass, AttackType};
 use kamiyo_store::{IncidentStore, IngestAction};
 use kamiyo_testkit::{claim, ClaimBuilder};
 
@@ -82,19 +83,19 @@ async fn the_same_hash_from_two_sources_is_one_incident_with_two_source_referenc
         b.name
     );
     assert_eq!(
-        incident.loss_usd.as_deref(),
+        incident.loss_usd.map(|usd| usd.to_string()).as_deref(),
         Some("195000000.00"),
         "{}: lower median of two",
         b.name
     );
     assert_eq!(incident.tx_hashes.len(), 1, "{}", b.name);
-    assert_eq!(incident.attack_type, "oracle_manipulation");
-    assert_eq!(incident.attack_class, "economic");
+    assert_eq!(incident.attack_type, AttackType::OracleManipulation);
+    assert_eq!(incident.attack_class, AttackClass::Economic);
     // Merging never drops a source's claim: both amounts are still there.
     let amounts: Vec<_> = incident
         .sources
         .iter()
-        .map(|s| s.loss_usd.clone().unwrap())
+        .map(|s| s.loss_usd.unwrap().to_string())
         .collect();
     assert_eq!(amounts, vec!["197000000.00", "195000000.00"], "{}", b.name);
     assert_eq!(b.store.count().await.unwrap(), 1);
@@ -387,7 +388,10 @@ async fn a_corrected_amount_from_the_same_source_updates_its_claim(b: Backend) {
         "{}: the claim was corrected, not duplicated",
         b.name
     );
-    assert_eq!(incident.loss_usd.as_deref(), Some("4800000.00"));
+    assert_eq!(
+        incident.loss_usd.map(|usd| usd.to_string()).as_deref(),
+        Some("4800000.00")
+    );
 }
 
 /// Makes the database refuse the claims on a protocol named "Refused", as a constraint

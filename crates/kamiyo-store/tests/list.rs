@@ -407,7 +407,7 @@ async fn pages_stay_full_and_the_last_has_no_cursor(b: Backend) {
         .unwrap();
     assert_eq!(second.items.len(), 2, "{}", b.name);
     assert!(second.next_cursor.is_none());
-    assert_eq!(first.items[0].chains, vec!["polygon"]);
+    assert_eq!(first.items[0].chains, [Chain::parse("polygon").unwrap()]);
 }
 
 use kamiyo_store::incidents::Cursor;
@@ -481,7 +481,11 @@ async fn walk(store: &IncidentStore, first: ListRequest) -> Vec<(i64, Option<Str
     loop {
         let page = store.list(&request).await.unwrap();
         assert!(page.items.len() <= request.limit.get());
-        seen.extend(page.items.iter().map(|i| (i.id, i.loss_usd.clone())));
+        seen.extend(
+            page.items
+                .iter()
+                .map(|i| (i.id, i.loss_usd.map(|usd| usd.to_string()))),
+        );
         match page.next_cursor {
             Some(cursor) => {
                 request.cursor = Cursor::decode(&cursor.encode(), request.sort, request.order);

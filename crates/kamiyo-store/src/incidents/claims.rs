@@ -4,7 +4,7 @@
 //! conversion serves both.
 
 use chrono::{DateTime, Utc};
-use kamiyo_domain::{IncidentDraft, IncidentInput, TxHashInput};
+use kamiyo_domain::{AttackType, Chain, IncidentDraft, IncidentInput, TxHashInput, Usd};
 
 use crate::error::StoreError;
 use crate::row::{DriverRow, Fields};
@@ -175,8 +175,22 @@ impl ClaimColumns {
 /// A stored claim as the API shows it.
 pub(crate) fn source_claim(row: StoredClaimRow) -> Result<super::SourceClaim, StoreError> {
     let c = row.columns;
+    let usd = |column: &'static str, text: Option<String>| {
+        text.map(|t| {
+            Usd::parse(column, &t)
+                .map_err(|e| StoreError::corrupt(TABLE, column, format!("{t:?}: {e}")))
+        })
+        .transpose()
+    };
+    let chains = json_list("chains", &c.chains)?
+        .into_iter()
+        .map(|slug| {
+            Chain::parse(&slug)
+                .map_err(|e| StoreError::corrupt(TABLE, "chains", format!("{slug:?}: {e}")))
+        })
+        .collect::<Result<Vec<Chain>, StoreError>>()?;
     Ok(super::SourceClaim {
-        chains: json_list("chains", &c.chains)?,
+        chains,
         tx_hashes: json_list("tx_hashes", &c.tx_hashes)?,
         source: c.source_name,
         url: c.source_url,
@@ -184,9 +198,11 @@ pub(crate) fn source_claim(row: StoredClaimRow) -> Result<super::SourceClaim, St
         reported_name: c.reported_name,
         reported_date: c.reported_date,
         occurred_at: c.occurred_at,
-        loss_usd: c.amount_usd,
-        recovered_usd: c.recovered_usd,
-        attack_type: c.attack_type,
+        loss_usd: usd("amount_usd", c.amount_usd)?,
+        recovered_usd: usd("recovered_usd", c.recovered_usd)?,
+        attack_type: AttackType::parse(&c.attack_type).map_err(|e| {
+            StoreError::corrupt(TABLE, "attack_type", format!("{:?}: {e}", c.attack_type))
+        })?,
         technique: c.attack_text,
         classification: c.classification,
         first_seen_at: row.first_seen_at,

@@ -21,7 +21,7 @@ mod totals;
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::{Database, Pool};
-use kamiyo_domain::IncidentDraft;
+use kamiyo_domain::{AttackClass, AttackType, Chain, IncidentDraft, IncidentStatus, Usd};
 use serde::Serialize;
 
 use crate::cache::{CacheLimits, Generation, TtlCache};
@@ -58,7 +58,8 @@ pub struct IngestOutcome {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TxHashView {
-    pub chain: String,
+    #[schema(value_type = String)]
+    pub chain: Chain,
     pub hash: String,
 }
 
@@ -68,14 +69,21 @@ pub struct SourceClaim {
     pub source: String,
     pub url: Option<String>,
     pub external_id: Option<String>,
+    /// The protocol's name as the source wrote it.
     pub reported_name: String,
+    /// The date as the source wrote it.
     pub reported_date: String,
     pub occurred_at: DateTime<Utc>,
-    pub loss_usd: Option<String>,
-    pub recovered_usd: Option<String>,
-    pub chains: Vec<String>,
+    /// Decimal text with two decimals; absent when the source gives none.
+    #[schema(value_type = Option<String>)]
+    pub loss_usd: Option<Usd>,
+    #[schema(value_type = Option<String>)]
+    pub recovered_usd: Option<Usd>,
+    #[schema(value_type = Vec<String>)]
+    pub chains: Vec<Chain>,
+    /// `chain:hash`.
     pub tx_hashes: Vec<String>,
-    pub attack_type: String,
+    pub attack_type: AttackType,
     pub technique: Option<String>,
     pub classification: Option<String>,
     pub first_seen_at: DateTime<Utc>,
@@ -89,18 +97,21 @@ pub struct Incident {
     pub protocol: String,
     pub protocol_key: String,
     /// The primary chain first.
-    pub chains: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub chains: Vec<Chain>,
     pub occurred_at: DateTime<Utc>,
-    /// Decimal text; `None` when no source knows it.
-    pub loss_usd: Option<String>,
-    pub recovered_usd: Option<String>,
-    pub attack_class: String,
-    pub attack_type: String,
+    /// Decimal text with two decimals; absent when no source knows it.
+    #[schema(value_type = Option<String>)]
+    pub loss_usd: Option<Usd>,
+    #[schema(value_type = Option<String>)]
+    pub recovered_usd: Option<Usd>,
+    pub attack_class: AttackClass,
+    pub attack_type: AttackType,
     pub attack_text: Option<String>,
     pub flash_loan: bool,
     pub bridge: bool,
     pub tx_hashes: Vec<TxHashView>,
-    pub status: String,
+    pub status: IncidentStatus,
     pub description: Option<String>,
     pub source_url: Option<String>,
     pub created_at: DateTime<Utc>,

@@ -176,13 +176,18 @@ pub struct ListRequest {
 pub struct IncidentSummary {
     pub id: i64,
     pub protocol: String,
-    pub chains: Vec<String>,
+    /// The primary chain first.
+    #[schema(value_type = Vec<String>)]
+    pub chains: Vec<Chain>,
     pub occurred_at: DateTime<Utc>,
-    pub loss_usd: Option<String>,
-    pub recovered_usd: Option<String>,
-    pub attack_class: String,
-    pub attack_type: String,
-    pub status: String,
+    /// Decimal text with two decimals; absent when no source knows it.
+    #[schema(value_type = Option<String>)]
+    pub loss_usd: Option<Usd>,
+    #[schema(value_type = Option<String>)]
+    pub recovered_usd: Option<Usd>,
+    pub attack_class: AttackClass,
+    pub attack_type: AttackType,
+    pub status: IncidentStatus,
     pub flash_loan: bool,
     pub bridge: bool,
     pub source_url: Option<String>,
@@ -520,8 +525,7 @@ pub(crate) fn cursor_after(request: &ListRequest, last: &IncidentSummary) -> Cur
         SortKey::Date => last.occurred_at.to_rfc3339(),
         SortKey::Amount => last
             .loss_usd
-            .clone()
-            .unwrap_or_else(|| UNKNOWN_AMOUNT.into()),
+            .map_or_else(|| UNKNOWN_AMOUNT.to_owned(), |usd| usd.to_string()),
     };
     Cursor {
         sort: request.sort,

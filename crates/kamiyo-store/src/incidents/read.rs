@@ -1,6 +1,8 @@
 //! Reading incidents back: the SQL each backend needs, side by side, and one mapping
 //! from a row (read by column name) to the read model for both.
 
+use kamiyo_domain::{AttackClass, AttackType, Chain, IncidentStatus, Usd};
+
 use super::claims::{self, StoredClaimRow};
 use super::{Incident, IncidentSummary, SourceClaim, TxHashView};
 use crate::dialect::Dialect;
@@ -71,19 +73,35 @@ pub(crate) fn summary_columns(dialect: Dialect) -> &'static str {
 }
 
 /// The primary chain first, the others by name.
-fn order_chains(chains: &mut [String], primary: &str) {
-    chains.sort_by(|a, b| (a != primary, a).cmp(&(b != primary, b)));
+fn order_chains(chains: &mut [Chain], primary: &str) {
+    chains.sort_by(|a, b| (a.slug() != primary, a).cmp(&(b.slug() != primary, b)));
+}
+
+/// Stored chain slugs as chains; one that no longer reads as a chain is corrupt data.
+fn chains_of(
+    table: &'static str,
+    column: &'static str,
+    slugs: Vec<String>,
+) -> Result<Vec<Chain>, StoreError> {
+    slugs
+        .into_iter()
+        .map(|slug| {
+            Chain::parse(&slug)
+                .map_err(|e| StoreError::corrupt(table, column, format!("{slug:?}: {e}")))
+        })
+        .collect()
 }
 
 /// An incident from its `exploits` row ([`incident_sql`]) and the rows of its chains,
 /// hashes and claims.
 pub(crate) fn incident<R: DriverRow + ?Sized>(
     row: &R,
-    mut chains: Vec<String>,
+    chains: Vec<String>,
     tx_hashes: Vec<TxHashView>,
     claims: Vec<StoredClaimRow>,
 ) -> Result<Incident, StoreError> {
     let f = Fields::of("exploits", row);
+    let mut chains = chains_of("exploit_chains", "chain", chains)?;
     order_chains(&mut chains, &f.text("chain")?);
     let common = summary_of(&f, chains)?;
     Ok(Incident {
@@ -119,7 +137,7 @@ pub(crate) fn chain<R: DriverRow + ?Sized>(row: &R) -> Result<String, StoreError
 pub(crate) fn tx_hash<R: DriverRow + ?Sized>(row: &R) -> Result<TxHashView, StoreError> {
     let f = Fields::of("exploit_tx_hashes", row);
     Ok(TxHashView {
-        chain: f.text("chain")?,
+        chain: f.parse("chain", Chain::parse)?,
         hash: f.text("tx_hash")?,
     })
 }
@@ -131,7 +149,7 @@ pub(crate) fn exploit_id<R: DriverRow + ?Sized>(row: &R) -> Result<i64, StoreErr
 /// One listing row ([`summary_columns`]).
 pub(crate) fn summary<R: DriverRow + ?Sized>(row: &R) -> Result<IncidentSummary, StoreError> {
     let f = Fields::of("exploits", row);
-    let mut chains = f.text_list("chains")?;
+    let mut chains = chains_of("exploit_chains", "chain", f.text_list("chains")?)?;
     order_chains(&mut chains, &f.text("chain")?);
     summary_of(&f, chains)
 }
@@ -139,22 +157,22 @@ pub(crate) fn summary<R: DriverRow + ?Sized>(row: &R) -> Result<IncidentSummary,
 /// The columns an incident and a listing row share.
 fn summary_of<R: DriverRow + ?Sized>(
     f: &Fields<'_, R>,
-    chains: Vec<String>,
+    chains: Vec<Chain>,
 ) -> Result<IncidentSummary, StoreError> {
     Ok(IncidentSummary {
         id: f.int("id")?,
         protocol: f.text("protocol")?,
         chains,
         occurred_at: f.time("occurred_at")?,
-        loss_usd: f.opt_text("amount_usd")?,
-        recovered_usd: f.opt_text("recovered_usd")?,
+        loss_usd: f.opt_parse("amount_usd", |t| Usd::parse("amount_usd", t))?,
+        recovered_usd: f.opt_parse("recovered_usd", |t| Usd::parse("recovered_usd", t))?,
         attack_class: f
-            .opt_text("attack_class")?
-            .unwrap_or_else(|| "other".into()),
+            .opt_parse("attack_class", AttackClass::parse)?
+            .unwrap_or(AttackClass::Other),
         attack_type: f
-            .opt_text("attack_type")?
-            .unwrap_or_else(|| "unknown".into()),
-        status: f.text("status")?,
+            .opt_parse("attack_type", AttackType::parse)?
+            .unwrap_or(AttackType::Unknown),
+        status: f.parse("status", IncidentStatus::parse)?,
         flash_loan: f.boolean("flash_loan")?,
         bridge: f.boolean("bridge")?,
         source_url: f.opt_text("source_url")?,
