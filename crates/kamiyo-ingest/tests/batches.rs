@@ -114,7 +114,7 @@ async fn snapshot(store: &IncidentStore) -> Vec<Incident> {
                 claim.last_seen_at = epoch;
             }
             // Parallel streams allocate ids in commit order: compare without them.
-            incident.id = 0;
+            incident.summary.id = 0;
             incidents.push(incident);
         }
     }

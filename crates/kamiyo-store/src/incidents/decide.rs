@@ -128,34 +128,15 @@ pub(crate) fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use kamiyo_domain::{IncidentInput, TxHashInput};
+    use kamiyo_testkit::claim;
 
     fn draft(name: &str, date: &str, loss: Option<&str>, hash: Option<&str>) -> IncidentDraft {
-        let now = Utc
-            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-            .single()
-            .unwrap_or_default();
-        IncidentDraft::from_input(
-            IncidentInput {
-                source: Some("s".into()),
-                protocol: Some(name.into()),
-                chains: vec!["ethereum".into()],
-                date: Some(date.into()),
-                loss_usd: loss.map(Into::into),
-                tx_hashes: hash
-                    .map(|h| {
-                        vec![TxHashInput {
-                            chain: None,
-                            hash: h.into(),
-                        }]
-                    })
-                    .unwrap_or_default(),
-                ..IncidentInput::default()
-            },
-            now,
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        let claim = claim(name).source("s").date(date).loss(loss);
+        match hash {
+            Some(hash) => claim.hash(hash),
+            None => claim,
+        }
+        .build()
     }
 
     fn candidate(id: i64, d: &IncidentDraft) -> Candidate {

@@ -21,7 +21,7 @@ mod totals;
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::{Database, Pool};
-use kamiyo_domain::{AttackClass, AttackType, Chain, IncidentDraft, IncidentStatus, Usd};
+use kamiyo_domain::{AttackType, Chain, IncidentDraft, Usd};
 use serde::Serialize;
 
 use crate::cache::{CacheLimits, Generation, TtlCache};
@@ -90,33 +90,28 @@ pub struct SourceClaim {
     pub last_seen_at: DateTime<Utc>,
 }
 
-/// An incident with its canonical values and every claim behind them.
+/// An incident with its canonical values and every claim behind them: what a listing
+/// row shows ([`IncidentSummary`], flattened into the same JSON object, and reached
+/// through `Deref`) and the rest.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Incident {
-    pub id: i64,
-    pub protocol: String,
+    #[serde(flatten)]
+    pub summary: IncidentSummary,
     pub protocol_key: String,
-    /// The primary chain first.
-    #[schema(value_type = Vec<String>)]
-    pub chains: Vec<Chain>,
-    pub occurred_at: DateTime<Utc>,
-    /// Decimal text with two decimals; absent when no source knows it.
-    #[schema(value_type = Option<String>)]
-    pub loss_usd: Option<Usd>,
-    #[schema(value_type = Option<String>)]
-    pub recovered_usd: Option<Usd>,
-    pub attack_class: AttackClass,
-    pub attack_type: AttackType,
     pub attack_text: Option<String>,
-    pub flash_loan: bool,
-    pub bridge: bool,
     pub tx_hashes: Vec<TxHashView>,
-    pub status: IncidentStatus,
     pub description: Option<String>,
-    pub source_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sources: Vec<SourceClaim>,
+}
+
+impl std::ops::Deref for Incident {
+    type Target = IncidentSummary;
+
+    fn deref(&self) -> &IncidentSummary {
+        &self.summary
+    }
 }
 
 /// Incidents in the database behind a [`Database`].

@@ -103,24 +103,13 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
     let f = Fields::of("exploits", row);
     let mut chains = chains_of("exploit_chains", "chain", chains)?;
     order_chains(&mut chains, &f.text("chain")?);
-    let common = summary_of(&f, chains)?;
+    let summary = summary_of(&f, chains)?;
     Ok(Incident {
-        id: common.id,
-        protocol: common.protocol,
+        summary,
         protocol_key: f.text("protocol_key")?,
-        chains: common.chains,
-        occurred_at: common.occurred_at,
-        loss_usd: common.loss_usd,
-        recovered_usd: common.recovered_usd,
-        attack_class: common.attack_class,
-        attack_type: common.attack_type,
         attack_text: f.opt_text("attack_technique_raw")?,
-        flash_loan: common.flash_loan,
-        bridge: common.bridge,
         tx_hashes,
-        status: common.status,
         description: f.opt_text("description")?,
-        source_url: common.source_url,
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
         sources: claims

@@ -528,26 +528,10 @@ pub(crate) struct Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use kamiyo_domain::IncidentInput;
+    use kamiyo_testkit::claim;
 
     fn draft(source: &str, name: &str, date: &str, loss: &str) -> IncidentDraft {
-        let now = Utc
-            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
-            .single()
-            .unwrap_or_default();
-        IncidentDraft::from_input(
-            IncidentInput {
-                source: Some(source.into()),
-                protocol: Some(name.into()),
-                chains: vec!["ethereum".into()],
-                date: Some(date.into()),
-                loss_usd: Some(loss.into()),
-                ..IncidentInput::default()
-            },
-            now,
-        )
-        .unwrap_or_else(|e| panic!("{e}"))
+        claim(name).source(source).date(date).loss_usd(loss).build()
     }
 
     fn stored(id: i64, exploit_id: i64, d: &IncidentDraft) -> StoredClaimRow {
