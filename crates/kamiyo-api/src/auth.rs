@@ -78,13 +78,14 @@ impl Caller {
         }
     }
 
-    /// The occurred-at bounds this caller may see: `(not before, not after)`. Rounded to
-    /// the minute, so that repeated listings share cached totals.
-    pub fn visibility(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    /// The occurred-at bounds this caller may see at `now` (the service's clock,
+    /// [`crate::AppState::now`]): `(not before, not after)`. Rounded to the minute, so
+    /// that repeated listings share cached totals.
+    pub fn visibility(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         let limits = self.limits();
-        let now = Utc::now()
+        let now = now
             .duration_trunc(chrono::Duration::minutes(1))
-            .unwrap_or_else(|_| Utc::now());
+            .unwrap_or(now);
         let until = (!limits.delay.is_zero())
             .then(|| now - chrono::Duration::from_std(limits.delay).unwrap_or_default());
         let from = limits
@@ -93,8 +94,8 @@ impl Caller {
         (from, until)
     }
 
-    pub fn can_see(&self, occurred_at: DateTime<Utc>) -> bool {
-        let (from, until) = self.visibility();
+    pub fn can_see(&self, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let (from, until) = self.visibility(now);
         from.is_none_or(|f| occurred_at >= f) && until.is_none_or(|u| occurred_at <= u)
     }
 }

@@ -44,7 +44,7 @@ pub async fn csv(
     query: RawQuery,
 ) -> Result<impl IntoResponse> {
     let params = Params::from_query(query, LIST_PARAMETERS)?;
-    let request = list_request(&params, &caller)?;
+    let request = list_request(&params, &caller, state.now())?;
     // `limit` bounds an export only when given; otherwise every match, up to the cap.
     let max = match params.text("limit")? {
         Some(_) => request.limit.get().min(state.server.export_max_rows),
@@ -116,17 +116,16 @@ pub async fn atom(
     query: RawQuery,
 ) -> Result<impl IntoResponse> {
     let params = Params::from_query(query, LIST_PARAMETERS)?;
-    let mut request = list_request(&params, &caller)?;
+    let mut request = list_request(&params, &caller, state.now())?;
     // A feed is the newest first, whatever was asked.
     request.sort = SortKey::Date;
     request.order = Order::Desc;
     request.cursor = None;
     let limit = request.limit.get();
     let rows = collect(&state, request, limit).await?;
-    let updated = rows.first().map_or_else(
-        || chrono::Utc::now().to_rfc3339(),
-        |r| r.occurred_at.to_rfc3339(),
-    );
+    let updated = rows
+        .first()
+        .map_or_else(|| state.now().to_rfc3339(), |r| r.occurred_at.to_rfc3339());
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<feed xmlns=\"http://www.w3.org/2005/Atom\">\n");
     xml.push_str(
         "  <title>Kamiyo: exploit incidents</title>\n  <id>urn:kamiyo:feed:exploits</id>\n",

@@ -7,7 +7,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Extension;
 use axum::Json;
-use chrono::Utc;
 use kamiyo_domain::{IncidentDraft, IncidentInput};
 use kamiyo_store::IngestOutcome;
 
@@ -30,7 +29,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<IngestOutcome>)> {
     authorize_admin(&state, &caller)?;
     let Json(input) = body.map_err(ApiError::from_json_rejection)?;
-    let draft = IncidentDraft::from_input(input, Utc::now()).map_err(|e| ApiError::Invalid {
+    let draft = IncidentDraft::from_input(input, state.now()).map_err(|e| ApiError::Invalid {
         field: e.field.clone(),
         message: e.message,
     })?;

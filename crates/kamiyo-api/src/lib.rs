@@ -67,6 +67,12 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The time by the service's clock: what tier windows and stats windows are
+    /// measured from.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.db.clock().now_utc()
+    }
+
     /// Everything that decides by elapsed time (caches, rate limits) reads the
     /// database's clock ([`Database::clock`]): tests give it a manual one.
     pub fn new(db: Database, server: ServerConfig) -> Self {

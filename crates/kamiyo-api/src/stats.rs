@@ -20,16 +20,14 @@ const MAX_DAYS: i64 = 3650;
 type Window = (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
 /// The window asked for (`days`), narrowed to what the caller's tier may see.
-fn window(query: RawQuery, caller: &Caller) -> Result<Window> {
+fn window(query: RawQuery, caller: &Caller, now: DateTime<Utc>) -> Result<Window> {
     let params = Params::from_query(query, &["days"])?;
     let days = params.integer("days", 1, MAX_DAYS)?;
     // To the minute, as the tier's bounds are: requests within one minute then share a
     // cached answer (the store caches stats by their exact bounds).
-    let now = Utc::now()
-        .duration_trunc(Duration::minutes(1))
-        .unwrap_or_else(|_| Utc::now());
-    let asked = days.map(|d| now - Duration::days(d));
-    let (visible_from, visible_until) = caller.visibility();
+    let minute = now.duration_trunc(Duration::minutes(1)).unwrap_or(now);
+    let asked = days.map(|d| minute - Duration::days(d));
+    let (visible_from, visible_until) = caller.visibility(now);
     let since = match (asked, visible_from) {
         (Some(a), Some(v)) => Some(a.max(v)),
         (a, v) => a.or(v),
@@ -54,7 +52,7 @@ pub async fn summary(
     Extension(caller): Extension<Caller>,
     query: RawQuery,
 ) -> Result<Json<SummaryResponse>> {
-    let (days, since, until) = window(query, &caller)?;
+    let (days, since, until) = window(query, &caller, state.now())?;
     let summary = state.incidents.summary(since, until).await?;
     Ok(Json(SummaryResponse { days, summary }))
 }
@@ -73,7 +71,7 @@ async fn breakdown(
     query: RawQuery,
     dimension: Dimension,
 ) -> Result<Json<BreakdownResponse>> {
-    let (days, since, until) = window(query, &caller)?;
+    let (days, since, until) = window(query, &caller, state.now())?;
     let buckets = state.incidents.breakdown(dimension, since, until).await?;
     Ok(Json(BreakdownResponse { days, buckets }))
 }
@@ -123,7 +121,7 @@ pub async fn chains(
     query: RawQuery,
 ) -> Result<Json<Vec<ChainCount>>> {
     Params::from_query(query, &[])?;
-    let (since, until) = caller.visibility();
+    let (since, until) = caller.visibility(state.now());
     let chains = state.incidents.chains(since, until).await?;
     Ok(Json(chains))
 }
@@ -137,7 +135,7 @@ pub async fn sources(
     query: RawQuery,
 ) -> Result<Json<Vec<SourceReport>>> {
     Params::from_query(query, &[])?;
-    let (since, until) = caller.visibility();
+    let (since, until) = caller.visibility(state.now());
     let mut sources = state
         .sources
         .report(state.server.source_health_window, since, until)

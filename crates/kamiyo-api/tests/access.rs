@@ -375,3 +375,32 @@ async fn with_the_auth_cache_off_a_revocation_by_another_process_applies_at_once
         StatusCode::UNAUTHORIZED
     );
 }
+
+/// The tier's delay is measured on the service's clock: an incident too recent for an
+/// anonymous caller shows once the clock has moved past the delay, with no wall-clock
+/// wait (and not a minute before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delay_of_a_tier_runs_on_the_service_clock() {
+    let time = ManualClock::new();
+    let t = TestApp::builder()
+        .db_config(DbConfig {
+            clock: time.clock(),
+            ..DbConfig::default()
+        })
+        .start()
+        .await;
+    let id = t
+        .incident(claim("Freshfi").at(time.clock().now_utc() - Duration::hours(1)))
+        .await;
+    let path = format!("/api/exploits/{id}");
+    assert_eq!(t.get(&path).await.status, StatusCode::NOT_FOUND);
+    // Visible once it occurred 24 h ago: 23 h and a few minutes from now.
+    time.advance(std::time::Duration::from_secs(22 * 3600));
+    assert_eq!(
+        t.get(&path).await.status,
+        StatusCode::NOT_FOUND,
+        "still within the delay"
+    );
+    time.advance(std::time::Duration::from_secs(3600 + 120));
+    assert_eq!(t.get(&path).await.status, StatusCode::OK);
+}

@@ -7,70 +7,74 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
-use axum::Router;
-use kamiyo_api::config::BearerToken;
-use kamiyo_api::{router, AppState, ServerConfig};
-use kamiyo_db::{Database, DbConfig};
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::TestApp;
+use kamiyo_api::ServerConfig;
+use kamiyo_db::DbConfig;
+use kamiyo_domain::Tier;
+use kamiyo_store::accounts::Role;
+use kamiyo_testkit::Response;
 use serde_json::{json, Map, Value};
-use tower::ServiceExt;
 
 const ADMIN: &str = "openapi-responses-admin-token-0123456789";
 const TX: &str = "0x1111111111111111111111111111111111111111111111111111111111111111";
 
-struct Answer {
-    status: StatusCode,
-    retry_after: bool,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-struct Fixture {
-    app: Router,
-    user_key: String,
-    /// Each request comes from an address of its own, so that the anonymous and failed
-    /// authentication budgets (per address) never answer in place of the operation.
+/// Each request comes from an address of its own, so that the anonymous and failed
+/// authentication budgets (per address) never answer in place of the operation.
+struct Caller {
     requests: std::sync::atomic::AtomicU32,
-    _dir: tempfile::TempDir,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(DbConfig::for_url(format!(
-        "sqlite://{}",
-        dir.path().join("kamiyo.db").display()
-    )))
-    .await
-    .unwrap();
-    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    let accounts = kamiyo_store::accounts::AccountStore::new(db.clone());
-    accounts
-        .create_user(
-            "reader@example.com",
-            kamiyo_domain::Tier::Enterprise,
-            kamiyo_store::accounts::Role::User,
-        )
-        .await
-        .unwrap();
-    let (_, user_key) = accounts
-        .create_key("reader@example.com", "reader")
-        .await
-        .unwrap();
-    let server = ServerConfig {
-        admin_token: Some(BearerToken(ADMIN.to_owned().into())),
+impl Caller {
+    async fn call(
+        &self,
+        app: &TestApp,
+        method: Method,
+        uri: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let n = self
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let peer = format!(
+            "10.{}.{}.{}:40000",
+            (n >> 16) as u8,
+            (n >> 8) as u8,
+            n as u8
+        );
+        let mut request = app.call(method, uri).bearer_opt(key).from(&peer);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await
+    }
+}
+
+fn settings() -> ServerConfig {
+    ServerConfig {
+        admin_token: common::token(ADMIN),
         ..ServerConfig::default()
-    };
-    let app = router(AppState::new(db, server));
-    let fixture = Fixture {
-        app,
-        user_key,
+    }
+}
+
+/// A SQLite app with an admin token and a user's key, holding two incidents.
+async fn fixture() -> (TestApp, Caller) {
+    let app = TestApp::builder()
+        .sqlite()
+        .settings(settings())
+        .user(Tier::Enterprise, Role::User)
+        .start()
+        .await;
+    let caller = Caller {
         requests: std::sync::atomic::AtomicU32::new(1),
-        _dir: dir,
     };
     for (protocol, loss) in [("Alpha Finance", "1200000"), ("Beta Bridge", "350000")] {
-        let answer = fixture
+        let answer = caller
             .call(
+                &app,
                 Method::POST,
                 "/api/exploits",
                 Some(ADMIN),
@@ -79,7 +83,7 @@ async fn fixture() -> Fixture {
             .await;
         assert_eq!(answer.status, StatusCode::CREATED, "seeding {protocol}");
     }
-    fixture
+    (app, caller)
 }
 
 fn incident(protocol: &str, loss: &str) -> Value {
@@ -99,53 +103,6 @@ fn incident(protocol: &str, loss: &str) -> Value {
         "source_url": format!("https://example.com/{}", protocol.replace(' ', "-")),
         "description": "seeded for the response check",
     })
-}
-
-impl Fixture {
-    async fn call(
-        &self,
-        method: Method,
-        uri: &str,
-        key: Option<&str>,
-        body: Option<Value>,
-    ) -> Answer {
-        let mut request = Request::builder().method(method).uri(uri);
-        if let Some(key) = key {
-            request = request.header("authorization", format!("Bearer {key}"));
-        }
-        let n = self
-            .requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let peer =
-            std::net::SocketAddr::from(([10, (n >> 16) as u8, (n >> 8) as u8, n as u8], 40000));
-        request = request.extension(axum::extract::ConnectInfo(peer));
-        let request = match body {
-            Some(body) => request
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string())),
-            None => request.body(Body::empty()),
-        }
-        .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let retry_after = response.headers().contains_key("retry-after");
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap()
-            .to_vec();
-        Answer {
-            status,
-            retry_after,
-            content_type,
-            body,
-        }
-    }
 }
 
 /// The requests sent to one operation: each answer is checked, whatever its status.
@@ -186,7 +143,8 @@ fn requests(path: &str, method: &str) -> Vec<(String, Option<Value>, &'static st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_is_documented_with_the_body_it_has() {
     let doc = kamiyo_api::openapi::document_json().unwrap();
-    let f = fixture().await;
+    let (app, caller) = fixture().await;
+    let user_key = app.user_key.clone().unwrap();
     let mut checked = 0;
     let mut failures = Vec::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -194,7 +152,7 @@ async fn every_answer_is_documented_with_the_body_it_has() {
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let callers: [(Option<&str>, &str); 4] = [
                 (Some(ADMIN), "the admin"),
-                (Some(f.user_key.as_str()), "a user"),
+                (Some(user_key.as_str()), "a user"),
                 (None, "anonymous"),
                 (
                     Some("kmy_not_a_real_key_at_all_000000000000"),
@@ -203,7 +161,7 @@ async fn every_answer_is_documented_with_the_body_it_has() {
             ];
             for (uri, body, what) in requests(path, method) {
                 for (key, who) in callers {
-                    let answer = f.call(m.clone(), &uri, key, body.clone()).await;
+                    let answer = caller.call(&app, m.clone(), &uri, key, body.clone()).await;
                     let name = format!("{method} {uri} ({what}, {who}): {}", answer.status);
                     if let Err(problem) = check(&doc, operation, &answer) {
                         failures.push(format!("{name}: {problem}"));
@@ -233,17 +191,15 @@ async fn answers_while_the_database_is_down_are_documented_too() {
     config.acquire_timeout = std::time::Duration::from_millis(500);
     config.connect_timeout = std::time::Duration::from_millis(500);
     config.liveness_check_after = std::time::Duration::ZERO;
-    let db = Database::open(config).await.unwrap();
+    let db = kamiyo_db::Database::open(config).await.unwrap();
     db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
-    let server = ServerConfig {
-        admin_token: Some(BearerToken(ADMIN.to_owned().into())),
-        ..ServerConfig::default()
-    };
-    let f = Fixture {
-        app: router(AppState::new(db, server)),
-        user_key: String::new(),
+    let app = TestApp::builder()
+        .database(db)
+        .settings(settings())
+        .start()
+        .await;
+    let caller = Caller {
         requests: std::sync::atomic::AtomicU32::new(1),
-        _dir: tempfile::tempdir().unwrap(),
     };
     proxy.set_mode(kamiyo_testkit::FaultMode::Reset).await;
     let mut unavailable = 0;
@@ -252,10 +208,10 @@ async fn answers_while_the_database_is_down_are_documented_too() {
         for (method, operation) in item.as_object().unwrap() {
             let (uri, body, _) = requests(path, method).remove(0);
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let answer = f.call(m, &uri, Some(ADMIN), body).await;
+            let answer = caller.call(&app, m, &uri, Some(ADMIN), body).await;
             if answer.status == StatusCode::SERVICE_UNAVAILABLE {
                 unavailable += 1;
-                if !answer.retry_after {
+                if answer.header("retry-after").is_none() {
                     failures.push(format!("{method} {uri}: 503 without Retry-After"));
                 }
             }
@@ -272,7 +228,7 @@ async fn answers_while_the_database_is_down_are_documented_too() {
 }
 
 /// `Ok` when the answer is one the operation documents, in content type and body.
-fn check(doc: &Value, operation: &Value, answer: &Answer) -> Result<(), String> {
+fn check(doc: &Value, operation: &Value, answer: &Response) -> Result<(), String> {
     let status = answer.status.as_str();
     let documented = operation["responses"]
         .get(status)
@@ -280,13 +236,14 @@ fn check(doc: &Value, operation: &Value, answer: &Answer) -> Result<(), String> 
     let documented = resolve(doc, documented);
     let content = documented["content"].as_object();
     let media = answer
-        .content_type
+        .header("content-type")
+        .unwrap_or_default()
         .split(';')
         .next()
         .unwrap_or_default()
         .trim();
     let Some(content) = content else {
-        return if answer.body.is_empty() {
+        return if answer.text.is_empty() {
             Ok(())
         } else {
             Err(format!("a body of {media} where none is documented"))
@@ -301,8 +258,8 @@ fn check(doc: &Value, operation: &Value, answer: &Answer) -> Result<(), String> 
     if media != "application/json" {
         return Ok(());
     }
-    let body: Value = serde_json::from_slice(&answer.body)
-        .map_err(|e| format!("not JSON ({e}): {}", String::from_utf8_lossy(&answer.body)))?;
+    let body: Value = serde_json::from_str(&answer.text)
+        .map_err(|e| format!("not JSON ({e}): {}", answer.text))?;
     let schema = &media_type["schema"];
     let mut root = Map::new();
     root.insert("components".into(), doc["components"].clone());
