@@ -4,7 +4,7 @@
 //!
 //! One file per part (`users`, `tiers`, `keys`, `payments`); the values they take are
 //! validated by domain types (`Email`, `Role`, `Currency`, `PaymentStatus`). Single
-//! statements are written once for both backends (`exec`); the two multi-statement
+//! statements are written once for both backends (`statement::Sql`); the two multi-statement
 //! transactions (creating a user, changing a tier) are written per backend side by side.
 
 mod keys;
