@@ -44,9 +44,27 @@ pub use http_metrics::HttpMetrics;
 pub use page_cache::{PageCache, PageKey};
 pub use serve::{serve, ConnectionLimits, ConnectionStats};
 
-/// What every handler can reach. Cheap to clone: the database is a pool handle.
+/// What every handler can reach, behind one `Arc`.
+///
+/// Axum clones the state for every extractor and middleware that takes it, several times
+/// a request. Cloned field by field, that was a score of reference-count updates (each
+/// store holds its own `Database` handle, itself a few `Arc`s) on cache lines both cores
+/// fight over, and dropping them as many again: about a quarter of the server's CPU
+/// under the listing benchmark (BENCHMARKS.md, section 6). One `Arc` makes a clone one
+/// increment; the fields are reached through `Deref`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The services behind an [`AppState`].
+pub struct Services {
     pub db: Database,
     pub incidents: IncidentStore,
     /// Source health (`/api/sources`).
@@ -85,7 +103,7 @@ impl AppState {
             server.total_cache_ttl,
             server.total_cache_max_entries,
         );
-        AppState {
+        AppState(Arc::new(Services {
             pages: Arc::new(PageCache::new(
                 server.page_cache_ttl,
                 server.page_cache_max_entries,
@@ -116,7 +134,7 @@ impl AppState {
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
             connections: Arc::new(ConnectionStats::default()),
-        }
+        }))
     }
 }
 
