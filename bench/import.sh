@@ -14,7 +14,9 @@
 # line with the wall time, incidents/s, records/s and the load average before the run.
 # Ends with the median over the runs.
 #
-# Environment (defaults): REPEAT=5 INCIDENTS=100000 STREAMS=2 BATCH_SIZE=1000
+# Environment (defaults): REPEAT=5 INCIDENTS=100000 STREAMS and BATCH_SIZE unset (the
+# import's own defaults for the backend: 2 streams of 1000 on PostgreSQL, 1 of 10000 on
+# SQLite; set either to pass it as --streams/--batch-size)
 # FILE=/tmp/import<INCIDENTS>.jsonl SCRATCH_DB=kamiyo_import_bench
 # SRC_DIR=<this repository> CARGO_TARGET_DIR=<SRC_DIR>/target
 # BACKEND=postgres (or sqlite: the file SQLITE_FILE=/tmp/kamiyo_import_bench.db, deleted
@@ -25,8 +27,11 @@ BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ADMIN_URL=${1:-postgres://root@127.0.0.1:5432/postgres}
 REPEAT=${REPEAT:-5}
 INCIDENTS=${INCIDENTS:-100000}
-STREAMS=${STREAMS:-2}
-BATCH_SIZE=${BATCH_SIZE:-1000}
+STREAMS=${STREAMS:-}
+BATCH_SIZE=${BATCH_SIZE:-}
+SHAPE=()
+[[ -n $STREAMS ]] && SHAPE+=(--streams "$STREAMS")
+[[ -n $BATCH_SIZE ]] && SHAPE+=(--batch-size "$BATCH_SIZE")
 FILE=${FILE:-/tmp/import${INCIDENTS}.jsonl}
 SCRATCH_DB=${SCRATCH_DB:-kamiyo_import_bench}
 BACKEND=${BACKEND:-postgres}
@@ -60,7 +65,7 @@ for run in $(seq 1 "$REPEAT"); do
     load=$(cut -d' ' -f1 /proc/loadavg)
     start=$(date +%s.%N)
     if ! report=$(DATABASE_URL=$DB_URL "$KAMIYO" import "$FILE" --format jsonl --json \
-        --streams "$STREAMS" --batch-size "$BATCH_SIZE" 2> /tmp/kamiyo-import-bench.log); then
+        "${SHAPE[@]}" 2> /tmp/kamiyo-import-bench.log); then
         tail -20 /tmp/kamiyo-import-bench.log >&2
         exit 1
     fi
@@ -78,4 +83,4 @@ EOF
     echo "run $run: ${wall} s, ${rate} incidents/s, ${per_record} records/s, inserted ${inserted}, load ${load}"
 done
 median=$(printf '%s\n' "${rates[@]}" | sort -n | python3 -c 'import sys; v=[int(x) for x in sys.stdin]; print(v[len(v)//2])')
-echo "median: ${median} incidents/s over ${REPEAT} runs (${BACKEND}, streams ${STREAMS}, batch size ${BATCH_SIZE}, ${records} records)"
+echo "median: ${median} incidents/s over ${REPEAT} runs (${BACKEND}, streams ${STREAMS:-default}, batch size ${BATCH_SIZE:-default}, ${records} records)"

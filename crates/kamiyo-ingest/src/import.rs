@@ -90,6 +90,25 @@ pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 /// server's second core to work.
 pub const DEFAULT_STREAMS: usize = 2;
 
+/// Claims per transaction on SQLite, unless asked. SQLite has one writer and the import
+/// is bound by that writer's CPU (BENCHMARKS.md, section 6): a larger batch spreads each
+/// commit's WAL writes over ten times the claims (10,000: about 1 s of holding the write
+/// lock, well inside the default busy timeout of other writers; larger batches measured
+/// slower).
+pub const DEFAULT_SQLITE_BATCH_SIZE: usize = 10_000;
+
+/// Streams on SQLite, unless asked: one. Its single writer takes the streams in turn,
+/// so a second stream only adds waiting for the lock.
+pub const DEFAULT_SQLITE_STREAMS: usize = 1;
+
+/// `(batch size, streams)` for a backend when the caller asks for neither.
+pub fn default_shape(backend: kamiyo_db::BackendKind) -> (usize, usize) {
+    match backend {
+        kamiyo_db::BackendKind::Postgres => (DEFAULT_BATCH_SIZE, DEFAULT_STREAMS),
+        kamiyo_db::BackendKind::Sqlite => (DEFAULT_SQLITE_BATCH_SIZE, DEFAULT_SQLITE_STREAMS),
+    }
+}
+
 /// How an import runs.
 #[derive(Debug, Clone)]
 pub struct ImportOptions<'a> {

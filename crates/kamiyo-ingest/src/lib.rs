@@ -45,8 +45,8 @@ use std::path::Path;
 pub use error::IngestError;
 pub use format::{format_names, Format, UnknownFormatError, FORMATS};
 pub use import::{
-    import, import_file, ImportError, ImportOptions, ImportReport, DEFAULT_BATCH_SIZE,
-    DEFAULT_STREAMS,
+    default_shape, import, import_file, ImportError, ImportOptions, ImportReport,
+    DEFAULT_BATCH_SIZE, DEFAULT_SQLITE_BATCH_SIZE, DEFAULT_SQLITE_STREAMS, DEFAULT_STREAMS,
 };
 pub use record::{RawIncident, RawTxHash, Rejection};
 

@@ -62,12 +62,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Claims stored per database transaction (each decided as if stored alone).
-        #[arg(long, default_value_t = kamiyo_ingest::DEFAULT_BATCH_SIZE, value_parser = clap::value_parser!(usize))]
-        batch_size: usize,
+        /// Default: 1000 on PostgreSQL, 10000 on SQLite.
+        #[arg(long, value_parser = clap::value_parser!(usize))]
+        batch_size: Option<usize>,
         /// Batches written at once, each on its own connection (claims that could
-        /// affect each other always share a stream; see docs/DEDUP.md).
-        #[arg(long, default_value_t = kamiyo_ingest::DEFAULT_STREAMS)]
-        streams: usize,
+        /// affect each other always share a stream; see docs/DEDUP.md). Default: 2 on
+        /// PostgreSQL, 1 on SQLite (one writer).
+        #[arg(long)]
+        streams: Option<usize>,
     },
     /// Manage users.
     User {

@@ -184,11 +184,12 @@ pub async fn db_health(settings: Settings, json: bool) -> anyhow::Result<ExitCod
 
 /// Imports a file and prints the report; exit code 1 when any line was rejected, so a
 /// script notices.
-/// How `kamiyo import` writes: claims per transaction, transactions at once.
+/// How `kamiyo import` writes: claims per transaction, transactions at once; `None`:
+/// the backend's default ([`kamiyo_ingest::default_shape`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ImportShape {
-    pub batch_size: usize,
-    pub streams: usize,
+    pub batch_size: Option<usize>,
+    pub streams: Option<usize>,
 }
 
 pub async fn import(
@@ -199,10 +200,10 @@ pub async fn import(
     json: bool,
     shape: ImportShape,
 ) -> anyhow::Result<ExitCode> {
-    if shape.batch_size == 0 {
+    if shape.batch_size == Some(0) {
         anyhow::bail!("--batch-size must be at least 1");
     }
-    if shape.streams == 0 {
+    if shape.streams == Some(0) {
         anyhow::bail!("--streams must be at least 1");
     }
     let format = match format.or_else(|| kamiyo_ingest::Format::from_path(file)) {
@@ -240,11 +241,13 @@ pub async fn import(
     } else {
         None
     };
+    let (default_batch_size, default_streams) =
+        kamiyo_ingest::default_shape(settings.database.url.backend()?);
     let options = kamiyo_ingest::ImportOptions {
         format,
         default_source: default_source.as_deref(),
-        batch_size: shape.batch_size,
-        streams: shape.streams,
+        batch_size: shape.batch_size.unwrap_or(default_batch_size),
+        streams: shape.streams.unwrap_or(default_streams),
         fetch_log_keep: settings.server.source_fetch_retention,
     };
     let report = kamiyo_ingest::import(
