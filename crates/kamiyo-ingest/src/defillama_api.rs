@@ -268,24 +268,23 @@ mod tests {
             "technique": "Price Oracle Manipulation", "amount": 4800000, "chain": ["Ethereum", "BSC", "Ethereum"],
             "bridgeHack": true, "targetType": "DeFi Protocol", "source": "https://example.com/examplefi",
             "returnedFunds": 100000, "defillamaId": 9001, "language": "Solidity", "parentProtocolId": "parent#x"}]"#;
-        let results = parse(input).unwrap();
+        let api = parse(input).unwrap().remove(0).unwrap();
+        // The same record as the CSV export writes it: every field maps alike, but the
+        // record's number and the date's form.
+        let csv = crate::defillama::parse(
+            b"name,exploit_date,classification,technique,loss_usd,chain,bridgeHack,targetType,returnedFunds,defillamaId,language,source_url,parentProtocolId\n\
+              Examplefi,3/22/24,Protocol Logic,Price Oracle Manipulation,4800000,\"Ethereum,BSC\",TRUE,DeFi Protocol,100000,9001,Solidity,https://example.com/examplefi,parent#x\n",
+        )
+        .unwrap()
+        .remove(0)
+        .unwrap();
+        assert_eq!((api.line, api.date.as_deref()), (1, Some("2024-03-22")));
         assert_eq!(
-            results[0].as_ref().unwrap(),
-            &RawIncident {
+            api,
+            RawIncident {
                 line: 1,
-                source: None,
-                source_url: Some("https://example.com/examplefi".into()),
-                external_id: Some("9001".into()),
-                protocol: Some("Examplefi".into()),
-                chains: vec!["Ethereum".into(), "BSC".into()],
-                date: Some("2024-03-22".into()),
-                loss_usd: Some("4800000".into()),
-                recovered_usd: Some("100000".into()),
-                attack_class: Some("Protocol Logic".into()),
-                technique: Some("Price Oracle Manipulation".into()),
-                bridge: Some(true),
-                target_type: Some("DeFi Protocol".into()),
-                ..RawIncident::default()
+                date: api.date.clone(),
+                ..csv
             }
         );
     }
