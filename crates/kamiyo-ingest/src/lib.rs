@@ -17,6 +17,7 @@
 //! - `defillama_api`: DeFiLlama's JSON hacks endpoint, the same records as `defillama`.
 //! - `defihacklabs`: the DeFiHackLabs README's incident sections; `loss_text` reads a USD
 //!   figure out of a free-text loss, only when the text states one.
+//! - `fetch`: one conditional, bounded, retried HTTP fetch of a source.
 //! - `rekt`: rekt.news's RSS feed, and an article's front matter ([`rekt::apply_article`]).
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
@@ -29,6 +30,7 @@ mod defihacklabs;
 mod defillama;
 mod defillama_api;
 mod error;
+pub mod fetch;
 mod format;
 pub mod import;
 mod jsonl;

@@ -17,7 +17,10 @@
 //!   with a [`Response`];
 //! - [`claim`](mod@claim): [`claim()`], a claim about an incident with defaults for what
 //!   a test is not about;
-//! - [`backends`]: [`per_backend!`], one test per database backend for each story.
+//! - [`backends`]: [`per_backend!`], one test per database backend for each story;
+//! - [`http_fixture`]: [`FixtureServer`], a source's HTTP server on loopback that
+//!   answers with validators and `304`, `Retry-After`, slow, oversized, cut-off bodies
+//!   and closed connections, as scripted, and counts requests.
 //!
 //! This crate knows the domain's types (`kamiyo-domain`) but not the service's crates:
 //! `kamiyo-db`, `kamiyo-store` and `kamiyo-api` have it as a dev-dependency, and a
@@ -32,12 +35,14 @@ pub mod claim;
 pub mod cluster;
 pub mod eventually;
 pub mod http;
+pub mod http_fixture;
 pub mod proxy;
 
 pub use claim::{claim, ClaimBuilder};
 pub use cluster::PgCluster;
 pub use eventually::eventually;
 pub use http::{Client, Response};
+pub use http_fixture::{FixtureServer, Reply};
 pub use proxy::{FaultMode, FaultProxy};
 
 use tokio_postgres::NoTls;
