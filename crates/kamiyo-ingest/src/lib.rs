@@ -18,6 +18,7 @@
 //! - `defihacklabs`: the DeFiHackLabs README's incident sections; `loss_text` reads a USD
 //!   figure out of a free-text loss, only when the text states one.
 //! - `fetch`: one conditional, bounded, retried HTTP fetch of a source.
+//! - `sources`: the sources the service fetches (`[sources]` of the configuration).
 //! - `rekt`: rekt.news's RSS feed, and an article's front matter ([`rekt::apply_article`]).
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
@@ -38,6 +39,7 @@ mod kamiyo_csv;
 mod loss_text;
 mod record;
 pub mod rekt;
+pub mod sources;
 mod table;
 mod text;
 

@@ -1,6 +1,6 @@
 //! Configuration layers, later ones winning: built-in defaults, the TOML file given with
 //! `--config`, environment variables (`DATABASE_URL`, then `KAMIYO_DATABASE_*`,
-//! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`), then command-line flags.
+//! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`, `KAMIYO_SOURCES_*`), then command-line flags.
 
 use std::path::Path;
 
@@ -18,6 +18,8 @@ pub struct Settings {
     pub database: DbConfig,
     pub server: ServerConfig,
     pub log: LogSettings,
+    /// The sources `kamiyo serve` fetches and `kamiyo source fetch` can fetch.
+    pub sources: kamiyo_ingest::sources::SourcesConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,7 +64,39 @@ const OTHER_VARIABLES: &[&str] = &[
     "KAMIYO_PROMTOOL",
     "KAMIYO_SCHEMATHESIS",
 ];
-const SETTING_PREFIXES: &[&str] = &["KAMIYO_DATABASE_", "KAMIYO_SERVER_", "KAMIYO_LOG_"];
+const SETTING_PREFIXES: &[&str] = &[
+    "KAMIYO_DATABASE_",
+    "KAMIYO_SERVER_",
+    "KAMIYO_LOG_",
+    "KAMIYO_SOURCES_",
+];
+
+/// A source's settings, as the last part of a `KAMIYO_SOURCES_<NAME>_<SETTING>` variable
+/// (a source's name may itself hold `_`).
+const SOURCE_SETTINGS: &[&str] = &[
+    "url",
+    "format",
+    "interval",
+    "timeout",
+    "max_body_bytes",
+    "enabled",
+];
+
+/// `KAMIYO_SOURCES_ENABLED` → `sources.enabled`; `KAMIYO_SOURCES_DEFILLAMA_URL` →
+/// `sources.defillama.url`.
+fn source_key(variable: &str) -> String {
+    let key = variable.to_ascii_lowercase();
+    if key == "enabled" {
+        return "sources.enabled".into();
+    }
+    SOURCE_SETTINGS
+        .iter()
+        .find_map(|setting| {
+            let name = key.strip_suffix(setting)?.strip_suffix('_')?;
+            (!name.is_empty()).then(|| format!("sources.{name}.{setting}"))
+        })
+        .unwrap_or_else(|| format!("sources.{key}"))
+}
 
 /// A misspelt section (`KAMIYO_DATABSE_URL`) would otherwise be ignored silently and
 /// the service would run on its defaults.
@@ -78,7 +112,7 @@ fn reject_unknown_variables() -> Result<(), SettingsError> {
     unknown.sort();
     match unknown.first() {
         Some(key) => Err(SettingsError::Invalid(format!(
-            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_* and KAMIYO_LOG_*"
+            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_* and KAMIYO_SOURCES_*"
         ))),
         None => Ok(()),
     }
@@ -116,7 +150,8 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
             format!("database.{key}").into()
         }))
         .merge(Env::prefixed("KAMIYO_SERVER_").map(|key| format!("server.{key}").into()))
-        .merge(Env::prefixed("KAMIYO_LOG_").map(|key| format!("log.{key}").into()));
+        .merge(Env::prefixed("KAMIYO_LOG_").map(|key| format!("log.{key}").into()))
+        .merge(Env::prefixed("KAMIYO_SOURCES_").map(|key| source_key(key.as_str()).into()));
     if let Some(url) = &overrides.database_url {
         figment = figment.merge(("database.url", url.as_str()));
     }
@@ -137,6 +172,10 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         .validate()
         .map_err(|e| SettingsError::Invalid(e.to_string()))?;
     settings.server.validate().map_err(SettingsError::Invalid)?;
+    settings
+        .sources
+        .resolve()
+        .map_err(|e| SettingsError::Invalid(e.to_string()))?;
     Ok(settings)
 }
 
@@ -170,6 +209,37 @@ mod tests {
 
     fn load_in_jail(overrides: &Overrides, file: Option<&Path>) -> Result<Settings, String> {
         load(file, overrides).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn sources_are_set_by_file_and_by_environment_per_source_name() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "kamiyo.toml",
+                r#"
+                [sources.my_mirror]
+                url = "http://127.0.0.1:9/hacks.jsonl"
+                format = "jsonl"
+                "#,
+            )?;
+            jail.set_env("KAMIYO_SOURCES_DEFILLAMA_INTERVAL", "2s");
+            jail.set_env("KAMIYO_SOURCES_MY_MIRROR_ENABLED", "false");
+            jail.set_env("KAMIYO_SOURCES_ENABLED", "false");
+            let settings = load_in_jail(&Overrides::default(), Some(Path::new("kamiyo.toml")))?;
+            assert!(!settings.sources.enabled);
+            let sources = settings.sources.resolve().map_err(|e| e.to_string())?;
+            assert_eq!(sources[0].interval, Duration::from_secs(2));
+            assert_eq!(sources[0].url, "https://api.llama.fi/hacks", "kept");
+            let mirror = sources
+                .iter()
+                .find(|s| s.name == "my_mirror")
+                .ok_or("no mirror")?;
+            assert!(!mirror.enabled);
+            jail.set_env("KAMIYO_SOURCES_REKT_INTERVAL", "10ms");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(err.contains("sources.rekt.interval"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
