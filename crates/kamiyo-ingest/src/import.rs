@@ -229,10 +229,24 @@ async fn import_records(
     retry: &RetryPolicy,
     options: &ImportOptions<'_>,
     path: &Path,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
     per_source: &mut BTreeMap<String, u64>,
 ) -> Result<ImportReport, ImportError> {
     let records = parse_path(options.format, path, options.default_source)?;
+    ingest_records(store, retry, options, records, progress, per_source).await
+}
+
+/// Validates, deduplicates and stores parsed records, as [`import`] does for a file's
+/// (a fetched source's body goes the same way: `crate::job`). `per_source` counts the
+/// valid records by the source they name.
+pub(crate) async fn ingest_records(
+    store: &IncidentStore,
+    retry: &RetryPolicy,
+    options: &ImportOptions<'_>,
+    records: Vec<Result<RawIncident, Rejection>>,
+    mut progress: impl FnMut(usize, usize),
+    per_source: &mut BTreeMap<String, u64>,
+) -> Result<ImportReport, ImportError> {
     let total = records.len();
     let mut report = ImportReport {
         records: total,

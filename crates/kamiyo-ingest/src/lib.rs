@@ -19,6 +19,7 @@
 //!   figure out of a free-text loss, only when the text states one.
 //! - `fetch`: one conditional, bounded, retried HTTP fetch of a source.
 //! - `sources`: the sources the service fetches (`[sources]` of the configuration).
+//! - `job`: one fetch of a source end to end: fetch, parse, ingest, record.
 //! - `rekt`: rekt.news's RSS feed, and an article's front matter ([`rekt::apply_article`]).
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
@@ -34,6 +35,7 @@ mod error;
 pub mod fetch;
 mod format;
 pub mod import;
+pub mod job;
 mod jsonl;
 mod kamiyo_csv;
 mod loss_text;
@@ -98,7 +100,7 @@ pub fn parse_path(
     parse_bytes(format, &bytes, default_source)
 }
 
-fn parse_bytes(
+pub(crate) fn parse_bytes(
     format: Format,
     bytes: &[u8],
     default_source: Option<&str>,

@@ -1,0 +1,199 @@
+//! One fetch of a configured source, end to end: the HTTP fetch (`fetch`), the parser of
+//! its format, the same validation, dedup and merge as a file import (`import`), and one
+//! fetch recorded in the source's log, whatever happened.
+//!
+//! A fetch succeeds when the source answered with its format: a `304` or an unchanged
+//! body (nothing written), or records of which at least one is valid. It fails, and says
+//! why, when the source could not be fetched, answered something else (HTML instead of
+//! JSON, a renamed field: the parser's `IngestError::Shape`), answered no record at all,
+//! or answered records none of which is valid (a changed format the parser could not
+//! tell). Never an empty success.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kamiyo_db::{BackendKind, Clock, RetryPolicy};
+use kamiyo_store::{IncidentStore, SourceFetch, SourceStore};
+
+use crate::fetch::{FetchReport, Fetched, HttpFetcher, Validators};
+use crate::import::{default_shape, ingest_records, ImportOptions, ImportReport};
+use crate::sources::Source;
+
+/// What one fetch of a source did.
+#[derive(Debug)]
+pub struct SourceRun {
+    pub source: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// The last HTTP status seen, when the source answered.
+    pub status: Option<u16>,
+    pub attempts: u32,
+    pub bytes: usize,
+    pub outcome: RunOutcome,
+    /// The import of the body's records, when there was a new body.
+    pub report: Option<ImportReport>,
+    /// Why the fetch failed; `None` exactly when it succeeded.
+    pub error: Option<String>,
+    /// The validators to send next time (the last success's when this one failed).
+    pub validators: Validators,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// New records were read and ingested.
+    Imported,
+    /// `304 Not Modified`.
+    NotModified,
+    /// The same body as the last success's.
+    Unchanged,
+    Failed,
+}
+
+/// What a run needs besides the source: the stores, the client and the clock.
+pub struct RunContext<'a> {
+    pub incidents: &'a IncidentStore,
+    pub sources: &'a SourceStore,
+    pub retry: &'a RetryPolicy,
+    pub fetcher: &'a HttpFetcher,
+    pub clock: &'a Clock,
+    /// The database's backend, which decides the import's batch shape.
+    pub backend: BackendKind,
+    /// How long the source's fetch log is kept (`server.source_fetch_retention`).
+    pub fetch_log_keep: Duration,
+}
+
+/// Fetches `source` once, conditionally on `previous`, ingests what it brought and
+/// records the fetch.
+pub async fn run(context: &RunContext<'_>, source: &Source, previous: &Validators) -> SourceRun {
+    let started_at = context.clock.now_utc();
+    let fetched = context
+        .fetcher
+        .fetch(&source.url, previous, &source.limits)
+        .await;
+    let mut run = SourceRun {
+        source: source.name.clone(),
+        started_at,
+        finished_at: started_at,
+        status: fetched.status,
+        attempts: fetched.attempts,
+        bytes: 0,
+        outcome: RunOutcome::Failed,
+        report: None,
+        error: None,
+        validators: previous.clone(),
+    };
+    settle(context, source, fetched, &mut run).await;
+    run.finished_at = context.clock.now_utc();
+    record(context, &run).await;
+    match &run.error {
+        None => {
+            tracing::info!(source = %run.source, outcome = ?run.outcome, status = ?run.status, "source fetched")
+        }
+        Some(error) => {
+            tracing::warn!(source = %run.source, status = ?run.status, %error, "source fetch failed")
+        }
+    }
+    run
+}
+
+async fn settle(
+    context: &RunContext<'_>,
+    source: &Source,
+    fetched: FetchReport,
+    run: &mut SourceRun,
+) {
+    let (body, validators) = match fetched.result {
+        Err(error) => {
+            run.error = Some(error.to_string());
+            return;
+        }
+        Ok(Fetched::NotModified { validators }) => {
+            run.outcome = RunOutcome::NotModified;
+            run.validators = validators;
+            return;
+        }
+        Ok(Fetched::Unchanged { bytes, validators }) => {
+            run.outcome = RunOutcome::Unchanged;
+            run.bytes = bytes;
+            run.validators = validators;
+            return;
+        }
+        Ok(Fetched::Body { body, validators }) => (body, validators),
+    };
+    run.bytes = body.len();
+    let records = match crate::parse_bytes(source.format, &body, Some(&source.name)) {
+        Ok(records) => records,
+        Err(error) => {
+            run.error = Some(error.to_string());
+            return;
+        }
+    };
+    if records.is_empty() {
+        run.error = Some(format!(
+            "the source answered {} bytes of {} with no record in them",
+            run.bytes, source.format
+        ));
+        return;
+    }
+    let (batch_size, streams) = default_shape(context.backend);
+    let options = ImportOptions {
+        format: source.format,
+        default_source: Some(&source.name),
+        batch_size,
+        streams,
+        fetch_log_keep: context.fetch_log_keep,
+    };
+    let mut per_source = BTreeMap::new();
+    match ingest_records(
+        context.incidents,
+        context.retry,
+        &options,
+        records,
+        |_, _| {},
+        &mut per_source,
+    )
+    .await
+    {
+        Ok(report) if per_source.is_empty() => {
+            run.error = Some(match report.rejected.first() {
+                Some(first) => format!(
+                    "none of the {} records was valid (first: {first})",
+                    report.records
+                ),
+                None => "no valid record".to_owned(),
+            });
+            run.report = Some(report);
+        }
+        Ok(report) => {
+            run.outcome = RunOutcome::Imported;
+            run.validators = validators;
+            run.report = Some(report);
+        }
+        Err(error) => run.error = Some(error.to_string()),
+    }
+}
+
+/// One row in the source's fetch log. A failure to record is logged: the run's own
+/// outcome is what its caller needs.
+async fn record(context: &RunContext<'_>, run: &SourceRun) {
+    let records = run.report.as_ref().map_or(0, |r| r.records as u64);
+    let fetch = match &run.error {
+        None => SourceFetch::succeeded(&run.source, run.started_at, run.finished_at, records),
+        Some(error) => {
+            SourceFetch::failed(&run.source, run.started_at, run.finished_at, records, error)
+        }
+    };
+    let recorded = match fetch {
+        Ok(fetch) => context
+            .sources
+            .record_fetch(&fetch, context.fetch_log_keep)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(refusal) => Err(refusal.to_string()),
+    };
+    if let Err(error) = recorded {
+        tracing::warn!(source = %run.source, %error, "the fetch was not recorded");
+    }
+}
