@@ -110,6 +110,17 @@ pub enum SourceAction {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch a configured source once, now (`[sources]`: `defillama`, `defihacklabs`,
+    /// `rekt` and any of one's own): its records go through the same validation, dedup
+    /// and merge as `kamiyo import`, and the fetch is recorded. Exit code 1 when it
+    /// failed.
+    Fetch {
+        /// The source's name in `[sources]`.
+        name: String,
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Mark a source active (fetchers, once they exist, collect it).
     Enable {
         /// The source's name, as its claims and fetches carry it.

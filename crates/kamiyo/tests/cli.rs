@@ -760,3 +760,65 @@ fn disabling_an_unknown_source_fails_naming_it() {
         text(&unknown.stderr)
     );
 }
+
+/// `kamiyo source fetch` on a source of one's own served from loopback: its records are
+/// imported and the fetch shows in `source list`; a source answering HTML fails with
+/// exit code 1 naming what was expected; an unknown name lists the configured ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fails_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../kamiyo-ingest/tests/fixtures/defillama_api_sample.json"
+    ))
+    .unwrap();
+    let server = kamiyo_testkit::FixtureServer::start(kamiyo_testkit::Reply::json(sample)).await;
+    let fetch = |name: &'static str| {
+        let mut command = kamiyo(dir.path());
+        command
+            .env("KAMIYO_SOURCES_MIRROR_URL", server.url("/hacks"))
+            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+            .args(["source", "fetch", name, "--json"]);
+        command
+    };
+    let fetched = tokio::task::spawn_blocking({
+        let mut command = fetch("mirror");
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(fetched.status.success(), "{}", text(&fetched.stderr));
+    let outcome: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
+    assert_eq!(outcome["outcome"], "imported", "{outcome}");
+    assert_eq!(outcome["report"]["inserted"], 2, "{outcome}");
+    assert!(sources(dir.path())
+        .iter()
+        .any(|(name, _, fetches)| name == "mirror" && *fetches == Some(1)));
+
+    server.answer_with(kamiyo_testkit::Reply::Body {
+        body: b"<html>maintenance</html>".to_vec(),
+        content_type: "text/html",
+        etag: None,
+        last_modified: None,
+    });
+    let failed = tokio::task::spawn_blocking({
+        let mut command = fetch("mirror");
+        move || command.output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed.status.code(), Some(1));
+    assert!(
+        text(&failed.stderr).contains("HTML or XML, not JSON"),
+        "{}",
+        text(&failed.stderr)
+    );
+
+    let unknown = output(kamiyo(dir.path()).args(["source", "fetch", "nowhere"]));
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("defillama, defihacklabs, rekt"),
+        "{}",
+        text(&unknown.stderr)
+    );
+}
