@@ -102,6 +102,27 @@ pub struct Source {
     pub enabled: bool,
 }
 
+/// Intervals without a successful fetch after which a source is stale.
+pub const STALE_AFTER_INTERVALS: u32 = 3;
+
+impl Source {
+    /// Whether no fetch of this source succeeded within [`STALE_AFTER_INTERVALS`]
+    /// intervals before `now`. `watching_since` is when this process started to fetch:
+    /// a source it never fetched successfully is stale only once it has had that long.
+    pub fn is_stale(
+        &self,
+        last_success: Option<chrono::DateTime<chrono::Utc>>,
+        watching_since: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> bool {
+        let Ok(window) = chrono::Duration::from_std(self.interval * STALE_AFTER_INTERVALS) else {
+            return false;
+        };
+        let reference = last_success.map_or(watching_since, |at| at.max(watching_since));
+        self.enabled && now - reference > window
+    }
+}
+
 /// A source setting that cannot be used, naming the source and the setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("sources.{source_name}.{setting}: {message}")]
@@ -269,6 +290,24 @@ mod tests {
             .insert("bare".into(), SourceSettings::default());
         let err = config.resolve().unwrap_err();
         assert_eq!((err.source_name.as_str(), err.setting), ("bare", "url"));
+    }
+
+    #[test]
+    fn a_source_is_stale_after_three_intervals_without_a_success() {
+        let source = SourcesConfig::default().resolve().unwrap().remove(0);
+        let start = chrono::DateTime::parse_from_rfc3339("2026-12-03T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let minutes = |m| start + chrono::Duration::minutes(m);
+        assert!(!source.is_stale(None, start, minutes(45)), "three intervals are allowed");
+        assert!(source.is_stale(None, start, minutes(46)));
+        assert!(!source.is_stale(Some(minutes(40)), start, minutes(80)));
+        assert!(source.is_stale(Some(minutes(40)), start, minutes(86)));
+        let off = Source {
+            enabled: false,
+            ..source
+        };
+        assert!(!off.is_stale(None, start, minutes(1000)), "a source turned off is never stale");
     }
 
     #[test]
