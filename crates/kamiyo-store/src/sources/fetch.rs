@@ -245,6 +245,35 @@ mod tests {
     }
 
     #[test]
+    fn a_fetch_that_was_not_modified_wrote_no_claim() {
+        let unchanged = SourceFetch::not_modified("rekt", at(1), at(2));
+        let counted = |counts| unchanged.clone().and_then(|f| f.with_counts(counts));
+        let wrote = FetchCounts {
+            merged: 1,
+            ..FetchCounts::default()
+        };
+        assert_eq!(
+            counted(wrote).err().map(|e| e.field),
+            Some("not_modified".into())
+        );
+        let seen_again = FetchCounts {
+            unchanged: 4,
+            ..FetchCounts::default()
+        };
+        assert!(counted(seen_again).is_ok_and(|f| f.is_not_modified() && f.is_success()));
+    }
+
+    #[test]
+    fn a_slot_start_is_kept_to_the_millisecond() {
+        let start = at(1) + chrono::TimeDelta::microseconds(1_500);
+        let fetch = SourceFetch::succeeded("rekt", at(1), at(2), 0).map(|f| f.for_slot(start));
+        assert_eq!(
+            fetch.map(|f| f.slot_start()),
+            Ok(Some(at(1) + chrono::TimeDelta::milliseconds(1)))
+        );
+    }
+
+    #[test]
     fn a_window_past_the_epoch_starts_at_the_epoch() {
         assert_eq!(
             window_start(at(5), Duration::from_secs(3600)),
