@@ -22,6 +22,7 @@ kamiyo_testkit::per_backend! {
     SourceStore::new => [
         a_slot_is_claimed_once_and_a_second_claimer_is_told_who_holds_it,
         eight_concurrent_claims_of_one_slot_give_exactly_one_claimed,
+        eight_concurrent_takeovers_of_an_expired_lease_give_exactly_one_claimed,
         an_expired_lease_is_taken_over_as_attempt_2_and_the_old_holder_can_no_longer_finish,
         a_finished_slot_is_already_done_even_after_its_lease_has_expired,
         only_the_holder_renews_and_a_renewed_lease_keeps_others_out,
@@ -80,11 +81,10 @@ async fn a_slot_is_claimed_once_and_a_second_claimer_is_told_who_holds_it(b: Bac
     );
 }
 
-/// On PostgreSQL each claimer has a database (and so a session) of its own, as
-/// instances do; on SQLite they share the pool of one process.
-async fn eight_concurrent_claims_of_one_slot_give_exactly_one_claimed(b: Backend) {
-    let (_manual, now) = clock();
-    let at = now();
+/// Eight claims of one slot at `at`, released together. On PostgreSQL each claimer has a
+/// database (and so a session) of its own, as instances do; on SQLite they share the
+/// pool of one process.
+async fn eight_claims_at_once(b: &Backend, at: DateTime<Utc>) -> Vec<(String, SlotClaim)> {
     let mut stores = Vec::new();
     for _ in 0..8 {
         stores.push(match b.db.backend() {
@@ -99,32 +99,60 @@ async fn eight_concurrent_claims_of_one_slot_give_exactly_one_claimed(b: Backend
         });
     }
     let start = Arc::new(Barrier::new(stores.len()));
-    let claims = stores.into_iter().enumerate().map(|(i, store)| {
-        let start = Arc::clone(&start);
-        tokio::spawn(async move {
-            start.wait().await;
-            let holder = format!("instance-{i}");
-            let claim = store.claim_slot("rekt", slot(10), &holder, LEASE, at).await;
-            (holder, claim.unwrap())
+    let claims: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(i, store)| {
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                start.wait().await;
+                let holder = format!("instance-{i}");
+                let claim = store.claim_slot("rekt", slot(10), &holder, LEASE, at).await;
+                (holder, claim.unwrap())
+            })
         })
-    });
+        .collect();
     let mut outcomes = Vec::new();
-    for claim in claims.collect::<Vec<_>>() {
+    for claim in claims {
         outcomes.push(claim.await.unwrap());
     }
+    outcomes
+}
+
+/// Exactly one claim is `Claimed { attempt }`, and every other one names its holder.
+fn assert_one_winner(b: &Backend, outcomes: &[(String, SlotClaim)], attempt: u32) {
     let winners: Vec<&String> = outcomes
         .iter()
-        .filter(|(_, claim)| *claim == SlotClaim::Claimed { attempt: 1 })
+        .filter(|(_, claim)| matches!(claim, SlotClaim::Claimed { .. }))
         .map(|(holder, _)| holder)
         .collect();
     assert_eq!(winners.len(), 1, "{}: {outcomes:?}", b.name);
-    for (_, claim) in &outcomes {
-        if let SlotClaim::HeldByOther { holder, .. } = claim {
-            assert_eq!(holder, winners[0], "{}: {outcomes:?}", b.name);
-        } else {
-            assert_eq!(*claim, SlotClaim::Claimed { attempt: 1 }, "{}", b.name);
+    for (_, claim) in outcomes {
+        match claim {
+            SlotClaim::Claimed { attempt: got } => assert_eq!(*got, attempt, "{}", b.name),
+            SlotClaim::HeldByOther { holder, .. } => {
+                assert_eq!(holder, winners[0], "{}: {outcomes:?}", b.name)
+            }
+            SlotClaim::AlreadyDone { .. } => panic!("{}: {outcomes:?}", b.name),
         }
     }
+}
+
+async fn eight_concurrent_claims_of_one_slot_give_exactly_one_claimed(b: Backend) {
+    let (_manual, now) = clock();
+    let outcomes = eight_claims_at_once(&b, now()).await;
+    assert_one_winner(&b, &outcomes, 1);
+}
+
+async fn eight_concurrent_takeovers_of_an_expired_lease_give_exactly_one_claimed(b: Backend) {
+    let (manual, now) = clock();
+    b.store
+        .claim_slot("rekt", slot(10), "died", LEASE, now())
+        .await
+        .unwrap();
+    manual.advance(2 * LEASE);
+    let outcomes = eight_claims_at_once(&b, now()).await;
+    assert_one_winner(&b, &outcomes, 2);
 }
 
 async fn an_expired_lease_is_taken_over_as_attempt_2_and_the_old_holder_can_no_longer_finish(
