@@ -19,6 +19,6 @@ pub use error::StoreError;
 pub use incidents::{Incident, IncidentStore, IngestAction, IngestOutcome};
 pub use schema::MIGRATIONS;
 pub use sources::{
-    SourceFetch, SourceReport, SourceStore, DEFAULT_SOURCE_FETCH_RETENTION,
-    DEFAULT_SOURCE_HEALTH_WINDOW,
+    FetchCounts, FetchResponse, FetchSlot, SlotClaim, SlotOutcome, SourceFetch, SourceReport,
+    SourceStore, Validators, DEFAULT_SOURCE_FETCH_RETENTION, DEFAULT_SOURCE_HEALTH_WINDOW,
 };

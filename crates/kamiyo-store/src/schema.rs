@@ -24,6 +24,11 @@ const POSTGRES: &[Migration] = &[
         "source_fetches",
         include_str!("../migrations/postgres/0004_source_fetches.sql"),
     ),
+    Migration::new(
+        5,
+        "source_fetch_slots",
+        include_str!("../migrations/postgres/0005_source_fetch_slots.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -46,6 +51,11 @@ const SQLITE: &[Migration] = &[
         4,
         "source_fetches",
         include_str!("../migrations/sqlite/0004_source_fetches.sql"),
+    ),
+    Migration::new(
+        5,
+        "source_fetch_slots",
+        include_str!("../migrations/sqlite/0005_source_fetch_slots.sql"),
     ),
 ];
 

@@ -1,6 +1,7 @@
-//! The fetch log on both backends: recording fetches, the report's success rate over a
-//! rolling window, sources with fetches and no claims, pruning, and times that never move
-//! back.
+//! The fetch log on both backends: recording fetches and what an HTTP fetch saw, the
+//! validators for the next conditional request, the report's success rate over a
+//! rolling window, its failures since the last success and last attempt, sources with
+//! fetches and no claims, pruning, and times that never move back.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
@@ -11,7 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use kamiyo_db::Database;
 use kamiyo_domain::IncidentDraft;
-use kamiyo_store::{IncidentStore, SourceFetch, SourceReport, SourceStore};
+use kamiyo_store::{
+    FetchCounts, FetchResponse, IncidentStore, SourceFetch, SourceReport, SourceStore, Validators,
+};
 use kamiyo_testkit::claim;
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -41,6 +44,10 @@ kamiyo_testkit::per_backend! {
         a_fetched_source_can_be_disabled_and_enabled_again,
         an_unknown_source_cannot_be_disabled,
         a_source_known_only_by_its_claims_can_be_disabled,
+        the_fetch_log_reads_back_what_an_http_fetch_recorded,
+        the_validators_are_the_last_successs_not_those_of_a_later_failure_or_import,
+        consecutive_failures_count_since_the_last_success_and_reset_after_one,
+        the_last_attempt_is_the_newer_of_the_last_fetch_and_the_last_claim,
     ],
 }
 
@@ -295,6 +302,172 @@ async fn a_source_known_only_by_its_claims_can_be_disabled(b: Backend) {
     assert_eq!(
         report(&b, DAY, "posted").await.active,
         Some(false),
+        "{}",
+        b.name
+    );
+}
+
+/// The validators a response carried: an `ETag` and a body hash made from `tag`.
+fn validators(tag: &str) -> Validators {
+    Validators {
+        etag: Some(format!("\"{tag}\"")),
+        last_modified: Some("Tue, 01 Dec 2026 10:00:00 GMT".into()),
+        body_sha256: Some(format!("{:0>64}", tag.len())),
+    }
+}
+
+fn response(status: u16, tag: &str) -> FetchResponse {
+    FetchResponse {
+        status: Some(status),
+        bytes: Some(48_213),
+        duration_ms: Some(1_250),
+        validators: validators(tag),
+    }
+}
+
+async fn the_fetch_log_reads_back_what_an_http_fetch_recorded(b: Backend) {
+    let t = now();
+    let fetched = ok("defillama", t - TimeDelta::minutes(5), 120)
+        .with_response(response(200, "v1"))
+        .unwrap()
+        .with_counts(FetchCounts {
+            inserted: 3,
+            merged: 2,
+            updated: 1,
+            unchanged: 110,
+            rejected: 4,
+        })
+        .unwrap()
+        .for_slot(t - TimeDelta::minutes(10));
+    let not_modified = SourceFetch::not_modified("defillama", t - TimeDelta::seconds(1), t)
+        .unwrap()
+        .with_response(FetchResponse {
+            status: Some(304),
+            ..FetchResponse::default()
+        })
+        .unwrap()
+        .for_slot(t - TimeDelta::minutes(5));
+    let imported = ok("defillama", t - TimeDelta::hours(1), 7);
+    for fetch in [&imported, &fetched, &not_modified] {
+        b.store.sources.record_fetch(fetch, DAY).await.unwrap();
+    }
+    let log = b.store.sources.last_fetches("defillama", 10).await.unwrap();
+    assert_eq!(
+        log,
+        [not_modified, fetched, imported],
+        "{}: newest first, every field as recorded",
+        b.name
+    );
+    assert_eq!(
+        b.store
+            .sources
+            .last_fetches("defillama", 1)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "{}",
+        b.name
+    );
+}
+
+async fn the_validators_are_the_last_successs_not_those_of_a_later_failure_or_import(b: Backend) {
+    let t = now();
+    let s = &b.store.sources;
+    assert_eq!(s.last_validators("feed").await.unwrap(), None, "{}", b.name);
+    for fetch in [
+        ok("feed", t - TimeDelta::hours(3), 5).with_response(response(200, "old")),
+        ok("feed", t - TimeDelta::hours(2), 5).with_response(response(200, "current")),
+        // An import after it: says nothing about the remote resource.
+        Ok(ok("feed", t - TimeDelta::hours(1), 9)),
+        failed("feed", t, "HTTP 500").with_response(response(500, "error-page")),
+    ] {
+        s.record_fetch(&fetch.unwrap(), DAY).await.unwrap();
+    }
+    assert_eq!(
+        s.last_validators("feed").await.unwrap(),
+        Some(validators("current")),
+        "{}",
+        b.name
+    );
+}
+
+async fn failures(b: &Backend, source: &str) -> i64 {
+    report(b, DAY, source).await.consecutive_failures
+}
+
+async fn consecutive_failures_count_since_the_last_success_and_reset_after_one(b: Backend) {
+    let t = now();
+    let s = &b.store.sources;
+    let record = |fetch: SourceFetch| async move { s.record_fetch(&fetch, DAY).await.unwrap() };
+    record(failed("feed", t - TimeDelta::hours(6), "HTTP 502")).await;
+    record(failed("feed", t - TimeDelta::hours(5), "HTTP 502")).await;
+    assert_eq!(
+        failures(&b, "feed").await,
+        2,
+        "{}: failed from the start",
+        b.name
+    );
+    record(ok("feed", t - TimeDelta::hours(4), 1)).await;
+    assert_eq!(failures(&b, "feed").await, 0, "{}", b.name);
+    for hours in [3, 2, 1] {
+        record(failed("feed", t - TimeDelta::hours(hours), "timed out")).await;
+    }
+    assert_eq!(failures(&b, "feed").await, 3, "{}", b.name);
+    record(ok("feed", t, 1)).await;
+    assert_eq!(
+        failures(&b, "feed").await,
+        0,
+        "{}: a success resets it",
+        b.name
+    );
+}
+
+async fn the_last_attempt_is_the_newer_of_the_last_fetch_and_the_last_claim(b: Backend) {
+    let t = now();
+    let s = &b.store.sources;
+    b.store
+        .incidents
+        .ingest(&claim_of("posted", "Deltafi"))
+        .await
+        .unwrap();
+    let only_claims = report(&b, DAY, "posted").await;
+    assert_eq!(
+        (
+            only_claims.last_attempt_at,
+            only_claims.consecutive_failures,
+            only_claims.records_last_fetch
+        ),
+        (None, 0, None),
+        "{}: no fetch, no claim of a slot",
+        b.name
+    );
+
+    s.record_fetch(&ok("feed", t - TimeDelta::minutes(30), 40), DAY)
+        .await
+        .unwrap();
+    s.record_fetch(&ok("feed", t - TimeDelta::minutes(10), 17), DAY)
+        .await
+        .unwrap();
+    let fetched = report(&b, DAY, "feed").await;
+    assert_eq!(
+        (fetched.last_attempt_at, fetched.records_last_fetch),
+        (
+            Some(shown(t - TimeDelta::minutes(10) - TimeDelta::seconds(5))),
+            Some(17)
+        ),
+        "{}: the last fetch's start and records",
+        b.name
+    );
+
+    // A fetch under way: claimed, not recorded yet.
+    s.claim_slot("feed", t, "instance-a", Duration::from_secs(300), t)
+        .await
+        .unwrap();
+    let under_way = report(&b, DAY, "feed").await;
+    assert_eq!(
+        (under_way.last_attempt_at, under_way.records_last_fetch),
+        (Some(shown(t)), Some(17)),
         "{}",
         b.name
     );

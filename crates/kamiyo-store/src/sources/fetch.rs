@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use kamiyo_domain::FieldError;
+
+use super::response::{FetchCounts, FetchResponse};
 
 /// How far back `GET /api/sources` looks for a source's success rate, unless configured
 /// (`server.source_health_window`).
@@ -21,7 +23,11 @@ pub const DEFAULT_SOURCE_FETCH_RETENTION: Duration = Duration::from_secs(3 * 2_6
 /// that a fetcher that quotes a whole response cannot grow the log without bound.
 pub const MAX_FETCH_ERROR_CHARS: usize = 1_000;
 
-/// One attempt to collect a source, validated.
+/// One attempt to collect a source, validated. Built by [`SourceFetch::succeeded`],
+/// [`SourceFetch::failed`] or [`SourceFetch::not_modified`]; a fetcher adds what its
+/// HTTP response said ([`SourceFetch::with_response`]), what the records became
+/// ([`SourceFetch::with_counts`]) and the slot it ran for ([`SourceFetch::for_slot`]),
+/// all of which an import leaves at their defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceFetch {
     pub(super) source: String,
@@ -29,6 +35,10 @@ pub struct SourceFetch {
     pub(super) finished_at: DateTime<Utc>,
     pub(super) records: u64,
     pub(super) error: Option<String>,
+    pub(super) response: FetchResponse,
+    pub(super) counts: FetchCounts,
+    pub(super) not_modified: bool,
+    pub(super) slot_start: Option<DateTime<Utc>>,
 }
 
 impl SourceFetch {
@@ -61,6 +71,44 @@ impl SourceFetch {
         Self::new(source, started_at, finished_at, records, Some(error))
     }
 
+    /// A fetch that worked and found nothing new: a 304, or a body whose hash is the
+    /// last success's. It writes no claim, so its counts stay zero.
+    pub fn not_modified(
+        source: &str,
+        started_at: DateTime<Utc>,
+        finished_at: DateTime<Utc>,
+    ) -> Result<Self, FieldError> {
+        let mut fetch = Self::new(source, started_at, finished_at, 0, None)?;
+        fetch.not_modified = true;
+        Ok(fetch)
+    }
+
+    /// What the HTTP response said (status, size, duration, validators).
+    pub fn with_response(mut self, response: FetchResponse) -> Result<Self, FieldError> {
+        self.response = response.validated()?;
+        Ok(self)
+    }
+
+    /// What the fetched records became. A fetch that was not modified wrote no claim.
+    pub fn with_counts(mut self, counts: FetchCounts) -> Result<Self, FieldError> {
+        let counts = counts.validated()?;
+        if self.not_modified && counts.wrote_claims() {
+            return Err(FieldError::new(
+                "not_modified",
+                "a fetch that was not modified wrote no claim",
+            ));
+        }
+        self.counts = counts;
+        Ok(self)
+    }
+
+    /// The slot of the schedule this fetch ran for (kept to the millisecond, as slots
+    /// are); an import has none.
+    pub fn for_slot(mut self, slot_start: DateTime<Utc>) -> Self {
+        self.slot_start = Some(to_millisecond(slot_start));
+        self
+    }
+
     fn new(
         source: &str,
         started_at: DateTime<Utc>,
@@ -87,6 +135,10 @@ impl SourceFetch {
             finished_at,
             records,
             error,
+            response: FetchResponse::default(),
+            counts: FetchCounts::default(),
+            not_modified: false,
+            slot_start: None,
         })
     }
 
@@ -94,9 +146,48 @@ impl SourceFetch {
         &self.source
     }
 
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
+    pub fn finished_at(&self) -> DateTime<Utc> {
+        self.finished_at
+    }
+
+    pub fn is_success(&self) -> bool {
+        self.error.is_none()
+    }
+
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
     }
+
+    pub fn response(&self) -> &FetchResponse {
+        &self.response
+    }
+
+    pub fn counts(&self) -> FetchCounts {
+        self.counts
+    }
+
+    pub fn is_not_modified(&self) -> bool {
+        self.not_modified
+    }
+
+    pub fn slot_start(&self) -> Option<DateTime<Utc>> {
+        self.slot_start
+    }
+}
+
+/// `at` without its sub-millisecond part: SQLite keeps times to the millisecond, so a
+/// time that is part of a key (a slot's start) is cut the same way on both backends.
+pub(super) fn to_millisecond(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(chrono::TimeDelta::milliseconds(1))
+        .unwrap_or(at)
 }
 
 /// The start of a window of length `window` that ends at `now` (the epoch when the
@@ -150,6 +241,35 @@ mod tests {
                 .as_ref()
                 .map(|f| (f.source(), f.error().map(str::len))),
             Ok(("rekt", Some(MAX_FETCH_ERROR_CHARS)))
+        );
+    }
+
+    #[test]
+    fn a_fetch_that_was_not_modified_wrote_no_claim() {
+        let unchanged = SourceFetch::not_modified("rekt", at(1), at(2));
+        let counted = |counts| unchanged.clone().and_then(|f| f.with_counts(counts));
+        let wrote = FetchCounts {
+            merged: 1,
+            ..FetchCounts::default()
+        };
+        assert_eq!(
+            counted(wrote).err().map(|e| e.field),
+            Some("not_modified".into())
+        );
+        let seen_again = FetchCounts {
+            unchanged: 4,
+            ..FetchCounts::default()
+        };
+        assert!(counted(seen_again).is_ok_and(|f| f.is_not_modified() && f.is_success()));
+    }
+
+    #[test]
+    fn a_slot_start_is_kept_to_the_millisecond() {
+        let start = at(1) + chrono::TimeDelta::microseconds(1_500);
+        let fetch = SourceFetch::succeeded("rekt", at(1), at(2), 0).map(|f| f.for_slot(start));
+        assert_eq!(
+            fetch.map(|f| f.slot_start()),
+            Ok(Some(at(1) + chrono::TimeDelta::milliseconds(1)))
         );
     }
 

@@ -3,15 +3,18 @@
 //!
 //! Recording a fetch is one transaction: the source's registry row (created when
 //! missing; cumulative counters, last fetch, last success, last error), the fetch row,
-//! and the deletion of the source's fetch rows older than the retention the caller gives
-//! (`server.source_fetch_retention`), so the log stays bounded per source.
+//! and the deletion of the source's fetch rows and fetch slots older than the retention
+//! the caller gives (`server.source_fetch_retention`), so both stay bounded per source.
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::Pool;
 
+use super::response::to_i64;
+use super::slots::prune_slots_sql;
 use super::SourceFetch;
 use crate::dialect::Dialect;
 use crate::error::StoreError;
+use crate::row::sqlite_time;
 use crate::statement::{self, Param};
 
 /// Registers the source `$1` as active or not (`$2`), only when it has a registry row or
@@ -63,11 +66,47 @@ fn register_fetch_sql(dialect: Dialect) -> &'static str {
 
 fn insert_fetch_sql(dialect: Dialect) -> &'static str {
     dialect.pick(
-        "INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records, error) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-        "INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records, error) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records, error, \
+             http_status, bytes, duration_ms, etag, last_modified, body_sha256, \
+             inserted, merged, updated, unchanged, rejected, not_modified, slot_start) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7::int8::int4, $8, $9, $10, $11, $12, \
+                 $13, $14, $15, $16, $17, $18, $19::text::timestamptz)",
+        "INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records, error, \
+             http_status, bytes, duration_ms, etag, last_modified, body_sha256, \
+             inserted, merged, updated, unchanged, rejected, not_modified, slot_start) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+                 ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
     )
+}
+
+/// The parameters of [`insert_fetch_sql`].
+fn fetch_params(fetch: &SourceFetch) -> Vec<Param> {
+    let response = &fetch.response;
+    let validators = &response.validators;
+    let counts = fetch.counts;
+    let opt_int = |value: Option<u64>| Param::OptInt(value.map(to_i64));
+    vec![
+        Param::Text(fetch.source.clone()),
+        Param::Time(fetch.started_at),
+        Param::Time(fetch.finished_at),
+        Param::Bool(fetch.error.is_none()),
+        Param::Int(to_i64(fetch.records)),
+        Param::OptText(fetch.error.clone()),
+        Param::OptInt(response.status.map(i64::from)),
+        opt_int(response.bytes),
+        opt_int(response.duration_ms),
+        Param::OptText(validators.etag.clone()),
+        Param::OptText(validators.last_modified.clone()),
+        Param::OptText(validators.body_sha256.clone()),
+        Param::Int(to_i64(counts.inserted)),
+        Param::Int(to_i64(counts.merged)),
+        Param::Int(to_i64(counts.updated)),
+        Param::Int(to_i64(counts.unchanged)),
+        Param::Int(to_i64(counts.rejected)),
+        Param::Bool(fetch.not_modified),
+        // An optional time goes as SQLite's text form, which PostgreSQL's cast reads.
+        Param::OptText(fetch.slot_start.map(sqlite_time)),
+    ]
 }
 
 fn prune_fetches_sql(dialect: Dialect) -> &'static str {
@@ -90,15 +129,13 @@ pub(super) async fn set_active(
     Ok(statement::execute(pool, set_active_sql(dialect), params).await? > 0)
 }
 
-/// Records `fetch` and deletes the source's fetches that finished before `keep_since`.
+/// Records `fetch` and deletes the source's fetches that finished, and slots that
+/// started, before `keep_since`.
 pub(super) async fn record(
     pool: &Pool,
     fetch: &SourceFetch,
     keep_since: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let records = i64::try_from(fetch.records).map_err(|_| {
-        StoreError::Invariant("a fetch's record count does not fit the column".into())
-    })?;
     let dialect = statement::dialect(pool);
     let source = || Param::Text(fetch.source.clone());
     let error = || Param::OptText(fetch.error.clone());
@@ -109,19 +146,13 @@ pub(super) async fn record(
                 register_fetch_sql(dialect),
                 vec![source(), Param::Time(fetch.finished_at), error()],
             ),
-            (
-                insert_fetch_sql(dialect),
-                vec![
-                    source(),
-                    Param::Time(fetch.started_at),
-                    Param::Time(fetch.finished_at),
-                    Param::Bool(fetch.error.is_none()),
-                    Param::Int(records),
-                    error(),
-                ],
-            ),
+            (insert_fetch_sql(dialect), fetch_params(fetch)),
             (
                 prune_fetches_sql(dialect),
+                vec![source(), Param::Time(keep_since)],
+            ),
+            (
+                prune_slots_sql(dialect),
                 vec![source(), Param::Time(keep_since)],
             ),
         ],
