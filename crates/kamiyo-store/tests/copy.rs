@@ -93,7 +93,16 @@ async fn fixture(dir: &Path, name: &str, size: usize) -> Fixture {
          DELETE FROM sources WHERE name = 'gone';
          INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records, error) VALUES
             ('defillama', '2024-01-02T03:04:00.000Z', '2024-01-02T03:04:05.678Z', 1, 120, NULL),
-            ('rekt', '2024-02-03T04:05:00.000Z', '2024-02-03T04:05:06.789Z', 0, 0, 'timeout after \"30s\"');",
+            ('rekt', '2024-02-03T04:05:00.000Z', '2024-02-03T04:05:06.789Z', 0, 0, 'timeout after \"30s\"');
+         INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records, http_status, bytes, duration_ms,
+                                     etag, last_modified, body_sha256, inserted, merged, updated, unchanged, rejected, not_modified, slot_start) VALUES
+            ('defillama', '2024-01-03T03:00:01.000Z', '2024-01-03T03:00:02.500Z', 1, 0, 304, 0, 1500, 'W/\"abc\"',
+             'Wed, 03 Jan 2024 02:00:00 GMT', '00000000000000000000000000000000000000000000000000000000000000ff', 0, 0, 0, 0, 0, 1,
+             '2024-01-03T03:00:00.000Z');
+         INSERT INTO source_fetch_slots (source_name, slot_start, holder, claimed_at, lease_until, attempt, finished_at, outcome) VALUES
+            ('defillama', '2024-01-03T03:00:00.000Z', 'instance-a', '2024-01-03T03:00:00.500Z', '2024-01-03T03:05:00.500Z', 2,
+             '2024-01-03T03:00:02.500Z', 'unchanged'),
+            ('rekt', '2024-02-03T04:00:00.000Z', 'instance-b', '2024-02-03T04:05:00.000Z', '2024-02-03T04:10:00.000Z', 1, NULL, NULL);",
     )
     .unwrap();
 

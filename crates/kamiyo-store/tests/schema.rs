@@ -146,7 +146,7 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "alert_preferences",
     "alerts_sent",
     "api_keys",
@@ -156,6 +156,7 @@ const TABLES: [&str; 14] = [
     "exploit_tx_hashes",
     "exploits",
     "payments",
+    "source_fetch_slots",
     "source_fetches",
     "sources",
     "subscription_changes",
