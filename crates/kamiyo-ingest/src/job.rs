@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::{BackendKind, Clock, RetryPolicy};
-use kamiyo_store::{IncidentStore, SourceFetch, SourceStore};
+use kamiyo_store::{FetchCounts, FetchResponse, IncidentStore, SourceFetch, SourceStore};
 
 use crate::fetch::{FetchReport, Fetched, HttpFetcher, Validators};
 use crate::import::{default_shape, ingest_records, ImportOptions, ImportReport};
@@ -30,6 +30,8 @@ pub struct SourceRun {
     pub status: Option<u16>,
     pub attempts: u32,
     pub bytes: usize,
+    /// The whole fetch, retries included (not the ingest).
+    pub fetch_duration: Duration,
     pub outcome: RunOutcome,
     /// The import of the body's records, when there was a new body.
     pub report: Option<ImportReport>,
@@ -65,8 +67,13 @@ pub struct RunContext<'a> {
 }
 
 /// Fetches `source` once, conditionally on `previous`, ingests what it brought and
-/// records the fetch.
-pub async fn run(context: &RunContext<'_>, source: &Source, previous: &Validators) -> SourceRun {
+/// records the fetch (for `slot`, when the scheduler runs it for one).
+pub async fn run(
+    context: &RunContext<'_>,
+    source: &Source,
+    previous: &Validators,
+    slot: Option<DateTime<Utc>>,
+) -> SourceRun {
     let started_at = context.clock.now_utc();
     let fetched = context
         .fetcher
@@ -79,6 +86,7 @@ pub async fn run(context: &RunContext<'_>, source: &Source, previous: &Validator
         status: fetched.status,
         attempts: fetched.attempts,
         bytes: 0,
+        fetch_duration: fetched.duration,
         outcome: RunOutcome::Failed,
         report: None,
         error: None,
@@ -86,7 +94,7 @@ pub async fn run(context: &RunContext<'_>, source: &Source, previous: &Validator
     };
     settle(context, source, fetched, &mut run).await;
     run.finished_at = context.clock.now_utc();
-    record(context, &run).await;
+    record(context, &run, slot).await;
     match &run.error {
         None => {
             tracing::info!(source = %run.source, outcome = ?run.outcome, status = ?run.status, "source fetched")
@@ -175,17 +183,10 @@ async fn settle(
     }
 }
 
-/// One row in the source's fetch log. A failure to record is logged: the run's own
-/// outcome is what its caller needs.
-async fn record(context: &RunContext<'_>, run: &SourceRun) {
-    let records = run.report.as_ref().map_or(0, |r| r.records as u64);
-    let fetch = match &run.error {
-        None => SourceFetch::succeeded(&run.source, run.started_at, run.finished_at, records),
-        Some(error) => {
-            SourceFetch::failed(&run.source, run.started_at, run.finished_at, records, error)
-        }
-    };
-    let recorded = match fetch {
+/// One row in the source's fetch log, with what the HTTP exchange and the ingest said.
+/// A failure to record is logged: the run's own outcome is what its caller needs.
+async fn record(context: &RunContext<'_>, run: &SourceRun, slot: Option<DateTime<Utc>>) {
+    let recorded = match fetch_row(run, slot) {
         Ok(fetch) => context
             .sources
             .record_fetch(&fetch, context.fetch_log_keep)
@@ -196,4 +197,43 @@ async fn record(context: &RunContext<'_>, run: &SourceRun) {
     if let Err(error) = recorded {
         tracing::warn!(source = %run.source, %error, "the fetch was not recorded");
     }
+}
+
+fn fetch_row(
+    run: &SourceRun,
+    slot: Option<DateTime<Utc>>,
+) -> Result<SourceFetch, kamiyo_domain::FieldError> {
+    let records = run.report.as_ref().map_or(0, |r| r.records as u64);
+    let (start, end) = (run.started_at, run.finished_at);
+    let fetch = match (&run.error, run.outcome) {
+        (Some(error), _) => SourceFetch::failed(&run.source, start, end, records, error)?,
+        (None, RunOutcome::NotModified | RunOutcome::Unchanged) => {
+            SourceFetch::not_modified(&run.source, start, end)?
+        }
+        (None, _) => SourceFetch::succeeded(&run.source, start, end, records)?,
+    };
+    let fetch = fetch.with_response(FetchResponse {
+        status: run.status,
+        bytes: Some(run.bytes as u64),
+        duration_ms: Some(run.fetch_duration.as_millis() as u64),
+        validators: if run.error.is_none() {
+            run.validators.clone()
+        } else {
+            Validators::default()
+        },
+    })?;
+    let fetch = match &run.report {
+        Some(report) => fetch.with_counts(FetchCounts {
+            inserted: report.inserted as u64,
+            merged: report.merged as u64,
+            updated: report.updated as u64,
+            unchanged: report.unchanged as u64,
+            rejected: report.rejected.len() as u64,
+        })?,
+        None => fetch,
+    };
+    Ok(match slot {
+        Some(slot) => fetch.for_slot(slot),
+        None => fetch,
+    })
 }

@@ -299,7 +299,10 @@ mod tests {
             .unwrap()
             .with_timezone(&chrono::Utc);
         let minutes = |m| start + chrono::Duration::minutes(m);
-        assert!(!source.is_stale(None, start, minutes(45)), "three intervals are allowed");
+        assert!(
+            !source.is_stale(None, start, minutes(45)),
+            "three intervals are allowed"
+        );
         assert!(source.is_stale(None, start, minutes(46)));
         assert!(!source.is_stale(Some(minutes(40)), start, minutes(80)));
         assert!(source.is_stale(Some(minutes(40)), start, minutes(86)));
@@ -307,7 +310,10 @@ mod tests {
             enabled: false,
             ..source
         };
-        assert!(!off.is_stale(None, start, minutes(1000)), "a source turned off is never stale");
+        assert!(
+            !off.is_stale(None, start, minutes(1000)),
+            "a source turned off is never stale"
+        );
     }
 
     #[test]

@@ -72,7 +72,7 @@ async fn fetch(b: &Backend, url: String, previous: &Validators) -> SourceRun {
         },
         fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
     };
-    job::run(&context, &defillama_at(url), previous).await
+    job::run(&context, &defillama_at(url), previous, None).await
 }
 
 async fn report_of(b: &Backend) -> kamiyo_store::SourceReport {
@@ -113,6 +113,17 @@ async fn a_fetched_source_is_ingested_like_an_import_and_its_fetch_recorded(b: B
     assert_eq!(again.outcome, RunOutcome::Unchanged, "{again:?}");
     assert!(again.report.is_none());
     assert_eq!(report_of(&b).await.fetches_in_window, 2);
+    let logged = b
+        .store
+        .sources
+        .last_fetches("defillama", 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        logged.is_success() && logged.is_not_modified(),
+        "{logged:?}"
+    );
 }
 
 async fn a_304_after_a_fetch_writes_nothing_and_counts_as_a_success(b: Backend) {

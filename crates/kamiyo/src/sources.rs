@@ -106,8 +106,13 @@ async fn fetch(
         backend: database.backend(),
         fetch_log_keep: settings.server.source_fetch_retention,
     };
-    let previous = kamiyo_ingest::fetch::Validators::default();
-    let run = kamiyo_ingest::job::run(&context, source, &previous).await;
+    // Conditional on the last success's validators: an unchanged source costs nothing.
+    let previous = sources
+        .last_validators(name)
+        .await
+        .context("cannot read the source's last fetch")?
+        .unwrap_or_default();
+    let run = kamiyo_ingest::job::run(&context, source, &previous, None).await;
     if json {
         println!(
             "{}",

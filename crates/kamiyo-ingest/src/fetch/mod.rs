@@ -52,14 +52,9 @@ impl Default for FetchLimits {
     }
 }
 
-/// What the last successful fetch saw, sent back to ask "has it changed?".
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    /// Hex SHA-256 of the body.
-    pub body_sha256: Option<String>,
-}
+/// What the last successful fetch saw, sent back to ask "has it changed?" (the fetch
+/// log keeps them: `SourceStore::last_validators`).
+pub use kamiyo_store::Validators;
 
 /// A successful fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
