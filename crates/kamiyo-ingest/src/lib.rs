@@ -20,6 +20,8 @@
 //! - `fetch`: one conditional, bounded, retried HTTP fetch of a source.
 //! - `sources`: the sources the service fetches (`[sources]` of the configuration).
 //! - `job`: one fetch of a source end to end: fetch, parse, ingest, record.
+//! - `scheduler`: every enabled source on its interval, one fetch per slot among any
+//!   number of instances (slots claimed in the database, no leader).
 //! - `rekt`: rekt.news's RSS feed, and an article's front matter ([`rekt::apply_article`]).
 //! - `text`: small helpers for trimming, lists, booleans and `chain:hash` pairs.
 //!
@@ -41,6 +43,7 @@ mod kamiyo_csv;
 mod loss_text;
 mod record;
 pub mod rekt;
+pub mod scheduler;
 pub mod sources;
 mod table;
 mod text;
