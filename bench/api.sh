@@ -217,7 +217,7 @@ start_server() {
     die "something already answers on $BASE"
   fi
   env RUST_LOG=warn KAMIYO_DATABASE_POOL_MAX_SIZE="$pool" KAMIYO_SERVER_METRICS_TOKEN="$METRICS_TOKEN" \
-    "$KAMIYO" --database-url "$DB_URL" serve --no-migrate --listen "127.0.0.1:$PORT" \
+    "$KAMIYO" --database-url "$DB_URL" serve --no-migrate --no-fetch --listen "127.0.0.1:$PORT" \
     >"$OUT_DIR/server-pool$pool.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do

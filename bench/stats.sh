@@ -37,7 +37,7 @@ psql -q "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $SCRATCH_DB" -c "CREATE DATABAS
 "$kamiyo" user create --email stats-bench@kamiyo.invalid --tier enterprise >> "$LOG" 2>&1
 key=$("$kamiyo" key create --user stats-bench@kamiyo.invalid --name stats 2>> "$LOG")
 
-"$kamiyo" serve --listen "127.0.0.1:$PORT" --no-migrate >> "$LOG" 2>&1 &
+"$kamiyo" serve --listen "127.0.0.1:$PORT" --no-migrate --no-fetch >> "$LOG" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null || true' EXIT
 for _ in $(seq 100); do

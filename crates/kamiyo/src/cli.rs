@@ -38,6 +38,9 @@ pub enum Command {
         /// Do not apply pending migrations at start-up.
         #[arg(long)]
         no_migrate: bool,
+        /// Do not fetch the sources on schedule (as `sources.enabled = false`).
+        #[arg(long)]
+        no_fetch: bool,
     },
     /// Apply pending migrations, or show their status.
     Migrate {

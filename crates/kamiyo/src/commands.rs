@@ -16,7 +16,8 @@ use crate::startup::prepare_database;
 /// its descriptors come out of `fdlimit::RESERVED_DESCRIPTORS`.
 const METRICS_MAX_CONNECTIONS: usize = 16;
 
-pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
+/// Serves the API and, when `fetch`, fetches the configured sources on schedule.
+pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     let open_files = fdlimit::raise_to_hard_limit();
     settings.server.max_connections = fit_connection_cap(&settings, open_files);
     let database = prepare_database(&settings.database, &MIGRATIONS).await?;
@@ -34,6 +35,12 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     );
     let limits = ConnectionLimits::from(&settings.server);
     let metrics_listen = settings.server.metrics_listen;
+    let fetchers = if fetch {
+        start_fetching(&settings, &database)?
+    } else {
+        tracing::info!("fetching on schedule is off (sources.enabled = false or --no-fetch)");
+        Vec::new()
+    };
     let state = AppState::new(database.clone(), settings.server);
 
     // One signal stops both listeners.
@@ -70,6 +77,11 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let stats = Arc::clone(&state.connections);
     let app = kamiyo_api::router(state);
     let drained = kamiyo_api::serve(listener, app, stopped(stop_rx), limits, stats).await;
+    // A fetch cut off here leaves whole batches or none, and its slot's lease hands it
+    // to another instance.
+    for fetcher in &fetchers {
+        fetcher.abort();
+    }
     if let Some(metrics_server) = metrics_server {
         metrics_server
             .await
@@ -78,6 +90,30 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     database.close();
     tracing::info!(drained, "stopped");
     Ok(())
+}
+
+/// The scheduler's tasks, one per enabled source. An unreachable network is no reason
+/// not to serve: each fetch fails, is recorded, and says why in the source's health.
+fn start_fetching(
+    settings: &Settings,
+    database: &kamiyo_db::Database,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let sources = settings.sources.resolve()?;
+    let clock = database.clock().clone();
+    let scheduler = kamiyo_ingest::scheduler::Scheduler {
+        incidents: kamiyo_store::IncidentStore::new(database.clone()),
+        sources: kamiyo_store::SourceStore::new(database.clone()),
+        retry: settings.database.retry,
+        fetcher: kamiyo_ingest::fetch::HttpFetcher::new(
+            settings.database.connect_timeout,
+            clock.clone(),
+        )?,
+        clock,
+        backend: database.backend(),
+        fetch_log_keep: settings.server.source_fetch_retention,
+        holder: kamiyo_ingest::scheduler::instance_name().into(),
+    };
+    Ok(scheduler.spawn(sources))
 }
 
 /// `server.max_connections`, lowered (with a warning) if the database pools, the

@@ -20,7 +20,9 @@ use settings::Overrides;
 /// (`kamiyo db health`).
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (listen, no_migrate) = match &cli.command {
-        Command::Serve { listen, no_migrate } => (*listen, *no_migrate),
+        Command::Serve {
+            listen, no_migrate, ..
+        } => (*listen, *no_migrate),
         _ => (None, false),
     };
     let overrides = Overrides {
@@ -32,7 +34,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = settings::load(cli.config.as_deref(), &overrides)?;
     telemetry::init(&settings.log);
     match cli.command {
-        Command::Serve { .. } => commands::serve(settings).await?,
+        Command::Serve { no_fetch, .. } => {
+            let fetch = settings.sources.enabled && !no_fetch;
+            commands::serve(settings, fetch).await?
+        }
         Command::Migrate { action: None } => commands::migrate(settings).await?,
         Command::Migrate {
             action: Some(MigrateAction::Status),

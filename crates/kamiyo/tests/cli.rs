@@ -17,7 +17,9 @@ fn kamiyo(dir: &Path) -> Command {
     isolated(Command::new(KAMIYO), dir)
 }
 
-/// `command` in `dir`, without the developer's configuration in its environment.
+/// `command` in `dir`, without the developer's configuration in its environment, and
+/// with fetching on schedule off: nothing in the tests reaches the internet (the test
+/// of the scheduler in `serve` turns it on for a loopback source).
 fn isolated(mut command: Command, dir: &Path) -> Command {
     command.current_dir(dir).env("RUST_LOG", "info");
     for (key, _) in std::env::vars() {
@@ -25,6 +27,7 @@ fn isolated(mut command: Command, dir: &Path) -> Command {
             command.env_remove(key);
         }
     }
+    command.env("KAMIYO_SOURCES_ENABLED", "false");
     command
 }
 
@@ -821,4 +824,53 @@ async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fail
         "{}",
         text(&unknown.stderr)
     );
+}
+
+/// `kamiyo serve` fetches the configured sources on schedule (the built-in ones turned
+/// off here: the tests never reach the internet): a loopback source of one's own is
+/// fetched without any command, and `GET /api/sources` shows its fetch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fetches_the_configured_sources_on_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../kamiyo-ingest/tests/fixtures/defillama_api_sample.json"
+    ))
+    .unwrap();
+    let source = kamiyo_testkit::FixtureServer::start(kamiyo_testkit::Reply::json(sample)).await;
+    let mut command = serve(dir.path());
+    command
+        .env("KAMIYO_SOURCES_ENABLED", "true")
+        .env("KAMIYO_SOURCES_DEFILLAMA_ENABLED", "false")
+        .env("KAMIYO_SOURCES_DEFIHACKLABS_ENABLED", "false")
+        .env("KAMIYO_SOURCES_REKT_ENABLED", "false")
+        .env("KAMIYO_SOURCES_MIRROR_URL", source.url("/hacks"))
+        .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+        .env("KAMIYO_SOURCES_MIRROR_INTERVAL", "1h");
+    let mut server = Server::spawn(command);
+    let addr = server.listening().await.to_owned();
+    let mirror = eventually("the mirror fetched", Duration::from_secs(20), || {
+        let addr = addr.clone();
+        async move {
+            let (_, body) = http_get(&addr, "/api/sources").await;
+            let sources: serde_json::Value =
+                serde_json::from_str(&body).map_err(|_| body.clone())?;
+            sources
+                .as_array()
+                .and_then(|all| all.iter().find(|s| s["source"] == "mirror").cloned())
+                .filter(|s| s["fetches_in_window"] == 1)
+                .ok_or(body)
+        }
+    })
+    .await;
+    // An anonymous caller sees no 2024 incident (its tier's history window), so the
+    // fetch's own record is what shows: three records read, none failed.
+    assert_eq!(
+        (&mirror["records_last_fetch"], &mirror["success_rate_pct"]),
+        (&serde_json::json!(3), &serde_json::json!(100.0)),
+        "{mirror}"
+    );
+    assert_eq!(source.requests(), 1);
+    server.terminate();
+    assert!(server.exit(Duration::from_secs(30)).await.success());
 }

@@ -69,7 +69,15 @@ impl Server {
             }
         }
         command
-            .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
+            // No fetching: nothing in the tests reaches the internet.
+            .args([
+                "serve",
+                "--no-fetch",
+                "--listen",
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
+            ])
             .env("KAMIYO_DATABASE_URL", database_url)
             .env("KAMIYO_SERVER_ADMIN_TOKEN", ADMIN_TOKEN)
             // The hooks give each test case an address of its own (hooks.py says why).
