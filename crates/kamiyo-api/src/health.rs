@@ -54,6 +54,23 @@ pub struct DatabaseHealth {
     responses((status = 200, description = "healthy, or degraded with warnings", body = DatabaseHealth),
         (status = 503, description = "unhealthy: the database does not answer (`error` says so in the error envelope's words)", body = DatabaseHealth)))]
 pub async fn database(State(state): State<AppState>) -> Response {
+    let answer = database_probe(&state).await;
+    let status = if answer.unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    // A 503 gets its Retry-After from `error::stamp_retry_after`.
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response()
+}
+
+/// The database probe's answer, shared (see `health_cache`).
+async fn database_probe(state: &AppState) -> Probe {
     let probe = || async {
         let db = &state.db;
         let check = db.health_check().await;
@@ -74,17 +91,87 @@ pub async fn database(State(state): State<AppState>) -> Response {
                 .unwrap_or_default(),
         }
     };
-    let answer = state.health.get_or_probe(probe).await;
-    let status = if answer.unhealthy {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
+    state.health.get_or_probe(probe).await
+}
+
+/// `GET /api/health`'s answer: the database's health and each configured source's.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ServiceHealth {
+    /// `degraded` while the database is or while any enabled source is stale.
+    status: HealthStatus,
+    /// What `/api/health/database` answers.
+    #[schema(value_type = DatabaseHealth)]
+    database: serde_json::Value,
+    sources: Vec<SourceHealth>,
+}
+
+/// One configured source's freshness.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SourceHealth {
+    source: String,
+    enabled: bool,
+    /// Seconds between fetches.
+    interval_seconds: u64,
+    last_success_at: Option<String>,
+    /// Failed fetches since the last success.
+    consecutive_failures: i64,
+    /// No successful fetch within three intervals (counted from this process's start
+    /// for a source it never fetched).
+    stale: bool,
+}
+
+/// The service's health: the database (the same shared probe as
+/// `/api/health/database`) and each configured source's freshness. 200 `healthy` or
+/// `degraded` (a stale source, a degraded database); 503 when the database does not
+/// answer.
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses((status = 200, description = "healthy, or degraded: the database is, or a source is stale", body = ServiceHealth)))]
+pub async fn service(State(state): State<AppState>) -> crate::error::Result<Json<ServiceHealth>> {
+    let probe = database_probe(&state).await;
+    if probe.unhealthy {
+        return Err(crate::ApiError::DatabaseUnavailable(
+            kamiyo_store::StoreError::Invariant("the database probe failed".into()),
+        ));
+    }
+    let database: serde_json::Value = serde_json::from_slice(&probe.body)
+        .map_err(|e| crate::ApiError::Unexpected(format!("reading the probe's answer: {e}")))?;
+    let report = state
+        .sources
+        .report(state.server.source_health_window, None, None)
+        .await?;
+    let now = state.now();
+    let sources: Vec<SourceHealth> = state
+        .schedule
+        .iter()
+        .map(|schedule| {
+            let row = report.iter().find(|r| r.source == schedule.name);
+            let last_success_at = row.and_then(|r| r.last_success_at.clone());
+            let last_success = last_success_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc));
+            SourceHealth {
+                source: schedule.name.clone(),
+                enabled: schedule.enabled,
+                interval_seconds: schedule.interval.as_secs(),
+                last_success_at,
+                consecutive_failures: row.map_or(0, |r| r.consecutive_failures),
+                stale: schedule.is_stale(last_success, state.started_at, now),
+            }
+        })
+        .collect();
+    let database_status = match database["status"].as_str() {
+        Some("healthy") => HealthStatus::Healthy,
+        _ => HealthStatus::Degraded,
     };
-    // A 503 gets its Retry-After from `error::stamp_retry_after`.
-    (
+    let status = if database_status == HealthStatus::Healthy && !sources.iter().any(|s| s.stale) {
+        HealthStatus::Healthy
+    } else {
+        HealthStatus::Degraded
+    };
+    Ok(Json(ServiceHealth {
         status,
-        [(header::CONTENT_TYPE, "application/json")],
-        answer.body,
-    )
-        .into_response()
+        database,
+        sources,
+    }))
 }

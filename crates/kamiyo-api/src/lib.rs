@@ -82,6 +82,11 @@ pub struct Services {
     pub health: Arc<health_cache::HealthCache>,
     /// Counts of the connections [`serve`] holds, when it is given this instance.
     pub connections: Arc<ConnectionStats>,
+    /// The sources this instance fetches, for `/api/health` (empty: none).
+    pub schedule: Vec<kamiyo_store::sources::SourceSchedule>,
+    /// When this instance started: a source never fetched is stale only after three of
+    /// its intervals from here.
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl AppState {
@@ -94,7 +99,17 @@ impl AppState {
     /// Everything that decides by elapsed time (caches, rate limits) reads the
     /// database's clock ([`Database::clock`]): tests give it a manual one.
     pub fn new(db: Database, server: ServerConfig) -> Self {
+        Self::with_sources(db, server, Vec::new())
+    }
+
+    /// [`AppState::new`] for an instance that fetches `schedule`'s sources.
+    pub fn with_sources(
+        db: Database,
+        server: ServerConfig,
+        schedule: Vec<kamiyo_store::sources::SourceSchedule>,
+    ) -> Self {
         let clock = db.clock().clone();
+        let clock_now = clock.now_utc();
         if clock.is_manual() {
             tracing::warn!("time is read from a manual clock: it moves only when advanced");
         }
@@ -134,6 +149,8 @@ impl AppState {
             server: Arc::new(server),
             http_metrics: Arc::new(HttpMetrics::default()),
             connections: Arc::new(ConnectionStats::default()),
+            started_at: clock_now,
+            schedule,
         }))
     }
 }
@@ -190,6 +207,7 @@ fn api_routes() -> Routes {
         paths: Vec::new(),
     }
     .route("/healthz", get(health::liveness))
+    .route("/api/health", get(health::service))
     .route("/api/health/database", get(health::database))
     .route("/api/metrics/database", get(metrics::database))
     .route("/api/metrics/queries", get(metrics::queries))

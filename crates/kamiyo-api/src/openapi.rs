@@ -79,6 +79,7 @@ impl Access {
         crate::export::atom,
         crate::health::liveness,
         crate::health::database,
+        crate::health::service,
         crate::metrics::database,
         crate::metrics::queries,
         crate::metrics::prometheus,

@@ -103,3 +103,60 @@ async fn unknown_paths_get_404_in_the_envelope() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert_eq!(answer.json()["error"]["code"], "not_found");
 }
+
+/// `GET /api/health` is `degraded` while a fetched source is stale (no success within
+/// three intervals, counted from the start for a source never fetched), naming it, and
+/// `healthy` again once a fetch succeeds: time moves on the service's manual clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_health_is_degraded_while_a_source_is_stale_and_recovers_by_itself() {
+    let pg = kamiyo_testkit::TestDatabase::create().await;
+    let time = kamiyo_db::ManualClock::new();
+    let db = kamiyo_db::Database::open(DbConfig {
+        clock: time.clock(),
+        ..DbConfig::for_url(pg.url())
+    })
+    .await
+    .unwrap();
+    db.migrate(&kamiyo_store::MIGRATIONS).await.unwrap();
+    let schedule = kamiyo_store::sources::SourceSchedule {
+        name: "mirror".into(),
+        interval: Duration::from_secs(60),
+        enabled: true,
+    };
+    let state = kamiyo_api::AppState::with_sources(
+        db.clone(),
+        kamiyo_api::ServerConfig {
+            health_cache_ttl: Duration::ZERO,
+            ..kamiyo_api::ServerConfig::default()
+        },
+        vec![schedule],
+    );
+    let client = kamiyo_testkit::Client::new(kamiyo_api::router(state));
+    let health = || async { client.get("/api/health").send().await.json() };
+
+    let fresh = health().await;
+    assert_eq!(fresh["status"], "healthy", "{fresh}");
+    assert_eq!(fresh["sources"][0]["stale"], false);
+
+    time.advance(Duration::from_secs(3 * 60 + 1));
+    let stale = health().await;
+    assert_eq!(stale["status"], "degraded", "{stale}");
+    assert_eq!(
+        (
+            &stale["sources"][0]["source"],
+            &stale["sources"][0]["stale"]
+        ),
+        (&serde_json::json!("mirror"), &serde_json::json!(true))
+    );
+    assert_eq!(stale["database"]["status"], "healthy");
+
+    let now = time.clock().now_utc();
+    let fetch = kamiyo_store::SourceFetch::succeeded("mirror", now, now, 3).unwrap();
+    kamiyo_store::SourceStore::new(db)
+        .record_fetch(&fetch, kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION)
+        .await
+        .unwrap();
+    let recovered = health().await;
+    assert_eq!(recovered["status"], "healthy", "{recovered}");
+    assert!(recovered["sources"][0]["last_success_at"].is_string());
+}

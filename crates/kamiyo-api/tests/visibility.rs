@@ -218,6 +218,7 @@ async fn check(
         // No incident data: health, the monitor (pool state and normalised SQL, never
         // values), the caller's own account, the API's description.
         "/healthz"
+        | "/api/health"
         | "/api/health/database"
         | "/api/metrics/database"
         | "/api/metrics/queries"

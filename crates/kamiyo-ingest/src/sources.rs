@@ -102,24 +102,24 @@ pub struct Source {
     pub enabled: bool,
 }
 
-/// Intervals without a successful fetch after which a source is stale.
-pub const STALE_AFTER_INTERVALS: u32 = 3;
-
 impl Source {
-    /// Whether no fetch of this source succeeded within [`STALE_AFTER_INTERVALS`]
-    /// intervals before `now`. `watching_since` is when this process started to fetch:
-    /// a source it never fetched successfully is stale only once it has had that long.
+    /// What its health sees of it (`kamiyo_store::sources::SourceSchedule`).
+    pub fn schedule(&self) -> kamiyo_store::sources::SourceSchedule {
+        kamiyo_store::sources::SourceSchedule {
+            name: self.name.clone(),
+            interval: self.interval,
+            enabled: self.enabled,
+        }
+    }
+
+    /// See [`kamiyo_store::sources::SourceSchedule::is_stale`].
     pub fn is_stale(
         &self,
         last_success: Option<chrono::DateTime<chrono::Utc>>,
         watching_since: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> bool {
-        let Ok(window) = chrono::Duration::from_std(self.interval * STALE_AFTER_INTERVALS) else {
-            return false;
-        };
-        let reference = last_success.map_or(watching_since, |at| at.max(watching_since));
-        self.enabled && now - reference > window
+        self.schedule().is_stale(last_success, watching_since, now)
     }
 }
 

@@ -41,7 +41,18 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
         tracing::info!("fetching on schedule is off (sources.enabled = false or --no-fetch)");
         Vec::new()
     };
-    let state = AppState::new(database.clone(), settings.server);
+    // What /api/health judges: the sources this instance fetches.
+    let schedule = if fetch {
+        settings
+            .sources
+            .resolve()?
+            .iter()
+            .map(kamiyo_ingest::sources::Source::schedule)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let state = AppState::with_sources(database.clone(), settings.server, schedule);
 
     // One signal stops both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -17,6 +17,7 @@ mod log;
 mod registry;
 mod report;
 mod response;
+mod schedule;
 mod slots;
 
 use chrono::{DateTime, Utc};
@@ -30,6 +31,7 @@ pub use fetch::{
 };
 pub use report::SourceReport;
 pub use response::{FetchCounts, FetchResponse, Validators, MAX_VALIDATOR_CHARS};
+pub use schedule::{SourceSchedule, STALE_AFTER_INTERVALS};
 pub use slots::{FetchSlot, SlotClaim, SlotOutcome, MAX_SLOT_LEASE};
 
 use slots::SlotKey;
