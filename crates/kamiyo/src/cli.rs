@@ -124,13 +124,20 @@ pub enum SourceAction {
         #[arg(long)]
         json: bool,
     },
-    /// Mark a source active (fetchers, once they exist, collect it).
+    /// Whether each configured, enabled source is fresh: stale when no fetch of it
+    /// succeeded within three of its intervals. Exit code 0 when all are fresh, 1 when
+    /// any is stale (as `kamiyo db health`'s degraded).
+    Health {
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Mark a source active (the scheduler fetches it).
     Enable {
         /// The source's name, as its claims and fetches carry it.
         name: String,
     },
-    /// Mark a source inactive (fetchers, once they exist, skip it; imports are still
-    /// accepted, and its incidents stay).
+    /// Mark a source inactive (imports are still accepted, and its incidents stay).
     Disable {
         /// The source's name, as its claims and fetches carry it.
         name: String,

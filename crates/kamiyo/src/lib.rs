@@ -46,7 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User { action } => accounts::user(settings, action).await?,
         Command::Key { action } => accounts::key(settings, action).await?,
         Command::Payment { action } => accounts::payment(settings, action).await?,
-        Command::Source { action } => sources::source(settings, action).await?,
+        Command::Source { action } => return sources::source(settings, action).await,
         Command::Import {
             file,
             format,

@@ -1,6 +1,8 @@
 //! `kamiyo source`: the sources incidents come from, their fetch health, and whether they
 //! are active.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use kamiyo_store::{SourceStore, MIGRATIONS};
 
@@ -8,7 +10,7 @@ use crate::cli::SourceAction;
 use crate::settings::Settings;
 use crate::startup::prepare_database;
 
-pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<()> {
+pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<ExitCode> {
     let database = prepare_database(&settings.database, &MIGRATIONS).await?;
     let store = SourceStore::new(database.clone());
     match action {
@@ -51,13 +53,18 @@ pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<
         SourceAction::Fetch { name, json } => {
             let outcome = fetch(&settings, &database, &name, json).await;
             database.close();
+            return outcome.map(|()| ExitCode::SUCCESS);
+        }
+        SourceAction::Health { json } => {
+            let outcome = health(&settings, &store, database.clock().now_utc(), json).await;
+            database.close();
             return outcome;
         }
         SourceAction::Enable { name } => set_active(&store, &name, true).await?,
         SourceAction::Disable { name } => set_active(&store, &name, false).await?,
     }
     database.close();
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn set_active(store: &SourceStore, name: &str, active: bool) -> anyhow::Result<()> {
@@ -155,4 +162,67 @@ async fn fetch(
         // Escaped: an error text from a remote source must not drive the terminal.
         Some(error) => anyhow::bail!("fetch of {name} failed: {}", error.escape_debug()),
     }
+}
+
+/// `kamiyo source health`: each configured, enabled source's freshness.
+async fn health(
+    settings: &Settings,
+    store: &SourceStore,
+    now: chrono::DateTime<chrono::Utc>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let report = store
+        .report(settings.server.source_health_window, None, None)
+        .await
+        .context("cannot read the sources")?;
+    let mut rows = Vec::new();
+    for source in settings.sources.resolve()?.iter().filter(|s| s.enabled) {
+        let row = report.iter().find(|r| r.source == source.name);
+        let last_success_at = row.and_then(|r| r.last_success_at.clone());
+        let last_success = last_success_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
+        // No process start to count from here: a source never fetched is stale.
+        let stale = source.is_stale(last_success, chrono::DateTime::<chrono::Utc>::MIN_UTC, now);
+        rows.push(serde_json::json!({
+            "source": source.name,
+            "interval_seconds": source.interval.as_secs(),
+            "last_success_at": last_success_at,
+            "consecutive_failures": row.map_or(0, |r| r.consecutive_failures),
+            "stale": stale,
+        }));
+    }
+    let stale: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["stale"] == true)
+        .filter_map(|r| r["source"].as_str())
+        .collect();
+    let status = if stale.is_empty() {
+        "healthy"
+    } else {
+        "degraded"
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "status": status, "sources": rows })
+        );
+    } else {
+        for r in &rows {
+            println!(
+                "{:<24} {:<6} last success {}  failures since {}",
+                r["source"].as_str().unwrap_or_default(),
+                if r["stale"] == true { "STALE" } else { "fresh" },
+                r["last_success_at"].as_str().unwrap_or("never"),
+                r["consecutive_failures"]
+            );
+        }
+        println!("{status}");
+    }
+    Ok(if stale.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

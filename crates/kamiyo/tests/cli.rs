@@ -817,6 +817,37 @@ async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fail
         text(&failed.stderr)
     );
 
+    // Health: the mirror's last success is recent (the failure since does not make it
+    // stale); a built-in source never fetched is stale, and the exit code says so.
+    let health = |builtins: bool| {
+        let mut command = kamiyo(dir.path());
+        command
+            .env("KAMIYO_SOURCES_MIRROR_URL", server.url("/hacks"))
+            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+            .args(["source", "health", "--json"]);
+        if !builtins {
+            for name in ["DEFILLAMA", "DEFIHACKLABS", "REKT"] {
+                command.env(format!("KAMIYO_SOURCES_{name}_ENABLED"), "false");
+            }
+        }
+        output(&mut command)
+    };
+    let fresh = health(false);
+    assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh.stdout));
+    let fresh: serde_json::Value = serde_json::from_slice(&fresh.stdout).unwrap();
+    assert_eq!(fresh["status"], "healthy", "{fresh}");
+    assert_eq!(fresh["sources"][0]["consecutive_failures"], 1, "{fresh}");
+    let stale = health(true);
+    assert_eq!(stale.status.code(), Some(1), "{}", text(&stale.stdout));
+    let stale: serde_json::Value = serde_json::from_slice(&stale.stdout).unwrap();
+    assert_eq!(
+        (
+            &stale["sources"][0]["source"],
+            &stale["sources"][0]["stale"]
+        ),
+        (&serde_json::json!("defillama"), &serde_json::json!(true))
+    );
+
     let unknown = output(kamiyo(dir.path()).args(["source", "fetch", "nowhere"]));
     assert!(!unknown.status.success());
     assert!(
