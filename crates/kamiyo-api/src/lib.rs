@@ -87,6 +87,8 @@ pub struct Services {
     /// When this instance started: a source never fetched is stale only after three of
     /// its intervals from here.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// This instance's fetches, for `/metrics` (its scheduler writes them).
+    pub source_metrics: Arc<kamiyo_store::sources::SourceMetrics>,
 }
 
 impl AppState {
@@ -151,6 +153,7 @@ impl AppState {
             connections: Arc::new(ConnectionStats::default()),
             started_at: clock_now,
             schedule,
+            source_metrics: Arc::default(),
         }))
     }
 }

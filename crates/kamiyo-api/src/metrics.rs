@@ -178,6 +178,7 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     state.db.write_metrics(&mut exposition);
     state.http_metrics.write(&mut exposition);
     state.connections.write(&mut exposition);
+    state.source_metrics.write(&mut exposition);
     crate::ratelimit::write_metrics(
         &[
             ("requests", &state.rate_limiter),

@@ -36,6 +36,8 @@ pub struct Scheduler {
     pub fetch_log_keep: Duration,
     /// This instance's name in the slots it claims (host, process and a random part).
     pub holder: Arc<str>,
+    /// What `/metrics` reports of this instance's fetches.
+    pub metrics: Arc<kamiyo_store::sources::SourceMetrics>,
 }
 
 impl Scheduler {
@@ -47,6 +49,7 @@ impl Scheduler {
             .into_iter()
             .filter(|source| source.enabled)
             .map(|source| {
+                self.metrics.schedule(&source.name, source.interval);
                 let scheduler = self.clone();
                 tokio::spawn(async move { scheduler.fetch_forever(source).await })
             })
@@ -124,6 +127,8 @@ impl Scheduler {
             RunOutcome::NotModified | RunOutcome::Unchanged => SlotOutcome::Unchanged,
             RunOutcome::Failed => SlotOutcome::Failed,
         };
+        self.metrics
+            .fetched(&source.name, outcome.as_str(), run.finished_at);
         let finished = self
             .sources
             .finish_slot(

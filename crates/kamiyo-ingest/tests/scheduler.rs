@@ -55,6 +55,7 @@ async fn instance(pg: &TestDatabase, name: &str) -> Scheduler {
         backend: BackendKind::Postgres,
         fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
         holder: Arc::from(name),
+        metrics: Arc::default(),
     }
 }
 

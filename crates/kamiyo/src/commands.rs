@@ -35,12 +35,8 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     );
     let limits = ConnectionLimits::from(&settings.server);
     let metrics_listen = settings.server.metrics_listen;
-    let fetchers = if fetch {
-        start_fetching(&settings, &database)?
-    } else {
-        tracing::info!("fetching on schedule is off (sources.enabled = false or --no-fetch)");
-        Vec::new()
-    };
+    let sources_config = settings.sources.clone();
+    let (retry, connect_timeout) = (settings.database.retry, settings.database.connect_timeout);
     // What /api/health judges: the sources this instance fetches.
     let schedule = if fetch {
         settings
@@ -52,7 +48,30 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     } else {
         Vec::new()
     };
+    let fetch_log_keep = settings.server.source_fetch_retention;
     let state = AppState::with_sources(database.clone(), settings.server, schedule);
+    let fetchers = if fetch {
+        let scheduler = kamiyo_ingest::scheduler::Scheduler {
+            incidents: kamiyo_store::IncidentStore::new(database.clone()),
+            sources: kamiyo_store::SourceStore::new(database.clone()),
+            retry,
+            fetcher: kamiyo_ingest::fetch::HttpFetcher::new(
+                connect_timeout,
+                database.clock().clone(),
+            )?,
+            clock: database.clock().clone(),
+            backend: database.backend(),
+            fetch_log_keep,
+            holder: kamiyo_ingest::scheduler::instance_name().into(),
+            metrics: Arc::clone(&state.source_metrics),
+        };
+        // An unreachable network is no reason not to serve: each fetch fails, is
+        // recorded, and says why in the source's health.
+        scheduler.spawn(sources_config.resolve()?)
+    } else {
+        tracing::info!("fetching on schedule is off (sources.enabled = false or --no-fetch)");
+        Vec::new()
+    };
 
     // One signal stops both listeners.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -101,30 +120,6 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     database.close();
     tracing::info!(drained, "stopped");
     Ok(())
-}
-
-/// The scheduler's tasks, one per enabled source. An unreachable network is no reason
-/// not to serve: each fetch fails, is recorded, and says why in the source's health.
-fn start_fetching(
-    settings: &Settings,
-    database: &kamiyo_db::Database,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let sources = settings.sources.resolve()?;
-    let clock = database.clock().clone();
-    let scheduler = kamiyo_ingest::scheduler::Scheduler {
-        incidents: kamiyo_store::IncidentStore::new(database.clone()),
-        sources: kamiyo_store::SourceStore::new(database.clone()),
-        retry: settings.database.retry,
-        fetcher: kamiyo_ingest::fetch::HttpFetcher::new(
-            settings.database.connect_timeout,
-            clock.clone(),
-        )?,
-        clock,
-        backend: database.backend(),
-        fetch_log_keep: settings.server.source_fetch_retention,
-        holder: kamiyo_ingest::scheduler::instance_name().into(),
-    };
-    Ok(scheduler.spawn(sources))
 }
 
 /// `server.max_connections`, lowered (with a warning) if the database pools, the

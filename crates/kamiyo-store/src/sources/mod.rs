@@ -14,6 +14,7 @@
 
 mod fetch;
 mod log;
+mod metrics;
 mod registry;
 mod report;
 mod response;
@@ -29,6 +30,7 @@ pub use fetch::{
     SourceFetch, DEFAULT_SOURCE_FETCH_RETENTION, DEFAULT_SOURCE_HEALTH_WINDOW,
     MAX_FETCH_ERROR_CHARS,
 };
+pub use metrics::SourceMetrics;
 pub use report::SourceReport;
 pub use response::{FetchCounts, FetchResponse, Validators, MAX_VALIDATOR_CHARS};
 pub use schedule::{SourceSchedule, STALE_AFTER_INTERVALS};
