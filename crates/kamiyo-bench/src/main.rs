@@ -30,6 +30,7 @@
 //! BENCHMARKS.md (sections 3 and 5) has the method and the figures.
 
 mod copy;
+mod fetch;
 mod human;
 mod monitor;
 mod pool;
@@ -109,6 +110,21 @@ enum Command {
         pool_size: usize,
         #[arg(long, default_value_t = 200_000)]
         queries: u64,
+    },
+    /// Fetch a DeFiLlama API answer from a loopback server into a fresh SQLite database,
+    /// then ask again with its ETag (304) `--repeat` times; time both and count the
+    /// database statements. Prints JSON; `invalid` says when a run did not do what it
+    /// measures.
+    Fetch {
+        /// A DeFiLlama API answer to serve (e.g. ../shared/data/raw/
+        /// defillama_hacks_api_shape.json); without it, `--records` synthetic ones.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 450)]
+        records: usize,
+        /// Conditional (304) fetches after the first.
+        #[arg(long, default_value_t = 20)]
+        repeat: usize,
     },
     /// Measure the monitor alone (no database): recording costs and the statement bound.
     Monitor {
@@ -218,6 +234,24 @@ async fn main() -> anyhow::Result<()> {
                 outcome.server_cpu_per_query.as_secs_f64() * 1e6,
                 outcome.errors
             );
+        }
+        Command::Fetch {
+            file,
+            records,
+            repeat,
+        } => {
+            let body = match file {
+                Some(path) => Some(
+                    std::fs::read(&path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let report = fetch::run(body, records, repeat).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            if let Some(invalid) = &report.invalid {
+                anyhow::bail!("invalid run: {invalid}");
+            }
         }
         Command::Monitor { json, quick } => {
             let report = monitor::run(&monitor::Options { quick });

@@ -270,3 +270,17 @@ fn copy_arguments_are_checked_and_passwords_never_printed() {
         );
     }
 }
+
+/// `fetch` imports the whole answer on its first fetch and is answered 304 after, with
+/// next to no database work; a run is valid only when it measured that.
+#[test]
+fn fetch_measures_a_first_import_and_cheap_not_modified_fetches() {
+    let report = run_json(&["fetch", "--records", "20", "--repeat", "3"]);
+    assert_eq!(report["invalid"], Value::Null, "{report:?}");
+    assert_eq!(report["records"], 20);
+    assert_eq!(report["first_fetch_inserted"], 20);
+    assert_eq!(report["not_modified_ms"].as_array().map(Vec::len), Some(3));
+    let per_304 = report["not_modified_statements"].as_u64().unwrap();
+    let first = report["first_fetch_statements"].as_u64().unwrap();
+    assert!(per_304 < 20 && per_304 * 10 < first, "{report:?}");
+}
