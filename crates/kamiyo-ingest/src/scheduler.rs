@@ -6,8 +6,9 @@
 //! claims `(source, slot start)` in the database (`SourceStore::claim_slot`: one
 //! compare-and-set statement, no session state, so it works behind a transaction-mode
 //! pooler); one wins and fetches, the others learn who holds it. A claim has a lease
-//! (twice the fetch's deadline, at least a minute): the others come back when it ends,
-//! and if the holder died without finishing, the next claim takes the slot over. A slot
+//! (twice the fetch's deadline, at least a minute), renewed every third of it while the
+//! fetch and its ingest run: the others come back when it ends, and if the holder died
+//! without finishing, the next claim takes the slot over. A slot
 //! done is not fetched again; the next chance is the next slot.
 
 use std::sync::Arc;
@@ -121,7 +122,37 @@ impl Scheduler {
             backend: self.backend,
             fetch_log_keep: self.fetch_log_keep,
         };
-        let run = job::run(&context, source, &previous, Some(slot)).await;
+        // The lease is renewed while the fetch and its ingest run, so a long ingest is
+        // never taken over by another instance while it is still going.
+        let lease = lease_of(source);
+        let renew = async {
+            let mut tick = tokio::time::interval(lease / 3);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let now = self.clock.now_utc();
+                match self
+                    .sources
+                    .renew_slot(&source.name, slot, &self.holder, lease, now)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(source = %source.name, %slot, "lost the slot's lease while fetching");
+                        break;
+                    }
+                    Err(error) => {
+                        tracing::warn!(source = %source.name, %error, "cannot renew the slot's lease")
+                    }
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let run = tokio::select! {
+            biased;
+            run = job::run(&context, source, &previous, Some(slot)) => run,
+            () = renew => return,
+        };
         let outcome = match run.outcome {
             RunOutcome::Imported => SlotOutcome::Succeeded,
             RunOutcome::NotModified | RunOutcome::Unchanged => SlotOutcome::Unchanged,
