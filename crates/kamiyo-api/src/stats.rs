@@ -127,7 +127,7 @@ pub async fn chains(
 }
 
 #[utoipa::path(get, path = "/api/sources", tag = "stats",
-    responses((status = 200, description = "What each source contributed, and its fetches' success rate over the rolling window server.source_health_window; `last_error` for admin callers only", body = Vec<SourceReport>),
+    responses((status = 200, description = "What each source contributed, and its fetches' success rate over the rolling window server.source_health_window; `last_error` for admin callers only; `stale` for the sources this instance fetches", body = Vec<SourceReport>),
         (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
 pub async fn sources(
     State(state): State<AppState>,
@@ -140,9 +140,18 @@ pub async fn sources(
         .sources
         .report(state.server.source_health_window, since, until)
         .await?;
-    if !caller.is_admin() {
-        for source in &mut sources {
+    let now = state.now();
+    for source in &mut sources {
+        if !caller.is_admin() {
             source.last_error = None;
+        }
+        if let Some(schedule) = state.schedule.iter().find(|s| s.name == source.source) {
+            let last_success = source
+                .last_success_at
+                .as_deref()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc));
+            source.stale = Some(schedule.is_stale(last_success, state.started_at, now));
         }
     }
     Ok(Json(sources))

@@ -159,4 +159,16 @@ async fn service_health_is_degraded_while_a_source_is_stale_and_recovers_by_itse
     let recovered = health().await;
     assert_eq!(recovered["status"], "healthy", "{recovered}");
     assert!(recovered["sources"][0]["last_success_at"].is_string());
+
+    // `/api/sources` says the same of the sources this instance fetches.
+    let mirror = || async {
+        let sources = client.get("/api/sources").send().await.json();
+        sources
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["source"] == "mirror").cloned())
+            .unwrap_or_default()
+    };
+    assert_eq!(mirror().await["stale"], false);
+    time.advance(Duration::from_secs(3 * 60 + 1));
+    assert_eq!(mirror().await["stale"], true);
 }

@@ -15,10 +15,27 @@ pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<
     let store = SourceStore::new(database.clone());
     match action {
         SourceAction::List { json } => {
-            let sources = store
+            let mut sources = store
                 .report(settings.server.source_health_window, None, None)
                 .await
                 .context("cannot read the sources")?;
+            // Staleness of the configured sources (a source never fetched successfully
+            // is stale: no process start to count from here).
+            let now = database.clock().now_utc();
+            for configured in settings.sources.resolve()? {
+                if let Some(row) = sources.iter_mut().find(|r| r.source == configured.name) {
+                    let last_success = row
+                        .last_success_at
+                        .as_deref()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.with_timezone(&chrono::Utc));
+                    row.stale = Some(configured.is_stale(
+                        last_success,
+                        chrono::DateTime::<chrono::Utc>::MIN_UTC,
+                        now,
+                    ));
+                }
+            }
             if json {
                 println!("{}", serde_json::to_string(&sources)?);
             } else {

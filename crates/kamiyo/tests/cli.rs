@@ -832,6 +832,18 @@ async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fail
         }
         output(&mut command)
     };
+    let listed = output(
+        kamiyo(dir.path())
+            .env("KAMIYO_SOURCES_MIRROR_URL", server.url("/hacks"))
+            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+            .args(["source", "list", "--json"]),
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mirror = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["source"] == "mirror").cloned())
+        .unwrap();
+    assert_eq!(mirror["stale"], false, "{mirror}");
     let fresh = health(false);
     assert_eq!(fresh.status.code(), Some(0), "{}", text(&fresh.stdout));
     let fresh: serde_json::Value = serde_json::from_slice(&fresh.stdout).unwrap();

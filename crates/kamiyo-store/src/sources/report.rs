@@ -47,6 +47,11 @@ pub struct SourceReport {
     pub consecutive_failures: i64,
     /// Records its last recorded fetch brought; null when it has none.
     pub records_last_fetch: Option<i64>,
+    /// For a source the answering instance fetches on schedule: no successful fetch
+    /// within three of its intervals (`SourceSchedule::is_stale`). Absent for the others
+    /// (a source known only by imports, or fetching turned off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<bool>,
 }
 
 /// Fetches that finished at or after `$1`; claims on incidents within `$2..=$3` (the
@@ -156,6 +161,8 @@ fn report_row(row: &dyn DriverRow) -> Result<SourceReport, StoreError> {
         // Nullable, so selected as text (the row reader reads integers only where they
         // are required).
         records_last_fetch: f.opt_parse("records_last_fetch", str::parse::<i64>)?,
+        // Known to the caller that holds the schedule, not to the database.
+        stale: None,
     })
 }
 
