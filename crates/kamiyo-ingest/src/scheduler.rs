@@ -6,7 +6,7 @@
 //! claims `(source, slot start)` in the database (`SourceStore::claim_slot`: one
 //! compare-and-set statement, no session state, so it works behind a transaction-mode
 //! pooler); one wins and fetches, the others learn who holds it. A claim has a lease
-//! (twice the fetch's deadline, at least a minute), renewed every third of it while the
+//! (twice the fetch's deadline, at least `sources.min_lease`), renewed every third of it while the
 //! fetch and its ingest run: the others come back when it ends, and if the holder died
 //! without finishing, the next claim takes the slot over. A slot
 //! done is not fetched again; the next chance is the next slot.
@@ -22,9 +22,6 @@ use crate::fetch::HttpFetcher;
 use crate::job::{self, RunContext, RunOutcome};
 use crate::sources::Source;
 
-/// The shortest lease of a claimed slot.
-pub const MIN_LEASE: Duration = Duration::from_secs(60);
-
 /// What the fetch loops share.
 #[derive(Clone)]
 pub struct Scheduler {
@@ -39,6 +36,8 @@ pub struct Scheduler {
     pub holder: Arc<str>,
     /// What `/metrics` reports of this instance's fetches.
     pub metrics: Arc<kamiyo_store::sources::SourceMetrics>,
+    /// The shortest lease of a claimed slot (`sources.min_lease`).
+    pub min_lease: Duration,
 }
 
 impl Scheduler {
@@ -76,7 +75,7 @@ impl Scheduler {
             now,
             slot_start(now, source.interval) + to_chrono(source.interval),
         );
-        let lease = lease_of(source);
+        let lease = lease_of(source, self.min_lease);
         match self
             .sources
             .claim_slot(&source.name, slot, &self.holder, lease, now)
@@ -124,7 +123,7 @@ impl Scheduler {
         };
         // The lease is renewed while the fetch and its ingest run, so a long ingest is
         // never taken over by another instance while it is still going.
-        let lease = lease_of(source);
+        let lease = lease_of(source, self.min_lease);
         let renew = async {
             let mut tick = tokio::time::interval(lease / 3);
             tick.tick().await;
@@ -203,9 +202,9 @@ pub fn slot_start(now: DateTime<Utc>, interval: Duration) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(start).unwrap_or(now)
 }
 
-fn lease_of(source: &Source) -> Duration {
+fn lease_of(source: &Source, min_lease: Duration) -> Duration {
     (source.limits.deadline * 2)
-        .max(MIN_LEASE)
+        .max(min_lease)
         .min(kamiyo_store::sources::MAX_SLOT_LEASE)
 }
 

@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::fetch::{FetchLimits, RetryPolicy};
 use crate::Format;
 
+/// The shortest lease of a claimed slot unless configured (`sources.min_lease`).
+pub const DEFAULT_MIN_LEASE: Duration = Duration::from_secs(60);
+
 /// The shortest interval accepted.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// A source's interval unless configured: DeFiLlama's list changes often.
@@ -63,6 +66,11 @@ const BUILT_IN: &[(&str, &str, Format, Duration)] = &[
 pub struct SourcesConfig {
     /// `false` turns the scheduler of `kamiyo serve` off (`--no-fetch` does too).
     pub enabled: bool,
+    /// The shortest lease of a claimed slot (a slot's lease is twice its fetch's
+    /// deadline, at least this): how long a slot whose instance died waits before
+    /// another takes it over.
+    #[serde(with = "humantime_serde")]
+    pub min_lease: Duration,
     /// Settings by source name; a built-in source's unset values keep their defaults.
     #[serde(flatten)]
     pub sources: BTreeMap<String, SourceSettings>,
@@ -72,6 +80,7 @@ impl Default for SourcesConfig {
     fn default() -> Self {
         SourcesConfig {
             enabled: true,
+            min_lease: DEFAULT_MIN_LEASE,
             sources: BTreeMap::new(),
         }
     }
@@ -140,6 +149,13 @@ impl SourcesConfig {
     ///
     /// The first setting that cannot be used, by source and setting.
     pub fn resolve(&self) -> Result<Vec<Source>, SourceConfigError> {
+        if self.min_lease < MIN_INTERVAL {
+            return Err(SourceConfigError {
+                source_name: "(all)".into(),
+                setting: "min_lease",
+                message: "must be at least 1s".into(),
+            });
+        }
         let mut resolved = Vec::new();
         for (name, url, format, interval) in BUILT_IN {
             let given = self.sources.get(*name).cloned().unwrap_or_default();

@@ -56,6 +56,7 @@ async fn instance(pg: &TestDatabase, name: &str) -> Scheduler {
         fetch_log_keep: kamiyo_store::DEFAULT_SOURCE_FETCH_RETENTION,
         holder: Arc::from(name),
         metrics: Arc::default(),
+        min_lease: Duration::from_secs(60),
     }
 }
 

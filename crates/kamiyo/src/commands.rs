@@ -64,6 +64,7 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
             fetch_log_keep,
             holder: kamiyo_ingest::scheduler::instance_name().into(),
             metrics: Arc::clone(&state.source_metrics),
+            min_lease: sources_config.min_lease,
         };
         // An unreachable network is no reason not to serve: each fetch fails, is
         // recorded, and says why in the source's health.

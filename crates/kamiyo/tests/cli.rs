@@ -917,3 +917,104 @@ async fn serve_fetches_the_configured_sources_on_schedule() {
     server.terminate();
     assert!(server.exit(Duration::from_secs(30)).await.success());
 }
+
+/// Two `kamiyo serve` processes on one PostgreSQL database: the first claims the slot of
+/// a slow source and is killed (SIGKILL) mid-fetch; the second takes the slot over once
+/// its lease has run out (attempt 2) and fetches it, so the slot is fetched to the end
+/// exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serve_process_killed_mid_fetch_leaves_its_slot_to_another_after_the_lease() {
+    let pg = TestDatabase::create().await;
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../kamiyo-ingest/tests/fixtures/defillama_api_sample.json"
+    ))
+    .unwrap();
+    let source = kamiyo_testkit::FixtureServer::start(kamiyo_testkit::Reply::json(sample)).await;
+    // The first request hangs (a body trickling for far longer than the test) so that
+    // the first process is mid-fetch when it is killed.
+    source.script([kamiyo_testkit::Reply::Slow {
+        body: vec![b' '; 64],
+        chunk: 1,
+        pause: Duration::from_secs(60),
+    }]);
+    let start = |dir: &Path| {
+        let mut command = serve(dir);
+        command
+            .env("DATABASE_URL", pg.url())
+            .env("KAMIYO_SOURCES_ENABLED", "true")
+            .env("KAMIYO_SOURCES_MIN_LEASE", "2s")
+            .env("KAMIYO_SOURCES_DEFILLAMA_ENABLED", "false")
+            .env("KAMIYO_SOURCES_DEFIHACKLABS_ENABLED", "false")
+            .env("KAMIYO_SOURCES_REKT_ENABLED", "false")
+            .env("KAMIYO_SOURCES_MIRROR_URL", source.url("/hacks"))
+            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+            .env("KAMIYO_SOURCES_MIRROR_INTERVAL", "1h")
+            // One attempt of at most 1 s, a fetch of at most 4 s: a lease of 8 s.
+            .env("KAMIYO_SOURCES_MIRROR_TIMEOUT", "1s");
+        Server::spawn(command)
+    };
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut first = start(first_dir.path());
+    first.listening().await;
+    eventually(
+        "the first process fetching",
+        Duration::from_secs(20),
+        || async {
+            (source.requests() >= 1)
+                .then_some(())
+                .ok_or(source.requests())
+        },
+    )
+    .await;
+    let killed = Command::new("kill")
+        .args(["-KILL", &first.child.id().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let _ = first.exit(Duration::from_secs(10)).await;
+
+    let mut second = start(second_dir.path());
+    let addr = second.listening().await.to_owned();
+    let slots = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(slots.1);
+    let client = slots.0;
+    let slot = eventually(
+        "the slot taken over and fetched",
+        Duration::from_secs(30),
+        || {
+            let client = &client;
+            async move {
+                let row = client
+                .query_opt(
+                    "SELECT attempt, outcome FROM source_fetch_slots WHERE source_name = 'mirror'",
+                    &[],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                match row {
+                    Some(row) if row.get::<_, Option<String>>(1).is_some() => {
+                        Ok((row.get::<_, i32>(0), row.get::<_, Option<String>>(1)))
+                    }
+                    other => Err(format!("{other:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(slot, (2, Some("succeeded".to_owned())));
+    let (_, body) = http_get(&addr, "/api/sources").await;
+    let sources: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let mirror = sources
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["source"] == "mirror").cloned())
+        .unwrap();
+    assert_eq!(
+        mirror["fetches_in_window"], 1,
+        "only the finished fetch is recorded: {mirror}"
+    );
+    second.terminate();
+    assert!(second.exit(Duration::from_secs(30)).await.success());
+}
