@@ -146,10 +146,7 @@ pub async fn service(State(state): State<AppState>) -> crate::error::Result<Json
         .map(|schedule| {
             let row = report.iter().find(|r| r.source == schedule.name);
             let last_success_at = row.and_then(|r| r.last_success_at.clone());
-            let last_success = last_success_at
-                .as_deref()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&chrono::Utc));
+            let last_success = row.and_then(kamiyo_store::SourceReport::last_success);
             SourceHealth {
                 source: schedule.name.clone(),
                 enabled: schedule.enabled,

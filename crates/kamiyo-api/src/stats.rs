@@ -146,12 +146,7 @@ pub async fn sources(
             source.last_error = None;
         }
         if let Some(schedule) = state.schedule.iter().find(|s| s.name == source.source) {
-            let last_success = source
-                .last_success_at
-                .as_deref()
-                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                .map(|t| t.with_timezone(&Utc));
-            source.stale = Some(schedule.is_stale(last_success, state.started_at, now));
+            source.stale = Some(schedule.is_stale(source.last_success(), state.started_at, now));
         }
     }
     Ok(Json(sources))

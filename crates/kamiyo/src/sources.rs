@@ -24,13 +24,8 @@ pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<
             let now = database.clock().now_utc();
             for configured in settings.sources.resolve()? {
                 if let Some(row) = sources.iter_mut().find(|r| r.source == configured.name) {
-                    let last_success = row
-                        .last_success_at
-                        .as_deref()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                        .map(|t| t.with_timezone(&chrono::Utc));
                     row.stale = Some(configured.is_stale(
-                        last_success,
+                        row.last_success(),
                         chrono::DateTime::<chrono::Utc>::MIN_UTC,
                         now,
                     ));
@@ -196,10 +191,7 @@ async fn health(
     for source in settings.sources.resolve()?.iter().filter(|s| s.enabled) {
         let row = report.iter().find(|r| r.source == source.name);
         let last_success_at = row.and_then(|r| r.last_success_at.clone());
-        let last_success = last_success_at
-            .as_deref()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&chrono::Utc));
+        let last_success = row.and_then(kamiyo_store::SourceReport::last_success);
         // No process start to count from here: a source never fetched is stale.
         let stale = source.is_stale(last_success, chrono::DateTime::<chrono::Utc>::MIN_UTC, now);
         rows.push(serde_json::json!({

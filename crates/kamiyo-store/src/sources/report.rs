@@ -54,6 +54,17 @@ pub struct SourceReport {
     pub stale: Option<bool>,
 }
 
+impl SourceReport {
+    /// When its last successful fetch finished, as a time (`None`: never, or text that
+    /// does not read as RFC 3339).
+    pub fn last_success(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.last_success_at
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&chrono::Utc))
+    }
+}
+
 /// Fetches that finished at or after `$1`; claims on incidents within `$2..=$3` (the
 /// caller's visibility). A source appears when it has claims, a registry row, or both
 /// (FULL JOIN): a source whose every fetch fails has no claims, and is the one to show.
