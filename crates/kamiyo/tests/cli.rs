@@ -1018,3 +1018,52 @@ async fn a_serve_process_killed_mid_fetch_leaves_its_slot_to_another_after_the_l
     second.terminate();
     assert!(second.exit(Duration::from_secs(30)).await.success());
 }
+
+/// SIGTERM while a fetch is under way: `kamiyo serve` stops promptly and cleanly (the
+/// fetch is cut off, nothing of it is written), and the slot is left unfinished for the
+/// next claim to take over once its lease has run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_fetch_stops_serve_cleanly_and_writes_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = kamiyo_testkit::FixtureServer::start(kamiyo_testkit::Reply::Slow {
+        body: vec![b' '; 64],
+        chunk: 1,
+        pause: Duration::from_secs(60),
+    })
+    .await;
+    let mut command = serve(dir.path());
+    command
+        .env("KAMIYO_SOURCES_ENABLED", "true")
+        .env("KAMIYO_SOURCES_DEFILLAMA_ENABLED", "false")
+        .env("KAMIYO_SOURCES_DEFIHACKLABS_ENABLED", "false")
+        .env("KAMIYO_SOURCES_REKT_ENABLED", "false")
+        .env("KAMIYO_SOURCES_MIRROR_URL", source.url("/hacks"))
+        .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+        .env("KAMIYO_SOURCES_MIRROR_INTERVAL", "1h")
+        .env("KAMIYO_SOURCES_MIRROR_TIMEOUT", "30s");
+    let mut server = Server::spawn(command);
+    server.listening().await;
+    eventually("the fetch under way", Duration::from_secs(20), || async {
+        (source.requests() >= 1)
+            .then_some(())
+            .ok_or(source.requests())
+    })
+    .await;
+    server.terminate();
+    let exit = server.exit(Duration::from_secs(30)).await;
+    assert!(exit.success(), "exit status {exit:?}");
+
+    let listed = output(kamiyo(dir.path()).args(["source", "list", "--json"]));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let mirror = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["source"] == "mirror").cloned())
+        .unwrap_or_default();
+    // The slot's claim registered the source; no fetch of it was recorded.
+    assert_eq!(mirror["fetches_in_window"], 0, "{listed}");
+    assert_eq!(mirror["claims"], 0, "{listed}");
+    assert!(
+        mirror["last_attempt_at"].is_string(),
+        "the claim is its attempt: {listed}"
+    );
+}
