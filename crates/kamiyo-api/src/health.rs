@@ -129,8 +129,14 @@ pub struct SourceHealth {
 pub async fn service(State(state): State<AppState>) -> crate::error::Result<Json<ServiceHealth>> {
     let probe = database_probe(&state).await;
     if probe.unhealthy {
+        // The probe's own finding: the database does not answer.
         return Err(crate::ApiError::DatabaseUnavailable(
-            kamiyo_store::StoreError::Invariant("the database probe failed".into()),
+            kamiyo_db::DbError::Unavailable {
+                pool: kamiyo_db::PRIMARY_POOL.into(),
+                reason: "the health probe got no answer".into(),
+                source: None,
+            }
+            .into(),
         ));
     }
     let database: serde_json::Value = serde_json::from_slice(&probe.body)

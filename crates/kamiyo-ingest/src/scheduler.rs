@@ -145,12 +145,13 @@ impl Scheduler {
                     }
                 }
             }
-            std::future::pending::<()>().await;
+            // Never ends: the fetch below does.
+            std::future::pending::<std::convert::Infallible>().await
         };
         let run = tokio::select! {
             biased;
             run = job::run(&context, source, &previous, Some(slot)) => run,
-            () = renew => return,
+            never = renew => match never {},
         };
         let outcome = match run.outcome {
             RunOutcome::Imported => SlotOutcome::Succeeded,

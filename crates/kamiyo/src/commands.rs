@@ -35,19 +35,19 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     );
     let limits = ConnectionLimits::from(&settings.server);
     let metrics_listen = settings.server.metrics_listen;
-    let sources_config = settings.sources.clone();
+    let min_lease = settings.sources.min_lease;
     let (retry, connect_timeout) = (settings.database.retry, settings.database.connect_timeout);
     // What /api/health judges: the sources this instance fetches.
-    let schedule = if fetch {
-        settings
-            .sources
-            .resolve()?
-            .iter()
-            .map(kamiyo_ingest::sources::Source::schedule)
-            .collect()
+    // Resolved once: the scheduler fetches these, /api/health judges them.
+    let fetched = if fetch {
+        settings.sources.resolve()?
     } else {
         Vec::new()
     };
+    let schedule = fetched
+        .iter()
+        .map(kamiyo_ingest::sources::Source::schedule)
+        .collect();
     let fetch_log_keep = settings.server.source_fetch_retention;
     let state = AppState::with_sources(database.clone(), settings.server, schedule);
     let fetchers = if fetch {
@@ -64,11 +64,11 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
             fetch_log_keep,
             holder: kamiyo_ingest::scheduler::instance_name().into(),
             metrics: Arc::clone(&state.source_metrics),
-            min_lease: sources_config.min_lease,
+            min_lease,
         };
         // An unreachable network is no reason not to serve: each fetch fails, is
         // recorded, and says why in the source's health.
-        scheduler.spawn(sources_config.resolve()?)
+        scheduler.spawn(fetched)
     } else {
         tracing::info!("fetching on schedule is off (sources.enabled = false or --no-fetch)");
         Vec::new()

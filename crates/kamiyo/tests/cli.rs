@@ -764,6 +764,24 @@ fn disabling_an_unknown_source_fails_naming_it() {
     );
 }
 
+/// `command` knowing `mirror`, a `defillama-api` source of one's own at `url`.
+fn with_mirror(command: &mut Command, url: String) -> &mut Command {
+    command
+        .env("KAMIYO_SOURCES_MIRROR_URL", url)
+        .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+}
+
+/// `command` fetching on schedule only `mirror` (the built-in sources off: the tests
+/// never reach the internet), once an hour.
+fn fetching_only_mirror(command: &mut Command, url: String) -> &mut Command {
+    with_mirror(command, url)
+        .env("KAMIYO_SOURCES_ENABLED", "true")
+        .env("KAMIYO_SOURCES_DEFILLAMA_ENABLED", "false")
+        .env("KAMIYO_SOURCES_DEFIHACKLABS_ENABLED", "false")
+        .env("KAMIYO_SOURCES_REKT_ENABLED", "false")
+        .env("KAMIYO_SOURCES_MIRROR_INTERVAL", "1h")
+}
+
 /// `kamiyo source fetch` on a source of one's own served from loopback: its records are
 /// imported and the fetch shows in `source list`; a source answering HTML fails with
 /// exit code 1 naming what was expected; an unknown name lists the configured ones.
@@ -778,10 +796,7 @@ async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fail
     let server = kamiyo_testkit::FixtureServer::start(kamiyo_testkit::Reply::json(sample)).await;
     let fetch = |name: &'static str| {
         let mut command = kamiyo(dir.path());
-        command
-            .env("KAMIYO_SOURCES_MIRROR_URL", server.url("/hacks"))
-            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
-            .args(["source", "fetch", name, "--json"]);
+        with_mirror(&mut command, server.url("/hacks")).args(["source", "fetch", name, "--json"]);
         command
     };
     let fetched = tokio::task::spawn_blocking({
@@ -821,10 +836,7 @@ async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fail
     // stale); a built-in source never fetched is stale, and the exit code says so.
     let health = |builtins: bool| {
         let mut command = kamiyo(dir.path());
-        command
-            .env("KAMIYO_SOURCES_MIRROR_URL", server.url("/hacks"))
-            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
-            .args(["source", "health", "--json"]);
+        with_mirror(&mut command, server.url("/hacks")).args(["source", "health", "--json"]);
         if !builtins {
             for name in ["DEFILLAMA", "DEFIHACKLABS", "REKT"] {
                 command.env(format!("KAMIYO_SOURCES_{name}_ENABLED"), "false");
@@ -833,9 +845,7 @@ async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fail
         output(&mut command)
     };
     let listed = output(
-        kamiyo(dir.path())
-            .env("KAMIYO_SOURCES_MIRROR_URL", server.url("/hacks"))
-            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
+        with_mirror(&mut kamiyo(dir.path()), server.url("/hacks"))
             .args(["source", "list", "--json"]),
     );
     let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -882,14 +892,7 @@ async fn serve_fetches_the_configured_sources_on_schedule() {
     .unwrap();
     let source = kamiyo_testkit::FixtureServer::start(kamiyo_testkit::Reply::json(sample)).await;
     let mut command = serve(dir.path());
-    command
-        .env("KAMIYO_SOURCES_ENABLED", "true")
-        .env("KAMIYO_SOURCES_DEFILLAMA_ENABLED", "false")
-        .env("KAMIYO_SOURCES_DEFIHACKLABS_ENABLED", "false")
-        .env("KAMIYO_SOURCES_REKT_ENABLED", "false")
-        .env("KAMIYO_SOURCES_MIRROR_URL", source.url("/hacks"))
-        .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
-        .env("KAMIYO_SOURCES_MIRROR_INTERVAL", "1h");
+    fetching_only_mirror(&mut command, source.url("/hacks"));
     let mut server = Server::spawn(command);
     let addr = server.listening().await.to_owned();
     let mirror = eventually("the mirror fetched", Duration::from_secs(20), || {
@@ -940,16 +943,9 @@ async fn a_serve_process_killed_mid_fetch_leaves_its_slot_to_another_after_the_l
     }]);
     let start = |dir: &Path| {
         let mut command = serve(dir);
-        command
+        fetching_only_mirror(&mut command, source.url("/hacks"))
             .env("DATABASE_URL", pg.url())
-            .env("KAMIYO_SOURCES_ENABLED", "true")
             .env("KAMIYO_SOURCES_MIN_LEASE", "2s")
-            .env("KAMIYO_SOURCES_DEFILLAMA_ENABLED", "false")
-            .env("KAMIYO_SOURCES_DEFIHACKLABS_ENABLED", "false")
-            .env("KAMIYO_SOURCES_REKT_ENABLED", "false")
-            .env("KAMIYO_SOURCES_MIRROR_URL", source.url("/hacks"))
-            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
-            .env("KAMIYO_SOURCES_MIRROR_INTERVAL", "1h")
             // One attempt of at most 1 s, a fetch of at most 4 s: a lease of 8 s.
             .env("KAMIYO_SOURCES_MIRROR_TIMEOUT", "1s");
         Server::spawn(command)
@@ -1032,14 +1028,7 @@ async fn sigterm_during_a_fetch_stops_serve_cleanly_and_writes_nothing_of_it() {
     })
     .await;
     let mut command = serve(dir.path());
-    command
-        .env("KAMIYO_SOURCES_ENABLED", "true")
-        .env("KAMIYO_SOURCES_DEFILLAMA_ENABLED", "false")
-        .env("KAMIYO_SOURCES_DEFIHACKLABS_ENABLED", "false")
-        .env("KAMIYO_SOURCES_REKT_ENABLED", "false")
-        .env("KAMIYO_SOURCES_MIRROR_URL", source.url("/hacks"))
-        .env("KAMIYO_SOURCES_MIRROR_FORMAT", "defillama-api")
-        .env("KAMIYO_SOURCES_MIRROR_INTERVAL", "1h")
+    fetching_only_mirror(&mut command, source.url("/hacks"))
         .env("KAMIYO_SOURCES_MIRROR_TIMEOUT", "30s");
     let mut server = Server::spawn(command);
     server.listening().await;

@@ -284,29 +284,18 @@ impl HttpFetcher {
     }
 }
 
-/// reqwest's message without the URL it names (a source URL may carry a token in its
-/// query string: it is never logged or stored).
+/// reqwest's message, with its causes, without the URL it names (a source URL may carry
+/// a token in its query string: it is never logged or stored).
 fn without_url(error: &reqwest::Error) -> String {
-    let mut error_text = error.without_url_ref().to_string();
+    let mut text = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        error_text.push_str(": ");
-        error_text.push_str(&cause.to_string());
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
         source = cause.source();
     }
-    error_text
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let text = self.to_string();
-        match self.url() {
-            Some(url) => text.replace(url.as_str(), "<source URL>"),
-            None => text,
-        }
+    match error.url() {
+        Some(url) => text.replace(url.as_str(), "<source URL>"),
+        None => text,
     }
 }
