@@ -211,16 +211,27 @@ async fn record_fetches(
             None => SourceFetch::succeeded(source, started_at, finished_at, records),
             Some(error) => SourceFetch::failed(source, started_at, finished_at, records, error),
         };
-        let recorded = match fetch {
-            Ok(fetch) => store
-                .record_fetch(&fetch, keep)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(refusal) => Err(refusal.to_string()),
-        };
-        if let Err(error) = recorded {
-            tracing::warn!(%source, %error, "the import's fetch outcome was not recorded");
-        }
+        record_or_log(store, source, fetch, keep).await;
+    }
+}
+
+/// Records one fetch, or logs why it could not: the import's or the fetch's own outcome
+/// is what its caller needs, not the log's.
+pub(crate) async fn record_or_log(
+    store: &SourceStore,
+    source: &str,
+    fetch: Result<SourceFetch, kamiyo_domain::FieldError>,
+    keep: std::time::Duration,
+) {
+    let recorded = match fetch {
+        Ok(fetch) => store
+            .record_fetch(&fetch, keep)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(refusal) => Err(refusal.to_string()),
+    };
+    if let Err(error) = recorded {
+        tracing::warn!(%source, %error, "the fetch outcome was not recorded");
     }
 }
 

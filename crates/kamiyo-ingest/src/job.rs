@@ -17,7 +17,7 @@ use kamiyo_db::{BackendKind, Clock, RetryPolicy};
 use kamiyo_store::{FetchCounts, FetchResponse, IncidentStore, SourceFetch, SourceStore};
 
 use crate::fetch::{FetchReport, Fetched, HttpFetcher, Validators};
-use crate::import::{default_shape, ingest_records, ImportOptions, ImportReport};
+use crate::import::{default_shape, ingest_records, record_or_log, ImportOptions, ImportReport};
 use crate::sources::Source;
 
 /// What one fetch of a source did.
@@ -186,17 +186,13 @@ async fn settle(
 /// One row in the source's fetch log, with what the HTTP exchange and the ingest said.
 /// A failure to record is logged: the run's own outcome is what its caller needs.
 async fn record(context: &RunContext<'_>, run: &SourceRun, slot: Option<DateTime<Utc>>) {
-    let recorded = match fetch_row(run, slot) {
-        Ok(fetch) => context
-            .sources
-            .record_fetch(&fetch, context.fetch_log_keep)
-            .await
-            .map_err(|e| e.to_string()),
-        Err(refusal) => Err(refusal.to_string()),
-    };
-    if let Err(error) = recorded {
-        tracing::warn!(source = %run.source, %error, "the fetch was not recorded");
-    }
+    record_or_log(
+        context.sources,
+        &run.source,
+        fetch_row(run, slot),
+        context.fetch_log_keep,
+    )
+    .await;
 }
 
 fn fetch_row(
