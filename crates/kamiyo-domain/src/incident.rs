@@ -315,13 +315,18 @@ impl IncidentDraft {
     }
 
     /// Identifies this claim within its source across re-imports, from what a source
-    /// keeps stable when it corrects a record: its own id (with the protocol and the
-    /// reported date, because some sources' ids name the protocol, not the incident, as
-    /// DeFiLlama's `defillamaId` does), or else the protocol, the reported date and the
-    /// primary chain. Amounts, hashes and texts are not part of it: a corrected amount
-    /// updates the claim instead of creating a second one.
+    /// keeps stable when it corrects a record: its own id (with the protocol and the day,
+    /// because some sources' ids name the protocol, not the incident, as DeFiLlama's
+    /// `defillamaId` does), or else the protocol, the day and the primary chain. Amounts,
+    /// hashes and texts are not part of it: a corrected amount updates the claim instead
+    /// of creating a second one.
+    ///
+    /// The day is the parsed date's UTC day (`2023-03-13`), not the text the source
+    /// wrote: one source publishing one record in two shapes (DeFiLlama's CSV export
+    /// writes `3/13/23`, its API unix seconds) keeps one claim. Migration 0006 rewrote
+    /// the keys stored before.
     pub fn claim_key(&self) -> String {
-        let date = &self.source.reported_date;
+        let date = self.occurred_at.format("%Y-%m-%d");
         let protocol = self.protocol.key();
         match &self.source.external_id {
             Some(id) => format!("id:{protocol}:{id}@{date}"),

@@ -42,6 +42,12 @@ fn the_api_fixture_gives_the_claims_of_the_csv_export_fixture() {
     let csv = claims(Format::Defillama, &fixture("defillama_sample.csv"));
     assert_eq!(api.len(), 3);
     assert_eq!(api, csv);
+    // One record in either shape is one claim: its key names the day, not the text.
+    let keys = |claims: &[Result<IncidentDraft, String>]| -> Vec<String> {
+        claims.iter().flatten().map(|c| c.claim_key()).collect()
+    };
+    assert_eq!(keys(&api), keys(&csv));
+    assert_eq!(keys(&api)[0], "id:examplefi:9001@2024-03-22");
     let first = api[0].as_ref().unwrap();
     assert_eq!(first.source.name, "defillama");
     assert_eq!(first.source.external_id.as_deref(), Some("9001"));

@@ -29,6 +29,11 @@ const POSTGRES: &[Migration] = &[
         "source_fetch_slots",
         include_str!("../migrations/postgres/0005_source_fetch_slots.sql"),
     ),
+    Migration::new(
+        6,
+        "claim_keys_by_day",
+        include_str!("../migrations/postgres/0006_claim_keys_by_day.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -56,6 +61,11 @@ const SQLITE: &[Migration] = &[
         5,
         "source_fetch_slots",
         include_str!("../migrations/sqlite/0005_source_fetch_slots.sql"),
+    ),
+    Migration::new(
+        6,
+        "claim_keys_by_day",
+        include_str!("../migrations/sqlite/0006_claim_keys_by_day.sql"),
     ),
 ];
 

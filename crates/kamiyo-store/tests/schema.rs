@@ -23,6 +23,7 @@ kamiyo_testkit::per_backend! {
         the_stats_view_of_an_empty_database_gives_zeros_not_nulls,
         source_health_stays_within_0_to_100,
         a_fetch_row_has_an_error_exactly_when_it_failed,
+        claim_keys_stored_before_0006_name_their_day_after_it,
     ],
 }
 
@@ -463,4 +464,97 @@ async fn a_fetch_row_has_an_error_exactly_when_it_failed(b: Backend) {
             );
         }
     }
+}
+
+/// Keys as a binary before 0006 wrote them (the date as the source wrote it) are rewritten
+/// to name the UTC day, so the next import of a record in another date form finds its
+/// claim; two stored claims that would share a key keep the oldest's as the new one and
+/// leave the other as it was.
+async fn claim_keys_stored_before_0006_name_their_day_after_it(b: Backend) {
+    use kamiyo_store::{IncidentStore, IngestAction};
+    let fixture = &b.store;
+    let store = IncidentStore::new(fixture.database.clone());
+    let defillama = |protocol: &str, id: Option<&str>, date: &str| {
+        let builder = kamiyo_testkit::claim(protocol)
+            .source("defillama")
+            .date(date)
+            .chain("Ethereum");
+        match id {
+            Some(id) => builder.external_id(id).build(),
+            None => builder.build(),
+        }
+    };
+    for draft in [
+        defillama("Euler Finance", Some("9001"), "3/13/23"),
+        defillama("Otherfi", None, "1/2/24"),
+        defillama("Samplswap", Some("77"), "3/22/24"),
+        defillama("Samplswap", Some("77"), "3/23/24"),
+    ] {
+        store.ingest(&draft).await.unwrap();
+    }
+    // Back to the keys and, for the last claim, the record a second shape stored for the
+    // same hack as the third before 0006.
+    let day = match fixture.name() {
+        "postgres" => "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        _ => "substr(occurred_at, 1, 10)",
+    };
+    fixture
+        .exec(&format!(
+            "UPDATE exploit_sources SET claim_key = replace(claim_key, '@' || {day}, '@' || reported_date)"
+        ))
+        .await
+        .unwrap();
+    fixture
+        .exec(
+            "UPDATE exploit_sources SET occurred_at = '2024-03-22T00:00:00.000Z', \
+             reported_date = '1711065600', claim_key = 'id:samplswap:77@1711065600' \
+             WHERE reported_date = '3/23/24'",
+        )
+        .await
+        .unwrap();
+    let keys = || fixture.column("SELECT claim_key FROM exploit_sources ORDER BY id");
+    assert_eq!(
+        keys().await,
+        [
+            "id:euler:9001@3/13/23",
+            "k:otherfi@1/2/24@ethereum",
+            "id:samplswap:77@3/22/24",
+            "id:samplswap:77@1711065600"
+        ],
+        "{}: the keys as they were",
+        fixture.name()
+    );
+    fixture
+        .exec("DELETE FROM kamiyo_schema_migrations WHERE version = 6")
+        .await
+        .unwrap();
+    fixture.database.migrate(&MIGRATIONS).await.unwrap();
+    assert_eq!(
+        keys().await,
+        [
+            "id:euler:9001@2023-03-13",
+            "k:otherfi@2024-01-02@ethereum",
+            "id:samplswap:77@2024-03-22",
+            "id:samplswap:77@1711065600"
+        ],
+        "{}",
+        fixture.name()
+    );
+    // The API's form of the first record finds its claim.
+    let again = store
+        .ingest(&defillama("Euler Finance", Some("9001"), "2023-03-13"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            again.action,
+            IngestAction::Updated | IngestAction::Unchanged
+        ),
+        "{}: {again:?}",
+        fixture.name()
+    );
+    assert_eq!(
+        fixture.value("SELECT count(*) FROM exploit_sources").await,
+        "4"
+    );
 }
