@@ -151,6 +151,11 @@ pub struct SourceRef {
     pub external_id: Option<String>,
     /// The date exactly as the source wrote it.
     pub reported_date: String,
+    /// The source's id names this incident alone (a news article's slug), not a protocol
+    /// that may have several (DeFiLlama's `defillamaId`): the id alone then keys the
+    /// claim, so a corrected name or date updates it. Set by the source's parser, never
+    /// by an API caller.
+    pub id_names_incident: bool,
 }
 
 /// A validated, normalised claim.
@@ -306,6 +311,7 @@ impl IncidentDraft {
                 url: clean(input.source_url),
                 external_id: clean(input.external_id),
                 reported_date: date_text.to_owned(),
+                id_names_incident: false,
             },
         })
     }
@@ -325,10 +331,15 @@ impl IncidentDraft {
     /// wrote: one source publishing one record in two shapes (DeFiLlama's CSV export
     /// writes `3/13/23`, its API unix seconds) keeps one claim. Migration 0006 rewrote
     /// the keys stored before.
+    ///
+    /// An id that names the incident alone (`SourceRef::id_names_incident`) is the whole
+    /// key: a news article read first from its feed (dated by publication) and then from
+    /// its page (dated by the hack) stays one claim.
     pub fn claim_key(&self) -> String {
         let date = self.occurred_at.format("%Y-%m-%d");
         let protocol = self.protocol.key();
         match &self.source.external_id {
+            Some(id) if self.source.id_names_incident => format!("inc:{id}"),
             Some(id) => format!("id:{protocol}:{id}@{date}"),
             None => format!(
                 "k:{protocol}@{date}@{}",

@@ -274,6 +274,7 @@ pub(crate) async fn ingest_records(
             Err(rejection) => report.rejected.push(rejection),
             Ok(raw) => {
                 let line = raw.line;
+                let id_names_incident = raw.id_names_incident;
                 match IncidentDraft::from_input(IncidentInput::from(raw), now) {
                     Err(refusal) => report.rejected.push(Rejection {
                         line,
@@ -281,6 +282,7 @@ pub(crate) async fn ingest_records(
                         message: refusal.to_string(),
                     }),
                     Ok(mut draft) => {
+                        draft.source.id_names_incident = id_names_incident;
                         *per_source.entry(draft.source.name.clone()).or_insert(0) += 1;
                         let key = format!("{}|{}", draft.source.name, draft.claim_key());
                         let occurrence = seen_keys.entry(key).or_insert(0);

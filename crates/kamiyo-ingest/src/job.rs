@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use kamiyo_db::{BackendKind, Clock, RetryPolicy};
 use kamiyo_store::{FetchCounts, FetchResponse, IncidentStore, SourceFetch, SourceStore};
 
+use crate::articles::{read_articles, ArticleReport};
 use crate::fetch::{FetchReport, Fetched, HttpFetcher, Validators};
 use crate::import::{default_shape, ingest_records, record_or_log, ImportOptions, ImportReport};
 use crate::sources::Source;
@@ -35,6 +36,8 @@ pub struct SourceRun {
     pub outcome: RunOutcome,
     /// The import of the body's records, when there was a new body.
     pub report: Option<ImportReport>,
+    /// The feed's articles read before the import (a `rekt-rss` source with `articles`).
+    pub articles: Option<ArticleReport>,
     /// Why the fetch failed; `None` exactly when it succeeded.
     pub error: Option<String>,
     /// The validators to send next time (the last success's when this one failed).
@@ -89,6 +92,7 @@ pub async fn run(
         fetch_duration: fetched.duration,
         outcome: RunOutcome::Failed,
         report: None,
+        articles: None,
         error: None,
         validators: previous.clone(),
     };
@@ -131,7 +135,7 @@ async fn settle(
         Ok(Fetched::Body { body, validators }) => (body, validators),
     };
     run.bytes = body.len();
-    let records = match crate::parse_bytes(source.format, &body, Some(&source.name)) {
+    let mut records = match crate::parse_bytes(source.format, &body, Some(&source.name)) {
         Ok(records) => records,
         Err(error) => {
             run.error = Some(error.to_string());
@@ -144,6 +148,13 @@ async fn settle(
             run.bytes, source.format
         ));
         return;
+    }
+    if source.articles > 0 {
+        let articles = read_articles(context.fetcher, source, &mut records).await;
+        for failure in &articles.failed {
+            tracing::warn!(source = %source.name, %failure, "article not read");
+        }
+        run.articles = Some(articles);
     }
     let (batch_size, streams) = default_shape(context.backend);
     let options = ImportOptions {

@@ -76,6 +76,8 @@ fn to_incident(row: &Row<Column>) -> Result<RawIncident, Rejection> {
         source: row.text(Column::Source),
         source_url: row.text(Column::SourceUrl),
         external_id: row.text(Column::ExternalId),
+        // Our own export keys claims as the API does (protocol, day, id).
+        id_names_incident: false,
         protocol: row.text(Column::Protocol),
         chains,
         date: row.text(Column::Date),

@@ -30,6 +30,7 @@
 //!
 //! The formats are described for users in `docs/IMPORT_FORMATS.md`.
 
+pub mod articles;
 mod defihacklabs;
 mod defillama;
 mod defillama_api;
@@ -43,6 +44,7 @@ mod kamiyo_csv;
 mod loss_text;
 mod record;
 pub mod rekt;
+mod rekt_article;
 pub mod scheduler;
 pub mod sources;
 mod table;

@@ -11,6 +11,9 @@ pub struct RawIncident {
     pub source_url: Option<String>,
     /// The source's own id (DeFiLlama `defillamaId`).
     pub external_id: Option<String>,
+    /// The id names this incident alone (rekt.news's article slug), not a protocol
+    /// (`kamiyo_domain::SourceRef::id_names_incident`).
+    pub id_names_incident: bool,
     /// Reported protocol name, as given.
     pub protocol: Option<String>,
     /// Chain names as given, split from lists, trimmed, empty entries and exact repeats

@@ -16,6 +16,7 @@ use chrono::DateTime;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+pub use crate::rekt_article::apply_article;
 use crate::{Format, IngestError, RawIncident, Rejection};
 
 const EXPECTED: &str =
@@ -182,6 +183,7 @@ impl Item {
             line: self.line,
             source: None, // the caller's default, or "rekt"
             external_id: self.link.as_deref().and_then(slug),
+            id_names_incident: true,
             source_url: self.link,
             protocol: Some(protocol_of(&title)),
             date,
@@ -301,113 +303,6 @@ fn describe_start(text: &str) -> String {
     }
 }
 
-/// What an article's front matter says (`rekt.amount`, `rekt.date`, `rekt.audit`,
-/// `tags`), put in place of the feed's values: the hack's date instead of the article's,
-/// its loss (in USD, as rekt.news states it), and the audit status and tags added to the
-/// description.
-///
-/// # Errors
-///
-/// A [`Rejection`] naming the front matter field that cannot be read, with the record's
-/// line; a page without front matter is an error too (the article's format changed).
-pub fn apply_article(record: &mut RawIncident, markdown: &str) -> Result<(), Rejection> {
-    let matter = front_matter(markdown).ok_or_else(|| {
-        Rejection::new(
-            record.line,
-            "the article has no front matter (a `---` block with `rekt: {amount, date}`)",
-        )
-    })?;
-    if let Some(amount) = matter.get("rekt.amount") {
-        let digits: String = amount
-            .chars()
-            .filter(|c| !matches!(c, ',' | '_' | '$'))
-            .collect();
-        if digits.parse::<f64>().is_err() {
-            return Err(Rejection::field(
-                record.line,
-                "rekt.amount",
-                format!("{amount:?} is not a USD amount"),
-            ));
-        }
-        record.loss_usd = Some(digits);
-    }
-    if let Some(date) = matter.get("rekt.date") {
-        record.date = Some(date.to_owned());
-    }
-    let mut notes = Vec::new();
-    if let Some(audit) = matter.get("rekt.audit") {
-        notes.push(format!("Audit: {audit}"));
-    }
-    if let Some(tags) = matter.get("tags").filter(|t| !t.is_empty()) {
-        notes.push(format!("Tags: {tags}"));
-    }
-    if !notes.is_empty() {
-        let note = notes.join(". ");
-        record.description = Some(match record.description.take() {
-            Some(summary) => format!("{summary}\n{note}"),
-            None => note,
-        });
-    }
-    Ok(())
-}
-
-/// The front matter's values by dotted key (`rekt.amount`), lists joined by `, `. Only
-/// the YAML that rekt.news writes: `key: value`, one level of nesting by indentation,
-/// and `- item` lists.
-fn front_matter(markdown: &str) -> Option<std::collections::BTreeMap<String, String>> {
-    let mut lines = markdown.trim_start_matches('\u{feff}').lines();
-    if lines.next()?.trim() != "---" {
-        return None;
-    }
-    let mut values = std::collections::BTreeMap::new();
-    let mut parent: Option<String> = None;
-    let mut closed = false;
-    for line in lines {
-        if line.trim() == "---" {
-            closed = true;
-            break;
-        }
-        let indented = line.starts_with(' ') || line.starts_with('\t');
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            continue;
-        }
-        if let Some(item) = trimmed.strip_prefix("- ") {
-            if let Some(parent) = &parent {
-                let entry: &mut String = values.entry(parent.clone()).or_default();
-                if !entry.is_empty() {
-                    entry.push_str(", ");
-                }
-                entry.push_str(unquote(item));
-            }
-            continue;
-        }
-        let Some((key, value)) = trimmed.split_once(':') else {
-            continue;
-        };
-        let (key, value) = (key.trim(), unquote(value.trim()));
-        if indented {
-            if let Some(parent) = &parent {
-                values.insert(format!("{parent}.{key}"), value.to_owned());
-            }
-        } else {
-            parent = Some(key.to_owned());
-            if !value.is_empty() {
-                values.insert(key.to_owned(), value.to_owned());
-            }
-        }
-    }
-    closed.then_some(values)
-}
-
-fn unquote(value: &str) -> &str {
-    value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-        .unwrap_or(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -445,24 +340,6 @@ mod tests {
         );
         let phish = results[1].as_ref().unwrap_err();
         assert_eq!((phish.line, phish.field.as_deref()), (11, Some("pubDate")));
-    }
-
-    #[test]
-    fn the_article_front_matter_gives_the_hack_s_date_and_loss() {
-        let mut record = parse(FEED.as_bytes()).unwrap().remove(0).unwrap();
-        let article = "---\ntitle: Orbit Bridge - REKT\ndate: 01/03/2024\nrekt:\n  amount: 81500000\n  audit: Out of scope\n  date: 12/31/2023\ntags:\n  - Orbit Bridge\n  - Bridge\n---\n\nbody";
-        apply_article(&mut record, article).unwrap();
-        assert_eq!(record.date.as_deref(), Some("12/31/2023"));
-        assert_eq!(record.loss_usd.as_deref(), Some("81500000"));
-        assert!(record
-            .description
-            .as_deref()
-            .unwrap()
-            .ends_with("Audit: Out of scope. Tags: Orbit Bridge, Bridge"));
-        let err = apply_article(&mut record, "no front matter").unwrap_err();
-        assert!(err.message.contains("front matter"), "{err}");
-        let err = apply_article(&mut record, "---\nrekt:\n  amount: lots\n---\n").unwrap_err();
-        assert_eq!(err.field.as_deref(), Some("rekt.amount"));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60 * 60);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest body a fetch accepts unless configured (DeFiLlama's list is about 0.5 MB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+/// How many of a `rekt-rss` feed's newest articles are read per fetch unless configured
+/// (`crate::articles`): rekt.news publishes a few a week, so this covers weeks of news.
+pub const DEFAULT_ARTICLES: usize = 20;
 
 /// The built-in sources: name, URL, format, interval.
 const BUILT_IN: &[(&str, &str, Format, Duration)] = &[
@@ -97,6 +100,9 @@ pub struct SourceSettings {
     #[serde(with = "humantime_serde")]
     pub timeout: Option<Duration>,
     pub max_body_bytes: Option<usize>,
+    /// `rekt-rss` only: how many of the feed's newest articles are read per fetch for
+    /// the hack's own date and loss (0: none).
+    pub articles: Option<usize>,
     pub enabled: Option<bool>,
 }
 
@@ -108,6 +114,8 @@ pub struct Source {
     pub format: Format,
     pub interval: Duration,
     pub limits: FetchLimits,
+    /// Articles read per fetch (`crate::articles`); 0 for every format but `rekt-rss`.
+    pub articles: usize,
     pub enabled: bool,
 }
 
@@ -229,6 +237,17 @@ fn source(
     if max_body_bytes == 0 {
         return Err(error("max_body_bytes", "must be at least 1".into()));
     }
+    let articles = match (given.articles, format) {
+        (Some(articles), Format::RektRss) => articles,
+        (None, Format::RektRss) => DEFAULT_ARTICLES,
+        (Some(0) | None, _) => 0,
+        (Some(_), _) => {
+            return Err(error(
+                "articles",
+                format!("only a rekt-rss source reads articles, not a {format} one"),
+            ))
+        }
+    };
     Ok(Source {
         name: name.to_owned(),
         url,
@@ -244,6 +263,7 @@ fn source(
                 ..RetryPolicy::default()
             },
         },
+        articles,
         enabled: given.enabled.unwrap_or(true),
     })
 }

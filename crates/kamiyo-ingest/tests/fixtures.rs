@@ -47,6 +47,7 @@ fn examplefi(line: usize, description: &str) -> RawIncident {
         source: Some("examplefeed".into()),
         source_url: Some("https://example.com/incidents/examplefi".into()),
         external_id: Some("17".into()),
+        id_names_incident: false,
         protocol: Some("Examplefi".into()),
         chains: vec!["Ethereum".into(), "Arbitrum".into()],
         date: Some("2024-03-22".into()),

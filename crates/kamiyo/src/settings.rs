@@ -79,6 +79,7 @@ const SOURCE_SETTINGS: &[&str] = &[
     "interval",
     "timeout",
     "max_body_bytes",
+    "articles",
     "enabled",
 ];
 

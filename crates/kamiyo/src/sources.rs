@@ -142,6 +142,7 @@ async fn fetch(
                 "attempts": run.attempts,
                 "bytes": run.bytes,
                 "report": run.report,
+                "articles": run.articles,
                 "error": run.error,
             })
         );
@@ -165,6 +166,18 @@ async fn fetch(
             run.bytes,
             run.attempts
         );
+        if let Some(articles) = &run.articles {
+            println!(
+                "articles: {} read, {} not read, {} skipped (deadline)",
+                articles.read,
+                articles.failed.len(),
+                articles.skipped
+            );
+            for failure in &articles.failed {
+                // Escaped: the text names a remote page and what it answered.
+                println!("article not read: {}", failure.escape_debug());
+            }
+        }
         for rejection in run.report.iter().flat_map(|r| &r.rejected) {
             println!("rejected {rejection}");
         }
