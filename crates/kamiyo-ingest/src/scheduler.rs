@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::{BackendKind, Clock, RetryPolicy};
-use kamiyo_store::{IncidentStore, SlotClaim, SlotOutcome, SourceStore};
+use kamiyo_store::{IncidentStore, SlotClaim, SlotHolder, SlotOutcome, SourceStore};
 
 use crate::fetch::HttpFetcher;
 use crate::job::{self, RunContext, RunOutcome};
@@ -83,7 +83,11 @@ impl Scheduler {
         {
             Ok(SlotClaim::Claimed { attempt }) => {
                 tracing::debug!(source = %source.name, %slot, attempt, "slot claimed");
-                self.fetch(source, slot).await;
+                let holder = SlotHolder {
+                    holder: &self.holder,
+                    attempt,
+                };
+                self.fetch(source, slot, &holder).await;
                 let now = self.clock.now_utc();
                 until(
                     now,
@@ -104,7 +108,7 @@ impl Scheduler {
         }
     }
 
-    async fn fetch(&self, source: &Source, slot: DateTime<Utc>) {
+    async fn fetch(&self, source: &Source, slot: DateTime<Utc>, holder: &SlotHolder<'_>) {
         let previous = match self.sources.last_validators(&source.name).await {
             Ok(previous) => previous.unwrap_or_default(),
             Err(error) => {
@@ -132,7 +136,7 @@ impl Scheduler {
                 let now = self.clock.now_utc();
                 match self
                     .sources
-                    .renew_slot(&source.name, slot, &self.holder, lease, now)
+                    .renew_slot(&source.name, slot, holder, lease, now)
                     .await
                 {
                     Ok(true) => {}
@@ -162,13 +166,7 @@ impl Scheduler {
             .fetched(&source.name, outcome.as_str(), run.finished_at);
         let finished = self
             .sources
-            .finish_slot(
-                &source.name,
-                slot,
-                &self.holder,
-                outcome,
-                self.clock.now_utc(),
-            )
+            .finish_slot(&source.name, slot, holder, outcome, self.clock.now_utc())
             .await;
         match finished {
             Ok(true) => {}

@@ -19,6 +19,7 @@ pub use error::StoreError;
 pub use incidents::{Incident, IncidentStore, IngestAction, IngestOutcome};
 pub use schema::MIGRATIONS;
 pub use sources::{
-    FetchCounts, FetchResponse, FetchSlot, SlotClaim, SlotOutcome, SourceFetch, SourceReport,
-    SourceStore, Validators, DEFAULT_SOURCE_FETCH_RETENTION, DEFAULT_SOURCE_HEALTH_WINDOW,
+    FetchCounts, FetchResponse, FetchSlot, SlotClaim, SlotHolder, SlotOutcome, SourceFetch,
+    SourceReport, SourceStore, Validators, DEFAULT_SOURCE_FETCH_RETENTION,
+    DEFAULT_SOURCE_HEALTH_WINDOW,
 };

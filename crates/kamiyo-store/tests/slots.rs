@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
 use kamiyo_db::{BackendKind, Database, DbConfig, ManualClock, Migrations, Pool};
-use kamiyo_store::{FetchSlot, SlotClaim, SlotOutcome, SourceFetch, SourceStore, MIGRATIONS};
+use kamiyo_store::{
+    FetchSlot, SlotClaim, SlotHolder, SlotOutcome, SourceFetch, SourceStore, MIGRATIONS,
+};
 use kamiyo_testkit::TestDatabase;
 use tokio::sync::Barrier;
 
@@ -24,12 +26,18 @@ kamiyo_testkit::per_backend! {
         eight_concurrent_claims_of_one_slot_give_exactly_one_claimed,
         eight_concurrent_takeovers_of_an_expired_lease_give_exactly_one_claimed,
         an_expired_lease_is_taken_over_as_attempt_2_and_the_old_holder_can_no_longer_finish,
+        a_holder_that_claims_its_own_expired_slot_again_goes_on_in_the_new_attempt_only,
         a_finished_slot_is_already_done_even_after_its_lease_has_expired,
         only_the_holder_renews_and_a_renewed_lease_keeps_others_out,
         the_last_slot_is_the_latest_one_with_its_state,
         recording_a_fetch_deletes_the_sources_slots_older_than_it_keeps,
         migration_0005_applies_to_a_database_at_0004_that_holds_fetches,
     ],
+}
+
+/// `holder` in its claim's `attempt`.
+fn h(holder: &str, attempt: u32) -> SlotHolder<'_> {
+    SlotHolder { holder, attempt }
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -184,21 +192,21 @@ async fn an_expired_lease_is_taken_over_as_attempt_2_and_the_old_holder_can_no_l
         b.name
     );
     assert!(
-        !s.renew_slot("feed", slot(10), "a", LEASE, now())
+        !s.renew_slot("feed", slot(10), &h("a", 1), LEASE, now())
             .await
             .unwrap(),
         "{}: a holder taken over cannot renew",
         b.name
     );
     assert!(
-        !s.finish_slot("feed", slot(10), "a", SlotOutcome::Succeeded, now())
+        !s.finish_slot("feed", slot(10), &h("a", 1), SlotOutcome::Succeeded, now())
             .await
             .unwrap(),
         "{}: nor finish",
         b.name
     );
     assert!(
-        s.finish_slot("feed", slot(10), "b", SlotOutcome::Failed, now())
+        s.finish_slot("feed", slot(10), &h("b", 2), SlotOutcome::Failed, now())
             .await
             .unwrap(),
         "{}",
@@ -213,6 +221,47 @@ async fn an_expired_lease_is_taken_over_as_attempt_2_and_the_old_holder_can_no_l
     );
 }
 
+async fn a_holder_that_claims_its_own_expired_slot_again_goes_on_in_the_new_attempt_only(
+    b: Backend,
+) {
+    let (manual, now) = clock();
+    let s = &b.store;
+    s.claim_slot("feed", slot(10), "a", LEASE, now())
+        .await
+        .unwrap();
+    manual.advance(LEASE + MINUTE);
+    assert_eq!(
+        s.claim_slot("feed", slot(10), "a", LEASE, now())
+            .await
+            .unwrap(),
+        SlotClaim::Claimed { attempt: 2 },
+        "{}",
+        b.name
+    );
+    assert!(
+        !s.renew_slot("feed", slot(10), &h("a", 1), LEASE, now())
+            .await
+            .unwrap(),
+        "{}: the first attempt's fetch must stop",
+        b.name
+    );
+    assert!(
+        !s.finish_slot("feed", slot(10), &h("a", 1), SlotOutcome::Failed, now())
+            .await
+            .unwrap(),
+        "{}: and cannot end the slot",
+        b.name
+    );
+    assert!(s
+        .renew_slot("feed", slot(10), &h("a", 2), LEASE, now())
+        .await
+        .unwrap());
+    assert!(s
+        .finish_slot("feed", slot(10), &h("a", 2), SlotOutcome::Succeeded, now())
+        .await
+        .unwrap());
+}
+
 async fn a_finished_slot_is_already_done_even_after_its_lease_has_expired(b: Backend) {
     let (manual, now) = clock();
     let s = &b.store;
@@ -220,11 +269,11 @@ async fn a_finished_slot_is_already_done_even_after_its_lease_has_expired(b: Bac
         .await
         .unwrap();
     assert!(s
-        .finish_slot("feed", slot(10), "a", SlotOutcome::Unchanged, now())
+        .finish_slot("feed", slot(10), &h("a", 1), SlotOutcome::Unchanged, now())
         .await
         .unwrap());
     assert!(
-        !s.finish_slot("feed", slot(10), "a", SlotOutcome::Failed, now())
+        !s.finish_slot("feed", slot(10), &h("a", 1), SlotOutcome::Failed, now())
             .await
             .unwrap(),
         "{}: a slot ends once",
@@ -250,7 +299,7 @@ async fn only_the_holder_renews_and_a_renewed_lease_keeps_others_out(b: Backend)
         .await
         .unwrap();
     assert!(
-        !s.renew_slot("feed", slot(10), "b", LEASE, now())
+        !s.renew_slot("feed", slot(10), &h("b", 1), LEASE, now())
             .await
             .unwrap(),
         "{}: renewed by a non-holder",
@@ -258,7 +307,7 @@ async fn only_the_holder_renews_and_a_renewed_lease_keeps_others_out(b: Backend)
     );
     manual.advance(LEASE - MINUTE);
     assert!(s
-        .renew_slot("feed", slot(10), "a", LEASE, now())
+        .renew_slot("feed", slot(10), &h("a", 1), LEASE, now())
         .await
         .unwrap());
     manual.advance(2 * MINUTE);
@@ -278,7 +327,7 @@ async fn only_the_holder_renews_and_a_renewed_lease_keeps_others_out(b: Backend)
         .renew_slot(
             "feed",
             slot(10),
-            "a",
+            &h("a", 1),
             Duration::ZERO,
             now() - TimeDelta::hours(1)
         )
@@ -291,7 +340,7 @@ async fn only_the_holder_renews_and_a_renewed_lease_keeps_others_out(b: Backend)
         b.name
     );
     assert!(
-        !s.renew_slot("nothing", slot(10), "a", LEASE, now())
+        !s.renew_slot("nothing", slot(10), &h("a", 1), LEASE, now())
             .await
             .unwrap(),
         "{}: no slot, nothing to renew",
@@ -309,7 +358,7 @@ async fn the_last_slot_is_the_latest_one_with_its_state(b: Backend) {
             .await
             .unwrap();
     }
-    s.finish_slot("feed", slot(11), "a", SlotOutcome::Succeeded, at)
+    s.finish_slot("feed", slot(11), &h("a", 1), SlotOutcome::Succeeded, at)
         .await
         .unwrap();
     let last = s.last_slot("feed").await.unwrap();

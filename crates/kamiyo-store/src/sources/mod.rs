@@ -34,7 +34,7 @@ pub use metrics::SourceMetrics;
 pub use report::SourceReport;
 pub use response::{FetchCounts, FetchResponse, Validators, MAX_VALIDATOR_CHARS};
 pub use schedule::{SourceSchedule, STALE_AFTER_INTERVALS};
-pub use slots::{FetchSlot, SlotClaim, SlotOutcome, MAX_SLOT_LEASE};
+pub use slots::{FetchSlot, SlotClaim, SlotHolder, SlotOutcome, MAX_SLOT_LEASE};
 
 use slots::SlotKey;
 
@@ -119,12 +119,13 @@ impl SourceStore {
     }
 
     /// Extends `holder`'s lease on the slot to `now + lease` (never shortens it);
-    /// `false` when `holder` no longer has it (taken over, or finished): stop fetching.
+    /// `false` when `holder` no longer has it in its attempt (taken over, or finished):
+    /// stop fetching.
     pub async fn renew_slot(
         &self,
         source: &str,
         slot_start: DateTime<Utc>,
-        holder: &str,
+        holder: &SlotHolder<'_>,
         lease: std::time::Duration,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -134,12 +135,13 @@ impl SourceStore {
     }
 
     /// Ends `holder`'s slot with `outcome` at `now`; `false` when `holder` no longer has
-    /// it (another instance took it over, and its outcome is the one that counts).
+    /// it in its attempt (another instance, or a later attempt, took it over, and its
+    /// outcome is the one that counts).
     pub async fn finish_slot(
         &self,
         source: &str,
         slot_start: DateTime<Utc>,
-        holder: &str,
+        holder: &SlotHolder<'_>,
         outcome: SlotOutcome,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {

@@ -63,6 +63,14 @@ impl FromStr for SlotOutcome {
     }
 }
 
+/// Who holds a slot: an instance and the attempt its claim got
+/// ([`SlotClaim::Claimed`]). Renewing and finishing name both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotHolder<'a> {
+    pub holder: &'a str,
+    pub attempt: u32,
+}
+
 /// What a claim got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SlotClaim {
@@ -198,26 +206,33 @@ fn last_slot_sql(dialect: Dialect) -> &'static str {
     )
 }
 
-/// Extends the lease of slot `($1, $2)` to `$4` if holder `$3` still has it unfinished.
+/// Extends the lease of slot `($1, $2)` to `$4` if holder `$3` still has it unfinished,
+/// in the attempt `$5` it claimed (the same holder claiming again after its lease ran out
+/// is another attempt, and only the newest one may go on).
 /// An expired lease nobody took over is still the holder's to extend: nobody else has
 /// started the slot. Never shortened, so `lease_until >= claimed_at` holds even if the
 /// holder's clock steps back.
 fn renew_sql(dialect: Dialect) -> &'static str {
     dialect.pick(
         "UPDATE source_fetch_slots SET lease_until = GREATEST(lease_until, $4) \
-          WHERE source_name = $1 AND slot_start = $2 AND holder = $3 AND finished_at IS NULL",
+          WHERE source_name = $1 AND slot_start = $2 AND holder = $3 AND attempt = $5::bigint \
+            AND finished_at IS NULL",
         "UPDATE source_fetch_slots SET lease_until = max(lease_until, ?4) \
-          WHERE source_name = ?1 AND slot_start = ?2 AND holder = ?3 AND finished_at IS NULL",
+          WHERE source_name = ?1 AND slot_start = ?2 AND holder = ?3 AND attempt = ?5 \
+            AND finished_at IS NULL",
     )
 }
 
-/// Ends slot `($1, $2)` at `$4` with outcome `$5` if holder `$3` still has it.
+/// Ends slot `($1, $2)` at `$4` with outcome `$5` if holder `$3` still has it, in the
+/// attempt `$6` it claimed.
 fn finish_sql(dialect: Dialect) -> &'static str {
     dialect.pick(
         "UPDATE source_fetch_slots SET finished_at = $4, outcome = $5 \
-          WHERE source_name = $1 AND slot_start = $2 AND holder = $3 AND finished_at IS NULL",
+          WHERE source_name = $1 AND slot_start = $2 AND holder = $3 AND attempt = $6::bigint \
+            AND finished_at IS NULL",
         "UPDATE source_fetch_slots SET finished_at = ?4, outcome = ?5 \
-          WHERE source_name = ?1 AND slot_start = ?2 AND holder = ?3 AND finished_at IS NULL",
+          WHERE source_name = ?1 AND slot_start = ?2 AND holder = ?3 AND attempt = ?6 \
+            AND finished_at IS NULL",
     )
 }
 
@@ -301,11 +316,15 @@ pub(super) async fn last(pool: &Pool, source: &str) -> Result<Option<FetchSlot>,
 pub(super) async fn renew(
     pool: &Pool,
     key: &SlotKey,
-    holder: &str,
+    holder: &SlotHolder<'_>,
     lease_until: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut params = key.params();
-    params.extend([Param::Text(holder.to_owned()), Param::Time(lease_until)]);
+    params.extend([
+        Param::Text(holder.holder.to_owned()),
+        Param::Time(lease_until),
+        Param::Int(i64::from(holder.attempt)),
+    ]);
     let sql = renew_sql(statement::dialect(pool));
     Ok(statement::execute(pool, sql, params).await? > 0)
 }
@@ -314,15 +333,16 @@ pub(super) async fn renew(
 pub(super) async fn finish(
     pool: &Pool,
     key: &SlotKey,
-    holder: &str,
+    holder: &SlotHolder<'_>,
     outcome: SlotOutcome,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut params = key.params();
     params.extend([
-        Param::Text(holder.to_owned()),
+        Param::Text(holder.holder.to_owned()),
         Param::Time(now),
         Param::Text(outcome.as_str().to_owned()),
+        Param::Int(i64::from(holder.attempt)),
     ]);
     let sql = finish_sql(statement::dialect(pool));
     Ok(statement::execute(pool, sql, params).await? > 0)
