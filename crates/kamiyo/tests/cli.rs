@@ -1056,3 +1056,94 @@ async fn sigterm_during_a_fetch_stops_serve_cleanly_and_writes_nothing_of_it() {
         "the claim is its attempt: {listed}"
     );
 }
+
+/// SIGTERM while a large fetch is being ingested: what is stored is whole batches (each
+/// batch is one transaction; 100,000 records are 100 full batches of 1,000), and the
+/// next fetch of the same body completes the import without a second copy of anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_large_ingest_leaves_whole_batches_and_the_next_fetch_completes_it() {
+    const RECORDS: i64 = 100_000;
+    const BATCH: i64 = kamiyo_ingest::DEFAULT_BATCH_SIZE as i64;
+    let pg = TestDatabase::create().await;
+    let dir = tempfile::tempdir().unwrap();
+    let body: String = (0..RECORDS)
+        .map(|i| {
+            format!(
+                "{{\"protocol\": \"Bulkfi {i}\", \"chain\": \"Ethereum\", \"date\": \"2024-01-{:02}\", \"loss_usd\": {}}}\n",
+                1 + i % 28,
+                1_000 + i
+            )
+        })
+        .collect();
+    let source = kamiyo_testkit::FixtureServer::start(kamiyo_testkit::Reply::Body {
+        body: body.into_bytes(),
+        content_type: "application/x-ndjson",
+        etag: None,
+        last_modified: None,
+    })
+    .await;
+    let configure = |command: &mut Command| {
+        with_mirror(command, source.url("/bulk.jsonl"))
+            .env("KAMIYO_SOURCES_MIRROR_FORMAT", "jsonl")
+            .env("DATABASE_URL", pg.url());
+    };
+    let mut command = serve(dir.path());
+    fetching_only_mirror(&mut command, source.url("/bulk.jsonl"));
+    configure(&mut command);
+    let mut server = Server::spawn(command);
+    server.listening().await;
+
+    let (client, connection) = tokio_postgres::connect(pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let claims = || async {
+        client
+            .query_one("SELECT count(*) FROM exploit_sources", &[])
+            .await
+            .map(|row| row.get::<_, i64>(0))
+            .map_err(|e| e.to_string())
+    };
+    eventually(
+        "the first batch stored",
+        Duration::from_secs(60),
+        || async {
+            let stored = claims().await?;
+            (stored > 0).then_some(()).ok_or(stored.to_string())
+        },
+    )
+    .await;
+    server.terminate();
+    let exit = server.exit(Duration::from_secs(30)).await;
+    assert!(exit.success(), "exit status {exit:?}");
+    let stored = claims().await.unwrap();
+    assert!(
+        stored > 0 && stored < RECORDS,
+        "SIGTERM came mid-ingest: {stored} of {RECORDS} stored"
+    );
+    assert_eq!(stored % BATCH, 0, "{stored} claims: a batch was cut");
+
+    let mut again = kamiyo(dir.path());
+    configure(&mut again);
+    let fetched = output(again.args(["source", "fetch", "mirror", "--json"]));
+    assert!(fetched.status.success(), "{}", text(&fetched.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
+    assert_eq!(
+        (
+            &report["report"]["inserted"],
+            &report["report"]["unchanged"]
+        ),
+        (
+            &serde_json::json!(RECORDS - stored),
+            &serde_json::json!(stored)
+        ),
+        "{report}"
+    );
+    assert_eq!(claims().await.unwrap(), RECORDS);
+    let incidents: i64 = client
+        .query_one("SELECT count(*) FROM exploits", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(incidents, RECORDS);
+}
