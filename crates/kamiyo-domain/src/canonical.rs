@@ -7,7 +7,9 @@
 //!   three sources speak; with two, the lower, since over-reporting is the common
 //!   error); unknown when no claim knows it;
 //! - recovered: the largest known amount;
-//! - chains and hashes: the union, the first claim's primary chain first;
+//! - chains and hashes: the union, the first claim's primary chain first; the unknown
+//!   chain only when no claim names one, and a hash on the unknown chain only when no
+//!   claim places it on a chain;
 //! - attack type: the first claim's that is not `unknown`; its raw text with it;
 //! - flags: set when any claim sets them; status and description: the first claim's
 //!   (description: the first non-empty one).
@@ -56,6 +58,18 @@ pub fn derive(claims: &[IncidentDraft]) -> Option<Canonical> {
             }
         }
     }
+    // The unknown chain says only that some claim named none: once another claim names
+    // a chain it is not one of the incident's, and a hash it holds that another claim
+    // places on a chain is that one.
+    if chains.iter().any(|c| !c.is_unknown()) {
+        chains.retain(|c| !c.is_unknown());
+    }
+    let placed: Vec<String> = tx_hashes
+        .iter()
+        .filter(|h| !h.chain.is_unknown())
+        .map(|h| h.hash.clone())
+        .collect();
+    tx_hashes.retain(|h| !h.chain.is_unknown() || !placed.contains(&h.hash));
     let mut losses: Vec<Usd> = claims.iter().filter_map(|c| c.loss_usd).collect();
     losses.sort();
     let loss_usd = losses.get(losses.len().saturating_sub(1) / 2).copied();

@@ -24,6 +24,42 @@ pub enum ChainFamily {
     Other,
 }
 
+const BASE58: &str = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// A Solana signature's form: base58, 64 to 88 characters.
+pub(crate) fn is_base58_signature(text: &str) -> bool {
+    (64..=88).contains(&text.len()) && text.chars().all(|c| BASE58.contains(c))
+}
+
+impl ChainFamily {
+    /// The family whose format `text` has, when it has one of the three strict ones: a
+    /// hash given without a chain is matched within that family.
+    pub fn of_hash(text: &str) -> Option<ChainFamily> {
+        let text = text.trim();
+        let is_hex64 = |t: &str| t.len() == 64 && t.chars().all(|c| c.is_ascii_hexdigit());
+        if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            return is_hex64(hex).then_some(ChainFamily::Evm);
+        }
+        if is_hex64(text) {
+            Some(ChainFamily::Hex64)
+        } else if is_base58_signature(text) {
+            Some(ChainFamily::Solana)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a hash in `text`'s format can be on a chain of this family (`Other`
+    /// takes any format).
+    pub fn fits(self, text: &str) -> bool {
+        self == ChainFamily::Other || ChainFamily::of_hash(text) == Some(self)
+    }
+}
+
+/// The slug of the chain a record without one is stored under (`chain=unknown` filters
+/// it): the record is kept, and merges by name and date with any chain.
+pub const UNKNOWN_CHAIN: &str = "unknown";
+
 struct KnownChain {
     slug: &'static str,
     name: &'static str,
@@ -179,6 +215,228 @@ const KNOWN: &[KnownChain] = &[
         aliases: &["2222"],
     },
     KnownChain {
+        slug: "sonic",
+        name: "Sonic",
+        family: ChainFamily::Evm,
+        aliases: &["146", "sonic mainnet"],
+    },
+    KnownChain {
+        slug: "pulsechain",
+        name: "PulseChain",
+        family: ChainFamily::Evm,
+        aliases: &["pulse", "pls", "369"],
+    },
+    KnownChain {
+        slug: "berachain",
+        name: "Berachain",
+        family: ChainFamily::Evm,
+        aliases: &["bera", "80094"],
+    },
+    KnownChain {
+        slug: "opbnb",
+        name: "opBNB",
+        family: ChainFamily::Evm,
+        aliases: &["204"],
+    },
+    KnownChain {
+        slug: "polygon-zkevm",
+        name: "Polygon zkEVM",
+        family: ChainFamily::Evm,
+        aliases: &["polygon zk evm", "1101"],
+    },
+    KnownChain {
+        slug: "zora",
+        name: "Zora",
+        family: ChainFamily::Evm,
+        aliases: &["7777777"],
+    },
+    KnownChain {
+        slug: "mode",
+        name: "Mode",
+        family: ChainFamily::Evm,
+        aliases: &["34443"],
+    },
+    KnownChain {
+        slug: "core",
+        name: "Core",
+        family: ChainFamily::Evm,
+        aliases: &["core dao", "coredao", "1116"],
+    },
+    KnownChain {
+        slug: "kaia",
+        name: "Kaia",
+        family: ChainFamily::Evm,
+        aliases: &["klaytn", "klay", "8217"],
+    },
+    KnownChain {
+        slug: "aurora",
+        name: "Aurora",
+        family: ChainFamily::Evm,
+        aliases: &["1313161554"],
+    },
+    KnownChain {
+        slug: "boba",
+        name: "Boba",
+        family: ChainFamily::Evm,
+        aliases: &["boba network", "288"],
+    },
+    KnownChain {
+        slug: "astar",
+        name: "Astar",
+        family: ChainFamily::Evm,
+        aliases: &["592"],
+    },
+    KnownChain {
+        slug: "iotex",
+        name: "IoTeX",
+        family: ChainFamily::Evm,
+        aliases: &["4689"],
+    },
+    KnownChain {
+        slug: "fuse",
+        name: "Fuse",
+        family: ChainFamily::Evm,
+        aliases: &["122"],
+    },
+    KnownChain {
+        slug: "telos",
+        name: "Telos",
+        family: ChainFamily::Evm,
+        aliases: &["telos evm", "40"],
+    },
+    KnownChain {
+        slug: "manta",
+        name: "Manta Pacific",
+        family: ChainFamily::Evm,
+        aliases: &["manta", "169"],
+    },
+    KnownChain {
+        slug: "taiko",
+        name: "Taiko",
+        family: ChainFamily::Evm,
+        aliases: &["167000"],
+    },
+    KnownChain {
+        slug: "abstract",
+        name: "Abstract",
+        family: ChainFamily::Evm,
+        aliases: &["2741"],
+    },
+    KnownChain {
+        slug: "unichain",
+        name: "Unichain",
+        family: ChainFamily::Evm,
+        aliases: &["130"],
+    },
+    KnownChain {
+        slug: "merlin",
+        name: "Merlin",
+        family: ChainFamily::Evm,
+        aliases: &["merlin chain", "4200"],
+    },
+    KnownChain {
+        slug: "bob",
+        name: "BOB",
+        family: ChainFamily::Evm,
+        aliases: &["60808"],
+    },
+    KnownChain {
+        slug: "ink",
+        name: "Ink",
+        family: ChainFamily::Evm,
+        aliases: &["57073"],
+    },
+    KnownChain {
+        slug: "apechain",
+        name: "ApeChain",
+        family: ChainFamily::Evm,
+        aliases: &["33139"],
+    },
+    KnownChain {
+        slug: "hyperevm",
+        name: "HyperEVM",
+        family: ChainFamily::Evm,
+        aliases: &["hyperliquid evm", "999"],
+    },
+    KnownChain {
+        slug: "okexchain",
+        name: "OKTC",
+        family: ChainFamily::Evm,
+        aliases: &["oktc", "okc", "okx chain", "66"],
+    },
+    KnownChain {
+        slug: "conflux",
+        name: "Conflux eSpace",
+        family: ChainFamily::Evm,
+        aliases: &["conflux espace", "1030"],
+    },
+    KnownChain {
+        slug: "flare",
+        name: "Flare",
+        family: ChainFamily::Evm,
+        aliases: &["14"],
+    },
+    KnownChain {
+        slug: "rootstock",
+        name: "Rootstock",
+        family: ChainFamily::Evm,
+        aliases: &["rsk", "30"],
+    },
+    KnownChain {
+        slug: "shibarium",
+        name: "Shibarium",
+        family: ChainFamily::Evm,
+        aliases: &["109"],
+    },
+    KnownChain {
+        slug: "xlayer",
+        name: "X Layer",
+        family: ChainFamily::Evm,
+        aliases: &["x layer", "196"],
+    },
+    KnownChain {
+        slug: "bitlayer",
+        name: "Bitlayer",
+        family: ChainFamily::Evm,
+        aliases: &["200901"],
+    },
+    KnownChain {
+        slug: "evmos",
+        name: "Evmos",
+        family: ChainFamily::Evm,
+        aliases: &["9001"],
+    },
+    KnownChain {
+        slug: "canto",
+        name: "Canto",
+        family: ChainFamily::Evm,
+        aliases: &["7700"],
+    },
+    KnownChain {
+        slug: "fraxtal",
+        name: "Fraxtal",
+        family: ChainFamily::Evm,
+        aliases: &["252"],
+    },
+    KnownChain {
+        slug: "sei-evm",
+        name: "Sei EVM",
+        family: ChainFamily::Evm,
+        aliases: &["1329"],
+    },
+    KnownChain {
+        slug: "arbitrum-nova",
+        name: "Arbitrum Nova",
+        family: ChainFamily::Evm,
+        aliases: &["42170"],
+    },
+    KnownChain {
+        slug: "polygon-zkevm-cardona",
+        name: "Polygon zkEVM Cardona",
+        family: ChainFamily::Evm,
+        aliases: &["2442"],
+    },
+    KnownChain {
         slug: "solana",
         name: "Solana",
         family: ChainFamily::Solana,
@@ -201,6 +459,114 @@ const KNOWN: &[KnownChain] = &[
         name: "Cosmos",
         family: ChainFamily::Hex64,
         aliases: &["cosmos hub", "atom"],
+    },
+    KnownChain {
+        slug: "sui",
+        name: "Sui",
+        family: ChainFamily::Other,
+        aliases: &[],
+    },
+    KnownChain {
+        slug: "aptos",
+        name: "Aptos",
+        family: ChainFamily::Other,
+        aliases: &[],
+    },
+    KnownChain {
+        slug: "near",
+        name: "NEAR",
+        family: ChainFamily::Other,
+        aliases: &["near protocol"],
+    },
+    KnownChain {
+        slug: "starknet",
+        name: "Starknet",
+        family: ChainFamily::Other,
+        aliases: &[],
+    },
+    KnownChain {
+        slug: "ton",
+        name: "TON",
+        family: ChainFamily::Other,
+        aliases: &["the open network"],
+    },
+    KnownChain {
+        slug: "polkadot",
+        name: "Polkadot",
+        family: ChainFamily::Other,
+        aliases: &["dot"],
+    },
+    KnownChain {
+        slug: "cardano",
+        name: "Cardano",
+        family: ChainFamily::Other,
+        aliases: &["ada"],
+    },
+    KnownChain {
+        slug: "algorand",
+        name: "Algorand",
+        family: ChainFamily::Other,
+        aliases: &["algo"],
+    },
+    KnownChain {
+        slug: "stellar",
+        name: "Stellar",
+        family: ChainFamily::Other,
+        aliases: &["xlm"],
+    },
+    KnownChain {
+        slug: "hedera",
+        name: "Hedera",
+        family: ChainFamily::Other,
+        aliases: &["hbar"],
+    },
+    KnownChain {
+        slug: "eos",
+        name: "EOS",
+        family: ChainFamily::Other,
+        aliases: &[],
+    },
+    KnownChain {
+        slug: "waves",
+        name: "Waves",
+        family: ChainFamily::Other,
+        aliases: &[],
+    },
+    KnownChain {
+        slug: "elrond",
+        name: "MultiversX",
+        family: ChainFamily::Other,
+        aliases: &["multiversx", "egld"],
+    },
+    KnownChain {
+        slug: "terra",
+        name: "Terra",
+        family: ChainFamily::Hex64,
+        aliases: &["terra classic", "luna"],
+    },
+    KnownChain {
+        slug: "osmosis",
+        name: "Osmosis",
+        family: ChainFamily::Hex64,
+        aliases: &["osmo"],
+    },
+    KnownChain {
+        slug: "injective",
+        name: "Injective",
+        family: ChainFamily::Hex64,
+        aliases: &["inj"],
+    },
+    KnownChain {
+        slug: "thorchain",
+        name: "THORChain",
+        family: ChainFamily::Hex64,
+        aliases: &["rune"],
+    },
+    KnownChain {
+        slug: "sei",
+        name: "Sei",
+        family: ChainFamily::Hex64,
+        aliases: &["sei network"],
     },
 ];
 
@@ -240,6 +606,29 @@ impl Chain {
         &self.0
     }
 
+    /// Every chain of the table in `family`.
+    pub fn known_in(family: ChainFamily) -> impl Iterator<Item = Chain> {
+        KNOWN
+            .iter()
+            .filter(move |c| c.family == family)
+            .map(|c| Chain(c.slug.to_owned()))
+    }
+
+    /// The chain of a record that names none ([`UNKNOWN_CHAIN`]).
+    pub fn unknown() -> Chain {
+        Chain(UNKNOWN_CHAIN.to_owned())
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        self.0 == UNKNOWN_CHAIN
+    }
+
+    /// Whether a claim on `self` and one on `other` can be of one incident: the same
+    /// chain, or either unknown.
+    pub fn overlaps(&self, other: &Chain) -> bool {
+        self == other || self.is_unknown() || other.is_unknown()
+    }
+
     fn known(&self) -> Option<&'static KnownChain> {
         KNOWN.iter().find(|c| c.slug == self.0)
     }
@@ -249,6 +638,9 @@ impl Chain {
     }
 
     pub fn display_name(&self) -> String {
+        if self.is_unknown() {
+            return "Unknown chain".to_owned();
+        }
         self.known()
             .map_or_else(|| self.0.clone(), |c| c.name.to_owned())
     }
@@ -313,8 +705,8 @@ mod tests {
 
     #[test]
     fn unknown_chains_are_kept_as_slugs() {
-        let chain = Chain::parse("Sei Network").unwrap();
-        assert_eq!(chain.slug(), "sei-network");
+        let chain = Chain::parse("Examplechain Network").unwrap();
+        assert_eq!(chain.slug(), "examplechain-network");
         assert!(!chain.is_known());
         assert_eq!(chain.family(), ChainFamily::Other);
         assert!(Chain::parse("  ").is_err());
@@ -322,13 +714,13 @@ mod tests {
 
     #[test]
     fn a_chain_name_with_a_control_character_is_refused_not_kept_as_a_slug() {
-        for text in ["sei\u{0}", "new\nchain", "\u{1b}[31mred"] {
+        for text in ["xmpl\u{0}", "new\nchain", "\u{1b}[31mred"] {
             let refused = Chain::parse(text).unwrap_err();
             assert_eq!(refused.field, "chain", "{text:?}");
         }
         assert_eq!(
-            Chain::parse("  Sei Network\n").unwrap().slug(),
-            "sei-network"
+            Chain::parse("  Examplechain Network\n").unwrap().slug(),
+            "examplechain-network"
         );
     }
 

@@ -189,10 +189,23 @@ impl IncidentDraft {
     /// Validates every field; the first refusal names its field. `now` bounds dates.
     /// Every text field is checked first against the rules of `input_rules` (no control
     /// characters, the maximums of [`crate::limits`], web URLs only).
+    ///
+    /// What is dropped rather than refused (a hash that does not fit its record's chain)
+    /// is lost here without a word: a caller that reports to a person uses
+    /// [`IncidentDraft::from_input_with_warnings`].
     pub fn from_input(
         input: IncidentInput,
         now: DateTime<Utc>,
     ) -> Result<IncidentDraft, FieldError> {
+        IncidentDraft::from_input_with_warnings(input, now).map(|(draft, _)| draft)
+    }
+
+    /// [`IncidentDraft::from_input`], with what was dropped from the claim so that the
+    /// record could be kept: each a warning naming its field (`tx_hashes`).
+    pub fn from_input_with_warnings(
+        input: IncidentInput,
+        now: DateTime<Utc>,
+    ) -> Result<(IncidentDraft, Vec<FieldError>), FieldError> {
         check_claim(&input)?;
         IncidentDraft::parse(input, now, Edge::Enforced)
     }
@@ -205,14 +218,14 @@ impl IncidentDraft {
         input: IncidentInput,
         now: DateTime<Utc>,
     ) -> Result<IncidentDraft, FieldError> {
-        IncidentDraft::parse(input, now, Edge::Stored)
+        IncidentDraft::parse(input, now, Edge::Stored).map(|(draft, _)| draft)
     }
 
     fn parse(
         input: IncidentInput,
         now: DateTime<Utc>,
         edge: Edge,
-    ) -> Result<IncidentDraft, FieldError> {
+    ) -> Result<(IncidentDraft, Vec<FieldError>), FieldError> {
         let source_name = input
             .source
             .as_deref()
@@ -228,33 +241,46 @@ impl IncidentDraft {
             }
         }
         let mut tx_hashes: Vec<TxHash> = Vec::new();
+        let mut warnings = Vec::new();
         for given in &input.tx_hashes {
             let chain = match (&given.chain, chains.as_slice()) {
                 (Some(text), _) => {
                     Chain::parse(text).map_err(|e| FieldError::new("tx_hashes", e.message))?
                 }
                 (None, [only]) => only.clone(),
-                (None, []) => return Err(FieldError::new("tx_hashes", "a hash needs a chain")),
-                (None, _) => {
-                    return Err(FieldError::new(
-                        "tx_hashes",
-                        format!(
-                            "{:?} has no chain and the incident lists several; write it chain:hash",
-                            given.hash
-                        ),
-                    ))
+                // No chain for the hash: the record's one chain whose family its format
+                // fits, else the unknown chain, where it meets the same hash on any chain
+                // of that family.
+                (None, several) => {
+                    let mut fitting = several.iter().filter(|c| c.family().fits(&given.hash));
+                    match (fitting.next(), fitting.next()) {
+                        (Some(one), None) => one.clone(),
+                        _ => Chain::unknown(),
+                    }
                 }
             };
-            let hash = TxHash::parse(chain.clone(), &given.hash)?;
-            if !chains.contains(&chain) {
+            // A hash that does not fit its chain (an `0x` hash on a Solana record) is
+            // dropped from the claim, and the record kept.
+            let hash = match TxHash::parse(chain.clone(), &given.hash) {
+                Ok(hash) => hash,
+                Err(refusal) => {
+                    warnings.push(FieldError::new(
+                        "tx_hashes",
+                        format!("{}; dropped from this claim", refusal.message),
+                    ));
+                    continue;
+                }
+            };
+            if !chains.contains(&chain) && !(chain.is_unknown() && !chains.is_empty()) {
                 chains.push(chain);
             }
             if !tx_hashes.contains(&hash) {
                 tx_hashes.push(hash);
             }
         }
+        // A record that names no chain is kept, on the unknown chain.
         if chains.is_empty() {
-            return Err(FieldError::new("chains", "at least one chain is required"));
+            chains.push(Chain::unknown());
         }
         // Hashes can name chains the list does not; the maximum is on the claim's chains.
         if edge == Edge::Enforced {
@@ -292,7 +318,7 @@ impl IncidentDraft {
         let description = clean(input.description);
         let flash_loan = input.flash_loan.unwrap_or(false)
             || technique.as_deref().is_some_and(mentions_flash_loan);
-        Ok(IncidentDraft {
+        let draft = IncidentDraft {
             protocol,
             chains,
             occurred_at,
@@ -313,7 +339,8 @@ impl IncidentDraft {
                 reported_date: date_text.to_owned(),
                 id_names_incident: false,
             },
-        })
+        };
+        Ok((draft, warnings))
     }
 
     pub fn attack_class(&self) -> AttackClass {
@@ -418,8 +445,7 @@ mod tests {
             (|i| i.protocol = Some(" ".into()), "protocol"),
             (|i| i.loss_usd = Some("-1".into()), "loss_usd"),
             (|i| i.date = Some("someday".into()), "date"),
-            (|i| i.chains.clear(), "tx_hashes"),
-            (|i| i.tx_hashes[0].hash = "0x12".into(), "tx_hashes"),
+            (|i| i.tx_hashes[0].chain = Some("\u{7}".into()), "tx_hashes"),
             (|i| i.status = Some("rumour".into()), "status"),
             (|i| i.source = None, "source"),
         ];
@@ -430,6 +456,98 @@ mod tests {
                 IncidentDraft::from_input(input, now()).unwrap_err().field,
                 field
             );
+        }
+    }
+
+    fn with_hash(chains: &[&str], chain: Option<&str>, hash: &str) -> IncidentInput {
+        IncidentInput {
+            chains: chains.iter().map(|c| (*c).to_owned()).collect(),
+            tx_hashes: vec![TxHashInput {
+                chain: chain.map(str::to_owned),
+                hash: hash.to_owned(),
+            }],
+            ..euler()
+        }
+    }
+
+    #[test]
+    fn a_record_without_a_chain_is_kept_on_the_unknown_chain() {
+        let input = IncidentInput {
+            chains: Vec::new(),
+            tx_hashes: Vec::new(),
+            ..euler()
+        };
+        let draft = IncidentDraft::from_input(input, now()).unwrap();
+        assert_eq!(draft.chains, [Chain::unknown()]);
+        assert_eq!(draft.chains[0].display_name(), "Unknown chain");
+    }
+
+    #[test]
+    fn a_hash_without_a_chain_takes_the_chain_its_format_fits_or_the_unknown_one() {
+        let evm = format!("0x{}", "AB".repeat(32));
+        let signature = "5".repeat(80);
+        // No chain at all: the unknown chain, the hash normalised as an EVM one.
+        let (draft, dropped) =
+            IncidentDraft::from_input_with_warnings(with_hash(&[], None, &evm), now()).unwrap();
+        assert!(dropped.is_empty());
+        assert_eq!(draft.chains, [Chain::unknown()]);
+        assert_eq!(draft.tx_hashes[0].chain, Chain::unknown());
+        assert_eq!(
+            draft.tx_hashes[0].hash,
+            evm.to_lowercase().replace("0X", "0x")
+        );
+        // Two chains of different families: the one the format fits.
+        let draft =
+            IncidentDraft::from_input(with_hash(&["Ethereum", "Solana"], None, &signature), now())
+                .unwrap();
+        assert_eq!(draft.tx_hashes[0].chain.slug(), "solana");
+        // Two EVM chains: either could be it, so the unknown chain; the claim's chains
+        // stay as named.
+        let draft =
+            IncidentDraft::from_input(with_hash(&["Ethereum", "BSC"], None, &evm), now()).unwrap();
+        assert_eq!(draft.tx_hashes[0].chain, Chain::unknown());
+        assert_eq!(
+            draft.chains.iter().map(Chain::slug).collect::<Vec<_>>(),
+            ["ethereum", "bsc"]
+        );
+    }
+
+    #[test]
+    fn a_hash_that_does_not_fit_its_chain_is_dropped_with_a_warning_and_the_record_kept() {
+        let evm = format!("0x{}", "ab".repeat(32));
+        let (draft, dropped) =
+            IncidentDraft::from_input_with_warnings(with_hash(&["Solana"], None, &evm), now())
+                .unwrap();
+        assert!(draft.tx_hashes.is_empty());
+        assert_eq!(draft.chains[0].slug(), "solana");
+        assert_eq!(dropped.len(), 1);
+        assert_eq!(dropped[0].field, "tx_hashes");
+        assert!(
+            dropped[0].message.contains("Solana") && dropped[0].message.contains("dropped"),
+            "{}",
+            dropped[0]
+        );
+    }
+
+    #[test]
+    fn numeric_chain_ids_resolve_to_their_chains() {
+        for (id, slug) in [
+            ("1", "ethereum"),
+            ("10", "optimism"),
+            ("56", "bsc"),
+            ("137", "polygon"),
+            ("146", "sonic"),
+            ("250", "fantom"),
+            ("369", "pulsechain"),
+            ("8453", "base"),
+            ("42161", "arbitrum"),
+            ("43114", "avalanche"),
+            ("59144", "linea"),
+            ("80094", "berachain"),
+        ] {
+            let chain = Chain::parse(id).unwrap();
+            assert_eq!(chain.slug(), slug, "{id}");
+            assert_eq!(chain.family(), crate::ChainFamily::Evm, "{id}");
         }
     }
 }

@@ -146,7 +146,7 @@ pub fn protocol() -> Schema {
 pub fn chains() -> Schema {
     ArrayBuilder::new()
         .description(Some(format!(
-            "Chain names, aliases or numeric ids (`ethereum`, `BNB Chain`, `56`); the first is the primary chain. An incident needs at least one chain, here or in `tx_hashes`, and at most {MAX_CHAINS_PER_CLAIM} counting both (422 otherwise). A name is at most {MAX_CHAIN_CHARS} characters (and UTF-8 bytes once lower-cased), with something besides `-`, `_` and whitespace (422 otherwise)."
+            "Chain names, aliases or numeric ids (`ethereum`, `BNB Chain`, `56`); the first is the primary chain. A claim that names none, here or in `tx_hashes`, is stored on the chain `unknown` (filterable as `chain=unknown`), which merges by name and date with any chain; at most {MAX_CHAINS_PER_CLAIM} counting both (422 otherwise). A name is at most {MAX_CHAIN_CHARS} characters (and UTF-8 bytes once lower-cased), with something besides `-`, `_` and whitespace (422 otherwise)."
         )))
         .max_items(Some(MAX_CHAINS_PER_CLAIM))
         .items(
@@ -255,7 +255,7 @@ pub fn description() -> Schema {
 pub fn tx_chain() -> Schema {
     AnyOfBuilder::new()
         .description(Some(
-            "The hash's chain; absent or null when the incident has exactly one chain (422 otherwise).",
+            "The hash's chain. Absent or null: the incident's one chain; with several, the one whose hash format it fits (EVM `0x` and 64 hex digits, 64 hex digits, base58 signatures); else the chain `unknown`, where it matches the same hash on any chain of its format's family. A hash that does not fit its chain is dropped from the claim with a warning in the answer.",
         ))
         .item(string(trimmed_pattern(MAX_CHAIN_CHARS, true), None, "A chain name, alias or numeric id."))
         .item(null())

@@ -27,7 +27,7 @@ pub mod when;
 
 pub use account::{Currency, Email, PaymentStatus, Role};
 pub use attack::{AttackClass, AttackType};
-pub use chain::{Chain, ChainFamily};
+pub use chain::{Chain, ChainFamily, UNKNOWN_CHAIN};
 pub use error::FieldError;
 pub use incident::{IncidentDraft, IncidentInput, IncidentStatus, SourceRef, TxHashInput};
 pub use money::Usd;

@@ -43,12 +43,18 @@ impl TxHash {
             FieldError::new(
                 "tx_hashes",
                 format!(
-                    "{text:?} is not a {} transaction hash: {why}",
+                    "{text:?} is not a transaction hash on {}: {why}",
                     chain.display_name()
                 ),
             )
         };
-        let hash = match chain.family() {
+        // A hash on the unknown chain is normalised as its format's family would be, so
+        // that it meets the same hash stored under a known chain.
+        let family = match (chain.is_unknown(), ChainFamily::of_hash(text)) {
+            (true, Some(family)) => family,
+            _ => chain.family(),
+        };
+        let hash = match family {
             ChainFamily::Evm => {
                 let hex = text
                     .strip_prefix("0x")
@@ -67,8 +73,7 @@ impl TxHash {
                 hex.to_lowercase()
             }
             ChainFamily::Solana => {
-                const BASE58: &str = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-                if !(64..=88).contains(&text.len()) || !text.chars().all(|c| BASE58.contains(c)) {
+                if !crate::chain::is_base58_signature(text) {
                     return Err(invalid(
                         "expected a base58 signature of 64 to 88 characters",
                     ));

@@ -275,13 +275,19 @@ pub(crate) async fn ingest_records(
             Ok(raw) => {
                 let line = raw.line;
                 let id_names_incident = raw.id_names_incident;
-                match IncidentDraft::from_input(IncidentInput::from(raw), now) {
+                match IncidentDraft::from_input_with_warnings(IncidentInput::from(raw), now) {
                     Err(refusal) => report.rejected.push(Rejection {
                         line,
                         field: Some(refusal.field.clone()),
                         message: refusal.to_string(),
                     }),
-                    Ok(mut draft) => {
+                    Ok((mut draft, dropped)) => {
+                        report
+                            .warnings
+                            .extend(dropped.into_iter().map(|warning| LineWarning {
+                                line,
+                                message: warning.to_string(),
+                            }));
                         draft.source.id_names_incident = id_names_incident;
                         *per_source.entry(draft.source.name.clone()).or_insert(0) += 1;
                         let key = format!("{}|{}", draft.source.name, draft.claim_key());
@@ -348,6 +354,7 @@ pub(crate) async fn ingest_records(
         tally(&mut report, line, outcome);
     }
     report.rejected.sort_by_key(|r| r.line);
+    report.warnings.sort_by_key(|w| w.line);
     Ok(report)
 }
 

@@ -614,7 +614,7 @@ fn import_reports_each_rejected_line_exits_1_and_a_second_import_changes_nothing
     let first = output(kamiyo(dir.path()).args(["import", fixture]));
     assert_eq!(first.status.code(), Some(1), "{}", text(&first.stderr));
     let shown = text(&first.stdout);
-    assert!(shown.contains("12 records: 5 inserted, 2 merged into existing incidents, 0 updated, 0 unchanged, 5 rejected"), "{shown}");
+    assert!(shown.contains("12 records: 6 inserted, 2 merged into existing incidents, 0 updated, 0 unchanged, 4 rejected"), "{shown}");
     assert!(
         shown.contains("rejected line 9: loss_usd: must not be negative"),
         "{shown}"
@@ -624,7 +624,7 @@ fn import_reports_each_rejected_line_exits_1_and_a_second_import_changes_nothing
     let report: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
     assert_eq!(
         (report["inserted"].as_u64(), report["unchanged"].as_u64()),
-        (Some(0), Some(7)),
+        (Some(0), Some(8)),
         "{report}"
     );
 }
@@ -808,7 +808,7 @@ async fn source_fetch_imports_a_configured_source_once_and_a_changed_format_fail
     assert!(fetched.status.success(), "{}", text(&fetched.stderr));
     let outcome: serde_json::Value = serde_json::from_slice(&fetched.stdout).unwrap();
     assert_eq!(outcome["outcome"], "imported", "{outcome}");
-    assert_eq!(outcome["report"]["inserted"], 2, "{outcome}");
+    assert_eq!(outcome["report"]["inserted"], 3, "{outcome}");
     assert!(sources(dir.path())
         .iter()
         .any(|(name, _, fetches)| name == "mirror" && *fetches == Some(1)));

@@ -6,14 +6,15 @@
 //! 2. The same chain and transaction hash is the same incident, but only when the
 //!    incident holding the hash is of the same protocol: one hash pasted onto two
 //!    unrelated incidents (it happens in real data) must not merge two protocols.
-//! 3. Without a shared hash: the same normalised protocol, an overlapping chain, dates
+//! 3. Without a shared hash: the same normalised protocol, an overlapping chain (the
+//!    unknown chain of a record that named none overlaps any), dates
 //!    within ±3 days and compatible amounts (within a factor of 2, when both are known)
 //!    are the same incident; the closest date wins. An incident the claim's own source
 //!    already reported is never a candidate: a source listing two records means two.
 //! 4. Otherwise it is a new incident.
 
 use chrono::{DateTime, Duration, Utc};
-use kamiyo_domain::{IncidentDraft, Usd};
+use kamiyo_domain::{IncidentDraft, Usd, UNKNOWN_CHAIN};
 
 /// How far apart two claims' dates may be and still be one incident: sources date the
 /// exploit, its discovery or its disclosure.
@@ -98,11 +99,14 @@ pub(crate) fn decide(
         // A source that lists two records separately means two incidents: its own
         // second record never merges into an incident it already reported.
         .filter(|c| !c.sources.contains(&draft.source.name))
+        // A claim or an incident on the unknown chain shares a chain with any.
         .filter(|c| {
-            draft
-                .chains
-                .iter()
-                .any(|chain| c.chains.iter().any(|other| other == chain.slug()))
+            draft.chains.iter().any(|chain| {
+                chain.is_unknown()
+                    || c.chains
+                        .iter()
+                        .any(|other| other == chain.slug() || other == UNKNOWN_CHAIN)
+            })
         })
         .filter(|c| match (c.loss_usd, draft.loss_usd) {
             (Some(a), Some(b)) => a.compatible_with(&b),

@@ -41,6 +41,23 @@ fn hash_key(hash: &kamiyo_domain::TxHash) -> HashKey {
     (hash.chain.slug().to_owned(), hash.hash.clone())
 }
 
+/// Where the incident holding a claim's hash may keep it: on its chain, or on the
+/// unknown chain (a source gave the hash without one); a hash on the unknown chain, on
+/// any chain of the family its format fits.
+fn holder_keys(hash: &kamiyo_domain::TxHash) -> Vec<HashKey> {
+    let unknown = (kamiyo_domain::UNKNOWN_CHAIN.to_owned(), hash.hash.clone());
+    if !hash.chain.is_unknown() {
+        return vec![hash_key(hash), unknown];
+    }
+    let mut keys: Vec<HashKey> = kamiyo_domain::ChainFamily::of_hash(&hash.hash)
+        .into_iter()
+        .flat_map(kamiyo_domain::Chain::known_in)
+        .map(|chain| (chain.slug().to_owned(), hash.hash.clone()))
+        .collect();
+    keys.push(unknown);
+    keys
+}
+
 /// The facts a batch of claims needs read before it can be decided.
 #[derive(Debug, Default)]
 pub(crate) struct Needs {
@@ -59,7 +76,9 @@ impl Needs {
         let mut needs = Needs::default();
         let mut protocols = HashSet::new();
         for draft in drafts {
-            needs.hashes.extend(draft.tx_hashes.iter().map(hash_key));
+            needs
+                .hashes
+                .extend(draft.tx_hashes.iter().flat_map(holder_keys));
             let (from, to) = window(draft);
             needs
                 .windows
@@ -242,7 +261,8 @@ impl Replay {
         let owners: Vec<HashOwner> = draft
             .tx_hashes
             .iter()
-            .filter_map(|h| self.owners.get(&hash_key(h)))
+            .flat_map(holder_keys)
+            .filter_map(|key| self.owners.get(&key))
             .map(|(exploit_id, protocol_key)| HashOwner {
                 exploit_id: *exploit_id,
                 protocol_key: protocol_key.clone(),
