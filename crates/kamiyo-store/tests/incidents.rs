@@ -28,6 +28,9 @@ kamiyo_testkit::per_backend! {
         a_batch_stores_every_claim_but_the_one_the_database_refuses,
         a_claim_stored_before_a_limit_was_tightened_still_merges_with_new_ones,
         hash_lookups_ignore_case_for_hex_hashes_only,
+        a_chainless_record_merges_by_name_and_date_and_the_named_chain_is_the_incident_s,
+        a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain,
+        chainless_records_are_listed_under_the_unknown_chain,
     ],
 }
 
@@ -571,4 +574,143 @@ async fn hash_lookups_ignore_case_for_hex_hashes_only(b: Backend) {
     ] {
         assert_eq!(found(query.clone()).await, vec![ids[1]], "{name}: {query}");
     }
+}
+
+async fn a_chainless_record_merges_by_name_and_date_and_the_named_chain_is_the_incident_s(
+    b: Backend,
+) {
+    let news = b
+        .store
+        .ingest(
+            &reported("rekt", "Examplefi")
+                .no_chain()
+                .date("2024-03-23")
+                .unknown_loss()
+                .build(),
+        )
+        .await
+        .unwrap();
+    let listed = b
+        .store
+        .ingest(
+            &reported("defillama", "Examplefi")
+                .chain("BSC")
+                .date("2024-03-22")
+                .loss_usd("4800000")
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (news.action, listed.action),
+        (IngestAction::Inserted, IngestAction::Merged),
+        "{}",
+        b.name
+    );
+    let incident = b.store.get(news.exploit_id).await.unwrap().unwrap();
+    let chains: Vec<&str> = incident.chains.iter().map(|c| c.slug()).collect();
+    assert_eq!(chains, ["bsc"], "{}: the unknown chain gives way", b.name);
+    assert_eq!(incident.sources.len(), 2, "{}", b.name);
+}
+
+async fn a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain(b: Backend) {
+    let h = hash("c4");
+    let placed = b
+        .store
+        .ingest(
+            &reported("defillama", "Hashfi")
+                .chain("Arbitrum")
+                .date("2024-05-01")
+                .hash(h.clone())
+                .build(),
+        )
+        .await
+        .unwrap();
+    // A source that names no chain, weeks later in its own dating: only the hash joins.
+    let bare = b
+        .store
+        .ingest(
+            &reported("defihacklabs", "Hashfi")
+                .no_chain()
+                .date("2024-05-02")
+                .hash(h.to_uppercase().replace("0X", "0x"))
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bare.action, IngestAction::Merged, "{}: {bare:?}", b.name);
+    assert_eq!(bare.exploit_id, placed.exploit_id, "{}", b.name);
+    let incident = b.store.get(placed.exploit_id).await.unwrap().unwrap();
+    let hashes: Vec<(String, String)> = incident
+        .tx_hashes
+        .iter()
+        .map(|t| (t.chain.slug().to_owned(), t.hash.clone()))
+        .collect();
+    assert_eq!(
+        hashes,
+        [("arbitrum".to_owned(), h.clone())],
+        "{}: one hash, on the chain a source placed it",
+        b.name
+    );
+    // And the other way round: a hash stored on the unknown chain is found by a claim
+    // that places it.
+    let g = hash("d5");
+    let first = b
+        .store
+        .ingest(
+            &reported("defihacklabs", "Otherhash")
+                .no_chain()
+                .date("2024-06-01")
+                .hash(g.clone())
+                .build(),
+        )
+        .await
+        .unwrap();
+    let second = b
+        .store
+        .ingest(
+            &reported("defillama", "Otherhash")
+                .chain("Base")
+                .date("2024-06-20")
+                .hash(g)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.action, second.exploit_id),
+        (IngestAction::Merged, first.exploit_id),
+        "{}",
+        b.name
+    );
+}
+
+async fn chainless_records_are_listed_under_the_unknown_chain(b: Backend) {
+    use kamiyo_store::incidents::{IncidentFilter, ListRequest};
+    b.store
+        .ingest(
+            &reported("rekt", "Nochainfi")
+                .no_chain()
+                .date("2024-02-02")
+                .build(),
+        )
+        .await
+        .unwrap();
+    b.store
+        .ingest(&reported("defillama", "Chainfi").date("2024-02-02").build())
+        .await
+        .unwrap();
+    let page = b
+        .store
+        .list(&ListRequest {
+            filter: IncidentFilter {
+                chain: Some(kamiyo_domain::Chain::parse("unknown").unwrap()),
+                ..IncidentFilter::default()
+            },
+            ..ListRequest::default()
+        })
+        .await
+        .unwrap();
+    let names: Vec<&str> = page.items.iter().map(|i| i.protocol.as_str()).collect();
+    assert_eq!(names, ["Nochainfi"], "{}", b.name);
 }
