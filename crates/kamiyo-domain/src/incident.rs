@@ -271,7 +271,9 @@ impl IncidentDraft {
                     continue;
                 }
             };
-            if !chains.contains(&chain) && !(chain.is_unknown() && !chains.is_empty()) {
+            // The unknown chain joins the claim's chains only when they are empty.
+            let named = !chain.is_unknown() || chains.is_empty();
+            if named && !chains.contains(&chain) {
                 chains.push(chain);
             }
             if !tx_hashes.contains(&hash) {
