@@ -66,6 +66,18 @@ impl Usd {
         }
         low * Decimal::from(2) >= high
     }
+
+    /// Whether two claims give one figure: within 5 % of each other (a source listing
+    /// one loss twice, once rounded). Stricter than [`Usd::compatible_with`]: two records
+    /// of one source on one day whose amounts merely fit a factor of 2 are two hacks.
+    pub fn agrees_with(&self, other: &Usd) -> bool {
+        let (low, high) = if self.0 <= other.0 {
+            (self.0, other.0)
+        } else {
+            (other.0, self.0)
+        };
+        (high - low) * Decimal::from(20) <= high
+    }
 }
 
 impl fmt::Display for Usd {

@@ -309,7 +309,7 @@ pub(crate) async fn ingest_records(
     let batch_size = options.batch_size.max(1);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut streams = tokio::task::JoinSet::new();
-    for claims in partition(accepted, options.streams.max(1)) {
+    for claims in partition(store, accepted, options.streams.max(1)) {
         let store = store.clone();
         let retry = *retry;
         let done_tx = done_tx.clone();
@@ -359,13 +359,15 @@ pub(crate) async fn ingest_records(
 }
 
 /// Splits claims into at most `streams` lists, each in file order, such that claims of
-/// one protocol, of protocols sharing a transaction hash, and of protocols sharing a
-/// lock bucket are in the same list.
+/// one lock key (`IncidentStore::lock_key`: only those can decide each other), claims
+/// sharing a transaction hash, and claims whose lock keys share a lock bucket are in the
+/// same list.
 fn partition(
+    store: &IncidentStore,
     claims: Vec<(usize, IncidentDraft)>,
     streams: usize,
 ) -> Vec<Vec<(usize, IncidentDraft)>> {
-    // Union-find over protocol keys and lock buckets, joined by the hashes they share.
+    // Union-find over lock keys and lock buckets, joined by the hashes they share.
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut parent: Vec<usize> = Vec::new();
     fn root(parent: &mut [usize], mut i: usize) -> usize {
@@ -387,18 +389,18 @@ fn partition(
     };
     for (_, draft) in &claims {
         let key = node(format!("p:{}", draft.protocol.key()), &mut parent);
-        // Protocols that share a lock bucket share a stream too: two streams would
+        let lock = store.lock_key(draft.protocol.key());
+        // Lock keys that share a lock bucket share a stream too: two streams would
         // otherwise take the same bucket locks and write one after the other.
-        let bucket = node(
-            format!(
-                "b:{}",
-                kamiyo_store::incidents::lock_bucket(draft.protocol.key())
-            ),
-            &mut parent,
-        );
-        let (a, b) = (root(&mut parent, key), root(&mut parent, bucket));
-        if a != b {
-            parent[a.max(b)] = a.min(b);
+        let bucket = kamiyo_store::incidents::lock_bucket(&lock);
+        for other in [
+            node(format!("k:{lock}"), &mut parent),
+            node(format!("b:{bucket}"), &mut parent),
+        ] {
+            let (a, b) = (root(&mut parent, key), root(&mut parent, other));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
+            }
         }
         key_of.push(key);
         for hash in &draft.tx_hashes {

@@ -30,6 +30,7 @@ kamiyo_testkit::per_backend! {
         hash_lookups_ignore_case_for_hex_hashes_only,
         a_chainless_record_merges_by_name_and_date_and_the_named_chain_is_the_incident_s,
         a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain,
+        a_hash_pasted_onto_a_claim_weeks_away_does_not_pull_it_in,
         chainless_records_are_listed_under_the_unknown_chain,
     ],
 }
@@ -66,7 +67,7 @@ async fn the_same_hash_from_two_sources_is_one_incident_with_two_source_referenc
         .store
         .ingest(
             &reported("rekt", "Euler")
-                .date("2023-03-20")
+                .date("2023-03-15")
                 .loss_usd("195000000")
                 .hash(h.clone())
                 .build(),
@@ -621,18 +622,20 @@ async fn a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain(
             &reported("defillama", "Hashfi")
                 .chain("Arbitrum")
                 .date("2024-05-01")
+                .loss_usd("1000000")
                 .hash(h.clone())
                 .build(),
         )
         .await
         .unwrap();
-    // A source that names no chain, weeks later in its own dating: only the hash joins.
+    // A source that names no chain, a day later, with a 10x amount: only the hash joins.
     let bare = b
         .store
         .ingest(
             &reported("defihacklabs", "Hashfi")
                 .no_chain()
                 .date("2024-05-02")
+                .loss_usd("10000000")
                 .hash(h.to_uppercase().replace("0X", "0x"))
                 .build(),
         )
@@ -661,6 +664,7 @@ async fn a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain(
             &reported("defihacklabs", "Otherhash")
                 .no_chain()
                 .date("2024-06-01")
+                .loss_usd("1000000")
                 .hash(g.clone())
                 .build(),
         )
@@ -671,8 +675,9 @@ async fn a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain(
         .ingest(
             &reported("defillama", "Otherhash")
                 .chain("Base")
-                .date("2024-06-20")
-                .hash(g)
+                .date("2024-06-02")
+                .loss_usd("10000000")
+                .hash(g.clone())
                 .build(),
         )
         .await
@@ -713,4 +718,53 @@ async fn chainless_records_are_listed_under_the_unknown_chain(b: Backend) {
         .unwrap();
     let names: Vec<&str> = page.items.iter().map(|i| i.protocol.as_str()).collect();
     assert_eq!(names, ["Nochainfi"], "{}", b.name);
+}
+
+async fn a_hash_pasted_onto_a_claim_weeks_away_does_not_pull_it_in(b: Backend) {
+    let h = hash("e6");
+    let earlier = b
+        .store
+        .ingest(
+            &reported("defillama", "Twicefi")
+                .date("2024-07-01")
+                .loss_usd("2000000")
+                .hash(h.clone())
+                .build(),
+        )
+        .await
+        .unwrap();
+    // The same protocol's later exploit, with the first one's hash pasted onto it.
+    let later = b
+        .store
+        .ingest(
+            &reported("defihacklabs", "Twicefi")
+                .date("2024-07-25")
+                .loss_usd("500000")
+                .hash(h)
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        later.action,
+        IngestAction::Inserted,
+        "{}: {later:?}",
+        b.name
+    );
+    assert_ne!(later.exploit_id, earlier.exploit_id, "{}", b.name);
+    assert!(
+        later
+            .warnings
+            .iter()
+            .any(|w| w.contains("another incident")),
+        "{}: the report says the hash stayed where it was: {later:?}",
+        b.name
+    );
+    let first = b.store.get(earlier.exploit_id).await.unwrap().unwrap();
+    assert_eq!(
+        first.occurred_at.date_naive().to_string(),
+        "2024-07-01",
+        "{}: the earlier incident's date did not move",
+        b.name
+    );
 }

@@ -3,8 +3,9 @@
 //! write what changed. A backend implements [`IngestIo`], which only reads and writes.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use kamiyo_domain::IncidentDraft;
+use kamiyo_domain::{Aliases, IncidentDraft};
 
 use super::claims::StoredClaimRow;
 use super::replay::{Changes, HashKey, Needs, Owners, Replay};
@@ -14,8 +15,9 @@ use crate::error::StoreError;
 /// What a backend does for the ingest path, inside one write transaction that the
 /// backend opened and will end.
 pub(crate) trait IngestIo {
-    /// Serialises decisions about these protocols with every other writer's.
-    fn lock(&mut self, protocols: &[String]) -> impl Future<Output = Result<(), StoreError>>;
+    /// Serialises decisions about protocols of these lock keys (`Aliases::lock_key`)
+    /// with every other writer's.
+    fn lock(&mut self, locks: &[String]) -> impl Future<Output = Result<(), StoreError>>;
 
     /// Who holds each of `hashes` (hashes nobody holds are absent).
     fn hash_owners(
@@ -23,8 +25,8 @@ pub(crate) trait IngestIo {
         hashes: &[HashKey],
     ) -> impl Future<Output = Result<Owners, StoreError>>;
 
-    /// Incidents of a claim's protocol within its window, and incidents holding one of
-    /// the claims (by source and claim key).
+    /// Incidents stored under one of a claim's lookup keys within its window, and
+    /// incidents holding one of the claims (by source and claim key).
     fn incidents_near(
         &mut self,
         needs: &Needs,
@@ -58,14 +60,15 @@ pub(crate) struct Decided {
 pub(crate) async fn ingest<B: IngestIo>(
     io: &mut B,
     drafts: &[IncidentDraft],
+    aliases: &Arc<Aliases>,
 ) -> Result<Decided, StoreError> {
-    let needs = Needs::of(drafts);
-    io.lock(&needs.protocols).await?;
+    let needs = Needs::of(drafts, aliases);
+    io.lock(&needs.locks).await?;
     let owners = io.hash_owners(&needs.hashes).await?;
     let near = io.incidents_near(&needs).await?;
     let ids = needs.incidents_to_load(near, &owners);
     let claims = io.claims_of(&ids).await?;
-    let mut replay = Replay::new(&ids, claims, owners)?;
+    let mut replay = Replay::new(&ids, claims, owners, Arc::clone(aliases))?;
     let unresolved = replay.hashes_to_resolve();
     if !unresolved.is_empty() {
         replay.add_owners(io.hash_owners(&unresolved).await?);

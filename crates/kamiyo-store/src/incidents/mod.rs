@@ -21,7 +21,7 @@ mod totals;
 
 use chrono::{DateTime, Utc};
 use kamiyo_db::{Database, Pool};
-use kamiyo_domain::{AttackType, Chain, IncidentDraft, Usd};
+use kamiyo_domain::{Aliases, AttackType, Chain, IncidentDraft, Usd};
 use serde::Serialize;
 
 use crate::cache::{CacheLimits, Generation, TtlCache};
@@ -124,6 +124,8 @@ pub struct IncidentStore {
     totals: std::sync::Arc<totals::TotalCache>,
     /// Stats answers, cached and single-flighted like totals (same TTL and bound).
     stats: std::sync::Arc<totals::StatsCache>,
+    /// Which protocol names are one protocol (kamiyo_domain::identity).
+    aliases: std::sync::Arc<Aliases>,
 }
 
 /// Forgets the caches again when a write ends (see [`IncidentStore::write_guard`]).
@@ -172,7 +174,15 @@ impl IncidentStore {
             )),
             writes,
             db,
+            aliases: std::sync::Arc::new(shipped_aliases()),
         }
+    }
+
+    /// The lock key of a protocol key (`kamiyo_domain::Aliases::lock_key`): claims of
+    /// different lock keys never decide each other, so importers split their streams
+    /// along them.
+    pub fn lock_key(&self, protocol_key: &str) -> String {
+        self.aliases.lock_key(protocol_key)
     }
 
     /// Stores one claim: a new incident, a merge into an existing one, an update of a
@@ -232,8 +242,8 @@ impl IncidentStore {
         let mut attempt = 1;
         loop {
             let result = match self.db.primary() {
-                Pool::Postgres(pool) => postgres::ingest_batch(pool, drafts).await,
-                Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts).await,
+                Pool::Postgres(pool) => postgres::ingest_batch(pool, drafts, &self.aliases).await,
+                Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts, &self.aliases).await,
             };
             match result {
                 Err(StoreError::Raced) if attempt < RACE_ATTEMPTS => attempt += 1,
@@ -415,4 +425,13 @@ async fn get_on(pool: Pool, id: i64) -> Result<Option<Incident>, StoreError> {
         Pool::Postgres(pool) => postgres::get(&pool, id).await,
         Pool::Sqlite(pool) => sqlite::get(&pool, id).await,
     }
+}
+
+/// The shipped alias table. A test reads the file, so a failure here is a build that
+/// skipped its tests: the service then runs on keys alone and says so.
+fn shipped_aliases() -> Aliases {
+    Aliases::shipped().unwrap_or_else(|error| {
+        tracing::error!(%error, "the shipped protocol alias table cannot be read; matching names by their keys alone");
+        Aliases::default()
+    })
 }

@@ -1,9 +1,11 @@
 //! The incident repository's I/O on PostgreSQL: the ingest path's reads and writes as a
 //! handful of multi-row statements per batch, and the reads of incidents and pages.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use kamiyo_db::postgres::{PgPool, PgTransaction};
-use kamiyo_domain::IncidentDraft;
+use kamiyo_domain::{Aliases, IncidentDraft};
 
 use super::claims::{self, ClaimColumns, StoredClaimRow};
 use super::ingest::{self, Decided, IngestIo};
@@ -44,10 +46,12 @@ pub fn lock_bucket(protocol_key: &str) -> i32 {
 pub(super) async fn ingest_batch(
     pool: &PgPool,
     drafts: &[IncidentDraft],
+    aliases: &Arc<Aliases>,
 ) -> Result<Vec<super::IngestOutcome>, StoreError> {
     let mut conn = pool.acquire().await?;
     let tx = conn.transaction().await?;
-    let Decided { outcomes, wrote } = ingest::ingest(&mut PgIngest { tx: &tx }, drafts).await?;
+    let Decided { outcomes, wrote } =
+        ingest::ingest(&mut PgIngest { tx: &tx }, drafts, aliases).await?;
     if wrote {
         tx.commit().await?;
     } else {

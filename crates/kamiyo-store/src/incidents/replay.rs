@@ -9,14 +9,16 @@
 //! that incident and becomes a warning.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kamiyo_domain::canonical::{self, Canonical};
-use kamiyo_domain::IncidentDraft;
+use kamiyo_domain::identity::core;
+use kamiyo_domain::{Aliases, IncidentDraft};
 
 use super::claims::{ClaimColumns, StoredClaimRow};
 use super::decide::{
-    decide, foreign_hash_warning, window, Candidate, HashOwner, Plan, StoredClaim,
+    decide, foreign_hash_warning, window, Candidate, CandidateClaim, HashOwner, Plan, StoredClaim,
 };
 use super::{IngestAction, IngestOutcome};
 use crate::error::StoreError;
@@ -63,45 +65,49 @@ fn holder_keys(hash: &kamiyo_domain::TxHash) -> Vec<HashKey> {
 pub(crate) struct Needs {
     /// Every hash the claims name.
     pub hashes: Vec<HashKey>,
-    /// Per claim: its protocol key and merge window.
+    /// Per claim and stored key its name can match (`Aliases::lookups`): that key and
+    /// the claim's merge window.
     pub windows: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
     /// Per claim: `(source, claim key)`.
     pub claim_keys: Vec<(String, String)>,
-    /// The protocol keys, each once.
-    pub protocols: Vec<String>,
+    /// The claims' lock keys (`Aliases::lock_key`), each once.
+    pub locks: Vec<String>,
+    /// Every stored key the claims' names can match.
+    pub lookups: HashSet<String>,
 }
 
 impl Needs {
-    pub fn of(drafts: &[IncidentDraft]) -> Needs {
+    pub fn of(drafts: &[IncidentDraft], aliases: &Aliases) -> Needs {
         let mut needs = Needs::default();
-        let mut protocols = HashSet::new();
+        let mut locks = HashSet::new();
         for draft in drafts {
             needs
                 .hashes
                 .extend(draft.tx_hashes.iter().flat_map(holder_keys));
             let (from, to) = window(draft);
-            needs
-                .windows
-                .push((draft.protocol.key().to_owned(), from, to));
+            for key in aliases.lookups(draft.protocol.key()) {
+                needs.windows.push((key.clone(), from, to));
+                needs.lookups.insert(key);
+            }
+            let lock = aliases.lock_key(draft.protocol.key());
+            if locks.insert(lock.clone()) {
+                needs.locks.push(lock);
+            }
             needs
                 .claim_keys
                 .push((draft.source.name.clone(), draft.claim_key()));
-            if protocols.insert(draft.protocol.key()) {
-                needs.protocols.push(draft.protocol.key().to_owned());
-            }
         }
         needs
     }
 
     /// The incidents to load: those the backend found near a claim or holding one of
     /// its claims, plus the holders of the claims' hashes that are of a claim's protocol
-    /// (only those can be merged into; the others matter as owners only).
+    /// (those whose name can match: the others matter as owners only).
     pub fn incidents_to_load(&self, mut near: Vec<i64>, owners: &Owners) -> Vec<i64> {
-        let protocols: HashSet<&str> = self.protocols.iter().map(String::as_str).collect();
         near.extend(
             owners
                 .values()
-                .filter(|(_, key)| protocols.contains(key.as_str()))
+                .filter(|(_, key)| self.lookups.contains(key))
                 .map(|(id, _)| *id),
         );
         near.sort_unstable();
@@ -141,12 +147,22 @@ struct Incident {
 
 impl Incident {
     fn candidate(&self) -> Candidate {
-        let mut sources: Vec<String> = Vec::new();
-        for claim in &self.claims {
-            if !sources.contains(&claim.draft.source.name) {
-                sources.push(claim.draft.source.name.clone());
-            }
-        }
+        let claims = self
+            .claims
+            .iter()
+            .map(|claim| CandidateClaim {
+                source: claim.draft.source.name.clone(),
+                protocol_key: claim.draft.protocol.key().to_owned(),
+                occurred_at: claim.draft.occurred_at,
+                loss_usd: claim.draft.loss_usd,
+                hashes: claim
+                    .draft
+                    .tx_hashes
+                    .iter()
+                    .map(|h| format!("{}:{}", h.chain, h.hash))
+                    .collect(),
+            })
+            .collect();
         Candidate {
             id: self.id,
             occurred_at: self.canonical.occurred_at,
@@ -157,7 +173,7 @@ impl Incident {
                 .map(|c| c.slug().to_owned())
                 .collect(),
             loss_usd: self.canonical.loss_usd,
-            sources,
+            claims,
         }
     }
 }
@@ -166,7 +182,11 @@ impl Incident {
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
     incidents: HashMap<i64, Incident>,
-    by_protocol: HashMap<String, Vec<i64>>,
+    /// Incidents by the core of their first claim's protocol key, the key they are
+    /// stored under, as the database finds them (`Needs::windows`): so a batch sees what
+    /// one claim at a time would.
+    by_core: HashMap<String, Vec<i64>>,
+    aliases: Arc<Aliases>,
     /// (source, claim key) -> (incident, index in its claims).
     claims: HashMap<(String, String), (i64, usize)>,
     /// Who holds each hash, for every hash the batch can meet.
@@ -182,6 +202,7 @@ impl Replay {
         ids: &[i64],
         claims: Vec<StoredClaimRow>,
         owners: Owners,
+        aliases: Arc<Aliases>,
     ) -> Result<Replay, StoreError> {
         let mut by_incident: HashMap<i64, Vec<Claim>> = HashMap::new();
         for row in claims {
@@ -194,6 +215,7 @@ impl Replay {
         }
         let mut replay = Replay {
             owners,
+            aliases,
             ..Replay::default()
         };
         for &id in ids {
@@ -237,8 +259,8 @@ impl Replay {
                 (incident.id, index),
             );
         }
-        self.by_protocol
-            .entry(incident.canonical.protocol_key.clone())
+        self.by_core
+            .entry(core(&incident.canonical.protocol_key))
             .or_default()
             .push(incident.id);
         self.incidents.insert(incident.id, incident);
@@ -258,25 +280,38 @@ impl Replay {
                     draft: claim.draft.clone(),
                 })
             });
+        // Holders of the claim's hashes that were loaded (those whose name can match).
         let owners: Vec<HashOwner> = draft
             .tx_hashes
             .iter()
             .flat_map(holder_keys)
             .filter_map(|key| self.owners.get(&key))
-            .map(|(exploit_id, protocol_key)| HashOwner {
-                exploit_id: *exploit_id,
-                protocol_key: protocol_key.clone(),
-            })
+            .filter_map(|(exploit_id, _)| self.incidents.get(exploit_id))
+            .map(Incident::candidate)
             .collect();
-        let candidates: Vec<Candidate> = self
-            .by_protocol
-            .get(draft.protocol.key())
-            .into_iter()
+        let mut near: Vec<i64> = self
+            .aliases
+            .lookups(draft.protocol.key())
+            .iter()
+            .filter_map(|key| self.by_core.get(key))
             .flatten()
+            .copied()
+            .collect();
+        near.sort_unstable();
+        near.dedup();
+        let candidates: Vec<Candidate> = near
+            .iter()
             .filter_map(|id| self.incidents.get(id))
             .map(Incident::candidate)
             .collect();
-        let (exploit_id, action) = match decide(draft, existing.as_ref(), &owners, &candidates) {
+        let plan = decide(
+            draft,
+            existing.as_ref(),
+            &owners,
+            &candidates,
+            &self.aliases,
+        );
+        let (exploit_id, action) = match plan {
             Plan::Unchanged { exploit_id } => {
                 return Ok(IngestOutcome {
                     exploit_id,
@@ -502,7 +537,8 @@ impl IncidentRow {
                 .map(|(_, hash)| hash.clone()),
             chain,
             protocol: c.protocol.clone(),
-            protocol_key: c.protocol_key.clone(),
+            // Stored under its core, where every name that matches it looks.
+            protocol_key: core(&c.protocol_key),
             amount_usd: c.loss_usd.map(|u| u.to_string()),
             recovered_usd: c.recovered_usd.map(|u| u.to_string()),
             attack_class: c.attack_type.class().as_str().to_owned(),
@@ -569,7 +605,8 @@ mod tests {
     fn a_batch_sees_its_own_earlier_claims_and_writes_one_incident_for_them() {
         let first = draft("defillama", "Euler Finance", "2023-03-13", "197000000");
         let second = draft("rekt", "Euler", "2023-03-14", "195000000");
-        let mut replay = Replay::new(&[], Vec::new(), Owners::new()).unwrap_or_default();
+        let mut replay = Replay::new(&[], Vec::new(), Owners::new(), Arc::new(Aliases::default()))
+            .unwrap_or_default();
         let a = replay.ingest(&first).unwrap_or_else(|e| panic!("{e}"));
         let b = replay.ingest(&second).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.action, IngestAction::Inserted);
@@ -594,8 +631,13 @@ mod tests {
     #[test]
     fn a_stored_claim_sent_again_changes_nothing_and_a_changed_one_updates_it() {
         let claim = draft("defillama", "Euler", "2023-03-13", "197000000");
-        let mut replay = Replay::new(&[7], vec![stored(3, 7, &claim)], Owners::new())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let mut replay = Replay::new(
+            &[7],
+            vec![stored(3, 7, &claim)],
+            Owners::new(),
+            Arc::new(Aliases::default()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         let again = replay.ingest(&claim).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             (again.exploit_id, again.action),
@@ -621,7 +663,13 @@ mod tests {
 
     #[test]
     fn an_incident_without_claims_is_corrupt_data_not_a_panic() {
-        let error = Replay::new(&[9], Vec::new(), Owners::new()).err();
+        let error = Replay::new(
+            &[9],
+            Vec::new(),
+            Owners::new(),
+            Arc::new(Aliases::default()),
+        )
+        .err();
         assert!(
             matches!(
                 error,

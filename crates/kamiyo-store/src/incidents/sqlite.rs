@@ -4,9 +4,11 @@
 //! other; with no network between us and the database, its reads and writes are one
 //! prepared statement per row.
 
+use std::sync::Arc;
+
 use kamiyo_db::sqlite::SqlitePool;
 use kamiyo_db::DbError;
-use kamiyo_domain::IncidentDraft;
+use kamiyo_domain::{Aliases, IncidentDraft};
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::claims::StoredClaimRow;
@@ -30,11 +32,13 @@ fn driver(pool: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 pub(super) async fn ingest_batch(
     pool: &SqlitePool,
     drafts: &[IncidentDraft],
+    aliases: &Arc<Aliases>,
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let conn = pool.acquire().await?;
     let pool_name = pool.name().to_owned();
     let drafts = drafts.to_vec();
-    conn.run(move |c| Ok(ingest_in(c, &pool_name, &drafts)))
+    let aliases = Arc::clone(aliases);
+    conn.run(move |c| Ok(ingest_in(c, &pool_name, &drafts, &aliases)))
         .await?
 }
 
@@ -42,12 +46,13 @@ fn ingest_in(
     c: &mut Connection,
     pool: &str,
     drafts: &[IncidentDraft],
+    aliases: &Arc<Aliases>,
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(driver(pool))?;
     let mut io = SqliteIngest { conn: &tx, pool };
-    let Decided { outcomes, wrote } = complete_now(ingest::ingest(&mut io, drafts))??;
+    let Decided { outcomes, wrote } = complete_now(ingest::ingest(&mut io, drafts, aliases))??;
     if wrote {
         tx.commit().map_err(driver(pool))?;
     } else {
