@@ -22,6 +22,9 @@
 //! incidents copied onto PostgreSQL R times, each time into an empty target (a scratch
 //! database it creates and drops, or a given empty one), with the median.
 //!
+//! `kamiyo-bench dedup [--data DIR] [--labels FILE] [--json]` scores merge quality on the
+//! real files (`dedup`): recall over hand-judged pairs, and look-alike pairs merged.
+//!
 //! `pool` and `monitor` print one line per figure with the target beside it,
 //! `copy` a line per run and the median; each prints one JSON object instead with
 //! `--json`. `--quick` shrinks every trial count so that the tests can run them.
@@ -30,6 +33,7 @@
 //! BENCHMARKS.md (sections 3 and 5) has the method and the figures.
 
 mod copy;
+mod dedup;
 mod fetch;
 mod human;
 mod monitor;
@@ -125,6 +129,18 @@ enum Command {
         /// Conditional (304) fetches after the first.
         #[arg(long, default_value_t = 20)]
         repeat: usize,
+    },
+    /// Merge quality on the real files: ingest them and score the hand-judged pairs of
+    /// eval/dedup_labels.txt (recall, wrong merges). Exits 1 on a wrong merge.
+    Dedup {
+        /// The directory of the real files (../shared/data/raw from the repository).
+        #[arg(long, default_value = "../shared/data/raw")]
+        data: std::path::PathBuf,
+        #[arg(long, default_value = "crates/kamiyo-bench/eval/dedup_labels.txt")]
+        labels: std::path::PathBuf,
+        /// Print one JSON object instead of lines for people.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure the monitor alone (no database): recording costs and the statement bound.
     Monitor {
@@ -251,6 +267,36 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&report)?);
             if let Some(invalid) = &report.invalid {
                 anyhow::bail!("invalid run: {invalid}");
+            }
+        }
+        Command::Dedup { data, labels, json } => {
+            let text = std::fs::read_to_string(&labels)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", labels.display()))?;
+            let report = dedup::run(&data, &dedup::read_labels(&text)?).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!(
+                    "{} records ({} rejected) -> {} incidents",
+                    report.records, report.rejected, report.incidents
+                );
+                println!(
+                    "same pairs: {}/{} merged, recall {:.2}",
+                    report.same_merged, report.same_pairs, report.recall
+                );
+                println!(
+                    "look-alike pairs: {}/{} wrongly merged",
+                    report.wrongly_merged, report.different_pairs
+                );
+                for miss in &report.misses {
+                    println!("missed: {miss}");
+                }
+                for wrong in &report.wrong_merges {
+                    println!("WRONG: {wrong}");
+                }
+            }
+            if report.wrongly_merged > 0 {
+                anyhow::bail!("{} look-alike pairs merged", report.wrongly_merged);
             }
         }
         Command::Monitor { json, quick } => {

@@ -284,3 +284,25 @@ fn fetch_measures_a_first_import_and_cheap_not_modified_fetches() {
     let first = report["first_fetch_statements"].as_u64().unwrap();
     assert!(per_304 < 20 && per_304 * 10 < first, "{report:?}");
 }
+
+/// Merge quality on the real files (when `../shared/data/raw/` is there; the labels are
+/// in the repository): every hand-judged look-alike pair stays apart, and recall holds
+/// at the level docs/DEDUP.md records, so that a rule change that loses pairs shows.
+#[test]
+fn dedup_on_the_real_files_merges_no_look_alike_and_keeps_its_recall() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    let data = format!("{root}/../shared/data/raw");
+    if !std::path::Path::new(&data)
+        .join("defillama_hacks_export.csv")
+        .exists()
+    {
+        eprintln!("note: {data} is absent; the decision rules have their own tests");
+        return;
+    }
+    let labels = format!("{root}/crates/kamiyo-bench/eval/dedup_labels.txt");
+    let report = run_json(&["dedup", "--data", &data, "--labels", &labels, "--json"]);
+    assert_eq!(report["wrongly_merged"], 0, "{report:?}");
+    assert!(report["different_pairs"].as_u64().unwrap() >= 10);
+    let recall = report["recall"].as_f64().unwrap();
+    assert!(recall >= 0.9, "recall {recall}: {report:?}");
+}

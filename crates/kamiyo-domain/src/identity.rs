@@ -24,9 +24,9 @@ pub const MIN_CORE_CHARS: usize = 4;
 /// Words sources add to a protocol's name, stripped from the end of a key even when
 /// glued on. Longer words first, so that `defi` is tried before `fi`.
 const SUFFIX_WORDS: &[&str] = &[
-    "protocol", "exchange", "finance", "capital", "network", "markets", "bridge", "market",
-    "vaults", "money", "chain", "farms", "token", "vault", "labs", "farm", "swap", "defi", "dao",
-    "dex", "lab", "app", "io", "fi",
+    "multisig", "platform", "protocol", "exchange", "finance", "capital", "lending", "network",
+    "markets", "bridge", "market", "vaults", "wallet", "money", "chain", "farms", "token", "vault",
+    "labs", "farm", "swap", "defi", "dao", "dex", "amm", "lab", "app", "io", "fi",
 ];
 
 /// How two names relate.

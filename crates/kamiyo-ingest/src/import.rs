@@ -263,46 +263,7 @@ pub(crate) async fn ingest_records(
         records: total,
         ..ImportReport::default()
     };
-    let now = Utc::now();
-    // A source can list two different records under one claim key (DeFiLlama lists two
-    // Mirror hacks under one id and day); the second becomes `id#2` (or `#2` without an
-    // id), so that each keeps its own claim and a re-import finds each again.
-    let mut seen_keys: HashMap<String, usize> = HashMap::new();
-    let mut accepted: Vec<(usize, IncidentDraft)> = Vec::with_capacity(total);
-    for record in records {
-        match record {
-            Err(rejection) => report.rejected.push(rejection),
-            Ok(raw) => {
-                let line = raw.line;
-                let id_names_incident = raw.id_names_incident;
-                match IncidentDraft::from_input_with_warnings(IncidentInput::from(raw), now) {
-                    Err(refusal) => report.rejected.push(Rejection {
-                        line,
-                        field: Some(refusal.field.clone()),
-                        message: refusal.to_string(),
-                    }),
-                    Ok((mut draft, dropped)) => {
-                        report
-                            .warnings
-                            .extend(dropped.into_iter().map(|warning| LineWarning {
-                                line,
-                                message: warning.to_string(),
-                            }));
-                        draft.source.id_names_incident = id_names_incident;
-                        *per_source.entry(draft.source.name.clone()).or_insert(0) += 1;
-                        let key = format!("{}|{}", draft.source.name, draft.claim_key());
-                        let occurrence = seen_keys.entry(key).or_insert(0);
-                        *occurrence += 1;
-                        if *occurrence > 1 {
-                            let id = draft.source.external_id.take().unwrap_or_default();
-                            draft.source.external_id = Some(format!("{id}#{occurrence}"));
-                        }
-                        accepted.push((line, draft));
-                    }
-                }
-            }
-        }
-    }
+    let accepted = claims_of(records, Utc::now(), &mut report, per_source);
     let settled = total - accepted.len();
     progress(settled, total);
 
@@ -356,6 +317,58 @@ pub(crate) async fn ingest_records(
     report.rejected.sort_by_key(|r| r.line);
     report.warnings.sort_by_key(|w| w.line);
     Ok(report)
+}
+
+/// Validates parsed records as claims, as every import and fetch does: a record that is
+/// not a valid claim goes to `report.rejected`, what was dropped to keep one to
+/// `report.warnings`, and `per_source` counts the valid ones by the source they name.
+/// The claims come back with their lines, in file order.
+pub fn claims_of(
+    records: Vec<Result<RawIncident, Rejection>>,
+    now: chrono::DateTime<Utc>,
+    report: &mut ImportReport,
+    per_source: &mut BTreeMap<String, u64>,
+) -> Vec<(usize, IncidentDraft)> {
+    // A source can list two different records under one claim key (DeFiLlama lists two
+    // Mirror hacks under one id and day); the second becomes `id#2` (or `#2` without an
+    // id), so that each keeps its own claim and a re-import finds each again.
+    let mut seen_keys: HashMap<String, usize> = HashMap::new();
+    let mut accepted: Vec<(usize, IncidentDraft)> = Vec::with_capacity(records.len());
+    for record in records {
+        match record {
+            Err(rejection) => report.rejected.push(rejection),
+            Ok(raw) => {
+                let line = raw.line;
+                let id_names_incident = raw.id_names_incident;
+                match IncidentDraft::from_input_with_warnings(IncidentInput::from(raw), now) {
+                    Err(refusal) => report.rejected.push(Rejection {
+                        line,
+                        field: Some(refusal.field.clone()),
+                        message: refusal.to_string(),
+                    }),
+                    Ok((mut draft, dropped)) => {
+                        report
+                            .warnings
+                            .extend(dropped.into_iter().map(|warning| LineWarning {
+                                line,
+                                message: warning.to_string(),
+                            }));
+                        draft.source.id_names_incident = id_names_incident;
+                        *per_source.entry(draft.source.name.clone()).or_insert(0) += 1;
+                        let key = format!("{}|{}", draft.source.name, draft.claim_key());
+                        let occurrence = seen_keys.entry(key).or_insert(0);
+                        *occurrence += 1;
+                        if *occurrence > 1 {
+                            let id = draft.source.external_id.take().unwrap_or_default();
+                            draft.source.external_id = Some(format!("{id}#{occurrence}"));
+                        }
+                        accepted.push((line, draft));
+                    }
+                }
+            }
+        }
+    }
+    accepted
 }
 
 /// Splits claims into at most `streams` lists, each in file order, such that claims of

@@ -56,7 +56,7 @@ use std::path::Path;
 pub use error::IngestError;
 pub use format::{format_names, Format, UnknownFormatError, FORMATS};
 pub use import::{
-    default_shape, import, import_file, ImportError, ImportOptions, ImportReport,
+    claims_of, default_shape, import, import_file, ImportError, ImportOptions, ImportReport,
     DEFAULT_BATCH_SIZE, DEFAULT_SQLITE_BATCH_SIZE, DEFAULT_SQLITE_STREAMS, DEFAULT_STREAMS,
 };
 pub use record::{RawIncident, RawTxHash, Rejection};

@@ -10,8 +10,8 @@
 //! 3. Without a shared hash, an incident within ±3 days of the same name (key, core or
 //!    alias), an overlapping chain (the unknown chain of a record that named none
 //!    overlaps any) and compatible amounts (within a factor of 2, when both are known);
-//!    or, on the same day and a named chain both share, whatever the amounts say (one
-//!    source's 10x typo must not split a hack). An incident the claim's own source already reported is a candidate only when that
+//!    or, at most a day apart on a named chain both share, whatever the amounts say (one
+//!    source's 10x typo or partial count must not split a hack). An incident the claim's own source already reported is a candidate only when that
 //!    record is this one listed twice: the same name, a day apart at most, amounts that
 //!    agree (within 5 %) or are unknown, and no disjoint hashes. Otherwise a source
 //!    listing two records means two hacks. The closest date wins, then the oldest
@@ -202,10 +202,14 @@ fn joins(c: &Candidate, draft: &IncidentDraft, name: NameMatch, aliases: &Aliase
         (Some(a), Some(b)) => a.compatible_with(&b),
         _ => true,
     };
-    let same_day = c.occurred_at.date_naive() == draft.occurred_at.date_naive();
+    // Sources date one hack a day apart (UTC, exploit or discovery).
+    let days_apart = (c.occurred_at.date_naive() - draft.occurred_at.date_naive())
+        .num_days()
+        .abs();
     match name {
         NameMatch::Same => {
-            chains_overlap && (amounts_compatible || (same_day && named_shared_chain))
+            chains_overlap
+                && (amounts_compatible || (days_apart <= OWN_DUPLICATE_DAYS && named_shared_chain))
         }
         NameMatch::None => false,
     }
@@ -302,11 +306,11 @@ mod tests {
     }
 
     #[test]
-    fn incompatible_amounts_do_not_merge_unless_a_strong_name_gives_the_same_day_and_chain() {
+    fn incompatible_amounts_do_not_merge_unless_the_name_day_and_chain_agree() {
         let stored = draft("Euler", "2023-03-13", Some("197000000"), None);
-        let next_day = draft("Euler", "2023-03-14", Some("19700000"), None);
+        let two_days = draft("Euler", "2023-03-15", Some("19700000"), None);
         assert_eq!(
-            decide_among(&next_day, &[candidate(1, &stored)]),
+            decide_among(&two_days, &[candidate(1, &stored)]),
             Plan::Insert
         );
         let typo = draft("Euler Finance", "2023-03-13", Some("19700000"), None);
