@@ -21,7 +21,7 @@ use crate::AppState;
         (status = 400, description = "Not a JSON object of this shape (a field of the wrong type, an unknown field, no JSON content type); the message names the field", body = crate::error::ErrorEnvelope),
         (status = 409, description = "The claim conflicts with a stored one (a unique rule); retrying may succeed", body = crate::error::ErrorEnvelope),
         (status = 413, description = "Body above server.body_limit_bytes", body = crate::error::ErrorEnvelope),
-        (status = 422, description = "A value a rule refuses (a missing or blank required field, a date out of range, ...; a hash that does not suit its chain is dropped with a warning instead); the message names the field", body = crate::error::ErrorEnvelope),))]
+        (status = 422, description = "A value a rule refuses (a missing or blank required field, a date out of range, a hash that does not suit its chain, ...); the message names the field", body = crate::error::ErrorEnvelope),))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -29,18 +29,18 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<IngestOutcome>)> {
     authorize_admin(&state, &caller)?;
     let Json(input) = body.map_err(ApiError::from_json_rejection)?;
+    let invalid = |e: kamiyo_domain::FieldError| ApiError::Invalid {
+        field: e.field.clone(),
+        message: e.message,
+    };
     let (draft, dropped) =
-        IncidentDraft::from_input_with_warnings(input, state.now()).map_err(|e| {
-            ApiError::Invalid {
-                field: e.field.clone(),
-                message: e.message,
-            }
-        })?;
-    let mut outcome = state.incidents.ingest(&draft).await?;
-    // What was dropped to keep the claim is said first, then what the merge found.
-    outcome
-        .warnings
-        .splice(0..0, dropped.iter().map(ToString::to_string));
+        IncidentDraft::from_input_with_warnings(input, state.now()).map_err(invalid)?;
+    // An importer keeps a record whose hash does not fit its chain; an API caller is
+    // told, and can correct the request.
+    if let Some(refusal) = dropped.into_iter().next() {
+        return Err(invalid(refusal));
+    }
+    let outcome = state.incidents.ingest(&draft).await?;
     let status = match outcome.action {
         kamiyo_store::IngestAction::Inserted => StatusCode::CREATED,
         _ => StatusCode::OK,

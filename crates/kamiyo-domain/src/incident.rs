@@ -201,7 +201,9 @@ impl IncidentDraft {
     }
 
     /// [`IncidentDraft::from_input`], with what was dropped from the claim so that the
-    /// record could be kept: each a warning naming its field (`tx_hashes`).
+    /// record could be kept: each the refusal of the value dropped, naming its field
+    /// (`tx_hashes`). An importer keeps the record and reports them; the API refuses a
+    /// request that has any (its caller can correct it).
     pub fn from_input_with_warnings(
         input: IncidentInput,
         now: DateTime<Utc>,
@@ -264,10 +266,7 @@ impl IncidentDraft {
             let hash = match TxHash::parse(chain.clone(), &given.hash) {
                 Ok(hash) => hash,
                 Err(refusal) => {
-                    warnings.push(FieldError::new(
-                        "tx_hashes",
-                        format!("{}; dropped from this claim", refusal.message),
-                    ));
+                    warnings.push(refusal);
                     continue;
                 }
             };
@@ -524,11 +523,7 @@ mod tests {
         assert_eq!(draft.chains[0].slug(), "solana");
         assert_eq!(dropped.len(), 1);
         assert_eq!(dropped[0].field, "tx_hashes");
-        assert!(
-            dropped[0].message.contains("Solana") && dropped[0].message.contains("dropped"),
-            "{}",
-            dropped[0]
-        );
+        assert!(dropped[0].message.contains("Solana"), "{}", dropped[0]);
     }
 
     #[test]

@@ -255,7 +255,7 @@ pub fn description() -> Schema {
 pub fn tx_chain() -> Schema {
     AnyOfBuilder::new()
         .description(Some(
-            "The hash's chain. Absent or null: the incident's one chain; with several, the one whose hash format it fits (EVM `0x` and 64 hex digits, 64 hex digits, base58 signatures); else the chain `unknown`, where it matches the same hash on any chain of its format's family. A hash that does not fit its chain is dropped from the claim with a warning in the answer.",
+            "The hash's chain. Absent or null: the incident's one chain; with several, the one whose hash format it fits (EVM `0x` and 64 hex digits, 64 hex digits, base58 signatures); else the chain `unknown`, where it matches the same hash on any chain of its format's family. A hash that does not fit its chain is refused (422); an import drops it from the record's claim with a warning instead.",
         ))
         .item(string(trimmed_pattern(MAX_CHAIN_CHARS, true), None, "A chain name, alias or numeric id."))
         .item(null())

@@ -349,9 +349,9 @@ pub fn claims_of(
                     Ok((mut draft, dropped)) => {
                         report
                             .warnings
-                            .extend(dropped.into_iter().map(|warning| LineWarning {
+                            .extend(dropped.into_iter().map(|refusal| LineWarning {
                                 line,
-                                message: warning.to_string(),
+                                message: format!("{refusal}; dropped from this claim"),
                             }));
                         draft.source.id_names_incident = id_names_incident;
                         *per_source.entry(draft.source.name.clone()).or_insert(0) += 1;
