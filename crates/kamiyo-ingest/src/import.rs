@@ -264,6 +264,14 @@ pub(crate) async fn ingest_records(
         ..ImportReport::default()
     };
     let accepted = claims_of(records, Utc::now(), &mut report, per_source);
+    // The input is whole: a stored claim of its sources that it no longer lists may be a
+    // record it now gives corrected (`IncidentStore::ingest_listed`).
+    let listed: std::sync::Arc<kamiyo_store::incidents::Listed> = std::sync::Arc::new(
+        accepted
+            .iter()
+            .map(|(_, draft)| (draft.source.name.clone(), draft.claim_key()))
+            .collect(),
+    );
     let settled = total - accepted.len();
     progress(settled, total);
 
@@ -274,8 +282,10 @@ pub(crate) async fn ingest_records(
         let store = store.clone();
         let retry = *retry;
         let done_tx = done_tx.clone();
-        streams
-            .spawn(async move { run_stream(&store, &retry, claims, batch_size, &done_tx).await });
+        let listed = std::sync::Arc::clone(&listed);
+        streams.spawn(async move {
+            run_stream(&store, &retry, claims, batch_size, &listed, &done_tx).await
+        });
     }
     drop(done_tx);
     let mut done = settled;
@@ -465,6 +475,7 @@ async fn run_stream(
     retry: &RetryPolicy,
     claims: Vec<(usize, IncidentDraft)>,
     batch_size: usize,
+    listed: &std::sync::Arc<kamiyo_store::incidents::Listed>,
     done: &tokio::sync::mpsc::UnboundedSender<usize>,
 ) -> Result<Vec<LineOutcome>, ImportError> {
     let mut outcomes = Vec::with_capacity(claims.len());
@@ -476,7 +487,7 @@ async fn run_stream(
         // The whole batch failed (the database is down or busy past the retries):
         // stop; the rest would fail the same way, and nothing of this batch is stored.
         let results = retry
-            .run("import", || store.ingest_batch(&drafts))
+            .run("import", || store.ingest_listed(&drafts, listed))
             .await
             .map_err(|source| ImportError::Database {
                 line: first_line,

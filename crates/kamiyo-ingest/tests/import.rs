@@ -25,6 +25,7 @@ kamiyo_testkit::per_backend! {
         a_file_with_bad_lines_imports_the_rest_reports_each_line_and_re_imports_as_unchanged,
         an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_failed_one,
         records_refused_by_the_claim_rules_are_rejected_lines_in_every_format,
+        a_record_the_source_corrects_updates_its_claim_and_a_new_record_stays_new,
     ],
 }
 
@@ -276,4 +277,71 @@ async fn records_refused_by_the_claim_rules_are_rejected_lines_in_every_format(b
 fn serde_json_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|i| format!("\"{i}\"")).collect();
     format!("[{}]", quoted.join(","))
+}
+
+/// A source that corrects a record (its date and amount) between two imports of its whole
+/// list: the claim is updated, not doubled. A second record of the same id the list
+/// gives beside the first is a record of its own.
+async fn a_record_the_source_corrects_updates_its_claim_and_a_new_record_stays_new(b: Backend) {
+    let (name, store, sources) = (b.name, &b.store.incidents, &b.store.sources);
+    let dir = tempfile::tempdir().unwrap();
+    let record = |date: &str, loss: u64| {
+        format!(
+            "{{\"source\": \"feed\", \"external_id\": \"9001\", \"protocol\": \"Examplefi\", \"chain\": \"Ethereum\", \"date\": \"{date}\", \"loss_usd\": {loss}}}\n"
+        )
+    };
+    let later_hack = record("2024-05-01", 100_000);
+    let import = |lines: Vec<String>| {
+        let path = dir.path().join("list.jsonl");
+        std::fs::write(&path, lines.concat()).unwrap();
+        async move {
+            import_file(
+                store,
+                sources,
+                &RetryPolicy::default(),
+                Format::Jsonl,
+                &path,
+                None,
+                |_, _| {},
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let first = import(vec![record("2024-03-22", 4_800_000), later_hack.clone()]).await;
+    assert_eq!(first.inserted, 2, "{name}: {first:?}");
+
+    let corrected = import(vec![record("2024-03-23", 5_000_000), later_hack.clone()]).await;
+    assert_eq!(
+        (corrected.inserted, corrected.updated, corrected.unchanged),
+        (0, 1, 1),
+        "{name}: {corrected:?}"
+    );
+    assert_eq!(store.count().await.unwrap(), 2, "{name}");
+    let claims = sources
+        .report(kamiyo_store::DEFAULT_SOURCE_HEALTH_WINDOW, None, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.source == "feed")
+        .unwrap()
+        .claims;
+    assert_eq!(
+        claims, 2,
+        "{name}: one claim per record, the corrected one updated"
+    );
+
+    // The list now gives the corrected record and, beside it, another two days later
+    // under the same id: both listed, so the new one is a record of its own.
+    let grown = import(vec![
+        record("2024-03-23", 5_000_000),
+        record("2024-03-25", 40_000),
+        later_hack,
+    ])
+    .await;
+    assert_eq!(
+        (grown.inserted, grown.updated, grown.unchanged),
+        (1, 0, 2),
+        "{name}: {grown:?}"
+    );
 }

@@ -2,6 +2,7 @@
 //! batch of one): read the facts the claims need, decide them in memory ([`Replay`]),
 //! write what changed. A backend implements [`IngestIo`], which only reads and writes.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -11,6 +12,19 @@ use super::claims::StoredClaimRow;
 use super::replay::{Changes, HashKey, Needs, Owners, Replay};
 use super::{IngestAction, IngestOutcome};
 use crate::error::StoreError;
+
+/// `(source, claim key)` of every claim an input lists: a whole file, or a fetched
+/// source's whole answer.
+pub type Listed = HashSet<(String, String)>;
+
+/// What decides, besides the claims and the facts read: the protocol aliases and, for a
+/// whole input, the claims it lists. A claim of the input's source that the input no
+/// longer lists may be the old form of one of its records, corrected (`Replay`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rules {
+    pub aliases: Arc<Aliases>,
+    pub listed: Option<Arc<Listed>>,
+}
 
 /// What a backend does for the ingest path, inside one write transaction that the
 /// backend opened and will end.
@@ -60,15 +74,15 @@ pub(crate) struct Decided {
 pub(crate) async fn ingest<B: IngestIo>(
     io: &mut B,
     drafts: &[IncidentDraft],
-    aliases: &Arc<Aliases>,
+    rules: &Rules,
 ) -> Result<Decided, StoreError> {
-    let needs = Needs::of(drafts, aliases);
+    let needs = Needs::of(drafts, &rules.aliases);
     io.lock(&needs.locks).await?;
     let owners = io.hash_owners(&needs.hashes).await?;
     let near = io.incidents_near(&needs).await?;
     let ids = needs.incidents_to_load(near, &owners);
     let claims = io.claims_of(&ids).await?;
-    let mut replay = Replay::new(&ids, claims, owners, Arc::clone(aliases))?;
+    let mut replay = Replay::new(&ids, claims, owners, rules.clone())?;
     let unresolved = replay.hashes_to_resolve();
     if !unresolved.is_empty() {
         replay.add_owners(io.hash_owners(&unresolved).await?);

@@ -19,6 +19,8 @@ mod sqlite;
 pub mod stats;
 mod totals;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use kamiyo_db::{Database, Pool};
 use kamiyo_domain::{Aliases, AttackType, Chain, IncidentDraft, Usd};
@@ -28,6 +30,8 @@ use crate::cache::{CacheLimits, Generation, TtlCache};
 use crate::error::StoreError;
 
 pub use decide::MERGE_WINDOW_DAYS;
+pub use ingest::Listed;
+use ingest::Rules;
 pub use postgres::lock_bucket;
 pub use query::{
     Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, PageLimit, SortKey,
@@ -125,7 +129,7 @@ pub struct IncidentStore {
     /// Stats answers, cached and single-flighted like totals (same TTL and bound).
     stats: std::sync::Arc<totals::StatsCache>,
     /// Which protocol names are one protocol (kamiyo_domain::identity).
-    aliases: std::sync::Arc<Aliases>,
+    aliases: Arc<Aliases>,
 }
 
 /// Forgets the caches again when a write ends (see [`IncidentStore::write_guard`]).
@@ -174,7 +178,7 @@ impl IncidentStore {
             )),
             writes,
             db,
-            aliases: std::sync::Arc::new(shipped_aliases()),
+            aliases: Arc::new(shipped_aliases()),
         }
     }
 
@@ -191,11 +195,15 @@ impl IncidentStore {
     /// [`IncidentStore::ingest_batch`].)
     pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
         let _write = self.write_guard();
-        self.decide_one(draft).await
+        self.decide_one(draft, &self.rules(None)).await
     }
 
-    async fn decide_one(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
-        self.decide_and_write(std::slice::from_ref(draft))
+    async fn decide_one(
+        &self,
+        draft: &IncidentDraft,
+        rules: &Rules,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.decide_and_write(std::slice::from_ref(draft), rules)
             .await?
             .pop()
             .ok_or_else(|| StoreError::Invariant("a batch of one gave no outcome".into()))
@@ -213,15 +221,44 @@ impl IncidentStore {
         &self,
         drafts: &[IncidentDraft],
     ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
+        self.ingest_with(drafts, &self.rules(None)).await
+    }
+
+    /// [`IncidentStore::ingest_batch`] for a part of a whole input (a file, a fetched
+    /// source's answer) that lists the claims `listed`: a claim of one of its sources
+    /// that the input no longer lists, with the source's id of a new claim, the same
+    /// name and a date within the merge window, is that record corrected (its date, or
+    /// the name's spelling), and is updated instead of a second claim being added.
+    pub async fn ingest_listed(
+        &self,
+        drafts: &[IncidentDraft],
+        listed: &Arc<Listed>,
+    ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
+        self.ingest_with(drafts, &self.rules(Some(Arc::clone(listed))))
+            .await
+    }
+
+    fn rules(&self, listed: Option<Arc<Listed>>) -> Rules {
+        Rules {
+            aliases: Arc::clone(&self.aliases),
+            listed,
+        }
+    }
+
+    async fn ingest_with(
+        &self,
+        drafts: &[IncidentDraft],
+        rules: &Rules,
+    ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
         let _write = self.write_guard();
-        match self.decide_and_write(drafts).await {
+        match self.decide_and_write(drafts, rules).await {
             Ok(outcomes) => Ok(outcomes.into_iter().map(Ok).collect()),
             Err(error) if error.is_transient() || error.is_unavailable() => Err(error),
             Err(error) => {
                 tracing::warn!(%error, claims = drafts.len(), "batch refused; ingesting its claims one at a time");
                 let mut outcomes = Vec::with_capacity(drafts.len());
                 for draft in drafts {
-                    match self.decide_one(draft).await {
+                    match self.decide_one(draft, rules).await {
                         Err(error) if error.is_transient() || error.is_unavailable() => {
                             return Err(error)
                         }
@@ -238,12 +275,13 @@ impl IncidentStore {
     async fn decide_and_write(
         &self,
         drafts: &[IncidentDraft],
+        rules: &Rules,
     ) -> Result<Vec<IngestOutcome>, StoreError> {
         let mut attempt = 1;
         loop {
             let result = match self.db.primary() {
-                Pool::Postgres(pool) => postgres::ingest_batch(pool, drafts, &self.aliases).await,
-                Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts, &self.aliases).await,
+                Pool::Postgres(pool) => postgres::ingest_batch(pool, drafts, rules).await,
+                Pool::Sqlite(pool) => sqlite::ingest_batch(pool, drafts, rules).await,
             };
             match result {
                 Err(StoreError::Raced) if attempt < RACE_ATTEMPTS => attempt += 1,

@@ -1,14 +1,12 @@
 //! The incident repository's I/O on PostgreSQL: the ingest path's reads and writes as a
 //! handful of multi-row statements per batch, and the reads of incidents and pages.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use kamiyo_db::postgres::{PgPool, PgTransaction};
-use kamiyo_domain::{Aliases, IncidentDraft};
+use kamiyo_domain::IncidentDraft;
 
 use super::claims::{self, ClaimColumns, StoredClaimRow};
-use super::ingest::{self, Decided, IngestIo};
+use super::ingest::{self, Decided, IngestIo, Rules};
 use super::read;
 use super::replay::{Changes, ClaimWrite, HashKey, IncidentRow, Needs, Owners};
 use super::{Incident, IncidentSummary};
@@ -46,12 +44,12 @@ pub fn lock_bucket(protocol_key: &str) -> i32 {
 pub(super) async fn ingest_batch(
     pool: &PgPool,
     drafts: &[IncidentDraft],
-    aliases: &Arc<Aliases>,
+    rules: &Rules,
 ) -> Result<Vec<super::IngestOutcome>, StoreError> {
     let mut conn = pool.acquire().await?;
     let tx = conn.transaction().await?;
     let Decided { outcomes, wrote } =
-        ingest::ingest(&mut PgIngest { tx: &tx }, drafts, aliases).await?;
+        ingest::ingest(&mut PgIngest { tx: &tx }, drafts, rules).await?;
     if wrote {
         tx.commit().await?;
     } else {
@@ -416,7 +414,8 @@ async fn insert_claims(tx: &PgTransaction<'_>, c: &ClaimArrays<'_>) -> Result<()
     Ok(())
 }
 
-/// Updates stored claims (`id`) with what a re-import said, and moves `last_seen_at`.
+/// Updates stored claims (`id`) with what a re-import said (a corrected record's key
+/// too), and moves `last_seen_at`.
 async fn update_claims(tx: &PgTransaction<'_>, c: &ClaimArrays<'_>) -> Result<(), StoreError> {
     if c.id.is_empty() {
         return Ok(());
@@ -428,18 +427,19 @@ async fn update_claims(tx: &PgTransaction<'_>, c: &ClaimArrays<'_>) -> Result<()
              chains = u.chains::jsonb, tx_hashes = u.tx_hashes::jsonb, attack_class = u.attack_class, \
              attack_type = u.attack_type, attack_text = u.attack_text, classification = u.classification, \
              status = u.status, description = u.description, flash_loan = u.flash_loan, \
-             bridge = u.bridge, last_seen_at = now() \
+             bridge = u.bridge, claim_key = u.claim_key, last_seen_at = now() \
          FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], \
              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-             $14::text[], $15::text[], $16::text[], $17::bool[], $18::bool[]) \
+             $14::text[], $15::text[], $16::text[], $17::bool[], $18::bool[], $19::text[]) \
            AS u(id, source_url, external_id, reported_name, reported_date, occurred_at, amount_usd, \
              recovered_usd, chains, tx_hashes, attack_class, attack_type, attack_text, classification, \
-             status, description, flash_loan, bridge) \
+             status, description, flash_loan, bridge, claim_key) \
          WHERE s.id = u.id",
         &[
             &c.id, &c.source_url, &c.external_id, &c.reported_name, &c.reported_date, &c.occurred_at,
             &c.amount_usd, &c.recovered_usd, &c.chains, &c.tx_hashes, &c.attack_class, &c.attack_type,
             &c.attack_text, &c.classification, &c.status, &c.description, &c.flash_loan, &c.bridge,
+            &c.claim_key,
         ],
     )
     .await?;

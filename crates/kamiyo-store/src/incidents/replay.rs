@@ -9,17 +9,17 @@
 //! that incident and becomes a warning.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kamiyo_domain::canonical::{self, Canonical};
 use kamiyo_domain::identity::core;
-use kamiyo_domain::{Aliases, IncidentDraft};
+use kamiyo_domain::{Aliases, IncidentDraft, NameMatch};
 
 use super::claims::{ClaimColumns, StoredClaimRow};
 use super::decide::{
     decide, foreign_hash_warning, window, Candidate, CandidateClaim, HashOwner, Plan, StoredClaim,
 };
+use super::ingest::Rules;
 use super::{IngestAction, IngestOutcome};
 use crate::error::StoreError;
 
@@ -186,7 +186,7 @@ pub(crate) struct Replay {
     /// stored under, as the database finds them (`Needs::windows`): so a batch sees what
     /// one claim at a time would.
     by_core: HashMap<String, Vec<i64>>,
-    aliases: Arc<Aliases>,
+    rules: Rules,
     /// (source, claim key) -> (incident, index in its claims).
     claims: HashMap<(String, String), (i64, usize)>,
     /// Who holds each hash, for every hash the batch can meet.
@@ -202,7 +202,7 @@ impl Replay {
         ids: &[i64],
         claims: Vec<StoredClaimRow>,
         owners: Owners,
-        aliases: Arc<Aliases>,
+        rules: Rules,
     ) -> Result<Replay, StoreError> {
         let mut by_incident: HashMap<i64, Vec<Claim>> = HashMap::new();
         for row in claims {
@@ -215,7 +215,7 @@ impl Replay {
         }
         let mut replay = Replay {
             owners,
-            aliases,
+            rules,
             ..Replay::default()
         };
         for &id in ids {
@@ -266,6 +266,55 @@ impl Replay {
         self.incidents.insert(incident.id, incident);
     }
 
+    /// The stored claim that `draft` corrects, when the input is a whole one (its
+    /// `Rules::listed`): a claim of the same source with the same id of the source's
+    /// own (not one the input numbered `#2`), a matching name and a date within the
+    /// merge window, that the input no longer lists. The closest in date, then the
+    /// oldest claim. Without a whole input there is nothing to tell a correction from a
+    /// second record, and nothing is.
+    fn corrected(&self, draft: &IncidentDraft) -> Option<StoredClaim> {
+        let listed = self.rules.listed.as_deref()?;
+        let id = draft
+            .source
+            .external_id
+            .as_deref()
+            .filter(|id| !id.contains('#'))?;
+        let (from, to) = window(draft);
+        self.incidents
+            .iter()
+            .flat_map(|(&exploit_id, incident)| {
+                incident.claims.iter().map(move |claim| (exploit_id, claim))
+            })
+            .filter(|(_, claim)| {
+                let stored = &claim.draft;
+                claim.state != ClaimState::New
+                    && stored.source.name == draft.source.name
+                    && stored.source.external_id.as_deref() == Some(id)
+                    && stored.occurred_at >= from
+                    && stored.occurred_at <= to
+                    && !listed.contains(&(stored.source.name.clone(), claim.claim_key.clone()))
+                    && self
+                        .rules
+                        .aliases
+                        .name_match(stored.protocol.key(), draft.protocol.key())
+                        == NameMatch::Same
+            })
+            .min_by_key(|(exploit_id, claim)| {
+                (
+                    (claim.draft.occurred_at - draft.occurred_at)
+                        .num_seconds()
+                        .abs(),
+                    claim.id,
+                    *exploit_id,
+                )
+            })
+            .map(|(exploit_id, claim)| StoredClaim {
+                claim_id: claim.id,
+                exploit_id,
+                draft: claim.draft.clone(),
+            })
+    }
+
     /// Decides one claim and applies the decision in memory.
     pub fn ingest(&mut self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
         let claim_key = draft.claim_key();
@@ -279,7 +328,8 @@ impl Replay {
                     exploit_id,
                     draft: claim.draft.clone(),
                 })
-            });
+            })
+            .or_else(|| self.corrected(draft));
         // Holders of the claim's hashes that were loaded (those whose name can match).
         let owners: Vec<HashOwner> = draft
             .tx_hashes
@@ -290,6 +340,7 @@ impl Replay {
             .map(Incident::candidate)
             .collect();
         let mut near: Vec<i64> = self
+            .rules
             .aliases
             .lookups(draft.protocol.key())
             .iter()
@@ -309,7 +360,7 @@ impl Replay {
             existing.as_ref(),
             &owners,
             &candidates,
-            &self.aliases,
+            &self.rules.aliases,
         );
         let (exploit_id, action) = match plan {
             Plan::Unchanged { exploit_id } => {
@@ -319,19 +370,38 @@ impl Replay {
                     warnings: Vec::new(),
                 })
             }
-            Plan::UpdateClaim { exploit_id, .. } => {
-                let &(_, index) = self
-                    .claims
-                    .get(&(draft.source.name.clone(), claim_key))
-                    .ok_or_else(|| invariant("an updated claim is not in the batch"))?;
+            Plan::UpdateClaim {
+                claim_id,
+                exploit_id,
+            } => {
+                let source = draft.source.name.clone();
+                let (index, old_key) = match self.claims.get(&(source.clone(), claim_key.clone())) {
+                    Some(&(_, index)) => (index, None),
+                    // A corrected record: its stored claim is found by id and re-keyed.
+                    None => {
+                        let index = self
+                            .incident(exploit_id)?
+                            .claims
+                            .iter()
+                            .position(|c| c.id == claim_id && c.state != ClaimState::New)
+                            .ok_or_else(|| invariant("an updated claim is not in the batch"))?;
+                        let old = self.incident(exploit_id)?.claims[index].claim_key.clone();
+                        (index, Some(old))
+                    }
+                };
                 let claim = self
                     .incident(exploit_id)?
                     .claims
                     .get_mut(index)
                     .ok_or_else(|| invariant("an updated claim is not in its incident"))?;
                 claim.draft = draft.clone();
+                claim.claim_key = claim_key.clone();
                 if claim.state == ClaimState::Stored {
                     claim.state = ClaimState::Updated;
+                }
+                if let Some(old) = old_key {
+                    self.claims.remove(&(source.clone(), old));
+                    self.claims.insert((source, claim_key), (exploit_id, index));
                 }
                 (exploit_id, IngestAction::Updated)
             }
@@ -605,8 +675,8 @@ mod tests {
     fn a_batch_sees_its_own_earlier_claims_and_writes_one_incident_for_them() {
         let first = draft("defillama", "Euler Finance", "2023-03-13", "197000000");
         let second = draft("rekt", "Euler", "2023-03-14", "195000000");
-        let mut replay = Replay::new(&[], Vec::new(), Owners::new(), Arc::new(Aliases::default()))
-            .unwrap_or_default();
+        let mut replay =
+            Replay::new(&[], Vec::new(), Owners::new(), Rules::default()).unwrap_or_default();
         let a = replay.ingest(&first).unwrap_or_else(|e| panic!("{e}"));
         let b = replay.ingest(&second).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(a.action, IngestAction::Inserted);
@@ -635,7 +705,7 @@ mod tests {
             &[7],
             vec![stored(3, 7, &claim)],
             Owners::new(),
-            Arc::new(Aliases::default()),
+            Rules::default(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let again = replay.ingest(&claim).unwrap_or_else(|e| panic!("{e}"));
@@ -663,13 +733,7 @@ mod tests {
 
     #[test]
     fn an_incident_without_claims_is_corrupt_data_not_a_panic() {
-        let error = Replay::new(
-            &[9],
-            Vec::new(),
-            Owners::new(),
-            Arc::new(Aliases::default()),
-        )
-        .err();
+        let error = Replay::new(&[9], Vec::new(), Owners::new(), Rules::default()).err();
         assert!(
             matches!(
                 error,

@@ -4,15 +4,13 @@
 //! other; with no network between us and the database, its reads and writes are one
 //! prepared statement per row.
 
-use std::sync::Arc;
-
 use kamiyo_db::sqlite::SqlitePool;
 use kamiyo_db::DbError;
-use kamiyo_domain::{Aliases, IncidentDraft};
+use kamiyo_domain::IncidentDraft;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::claims::StoredClaimRow;
-use super::ingest::{self, complete_now, Decided, IngestIo};
+use super::ingest::{self, complete_now, Decided, IngestIo, Rules};
 use super::read;
 use super::replay::{Changes, ClaimWrite, HashKey, IncidentRow, Needs, Owners};
 use super::{Incident, IncidentSummary, IngestOutcome};
@@ -32,13 +30,13 @@ fn driver(pool: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
 pub(super) async fn ingest_batch(
     pool: &SqlitePool,
     drafts: &[IncidentDraft],
-    aliases: &Arc<Aliases>,
+    rules: &Rules,
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let conn = pool.acquire().await?;
     let pool_name = pool.name().to_owned();
     let drafts = drafts.to_vec();
-    let aliases = Arc::clone(aliases);
-    conn.run(move |c| Ok(ingest_in(c, &pool_name, &drafts, &aliases)))
+    let rules = rules.clone();
+    conn.run(move |c| Ok(ingest_in(c, &pool_name, &drafts, &rules)))
         .await?
 }
 
@@ -46,13 +44,13 @@ fn ingest_in(
     c: &mut Connection,
     pool: &str,
     drafts: &[IncidentDraft],
-    aliases: &Arc<Aliases>,
+    rules: &Rules,
 ) -> Result<Vec<IngestOutcome>, StoreError> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(driver(pool))?;
     let mut io = SqliteIngest { conn: &tx, pool };
-    let Decided { outcomes, wrote } = complete_now(ingest::ingest(&mut io, drafts, aliases))??;
+    let Decided { outcomes, wrote } = complete_now(ingest::ingest(&mut io, drafts, rules))??;
     if wrote {
         tx.commit().map_err(driver(pool))?;
     } else {
