@@ -189,6 +189,55 @@ pub fn core(key: &str) -> String {
     core.to_owned()
 }
 
+/// How far apart two claims citing one page may be dated and still be one incident: a
+/// news article dates itself days after the hack when its page was not read.
+pub const SHARED_URL_WINDOW_DAYS: i64 = 7;
+
+/// A source page as evidence of identity: two claims that cite the same post-mortem,
+/// article or tweet report one hack. The scheme, `www.`, the case of the host, a
+/// fragment, the query (tracking parameters: `?s=20&t=...`) and a trailing slash do not
+/// matter. `None` for a URL that names no page (a site's home, a profile without a
+/// post): those are cited for many hacks and prove nothing.
+pub fn url_key(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url.trim()).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host).to_owned();
+    let path = parsed.path().trim_end_matches('/');
+    // One segment is a site's section or a profile (`/peckshield`), except on sites whose
+    // pages are one segment deep (`rekt.news/euler-rekt`): those need a word with a dash.
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let names_a_page = match segments.as_slice() {
+        [] => false,
+        [one] => one.contains('-') && one.len() >= 8,
+        _ => true,
+    };
+    names_a_page.then(|| format!("{host}{path}"))
+}
+
+/// The forms a stored URL of the same page may have been written in, for an exact
+/// lookup: as given, without its query and fragment, each with and without a trailing
+/// slash, on http and https.
+pub fn url_variants(url: &str) -> Vec<String> {
+    let url = url.trim();
+    let bare = url.split(['?', '#']).next().unwrap_or(url);
+    let mut variants = Vec::new();
+    for form in [url, bare] {
+        let trimmed = form.trim_end_matches('/');
+        for base in [trimmed.to_owned(), format!("{trimmed}/")] {
+            for scheme_swapped in [
+                base.clone(),
+                base.replacen("https://", "http://", 1),
+                base.replacen("http://", "https://", 1),
+            ] {
+                variants.push(scheme_swapped);
+            }
+        }
+    }
+    variants.sort();
+    variants.dedup();
+    variants
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,6 +296,32 @@ mod tests {
         assert_eq!(core("unifi"), "unifi");
         assert_eq!(core("woofi"), "woofi");
         assert_eq!(core("uniswap"), "uniswap");
+    }
+
+    #[test]
+    fn a_page_is_one_page_however_written_and_a_site_is_no_page() {
+        let key = url_key("https://rekt.news/au-dodo-rekt/").unwrap();
+        for same in [
+            "http://www.rekt.news/au-dodo-rekt",
+            "https://REKT.news/au-dodo-rekt/#top",
+            "https://rekt.news/au-dodo-rekt/?utm_source=x",
+        ] {
+            assert_eq!(url_key(same).as_deref(), Some(key.as_str()), "{same}");
+            assert!(url_variants(same)
+                .iter()
+                .any(|v| url_key(v).as_deref() == Some(key.as_str())));
+        }
+        assert!(url_variants("https://rekt.news/au-dodo-rekt/?s=1")
+            .contains(&"https://rekt.news/au-dodo-rekt".to_owned()));
+        for site in [
+            "https://rekt.news/",
+            "https://twitter.com/peckshield",
+            "https://defillama.com",
+            "not a url",
+        ] {
+            assert_eq!(url_key(site), None, "{site}");
+        }
+        assert!(url_key("https://twitter.com/FatManTerra/status/1531365988809293825").is_some());
     }
 
     #[test]

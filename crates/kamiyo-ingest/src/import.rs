@@ -382,9 +382,9 @@ pub fn claims_of(
 }
 
 /// Splits claims into at most `streams` lists, each in file order, such that claims of
-/// one lock key (`IncidentStore::lock_key`: only those can decide each other), claims
-/// sharing a transaction hash, and claims whose lock keys share a lock bucket are in the
-/// same list.
+/// one lock key (`IncidentStore::lock_key`), claims citing one page, claims sharing a
+/// transaction hash (only those can decide each other), and claims whose lock keys
+/// share a lock bucket are in the same list.
 fn partition(
     store: &IncidentStore,
     claims: Vec<(usize, IncidentDraft)>,
@@ -412,6 +412,19 @@ fn partition(
     };
     for (_, draft) in &claims {
         let key = node(format!("p:{}", draft.protocol.key()), &mut parent);
+        // Claims citing one page can decide each other whatever their names.
+        if let Some(url) = draft
+            .source
+            .url
+            .as_deref()
+            .and_then(kamiyo_domain::identity::url_key)
+        {
+            let page = node(format!("u:{url}"), &mut parent);
+            let (a, b) = (root(&mut parent, key), root(&mut parent, page));
+            if a != b {
+                parent[a.max(b)] = a.min(b);
+            }
+        }
         let lock = store.lock_key(draft.protocol.key());
         // Lock keys that share a lock bucket share a stream too: two streams would
         // otherwise take the same bucket locks and write one after the other.

@@ -34,6 +34,11 @@ const POSTGRES: &[Migration] = &[
         "claim_keys_by_day",
         include_str!("../migrations/postgres/0006_claim_keys_by_day.sql"),
     ),
+    Migration::new(
+        7,
+        "claim_source_urls",
+        include_str!("../migrations/postgres/0007_claim_source_urls.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -66,6 +71,11 @@ const SQLITE: &[Migration] = &[
         6,
         "claim_keys_by_day",
         include_str!("../migrations/sqlite/0006_claim_keys_by_day.sql"),
+    ),
+    Migration::new(
+        7,
+        "claim_source_urls",
+        include_str!("../migrations/sqlite/0007_claim_source_urls.sql"),
     ),
 ];
 

@@ -31,6 +31,7 @@ kamiyo_testkit::per_backend! {
         a_chainless_record_merges_by_name_and_date_and_the_named_chain_is_the_incident_s,
         a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain,
         a_hash_pasted_onto_a_claim_weeks_away_does_not_pull_it_in,
+        an_editorial_title_citing_the_same_page_joins_the_incident,
         chainless_records_are_listed_under_the_unknown_chain,
     ],
 }
@@ -767,4 +768,61 @@ async fn a_hash_pasted_onto_a_claim_weeks_away_does_not_pull_it_in(b: Backend) {
         "{}: the earlier incident's date did not move",
         b.name
     );
+}
+
+async fn an_editorial_title_citing_the_same_page_joins_the_incident(b: Backend) {
+    let page = "https://rekt.news/plenty-of-phish/";
+    let listed = b
+        .store
+        .ingest(
+            &claim("Examplefi")
+                .source("defillama")
+                .source_url(page)
+                .date("2024-03-20")
+                .loss_usd("4800000")
+                .build(),
+        )
+        .await
+        .unwrap();
+    // The news site's own title, its article dated days later, its link written
+    // without the trailing slash.
+    let article = b
+        .store
+        .ingest(
+            &claim("Plenty of Phish")
+                .source("rekt")
+                .source_url("https://rekt.news/plenty-of-phish")
+                .no_chain()
+                .date("2024-03-25")
+                .unknown_loss()
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (article.action, article.exploit_id),
+        (IngestAction::Merged, listed.exploit_id),
+        "{}",
+        b.name
+    );
+    // A site's home page proves nothing; a page cited for a loss 100x apart is another
+    // hack it also covers.
+    for (name, url, loss) in [
+        ("Other Title", "https://rekt.news/", "4800000"),
+        ("Third Title", page, "48000000000"),
+    ] {
+        let other = b
+            .store
+            .ingest(
+                &claim(name)
+                    .source("rekt")
+                    .source_url(url)
+                    .date("2024-03-21")
+                    .loss_usd(loss)
+                    .build(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(other.action, IngestAction::Inserted, "{}: {name}", b.name);
+    }
 }

@@ -7,6 +7,9 @@
 //!    (`kamiyo_domain::identity`) and whose date is within the merge window is the same
 //!    incident: one hash pasted onto two unrelated incidents, or onto a later exploit of
 //!    the same protocol, must not merge them.
+//!    A page both cite (a post-mortem, an article, a tweet: `identity::url_key`) is the
+//!    same incident too, whatever the names, within ±7 days and with compatible amounts:
+//!    a news site's editorial title meets the protocol's name that way.
 //! 3. Without a shared hash, an incident within ±3 days of the same name (key, core or
 //!    alias), an overlapping chain (the unknown chain of a record that named none
 //!    overlaps any) and compatible amounts (within a factor of 2, when both are known);
@@ -19,6 +22,7 @@
 //! 4. Otherwise it is a new incident.
 
 use chrono::{DateTime, Duration, Utc};
+use kamiyo_domain::identity::SHARED_URL_WINDOW_DAYS;
 use kamiyo_domain::{Aliases, IncidentDraft, NameMatch, Usd, UNKNOWN_CHAIN};
 
 /// How far apart two claims' dates may be and still be one incident: sources date the
@@ -27,6 +31,13 @@ pub const MERGE_WINDOW_DAYS: i64 = 3;
 
 /// How far apart a source's own two records may be and still be one listed twice.
 const OWN_DUPLICATE_DAYS: i64 = 1;
+
+/// The dates of incidents a claim can share a cited page with
+/// (`kamiyo_domain::identity::SHARED_URL_WINDOW_DAYS` either side).
+pub(crate) fn url_window(draft: &IncidentDraft) -> (DateTime<Utc>, DateTime<Utc>) {
+    let days = Duration::days(SHARED_URL_WINDOW_DAYS);
+    (draft.occurred_at - days, draft.occurred_at + days)
+}
 
 pub(crate) fn window(draft: &IncidentDraft) -> (DateTime<Utc>, DateTime<Utc>) {
     let days = Duration::days(MERGE_WINDOW_DAYS);
@@ -136,6 +147,7 @@ pub(crate) fn decide(
     draft: &IncidentDraft,
     existing: Option<&StoredClaim>,
     owners: &[HashOwner],
+    citing: &[Candidate],
     candidates: &[Candidate],
     aliases: &Aliases,
 ) -> Plan {
@@ -159,6 +171,27 @@ pub(crate) fn decide(
     {
         return Plan::Merge {
             exploit_id: owner.id,
+        };
+    }
+    // Rule 2b: an incident with a claim that cites the same page, whatever its name.
+    let (url_from, url_to) = url_window(draft);
+    if let Some(cited) = citing
+        .iter()
+        .filter(|c| c.occurred_at >= url_from && c.occurred_at <= url_to)
+        .filter(|c| match (c.loss_usd, draft.loss_usd) {
+            (Some(a), Some(b)) => a.compatible_with(&b),
+            _ => true,
+        })
+        .filter(|c| !matches!(c.own_source(draft, aliases), OwnSource::Another))
+        .min_by_key(|c| {
+            (
+                (c.occurred_at - draft.occurred_at).num_seconds().abs(),
+                c.id,
+            )
+        })
+    {
+        return Plan::Merge {
+            exploit_id: cited.id,
         };
     }
     let best = candidates
@@ -258,7 +291,7 @@ mod tests {
     }
 
     fn decide_among(claim: &IncidentDraft, candidates: &[Candidate]) -> Plan {
-        decide(claim, None, &[], candidates, &aliases())
+        decide(claim, None, &[], &[], candidates, &aliases())
     }
 
     #[test]
@@ -347,7 +380,7 @@ mod tests {
         let hash = format!("0x{}", "ab".repeat(32));
         let claim = draft("Euler", "2023-03-13", None, Some(&hash));
         let owner = |name: &str, date: &str| candidate(3, &draft(name, date, None, None));
-        let merge = |owner: Candidate| decide(&claim, None, &[owner], &[], &aliases());
+        let merge = |owner: Candidate| decide(&claim, None, &[owner], &[], &[], &aliases());
         assert_eq!(
             merge(owner("Euler", "2023-03-14")),
             Plan::Merge { exploit_id: 3 }
@@ -369,12 +402,12 @@ mod tests {
             draft: claim.clone(),
         };
         assert_eq!(
-            decide(&claim, Some(&stored), &[], &[], &aliases()),
+            decide(&claim, Some(&stored), &[], &[], &[], &aliases()),
             Plan::Unchanged { exploit_id: 9 }
         );
         let changed = draft("Euler", "2023-03-13", Some("2"), None);
         assert_eq!(
-            decide(&changed, Some(&stored), &[], &[], &aliases()),
+            decide(&changed, Some(&stored), &[], &[], &[], &aliases()),
             Plan::UpdateClaim {
                 claim_id: 5,
                 exploit_id: 9

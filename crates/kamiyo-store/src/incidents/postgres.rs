@@ -113,6 +113,9 @@ impl IngestIo for PgIngest<'_> {
         let keys: Vec<&str> = needs.windows.iter().map(|(k, _, _)| k.as_str()).collect();
         let froms: Vec<DateTime<Utc>> = needs.windows.iter().map(|(_, f, _)| *f).collect();
         let tos: Vec<DateTime<Utc>> = needs.windows.iter().map(|(_, _, t)| *t).collect();
+        let urls: Vec<&str> = needs.urls.iter().map(|(u, _, _)| u.as_str()).collect();
+        let url_froms: Vec<DateTime<Utc>> = needs.urls.iter().map(|(_, f, _)| *f).collect();
+        let url_tos: Vec<DateTime<Utc>> = needs.urls.iter().map(|(_, _, t)| *t).collect();
         let (sources, claim_keys): (Vec<&str>, Vec<&str>) = needs
             .claim_keys
             .iter()
@@ -131,8 +134,13 @@ impl IngestIo for PgIngest<'_> {
                  UNION \
                  SELECT x.id FROM unnest($4::text[], $5::text[]) AS c(source_name, claim_key) \
                  CROSS JOIN LATERAL (SELECT s.exploit_id AS id FROM exploit_sources s \
-                   WHERE s.source_name = c.source_name AND s.claim_key = c.claim_key OFFSET 0) x",
-                &[&keys, &froms, &tos, &sources, &claim_keys],
+                   WHERE s.source_name = c.source_name AND s.claim_key = c.claim_key OFFSET 0) x \
+                 UNION \
+                 SELECT x.id FROM unnest($6::text[], $7::timestamptz[], $8::timestamptz[]) AS u(url, f, t) \
+                 CROSS JOIN LATERAL (SELECT s.exploit_id AS id FROM exploit_sources s \
+                   JOIN exploits e ON e.id = s.exploit_id \
+                   WHERE s.source_url = u.url AND e.occurred_at BETWEEN u.f AND u.t OFFSET 0) x",
+                &[&keys, &froms, &tos, &sources, &claim_keys, &urls, &url_froms, &url_tos],
             )
             .await?;
         rows.iter()

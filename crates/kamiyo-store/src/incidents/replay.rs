@@ -12,12 +12,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use kamiyo_domain::canonical::{self, Canonical};
-use kamiyo_domain::identity::core;
+use kamiyo_domain::identity::{core, url_key, url_variants};
 use kamiyo_domain::{Aliases, IncidentDraft, NameMatch};
 
 use super::claims::{ClaimColumns, StoredClaimRow};
 use super::decide::{
-    decide, foreign_hash_warning, window, Candidate, CandidateClaim, HashOwner, Plan, StoredClaim,
+    decide, foreign_hash_warning, url_window, window, Candidate, CandidateClaim, HashOwner, Plan,
+    StoredClaim,
 };
 use super::ingest::Rules;
 use super::{IngestAction, IngestOutcome};
@@ -74,6 +75,9 @@ pub(crate) struct Needs {
     pub locks: Vec<String>,
     /// Every stored key the claims' names can match.
     pub lookups: HashSet<String>,
+    /// Per claim citing a page and form its URL may be stored in: that form and the
+    /// claim's shared-URL window.
+    pub urls: Vec<(String, DateTime<Utc>, DateTime<Utc>)>,
 }
 
 impl Needs {
@@ -92,6 +96,18 @@ impl Needs {
             let lock = aliases.lock_key(draft.protocol.key());
             if locks.insert(lock.clone()) {
                 needs.locks.push(lock);
+            }
+            // Claims that cite one page decide each other too, whatever their names.
+            if let Some(url) = draft.source.url.as_deref() {
+                if let Some(key) = url_key(url) {
+                    let (from, to) = url_window(draft);
+                    needs
+                        .urls
+                        .extend(url_variants(url).into_iter().map(|v| (v, from, to)));
+                    if locks.insert(format!("url:{key}")) {
+                        needs.locks.push(format!("url:{key}"));
+                    }
+                }
             }
             needs
                 .claim_keys
@@ -186,6 +202,8 @@ pub(crate) struct Replay {
     /// stored under, as the database finds them (`Needs::windows`): so a batch sees what
     /// one claim at a time would.
     by_core: HashMap<String, Vec<i64>>,
+    /// Incidents by the pages their claims cite (`url_key`).
+    by_url: HashMap<String, Vec<i64>>,
     rules: Rules,
     /// (source, claim key) -> (incident, index in its claims).
     claims: HashMap<(String, String), (i64, usize)>,
@@ -263,7 +281,19 @@ impl Replay {
             .entry(core(&incident.canonical.protocol_key))
             .or_default()
             .push(incident.id);
+        for claim in &incident.claims {
+            self.index_url(incident.id, &claim.draft);
+        }
         self.incidents.insert(incident.id, incident);
+    }
+
+    fn index_url(&mut self, exploit_id: i64, draft: &IncidentDraft) {
+        if let Some(key) = draft.source.url.as_deref().and_then(url_key) {
+            let ids = self.by_url.entry(key).or_default();
+            if !ids.contains(&exploit_id) {
+                ids.push(exploit_id);
+            }
+        }
     }
 
     /// The stored claim that `draft` corrects, when the input is a whole one (its
@@ -355,10 +385,22 @@ impl Replay {
             .filter_map(|id| self.incidents.get(id))
             .map(Incident::candidate)
             .collect();
+        let citing: Vec<Candidate> = draft
+            .source
+            .url
+            .as_deref()
+            .and_then(url_key)
+            .and_then(|key| self.by_url.get(&key))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.incidents.get(id))
+            .map(Incident::candidate)
+            .collect();
         let plan = decide(
             draft,
             existing.as_ref(),
             &owners,
+            &citing,
             &candidates,
             &self.rules.aliases,
         );
@@ -403,6 +445,7 @@ impl Replay {
                     self.claims.remove(&(source.clone(), old));
                     self.claims.insert((source, claim_key), (exploit_id, index));
                 }
+                self.index_url(exploit_id, draft);
                 (exploit_id, IngestAction::Updated)
             }
             Plan::Merge { exploit_id } => {
@@ -460,6 +503,7 @@ impl Replay {
         let index = incident.claims.len() - 1;
         self.claims
             .insert((draft.source.name.clone(), claim_key), (exploit_id, index));
+        self.index_url(exploit_id, draft);
         Ok(())
     }
 

@@ -142,6 +142,15 @@ impl IngestIo for SqliteIngest<'_> {
                 .map(|(source, key)| (source.as_str(), key.as_str())),
             id,
         )?);
+        ids.extend(self.rows(
+            "SELECT s.exploit_id AS id FROM exploit_sources s JOIN exploits e ON e.id = s.exploit_id \
+             WHERE s.source_url = ?1 AND e.occurred_at BETWEEN ?2 AND ?3",
+            needs
+                .urls
+                .iter()
+                .map(|(url, from, to)| (url.as_str(), sqlite_time(*from), sqlite_time(*to))),
+            id,
+        )?);
         Ok(ids)
     }
 
