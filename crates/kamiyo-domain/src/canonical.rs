@@ -2,7 +2,9 @@
 //! never overwrites a claim; it re-derives these values from all of them:
 //!
 //! - protocol name: the first claim's (claims in the order they were first seen);
-//! - occurred at: the earliest claimed time (exploit before disclosure);
+//! - occurred at: the earliest claimed time (exploit before disclosure) among the claims
+//!   within the merge window of the median claim's: one claim dated a year off (a typo, a
+//!   hash pasted from another exploit) never moves the incident's date;
 //! - loss: the lower median of the known amounts (robust to one source's 10x typo once
 //!   three sources speak; with two, the lower, since over-reporting is the common
 //!   error); unknown when no claim knows it;
@@ -39,6 +41,20 @@ pub struct Canonical {
     pub status: IncidentStatus,
     pub description: Option<String>,
     pub source_url: Option<String>,
+}
+
+/// How far apart two claims' dates may be and still be one incident: sources date the
+/// exploit, its discovery or its disclosure.
+pub const MERGE_WINDOW_DAYS: i64 = 3;
+
+/// The earliest claimed time within [`MERGE_WINDOW_DAYS`] of the (lower) median one.
+fn occurred_at(claims: &[IncidentDraft]) -> Option<DateTime<Utc>> {
+    let mut dates: Vec<DateTime<Utc>> = claims.iter().map(|c| c.occurred_at).collect();
+    dates.sort();
+    let median = *dates.get(dates.len().checked_sub(1)? / 2)?;
+    dates
+        .into_iter()
+        .find(|date| median - *date <= chrono::Duration::days(MERGE_WINDOW_DAYS))
 }
 
 /// Derives the canonical values; `claims` in first-seen order, at least one.
@@ -81,11 +97,7 @@ pub fn derive(claims: &[IncidentDraft]) -> Option<Canonical> {
         protocol: first.protocol.display().to_owned(),
         protocol_key: first.protocol.key().to_owned(),
         chains,
-        occurred_at: claims
-            .iter()
-            .map(|c| c.occurred_at)
-            .min()
-            .unwrap_or(first.occurred_at),
+        occurred_at: occurred_at(claims).unwrap_or(first.occurred_at),
         loss_usd,
         recovered_usd: claims.iter().filter_map(|c| c.recovered_usd).max(),
         attack_type: attack.attack_type,
@@ -149,5 +161,20 @@ mod tests {
         let canonical = derive(&[claim("a", "X", "2023-01-01", None)]).unwrap();
         assert_eq!(canonical.loss_usd, None);
         assert!(derive(&[]).is_none());
+    }
+
+    #[test]
+    fn a_claim_dated_a_year_off_does_not_move_the_incident_s_date() {
+        let claims = [
+            claim("a", "Euler", "2023-03-14", None),
+            claim("b", "Euler", "2022-03-13", None),
+            claim("c", "Euler", "2023-03-13", None),
+        ];
+        let canonical = derive(&claims).unwrap();
+        assert_eq!(
+            canonical.occurred_at.format("%Y-%m-%d").to_string(),
+            "2023-03-13",
+            "the earliest date near the median, not the outlier"
+        );
     }
 }

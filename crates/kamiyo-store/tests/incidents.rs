@@ -32,6 +32,7 @@ kamiyo_testkit::per_backend! {
         a_hash_given_without_a_chain_meets_the_same_hash_on_its_family_s_chain,
         a_hash_pasted_onto_a_claim_weeks_away_does_not_pull_it_in,
         an_editorial_title_citing_the_same_page_joins_the_incident,
+        disagreements_between_sources_are_shown_as_conflicts,
         chainless_records_are_listed_under_the_unknown_chain,
     ],
 }
@@ -825,4 +826,62 @@ async fn an_editorial_title_citing_the_same_page_joins_the_incident(b: Backend) 
             .unwrap();
         assert_eq!(other.action, IngestAction::Inserted, "{}: {name}", b.name);
     }
+}
+
+async fn disagreements_between_sources_are_shown_as_conflicts(b: Backend) {
+    let first = b
+        .store
+        .ingest(
+            &reported("defillama", "Conflictfi")
+                .chain("BSC")
+                .date("2024-08-01")
+                .loss_usd("2000000")
+                .build(),
+        )
+        .await
+        .unwrap();
+    let second = b
+        .store
+        .ingest(
+            &reported("defihacklabs", "Conflictfi")
+                .chain("BSC")
+                .chain("Ethereum")
+                .date("2024-08-03")
+                .loss_usd("3000000")
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.exploit_id, first.exploit_id, "{}", b.name);
+    let incident = b.store.get(first.exploit_id).await.unwrap().unwrap();
+    let fields: Vec<&str> = incident
+        .conflicts
+        .iter()
+        .map(|c| c.field.as_str())
+        .collect();
+    assert_eq!(fields, ["loss_usd", "occurred_at", "chains"], "{}", b.name);
+    let losses: Vec<(&str, &str)> = incident.conflicts[0]
+        .values
+        .iter()
+        .map(|v| (v.source.as_str(), v.value.as_str()))
+        .collect();
+    assert_eq!(
+        losses,
+        [("defillama", "2000000.00"), ("defihacklabs", "3000000.00")],
+        "{}",
+        b.name
+    );
+    // One source alone never conflicts with itself.
+    let alone = b
+        .store
+        .ingest(&reported("rekt", "Lonefi").date("2024-09-01").build())
+        .await
+        .unwrap();
+    let lone = b.store.get(alone.exploit_id).await.unwrap().unwrap();
+    assert!(
+        lone.conflicts.is_empty(),
+        "{}: {:?}",
+        b.name,
+        lone.conflicts
+    );
 }

@@ -25,9 +25,7 @@ use chrono::{DateTime, Duration, Utc};
 use kamiyo_domain::identity::SHARED_URL_WINDOW_DAYS;
 use kamiyo_domain::{Aliases, IncidentDraft, NameMatch, Usd, UNKNOWN_CHAIN};
 
-/// How far apart two claims' dates may be and still be one incident: sources date the
-/// exploit, its discovery or its disclosure.
-pub const MERGE_WINDOW_DAYS: i64 = 3;
+pub use kamiyo_domain::canonical::MERGE_WINDOW_DAYS;
 
 /// How far apart a source's own two records may be and still be one listed twice.
 const OWN_DUPLICATE_DAYS: i64 = 1;

@@ -9,6 +9,7 @@
 //! runs against both.
 
 pub(crate) mod claims;
+mod conflicts;
 mod decide;
 mod ingest;
 mod postgres;
@@ -29,6 +30,7 @@ use serde::Serialize;
 use crate::cache::{CacheLimits, Generation, TtlCache};
 use crate::error::StoreError;
 
+pub use conflicts::{ClaimValue, Conflict};
 pub use decide::MERGE_WINDOW_DAYS;
 pub use ingest::Listed;
 use ingest::Rules;
@@ -108,6 +110,9 @@ pub struct Incident {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub sources: Vec<SourceClaim>,
+    /// Where the sources disagree: the loss, the date, the chains, with each claim's
+    /// value and source (empty when they agree).
+    pub conflicts: Vec<Conflict>,
 }
 
 impl std::ops::Deref for Incident {

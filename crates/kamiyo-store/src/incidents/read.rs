@@ -104,6 +104,10 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
     let mut chains = chains_of("exploit_chains", "chain", chains)?;
     order_chains(&mut chains, &f.text("chain")?);
     let summary = summary_of(&f, chains)?;
+    let sources = claims
+        .into_iter()
+        .map(claims::source_claim)
+        .collect::<Result<Vec<SourceClaim>, _>>()?;
     Ok(Incident {
         summary,
         protocol_key: f.text("protocol_key")?,
@@ -112,10 +116,8 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
         description: f.opt_text("description")?,
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
-        sources: claims
-            .into_iter()
-            .map(claims::source_claim)
-            .collect::<Result<Vec<SourceClaim>, _>>()?,
+        conflicts: super::conflicts::of(&sources),
+        sources,
     })
 }
 
