@@ -93,3 +93,13 @@ pub fn page_limit() -> Schema {
         .build()
         .into()
 }
+
+/// `min_sources`: 1 to `exploits::MAX_MIN_SOURCES`.
+pub fn min_sources() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::Integer))
+        .minimum(Some(1))
+        .maximum(Some(f64::from(crate::exploits::MAX_MIN_SOURCES)))
+        .build()
+        .into()
+}

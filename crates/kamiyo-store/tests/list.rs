@@ -86,6 +86,7 @@ const FIXTURE: &[Row] = &[
 
 kamiyo_testkit::per_backend! {
     IncidentStore::new => [
+        incidents_are_counted_and_filtered_by_their_independent_sources,
         every_filter_matches_the_fixture_and_total_respects_it,
         sorting_by_amount_and_date_in_both_orders_puts_unknown_amounts_last_in_both_orders,
         a_cursor_walk_sees_every_row_once_while_rows_are_inserted,
@@ -670,7 +671,8 @@ fn count_executions(db: &Database) -> u64 {
     db.monitors()
         .iter()
         .flat_map(|(monitor, _)| monitor.statements(kamiyo_db::monitor::QuerySort::Calls, 1000))
-        .filter(|s| s.statement.to_lowercase().contains("count("))
+        // The total's own statement; a page's rows count their sources as a subquery.
+        .filter(|s| s.statement.to_lowercase().contains("select count(*)"))
         .map(|s| s.calls)
         .sum()
 }
@@ -789,4 +791,62 @@ async fn stats_are_reused_until_this_store_writes(b: Backend) {
     // This store writes: everything is counted again.
     b.store.ingest(&claim("Thirdfi")).await.unwrap();
     assert_eq!(counts(&b.store).await, (3, 3), "{}: after a write", b.name);
+}
+
+async fn incidents_are_counted_and_filtered_by_their_independent_sources(b: Backend) {
+    for (source, name, loss) in [
+        ("defillama", "Twosourcefi", "1000000"),
+        ("rekt", "Twosourcefi", "1100000"),
+        ("defillama", "Onesourcefi", "5000000"),
+    ] {
+        b.store
+            .ingest(
+                &listed(name)
+                    .source(source)
+                    .date("2025-06-01")
+                    .loss_usd(loss)
+                    .build(),
+            )
+            .await
+            .unwrap();
+    }
+    let all = b
+        .store
+        .list(&request(IncidentFilter::default()))
+        .await
+        .unwrap();
+    let mut counts: Vec<(String, i64)> = all
+        .items
+        .iter()
+        .map(|i| (i.protocol.clone(), i.sources_count))
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [("Onesourcefi".to_owned(), 1), ("Twosourcefi".to_owned(), 2)],
+        "{}",
+        b.name
+    );
+    let (names, total) = protocols(
+        &b,
+        request(IncidentFilter {
+            min_sources: Some(2),
+            ..IncidentFilter::default()
+        }),
+    )
+    .await;
+    assert_eq!(
+        (names, total),
+        (vec!["Twosourcefi".to_owned()], 1),
+        "{}",
+        b.name
+    );
+    let id = all
+        .items
+        .iter()
+        .find(|i| i.protocol == "Twosourcefi")
+        .unwrap()
+        .id;
+    let incident = b.store.get(id).await.unwrap().unwrap();
+    assert_eq!(incident.sources_count, 2, "{}", b.name);
 }

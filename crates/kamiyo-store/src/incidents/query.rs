@@ -38,6 +38,11 @@ impl Default for PageLimit {
     }
 }
 
+/// An incident's independent sources, as a correlated subquery on `exploits e` (served
+/// by `exploit_sources_exploit_id_idx`).
+pub(crate) const SOURCES_COUNT: &str =
+    "(SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id)";
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct IncidentFilter {
     /// Incidents that touched this chain (aliases resolved by `Chain::parse`).
@@ -56,6 +61,8 @@ pub struct IncidentFilter {
     pub status: Option<IncidentStatus>,
     /// Case-insensitive substring of the protocol name or the description.
     pub q: Option<String>,
+    /// At least this many independent sources (`IncidentSummary::sources_count`).
+    pub min_sources: Option<u32>,
     /// What the caller's tier may see (history window and delay), applied like `from`
     /// and `to` but never shown to or set by the caller.
     pub visible_from: Option<DateTime<Utc>>,
@@ -191,6 +198,8 @@ pub struct IncidentSummary {
     pub flash_loan: bool,
     pub bridge: bool,
     pub source_url: Option<String>,
+    /// Independent sources behind the incident: distinct source names among its claims.
+    pub sources_count: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -426,6 +435,10 @@ impl Where {
         if let Some(c) = f.attack_class {
             let p = self.param(c.as_str().to_owned(), "text");
             self.clauses.push(format!("e.attack_class = {p}"));
+        }
+        if let Some(min) = f.min_sources {
+            let p = self.param(min.to_string(), "bigint");
+            self.clauses.push(format!("{SOURCES_COUNT} >= {p}"));
         }
         if let Some(min) = f.min_amount {
             let p = self.amount_param(min.to_string());

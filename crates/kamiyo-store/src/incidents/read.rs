@@ -14,12 +14,14 @@ pub(crate) fn incident_sql(dialect: Dialect) -> &'static str {
     dialect.pick(
         "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd::text AS amount_usd, \
                 recovered_usd::text AS recovered_usd, attack_class, attack_type, attack_technique_raw, \
-                flash_loan, bridge, status, description, source_url, created_at, updated_at \
-         FROM exploits WHERE id = $1",
+                flash_loan, bridge, status, description, source_url, created_at, updated_at, \
+                (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count \
+         FROM exploits e WHERE id = $1",
         "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd, recovered_usd, attack_class, \
                 attack_type, attack_technique_raw, flash_loan, bridge, status, description, source_url, \
-                created_at, updated_at \
-         FROM exploits WHERE id = ?1",
+                created_at, updated_at, \
+                (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count \
+         FROM exploits e WHERE id = ?1",
     )
 }
 
@@ -65,10 +67,12 @@ pub(crate) fn summary_columns(dialect: Dialect) -> &'static str {
     dialect.pick(
         "e.id, e.protocol, ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
          e.occurred_at, e.amount_usd::text AS amount_usd, e.recovered_usd::text AS recovered_usd, \
-         e.attack_class, e.attack_type, e.status, e.flash_loan, e.bridge, e.source_url, e.chain",
+         e.attack_class, e.attack_type, e.status, e.flash_loan, e.bridge, e.source_url, e.chain, \
+         (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count",
         "e.id, e.protocol, (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
          e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
-         e.flash_loan, e.bridge, e.source_url, e.chain",
+         e.flash_loan, e.bridge, e.source_url, e.chain, \
+         (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count",
     )
 }
 
@@ -167,5 +171,6 @@ fn summary_of<R: DriverRow + ?Sized>(
         flash_loan: f.boolean("flash_loan")?,
         bridge: f.boolean("bridge")?,
         source_url: f.opt_text("source_url")?,
+        sources_count: f.int("sources_count")?,
     })
 }
