@@ -39,6 +39,11 @@ const POSTGRES: &[Migration] = &[
         "claim_source_urls",
         include_str!("../migrations/postgres/0007_claim_source_urls.sql"),
     ),
+    Migration::new(
+        8,
+        "claim_join_reasons",
+        include_str!("../migrations/postgres/0008_claim_join_reasons.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -76,6 +81,11 @@ const SQLITE: &[Migration] = &[
         7,
         "claim_source_urls",
         include_str!("../migrations/sqlite/0007_claim_source_urls.sql"),
+    ),
+    Migration::new(
+        8,
+        "claim_join_reasons",
+        include_str!("../migrations/sqlite/0008_claim_join_reasons.sql"),
     ),
 ];
 

@@ -33,6 +33,7 @@ kamiyo_testkit::per_backend! {
         a_hash_pasted_onto_a_claim_weeks_away_does_not_pull_it_in,
         an_editorial_title_citing_the_same_page_joins_the_incident,
         disagreements_between_sources_are_shown_as_conflicts,
+        every_claim_says_why_it_joined_its_incident,
         chainless_records_are_listed_under_the_unknown_chain,
     ],
 }
@@ -884,4 +885,69 @@ async fn disagreements_between_sources_are_shown_as_conflicts(b: Backend) {
         b.name,
         lone.conflicts
     );
+}
+
+async fn every_claim_says_why_it_joined_its_incident(b: Backend) {
+    use kamiyo_store::incidents::JoinReason;
+    let h = hash("f7");
+    let page = "https://rekt.news/why-joined-rekt/";
+    let first = b
+        .store
+        .ingest(
+            &reported("defillama", "Abracadabra")
+                .source_url(page)
+                .date("2024-01-30")
+                .loss_usd("6500000")
+                .hash(h.clone())
+                .build(),
+        )
+        .await
+        .unwrap();
+    for claim in [
+        // The same hash, under a name only the alias table joins.
+        reported("defihacklabs", "MIMSpell")
+            .date("2024-01-30")
+            .unknown_loss()
+            .hash(h),
+        // The page, under an editorial title.
+        claim("Magic Money Meltdown")
+            .source("rekt")
+            .source_url(page)
+            .date("2024-02-02")
+            .unknown_loss(),
+        // The same name, within the window.
+        reported("peckshield", "Abracadabra Money")
+            .date("2024-01-31")
+            .loss_usd("6400000"),
+        // An alias none of its claims spells, without hash or page.
+        reported("certik", "Magic Internet Money")
+            .date("2024-01-31")
+            .loss_usd("6450000"),
+    ] {
+        let joined = b.store.ingest(&claim.build()).await.unwrap();
+        assert_eq!(
+            joined.exploit_id, first.exploit_id,
+            "{}: {joined:?}",
+            b.name
+        );
+    }
+    let incident = b.store.get(first.exploit_id).await.unwrap().unwrap();
+    let reasons: Vec<(&str, Option<JoinReason>)> = incident
+        .sources
+        .iter()
+        .map(|s| (s.source.as_str(), s.joined_by))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            ("defillama", Some(JoinReason::First)),
+            ("defihacklabs", Some(JoinReason::Hash)),
+            ("rekt", Some(JoinReason::Page)),
+            ("peckshield", Some(JoinReason::Name)),
+            ("certik", Some(JoinReason::Alias)),
+        ],
+        "{}",
+        b.name
+    );
+    assert_eq!(incident.sources_count, 5, "{}", b.name);
 }

@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use kamiyo_domain::{AttackType, Chain, IncidentDraft, IncidentInput, TxHashInput, Usd};
 
+use super::join::JoinReason;
 use crate::error::StoreError;
 use crate::row::{DriverRow, Fields};
 
@@ -16,10 +17,10 @@ const TABLE: &str = "exploit_sources";
 pub(crate) const POSTGRES_COLUMNS: &str = "id, exploit_id, claim_key, source_name, source_url, external_id, \
      reported_name, reported_date, occurred_at, amount_usd::text AS amount_usd, \
      recovered_usd::text AS recovered_usd, chains::text AS chains, tx_hashes::text AS tx_hashes, attack_class, \
-     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at";
+     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at, joined_by";
 pub(crate) const SQLITE_COLUMNS: &str = "id, exploit_id, claim_key, source_name, source_url, external_id, \
      reported_name, reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, \
-     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at";
+     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at, joined_by";
 
 /// A claim's columns, as stored.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub(crate) struct StoredClaimRow {
     pub columns: ClaimColumns,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// NULL for claims stored before migration 0008.
+    pub joined_by: Option<JoinReason>,
 }
 
 impl StoredClaimRow {
@@ -67,6 +70,10 @@ impl StoredClaimRow {
             claim_key: f.text("claim_key")?,
             first_seen_at: f.time("first_seen_at")?,
             last_seen_at: f.time("last_seen_at")?,
+            joined_by: f
+                .opt_text("joined_by")?
+                .map(|t| JoinReason::parse(&t))
+                .transpose()?,
             columns: ClaimColumns {
                 source_name: f.text("source_name")?,
                 source_url: f.opt_text("source_url")?,
@@ -174,6 +181,7 @@ impl ClaimColumns {
 
 /// A stored claim as the API shows it.
 pub(crate) fn source_claim(row: StoredClaimRow) -> Result<super::SourceClaim, StoreError> {
+    let joined_by = row.joined_by;
     let c = row.columns;
     let usd = |column: &'static str, text: Option<String>| {
         text.map(|t| {
@@ -190,6 +198,7 @@ pub(crate) fn source_claim(row: StoredClaimRow) -> Result<super::SourceClaim, St
         })
         .collect::<Result<Vec<Chain>, StoreError>>()?;
     Ok(super::SourceClaim {
+        joined_by,
         chains,
         tx_hashes: json_list("tx_hashes", &c.tx_hashes)?,
         source: c.source_name,

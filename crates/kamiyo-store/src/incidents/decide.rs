@@ -22,7 +22,9 @@
 //! 4. Otherwise it is a new incident.
 
 use chrono::{DateTime, Duration, Utc};
-use kamiyo_domain::identity::SHARED_URL_WINDOW_DAYS;
+use kamiyo_domain::identity::{core, SHARED_URL_WINDOW_DAYS};
+
+use super::join::JoinReason;
 use kamiyo_domain::{Aliases, IncidentDraft, NameMatch, Usd, UNKNOWN_CHAIN};
 
 pub use kamiyo_domain::canonical::MERGE_WINDOW_DAYS;
@@ -116,6 +118,22 @@ impl Candidate {
     }
 }
 
+impl Candidate {
+    /// Why rule 3 joins the claim to this candidate: its own source's record listed
+    /// twice, the same core, or an alias.
+    fn reason(&self, draft: &IncidentDraft, aliases: &Aliases) -> JoinReason {
+        if matches!(self.own_source(draft, aliases), OwnSource::ListedTwice) {
+            return JoinReason::ListedTwice;
+        }
+        let own = core(draft.protocol.key());
+        if self.claims.iter().any(|c| core(&c.protocol_key) == own) {
+            JoinReason::Name
+        } else {
+            JoinReason::Alias
+        }
+    }
+}
+
 enum OwnSource {
     Absent,
     ListedTwice,
@@ -137,7 +155,7 @@ pub(crate) struct StoredClaim {
 pub(crate) enum Plan {
     Unchanged { exploit_id: i64 },
     UpdateClaim { claim_id: i64, exploit_id: i64 },
-    Merge { exploit_id: i64 },
+    Merge { exploit_id: i64, by: JoinReason },
     Insert,
 }
 
@@ -169,6 +187,7 @@ pub(crate) fn decide(
     {
         return Plan::Merge {
             exploit_id: owner.id,
+            by: JoinReason::Hash,
         };
     }
     // Rule 2b: an incident with a claim that cites the same page, whatever its name.
@@ -190,6 +209,7 @@ pub(crate) fn decide(
     {
         return Plan::Merge {
             exploit_id: cited.id,
+            by: JoinReason::Page,
         };
     }
     let best = candidates
@@ -209,6 +229,7 @@ pub(crate) fn decide(
     match best {
         Some((candidate, _)) => Plan::Merge {
             exploit_id: candidate.id,
+            by: candidate.reason(draft, aliases),
         },
         None => Plan::Insert,
     }
@@ -309,11 +330,17 @@ mod tests {
         let own = candidate_of(2, &first.source.name, &first);
         assert_eq!(
             decide_among(&again, std::slice::from_ref(&own)),
-            Plan::Merge { exploit_id: 2 }
+            Plan::Merge {
+                exploit_id: 2,
+                by: JoinReason::ListedTwice
+            }
         );
         assert_eq!(
             decide_among(&unknown, std::slice::from_ref(&own)),
-            Plan::Merge { exploit_id: 2 }
+            Plan::Merge {
+                exploit_id: 2,
+                by: JoinReason::ListedTwice
+            }
         );
         assert_eq!(decide_among(&other_hack, &[own]), Plan::Insert);
         // Different hashes: two hacks, whatever the amounts.
@@ -331,7 +358,10 @@ mod tests {
         let far = draft("Euler", "2023-04-20", Some("1000000"), None);
         assert_eq!(
             decide_among(&near, &[candidate(7, &stored)]),
-            Plan::Merge { exploit_id: 7 }
+            Plan::Merge {
+                exploit_id: 7,
+                by: JoinReason::Name
+            }
         );
         assert_eq!(decide_among(&far, &[candidate(7, &stored)]), Plan::Insert);
     }
@@ -347,7 +377,10 @@ mod tests {
         let typo = draft("Euler Finance", "2023-03-13", Some("19700000"), None);
         assert_eq!(
             decide_among(&typo, &[candidate(1, &stored)]),
-            Plan::Merge { exploit_id: 1 }
+            Plan::Merge {
+                exploit_id: 1,
+                by: JoinReason::Name
+            }
         );
     }
 
@@ -357,13 +390,19 @@ mod tests {
         let camel = draft("TempleDAO", "2022-10-12", Some("2340000"), None);
         assert_eq!(
             decide_among(&camel, &[candidate(5, &stored)]),
-            Plan::Merge { exploit_id: 5 }
+            Plan::Merge {
+                exploit_id: 5,
+                by: JoinReason::Name
+            }
         );
         let mim = draft("MIMSpell", "2024-01-30", Some("6500000"), None);
         let abra = draft("Abracadabra", "2024-01-31", Some("6490000"), None);
         assert_eq!(
             decide_among(&abra, &[candidate(6, &mim)]),
-            Plan::Merge { exploit_id: 6 }
+            Plan::Merge {
+                exploit_id: 6,
+                by: JoinReason::Alias
+            }
         );
         let unrelated = draft("Eulith", "2023-03-13", Some("197000000"), None);
         let euler = draft("Euler", "2023-03-13", Some("197000000"), None);
@@ -381,7 +420,10 @@ mod tests {
         let merge = |owner: Candidate| decide(&claim, None, &[owner], &[], &[], &aliases());
         assert_eq!(
             merge(owner("Euler", "2023-03-14")),
-            Plan::Merge { exploit_id: 3 }
+            Plan::Merge {
+                exploit_id: 3,
+                by: JoinReason::Hash
+            }
         );
         assert_eq!(merge(owner("Curve", "2023-03-13")), Plan::Insert);
         assert_eq!(

@@ -12,6 +12,7 @@ pub(crate) mod claims;
 mod conflicts;
 mod decide;
 mod ingest;
+mod join;
 mod postgres;
 pub mod query;
 mod read;
@@ -34,6 +35,7 @@ pub use conflicts::{ClaimValue, Conflict};
 pub use decide::MERGE_WINDOW_DAYS;
 pub use ingest::Listed;
 use ingest::Rules;
+pub use join::JoinReason;
 pub use postgres::lock_bucket;
 pub use query::{
     Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, PageLimit, SortKey,
@@ -94,6 +96,9 @@ pub struct SourceClaim {
     pub classification: Option<String>,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// Why this claim is part of the incident (absent for claims stored before this was
+    /// recorded).
+    pub joined_by: Option<JoinReason>,
 }
 
 /// An incident with its canonical values and every claim behind them: what a listing

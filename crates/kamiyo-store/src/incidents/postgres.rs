@@ -7,6 +7,7 @@ use kamiyo_domain::IncidentDraft;
 
 use super::claims::{self, ClaimColumns, StoredClaimRow};
 use super::ingest::{self, Decided, IngestIo, Rules};
+use super::join::JoinReason;
 use super::read;
 use super::replay::{Changes, ClaimWrite, HashKey, IncidentRow, Needs, Owners};
 use super::{Incident, IncidentSummary};
@@ -359,6 +360,7 @@ struct ClaimArrays<'a> {
     description: Vec<Option<&'a str>>,
     flash_loan: Vec<bool>,
     bridge: Vec<bool>,
+    joined_by: Vec<Option<&'static str>>,
 }
 
 impl<'a> ClaimArrays<'a> {
@@ -387,6 +389,7 @@ impl<'a> ClaimArrays<'a> {
             a.description.push(c.description.as_deref());
             a.flash_loan.push(c.flash_loan);
             a.bridge.push(c.bridge);
+            a.joined_by.push(w.joined_by.map(JoinReason::as_str));
         }
         a
     }
@@ -400,22 +403,25 @@ async fn insert_claims(tx: &PgTransaction<'_>, c: &ClaimArrays<'_>) -> Result<()
     tx.execute(
         "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, \
              reported_name, reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, \
-             attack_class, attack_type, attack_text, classification, status, description, flash_loan, bridge) \
+             attack_class, attack_type, attack_text, classification, status, description, flash_loan, bridge, \
+             joined_by) \
          SELECT exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
              reported_date, occurred_at, amount_usd::numeric, recovered_usd::numeric, chains::jsonb, \
              tx_hashes::jsonb, attack_class, attack_type, attack_text, classification, status, description, \
-             flash_loan, bridge \
+             flash_loan, bridge, joined_by \
          FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-             $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::bool[]) \
+             $14::text[], $15::text[], $16::text[], $17::text[], $18::text[], $19::bool[], $20::bool[], \
+             $21::text[]) \
            AS u(exploit_id, source_name, claim_key, source_url, external_id, reported_name, \
              reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, \
-             attack_type, attack_text, classification, status, description, flash_loan, bridge)",
+             attack_type, attack_text, classification, status, description, flash_loan, bridge, joined_by)",
         &[
             &c.exploit_id, &c.source_name, &c.claim_key, &c.source_url, &c.external_id,
             &c.reported_name, &c.reported_date, &c.occurred_at, &c.amount_usd, &c.recovered_usd,
             &c.chains, &c.tx_hashes, &c.attack_class, &c.attack_type, &c.attack_text,
             &c.classification, &c.status, &c.description, &c.flash_loan, &c.bridge,
+            &c.joined_by,
         ],
     )
     .await?;

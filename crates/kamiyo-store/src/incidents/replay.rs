@@ -21,6 +21,7 @@ use super::decide::{
     StoredClaim,
 };
 use super::ingest::Rules;
+use super::join::JoinReason;
 use super::{IngestAction, IngestOutcome};
 use crate::error::StoreError;
 
@@ -148,6 +149,8 @@ struct Claim {
     claim_key: String,
     draft: IncidentDraft,
     state: ClaimState,
+    /// Why it joined its incident (kept as stored; set when the claim is new).
+    joined_by: Option<JoinReason>,
 }
 
 #[derive(Debug)]
@@ -224,7 +227,9 @@ impl Replay {
     ) -> Result<Replay, StoreError> {
         let mut by_incident: HashMap<i64, Vec<Claim>> = HashMap::new();
         for row in claims {
+            let joined_by = row.joined_by;
             by_incident.entry(row.exploit_id).or_default().push(Claim {
+                joined_by,
                 id: row.id,
                 claim_key: row.claim_key,
                 draft: row.columns.into_draft()?,
@@ -448,8 +453,8 @@ impl Replay {
                 self.index_url(exploit_id, draft);
                 (exploit_id, IngestAction::Updated)
             }
-            Plan::Merge { exploit_id } => {
-                self.push_claim(exploit_id, draft, claim_key)?;
+            Plan::Merge { exploit_id, by } => {
+                self.push_claim(exploit_id, draft, claim_key, by)?;
                 (exploit_id, IngestAction::Merged)
             }
             Plan::Insert => {
@@ -464,7 +469,7 @@ impl Replay {
                     canonical,
                     touched: true,
                 });
-                self.push_claim(id, draft, claim_key)?;
+                self.push_claim(id, draft, claim_key, JoinReason::First)?;
                 (id, IngestAction::Inserted)
             }
         };
@@ -492,9 +497,11 @@ impl Replay {
         exploit_id: i64,
         draft: &IncidentDraft,
         claim_key: String,
+        joined_by: JoinReason,
     ) -> Result<(), StoreError> {
         let incident = self.incident(exploit_id)?;
         incident.claims.push(Claim {
+            joined_by: Some(joined_by),
             id: 0,
             claim_key: claim_key.clone(),
             draft: draft.clone(),
@@ -578,6 +585,7 @@ impl Replay {
                     exploit_id: id,
                     claim_key: claim.claim_key.clone(),
                     columns: ClaimColumns::from_draft(&claim.draft),
+                    joined_by: claim.joined_by,
                 };
                 match claim.state {
                     ClaimState::Stored => {}
@@ -675,6 +683,8 @@ pub(crate) struct ClaimWrite {
     pub exploit_id: i64,
     pub claim_key: String,
     pub columns: ClaimColumns,
+    /// Written with a new claim; an update leaves the stored one.
+    pub joined_by: Option<JoinReason>,
 }
 
 /// What a batch changed, for a backend to write in this order: `updated` incidents
@@ -712,6 +722,7 @@ mod tests {
             columns: ClaimColumns::from_draft(d),
             first_seen_at: d.occurred_at,
             last_seen_at: d.occurred_at,
+            joined_by: Some(JoinReason::First),
         }
     }
 

@@ -11,6 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::claims::StoredClaimRow;
 use super::ingest::{self, complete_now, Decided, IngestIo, Rules};
+use super::join::JoinReason;
 use super::read;
 use super::replay::{Changes, ClaimWrite, HashKey, IncidentRow, Needs, Owners};
 use super::{Incident, IncidentSummary, IngestOutcome};
@@ -231,9 +232,14 @@ impl IngestIo for SqliteIngest<'_> {
         self.execute(
             "INSERT INTO exploit_sources (exploit_id, source_name, claim_key, source_url, external_id, \
                  reported_name, reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, \
-                 attack_class, attack_type, attack_text, classification, status, description, flash_loan, bridge) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-            changes.new_claims.iter().map(|w| claim_params(w, w.exploit_id)),
+                 attack_class, attack_type, attack_text, classification, status, description, flash_loan, bridge, \
+                 joined_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+            changes.new_claims.iter().map(|w| {
+                let mut values = claim_values(w, w.exploit_id);
+                values.push(opt_text(w.joined_by.map(JoinReason::as_str).map(str::to_owned).as_ref()));
+                rusqlite::params_from_iter(values)
+            }),
         )?;
         self.execute(
             "UPDATE exploit_sources SET exploit_id = ?1, source_name = ?2, claim_key = ?3, source_url = ?4, \
@@ -309,13 +315,6 @@ fn claim_values(w: &ClaimWrite, exploit_id: i64) -> Vec<rusqlite::types::Value> 
         Value::Integer(i64::from(c.flash_loan)),
         Value::Integer(i64::from(c.bridge)),
     ]
-}
-
-fn claim_params(
-    w: &ClaimWrite,
-    exploit_id: i64,
-) -> rusqlite::ParamsFromIter<Vec<rusqlite::types::Value>> {
-    rusqlite::params_from_iter(claim_values(w, exploit_id))
 }
 
 /// Runs `work` with a connection of `pool`, on its blocking thread.
