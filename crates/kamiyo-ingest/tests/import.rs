@@ -26,6 +26,7 @@ kamiyo_testkit::per_backend! {
         an_import_is_a_fetch_of_each_source_it_names_and_an_unreadable_file_a_failed_one,
         records_refused_by_the_claim_rules_are_rejected_lines_in_every_format,
         a_record_the_source_corrects_updates_its_claim_and_a_new_record_stays_new,
+        a_news_feed_imported_again_is_unchanged,
     ],
 }
 
@@ -343,5 +344,35 @@ async fn a_record_the_source_corrects_updates_its_claim_and_a_new_record_stays_n
         (grown.inserted, grown.updated, grown.unchanged),
         (1, 0, 2),
         "{name}: {grown:?}"
+    );
+}
+
+/// Claims keyed by their article alone (`inc:<slug>`) read back as what they were: a
+/// second import of the same feed changes nothing.
+async fn a_news_feed_imported_again_is_unchanged(b: Backend) {
+    let (name, store, sources) = (b.name, &b.store.incidents, &b.store.sources);
+    let feed = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/rekt_feed.xml"
+    ));
+    let retry = RetryPolicy::default();
+    let import = || {
+        import_file(
+            store,
+            sources,
+            &retry,
+            Format::RektRss,
+            feed,
+            None,
+            |_, _| {},
+        )
+    };
+    let first = import().await.unwrap();
+    assert_eq!(first.inserted, 2, "{name}: {first:?}");
+    let again = import().await.unwrap();
+    assert_eq!(
+        (again.inserted, again.updated, again.unchanged),
+        (0, 0, 2),
+        "{name}: {again:?}"
     );
 }

@@ -306,9 +306,11 @@ enum Region {
     UnknownAmount,
 }
 
-/// Filters that only `exploits` can answer (the rest are also in `exploit_chains`).
+/// Filters that only `exploits` can answer (the rest are also in `exploit_chains`);
+/// `min_sources` counts claims by `e.id`.
 fn needs_exploits(f: &IncidentFilter) -> bool {
-    f.protocol.is_some()
+    f.min_sources.is_some()
+        || f.protocol.is_some()
         || f.attack_type.is_some()
         || f.attack_class.is_some()
         || f.status.is_some()

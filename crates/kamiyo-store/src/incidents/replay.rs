@@ -205,7 +205,7 @@ pub(crate) struct Replay {
     /// stored under, as the database finds them (`Needs::windows`): so a batch sees what
     /// one claim at a time would.
     by_core: HashMap<String, Vec<i64>>,
-    /// Incidents by the pages their claims cite (`url_key`).
+    /// Incidents by the page links their claims cite, as stored.
     by_url: HashMap<String, Vec<i64>>,
     rules: Rules,
     /// (source, claim key) -> (incident, index in its claims).
@@ -228,11 +228,15 @@ impl Replay {
         let mut by_incident: HashMap<i64, Vec<Claim>> = HashMap::new();
         for row in claims {
             let joined_by = row.joined_by;
+            let mut draft = row.columns.into_draft()?;
+            // Not a column: a claim keyed by its source's id alone was one whose id
+            // names the incident (`IncidentDraft::claim_key`).
+            draft.source.id_names_incident = row.claim_key.starts_with("inc:");
             by_incident.entry(row.exploit_id).or_default().push(Claim {
                 joined_by,
                 id: row.id,
                 claim_key: row.claim_key,
-                draft: row.columns.into_draft()?,
+                draft,
                 state: ClaimState::Stored,
             });
         }
@@ -293,8 +297,10 @@ impl Replay {
     }
 
     fn index_url(&mut self, exploit_id: i64, draft: &IncidentDraft) {
-        if let Some(key) = draft.source.url.as_deref().and_then(url_key) {
-            let ids = self.by_url.entry(key).or_default();
+        // As stored: a claim finds it through the forms of its own link (`url_variants`),
+        // exactly as the database's lookup does.
+        if let Some(url) = draft.source.url.as_deref().filter(|u| url_key(u).is_some()) {
+            let ids = self.by_url.entry(url.to_owned()).or_default();
             if !ids.contains(&exploit_id) {
                 ids.push(exploit_id);
             }
@@ -307,7 +313,7 @@ impl Replay {
     /// merge window, that the input no longer lists. The closest in date, then the
     /// oldest claim. Without a whole input there is nothing to tell a correction from a
     /// second record, and nothing is.
-    fn corrected(&self, draft: &IncidentDraft) -> Option<StoredClaim> {
+    fn corrected(&self, draft: &IncidentDraft, near: &[i64]) -> Option<StoredClaim> {
         let listed = self.rules.listed.as_deref()?;
         let id = draft
             .source
@@ -315,9 +321,13 @@ impl Replay {
             .as_deref()
             .filter(|id| !id.contains('#'))?;
         let (from, to) = window(draft);
-        self.incidents
-            .iter()
-            .flat_map(|(&exploit_id, incident)| {
+        near.iter()
+            .filter_map(|id| self.incidents.get(id).map(|incident| (*id, incident)))
+            // The incident as the database finds it near the claim: by its date.
+            .filter(|(_, incident)| {
+                incident.canonical.occurred_at >= from && incident.canonical.occurred_at <= to
+            })
+            .flat_map(|(exploit_id, incident)| {
                 incident.claims.iter().map(move |claim| (exploit_id, claim))
             })
             .filter(|(_, claim)| {
@@ -327,6 +337,12 @@ impl Replay {
                     && stored.source.external_id.as_deref() == Some(id)
                     && stored.occurred_at >= from
                     && stored.occurred_at <= to
+                    // A moved date or a respelt name, not another hack of the protocol
+                    // (nor a claim migration 0006 left under an old key).
+                    && match (stored.loss_usd, draft.loss_usd) {
+                        (Some(a), Some(b)) => a.agrees_with(&b),
+                        _ => true,
+                    }
                     && !listed.contains(&(stored.source.name.clone(), claim.claim_key.clone()))
                     && self
                         .rules
@@ -353,6 +369,18 @@ impl Replay {
     /// Decides one claim and applies the decision in memory.
     pub fn ingest(&mut self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
         let claim_key = draft.claim_key();
+        // Only what the database would find for this claim alone (`Needs`): incidents
+        // stored under one of its lookup keys, and by its page; so that a batch decides
+        // as one claim at a time, whatever else the batch loaded.
+        let lookups = self.rules.aliases.lookups(draft.protocol.key());
+        let mut near: Vec<i64> = lookups
+            .iter()
+            .filter_map(|key| self.by_core.get(key))
+            .flatten()
+            .copied()
+            .collect();
+        near.sort_unstable();
+        near.dedup();
         let existing = self
             .claims
             .get(&(draft.source.name.clone(), claim_key.clone()))
@@ -364,40 +392,38 @@ impl Replay {
                     draft: claim.draft.clone(),
                 })
             })
-            .or_else(|| self.corrected(draft));
-        // Holders of the claim's hashes that were loaded (those whose name can match).
+            .or_else(|| self.corrected(draft, &near));
+        // Holders of the claim's hashes that a claim of its name loads.
         let owners: Vec<HashOwner> = draft
             .tx_hashes
             .iter()
             .flat_map(holder_keys)
             .filter_map(|key| self.owners.get(&key))
+            .filter(|(_, protocol_key)| lookups.contains(protocol_key))
             .filter_map(|(exploit_id, _)| self.incidents.get(exploit_id))
             .map(Incident::candidate)
             .collect();
-        let mut near: Vec<i64> = self
-            .rules
-            .aliases
-            .lookups(draft.protocol.key())
-            .iter()
-            .filter_map(|key| self.by_core.get(key))
-            .flatten()
-            .copied()
-            .collect();
-        near.sort_unstable();
-        near.dedup();
         let candidates: Vec<Candidate> = near
             .iter()
             .filter_map(|id| self.incidents.get(id))
             .map(Incident::candidate)
             .collect();
-        let citing: Vec<Candidate> = draft
+        let mut cited: Vec<i64> = draft
             .source
             .url
             .as_deref()
-            .and_then(url_key)
-            .and_then(|key| self.by_url.get(&key))
-            .into_iter()
+            .filter(|u| url_key(u).is_some())
+            .map(url_variants)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|form| self.by_url.get(form))
             .flatten()
+            .copied()
+            .collect();
+        cited.sort_unstable();
+        cited.dedup();
+        let citing: Vec<Candidate> = cited
+            .iter()
             .filter_map(|id| self.incidents.get(id))
             .map(Incident::candidate)
             .collect();
