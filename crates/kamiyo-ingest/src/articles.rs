@@ -5,9 +5,10 @@
 //!
 //! Bounded three ways: at most `articles` pages per fetch (the feed lists the newest
 //! first), every page within the source's own timeout and size limits, and all of them
-//! within the source's fetch deadline (items left when it has passed are skipped, and
-//! counted). Only pages on the feed's own origin are fetched: a link elsewhere (another
-//! host, a private address a tampered feed names) is refused, not followed. An article
+//! within the source's fetch deadline (each page gets what is left of it; items left
+//! when it has passed are skipped, and counted). Only pages on the feed's own origin are
+//! fetched, and a redirect elsewhere is not followed (`fetch`): a link to another host,
+//! or a private address a tampered feed names, is refused. An article
 //! that cannot be read leaves its item as the feed gave it and is named in the report;
 //! it never fails the fetch.
 
@@ -61,9 +62,12 @@ pub(crate) async fn read_articles(
                 .push(format!("{url}: not on the feed's own origin, not fetched"));
             continue;
         }
-        let fetched = fetcher
-            .fetch(&url, &Validators::default(), &source.limits)
-            .await;
+        // What is left of the fetch's deadline, not a deadline of its own per page.
+        let limits = crate::fetch::FetchLimits {
+            deadline: ends.saturating_duration_since(Instant::now()),
+            ..source.limits
+        };
+        let fetched = fetcher.fetch(&url, &Validators::default(), &limits).await;
         let page = match fetched.result {
             Ok(Fetched::Body { body, .. }) => body,
             // No validators are sent, so a page always comes back whole.

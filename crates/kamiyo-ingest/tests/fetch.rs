@@ -219,3 +219,38 @@ async fn nothing_listening_is_a_connect_error_that_names_no_url() {
     assert!(!reason.contains("s3cret"), "{reason}");
     assert_eq!(report.attempts, 3);
 }
+
+/// A redirect within the origin asked is followed; one to another origin (another port
+/// is another origin) is not: the fetch fails with the redirect's status, and the other
+/// server never sees a request.
+#[tokio::test]
+async fn redirects_are_followed_within_the_origin_only() {
+    let elsewhere = FixtureServer::start(Reply::json(BODY.to_vec())).await;
+    let server = FixtureServer::start(Reply::json(BODY.to_vec())).await;
+    server.script([Reply::Redirect {
+        status: 302,
+        location: server.url("/moved"),
+    }]);
+    let moved = fetcher()
+        .fetch(&server.url("/hacks"), &Validators::default(), &limits())
+        .await;
+    assert!(
+        matches!(moved.result, Ok(Fetched::Body { .. })),
+        "{moved:?}"
+    );
+    assert_eq!(server.requests(), 2);
+
+    server.script([Reply::Redirect {
+        status: 302,
+        location: elsewhere.url("/internal"),
+    }]);
+    let away = fetcher()
+        .fetch(&server.url("/hacks"), &Validators::default(), &limits())
+        .await;
+    assert_eq!(
+        (away.result.clone().err(), away.status),
+        (Some(FetchError::Status { status: 302 }), Some(302)),
+        "{away:?}"
+    );
+    assert_eq!(elsewhere.requests(), 0, "the other origin was never asked");
+}

@@ -40,6 +40,8 @@ pub enum Reply {
     Truncated { declared: usize, body: Vec<u8> },
     /// The connection is closed without a byte of answer.
     Close,
+    /// A redirect (`status`, e.g. 302) to `location`.
+    Redirect { status: u16, location: String },
 }
 
 impl Reply {
@@ -156,6 +158,13 @@ async fn answer(mut stream: TcpStream, shared: &Mutex<Shared>) -> std::io::Resul
     };
     match reply {
         Reply::Close => Ok(()),
+        Reply::Redirect { status, location } => {
+            let head = format!(
+                "HTTP/1.1 {status} {}\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                reason(status)
+            );
+            stream.write_all(head.as_bytes()).await
+        }
         Reply::Status {
             status,
             retry_after,

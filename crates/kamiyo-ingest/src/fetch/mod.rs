@@ -117,6 +117,23 @@ pub struct HttpFetcher {
     clock: Clock,
 }
 
+/// Redirects are followed up to 5 times, and only within the origin first asked: a
+/// source (or a feed's article link) that redirects elsewhere is answered by its
+/// redirect, a failed fetch that says so, never a request to a host nobody configured
+/// (an internal address a tampered page names).
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().map(url::Url::origin);
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if first.is_some_and(|origin| origin == attempt.url().origin()) {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
 /// One attempt's outcome: the status seen and, on failure, the server's `Retry-After`.
 struct Attempt {
     status: Option<u16>,
@@ -135,7 +152,7 @@ impl HttpFetcher {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(connect_timeout)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            .redirect(same_origin_redirects())
             .build()
             .map_err(|e| FetchError::Connect(format!("cannot build the HTTP client: {e}")))?;
         Ok(HttpFetcher { client, clock })
