@@ -34,6 +34,7 @@ kamiyo_testkit::per_backend! {
         an_editorial_title_citing_the_same_page_joins_the_incident,
         disagreements_between_sources_are_shown_as_conflicts,
         every_claim_says_why_it_joined_its_incident,
+        a_hash_held_on_the_unknown_chain_is_not_taken_by_another_protocol_on_a_named_one,
         chainless_records_are_listed_under_the_unknown_chain,
     ],
 }
@@ -950,4 +951,44 @@ async fn every_claim_says_why_it_joined_its_incident(b: Backend) {
         b.name
     );
     assert_eq!(incident.sources_count, 5, "{}", b.name);
+}
+
+async fn a_hash_held_on_the_unknown_chain_is_not_taken_by_another_protocol_on_a_named_one(
+    b: Backend,
+) {
+    let h = hash("a9");
+    let first = b
+        .store
+        .ingest(
+            &reported("defihacklabs", "Foofi")
+                .no_chain()
+                .date("2024-10-01")
+                .hash(h.clone())
+                .build(),
+        )
+        .await
+        .unwrap();
+    let other = b
+        .store
+        .ingest(
+            &reported("defillama", "Barfi")
+                .chain("Ethereum")
+                .date("2024-10-01")
+                .hash(h.clone())
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_ne!(other.exploit_id, first.exploit_id, "{}", b.name);
+    assert!(
+        other
+            .warnings
+            .iter()
+            .any(|w| w.contains("another incident")),
+        "{}: {other:?}",
+        b.name
+    );
+    let holders = b.store.find_by_tx_hash(&h).await.unwrap();
+    let ids: Vec<i64> = holders.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [first.exploit_id], "{}: one holder", b.name);
 }

@@ -547,7 +547,9 @@ impl Replay {
         let drafts: Vec<IncidentDraft> = incident.claims.iter().map(|c| c.draft.clone()).collect();
         let canonical = canonical::derive(&drafts)
             .ok_or_else(|| invariant(format!("incident {exploit_id} has no claims")))?;
-        let protocol_key = canonical.protocol_key.clone();
+        // As `exploits.protocol_key` holds it, so that owners read from the database and
+        // owners recorded here compare alike.
+        let protocol_key = core(&canonical.protocol_key);
         let hashes = canonical.tx_hashes.clone();
         incident.touched = true;
         incident.canonical = canonical;
@@ -556,14 +558,16 @@ impl Replay {
             .retain(|key, (owner, _)| *owner != exploit_id || wanted.contains(key));
         let mut warnings = Vec::new();
         for hash in &hashes {
-            match self.owners.get(&hash_key(hash)) {
-                Some((owner, _)) if *owner != exploit_id => {
-                    warnings.push(foreign_hash_warning(hash));
-                }
-                _ => {
-                    self.owners
-                        .insert(hash_key(hash), (exploit_id, protocol_key.clone()));
-                }
+            // Held by another incident on its chain, or across the unknown chain of its
+            // family (the same transaction, placed by one source and not by another).
+            let foreign = holder_keys(hash).iter().any(
+                |key| matches!(self.owners.get(key), Some((owner, _)) if *owner != exploit_id),
+            );
+            if foreign {
+                warnings.push(foreign_hash_warning(hash));
+            } else {
+                self.owners
+                    .insert(hash_key(hash), (exploit_id, protocol_key.clone()));
             }
         }
         Ok(warnings)
