@@ -185,6 +185,9 @@ enum Edge {
     Stored,
 }
 
+/// The claim key of an id that names the incident alone starts with this.
+const INCIDENT_KEY_PREFIX: &str = "inc:";
+
 impl IncidentDraft {
     /// Validates every field; the first refusal names its field. `now` bounds dates.
     /// Every text field is checked first against the rules of `input_rules` (no control
@@ -344,6 +347,12 @@ impl IncidentDraft {
         Ok((draft, warnings))
     }
 
+    /// Whether a stored claim key is one [`IncidentDraft::claim_key`] made from an id that
+    /// names the incident alone (`SourceRef::id_names_incident` is not stored: this is).
+    pub fn key_names_incident(claim_key: &str) -> bool {
+        claim_key.starts_with(INCIDENT_KEY_PREFIX)
+    }
+
     pub fn attack_class(&self) -> AttackClass {
         self.attack_type.class()
     }
@@ -367,7 +376,7 @@ impl IncidentDraft {
         let date = self.occurred_at.format("%Y-%m-%d");
         let protocol = self.protocol.key();
         match &self.source.external_id {
-            Some(id) if self.source.id_names_incident => format!("inc:{id}"),
+            Some(id) if self.source.id_names_incident => format!("{INCIDENT_KEY_PREFIX}{id}"),
             Some(id) => format!("id:{protocol}:{id}@{date}"),
             None => format!(
                 "k:{protocol}@{date}@{}",

@@ -29,8 +29,9 @@ use kamiyo_domain::{Aliases, IncidentDraft, NameMatch, Usd, UNKNOWN_CHAIN};
 
 pub use kamiyo_domain::canonical::MERGE_WINDOW_DAYS;
 
-/// How far apart a source's own two records may be and still be one listed twice.
-const OWN_DUPLICATE_DAYS: i64 = 1;
+/// How far apart two datings of one hack commonly are (UTC, exploit or discovery): a
+/// source's record listed twice, and the day within which the amounts are not asked.
+const NEIGHBOUR_DAYS: i64 = 1;
 
 /// The dates of incidents a claim can share a cited page with
 /// (`kamiyo_domain::identity::SHARED_URL_WINDOW_DAYS` either side).
@@ -101,7 +102,7 @@ impl Candidate {
             .collect();
         let listed_twice = own.iter().any(|c| {
             aliases.name_match(&c.protocol_key, draft.protocol.key()) == NameMatch::Same
-                && (c.occurred_at - draft.occurred_at).num_days().abs() <= OWN_DUPLICATE_DAYS
+                && (c.occurred_at - draft.occurred_at).num_days().abs() <= NEIGHBOUR_DAYS
                 && match (c.loss_usd, draft.loss_usd) {
                     (Some(a), Some(b)) => a.agrees_with(&b),
                     _ => true,
@@ -261,7 +262,7 @@ fn joins(c: &Candidate, draft: &IncidentDraft, name: NameMatch, aliases: &Aliase
     match name {
         NameMatch::Same => {
             chains_overlap
-                && (amounts_compatible || (days_apart <= OWN_DUPLICATE_DAYS && named_shared_chain))
+                && (amounts_compatible || (days_apart <= NEIGHBOUR_DAYS && named_shared_chain))
         }
         NameMatch::None => false,
     }

@@ -39,9 +39,16 @@ impl Default for PageLimit {
 }
 
 /// An incident's independent sources, as a correlated subquery on `exploits e` (served
-/// by `exploit_sources_exploit_id_idx`).
-pub(crate) const SOURCES_COUNT: &str =
-    "(SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id)";
+/// by `exploit_sources_exploit_id_idx`): a macro, so that the statements built from it
+/// at compile time (`read::incident_sql`, `read::summary_columns`) stay literals.
+macro_rules! sources_count_sql {
+    () => {
+        "(SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id)"
+    };
+}
+pub(crate) use sources_count_sql;
+
+const SOURCES_COUNT: &str = sources_count_sql!();
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct IncidentFilter {

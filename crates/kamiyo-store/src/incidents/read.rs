@@ -4,6 +4,7 @@
 use kamiyo_domain::{AttackClass, AttackType, Chain, IncidentStatus, Usd};
 
 use super::claims::{self, StoredClaimRow};
+use super::query::sources_count_sql;
 use super::{Incident, IncidentSummary, SourceClaim, TxHashView};
 use crate::dialect::Dialect;
 use crate::error::StoreError;
@@ -12,16 +13,20 @@ use crate::row::{DriverRow, Fields};
 /// `exploits` columns of [`Incident`], by name; `$1`/`?1` is the id.
 pub(crate) fn incident_sql(dialect: Dialect) -> &'static str {
     dialect.pick(
-        "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd::text AS amount_usd, \
+        concat!(
+            "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd::text AS amount_usd, \
                 recovered_usd::text AS recovered_usd, attack_class, attack_type, attack_technique_raw, \
-                flash_loan, bridge, status, description, source_url, created_at, updated_at, \
-                (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count \
-         FROM exploits e WHERE id = $1",
-        "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd, recovered_usd, attack_class, \
+                flash_loan, bridge, status, description, source_url, created_at, updated_at, ",
+            sources_count_sql!(),
+            " AS sources_count FROM exploits e WHERE id = $1"
+        ),
+        concat!(
+            "SELECT id, protocol, protocol_key, chain, occurred_at, amount_usd, recovered_usd, attack_class, \
                 attack_type, attack_technique_raw, flash_loan, bridge, status, description, source_url, \
-                created_at, updated_at, \
-                (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count \
-         FROM exploits e WHERE id = ?1",
+                created_at, updated_at, ",
+            sources_count_sql!(),
+            " AS sources_count FROM exploits e WHERE id = ?1"
+        ),
     )
 }
 
@@ -65,14 +70,20 @@ pub(crate) fn ids_by_hash_sql(dialect: Dialect) -> &'static str {
 /// `fc`, the chain filter's.
 pub(crate) fn summary_columns(dialect: Dialect) -> &'static str {
     dialect.pick(
-        "e.id, e.protocol, ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
-         e.occurred_at, e.amount_usd::text AS amount_usd, e.recovered_usd::text AS recovered_usd, \
-         e.attack_class, e.attack_type, e.status, e.flash_loan, e.bridge, e.source_url, e.chain, \
-         (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count",
-        "e.id, e.protocol, (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
-         e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
-         e.flash_loan, e.bridge, e.source_url, e.chain, \
-         (SELECT count(DISTINCT s.source_name) FROM exploit_sources s WHERE s.exploit_id = e.id) AS sources_count",
+        concat!(
+            "e.id, e.protocol, ARRAY(SELECT c.chain FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
+             e.occurred_at, e.amount_usd::text AS amount_usd, e.recovered_usd::text AS recovered_usd, \
+             e.attack_class, e.attack_type, e.status, e.flash_loan, e.bridge, e.source_url, e.chain, ",
+            sources_count_sql!(),
+            " AS sources_count"
+        ),
+        concat!(
+            "e.id, e.protocol, (SELECT json_group_array(c.chain) FROM exploit_chains c WHERE c.exploit_id = e.id) AS chains, \
+             e.occurred_at, e.amount_usd, e.recovered_usd, e.attack_class, e.attack_type, e.status, \
+             e.flash_loan, e.bridge, e.source_url, e.chain, ",
+            sources_count_sql!(),
+            " AS sources_count"
+        ),
     )
 }
 

@@ -229,9 +229,8 @@ impl Replay {
         for row in claims {
             let joined_by = row.joined_by;
             let mut draft = row.columns.into_draft()?;
-            // Not a column: a claim keyed by its source's id alone was one whose id
-            // names the incident (`IncidentDraft::claim_key`).
-            draft.source.id_names_incident = row.claim_key.starts_with("inc:");
+            // Not a column: its claim key says it.
+            draft.source.id_names_incident = IncidentDraft::key_names_incident(&row.claim_key);
             by_incident.entry(row.exploit_id).or_default().push(Claim {
                 joined_by,
                 id: row.id,
