@@ -16,7 +16,10 @@ pub mod sources;
 mod statement;
 
 pub use error::StoreError;
-pub use incidents::{Incident, IncidentStore, IngestAction, IngestOutcome};
+pub use incidents::{
+    Incident, IncidentStore, IngestAction, IngestOutcome, RemergeMerge, RemergePart, RemergeReport,
+    RemergeSplit,
+};
 pub use schema::MIGRATIONS;
 pub use sources::{
     FetchCounts, FetchResponse, FetchSlot, SlotClaim, SlotHolder, SlotOutcome, SourceFetch,

@@ -44,6 +44,11 @@ const POSTGRES: &[Migration] = &[
         "claim_join_reasons",
         include_str!("../migrations/postgres/0008_claim_join_reasons.sql"),
     ),
+    Migration::new(
+        9,
+        "incident_redirects",
+        include_str!("../migrations/postgres/0009_incident_redirects.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -86,6 +91,11 @@ const SQLITE: &[Migration] = &[
         8,
         "claim_join_reasons",
         include_str!("../migrations/sqlite/0008_claim_join_reasons.sql"),
+    ),
+    Migration::new(
+        9,
+        "incident_redirects",
+        include_str!("../migrations/sqlite/0009_incident_redirects.sql"),
     ),
 ];
 

@@ -240,7 +240,10 @@ async fn fixture(dir: &Path, name: &str, size: usize) -> Fixture {
             ({c}, NULL, 'Other', 'bsc', '0xabc', NULL, NULL, NULL, 'pending', NULL, NULL, NULL);
          INSERT INTO user_reputation (user_id, score, submissions_total, submissions_approved, submissions_rejected) VALUES
             ({a}, 5, 2, 1, 1),
-            ({c}, -3, 1, 0, 1);",
+            ({c}, -3, 1, 0, 1);
+         INSERT INTO incident_redirects (old_id, exploit_id, reason, created_at) VALUES
+            (1000000, {first}, 'remerge', '2024-05-01T00:00:00.000Z');
+         INSERT INTO maintenance_tasks (name, requested_at) VALUES ('remerge', '2024-05-01T00:00:00.000Z');",
         a = alice.id,
         b = bob.id,
         c = carol.id,

@@ -147,7 +147,7 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 15] = [
+const TABLES: [&str; 17] = [
     "alert_preferences",
     "alerts_sent",
     "api_keys",
@@ -156,6 +156,8 @@ const TABLES: [&str; 15] = [
     "exploit_sources",
     "exploit_tx_hashes",
     "exploits",
+    "incident_redirects",
+    "maintenance_tasks",
     "payments",
     "source_fetch_slots",
     "source_fetches",

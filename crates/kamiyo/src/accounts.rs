@@ -3,14 +3,13 @@
 use anyhow::Context;
 use kamiyo_domain::Tier;
 use kamiyo_store::accounts::{AccountStore, Role};
-use kamiyo_store::MIGRATIONS;
 
 use crate::cli::{KeyAction, PaymentAction, UserAction};
 use crate::settings::Settings;
-use crate::startup::prepare_database;
+use crate::startup::prepare_kamiyo_database;
 
 async fn store(settings: &Settings) -> anyhow::Result<AccountStore> {
-    let database = prepare_database(&settings.database, &MIGRATIONS).await?;
+    let database = prepare_kamiyo_database(&settings.database).await?;
     Ok(AccountStore::new(database))
 }
 

@@ -94,12 +94,33 @@ pub enum Command {
         #[command(subcommand)]
         action: SourceAction,
     },
+    /// Operations over every stored incident.
+    Incidents {
+        #[command(subcommand)]
+        action: IncidentsAction,
+    },
     /// Print the effective configuration (passwords redacted) as TOML.
     Config,
     /// Database tools.
     Db {
         #[command(subcommand)]
         action: DbAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsAction {
+    /// Decide every stored claim again under the current rules and aliases (as an import
+    /// into an empty database would), print what merges and what splits, and apply it
+    /// in one transaction. Ids merged away keep answering, with a redirect to the
+    /// incident that took their claims.
+    Remerge {
+        /// Print what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -10,7 +10,7 @@ use kamiyo_store::MIGRATIONS;
 
 use crate::fdlimit;
 use crate::settings::Settings;
-use crate::startup::prepare_database;
+use crate::startup::prepare_kamiyo_database;
 
 /// Most connections the metrics listener holds at once: it serves a scraper or two, and
 /// its descriptors come out of `fdlimit::RESERVED_DESCRIPTORS`.
@@ -20,7 +20,7 @@ const METRICS_MAX_CONNECTIONS: usize = 16;
 pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     let open_files = fdlimit::raise_to_hard_limit();
     settings.server.max_connections = fit_connection_cap(&settings, open_files);
-    let database = prepare_database(&settings.database, &MIGRATIONS).await?;
+    let database = prepare_kamiyo_database(&settings.database).await?;
     let listener = tokio::net::TcpListener::bind(settings.server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
@@ -147,6 +147,7 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
         .migrate(&MIGRATIONS)
         .await
         .context("migration failed")?;
+    crate::startup::run_pending_tasks(&database).await?;
     if report.applied.is_empty() {
         println!(
             "database is up to date ({} migrations applied)",
@@ -270,7 +271,7 @@ pub async fn import(
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned()),
     };
-    let database = prepare_database(&settings.database, &MIGRATIONS).await?;
+    let database = prepare_kamiyo_database(&settings.database).await?;
     let store = kamiyo_store::IncidentStore::new(database.clone());
     let sources = kamiyo_store::SourceStore::new(database.clone());
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) && !json {

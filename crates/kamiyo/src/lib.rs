@@ -6,6 +6,7 @@ pub mod cli;
 mod commands;
 mod copy;
 mod fdlimit;
+mod incidents;
 pub mod settings;
 mod sources;
 pub mod startup;
@@ -47,6 +48,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key { action } => accounts::key(settings, action).await?,
         Command::Payment { action } => accounts::payment(settings, action).await?,
         Command::Source { action } => return sources::source(settings, action).await,
+        Command::Incidents { action } => return incidents::incidents(settings, action).await,
         Command::Import {
             file,
             format,

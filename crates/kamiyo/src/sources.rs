@@ -4,14 +4,14 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kamiyo_store::{SourceStore, MIGRATIONS};
+use kamiyo_store::SourceStore;
 
 use crate::cli::SourceAction;
 use crate::settings::Settings;
-use crate::startup::prepare_database;
+use crate::startup::prepare_kamiyo_database;
 
 pub async fn source(settings: Settings, action: SourceAction) -> anyhow::Result<ExitCode> {
-    let database = prepare_database(&settings.database, &MIGRATIONS).await?;
+    let database = prepare_kamiyo_database(&settings.database).await?;
     let store = SourceStore::new(database.clone());
     match action {
         SourceAction::List { json } => {

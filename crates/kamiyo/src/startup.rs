@@ -39,3 +39,36 @@ pub async fn prepare_database(
     }
     Ok(database)
 }
+
+/// Kamiyo's database, migrated ([`prepare_database`] with its migrations), with the work
+/// its migrations left for the binary done when it migrates.
+pub async fn prepare_kamiyo_database(config: &DbConfig) -> anyhow::Result<Database> {
+    let database = prepare_database(config, &kamiyo_store::MIGRATIONS).await?;
+    if config.migrate_on_start {
+        run_pending_tasks(&database).await?;
+    }
+    Ok(database)
+}
+
+/// Work a migration left for the binary (`maintenance_tasks`): the remerge of every
+/// stored claim under the rule a release ships. Runs once, in the transaction that
+/// marks it done; another instance starting at the same time waits, then finds it done.
+pub async fn run_pending_tasks(database: &Database) -> anyhow::Result<()> {
+    let store = kamiyo_store::IncidentStore::new(database.clone());
+    if let Some(report) = store
+        .run_pending_remerge()
+        .await
+        .context("cannot remerge the stored incidents after migrating")?
+    {
+        tracing::info!(
+            claims = report.claims,
+            incidents_before = report.incidents_before,
+            incidents_after = report.incidents_after,
+            merges = report.merges.len(),
+            splits = report.splits.len(),
+            rewritten = report.rewritten,
+            "stored incidents remerged under the current rules"
+        );
+    }
+    Ok(())
+}

@@ -700,6 +700,30 @@ fn imported() -> tempfile::TempDir {
     dir
 }
 
+#[test]
+fn incidents_remerge_reports_what_it_would_change_and_a_current_database_needs_nothing() {
+    let dir = imported();
+    let dry = output(kamiyo(dir.path()).args(["incidents", "remerge", "--dry-run", "--json"]));
+    assert!(dry.status.success(), "{}", text(&dry.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&dry.stdout).unwrap();
+    // The fixture's 8 stored claims, imported under the current rule: nothing to change.
+    assert_eq!(report["claims"], 8, "{report}");
+    assert_eq!(
+        report["incidents_before"], report["incidents_after"],
+        "{report}"
+    );
+    assert_eq!(report["merges"], serde_json::json!([]), "{report}");
+    assert_eq!(report["applied"], false, "{report}");
+
+    let applied = output(kamiyo(dir.path()).args(["incidents", "remerge"]));
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let shown = text(&applied.stdout);
+    assert!(
+        shown.contains("8 claims: 6 incidents before, 6 after; 0 merges, 0 splits, 0 rewritten (changed nothing in the database)"),
+        "{shown}"
+    );
+}
+
 /// `kamiyo source list --json`: (source, active, fetches in the window) of each.
 fn sources(dir: &Path) -> Vec<(String, Option<bool>, Option<i64>)> {
     let out = output(kamiyo(dir).args(["source", "list", "--json"]));

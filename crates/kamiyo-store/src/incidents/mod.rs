@@ -16,6 +16,9 @@ mod join;
 mod postgres;
 pub mod query;
 mod read;
+mod regroup;
+mod regroup_postgres;
+mod regroup_sqlite;
 mod replay;
 mod sqlite;
 pub mod stats;
@@ -40,6 +43,7 @@ pub use postgres::lock_bucket;
 pub use query::{
     Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, PageLimit, SortKey,
 };
+pub use regroup::{RemergeMerge, RemergePart, RemergeReport, RemergeSplit};
 
 /// What ingesting one claim did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -118,6 +122,8 @@ pub struct Incident {
     /// Where the sources disagree: the loss, the date, the chains, with each claim's
     /// value and source (empty when they agree).
     pub conflicts: Vec<Conflict>,
+    /// Ids of incidents merged into this one, which now redirect here.
+    pub merged_ids: Vec<i64>,
 }
 
 impl std::ops::Deref for Incident {
@@ -155,6 +161,9 @@ impl Drop for WriteGuard<'_> {
 /// to another writer (each loss means that writer committed, so progress is made).
 const RACE_ATTEMPTS: u32 = 5;
 
+/// The maintenance task migration 0009 leaves for the binary: a remerge.
+const REMERGE_TASK: &str = "remerge";
+
 /// How long a listing's `total` may be reused by this process when it wrote nothing in
 /// between (see [`IncidentStore::with_total_cache`]).
 pub const DEFAULT_TOTAL_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -190,6 +199,12 @@ impl IncidentStore {
             db,
             aliases: Arc::new(shipped_aliases()),
         }
+    }
+
+    /// The same store deciding with `aliases` instead of the shipped table.
+    pub fn with_aliases(mut self, aliases: Aliases) -> Self {
+        self.aliases = Arc::new(aliases);
+        self
     }
 
     /// The lock key of a protocol key (`kamiyo_domain::Aliases::lock_key`): claims of
@@ -309,6 +324,49 @@ impl IncidentStore {
     /// [`IncidentStore::get`] on the primary: sees this process's own writes.
     pub async fn get_fresh(&self, id: i64) -> Result<Option<Incident>, StoreError> {
         get_on(self.db.primary().clone(), id).await
+    }
+
+    /// The incident that `id` was merged into, when `id` was merged away (by a remerge
+    /// or a curator): the API answers its old id with a redirect there.
+    pub async fn redirect(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        self.db
+            .read(|pool| async move {
+                match pool {
+                    Pool::Postgres(pool) => postgres::redirect(&pool, id).await,
+                    Pool::Sqlite(pool) => sqlite::redirect(&pool, id).await,
+                }
+            })
+            .await
+    }
+
+    /// Decides every stored claim again, from nothing, under the current rules and
+    /// aliases, and (unless `dry_run`) writes the difference in one transaction:
+    /// incidents merged, split, or rewritten; ids merged away redirect to their
+    /// survivor. Ingests wait while it runs; readers do not.
+    pub async fn remerge(&self, dry_run: bool) -> Result<RemergeReport, StoreError> {
+        let _write = self.write_guard();
+        self.remerge_with(!dry_run, None)
+            .await?
+            .ok_or_else(|| StoreError::Invariant("a remerge without a task gave no report".into()))
+    }
+
+    /// The remerge a migration asked for (`maintenance_tasks`), when one is pending:
+    /// run once, in the transaction that marks it done.
+    pub async fn run_pending_remerge(&self) -> Result<Option<RemergeReport>, StoreError> {
+        let _write = self.write_guard();
+        self.remerge_with(true, Some(REMERGE_TASK)).await
+    }
+
+    async fn remerge_with(
+        &self,
+        apply: bool,
+        task: Option<&str>,
+    ) -> Result<Option<RemergeReport>, StoreError> {
+        let rules = self.rules(None);
+        match self.db.primary() {
+            Pool::Postgres(pool) => regroup_postgres::remerge(pool, &rules, apply, task).await,
+            Pool::Sqlite(pool) => regroup_sqlite::remerge(pool, &rules, apply, task).await,
+        }
     }
 
     /// Incidents holding a transaction hash (on any chain; normally one).

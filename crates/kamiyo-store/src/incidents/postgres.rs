@@ -19,13 +19,13 @@ const DIALECT: Dialect = Dialect::Postgres;
 
 /// The advisory lock space (two-key form) of incident decisions; the migration lock
 /// uses the one-key form, a separate space.
-const LOCK_CLASS: i32 = 0x4b4d_4931; // "KMI1"
+pub(super) const LOCK_CLASS: i32 = 0x4b4d_4931; // "KMI1"
 
 /// Protocols share a fixed number of lock buckets rather than one lock each: a batch
 /// of thousands of protocols then takes at most this many locks, well inside
 /// PostgreSQL's shared lock table (64 per connection by default). Two protocols in one
 /// bucket only wait for each other.
-const LOCK_BUCKETS: u32 = 256;
+pub(super) const LOCK_BUCKETS: u32 = 256;
 
 /// The lock bucket of a protocol: importers that write in parallel split their work
 /// along these, so that their transactions never wait for each other's locks.
@@ -59,8 +59,8 @@ pub(super) async fn ingest_batch(
     Ok(outcomes)
 }
 
-struct PgIngest<'t> {
-    tx: &'t PgTransaction<'t>,
+pub(super) struct PgIngest<'t> {
+    pub(super) tx: &'t PgTransaction<'t>,
 }
 
 impl IngestIo for PgIngest<'_> {
@@ -468,6 +468,7 @@ pub(super) async fn get(pool: &PgPool, id: i64) -> Result<Option<Incident>, Stor
     let chains = conn.query(read::chains_sql(DIALECT), &[&id]).await?;
     let hashes = conn.query(read::hashes_sql(DIALECT), &[&id]).await?;
     let claims = conn.query(&read::claims_sql(DIALECT), &[&id]).await?;
+    let merged = conn.query(read::merged_ids_sql(DIALECT), &[&id]).await?;
     Ok(Some(read::incident(
         &row,
         chains.iter().map(read::chain).collect::<Result<_, _>>()?,
@@ -476,7 +477,20 @@ pub(super) async fn get(pool: &PgPool, id: i64) -> Result<Option<Incident>, Stor
             .iter()
             .map(StoredClaimRow::read)
             .collect::<Result<_, _>>()?,
+        merged
+            .iter()
+            .map(read::merged_id)
+            .collect::<Result<_, _>>()?,
     )?))
+}
+
+/// The incident `id` was merged into, when it was.
+pub(super) async fn redirect(pool: &PgPool, id: i64) -> Result<Option<i64>, StoreError> {
+    let conn = pool.acquire().await?;
+    conn.query_opt(read::redirect_sql(DIALECT), &[&id])
+        .await?
+        .map(|row| Fields::of("incident_redirects", &row).int("exploit_id"))
+        .transpose()
 }
 
 pub(super) async fn ids_by_hash(

@@ -37,6 +37,26 @@ pub(crate) fn chains_sql(dialect: Dialect) -> &'static str {
     )
 }
 
+/// Ids of incidents merged into this one (`incident_redirects`).
+pub(crate) fn merged_ids_sql(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        "SELECT old_id FROM incident_redirects WHERE exploit_id = $1 ORDER BY old_id",
+        "SELECT old_id FROM incident_redirects WHERE exploit_id = ?1 ORDER BY old_id",
+    )
+}
+
+/// The incident an id merged away now belongs to.
+pub(crate) fn redirect_sql(dialect: Dialect) -> &'static str {
+    dialect.pick(
+        "SELECT exploit_id FROM incident_redirects WHERE old_id = $1",
+        "SELECT exploit_id FROM incident_redirects WHERE old_id = ?1",
+    )
+}
+
+pub(crate) fn merged_id<R: DriverRow + ?Sized>(row: &R) -> Result<i64, StoreError> {
+    Fields::of("incident_redirects", row).int("old_id")
+}
+
 pub(crate) fn hashes_sql(dialect: Dialect) -> &'static str {
     dialect.pick(
         "SELECT chain, tx_hash FROM exploit_tx_hashes WHERE exploit_id = $1 ORDER BY chain, tx_hash",
@@ -114,6 +134,7 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
     chains: Vec<String>,
     tx_hashes: Vec<TxHashView>,
     claims: Vec<StoredClaimRow>,
+    merged_ids: Vec<i64>,
 ) -> Result<Incident, StoreError> {
     let f = Fields::of("exploits", row);
     let mut chains = chains_of("exploit_chains", "chain", chains)?;
@@ -133,6 +154,7 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
         updated_at: f.time("updated_at")?,
         conflicts: super::conflicts::of(&sources),
         sources,
+        merged_ids,
     })
 }
 

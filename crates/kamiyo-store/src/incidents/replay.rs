@@ -626,6 +626,41 @@ impl Replay {
         Ok(changes)
     }
 
+    /// Every incident of the replay as a remerge writes it: its row (under its
+    /// provisional or stored id), the hashes it holds, its chains and its claims by
+    /// `(source, claim key)` with why each joined. In id order (creation order for
+    /// incidents the replay created).
+    pub fn groups(&self) -> Vec<Group> {
+        let mut incidents: Vec<&Incident> = self.incidents.values().collect();
+        incidents.sort_by_key(|i| i.id);
+        incidents
+            .into_iter()
+            .map(|incident| {
+                let held = self.held_hashes(incident);
+                Group {
+                    row: IncidentRow::new(incident.id, &incident.canonical, &held),
+                    held,
+                    chains: incident
+                        .canonical
+                        .chains
+                        .iter()
+                        .map(|chain| chain.slug().to_owned())
+                        .collect(),
+                    claims: incident
+                        .claims
+                        .iter()
+                        .map(|claim| {
+                            (
+                                (claim.draft.source.name.clone(), claim.claim_key.clone()),
+                                claim.joined_by,
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
     /// An outcome's id as the database knows it.
     pub fn real_id(&self, created_ids: &[i64], id: i64) -> Result<i64, StoreError> {
         RealIds(created_ids).of(id)
@@ -651,7 +686,7 @@ fn invariant(message: impl Into<String>) -> StoreError {
 }
 
 /// An incident's row in `exploits`, as both backends write it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct IncidentRow {
     pub id: i64,
     pub protocol: String,
@@ -703,6 +738,16 @@ impl IncidentRow {
             bridge: c.bridge,
         }
     }
+}
+
+/// An incident as [`Replay::groups`] gives it.
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub row: IncidentRow,
+    pub held: Vec<HashKey>,
+    pub chains: Vec<String>,
+    /// `((source, claim key), joined_by)` in first-seen order.
+    pub claims: Vec<((String, String), Option<JoinReason>)>,
 }
 
 /// A claim to insert (`id` unused) or update (`id` the stored claim's).

@@ -22,7 +22,7 @@ use crate::row::{sqlite_time, Fields};
 const DIALECT: Dialect = Dialect::Sqlite;
 
 /// A driver error, classified, as the store's.
-fn driver(pool: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+pub(super) fn driver(pool: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |error| StoreError::Database(DbError::from_sqlite(pool, error))
 }
 
@@ -60,15 +60,15 @@ fn ingest_in(
     Ok(outcomes)
 }
 
-struct SqliteIngest<'c> {
-    conn: &'c Connection,
-    pool: &'c str,
+pub(super) struct SqliteIngest<'c> {
+    pub(super) conn: &'c Connection,
+    pub(super) pool: &'c str,
 }
 
 impl SqliteIngest<'_> {
     /// Runs `sql` (prepared once per connection) for each parameter set, collecting the
     /// rows `read` makes.
-    fn rows<P: rusqlite::Params, T>(
+    pub(super) fn rows<P: rusqlite::Params, T>(
         &self,
         sql: &str,
         params: impl IntoIterator<Item = P>,
@@ -86,7 +86,7 @@ impl SqliteIngest<'_> {
     }
 
     /// Runs `sql` for each parameter set; the rows changed, in all.
-    fn execute<P: rusqlite::Params>(
+    pub(super) fn execute<P: rusqlite::Params>(
         &self,
         sql: &str,
         params: impl IntoIterator<Item = P>,
@@ -344,9 +344,23 @@ fn get_in(io: &SqliteIngest<'_>, id: i64) -> Result<Option<Incident>, StoreError
         let claims = io.rows(&read::claims_sql(DIALECT), [[id]], |r| {
             StoredClaimRow::read(r)
         })?;
-        read::incident(row, chains, hashes, claims)
+        let merged = io.rows(read::merged_ids_sql(DIALECT), [[id]], |r| {
+            read::merged_id(r)
+        })?;
+        read::incident(row, chains, hashes, claims, merged)
     })?;
     Ok(found.pop())
+}
+
+/// The incident `id` was merged into, when it was.
+pub(super) async fn redirect(pool: &SqlitePool, id: i64) -> Result<Option<i64>, StoreError> {
+    on_connection(pool, move |io| {
+        let mut found = io.rows(read::redirect_sql(DIALECT), [[id]], |row| {
+            Fields::of("incident_redirects", row).int("exploit_id")
+        })?;
+        Ok(found.pop())
+    })
+    .await
 }
 
 pub(super) async fn ids_by_hash(

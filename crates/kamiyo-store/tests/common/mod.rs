@@ -6,7 +6,7 @@
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use kamiyo_db::{Database, DbConfig};
+use kamiyo_db::{Database, DbConfig, Migrations};
 use kamiyo_store::MIGRATIONS;
 use kamiyo_testkit::TestDatabase;
 
@@ -29,9 +29,26 @@ pub async fn backends<S>(make: impl Fn(Database) -> S) -> Vec<Backend<S>> {
 
 /// A fresh, migrated PostgreSQL database with the store `make` builds.
 pub async fn postgres<S>(make: impl Fn(Database) -> S) -> Backend<S> {
+    postgres_with(&MIGRATIONS, make).await
+}
+
+/// A fresh backend of the kind named (`postgres` or `sqlite`), with `migrations` applied:
+/// a second database for a test that compares two, or one at an older schema.
+pub async fn same_kind<S>(
+    name: &str,
+    migrations: &Migrations,
+    make: impl Fn(Database) -> S,
+) -> Backend<S> {
+    match name {
+        "postgres" => postgres_with(migrations, make).await,
+        _ => sqlite_with(migrations, make).await,
+    }
+}
+
+async fn postgres_with<S>(migrations: &Migrations, make: impl Fn(Database) -> S) -> Backend<S> {
     let pg = TestDatabase::create().await;
     let pg_db = Database::open(DbConfig::for_url(pg.url())).await.unwrap();
-    pg_db.migrate(&MIGRATIONS).await.unwrap();
+    pg_db.migrate(migrations).await.unwrap();
     Backend {
         name: "postgres",
         store: make(pg_db.clone()),
@@ -43,6 +60,10 @@ pub async fn postgres<S>(make: impl Fn(Database) -> S) -> Backend<S> {
 
 /// A fresh, migrated SQLite file with the store `make` builds.
 pub async fn sqlite<S>(make: impl Fn(Database) -> S) -> Backend<S> {
+    sqlite_with(&MIGRATIONS, make).await
+}
+
+async fn sqlite_with<S>(migrations: &Migrations, make: impl Fn(Database) -> S) -> Backend<S> {
     let dir = tempfile::tempdir().unwrap();
     let lite = Database::open(DbConfig::for_url(format!(
         "sqlite://{}",
@@ -50,7 +71,7 @@ pub async fn sqlite<S>(make: impl Fn(Database) -> S) -> Backend<S> {
     )))
     .await
     .unwrap();
-    lite.migrate(&MIGRATIONS).await.unwrap();
+    lite.migrate(migrations).await.unwrap();
     Backend {
         name: "sqlite",
         store: make(lite.clone()),

@@ -1,0 +1,174 @@
+//! A remerge's reads and writes on PostgreSQL, in the ingest path's transaction type.
+
+use std::collections::HashMap;
+
+use kamiyo_db::postgres::PgPool;
+
+use super::claims::{self, StoredClaimRow};
+use super::ingest::{IngestIo, Rules};
+use super::postgres::{PgIngest, LOCK_BUCKETS, LOCK_CLASS};
+use super::regroup::{self, Regroup, RegroupIo, RemergeReport, StoredIncident};
+use crate::error::StoreError;
+use crate::row::Fields;
+
+/// A remerge in one transaction (see `regroup::remerge`).
+pub(super) async fn remerge(
+    pool: &PgPool,
+    rules: &Rules,
+    apply: bool,
+    task: Option<&str>,
+) -> Result<Option<RemergeReport>, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let tx = conn.transaction().await?;
+    let outcome = regroup::remerge(&mut PgIngest { tx: &tx }, rules, apply, task).await?;
+    match outcome {
+        Some((report, true)) => {
+            tx.commit().await?;
+            Ok(Some(report))
+        }
+        Some((report, false)) => {
+            tx.rollback().await?;
+            Ok(Some(report))
+        }
+        None => {
+            tx.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+impl RegroupIo for PgIngest<'_> {
+    async fn lock_all(&mut self) -> Result<(), StoreError> {
+        // Every bucket an ingest can take, ascending as ingests take theirs: a remerge
+        // waits for running ingests and they wait for it, without deadlock.
+        let buckets = i32::try_from(LOCK_BUCKETS).unwrap_or(i32::MAX);
+        self.tx
+            .execute(
+                "SELECT pg_advisory_xact_lock($1::int4, b) FROM generate_series(0, $2::int4 - 1) AS b",
+                &[&LOCK_CLASS, &buckets],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn take_task(&mut self, name: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .tx
+            .execute("DELETE FROM maintenance_tasks WHERE name = $1", &[&name])
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn all_claims(&mut self) -> Result<Vec<StoredClaimRow>, StoreError> {
+        let rows = self
+            .tx
+            .query(
+                &format!(
+                    "SELECT {} FROM exploit_sources ORDER BY first_seen_at, id",
+                    claims::POSTGRES_COLUMNS
+                ),
+                &[],
+            )
+            .await?;
+        rows.iter().map(StoredClaimRow::read).collect()
+    }
+
+    async fn stored_incidents(&mut self) -> Result<HashMap<i64, StoredIncident>, StoreError> {
+        let rows = self
+            .tx
+            .query(
+                &format!(
+                    "SELECT {} FROM exploits",
+                    regroup::POSTGRES_INCIDENT_COLUMNS
+                ),
+                &[],
+            )
+            .await?
+            .iter()
+            .map(regroup::stored_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let hashes = self
+            .tx
+            .query(
+                "SELECT exploit_id, chain, tx_hash FROM exploit_tx_hashes",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| {
+                let f = Fields::of("exploit_tx_hashes", row);
+                Ok((f.int("exploit_id")?, f.text("chain")?, f.text("tx_hash")?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let chains = self
+            .tx
+            .query("SELECT exploit_id, chain FROM exploit_chains", &[])
+            .await?
+            .iter()
+            .map(|row| {
+                let f = Fields::of("exploit_chains", row);
+                Ok((f.int("exploit_id")?, f.text("chain")?))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(regroup::stored_incidents(rows, hashes, chains))
+    }
+
+    async fn apply_regroup(&mut self, regroup: &Regroup) -> Result<(), StoreError> {
+        let tx = self.tx;
+        if !regroup.released.is_empty() {
+            let ids = &regroup.released;
+            tx.execute(
+                "DELETE FROM exploit_tx_hashes WHERE exploit_id = ANY($1)",
+                &[ids],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM exploit_chains WHERE exploit_id = ANY($1)",
+                &[ids],
+            )
+            .await?;
+            tx.execute(
+                "UPDATE exploits SET tx_hash = NULL WHERE id = ANY($1) AND tx_hash IS NOT NULL",
+                &[ids],
+            )
+            .await?;
+        }
+        self.apply(&regroup.changes).await?;
+        if !regroup.moves.is_empty() {
+            let claims: Vec<i64> = regroup.moves.iter().map(|(c, _, _)| *c).collect();
+            let incidents: Vec<i64> = regroup.moves.iter().map(|(_, e, _)| *e).collect();
+            let joined: Vec<Option<&str>> = regroup
+                .moves
+                .iter()
+                .map(|(_, _, by)| by.map(|b| b.as_str()))
+                .collect();
+            tx.execute(
+                "UPDATE exploit_sources s SET exploit_id = u.exploit_id, joined_by = u.joined_by \
+                 FROM unnest($1::int8[], $2::int8[], $3::text[]) AS u(id, exploit_id, joined_by) \
+                 WHERE s.id = u.id",
+                &[&claims, &incidents, &joined],
+            )
+            .await?;
+        }
+        if !regroup.retired.is_empty() {
+            let old: Vec<i64> = regroup.retired.iter().map(|(o, _)| *o).collect();
+            let survivors: Vec<i64> = regroup.retired.iter().map(|(_, s)| *s).collect();
+            tx.execute(
+                "UPDATE incident_redirects r SET exploit_id = u.survivor \
+                 FROM unnest($1::int8[], $2::int8[]) AS u(old_id, survivor) \
+                 WHERE r.exploit_id = u.old_id",
+                &[&old, &survivors],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO incident_redirects (old_id, exploit_id, reason) \
+                 SELECT old_id, survivor, $3 FROM unnest($1::int8[], $2::int8[]) AS u(old_id, survivor)",
+                &[&old, &survivors, &regroup.reason],
+            )
+            .await?;
+            tx.execute("DELETE FROM exploits WHERE id = ANY($1)", &[&old])
+                .await?;
+        }
+        Ok(())
+    }
+}
