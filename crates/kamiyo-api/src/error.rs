@@ -109,6 +109,12 @@ pub struct ErrorDetail {
 /// column are logged, not sent).
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        if let StoreError::Refused { field, reason } = error {
+            return ApiError::Invalid {
+                field: field.to_owned(),
+                message: reason,
+            };
+        }
         if error.is_unavailable() || matches!(error, StoreError::Raced) {
             ApiError::DatabaseUnavailable(error)
         } else if error.is_conflict() {

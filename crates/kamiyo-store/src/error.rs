@@ -23,12 +23,23 @@ pub enum StoreError {
     /// rolled back and running it again decides afresh.
     #[error("a concurrent writer changed the incidents this batch read; nothing was written")]
     Raced,
+    /// A request that what is stored does not allow (an incident that does not exist, a
+    /// claim that is not the incident's), naming the request's field.
+    #[error("{field}: {reason}")]
+    Refused { field: &'static str, reason: String },
     /// The store broke one of its own rules (a bug, not bad data or a failing database).
     #[error("store invariant broken: {0}")]
     Invariant(String),
 }
 
 impl StoreError {
+    pub fn refused(field: &'static str, reason: impl ToString) -> Self {
+        StoreError::Refused {
+            field,
+            reason: reason.to_string(),
+        }
+    }
+
     pub fn corrupt(table: &'static str, column: &'static str, reason: impl ToString) -> Self {
         StoreError::Corrupt {
             table,
@@ -42,7 +53,9 @@ impl StoreError {
         match self {
             StoreError::Database(error) => error.is_transient(),
             StoreError::Raced => true,
-            StoreError::Corrupt { .. } | StoreError::Invariant(_) => false,
+            StoreError::Corrupt { .. } | StoreError::Invariant(_) | StoreError::Refused { .. } => {
+                false
+            }
         }
     }
 

@@ -17,8 +17,8 @@ mod statement;
 
 pub use error::StoreError;
 pub use incidents::{
-    Incident, IncidentStore, IngestAction, IngestOutcome, RemergeMerge, RemergePart, RemergeReport,
-    RemergeSplit,
+    Curate, Curated, DecisionKind, Incident, IncidentStore, IngestAction, IngestOutcome,
+    RemergeMerge, RemergePart, RemergeReport, RemergeSplit,
 };
 pub use schema::MIGRATIONS;
 pub use sources::{

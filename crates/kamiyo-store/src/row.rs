@@ -67,6 +67,10 @@ impl<'r, R: DriverRow + ?Sized> Fields<'r, R> {
         self.required(column, self.row.boolean(column))
     }
 
+    pub fn opt_int(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
+        self.optional(column, self.row.int(column))
+    }
+
     pub fn opt_boolean(&self, column: &'static str) -> Result<Option<bool>, StoreError> {
         self.optional(column, self.row.boolean(column))
     }

@@ -49,6 +49,11 @@ const POSTGRES: &[Migration] = &[
         "incident_redirects",
         include_str!("../migrations/postgres/0009_incident_redirects.sql"),
     ),
+    Migration::new(
+        10,
+        "curation",
+        include_str!("../migrations/postgres/0010_curation.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -96,6 +101,11 @@ const SQLITE: &[Migration] = &[
         9,
         "incident_redirects",
         include_str!("../migrations/sqlite/0009_incident_redirects.sql"),
+    ),
+    Migration::new(
+        10,
+        "curation",
+        include_str!("../migrations/sqlite/0010_curation.sql"),
     ),
 ];
 

@@ -243,7 +243,13 @@ async fn fixture(dir: &Path, name: &str, size: usize) -> Fixture {
             ({c}, -3, 1, 0, 1);
          INSERT INTO incident_redirects (old_id, exploit_id, reason, created_at) VALUES
             (1000000, {first}, 'remerge', '2024-05-01T00:00:00.000Z');
-         INSERT INTO maintenance_tasks (name, requested_at) VALUES ('remerge', '2024-05-01T00:00:00.000Z');",
+         INSERT INTO maintenance_tasks (name, requested_at) VALUES ('remerge', '2024-05-01T00:00:00.000Z');
+         INSERT INTO curation_decisions (kind, claims, others, incident_ids, reason, decided_by, decided_at) VALUES
+            ('split', '[[\"fixture\",\"k1\"]]', '[[\"fixture\",\"k2\"]]', '[{first}]', 'two hacks', 'alice@example.com', '2024-05-02T00:00:00.000Z');
+         UPDATE exploit_sources SET curated_by = (SELECT max(id) FROM curation_decisions)
+            WHERE id = (SELECT min(id) FROM exploit_sources);
+         INSERT INTO protocol_aliases (alias_key, name, alias, reason, added_by, added_at) VALUES
+            ('roninnetwork', 'Axie Infinity', 'Ronin Network', 'Ronin is Axie''s bridge', 'cli', '2024-05-03T00:00:00.000Z');",
         a = alice.id,
         b = bob.id,
         c = carol.id,

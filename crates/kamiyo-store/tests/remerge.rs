@@ -7,7 +7,7 @@ mod common;
 
 use kamiyo_db::{Database, Migrations, Pool};
 use kamiyo_domain::{Aliases, IncidentDraft};
-use kamiyo_store::{IncidentStore, MIGRATIONS};
+use kamiyo_store::{Curate, DecisionKind, IncidentStore, IngestAction, StoreError, MIGRATIONS};
 use kamiyo_testkit::claim;
 
 type Backend = common::Backend<IncidentStore>;
@@ -17,6 +17,9 @@ kamiyo_testkit::per_backend! {
         remerging_a_database_filled_under_an_older_rule_gives_what_an_import_under_the_new_one_gives,
         a_remerge_splits_what_the_rules_no_longer_join_and_the_split_piece_takes_its_hash,
         the_migration_that_ships_the_rule_remerges_the_stored_incidents_once,
+        a_curated_merge_joins_what_the_rules_keep_apart_and_later_remerges_and_imports_keep_it,
+        a_curated_split_takes_claims_out_and_a_remerge_keeps_them_out,
+        a_curation_the_stored_incidents_do_not_allow_is_refused_naming_the_field_and_stores_nothing,
     ],
 }
 
@@ -228,28 +231,283 @@ async fn a_remerge_splits_what_the_rules_no_longer_join_and_the_split_piece_take
     );
 }
 
+async fn execute(db: &Database, sql: &str) {
+    match db.primary() {
+        Pool::Postgres(pool) => {
+            pool.acquire()
+                .await
+                .unwrap()
+                .batch_execute(sql)
+                .await
+                .unwrap();
+        }
+        Pool::Sqlite(pool) => {
+            let sql = sql.to_owned();
+            pool.acquire()
+                .await
+                .unwrap()
+                .run(move |c| c.execute_batch(&sql))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn pending_tasks(db: &Database) -> i64 {
+    let sql = "SELECT count(*) FROM maintenance_tasks";
+    match db.primary() {
+        Pool::Postgres(pool) => pool
+            .acquire()
+            .await
+            .unwrap()
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0),
+        Pool::Sqlite(pool) => pool
+            .acquire()
+            .await
+            .unwrap()
+            .run(move |c| c.query_row(sql, [], |row| row.get(0)))
+            .await
+            .unwrap(),
+    }
+}
+
 async fn the_migration_that_ships_the_rule_remerges_the_stored_incidents_once(b: Backend) {
-    // A database at the schema before this rule (migration 0008), filled by its rule.
+    // Migration 0009 leaves the task where incidents are stored, and only there.
     let before = Migrations {
         postgres: &MIGRATIONS.postgres[..8],
         sqlite: &MIGRATIONS.sqlite[..8],
     };
-    let old = common::same_kind(b.name, &before, |db| {
+    let at_0008 = common::same_kind(b.name, &before, |_| ()).await;
+    execute(
+        &at_0008.db,
+        "INSERT INTO exploits (protocol, protocol_key, chain, dedup_key, occurred_at) \
+         VALUES ('Euler', 'euler', 'ethereum', 'old:1', '2023-03-13T00:00:00.000Z')",
+    )
+    .await;
+    at_0008.db.migrate(&MIGRATIONS).await.unwrap();
+    assert_eq!(pending_tasks(&at_0008.db).await, 1);
+    assert_eq!(pending_tasks(&b.db).await, 0, "a new database is current");
+
+    // Filled by the older rule, with the task the migration left: it runs once.
+    let old = common::same_kind(b.name, &MIGRATIONS, |db| {
         IncidentStore::new(db).with_aliases(Aliases::default())
     })
     .await;
     ingest_all(&old.store, &reports()[..4]).await;
     assert_eq!(incident_ids(&old.db).await.len(), 4);
+    execute(
+        &old.db,
+        "INSERT INTO maintenance_tasks (name) VALUES ('remerge')",
+    )
+    .await;
 
-    old.db.migrate(&MIGRATIONS).await.unwrap();
     let upgraded = IncidentStore::new(old.db.clone());
     let report = upgraded.run_pending_remerge().await.unwrap().unwrap();
     assert!(report.applied);
     assert_eq!(report.merges.len(), 2, "{report:#?}");
     assert_eq!(incident_ids(&old.db).await.len(), 2);
+    assert_eq!(pending_tasks(&old.db).await, 0);
     assert_eq!(
         upgraded.run_pending_remerge().await.unwrap(),
         None,
         "the task ran once"
     );
+}
+
+fn curate(kind: DecisionKind, incidents: &[i64], claims: &[i64], reason: &str) -> Curate {
+    Curate {
+        kind,
+        incidents: incidents.to_vec(),
+        claims: claims.to_vec(),
+        reason: reason.to_owned(),
+        decided_by: "curator@example.com".to_owned(),
+    }
+}
+
+/// The Ronin bridge hack, reported under the bridge's name and under the game's, six
+/// days apart: no rule joins them (different names, beyond the window).
+fn ronin() -> Vec<IncidentDraft> {
+    vec![
+        claim("Ronin Network")
+            .source("defillama")
+            .date("2022-03-23")
+            .loss_usd("624000000")
+            .build(),
+        claim("Axie Infinity")
+            .source("rekt")
+            .date("2022-03-29")
+            .loss_usd("625000000")
+            .build(),
+    ]
+}
+
+async fn a_curated_merge_joins_what_the_rules_keep_apart_and_later_remerges_and_imports_keep_it(
+    b: Backend,
+) {
+    let ids = ingest_all(&b.store, &ronin()).await;
+    assert_ne!(ids[0], ids[1], "the rules keep them apart");
+
+    let done = b
+        .store
+        .curate(curate(
+            DecisionKind::Merge,
+            &[ids[1], ids[0]],
+            &[],
+            "Ronin is Axie Infinity's bridge",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done.report.merges.len(), 1, "{:#?}", done.report);
+    assert_eq!(
+        done.report.merges[0].into,
+        Some(ids[0]),
+        "ties keep the lower id"
+    );
+    let merged = b.store.get_fresh(ids[0]).await.unwrap().unwrap();
+    assert_eq!(merged.sources.len(), 2);
+    let axie = merged.sources.iter().find(|c| c.source == "rekt").unwrap();
+    assert_eq!(
+        axie.joined_by,
+        Some(kamiyo_store::incidents::JoinReason::Curated)
+    );
+    assert_eq!(axie.decision, Some(done.decision));
+    assert_eq!(merged.merged_ids, vec![ids[1]]);
+    assert_eq!(b.store.redirect(ids[1]).await.unwrap(), Some(ids[0]));
+
+    let again = b.store.remerge(false).await.unwrap();
+    assert!(
+        again.merges.is_empty() && again.splits.is_empty(),
+        "{again:#?}"
+    );
+    for draft in ronin() {
+        let outcome = b.store.ingest(&draft).await.unwrap();
+        assert_eq!(
+            (outcome.exploit_id, outcome.action),
+            (ids[0], IngestAction::Unchanged)
+        );
+    }
+}
+
+async fn a_curated_split_takes_claims_out_and_a_remerge_keeps_them_out(b: Backend) {
+    // Two exploits of one protocol on one day that the rule took for one.
+    let drafts = vec![
+        claim("Platypus")
+            .source("defillama")
+            .date("2023-02-16")
+            .loss_usd("8500000")
+            .build(),
+        claim("Platypus Finance")
+            .source("rekt")
+            .date("2023-02-16")
+            .loss_usd("8500000")
+            .build(),
+        claim("Platypus")
+            .source("defihacklabs")
+            .date("2023-02-17")
+            .loss_usd("9000000")
+            .build(),
+    ];
+    let ids = ingest_all(&b.store, &drafts).await;
+    assert!(ids.iter().all(|id| *id == ids[0]));
+    let incident = b.store.get_fresh(ids[0]).await.unwrap().unwrap();
+    let taken = incident
+        .sources
+        .iter()
+        .find(|c| c.source == "defihacklabs")
+        .unwrap()
+        .id;
+
+    let done = b
+        .store
+        .curate(curate(
+            DecisionKind::Split,
+            &[ids[0]],
+            &[taken],
+            "a second exploit",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done.report.splits.len(), 1, "{:#?}", done.report);
+    let parts = &done.report.splits[0].parts;
+    assert_eq!(parts[0].id, Some(ids[0]), "the larger part keeps the id");
+    let piece = parts[1].id.unwrap();
+    let split_off = b.store.get_fresh(piece).await.unwrap().unwrap();
+    assert_eq!(split_off.sources.len(), 1);
+    assert_eq!(split_off.sources[0].id, taken);
+    assert_eq!(split_off.sources[0].decision, Some(done.decision));
+    assert_eq!(
+        b.store
+            .get_fresh(ids[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .sources
+            .len(),
+        2
+    );
+
+    let again = b.store.remerge(false).await.unwrap();
+    assert!(
+        again.merges.is_empty() && again.splits.is_empty(),
+        "{again:#?}"
+    );
+    assert!(!again.applied);
+}
+
+async fn a_curation_the_stored_incidents_do_not_allow_is_refused_naming_the_field_and_stores_nothing(
+    b: Backend,
+) {
+    let ids = ingest_all(&b.store, &ronin()).await;
+    let refused = |error: StoreError| match error {
+        StoreError::Refused { field, .. } => field,
+        other => panic!("not refused: {other}"),
+    };
+    for (request, field) in [
+        (
+            curate(DecisionKind::Merge, &[ids[0], ids[0]], &[], "why"),
+            "incidents",
+        ),
+        (
+            curate(DecisionKind::Merge, &[ids[0], 999], &[], "why"),
+            "incidents",
+        ),
+        (
+            curate(DecisionKind::Merge, &[ids[0], ids[1]], &[], "  "),
+            "reason",
+        ),
+        (
+            curate(DecisionKind::Split, &[ids[0]], &[999], "why"),
+            "claims",
+        ),
+        (
+            curate(DecisionKind::Split, &[ids[0], ids[1]], &[1], "why"),
+            "incidents",
+        ),
+    ] {
+        let error = b.store.curate(request.clone()).await.unwrap_err();
+        assert_eq!(refused(error), field, "{request:?}");
+    }
+    // A lone claim cannot be split off itself: "some, not all".
+    let own = b.store.get_fresh(ids[0]).await.unwrap().unwrap().sources[0].id;
+    let error = b
+        .store
+        .curate(curate(DecisionKind::Split, &[ids[0]], &[own], "why"))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(error), "claims");
+    // Nothing was stored: the first decision that is taken is number 1.
+    let done = b
+        .store
+        .curate(curate(
+            DecisionKind::Merge,
+            &[ids[0], ids[1]],
+            &[],
+            "one hack",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(done.decision, 1);
 }

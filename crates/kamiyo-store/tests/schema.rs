@@ -147,11 +147,12 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 19] = [
     "alert_preferences",
     "alerts_sent",
     "api_keys",
     "community_submissions",
+    "curation_decisions",
     "exploit_chains",
     "exploit_sources",
     "exploit_tx_hashes",
@@ -159,6 +160,7 @@ const TABLES: [&str; 17] = [
     "incident_redirects",
     "maintenance_tasks",
     "payments",
+    "protocol_aliases",
     "source_fetch_slots",
     "source_fetches",
     "sources",

@@ -17,10 +17,12 @@ const TABLE: &str = "exploit_sources";
 pub(crate) const POSTGRES_COLUMNS: &str = "id, exploit_id, claim_key, source_name, source_url, external_id, \
      reported_name, reported_date, occurred_at, amount_usd::text AS amount_usd, \
      recovered_usd::text AS recovered_usd, chains::text AS chains, tx_hashes::text AS tx_hashes, attack_class, \
-     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at, joined_by";
+     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at, joined_by, \
+     curated_by";
 pub(crate) const SQLITE_COLUMNS: &str = "id, exploit_id, claim_key, source_name, source_url, external_id, \
      reported_name, reported_date, occurred_at, amount_usd, recovered_usd, chains, tx_hashes, attack_class, \
-     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at, joined_by";
+     attack_type, attack_text, classification, status, description, flash_loan, bridge, first_seen_at, last_seen_at, joined_by, \
+     curated_by";
 
 /// A claim's columns, as stored.
 #[derive(Debug, Clone)]
@@ -56,8 +58,10 @@ pub(crate) struct StoredClaimRow {
     pub columns: ClaimColumns,
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
-    /// NULL for claims stored before migration 0008.
+    /// NULL for claims stored before migration 0008, and for claims a curator placed.
     pub joined_by: Option<JoinReason>,
+    /// The curator's decision that placed it (migration 0010).
+    pub curated_by: Option<i64>,
 }
 
 impl StoredClaimRow {
@@ -74,6 +78,7 @@ impl StoredClaimRow {
                 .opt_text("joined_by")?
                 .map(|t| JoinReason::parse(&t))
                 .transpose()?,
+            curated_by: f.opt_int("curated_by")?,
             columns: ClaimColumns {
                 source_name: f.text("source_name")?,
                 source_url: f.opt_text("source_url")?,
@@ -181,7 +186,11 @@ impl ClaimColumns {
 
 /// A stored claim as the API shows it.
 pub(crate) fn source_claim(row: StoredClaimRow) -> Result<super::SourceClaim, StoreError> {
-    let joined_by = row.joined_by;
+    // A curator's decision, not the rule, placed it.
+    let joined_by = match row.curated_by {
+        Some(_) => Some(JoinReason::Curated),
+        None => row.joined_by,
+    };
     let c = row.columns;
     let usd = |column: &'static str, text: Option<String>| {
         text.map(|t| {
@@ -198,6 +207,8 @@ pub(crate) fn source_claim(row: StoredClaimRow) -> Result<super::SourceClaim, St
         })
         .collect::<Result<Vec<Chain>, StoreError>>()?;
     Ok(super::SourceClaim {
+        id: row.id,
+        decision: row.curated_by,
         joined_by,
         chains,
         tx_hashes: json_list("tx_hashes", &c.tx_hashes)?,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use kamiyo_domain::{Aliases, IncidentDraft};
 
 use super::claims::StoredClaimRow;
+use super::curation::Curation;
 use super::replay::{Changes, HashKey, Needs, Owners, Replay};
 use super::{IngestAction, IngestOutcome};
 use crate::error::StoreError;
@@ -24,6 +25,8 @@ pub type Listed = HashSet<(String, String)>;
 pub(crate) struct Rules {
     pub aliases: Arc<Aliases>,
     pub listed: Option<Arc<Listed>>,
+    /// Curators' decisions, for a remerge (a new claim is in none: imports need none).
+    pub curation: Option<Arc<Curation>>,
 }
 
 /// What a backend does for the ingest path, inside one write transaction that the

@@ -21,6 +21,9 @@ pub enum JoinReason {
     Alias,
     /// The claim's own source listed this record twice (rule 3).
     ListedTwice,
+    /// A curator's decision put it here (`exploit_sources.curated_by` names it; not a
+    /// `joined_by` value: the rule did not join it).
+    Curated,
 }
 
 impl JoinReason {
@@ -32,6 +35,15 @@ impl JoinReason {
             JoinReason::Name => "name",
             JoinReason::Alias => "alias",
             JoinReason::ListedTwice => "listed_twice",
+            JoinReason::Curated => "curated",
+        }
+    }
+
+    /// As `exploit_sources.joined_by` holds it: a curated claim has none there.
+    pub(crate) fn column(self) -> Option<&'static str> {
+        match self {
+            JoinReason::Curated => None,
+            other => Some(other.as_str()),
         }
     }
 

@@ -10,6 +10,7 @@
 
 pub(crate) mod claims;
 mod conflicts;
+mod curation;
 mod decide;
 mod ingest;
 mod join;
@@ -35,6 +36,7 @@ use crate::cache::{CacheLimits, Generation, TtlCache};
 use crate::error::StoreError;
 
 pub use conflicts::{ClaimValue, Conflict};
+pub use curation::DecisionKind;
 pub use decide::MERGE_WINDOW_DAYS;
 pub use ingest::Listed;
 use ingest::Rules;
@@ -43,7 +45,15 @@ pub use postgres::lock_bucket;
 pub use query::{
     Cursor, IncidentFilter, IncidentSummary, ListRequest, Order, Page, PageLimit, SortKey,
 };
-pub use regroup::{RemergeMerge, RemergePart, RemergeReport, RemergeSplit};
+pub use regroup::{Curate, RemergeMerge, RemergePart, RemergeReport, RemergeSplit};
+use regroup::{Remerged, Trigger};
+
+/// What a curator's decision did: the decision's id and the remerge under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Curated {
+    pub decision: i64,
+    pub report: RemergeReport,
+}
 
 /// What ingesting one claim did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -78,6 +88,8 @@ pub struct TxHashView {
 /// One source's claim, as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceClaim {
+    /// The claim's id (what `kamiyo incident split --claims` names).
+    pub id: i64,
     pub source: String,
     pub url: Option<String>,
     pub external_id: Option<String>,
@@ -101,8 +113,10 @@ pub struct SourceClaim {
     pub first_seen_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     /// Why this claim is part of the incident (absent for claims stored before this was
-    /// recorded).
+    /// recorded); `curated` when a curator's decision placed it.
     pub joined_by: Option<JoinReason>,
+    /// The curator's decision that placed it, when one did.
+    pub decision: Option<i64>,
 }
 
 /// An incident with its canonical values and every claim behind them: what a listing
@@ -267,6 +281,7 @@ impl IncidentStore {
         Rules {
             aliases: Arc::clone(&self.aliases),
             listed,
+            curation: None,
         }
     }
 
@@ -345,27 +360,48 @@ impl IncidentStore {
     /// survivor. Ingests wait while it runs; readers do not.
     pub async fn remerge(&self, dry_run: bool) -> Result<RemergeReport, StoreError> {
         let _write = self.write_guard();
-        self.remerge_with(!dry_run, None)
+        self.remerge_with(!dry_run, &Trigger::Command)
             .await?
+            .map(|done| done.report)
             .ok_or_else(|| StoreError::Invariant("a remerge without a task gave no report".into()))
+    }
+
+    /// Stores a curator's decision (merge incidents, or split claims off one) with who
+    /// and why, and remerges under it in the same transaction: this and every later
+    /// remerge respect it. [`StoreError::Refused`] names what the request got wrong.
+    pub async fn curate(&self, request: Curate) -> Result<Curated, StoreError> {
+        let _write = self.write_guard();
+        let done = self
+            .remerge_with(true, &Trigger::Curate(request))
+            .await?
+            .ok_or_else(|| StoreError::Invariant("a curation gave no report".into()))?;
+        Ok(Curated {
+            decision: done
+                .decision
+                .ok_or_else(|| StoreError::Invariant("a curation stored no decision".into()))?,
+            report: done.report,
+        })
     }
 
     /// The remerge a migration asked for (`maintenance_tasks`), when one is pending:
     /// run once, in the transaction that marks it done.
     pub async fn run_pending_remerge(&self) -> Result<Option<RemergeReport>, StoreError> {
         let _write = self.write_guard();
-        self.remerge_with(true, Some(REMERGE_TASK)).await
+        Ok(self
+            .remerge_with(true, &Trigger::Task(REMERGE_TASK))
+            .await?
+            .map(|done| done.report))
     }
 
     async fn remerge_with(
         &self,
         apply: bool,
-        task: Option<&str>,
-    ) -> Result<Option<RemergeReport>, StoreError> {
+        trigger: &Trigger,
+    ) -> Result<Option<Remerged>, StoreError> {
         let rules = self.rules(None);
         match self.db.primary() {
-            Pool::Postgres(pool) => regroup_postgres::remerge(pool, &rules, apply, task).await,
-            Pool::Sqlite(pool) => regroup_sqlite::remerge(pool, &rules, apply, task).await,
+            Pool::Postgres(pool) => regroup_postgres::remerge(pool, &rules, apply, trigger).await,
+            Pool::Sqlite(pool) => regroup_sqlite::remerge(pool, &rules, apply, trigger).await,
         }
     }
 

@@ -389,7 +389,7 @@ impl<'a> ClaimArrays<'a> {
             a.description.push(c.description.as_deref());
             a.flash_loan.push(c.flash_loan);
             a.bridge.push(c.bridge);
-            a.joined_by.push(w.joined_by.map(JoinReason::as_str));
+            a.joined_by.push(w.joined_by.and_then(JoinReason::column));
         }
         a
     }

@@ -11,11 +11,13 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::Arc;
 
 use kamiyo_domain::IncidentDraft;
 use serde::Serialize;
 
 use super::claims::StoredClaimRow;
+use super::curation::{ClaimRef, Curation, Decision, DecisionKind};
 use super::ingest::{IngestIo, Rules};
 use super::join::JoinReason;
 use super::replay::{Changes, Group, HashKey, IncidentRow, Owners, Replay};
@@ -46,6 +48,15 @@ pub(crate) trait RegroupIo: IngestIo {
         &mut self,
     ) -> impl Future<Output = Result<HashMap<i64, StoredIncident>, StoreError>>;
 
+    /// Every curator's decision, in the order they were taken.
+    fn decisions(&mut self) -> impl Future<Output = Result<Vec<Decision>, StoreError>>;
+
+    /// Stores a decision; its id.
+    fn insert_decision(
+        &mut self,
+        decision: &NewDecision,
+    ) -> impl Future<Output = Result<i64, StoreError>>;
+
     /// Writes `regroup`: releases, then [`Regroup::changes`], moves and retirements.
     fn apply_regroup(&mut self, regroup: &Regroup) -> impl Future<Output = Result<(), StoreError>>;
 }
@@ -58,13 +69,132 @@ pub(crate) struct Regroup {
     pub released: Vec<i64>,
     /// Rows of rewritten incidents and new ones, with their hashes and chains.
     pub changes: Changes,
-    /// `(claim, incident, why it joined)` for every claim that changes incident.
-    pub moves: Vec<(i64, i64, Option<JoinReason>)>,
+    /// Every claim that changes incident.
+    pub moves: Vec<Move>,
     /// `(retired id, surviving id)`: the retired row is deleted once its claims moved,
     /// and redirects to it (and it) point to the survivor.
     pub retired: Vec<(i64, i64)>,
     /// Why the retired incidents were retired, as `incident_redirects.reason` says it.
     pub reason: &'static str,
+}
+
+/// A claim moved to another incident: why it joins there, as the columns hold it.
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
+    pub claim: i64,
+    pub exploit_id: i64,
+    /// `exploit_sources.joined_by` (none for a claim a curator placed).
+    pub joined_by: Option<&'static str>,
+    /// `exploit_sources.curated_by`.
+    pub curated_by: Option<i64>,
+}
+
+/// What a remerge runs for.
+#[derive(Debug, Clone)]
+pub(crate) enum Trigger {
+    /// An operator's `kamiyo incidents remerge`.
+    Command,
+    /// The maintenance task of this name, when it is pending.
+    Task(&'static str),
+    /// A curator's decision, stored and then respected.
+    Curate(Curate),
+}
+
+/// A curator's request: merge `incidents`, or split `claims` off the one incident named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Curate {
+    pub kind: DecisionKind,
+    pub incidents: Vec<i64>,
+    /// A split's claims (by id) to take out.
+    pub claims: Vec<i64>,
+    pub reason: String,
+    /// Who decided (a user's email, or `cli` for an operator at the console).
+    pub decided_by: String,
+}
+
+/// A decision as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct NewDecision {
+    pub kind: DecisionKind,
+    pub claims: Vec<ClaimRef>,
+    pub others: Vec<ClaimRef>,
+    pub incident_ids: Vec<i64>,
+    pub reason: String,
+    pub decided_by: String,
+}
+
+impl Curate {
+    /// The decision this request stores, checked against the stored claims: every
+    /// incident named exists, and a split's claims are some, not all, of its incident's.
+    fn decision(&self, claims: &[StoredClaimRow]) -> Result<NewDecision, StoreError> {
+        if self.reason.trim().is_empty() {
+            return Err(StoreError::refused("reason", "must say why"));
+        }
+        let of = |id: i64| -> Vec<&StoredClaimRow> {
+            claims.iter().filter(|c| c.exploit_id == id).collect()
+        };
+        let key = |c: &StoredClaimRow| (c.columns.source_name.clone(), c.claim_key.clone());
+        for &id in &self.incidents {
+            if of(id).is_empty() {
+                return Err(StoreError::refused(
+                    "incidents",
+                    format!("incident {id} does not exist (or was merged away)"),
+                ));
+            }
+        }
+        let (chosen, others) = match self.kind {
+            DecisionKind::Merge => {
+                let distinct: BTreeSet<i64> = self.incidents.iter().copied().collect();
+                if distinct.len() < 2 {
+                    return Err(StoreError::refused(
+                        "incidents",
+                        "a merge names at least two different incidents",
+                    ));
+                }
+                let chosen = distinct.iter().flat_map(|&id| of(id)).map(key).collect();
+                (chosen, Vec::new())
+            }
+            DecisionKind::Split => {
+                let [id] = self.incidents[..] else {
+                    return Err(StoreError::refused(
+                        "incidents",
+                        "a split names one incident",
+                    ));
+                };
+                let own = of(id);
+                if let Some(stranger) = self
+                    .claims
+                    .iter()
+                    .find(|c| !own.iter().any(|o| o.id == **c))
+                {
+                    return Err(StoreError::refused(
+                        "claims",
+                        format!("claim {stranger} is not a claim of incident {id}"),
+                    ));
+                }
+                let (taken, left): (Vec<&StoredClaimRow>, Vec<&StoredClaimRow>) =
+                    own.into_iter().partition(|c| self.claims.contains(&c.id));
+                if taken.is_empty() || left.is_empty() {
+                    return Err(StoreError::refused(
+                        "claims",
+                        format!("a split takes some of incident {id}'s claims, not none or all"),
+                    ));
+                }
+                (
+                    taken.into_iter().map(key).collect(),
+                    left.into_iter().map(key).collect(),
+                )
+            }
+        };
+        Ok(NewDecision {
+            kind: self.kind,
+            claims: chosen,
+            others,
+            incident_ids: self.incidents.clone(),
+            reason: self.reason.trim().to_owned(),
+            decided_by: self.decided_by.clone(),
+        })
+    }
 }
 
 /// What a remerge changes (or, dry, would change).
@@ -139,6 +269,9 @@ pub(crate) struct Planned {
     placed: Vec<Placed>,
     stored: HashMap<i64, StoredIncident>,
     new_groups: usize,
+    curation: Option<Arc<Curation>>,
+    /// The decision this remerge runs for: what it retires is retired by curation.
+    curated: Option<i64>,
 }
 
 /// Decides every claim again from nothing (see the module's comment).
@@ -191,6 +324,8 @@ pub(crate) fn plan(
         placed,
         stored,
         new_groups,
+        curation: rules.curation.clone(),
+        curated: None,
     })
 }
 
@@ -341,7 +476,11 @@ impl Planned {
                 .ok_or_else(|| StoreError::Invariant("too few incident ids allocated".into()))
         };
         let mut regroup = Regroup {
-            reason: "remerge",
+            reason: if self.curated.is_some() {
+                "curated"
+            } else {
+                "remerge"
+            },
             ..Regroup::default()
         };
         let joined: HashMap<&(String, String), Option<JoinReason>> = self
@@ -381,7 +520,21 @@ impl Planned {
                 .filter(|p| p.group == g && p.stored_in != id)
             {
                 let by = joined.get(&p.key).copied().flatten();
-                regroup.moves.push((p.claim_id, id, by));
+                // Placed by a decision: it joined a claim it must share an incident
+                // with, or the decision being taken names it.
+                let decided = self
+                    .curation
+                    .as_deref()
+                    .and_then(|c| c.group(&p.key).and_then(|group| c.decision(group)));
+                let curated_by = decided.filter(|decision| {
+                    by == Some(JoinReason::Curated) || Some(*decision) == self.curated
+                });
+                regroup.moves.push(Move {
+                    claim: p.claim_id,
+                    exploit_id: id,
+                    joined_by: by.and_then(JoinReason::column),
+                    curated_by,
+                });
             }
         }
         for (old, group) in self.retired(&spread) {
@@ -453,34 +606,58 @@ impl Planned {
     }
 }
 
-/// Runs a remerge through `io`: `None` when `task` names a maintenance task that is not
-/// pending (nothing was done), otherwise the report and whether anything was written.
+/// What a remerge through `io` did: its report, the decision it stored (when run for
+/// one), and whether anything was written (else the transaction is rolled back).
+pub(crate) struct Remerged {
+    pub report: RemergeReport,
+    pub decision: Option<i64>,
+    pub wrote: bool,
+}
+
+/// Runs a remerge through `io` under `rules` and every stored decision: `None` when run
+/// for a maintenance task that is not pending (nothing was done).
 pub(crate) async fn remerge<B: RegroupIo>(
     io: &mut B,
     rules: &Rules,
     apply: bool,
-    task: Option<&str>,
-) -> Result<Option<(RemergeReport, bool)>, StoreError> {
+    trigger: &Trigger,
+) -> Result<Option<Remerged>, StoreError> {
     io.lock_all().await?;
-    let took_task = match task {
-        Some(name) => {
-            if !io.take_task(name).await? {
-                return Ok(None);
-            }
-            true
+    if let Trigger::Task(name) = *trigger {
+        if !io.take_task(name).await? {
+            return Ok(None);
         }
-        None => false,
-    };
+    }
     let claims = io.all_claims().await?;
+    let decision = match trigger {
+        Trigger::Curate(curate) => Some(io.insert_decision(&curate.decision(&claims)?).await?),
+        Trigger::Command | Trigger::Task(_) => None,
+    };
+    let decisions = io.decisions().await?;
+    let rules = Rules {
+        curation: Some(Arc::new(Curation::new(&decisions))).filter(|c| !c.is_empty()),
+        ..rules.clone()
+    };
     let stored = io.stored_incidents().await?;
-    let planned = plan(claims, stored, rules)?;
+    let mut planned = plan(claims, stored, &rules)?;
+    planned.curated = decision;
+    // A task done or a decision taken is written even when no incident changes.
+    let must_write = !matches!(trigger, Trigger::Command);
     if !apply || planned.is_noop() {
-        return Ok(Some((planned.report(None, false), apply && took_task)));
+        return Ok(Some(Remerged {
+            report: planned.report(None, false),
+            decision,
+            wrote: apply && must_write,
+        }));
     }
     let ids = io.allocate_incident_ids(planned.new_groups()).await?;
     let regroup = planned.regroup(&ids)?;
     io.apply_regroup(&regroup).await?;
-    Ok(Some((planned.report(Some(&ids), true), true)))
+    Ok(Some(Remerged {
+        report: planned.report(Some(&ids), true),
+        decision,
+        wrote: true,
+    }))
 }
 
 /// The columns [`stored_row`] reads, as each backend selects them (money as text).
@@ -549,4 +726,57 @@ pub(crate) fn stored_incidents(
         incident.chains.sort_unstable();
     }
     stored
+}
+
+/// A `curation_decisions` row selected as `id, kind, claims, others` (lists as text).
+pub(crate) fn decision_row<R: DriverRow + ?Sized>(row: &R) -> Result<Decision, StoreError> {
+    let f = Fields::of("curation_decisions", row);
+    let refs = |column: &'static str, text: Option<String>| -> Result<Vec<ClaimRef>, StoreError> {
+        text.map_or(Ok(Vec::new()), |t| {
+            serde_json::from_str(&t).map_err(|e| {
+                StoreError::corrupt(
+                    "curation_decisions",
+                    column,
+                    format!("not a list of [source, claim key]: {e}"),
+                )
+            })
+        })
+    };
+    Ok(Decision {
+        id: f.int("id")?,
+        kind: match f.text("kind")?.as_str() {
+            "merge" => DecisionKind::Merge,
+            "split" => DecisionKind::Split,
+            other => {
+                return Err(StoreError::corrupt(
+                    "curation_decisions",
+                    "kind",
+                    format!("{other:?}"),
+                ))
+            }
+        },
+        claims: refs("claims", Some(f.text("claims")?))?,
+        others: refs("others", f.opt_text("others")?)?,
+    })
+}
+
+impl NewDecision {
+    /// `claims`, `others` (none for a merge) and `incident_ids` as JSON text.
+    pub fn json(&self) -> (String, Option<String>, String) {
+        let list = |refs: &[ClaimRef]| {
+            serde_json::Value::from(
+                refs.iter()
+                    .map(|(source, key)| {
+                        serde_json::Value::from(vec![source.as_str(), key.as_str()])
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .to_string()
+        };
+        (
+            list(&self.claims),
+            (self.kind == DecisionKind::Split).then(|| list(&self.others)),
+            serde_json::Value::from(self.incident_ids.clone()).to_string(),
+        )
+    }
 }

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 use kamiyo_db::postgres::PgPool;
 
 use super::claims::{self, StoredClaimRow};
+use super::curation::Decision;
 use super::ingest::{IngestIo, Rules};
 use super::postgres::{PgIngest, LOCK_BUCKETS, LOCK_CLASS};
-use super::regroup::{self, Regroup, RegroupIo, RemergeReport, StoredIncident};
+use super::regroup::{self, NewDecision, Regroup, RegroupIo, Remerged, StoredIncident, Trigger};
 use crate::error::StoreError;
 use crate::row::Fields;
 
@@ -16,25 +17,17 @@ pub(super) async fn remerge(
     pool: &PgPool,
     rules: &Rules,
     apply: bool,
-    task: Option<&str>,
-) -> Result<Option<RemergeReport>, StoreError> {
+    trigger: &Trigger,
+) -> Result<Option<Remerged>, StoreError> {
     let mut conn = pool.acquire().await?;
     let tx = conn.transaction().await?;
-    let outcome = regroup::remerge(&mut PgIngest { tx: &tx }, rules, apply, task).await?;
-    match outcome {
-        Some((report, true)) => {
-            tx.commit().await?;
-            Ok(Some(report))
-        }
-        Some((report, false)) => {
-            tx.rollback().await?;
-            Ok(Some(report))
-        }
-        None => {
-            tx.rollback().await?;
-            Ok(None)
-        }
+    let outcome = regroup::remerge(&mut PgIngest { tx: &tx }, rules, apply, trigger).await?;
+    if outcome.as_ref().is_some_and(|o| o.wrote) {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
     }
+    Ok(outcome)
 }
 
 impl RegroupIo for PgIngest<'_> {
@@ -113,6 +106,39 @@ impl RegroupIo for PgIngest<'_> {
         Ok(regroup::stored_incidents(rows, hashes, chains))
     }
 
+    async fn decisions(&mut self) -> Result<Vec<Decision>, StoreError> {
+        self.tx
+            .query(
+                "SELECT id, kind, claims::text AS claims, others::text AS others \
+                 FROM curation_decisions ORDER BY id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(regroup::decision_row)
+            .collect()
+    }
+
+    async fn insert_decision(&mut self, decision: &NewDecision) -> Result<i64, StoreError> {
+        let (claims, others, incidents) = decision.json();
+        let row = self
+            .tx
+            .query_one(
+                "INSERT INTO curation_decisions (kind, claims, others, incident_ids, reason, decided_by) \
+                 VALUES ($1, $2::text::jsonb, $3::text::jsonb, $4::text::jsonb, $5, $6) RETURNING id",
+                &[
+                    &decision.kind.as_str(),
+                    &claims,
+                    &others,
+                    &incidents,
+                    &decision.reason,
+                    &decision.decided_by,
+                ],
+            )
+            .await?;
+        Fields::of("curation_decisions", &row).int("id")
+    }
+
     async fn apply_regroup(&mut self, regroup: &Regroup) -> Result<(), StoreError> {
         let tx = self.tx;
         if !regroup.released.is_empty() {
@@ -135,18 +161,17 @@ impl RegroupIo for PgIngest<'_> {
         }
         self.apply(&regroup.changes).await?;
         if !regroup.moves.is_empty() {
-            let claims: Vec<i64> = regroup.moves.iter().map(|(c, _, _)| *c).collect();
-            let incidents: Vec<i64> = regroup.moves.iter().map(|(_, e, _)| *e).collect();
-            let joined: Vec<Option<&str>> = regroup
-                .moves
-                .iter()
-                .map(|(_, _, by)| by.map(|b| b.as_str()))
-                .collect();
+            let claims: Vec<i64> = regroup.moves.iter().map(|m| m.claim).collect();
+            let incidents: Vec<i64> = regroup.moves.iter().map(|m| m.exploit_id).collect();
+            let joined: Vec<Option<&str>> = regroup.moves.iter().map(|m| m.joined_by).collect();
+            let curated: Vec<Option<i64>> = regroup.moves.iter().map(|m| m.curated_by).collect();
             tx.execute(
-                "UPDATE exploit_sources s SET exploit_id = u.exploit_id, joined_by = u.joined_by \
-                 FROM unnest($1::int8[], $2::int8[], $3::text[]) AS u(id, exploit_id, joined_by) \
+                "UPDATE exploit_sources s SET exploit_id = u.exploit_id, joined_by = u.joined_by, \
+                     curated_by = u.curated_by \
+                 FROM unnest($1::int8[], $2::int8[], $3::text[], $4::int8[]) \
+                   AS u(id, exploit_id, joined_by, curated_by) \
                  WHERE s.id = u.id",
-                &[&claims, &incidents, &joined],
+                &[&claims, &incidents, &joined, &curated],
             )
             .await?;
         }

@@ -6,8 +6,9 @@ use kamiyo_db::sqlite::SqlitePool;
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::claims::{self, StoredClaimRow};
+use super::curation::Decision;
 use super::ingest::{complete_now, IngestIo, Rules};
-use super::regroup::{self, Regroup, RegroupIo, RemergeReport, StoredIncident};
+use super::regroup::{self, NewDecision, Regroup, RegroupIo, Remerged, StoredIncident, Trigger};
 use super::sqlite::{driver, SqliteIngest};
 use crate::error::StoreError;
 use crate::row::Fields;
@@ -17,13 +18,13 @@ pub(super) async fn remerge(
     pool: &SqlitePool,
     rules: &Rules,
     apply: bool,
-    task: Option<&str>,
-) -> Result<Option<RemergeReport>, StoreError> {
+    trigger: &Trigger,
+) -> Result<Option<Remerged>, StoreError> {
     let conn = pool.acquire().await?;
     let pool_name = pool.name().to_owned();
     let rules = rules.clone();
-    let task = task.map(str::to_owned);
-    conn.run(move |c| Ok(remerge_in(c, &pool_name, &rules, apply, task.as_deref())))
+    let trigger = trigger.clone();
+    conn.run(move |c| Ok(remerge_in(c, &pool_name, &rules, apply, &trigger)))
         .await?
 }
 
@@ -32,27 +33,19 @@ fn remerge_in(
     pool: &str,
     rules: &Rules,
     apply: bool,
-    task: Option<&str>,
-) -> Result<Option<RemergeReport>, StoreError> {
+    trigger: &Trigger,
+) -> Result<Option<Remerged>, StoreError> {
     let tx = c
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(driver(pool))?;
     let mut io = SqliteIngest { conn: &tx, pool };
-    let outcome = complete_now(regroup::remerge(&mut io, rules, apply, task))??;
-    match outcome {
-        Some((report, true)) => {
-            tx.commit().map_err(driver(pool))?;
-            Ok(Some(report))
-        }
-        Some((report, false)) => {
-            tx.rollback().map_err(driver(pool))?;
-            Ok(Some(report))
-        }
-        None => {
-            tx.rollback().map_err(driver(pool))?;
-            Ok(None)
-        }
+    let outcome = complete_now(regroup::remerge(&mut io, rules, apply, trigger))??;
+    if outcome.as_ref().is_some_and(|o| o.wrote) {
+        tx.commit().map_err(driver(pool))?;
+    } else {
+        tx.rollback().map_err(driver(pool))?;
     }
+    Ok(outcome)
 }
 
 impl RegroupIo for SqliteIngest<'_> {
@@ -102,6 +95,34 @@ impl RegroupIo for SqliteIngest<'_> {
         Ok(regroup::stored_incidents(rows, hashes, chains))
     }
 
+    async fn decisions(&mut self) -> Result<Vec<Decision>, StoreError> {
+        self.rows(
+            "SELECT id, kind, claims, others FROM curation_decisions ORDER BY id",
+            [()],
+            |row| regroup::decision_row(row),
+        )
+    }
+
+    async fn insert_decision(&mut self, decision: &NewDecision) -> Result<i64, StoreError> {
+        let (claims, others, incidents) = decision.json();
+        let ids = self.rows(
+            "INSERT INTO curation_decisions (kind, claims, others, incident_ids, reason, decided_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            [(
+                decision.kind.as_str(),
+                claims.as_str(),
+                others.as_deref(),
+                incidents.as_str(),
+                decision.reason.as_str(),
+                decision.decided_by.as_str(),
+            )],
+            |row| Fields::of("curation_decisions", row).int("id"),
+        )?;
+        ids.first()
+            .copied()
+            .ok_or_else(|| StoreError::Invariant("an insert returned no id".into()))
+    }
+
     async fn apply_regroup(&mut self, regroup: &Regroup) -> Result<(), StoreError> {
         let released = || regroup.released.iter().map(|id| [*id]);
         self.execute(
@@ -118,11 +139,11 @@ impl RegroupIo for SqliteIngest<'_> {
         )?;
         self.apply(&regroup.changes).await?;
         self.execute(
-            "UPDATE exploit_sources SET exploit_id = ?2, joined_by = ?3 WHERE id = ?1",
+            "UPDATE exploit_sources SET exploit_id = ?2, joined_by = ?3, curated_by = ?4 WHERE id = ?1",
             regroup
                 .moves
                 .iter()
-                .map(|(claim, incident, by)| (*claim, *incident, by.map(|b| b.as_str()))),
+                .map(|m| (m.claim, m.exploit_id, m.joined_by, m.curated_by)),
         )?;
         self.execute(
             "UPDATE incident_redirects SET exploit_id = ?2 WHERE exploit_id = ?1",

@@ -426,14 +426,22 @@ impl Replay {
             .filter_map(|id| self.incidents.get(id))
             .map(Incident::candidate)
             .collect();
-        let plan = decide(
-            draft,
-            existing.as_ref(),
-            &owners,
-            &citing,
-            &candidates,
-            &self.rules.aliases,
-        );
+        let curated = self.curated_plan(draft, &claim_key, existing.is_some());
+        let allowed = |c: &Candidate| curated.allows(c.id);
+        let plan = match curated.mate {
+            Some(exploit_id) => Plan::Merge {
+                exploit_id,
+                by: JoinReason::Curated,
+            },
+            None => decide(
+                draft,
+                existing.as_ref(),
+                &owners.into_iter().filter(allowed).collect::<Vec<_>>(),
+                &citing.into_iter().filter(allowed).collect::<Vec<_>>(),
+                &candidates.into_iter().filter(allowed).collect::<Vec<_>>(),
+                &self.rules.aliases,
+            ),
+        };
         let (exploit_id, action) = match plan {
             Plan::Unchanged { exploit_id } => {
                 return Ok(IngestOutcome {
@@ -504,6 +512,37 @@ impl Replay {
             action,
             warnings,
         })
+    }
+
+    /// What curators decided about this claim (a remerge's `Rules::curation`): the
+    /// incident a claim it must share one with is in, and the incidents holding claims
+    /// it must stay apart from.
+    fn curated_plan(&self, draft: &IncidentDraft, claim_key: &str, existing: bool) -> Curated {
+        let Some(curation) = self.rules.curation.as_deref() else {
+            return Curated::default();
+        };
+        let me = (draft.source.name.clone(), claim_key.to_owned());
+        let Some(group) = curation.group(&me) else {
+            return Curated::default();
+        };
+        let mate = curation
+            .members(group)
+            .filter(|m| **m != me)
+            .find_map(|m| self.claims.get(m).map(|(exploit_id, _)| *exploit_id))
+            .filter(|_| !existing);
+        let forbidden = self
+            .incidents
+            .values()
+            .filter(|incident| {
+                incident.claims.iter().any(|claim| {
+                    curation
+                        .group(&(claim.draft.source.name.clone(), claim.claim_key.clone()))
+                        .is_some_and(|other| curation.are_apart(group, other))
+                })
+            })
+            .map(|incident| incident.id)
+            .collect();
+        Curated { mate, forbidden }
     }
 
     /// How many incidents the batch created: the backend allocates that many ids.
@@ -667,6 +706,21 @@ impl Replay {
     }
 }
 
+/// A claim's curated constraints (see [`Replay::curated_plan`]).
+#[derive(Debug, Default)]
+struct Curated {
+    /// The incident a claim it must share one with is already in.
+    mate: Option<i64>,
+    /// Incidents it must not join.
+    forbidden: HashSet<i64>,
+}
+
+impl Curated {
+    fn allows(&self, incident: i64) -> bool {
+        !self.forbidden.contains(&incident)
+    }
+}
+
 struct RealIds<'a>(&'a [i64]);
 
 impl RealIds<'_> {
@@ -797,6 +851,7 @@ mod tests {
             first_seen_at: d.occurred_at,
             last_seen_at: d.occurred_at,
             joined_by: Some(JoinReason::First),
+            curated_by: None,
         }
     }
 

@@ -237,7 +237,7 @@ impl IngestIo for SqliteIngest<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             changes.new_claims.iter().map(|w| {
                 let mut values = claim_values(w, w.exploit_id);
-                values.push(opt_text(w.joined_by.map(JoinReason::as_str).map(str::to_owned).as_ref()));
+                values.push(opt_text(w.joined_by.and_then(JoinReason::column).map(str::to_owned).as_ref()));
                 rusqlite::params_from_iter(values)
             }),
         )?;
