@@ -48,7 +48,7 @@ pub async fn create(
     Ok((status, Json(outcome)))
 }
 
-fn authorize_admin(state: &AppState, caller: &Caller) -> Result<()> {
+pub(crate) fn authorize_admin(state: &AppState, caller: &Caller) -> Result<()> {
     match caller {
         _ if caller.is_admin() => Ok(()),
         Caller::Anonymous { .. } if state.server.admin_token.is_none() => Err(ApiError::Forbidden(

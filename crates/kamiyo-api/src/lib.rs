@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod config;
+mod curation;
 pub mod error;
 mod exploits;
 mod export;
@@ -29,7 +30,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 use kamiyo_db::Database;
 use kamiyo_store::accounts::AccountStore;
@@ -216,6 +217,14 @@ fn api_routes() -> Routes {
     .route("/api/metrics/queries", get(metrics::queries))
     .route("/api/exploits", get(exploits::list).post(ingest::create))
     .route("/api/exploits/{id}", get(exploits::get))
+    .route("/api/admin/incidents/merge", post(curation::merge))
+    .route("/api/admin/incidents/{id}/split", post(curation::split))
+    .route(
+        "/api/admin/aliases",
+        get(curation::list_aliases).post(curation::add_alias),
+    )
+    .route("/api/admin/aliases/{alias}", delete(curation::remove_alias))
+    .route("/api/review/candidates", get(curation::candidates))
     .route("/api/exploits/tx/{hash}", get(exploits::by_tx_hash))
     .route("/api/exploits.csv", get(export::csv))
     .route("/api/feed.atom", get(export::atom))

@@ -41,6 +41,9 @@ impl Access {
             (_, "/metrics") => Access::Metrics,
             (_, p) if p.starts_with("/api/metrics/") => Access::Metrics,
             ("post", "/api/exploits") => Access::Admin,
+            (_, p) if p.starts_with("/api/admin/") || p.starts_with("/api/review/") => {
+                Access::Admin
+            }
             (_, "/api/me") => Access::Key,
             _ => Access::Public,
         }
@@ -69,6 +72,12 @@ impl Access {
         crate::exploits::get,
         crate::exploits::by_tx_hash,
         crate::ingest::create,
+        crate::curation::merge,
+        crate::curation::split,
+        crate::curation::list_aliases,
+        crate::curation::add_alias,
+        crate::curation::remove_alias,
+        crate::curation::candidates,
         crate::stats::summary,
         crate::stats::by_chain,
         crate::stats::by_attack_type,

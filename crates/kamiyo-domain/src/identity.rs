@@ -117,6 +117,49 @@ impl Aliases {
         Ok(aliases)
     }
 
+    /// Adds `alias` to the group of `name` (a new group when `name` is in none), as an
+    /// operator does at run time.
+    ///
+    /// # Errors
+    ///
+    /// Why it cannot: a name that keys to nothing, two names that key alike already, or
+    /// an alias that is already one (of this protocol or another).
+    pub fn add(&mut self, name: &str, alias: &str) -> Result<(), String> {
+        let (own, other) = (alias_key(name), alias_key(alias));
+        if own.is_empty() || other.is_empty() {
+            return Err("a name must have letters or digits".into());
+        }
+        if own == other {
+            return Err(format!(
+                "`{alias}` and `{name}` key alike (`{own}`) already"
+            ));
+        }
+        let group = self.group_of(&own).to_owned();
+        match self.canonical.get(&other) {
+            Some(existing) if *existing == group => {
+                return Err(format!("`{alias}` is an alias of `{name}` already"))
+            }
+            Some(existing) => {
+                return Err(format!(
+                    "`{alias}` is an alias of another protocol (`{existing}`) already"
+                ))
+            }
+            None => {}
+        }
+        if !self.canonical.contains_key(&own) {
+            self.canonical.insert(own.clone(), own.clone());
+            self.members.insert(own.clone(), vec![own]);
+        }
+        self.canonical.insert(other.clone(), group.clone());
+        self.members.entry(group).or_default().push(other);
+        Ok(())
+    }
+
+    /// How many groups the table has.
+    pub fn groups(&self) -> usize {
+        self.members.len()
+    }
+
     /// How the names under protocol keys `a` and `b` relate.
     pub fn name_match(&self, a: &str, b: &str) -> NameMatch {
         let (a, b) = (core(a), core(b));
@@ -158,6 +201,19 @@ impl Aliases {
     fn group_of<'a>(&'a self, core: &'a str) -> &'a str {
         self.canonical.get(core).map_or(core, String::as_str)
     }
+}
+
+/// How alike two protocol keys' cores are, from 0 to 1 (Jaro-Winkler: a shared beginning
+/// counts most, as in `Platypus`/`Platypusfi`). Evidence for a person to weigh
+/// (`kamiyo incidents candidates`), never a merge by itself: `Bulkfi 1`/`Bulkfi 12` and
+/// `Curve`/`Curvance` are alike and different protocols.
+pub fn similarity(a: &str, b: &str) -> f64 {
+    strsim::jaro_winkler(&core(a), &core(b))
+}
+
+/// The key an alias is known by: its name's protocol key's core (what the table holds).
+pub fn alias_key(name: &str) -> String {
+    core(&crate::protocol::protocol_key(name))
 }
 
 /// `key` without the suffix words at its end, glued on or not, while at least
@@ -242,6 +298,27 @@ pub fn url_variants(url: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::protocol::protocol_key;
+
+    #[test]
+    fn an_operator_alias_joins_a_group_and_is_refused_where_it_would_mean_two_protocols() {
+        let mut aliases = Aliases::parse("Multichain, Anyswap | renamed").unwrap();
+        let (ronin, axie) = (protocol_key("Ronin Network"), protocol_key("Axie Infinity"));
+        assert_eq!(aliases.name_match(&ronin, &axie), NameMatch::None);
+        aliases.add("Axie Infinity", "Ronin Network").unwrap();
+        assert_eq!(aliases.name_match(&ronin, &axie), NameMatch::Same);
+        assert_eq!(aliases.lock_key(&ronin), aliases.lock_key(&axie));
+        // Into a shipped group: the group's own name stays its lock key.
+        aliases.add("Anyswap", "Fusion DEX").unwrap();
+        assert_eq!(aliases.lock_key(&protocol_key("Fusion DEX")), "multi");
+        for (name, alias) in [
+            ("Axie Infinity", "Ronin"),
+            ("Nomad", "Nomad Bridge"),
+            ("Euler", "Anyswap"),
+            ("Euler", "---"),
+        ] {
+            assert!(aliases.add(name, alias).is_err(), "{name} / {alias}");
+        }
+    }
 
     fn relate(a: &str, b: &str) -> NameMatch {
         Aliases::shipped()

@@ -112,8 +112,13 @@ async fn snapshot(store: &IncidentStore) -> Vec<Incident> {
             for claim in &mut incident.sources {
                 claim.first_seen_at = epoch;
                 claim.last_seen_at = epoch;
+                claim.id = 0;
             }
-            // Parallel streams allocate ids in commit order: compare without them.
+            for field in &mut incident.provenance {
+                field.claim = 0;
+            }
+            // Parallel streams allocate ids (of incidents and claims) in commit order:
+            // compare without them.
             incident.summary.id = 0;
             incidents.push(incident);
         }

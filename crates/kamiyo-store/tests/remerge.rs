@@ -20,6 +20,8 @@ kamiyo_testkit::per_backend! {
         a_curated_merge_joins_what_the_rules_keep_apart_and_later_remerges_and_imports_keep_it,
         a_curated_split_takes_claims_out_and_a_remerge_keeps_them_out,
         a_curation_the_stored_incidents_do_not_allow_is_refused_naming_the_field_and_stores_nothing,
+        an_incident_says_which_claim_gave_each_value_and_how_strongly_each_claim_is_tied,
+        the_review_queue_lists_near_misses_best_first_and_not_what_a_curator_split,
     ],
 }
 
@@ -231,28 +233,6 @@ async fn a_remerge_splits_what_the_rules_no_longer_join_and_the_split_piece_take
     );
 }
 
-async fn execute(db: &Database, sql: &str) {
-    match db.primary() {
-        Pool::Postgres(pool) => {
-            pool.acquire()
-                .await
-                .unwrap()
-                .batch_execute(sql)
-                .await
-                .unwrap();
-        }
-        Pool::Sqlite(pool) => {
-            let sql = sql.to_owned();
-            pool.acquire()
-                .await
-                .unwrap()
-                .run(move |c| c.execute_batch(&sql))
-                .await
-                .unwrap();
-        }
-    }
-}
-
 async fn pending_tasks(db: &Database) -> i64 {
     let sql = "SELECT count(*) FROM maintenance_tasks";
     match db.primary() {
@@ -281,7 +261,7 @@ async fn the_migration_that_ships_the_rule_remerges_the_stored_incidents_once(b:
         sqlite: &MIGRATIONS.sqlite[..8],
     };
     let at_0008 = common::same_kind(b.name, &before, |_| ()).await;
-    execute(
+    common::execute_batch(
         &at_0008.db,
         "INSERT INTO exploits (protocol, protocol_key, chain, dedup_key, occurred_at) \
          VALUES ('Euler', 'euler', 'ethereum', 'old:1', '2023-03-13T00:00:00.000Z')",
@@ -298,7 +278,7 @@ async fn the_migration_that_ships_the_rule_remerges_the_stored_incidents_once(b:
     .await;
     ingest_all(&old.store, &reports()[..4]).await;
     assert_eq!(incident_ids(&old.db).await.len(), 4);
-    execute(
+    common::execute_batch(
         &old.db,
         "INSERT INTO maintenance_tasks (name) VALUES ('remerge')",
     )
@@ -510,4 +490,159 @@ async fn a_curation_the_stored_incidents_do_not_allow_is_refused_naming_the_fiel
         .await
         .unwrap();
     assert_eq!(done.decision, 1);
+}
+
+async fn an_incident_says_which_claim_gave_each_value_and_how_strongly_each_claim_is_tied(
+    b: Backend,
+) {
+    let hash = format!("0x{}", "cd".repeat(32));
+    let drafts = vec![
+        claim("Euler Finance")
+            .source("defillama")
+            .date("2023-03-13")
+            .loss_usd("197000000")
+            .build(),
+        // The same transaction, a day later, a lower figure.
+        claim("Euler")
+            .source("rekt")
+            .date("2023-03-14")
+            .loss_usd("195000000")
+            .hash(&hash)
+            .build(),
+        claim("Euler")
+            .source("defihacklabs")
+            .date("2023-03-13")
+            .loss_usd("197000000")
+            .hash(&hash)
+            .build(),
+    ];
+    let ids = ingest_all(&b.store, &drafts).await;
+    let incident = b.store.get_fresh(ids[0]).await.unwrap().unwrap();
+    let claim_of = |source: &str| {
+        incident
+            .sources
+            .iter()
+            .find(|c| c.source == source)
+            .unwrap()
+            .id
+    };
+    let given = |field: &str| {
+        incident
+            .provenance
+            .iter()
+            .find(|p| p.field == field)
+            .map(|p| p.claim)
+    };
+    assert_eq!(given("protocol"), Some(claim_of("defillama")));
+    assert_eq!(
+        given("occurred_at"),
+        Some(claim_of("defillama")),
+        "the earliest date"
+    );
+    // The lower median of 195M, 197M, 197M is 197M: the first claim holding it.
+    assert_eq!(given("loss_usd"), Some(claim_of("defillama")));
+    assert_eq!(given("recovered_usd"), None, "no claim knows a recovery");
+
+    use kamiyo_store::incidents::provenance::points;
+    let evidence = |source: &str| {
+        incident
+            .sources
+            .iter()
+            .find(|c| c.source == source)
+            .unwrap()
+            .evidence
+            .unwrap()
+    };
+    // rekt and DeFiHackLabs share the hash, the key, a chain, a day apart, amounts
+    // within 5 %.
+    assert_eq!(
+        evidence("rekt"),
+        points::SHARED_HASH
+            + points::SAME_NAME
+            + points::WITHIN_A_DAY
+            + points::SHARED_CHAIN
+            + points::AMOUNTS_AGREE,
+    );
+    // DeFiLlama's closest is DeFiHackLabs: the same key (a separate `Finance` folds
+    // away), day, chain and amount.
+    assert_eq!(
+        evidence("defillama"),
+        points::SAME_NAME + points::SAME_DAY + points::SHARED_CHAIN + points::AMOUNTS_AGREE,
+    );
+    assert!(incident
+        .sources
+        .iter()
+        .all(|c| c.evidence.unwrap() >= points::THRESHOLD));
+}
+
+async fn the_review_queue_lists_near_misses_best_first_and_not_what_a_curator_split(b: Backend) {
+    let c = |source: &str, name: &str, date: &str, loss: &str| {
+        claim(name).source(source).date(date).loss_usd(loss).build()
+    };
+    let ids = ingest_all(
+        &b.store,
+        &[
+            // One name five days apart: beyond the window, so two incidents.
+            c("defillama", "Ronin Network", "2022-03-23", "624000000"),
+            c("rekt", "Ronin", "2022-03-28", "625000000"),
+            // Alike names on one day, different amounts: a person should look.
+            c("defillama", "Curve", "2023-07-30", "70000000"),
+            c("rekt", "Curvance", "2023-07-30", "2000000"),
+            // Unrelated names on one day: not a question.
+            c("defillama", "Euler", "2023-03-13", "197000000"),
+            c("rekt", "Sentiment", "2023-03-13", "1000000"),
+        ],
+    )
+    .await;
+    assert_eq!(incident_ids(&b.db).await.len(), 6);
+    let queue = b.store.candidates(7, 25, 50).await.unwrap();
+    let pairs: Vec<(i64, i64, u32)> = queue.iter().map(|p| (p.a.id, p.b.id, p.score)).collect();
+    assert_eq!(pairs.len(), 2, "{queue:#?}");
+    assert_eq!(
+        (pairs[0].0, pairs[0].1),
+        (ids[0], ids[1]),
+        "the stronger pair first"
+    );
+    assert_eq!((pairs[1].0, pairs[1].1), (ids[2], ids[3]));
+    assert!(pairs[0].2 > pairs[1].2);
+    assert!(
+        queue[0].evidence.iter().any(|e| e == "5 days apart"),
+        "{:?}",
+        queue[0].evidence
+    );
+    assert_eq!(
+        b.store.candidates(7, 25, 1).await.unwrap().len(),
+        1,
+        "the limit"
+    );
+
+    // A curator who splits a pair apart has answered it: it leaves the queue.
+    b.store
+        .curate(curate(
+            DecisionKind::Merge,
+            &[ids[2], ids[3]],
+            &[],
+            "checked",
+        ))
+        .await
+        .unwrap();
+    let merged = b.store.get_fresh(ids[2]).await.unwrap().unwrap();
+    let curvance = merged
+        .sources
+        .iter()
+        .find(|c| c.source == "rekt")
+        .unwrap()
+        .id;
+    b.store
+        .curate(curate(
+            DecisionKind::Split,
+            &[ids[2]],
+            &[curvance],
+            "two protocols",
+        ))
+        .await
+        .unwrap();
+    let queue = b.store.candidates(7, 25, 50).await.unwrap();
+    assert_eq!(queue.len(), 1, "{queue:#?}");
+    assert_eq!(queue[0].a.id, ids[0]);
 }

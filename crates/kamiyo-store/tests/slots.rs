@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
-use kamiyo_db::{BackendKind, Database, DbConfig, ManualClock, Migrations, Pool};
+use kamiyo_db::{BackendKind, Database, DbConfig, ManualClock, Migrations};
 use kamiyo_store::{
     FetchSlot, SlotClaim, SlotHolder, SlotOutcome, SourceFetch, SourceStore, MIGRATIONS,
 };
@@ -431,27 +431,6 @@ async fn fresh(kind: BackendKind) -> ((Option<TestDatabase>, Option<tempfile::Te
     (keep, Database::open(DbConfig::for_url(url)).await.unwrap())
 }
 
-async fn run_sql(db: &Database, sql: String) {
-    match db.primary() {
-        Pool::Postgres(pool) => {
-            pool.acquire()
-                .await
-                .unwrap()
-                .simple_query(&sql)
-                .await
-                .unwrap();
-        }
-        Pool::Sqlite(pool) => {
-            pool.acquire()
-                .await
-                .unwrap()
-                .run(move |c| c.execute_batch(&sql))
-                .await
-                .unwrap();
-        }
-    }
-}
-
 async fn migration_0005_applies_to_a_database_at_0004_that_holds_fetches(b: Backend) {
     let (_keep, db) = fresh(b.db.backend()).await;
     let up_to_0004 = Migrations {
@@ -463,12 +442,12 @@ async fn migration_0005_applies_to_a_database_at_0004_that_holds_fetches(b: Back
         BackendKind::Postgres => "true",
         BackendKind::Sqlite => "1",
     };
-    run_sql(&db, "INSERT INTO sources (name) VALUES ('feed')".into()).await;
+    common::execute_batch(&db, "INSERT INTO sources (name) VALUES ('feed')").await;
     let insert = format!(
         "INSERT INTO source_fetches (source_name, started_at, finished_at, succeeded, records) \
          VALUES ('feed', '2026-11-30T10:00:00.000Z', '2026-11-30T10:00:05.000Z', {succeeded}, 42)"
     );
-    run_sql(&db, insert).await;
+    common::execute_batch(&db, &insert).await;
 
     let up_to_0005 = Migrations {
         postgres: &MIGRATIONS.postgres[..5],

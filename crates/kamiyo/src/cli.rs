@@ -99,6 +99,17 @@ pub enum Command {
         #[command(subcommand)]
         action: IncidentsAction,
     },
+    /// A curator's decisions about incidents: merge them, split claims off one. Stored
+    /// with who and why; every later import, fetch and remerge respects them.
+    Incident {
+        #[command(subcommand)]
+        action: IncidentAction,
+    },
+    /// Protocols' names.
+    Protocol {
+        #[command(subcommand)]
+        action: ProtocolAction,
+    },
     /// Print the effective configuration (passwords redacted) as TOML.
     Config,
     /// Database tools.
@@ -119,6 +130,92 @@ pub enum IncidentsAction {
         #[arg(long)]
         dry_run: bool,
         /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The review queue: pairs of incidents the rules keep apart whose evidence comes
+    /// close to joining them (docs/DEDUP.md, "Review queue"), best first, for a person to
+    /// merge (`kamiyo incident merge`) or leave apart.
+    Candidates {
+        /// Most pairs listed.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Least evidence score listed (the rules join at 40).
+        #[arg(long, default_value_t = kamiyo_store::incidents::candidates::DEFAULT_MIN_SCORE)]
+        min_score: u32,
+        /// Pairs at most this many days apart (1 to 30).
+        #[arg(long, default_value_t = kamiyo_store::incidents::candidates::DEFAULT_WINDOW_DAYS)]
+        window_days: i64,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentAction {
+    /// Merge incidents the rules keep apart into one (the one holding most claims keeps
+    /// its id; the others redirect to it).
+    Merge {
+        /// Two or more incident ids.
+        #[arg(required = true, num_args = 2..)]
+        ids: Vec<i64>,
+        /// Why they are one hack (stored with the decision).
+        #[arg(long)]
+        reason: String,
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Split claims off an incident into one of their own (claim ids as
+    /// `GET /api/exploits/{id}` shows them in `sources[].id`).
+    Split {
+        id: i64,
+        /// The claims to take out, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        claims: Vec<i64>,
+        /// Why they are another hack (stored with the decision).
+        #[arg(long)]
+        reason: String,
+        /// Print the outcome as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProtocolAction {
+    /// The alias table: names sources use for one protocol.
+    Alias {
+        #[command(subcommand)]
+        action: AliasAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AliasAction {
+    /// Declare ALIAS a name of NAME's protocol, then remerge the stored incidents under
+    /// it (unless `--no-remerge`).
+    Add {
+        name: String,
+        alias: String,
+        /// Why the names are one protocol (stored with the alias).
+        #[arg(long)]
+        reason: String,
+        /// Store the alias only; stored incidents are regrouped by the next remerge.
+        #[arg(long)]
+        no_remerge: bool,
+    },
+    /// Remove an alias an operator added, then remerge (unless `--no-remerge`).
+    Remove {
+        alias: String,
+        #[arg(long)]
+        no_remerge: bool,
+    },
+    /// The aliases operators added (the shipped table is in
+    /// crates/kamiyo-domain/data/protocol_aliases.txt).
+    List {
+        /// Print one JSON array.
         #[arg(long)]
         json: bool,
     },

@@ -1,12 +1,12 @@
-//! `kamiyo incidents`: operations over all stored incidents (a remerge under the
-//! current rules).
+//! `kamiyo incidents` (a remerge of every stored incident under the current rules),
+//! `kamiyo incident` (a curator's merge or split) and `kamiyo protocol alias`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use kamiyo_store::{IncidentStore, RemergeReport};
+use kamiyo_store::{Curate, DecisionKind, IncidentStore, RemergeReport};
 
-use crate::cli::IncidentsAction;
+use crate::cli::{AliasAction, IncidentAction, IncidentsAction, ProtocolAction};
 use crate::settings::Settings;
 use crate::startup::prepare_kamiyo_database;
 
@@ -14,6 +14,38 @@ pub async fn incidents(settings: Settings, action: IncidentsAction) -> anyhow::R
     let database = prepare_kamiyo_database(&settings.database).await?;
     let store = IncidentStore::new(database.clone());
     match action {
+        IncidentsAction::Candidates {
+            limit,
+            min_score,
+            window_days,
+            json,
+        } => {
+            let found = store
+                .candidates(window_days, min_score, limit)
+                .await
+                .context("cannot read the incidents")?;
+            if json {
+                println!("{}", serde_json::to_string(&found)?);
+            } else {
+                for pair in &found {
+                    println!(
+                        "{:>3}  {} {} ({})  ~  {} {} ({}): {}",
+                        pair.score,
+                        pair.a.id,
+                        pair.a.protocol,
+                        pair.a.occurred_at.date_naive(),
+                        pair.b.id,
+                        pair.b.protocol,
+                        pair.b.occurred_at.date_naive(),
+                        pair.evidence.join(", ")
+                    );
+                }
+                println!(
+                    "{} pairs (merge with `kamiyo incident merge A B --reason ...`)",
+                    found.len()
+                );
+            }
+        }
         IncidentsAction::Remerge { dry_run, json } => {
             let report = store
                 .remerge(dry_run)
@@ -25,6 +57,123 @@ pub async fn incidents(settings: Settings, action: IncidentsAction) -> anyhow::R
                 print!("{}", remerge_text(&report, dry_run));
             }
         }
+    }
+    database.close();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who decides at the console: the operating-system user.
+fn console_user() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
+pub async fn incident(settings: Settings, action: IncidentAction) -> anyhow::Result<ExitCode> {
+    let database = prepare_kamiyo_database(&settings.database).await?;
+    let store = IncidentStore::new(database.clone());
+    let (request, json) = match action {
+        IncidentAction::Merge { ids, reason, json } => (
+            Curate {
+                kind: DecisionKind::Merge,
+                incidents: ids,
+                claims: Vec::new(),
+                reason,
+                decided_by: console_user(),
+            },
+            json,
+        ),
+        IncidentAction::Split {
+            id,
+            claims,
+            reason,
+            json,
+        } => (
+            Curate {
+                kind: DecisionKind::Split,
+                incidents: vec![id],
+                claims,
+                reason,
+                decided_by: console_user(),
+            },
+            json,
+        ),
+    };
+    let done = store
+        .curate(request)
+        .await
+        .context("the decision was not taken")?;
+    if json {
+        println!("{}", serde_json::to_string(&done)?);
+    } else {
+        println!("decision {} stored", done.decision);
+        print!("{}", remerge_text(&done.report, false));
+    }
+    database.close();
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn protocol(settings: Settings, action: ProtocolAction) -> anyhow::Result<ExitCode> {
+    let database = prepare_kamiyo_database(&settings.database).await?;
+    let store = IncidentStore::new(database.clone());
+    let ProtocolAction::Alias { action } = action;
+    let remerge = match action {
+        AliasAction::Add {
+            name,
+            alias,
+            reason,
+            no_remerge,
+        } => {
+            let added = store
+                .add_alias(&name, &alias, &reason, &console_user())
+                .await
+                .context("the alias was not added")?;
+            println!("`{}` is now a name of `{}`", added.alias, added.name);
+            !no_remerge
+        }
+        AliasAction::Remove { alias, no_remerge } => {
+            if !store
+                .remove_alias(&alias)
+                .await
+                .context("the alias was not removed")?
+            {
+                anyhow::bail!("no alias `{alias}` was added by an operator (shipped aliases change with a release)");
+            }
+            println!("`{alias}` removed");
+            !no_remerge
+        }
+        AliasAction::List { json } => {
+            let (added, shipped) = store.aliases().await.context("cannot read the aliases")?;
+            if json {
+                println!("{}", serde_json::to_string(&added)?);
+            } else {
+                println!(
+                    "{:<28} {:<28} {:<24} {:<25} REASON",
+                    "NAME", "ALIAS", "ADDED BY", "ADDED AT"
+                );
+                for a in &added {
+                    println!(
+                        "{:<28} {:<28} {:<24} {:<25} {}",
+                        a.name,
+                        a.alias,
+                        a.added_by,
+                        a.added_at
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        a.reason
+                    );
+                }
+                println!("({} added here; {shipped} groups shipped in crates/kamiyo-domain/data/protocol_aliases.txt)", added.len());
+            }
+            false
+        }
+    };
+    if remerge {
+        let report = store
+            .remerge(false)
+            .await
+            .context("cannot remerge the stored incidents under the new aliases")?;
+        print!("{}", remerge_text(&report, false));
     }
     database.close();
     Ok(ExitCode::SUCCESS)

@@ -49,6 +49,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Payment { action } => accounts::payment(settings, action).await?,
         Command::Source { action } => return sources::source(settings, action).await,
         Command::Incidents { action } => return incidents::incidents(settings, action).await,
+        Command::Incident { action } => return incidents::incident(settings, action).await,
+        Command::Protocol { action } => return incidents::protocol(settings, action).await,
         Command::Import {
             file,
             format,

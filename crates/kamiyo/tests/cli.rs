@@ -724,6 +724,99 @@ fn incidents_remerge_reports_what_it_would_change_and_a_current_database_needs_n
     );
 }
 
+#[test]
+fn a_curator_merges_and_splits_incidents_and_adds_an_alias_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ronin.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"source": "defillama", "protocol": "Ronin Network", "chain": "Ethereum", "date": "2022-03-23", "loss_usd": 624000000}"#,
+            "\n",
+            r#"{"source": "rekt", "protocol": "Axie Infinity", "chain": "Ethereum", "date": "2022-03-29", "loss_usd": 625000000}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let imported = output(kamiyo(dir.path()).args(["import", file.to_str().unwrap()]));
+    assert!(imported.status.success(), "{}", text(&imported.stderr));
+
+    let refused =
+        output(kamiyo(dir.path()).args(["incident", "merge", "1", "999", "--reason", "one hack"]));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("incidents: incident 999 does not exist"),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let merged = output(kamiyo(dir.path()).args([
+        "incident",
+        "merge",
+        "2",
+        "1",
+        "--reason",
+        "Ronin is Axie Infinity's bridge",
+        "--json",
+    ]));
+    assert!(merged.status.success(), "{}", text(&merged.stderr));
+    let done: serde_json::Value = serde_json::from_slice(&merged.stdout).unwrap();
+    assert_eq!(done["decision"], 1, "{done}");
+    assert_eq!(done["report"]["merges"][0]["into"], 1, "{done}");
+    assert_eq!(
+        done["report"]["merges"][0]["from"],
+        serde_json::json!([2]),
+        "{done}"
+    );
+
+    let split = output(kamiyo(dir.path()).args([
+        "incident",
+        "split",
+        "1",
+        "--claims",
+        "2",
+        "--reason",
+        "taken back",
+        "--json",
+    ]));
+    assert!(split.status.success(), "{}", text(&split.stderr));
+    let done: serde_json::Value = serde_json::from_slice(&split.stdout).unwrap();
+    assert_eq!(done["report"]["splits"][0]["from"], 1, "{done}");
+
+    let added = output(kamiyo(dir.path()).args([
+        "protocol",
+        "alias",
+        "add",
+        "Axie Infinity",
+        "Ronin Network",
+        "--reason",
+        "Ronin is Axie's bridge",
+    ]));
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    let listed = output(kamiyo(dir.path()).args(["protocol", "alias", "list", "--json"]));
+    let aliases: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(aliases[0]["alias"], "Ronin Network", "{aliases}");
+    assert!(
+        aliases[0]["added_by"].as_str().unwrap().starts_with("cli:"),
+        "{aliases}"
+    );
+    let again = output(kamiyo(dir.path()).args([
+        "protocol",
+        "alias",
+        "add",
+        "Axie Infinity",
+        "Ronin Network",
+        "--reason",
+        "twice",
+    ]));
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stderr).contains("already"),
+        "{}",
+        text(&again.stderr)
+    );
+}
+
 /// `kamiyo source list --json`: (source, active, fetches in the window) of each.
 fn sources(dir: &Path) -> Vec<(String, Option<bool>, Option<i64>)> {
     let out = output(kamiyo(dir).args(["source", "list", "--json"]));

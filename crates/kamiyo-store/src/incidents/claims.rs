@@ -209,6 +209,8 @@ pub(crate) fn source_claim(row: StoredClaimRow) -> Result<super::SourceClaim, St
     Ok(super::SourceClaim {
         id: row.id,
         decision: row.curated_by,
+        // Scored against the other claims once the incident is read whole.
+        evidence: None,
         joined_by,
         chains,
         tx_hashes: json_list("tx_hashes", &c.tx_hashes)?,

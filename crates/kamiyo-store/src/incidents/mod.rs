@@ -8,6 +8,8 @@
 //! and `query.rs`, chosen by `Dialect`. One conformance suite (`tests/incidents.rs`)
 //! runs against both.
 
+pub mod aliases;
+pub mod candidates;
 pub(crate) mod claims;
 mod conflicts;
 mod curation;
@@ -15,6 +17,7 @@ mod decide;
 mod ingest;
 mod join;
 mod postgres;
+pub mod provenance;
 pub mod query;
 mod read;
 mod regroup;
@@ -35,6 +38,7 @@ use serde::Serialize;
 use crate::cache::{CacheLimits, Generation, TtlCache};
 use crate::error::StoreError;
 
+pub use aliases::ProtocolAlias;
 pub use conflicts::{ClaimValue, Conflict};
 pub use curation::DecisionKind;
 pub use decide::MERGE_WINDOW_DAYS;
@@ -117,6 +121,10 @@ pub struct SourceClaim {
     pub joined_by: Option<JoinReason>,
     /// The curator's decision that placed it, when one did.
     pub decision: Option<i64>,
+    /// How strongly it is tied to the incident's other claims: the evidence points it
+    /// shares with the closest of them (docs/DEDUP.md, "Evidence score"); absent for an
+    /// incident of one claim.
+    pub evidence: Option<u32>,
 }
 
 /// An incident with its canonical values and every claim behind them: what a listing
@@ -138,6 +146,8 @@ pub struct Incident {
     pub conflicts: Vec<Conflict>,
     /// Ids of incidents merged into this one, which now redirect here.
     pub merged_ids: Vec<i64>,
+    /// Which claim gave each canonical value.
+    pub provenance: Vec<provenance::FieldSource>,
 }
 
 impl std::ops::Deref for Incident {
@@ -159,7 +169,7 @@ pub struct IncidentStore {
     /// Stats answers, cached and single-flighted like totals (same TTL and bound).
     stats: std::sync::Arc<totals::StatsCache>,
     /// Which protocol names are one protocol (kamiyo_domain::identity).
-    aliases: Arc<Aliases>,
+    aliases: Arc<aliases::AliasTable>,
 }
 
 /// Forgets the caches again when a write ends (see [`IncidentStore::write_guard`]).
@@ -211,21 +221,64 @@ impl IncidentStore {
             )),
             writes,
             db,
-            aliases: Arc::new(shipped_aliases()),
+            aliases: Arc::new(aliases::AliasTable::new(
+                shipped_aliases(),
+                aliases::DEFAULT_ALIAS_REFRESH,
+            )),
         }
     }
 
-    /// The same store deciding with `aliases` instead of the shipped table.
+    /// The same store deciding with `aliases` instead of the shipped table (operators'
+    /// aliases still added to it).
     pub fn with_aliases(mut self, aliases: Aliases) -> Self {
-        self.aliases = Arc::new(aliases);
+        self.aliases = Arc::new(aliases::AliasTable::new(
+            aliases,
+            aliases::DEFAULT_ALIAS_REFRESH,
+        ));
         self
+    }
+
+    /// How long operators' aliases read from the database are used before being read
+    /// again ([`aliases::DEFAULT_ALIAS_REFRESH`] by default): another instance's change
+    /// is decided with within this long; this store's own change at once.
+    pub fn with_alias_refresh(mut self, refresh: std::time::Duration) -> Self {
+        self.aliases = Arc::new(aliases::AliasTable::new(shipped_aliases(), refresh));
+        self
+    }
+
+    /// Declares `alias` a name of `name`'s protocol, with why and who, for every later
+    /// decision (a remerge applies it to what is stored). Refused, naming the field,
+    /// when the alias is one already or the names key alike.
+    pub async fn add_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        reason: &str,
+        added_by: &str,
+    ) -> Result<ProtocolAlias, StoreError> {
+        self.aliases
+            .add(&self.db, name, alias, reason, added_by)
+            .await
+    }
+
+    /// Removes an alias an operator added (a shipped one is code: it is changed by a
+    /// release); whether there was one.
+    pub async fn remove_alias(&self, alias: &str) -> Result<bool, StoreError> {
+        self.aliases.remove(&self.db, alias).await
+    }
+
+    /// The aliases operators added, oldest first, and how many groups the shipped
+    /// table has.
+    pub async fn aliases(&self) -> Result<(Vec<ProtocolAlias>, usize), StoreError> {
+        let shipped = shipped_aliases().groups();
+        Ok((aliases::list(&self.db).await?, shipped))
     }
 
     /// The lock key of a protocol key (`kamiyo_domain::Aliases::lock_key`): claims of
     /// different lock keys never decide each other, so importers split their streams
     /// along them.
     pub fn lock_key(&self, protocol_key: &str) -> String {
-        self.aliases.lock_key(protocol_key)
+        self.aliases.snapshot().lock_key(protocol_key)
     }
 
     /// Stores one claim: a new incident, a merge into an existing one, an update of a
@@ -234,7 +287,7 @@ impl IncidentStore {
     /// [`IncidentStore::ingest_batch`].)
     pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
         let _write = self.write_guard();
-        self.decide_one(draft, &self.rules(None)).await
+        self.decide_one(draft, &self.rules(None).await?).await
     }
 
     async fn decide_one(
@@ -260,7 +313,7 @@ impl IncidentStore {
         &self,
         drafts: &[IncidentDraft],
     ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
-        self.ingest_with(drafts, &self.rules(None)).await
+        self.ingest_with(drafts, &self.rules(None).await?).await
     }
 
     /// [`IncidentStore::ingest_batch`] for a part of a whole input (a file, a fetched
@@ -273,16 +326,16 @@ impl IncidentStore {
         drafts: &[IncidentDraft],
         listed: &Arc<Listed>,
     ) -> Result<Vec<Result<IngestOutcome, StoreError>>, StoreError> {
-        self.ingest_with(drafts, &self.rules(Some(Arc::clone(listed))))
+        self.ingest_with(drafts, &self.rules(Some(Arc::clone(listed))).await?)
             .await
     }
 
-    fn rules(&self, listed: Option<Arc<Listed>>) -> Rules {
-        Rules {
-            aliases: Arc::clone(&self.aliases),
+    async fn rules(&self, listed: Option<Arc<Listed>>) -> Result<Rules, StoreError> {
+        Ok(Rules {
+            aliases: self.aliases.current(&self.db).await?,
             listed,
             curation: None,
-        }
+        })
     }
 
     async fn ingest_with(
@@ -333,12 +386,31 @@ impl IncidentStore {
     /// Reads go to the replica when one is in use (see [`Database::read`]); use
     /// [`IncidentStore::get_fresh`] right after a write.
     pub async fn get(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        self.db.read(|pool| get_on(pool, id)).await
+        let incident = self.db.read(|pool| get_on(pool, id)).await?;
+        Ok(incident.map(|i| self.scored(i)))
     }
 
     /// [`IncidentStore::get`] on the primary: sees this process's own writes.
     pub async fn get_fresh(&self, id: i64) -> Result<Option<Incident>, StoreError> {
-        get_on(self.db.primary().clone(), id).await
+        let incident = get_on(self.db.primary().clone(), id).await?;
+        Ok(incident.map(|i| self.scored(i)))
+    }
+
+    /// The incident with each claim's evidence score, under the current alias table.
+    fn scored(&self, mut incident: Incident) -> Incident {
+        let aliases = self.aliases.snapshot();
+        let same_group = |a: &str, b: &str| {
+            let (a, b) = (
+                kamiyo_domain::protocol::protocol_key(a),
+                kamiyo_domain::protocol::protocol_key(b),
+            );
+            aliases.name_match(&a, &b) == kamiyo_domain::NameMatch::Same
+        };
+        let scores = provenance::scores(&incident.sources, same_group);
+        for (claim, score) in incident.sources.iter_mut().zip(scores) {
+            claim.evidence = score;
+        }
+        incident
     }
 
     /// The incident that `id` was merged into, when `id` was merged away (by a remerge
@@ -398,11 +470,97 @@ impl IncidentStore {
         apply: bool,
         trigger: &Trigger,
     ) -> Result<Option<Remerged>, StoreError> {
-        let rules = self.rules(None);
+        let rules = self.rules(None).await?;
         match self.db.primary() {
             Pool::Postgres(pool) => regroup_postgres::remerge(pool, &rules, apply, trigger).await,
             Pool::Sqlite(pool) => regroup_sqlite::remerge(pool, &rules, apply, trigger).await,
         }
+    }
+
+    /// The review queue: pairs of incidents the rules keep apart whose evidence scores
+    /// at least `min_score` (`candidates::DEFAULT_MIN_SCORE`), within `window_days` of
+    /// each other, best first, at most `limit`; pairs a curator split apart are left out.
+    pub async fn candidates(
+        &self,
+        window_days: i64,
+        min_score: u32,
+        limit: usize,
+    ) -> Result<Vec<candidates::MergeCandidate>, StoreError> {
+        use crate::statement::{self, Sql};
+        const FACTS: Sql = Sql {
+            postgres: "SELECT id, protocol, protocol_key, occurred_at, amount_usd::text AS amount_usd, chain \
+                       FROM exploits",
+            sqlite: "SELECT id, protocol, protocol_key, occurred_at, amount_usd, chain FROM exploits",
+        };
+        const DECISIONS: Sql = Sql {
+            postgres: "SELECT id, kind, claims::text AS claims, others::text AS others \
+                       FROM curation_decisions ORDER BY id",
+            sqlite: "SELECT id, kind, claims, others FROM curation_decisions ORDER BY id",
+        };
+        // The primary: a curator reads the queue right after deciding.
+        let pool = self.db.primary();
+        let mut incidents = statement::query(
+            pool,
+            FACTS.for_pool(pool),
+            Vec::new(),
+            candidates::facts_row,
+        )
+        .await?;
+        let chains = statement::query(
+            pool,
+            "SELECT exploit_id, chain FROM exploit_chains",
+            Vec::new(),
+            |row| {
+                let f = crate::row::Fields::of("exploit_chains", row);
+                Ok((f.int("exploit_id")?, f.text("chain")?))
+            },
+        )
+        .await?;
+        let mut by_incident: std::collections::HashMap<i64, Vec<String>> =
+            std::collections::HashMap::new();
+        for (id, chain) in chains {
+            by_incident.entry(id).or_default().push(chain);
+        }
+        for facts in &mut incidents {
+            for chain in by_incident.remove(&facts.incident.id).unwrap_or_default() {
+                if !facts.incident.chains.contains(&chain) {
+                    facts.incident.chains.push(chain);
+                }
+            }
+        }
+        let decisions = statement::query(pool, DECISIONS.for_pool(pool), Vec::new(), |row| {
+            regroup::decision_row(row)
+        })
+        .await?;
+        let claims = if decisions.is_empty() {
+            std::collections::HashMap::new()
+        } else {
+            statement::query(
+                pool,
+                "SELECT exploit_id, source_name, claim_key FROM exploit_sources",
+                Vec::new(),
+                |row| {
+                    let f = crate::row::Fields::of("exploit_sources", row);
+                    Ok((
+                        (f.text("source_name")?, f.text("claim_key")?),
+                        f.int("exploit_id")?,
+                    ))
+                },
+            )
+            .await?
+            .into_iter()
+            .collect()
+        };
+        let aliases = self.aliases.current(&self.db).await?;
+        Ok(candidates::find(
+            incidents,
+            &aliases,
+            &decisions,
+            &claims,
+            window_days.clamp(1, candidates::MAX_WINDOW_DAYS),
+            min_score,
+            limit,
+        ))
     }
 
     /// Incidents holding a transaction hash (on any chain; normally one).

@@ -82,6 +82,9 @@ pub enum SortKey {
     #[default]
     Date,
     Amount,
+    /// By the number of independent sources (`sources_count`): counted for every match,
+    /// so slower on a large listing than date or amount, which an index orders.
+    Sources,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, utoipa::ToSchema)]
@@ -109,6 +112,7 @@ impl Cursor {
         let sort = match self.sort {
             SortKey::Date => "d",
             SortKey::Amount => "a",
+            SortKey::Sources => "s",
         };
         let order = match self.order {
             Order::Desc => "d",
@@ -136,6 +140,7 @@ impl Cursor {
         let cursor_sort = match s {
             "d" => SortKey::Date,
             "a" => SortKey::Amount,
+            "s" => SortKey::Sources,
             _ => return None,
         };
         let cursor_order = match o {
@@ -160,6 +165,7 @@ impl Cursor {
             }
             SortKey::Amount if value == UNKNOWN_AMOUNT => value.to_owned(),
             SortKey::Amount => Usd::parse("cursor", value).ok()?.to_string(),
+            SortKey::Sources => value.parse::<u32>().ok()?.to_string(),
         };
         Some(Cursor {
             sort,
@@ -264,7 +270,7 @@ pub(crate) fn page_statements(
     columns: &str,
 ) -> Vec<Statement> {
     let regions: Vec<Region> = match request.sort {
-        SortKey::Date => vec![Region::All],
+        SortKey::Date | SortKey::Sources => vec![Region::All],
         SortKey::Amount => {
             // An amount bound never matches an unknown amount.
             let unknown_can_match =
@@ -501,6 +507,7 @@ impl Where {
             SortKey::Date if self.via_chain => ("fc.occurred_at", "fc.exploit_id"),
             SortKey::Date => ("e.occurred_at", "e.id"),
             SortKey::Amount => (self.amount_sorted(), "e.id"),
+            SortKey::Sources => (SOURCES_COUNT, "e.id"),
         };
         match region {
             Region::All => {}
@@ -518,6 +525,7 @@ impl Where {
                             .map(|d| self.time_param(d.with_timezone(&Utc)))
                             .unwrap_or_else(|_| self.param(cursor.value.clone(), "timestamptz")),
                         SortKey::Amount => self.amount_param(cursor.value.clone()),
+                        SortKey::Sources => self.param(cursor.value.clone(), "bigint"),
                     };
                     format!("({key}, {id}) {comparison} ({value}, {})", id_param(self))
                 }
@@ -548,6 +556,7 @@ pub(crate) fn cursor_after(request: &ListRequest, last: &IncidentSummary) -> Cur
         SortKey::Amount => last
             .loss_usd
             .map_or_else(|| UNKNOWN_AMOUNT.to_owned(), |usd| usd.to_string()),
+        SortKey::Sources => last.sources_count.to_string(),
     };
     Cursor {
         sort: request.sort,

@@ -145,7 +145,6 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
         .map(claims::source_claim)
         .collect::<Result<Vec<SourceClaim>, _>>()?;
     Ok(Incident {
-        summary,
         protocol_key: f.text("protocol_key")?,
         attack_text: f.opt_text("attack_technique_raw")?,
         tx_hashes,
@@ -153,6 +152,8 @@ pub(crate) fn incident<R: DriverRow + ?Sized>(
         created_at: f.time("created_at")?,
         updated_at: f.time("updated_at")?,
         conflicts: super::conflicts::of(&sources),
+        provenance: super::provenance::of(&summary, &sources),
+        summary,
         sources,
         merged_ids,
     })

@@ -6,7 +6,7 @@
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use kamiyo_db::{Database, DbConfig, Migrations};
+use kamiyo_db::{Database, DbConfig, Migrations, Pool};
 use kamiyo_store::MIGRATIONS;
 use kamiyo_testkit::TestDatabase;
 
@@ -78,5 +78,30 @@ async fn sqlite_with<S>(migrations: &Migrations, make: impl Fn(Database) -> S) -
         db: lite,
         _pg: None,
         _dir: Some(dir),
+    }
+}
+
+/// Runs `sql` (one or more statements, the same text on both backends) as a batch on
+/// `db`'s primary: fixtures a store's API cannot write (rows of an older schema, a
+/// pending task).
+pub async fn execute_batch(db: &Database, sql: &str) {
+    match db.primary() {
+        Pool::Postgres(pool) => {
+            pool.acquire()
+                .await
+                .unwrap()
+                .batch_execute(sql)
+                .await
+                .unwrap();
+        }
+        Pool::Sqlite(pool) => {
+            let sql = sql.to_owned();
+            pool.acquire()
+                .await
+                .unwrap()
+                .run(move |c| c.execute_batch(&sql))
+                .await
+                .unwrap();
+        }
     }
 }

@@ -21,8 +21,8 @@ LISTINGS = {"/api/exploits", "/api/exploits.csv", "/api/feed.atom"}
 
 
 def cursor_for(sort: str, order: str) -> str:
-    key = "a" if sort.strip() == "amount" else "d"
-    value = "1000.00" if key == "a" else "2020-01-01T00:00:00+00:00"
+    key = {"amount": "a", "sources": "s"}.get(sort.strip(), "d")
+    value = {"a": "1000.00", "s": "2"}.get(key, "2020-01-01T00:00:00+00:00")
     plain = f"{key}|{order.strip()[:1] or 'd'}|{value}|1"
     return plain.encode().hex()
 
