@@ -25,8 +25,9 @@ pub const MIN_CORE_CHARS: usize = 4;
 /// glued on. Longer words first, so that `defi` is tried before `fi`.
 const SUFFIX_WORDS: &[&str] = &[
     "multisig", "platform", "protocol", "exchange", "finance", "capital", "lending", "network",
-    "markets", "bridge", "market", "vaults", "wallet", "money", "chain", "farms", "token", "vault",
-    "labs", "farm", "swap", "defi", "dao", "dex", "amm", "lab", "app", "io", "fi",
+    "vesting", "markets", "bridge", "market", "vaults", "wallet", "money", "chain", "farms",
+    "token", "vault", "labs", "farm", "swap", "defi", "dao", "dex", "amm", "lab", "app", "io",
+    "fi",
 ];
 
 /// How two names relate.

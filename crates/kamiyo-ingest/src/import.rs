@@ -278,6 +278,10 @@ pub(crate) async fn ingest_records(
     let batch_size = options.batch_size.max(1);
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<usize>();
     let mut streams = tokio::task::JoinSet::new();
+    // Streams are split by lock key: with the operators' aliases, as the batches lock.
+    if let Err(error) = store.load_aliases().await {
+        tracing::warn!(%error, "cannot read the operators' protocol aliases; splitting streams by the shipped table");
+    }
     for claims in partition(store, accepted, options.streams.max(1)) {
         let store = store.clone();
         let retry = *retry;

@@ -49,7 +49,8 @@ const LIST: &str = "SELECT name, alias, reason, added_by, added_at FROM protocol
 
 #[derive(Debug)]
 pub(crate) struct AliasTable {
-    base: Aliases,
+    /// Shared, not cloned: importers ask for a lock key once per claim.
+    base: Arc<Aliases>,
     refresh: Duration,
     /// The table with the stored aliases, and when they were read.
     loaded: RwLock<Option<(Arc<Aliases>, Instant)>>,
@@ -58,7 +59,7 @@ pub(crate) struct AliasTable {
 impl AliasTable {
     pub fn new(base: Aliases, refresh: Duration) -> AliasTable {
         AliasTable {
-            base,
+            base: Arc::new(base),
             refresh,
             loaded: RwLock::new(None),
         }
@@ -66,10 +67,9 @@ impl AliasTable {
 
     /// The table as last read (the shipped one before the first read).
     pub fn snapshot(&self) -> Arc<Aliases> {
-        self.read_lock().as_ref().map_or_else(
-            || Arc::new(self.base.clone()),
-            |(table, _)| Arc::clone(table),
-        )
+        self.read_lock()
+            .as_ref()
+            .map_or_else(|| Arc::clone(&self.base), |(table, _)| Arc::clone(table))
     }
 
     /// The table, with the stored aliases read again when the copy is stale.
@@ -88,7 +88,7 @@ impl AliasTable {
     /// The base table with `stored` added; an alias that no longer fits (the shipped
     /// table took it since) is left out and logged.
     fn with(&self, stored: &[ProtocolAlias]) -> Aliases {
-        let mut table = self.base.clone();
+        let mut table = Aliases::clone(&self.base);
         for alias in stored {
             if let Err(reason) = table.add(&alias.name, &alias.alias) {
                 tracing::warn!(name = %alias.name, alias = %alias.alias, %reason, "a stored protocol alias is not used");

@@ -274,6 +274,12 @@ impl IncidentStore {
         Ok((aliases::list(&self.db).await?, shipped))
     }
 
+    /// Reads the operators' aliases when this store's copy is stale, so that
+    /// [`IncidentStore::lock_key`] uses them (an ingest reads them by itself).
+    pub async fn load_aliases(&self) -> Result<(), StoreError> {
+        self.aliases.current(&self.db).await.map(|_| ())
+    }
+
     /// The lock key of a protocol key (`kamiyo_domain::Aliases::lock_key`): claims of
     /// different lock keys never decide each other, so importers split their streams
     /// along them.
