@@ -63,10 +63,14 @@ impl Curation {
             match decision.kind {
                 DecisionKind::Merge => curation.merge(&decision.claims, decision.id),
                 DecisionKind::Split => {
-                    curation.take_out(&decision.claims);
-                    curation.take_out(&decision.others);
+                    let from_split = curation.take_out(&decision.claims);
+                    let from_left = curation.take_out(&decision.others);
                     let split = curation.form(&decision.claims, decision.id);
                     let left = curation.form(&decision.others, decision.id);
+                    // Claims keep the separations of the groups they came from: a later
+                    // split must not undo an earlier one.
+                    curation.inherit(split, &from_split);
+                    curation.inherit(left, &from_left);
                     if let (Some(a), Some(b)) = (split, left) {
                         curation.apart.insert((a.min(b), a.max(b)));
                     }
@@ -110,12 +114,35 @@ impl Curation {
         self.groups.push(Some(Group { members, decision }));
     }
 
-    fn take_out(&mut self, claims: &[ClaimRef]) {
+    /// Takes `claims` out of their groups; the groups they were in.
+    fn take_out(&mut self, claims: &[ClaimRef]) -> HashSet<usize> {
+        let mut from = HashSet::new();
         for claim in claims {
             if let Some(g) = self.group_of.remove(claim) {
+                from.insert(g);
                 if let Some(Some(group)) = self.groups.get_mut(g) {
                     group.members.remove(claim);
                 }
+            }
+        }
+        from
+    }
+
+    /// Gives group `to` every separation of the groups `from`.
+    fn inherit(&mut self, to: Option<usize>, from: &HashSet<usize>) {
+        let Some(to) = to else { return };
+        let inherited: Vec<usize> = self
+            .apart
+            .iter()
+            .filter_map(|&(a, b)| match (from.contains(&a), from.contains(&b)) {
+                (true, false) => Some(b),
+                (false, true) => Some(a),
+                _ => None,
+            })
+            .collect();
+        for other in inherited {
+            if other != to {
+                self.apart.insert((other.min(to), other.max(to)));
             }
         }
     }
@@ -202,6 +229,25 @@ mod tests {
         assert!(!merged.are_apart(a, c_));
         assert_eq!(merged.members(a).count(), 3);
         assert_eq!(merged.decision(a), Some(2));
+    }
+
+    #[test]
+    fn a_second_split_keeps_the_first_one() {
+        let curation = Curation::new(&[
+            decision(1, DecisionKind::Split, &["a"], &["b", "c"]),
+            decision(2, DecisionKind::Split, &["c"], &["b"]),
+        ]);
+        let (a, b, c_) = (
+            curation.group(&c("a")).unwrap(),
+            curation.group(&c("b")).unwrap(),
+            curation.group(&c("c")).unwrap(),
+        );
+        assert!(curation.are_apart(b, c_));
+        assert!(
+            curation.are_apart(a, b),
+            "the first split still holds for b"
+        );
+        assert!(curation.are_apart(a, c_), "and for c");
     }
 
     #[test]
