@@ -65,6 +65,20 @@ impl AliasTable {
         }
     }
 
+    /// The same base table, read again every `refresh`.
+    pub fn with_refresh(&self, refresh: Duration) -> AliasTable {
+        AliasTable {
+            base: Arc::clone(&self.base),
+            refresh,
+            loaded: RwLock::new(None),
+        }
+    }
+
+    /// The table without operators' aliases.
+    pub fn base(&self) -> &Aliases {
+        &self.base
+    }
+
     /// The table as last read (the shipped one before the first read).
     pub fn snapshot(&self) -> Arc<Aliases> {
         self.read_lock()

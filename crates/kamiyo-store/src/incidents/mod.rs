@@ -242,7 +242,7 @@ impl IncidentStore {
     /// again ([`aliases::DEFAULT_ALIAS_REFRESH`] by default): another instance's change
     /// is decided with within this long; this store's own change at once.
     pub fn with_alias_refresh(mut self, refresh: std::time::Duration) -> Self {
-        self.aliases = Arc::new(aliases::AliasTable::new(shipped_aliases(), refresh));
+        self.aliases = Arc::new(self.aliases.with_refresh(refresh));
         self
     }
 
@@ -270,7 +270,7 @@ impl IncidentStore {
     /// The aliases operators added, oldest first, and how many groups the shipped
     /// table has.
     pub async fn aliases(&self) -> Result<(Vec<ProtocolAlias>, usize), StoreError> {
-        let shipped = shipped_aliases().groups();
+        let shipped = self.aliases.base().groups();
         Ok((aliases::list(&self.db).await?, shipped))
     }
 
