@@ -54,6 +54,11 @@ const POSTGRES: &[Migration] = &[
         "curation",
         include_str!("../migrations/postgres/0010_curation.sql"),
     ),
+    Migration::new(
+        11,
+        "decision_claim_ids",
+        include_str!("../migrations/postgres/0011_decision_claim_ids.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -106,6 +111,11 @@ const SQLITE: &[Migration] = &[
         10,
         "curation",
         include_str!("../migrations/sqlite/0010_curation.sql"),
+    ),
+    Migration::new(
+        11,
+        "decision_claim_ids",
+        include_str!("../migrations/sqlite/0011_decision_claim_ids.sql"),
     ),
 ];
 

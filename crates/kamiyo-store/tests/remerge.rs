@@ -19,6 +19,9 @@ kamiyo_testkit::per_backend! {
         the_migration_that_ships_the_rule_remerges_the_stored_incidents_once,
         a_curated_merge_joins_what_the_rules_keep_apart_and_later_remerges_and_imports_keep_it,
         a_curated_split_takes_claims_out_and_a_remerge_keeps_them_out,
+        a_split_holds_after_its_source_corrects_the_claim_it_took_out,
+        a_decision_stored_by_the_previous_release_names_its_claims_by_key,
+        the_migration_to_claim_ids_backfills_the_decisions_taken_before_it,
         a_curation_the_stored_incidents_do_not_allow_is_refused_naming_the_field_and_stores_nothing,
         an_incident_says_which_claim_gave_each_value_and_how_strongly_each_claim_is_tied,
         the_review_queue_lists_near_misses_best_first_and_not_what_a_curator_split,
@@ -435,6 +438,184 @@ async fn a_curated_split_takes_claims_out_and_a_remerge_keeps_them_out(b: Backen
         "{again:#?}"
     );
     assert!(!again.applied);
+}
+
+/// Two exploits of Platypus a day apart that the rule takes for one; defihacklabs
+/// numbers its record, so a later export can correct it.
+fn platypus_twice() -> Vec<IncidentDraft> {
+    vec![
+        claim("Platypus")
+            .source("defillama")
+            .date("2023-02-16")
+            .loss_usd("8500000")
+            .build(),
+        claim("Platypus")
+            .source("defihacklabs")
+            .external_id("platypus-second")
+            .date("2023-02-17")
+            .loss_usd("9000000")
+            .build(),
+    ]
+}
+
+/// Splits the defihacklabs claim off; (kept incident, split-off incident, decision).
+async fn split_platypus(b: &Backend) -> (i64, i64, i64) {
+    let ids = ingest_all(&b.store, &platypus_twice()).await;
+    assert_eq!(ids[0], ids[1], "the rule joins them");
+    let incident = b.store.get_fresh(ids[0]).await.unwrap().unwrap();
+    let taken = incident
+        .sources
+        .iter()
+        .find(|c| c.source == "defihacklabs")
+        .unwrap()
+        .id;
+    let done = b
+        .store
+        .curate(curate(
+            DecisionKind::Split,
+            &[ids[0]],
+            &[taken],
+            "a second exploit",
+        ))
+        .await
+        .unwrap();
+    let piece = done.report.splits[0].parts[1].id.unwrap();
+    (ids[0], piece, done.decision)
+}
+
+async fn a_split_holds_after_its_source_corrects_the_claim_it_took_out(b: Backend) {
+    let (kept, piece, _) = split_platypus(&b).await;
+
+    // The source's next export moves its record a day: the same claim, a new claim key.
+    let mut corrected = platypus_twice();
+    corrected[1] = claim("Platypus")
+        .source("defihacklabs")
+        .external_id("platypus-second")
+        .date("2023-02-18")
+        .loss_usd("9000000")
+        .build();
+    let listed: std::sync::Arc<kamiyo_store::incidents::Listed> = std::sync::Arc::new(
+        corrected
+            .iter()
+            .map(|d| (d.source.name.clone(), d.claim_key()))
+            .collect(),
+    );
+    let outcomes = b.store.ingest_listed(&corrected, &listed).await.unwrap();
+    assert_eq!(outcomes[1].as_ref().unwrap().exploit_id, piece);
+    let moved = b.store.get_fresh(piece).await.unwrap().unwrap();
+    assert_eq!(moved.sources.len(), 1, "corrected in place, not added");
+    assert_eq!(moved.occurred_at.date_naive().to_string(), "2023-02-18");
+
+    let again = b.store.remerge(false).await.unwrap();
+    assert!(
+        again.merges.is_empty() && again.splits.is_empty(),
+        "the decision still names the corrected claim: {again:#?}"
+    );
+    assert_eq!(
+        b.store
+            .get_fresh(kept)
+            .await
+            .unwrap()
+            .unwrap()
+            .sources
+            .len(),
+        1
+    );
+    assert_eq!(
+        b.store
+            .get_fresh(piece)
+            .await
+            .unwrap()
+            .unwrap()
+            .sources
+            .len(),
+        1
+    );
+}
+
+async fn a_decision_stored_by_the_previous_release_names_its_claims_by_key(b: Backend) {
+    let (kept, piece, decision) = split_platypus(&b).await;
+    // What a binary of the release before migration 0011 stores: keys, no ids.
+    common::execute_batch(
+        &b.db,
+        "UPDATE curation_decisions SET claim_ids = NULL, other_ids = NULL",
+    )
+    .await;
+    let again = b.store.remerge(false).await.unwrap();
+    assert!(
+        again.merges.is_empty() && again.splits.is_empty(),
+        "{again:#?}"
+    );
+    let split_off = b.store.get_fresh(piece).await.unwrap().unwrap();
+    assert_eq!(split_off.sources[0].decision, Some(decision));
+    assert_eq!(
+        b.store
+            .get_fresh(kept)
+            .await
+            .unwrap()
+            .unwrap()
+            .sources
+            .len(),
+        1
+    );
+}
+
+async fn one_text(db: &Database, sql: &'static str) -> String {
+    match db.primary() {
+        Pool::Postgres(pool) => pool
+            .acquire()
+            .await
+            .unwrap()
+            .query_one(sql, &[])
+            .await
+            .unwrap()
+            .get(0),
+        Pool::Sqlite(pool) => pool
+            .acquire()
+            .await
+            .unwrap()
+            .run(move |c| c.query_row(sql, [], |row| row.get(0)))
+            .await
+            .unwrap(),
+    }
+}
+
+async fn the_migration_to_claim_ids_backfills_the_decisions_taken_before_it(b: Backend) {
+    let before = Migrations {
+        postgres: &MIGRATIONS.postgres[..10],
+        sqlite: &MIGRATIONS.sqlite[..10],
+    };
+    let at_0010 = common::same_kind(b.name, &before, IncidentStore::new).await;
+    let drafts = platypus_twice();
+    ingest_all(&at_0010.store, &drafts).await;
+    let pair = |d: &IncidentDraft| format!("[\"{}\", \"{}\"]", d.source.name, d.claim_key());
+    let insert = format!(
+        "INSERT INTO curation_decisions (kind, claims, others, incident_ids, reason, decided_by) \
+         VALUES ('split', '[{}]', '[{}]', '[1]', 'a second exploit', 'cli')",
+        pair(&drafts[1]),
+        pair(&drafts[0]),
+    );
+    common::execute_batch(&at_0010.db, &insert).await;
+    at_0010.db.migrate(&MIGRATIONS).await.unwrap();
+
+    let ids = one_text(
+        &at_0010.db,
+        "SELECT (SELECT id FROM exploit_sources WHERE source_name = 'defihacklabs') || ',' || \
+                (SELECT id FROM exploit_sources WHERE source_name = 'defillama')",
+    )
+    .await;
+    let (taken, left) = ids.split_once(',').unwrap();
+    let pg = b.name == "postgres";
+    let stored = one_text(
+        &at_0010.db,
+        if pg {
+            "SELECT claim_ids::text || ' ' || other_ids::text FROM curation_decisions"
+        } else {
+            "SELECT claim_ids || ' ' || other_ids FROM curation_decisions"
+        },
+    )
+    .await;
+    assert_eq!(stored, format!("[{taken}] [{left}]"));
 }
 
 async fn a_curation_the_stored_incidents_do_not_allow_is_refused_naming_the_field_and_stores_nothing(

@@ -65,6 +65,32 @@ impl PgConnection {
     }
 }
 
+impl PgConnection {
+    /// A read-only transaction on one snapshot (`REPEATABLE READ READ ONLY`, begun in
+    /// one statement): for a read made of several statements that must agree with each
+    /// other while writers commit in between.
+    pub async fn snapshot(&mut self) -> Result<PgTransaction<'_>, DbError> {
+        let started = Instant::now();
+        let session = &mut **self.object;
+        let control = &session.control;
+        let mut in_flight = control.start(started);
+        let statement = pin!(session
+            .client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start());
+        let result = within_deadline(&mut in_flight, statement).await;
+        let tx = finish(&self.monitor, in_flight, "BEGIN", started, result, |_| 0)?;
+        Ok(PgTransaction {
+            tx,
+            monitor: &self.monitor,
+            statements: &session.statements,
+            control,
+        })
+    }
+}
+
 impl PgTransaction<'_> {
     pub async fn commit(self) -> Result<(), DbError> {
         let started = Instant::now();

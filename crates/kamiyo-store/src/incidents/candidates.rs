@@ -14,7 +14,7 @@ use kamiyo_domain::identity::{core, similarity};
 use kamiyo_domain::{Aliases, NameMatch, Usd};
 use serde::Serialize;
 
-use super::curation::{ClaimRef, Curation, Decision};
+use super::curation::{Curation, Decision};
 use super::provenance::points;
 use crate::error::StoreError;
 
@@ -58,12 +58,12 @@ pub(crate) struct Facts {
 
 /// The pairs scoring at least `min_score` among `incidents` within `window_days` of each
 /// other, best first (then the older pair), at most `limit`; pairs `decisions` keep apart
-/// are left out (`claims` maps a decision's claims to their incidents).
+/// are left out (`claims` maps claim ids to their incidents).
 pub(crate) fn find(
     mut incidents: Vec<Facts>,
     aliases: &Aliases,
     decisions: &[Decision],
-    claims: &HashMap<ClaimRef, i64>,
+    claims: &HashMap<i64, i64>,
     window_days: i64,
     min_score: u32,
     limit: usize,
@@ -106,8 +106,8 @@ pub(crate) fn find(
 }
 
 /// Pairs of incidents holding claims a split keeps apart.
-fn separated(decisions: &[Decision], claims: &HashMap<ClaimRef, i64>) -> HashSet<(i64, i64)> {
-    let curation = Curation::new(decisions);
+fn separated(decisions: &[Decision], claims: &HashMap<i64, i64>) -> HashSet<(i64, i64)> {
+    let curation: Curation<i64> = Curation::new(decisions);
     let mut by_group: HashMap<usize, HashSet<i64>> = HashMap::new();
     for (claim, incident) in claims {
         if let Some(group) = curation.group(claim) {

@@ -1,13 +1,17 @@
 //! Curators' decisions (`curation_decisions`), as the constraints a remerge decides
 //! under: claims that must share an incident, and groups of claims that must not.
 //!
-//! Claims are named by `(source, claim key)`, which survive remerges. Decisions apply in
+//! Claims are stored by their ids (`exploit_sources.id`), which survive remerges and a
+//! source's corrections (a corrected claim is updated in place, with a new claim key);
+//! a remerge names them as it replays them, by source and the claim key its replay
+//! computes ([`Decision::named`]), so that an old stored key cannot miss. Decisions apply in
 //! the order they were taken, a later one overriding an earlier one on the claims it
 //! names: a merge joins every group its claims are in (and lifts the separations between
 //! them); a split takes its claims out of their groups into one of their own, and keeps
 //! the claims it left together, apart from them.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,35 +34,52 @@ impl DecisionKind {
     }
 }
 
-/// One stored decision, as the remerge reads it.
+/// One decision, its claims named by id as stored (`K = i64`) or as a remerge names them.
 #[derive(Debug, Clone)]
-pub(crate) struct Decision {
+pub(crate) struct Decision<K = i64> {
     pub id: i64,
     pub kind: DecisionKind,
-    pub claims: Vec<ClaimRef>,
+    pub claims: Vec<K>,
     /// A split's claims left behind.
-    pub others: Vec<ClaimRef>,
+    pub others: Vec<K>,
+}
+
+impl Decision<i64> {
+    /// The decision with its claims named by `name`; a claim it cannot name (no longer
+    /// stored) is left out.
+    pub fn named<K>(&self, name: impl Fn(i64) -> Option<K>) -> Decision<K> {
+        Decision {
+            id: self.id,
+            kind: self.kind,
+            claims: self.claims.iter().filter_map(|&id| name(id)).collect(),
+            others: self.others.iter().filter_map(|&id| name(id)).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
-struct Group {
-    members: HashSet<ClaimRef>,
+struct Group<K> {
+    members: HashSet<K>,
     /// The decision that formed it.
     decision: i64,
 }
 
 /// Every decision, folded into groups and separations.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Curation {
-    groups: Vec<Option<Group>>,
-    group_of: HashMap<ClaimRef, usize>,
+#[derive(Debug, Clone)]
+pub(crate) struct Curation<K = ClaimRef> {
+    groups: Vec<Option<Group<K>>>,
+    group_of: HashMap<K, usize>,
     /// Pairs of groups (lower index first) whose claims never share an incident.
     apart: HashSet<(usize, usize)>,
 }
 
-impl Curation {
-    pub fn new(decisions: &[Decision]) -> Curation {
-        let mut curation = Curation::default();
+impl<K: Hash + Eq + Clone> Curation<K> {
+    pub fn new(decisions: &[Decision<K>]) -> Curation<K> {
+        let mut curation = Curation {
+            groups: Vec::new(),
+            group_of: HashMap::new(),
+            apart: HashSet::new(),
+        };
         for decision in decisions {
             match decision.kind {
                 DecisionKind::Merge => curation.merge(&decision.claims, decision.id),
@@ -85,12 +106,12 @@ impl Curation {
         self.group_of.is_empty()
     }
 
-    fn merge(&mut self, claims: &[ClaimRef], decision: i64) {
+    fn merge(&mut self, claims: &[K], decision: i64) {
         let joined: HashSet<usize> = claims
             .iter()
             .filter_map(|c| self.group_of.get(c).copied())
             .collect();
-        let mut members: HashSet<ClaimRef> = claims.iter().cloned().collect();
+        let mut members: HashSet<K> = claims.iter().cloned().collect();
         for &g in &joined {
             if let Some(group) = self.groups.get_mut(g).and_then(Option::take) {
                 members.extend(group.members);
@@ -115,7 +136,7 @@ impl Curation {
     }
 
     /// Takes `claims` out of their groups; the groups they were in.
-    fn take_out(&mut self, claims: &[ClaimRef]) -> HashSet<usize> {
+    fn take_out(&mut self, claims: &[K]) -> HashSet<usize> {
         let mut from = HashSet::new();
         for claim in claims {
             if let Some(g) = self.group_of.remove(claim) {
@@ -147,7 +168,7 @@ impl Curation {
         }
     }
 
-    fn form(&mut self, claims: &[ClaimRef], decision: i64) -> Option<usize> {
+    fn form(&mut self, claims: &[K], decision: i64) -> Option<usize> {
         if claims.is_empty() {
             return None;
         }
@@ -163,12 +184,12 @@ impl Curation {
     }
 
     /// The group a claim is in, when a decision named it.
-    pub fn group(&self, claim: &ClaimRef) -> Option<usize> {
+    pub fn group(&self, claim: &K) -> Option<usize> {
         self.group_of.get(claim).copied()
     }
 
     /// The claims of group `g`.
-    pub fn members(&self, g: usize) -> impl Iterator<Item = &ClaimRef> {
+    pub fn members(&self, g: usize) -> impl Iterator<Item = &K> {
         self.groups
             .get(g)
             .and_then(Option::as_ref)
@@ -198,7 +219,12 @@ mod tests {
         ("src".to_owned(), name.to_owned())
     }
 
-    fn decision(id: i64, kind: DecisionKind, claims: &[&str], others: &[&str]) -> Decision {
+    fn decision(
+        id: i64,
+        kind: DecisionKind,
+        claims: &[&str],
+        others: &[&str],
+    ) -> Decision<ClaimRef> {
         Decision {
             id,
             kind,
@@ -229,6 +255,25 @@ mod tests {
         assert!(!merged.are_apart(a, c_));
         assert_eq!(merged.members(a).count(), 3);
         assert_eq!(merged.decision(a), Some(2));
+    }
+
+    #[test]
+    fn a_decision_is_named_as_the_caller_knows_its_claims_and_drops_claims_gone() {
+        let stored = Decision {
+            id: 7,
+            kind: DecisionKind::Split,
+            claims: vec![1, 2],
+            others: vec![3],
+        };
+        let named = stored.named(|id| (id != 2).then(|| c(&format!("k{id}"))));
+        assert_eq!(named.claims, vec![c("k1")]);
+        assert_eq!(named.others, vec![c("k3")]);
+        let curation = Curation::new(&[named]);
+        let (one, three) = (
+            curation.group(&c("k1")).unwrap(),
+            curation.group(&c("k3")).unwrap(),
+        );
+        assert!(curation.are_apart(one, three));
     }
 
     #[test]

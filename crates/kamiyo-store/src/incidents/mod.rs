@@ -498,11 +498,6 @@ impl IncidentStore {
                        FROM exploits",
             sqlite: "SELECT id, protocol, protocol_key, occurred_at, amount_usd, chain FROM exploits",
         };
-        const DECISIONS: Sql = Sql {
-            postgres: "SELECT id, kind, claims::text AS claims, others::text AS others \
-                       FROM curation_decisions ORDER BY id",
-            sqlite: "SELECT id, kind, claims, others FROM curation_decisions ORDER BY id",
-        };
         // The primary: a curator reads the queue right after deciding.
         let pool = self.db.primary();
         let mut incidents = statement::query(
@@ -534,23 +529,21 @@ impl IncidentStore {
                 }
             }
         }
-        let decisions = statement::query(pool, DECISIONS.for_pool(pool), Vec::new(), |row| {
-            regroup::decision_row(row)
-        })
-        .await?;
+        let decisions =
+            statement::query(pool, regroup::DECISIONS.for_pool(pool), Vec::new(), |row| {
+                regroup::decision_row(row)
+            })
+            .await?;
         let claims = if decisions.is_empty() {
             std::collections::HashMap::new()
         } else {
             statement::query(
                 pool,
-                "SELECT exploit_id, source_name, claim_key FROM exploit_sources",
+                "SELECT id, exploit_id FROM exploit_sources",
                 Vec::new(),
                 |row| {
                     let f = crate::row::Fields::of("exploit_sources", row);
-                    Ok((
-                        (f.text("source_name")?, f.text("claim_key")?),
-                        f.int("exploit_id")?,
-                    ))
+                    Ok((f.int("id")?, f.int("exploit_id")?))
                 },
             )
             .await?

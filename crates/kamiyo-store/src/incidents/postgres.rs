@@ -460,15 +460,20 @@ async fn update_claims(tx: &PgTransaction<'_>, c: &ClaimArrays<'_>) -> Result<()
     Ok(())
 }
 
+/// One snapshot for all five statements: a remerge committing between them would
+/// otherwise show an incident without the claims it just moved in.
 pub(super) async fn get(pool: &PgPool, id: i64) -> Result<Option<Incident>, StoreError> {
-    let conn = pool.acquire().await?;
-    let Some(row) = conn.query_opt(read::incident_sql(DIALECT), &[&id]).await? else {
+    let mut conn = pool.acquire().await?;
+    let tx = conn.snapshot().await?;
+    let Some(row) = tx.query_opt(read::incident_sql(DIALECT), &[&id]).await? else {
+        tx.commit().await?;
         return Ok(None);
     };
-    let chains = conn.query(read::chains_sql(DIALECT), &[&id]).await?;
-    let hashes = conn.query(read::hashes_sql(DIALECT), &[&id]).await?;
-    let claims = conn.query(&read::claims_sql(DIALECT), &[&id]).await?;
-    let merged = conn.query(read::merged_ids_sql(DIALECT), &[&id]).await?;
+    let chains = tx.query(read::chains_sql(DIALECT), &[&id]).await?;
+    let hashes = tx.query(read::hashes_sql(DIALECT), &[&id]).await?;
+    let claims = tx.query(&read::claims_sql(DIALECT), &[&id]).await?;
+    let merged = tx.query(read::merged_ids_sql(DIALECT), &[&id]).await?;
+    tx.commit().await?;
     Ok(Some(read::incident(
         &row,
         chains.iter().map(read::chain).collect::<Result<_, _>>()?,

@@ -23,6 +23,7 @@ use super::join::JoinReason;
 use super::replay::{Changes, Group, HashKey, IncidentRow, Owners, Replay};
 use crate::error::StoreError;
 use crate::row::{DriverRow, Fields};
+use crate::statement::Sql;
 
 /// An incident as stored: its row, the hashes it holds and its chains (both sorted).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,8 +117,13 @@ pub struct Curate {
 #[derive(Debug, Clone)]
 pub(crate) struct NewDecision {
     pub kind: DecisionKind,
-    pub claims: Vec<ClaimRef>,
-    pub others: Vec<ClaimRef>,
+    /// Claim ids.
+    pub claims: Vec<i64>,
+    pub others: Vec<i64>,
+    /// The same claims by source and stored claim key, for the columns a binary of the
+    /// previous release reads (migration 0011).
+    pub claim_pairs: Vec<ClaimRef>,
+    pub other_pairs: Vec<ClaimRef>,
     pub incident_ids: Vec<i64>,
     pub reason: String,
     pub decided_by: String,
@@ -133,7 +139,6 @@ impl Curate {
         let of = |id: i64| -> Vec<&StoredClaimRow> {
             claims.iter().filter(|c| c.exploit_id == id).collect()
         };
-        let key = |c: &StoredClaimRow| (c.columns.source_name.clone(), c.claim_key.clone());
         for &id in &self.incidents {
             if of(id).is_empty() {
                 return Err(StoreError::refused(
@@ -142,7 +147,8 @@ impl Curate {
                 ));
             }
         }
-        let (chosen, others) = match self.kind {
+        let pair = |c: &StoredClaimRow| (c.columns.source_name.clone(), c.claim_key.clone());
+        let (chosen, others): (Vec<&StoredClaimRow>, Vec<&StoredClaimRow>) = match self.kind {
             DecisionKind::Merge => {
                 let distinct: BTreeSet<i64> = self.incidents.iter().copied().collect();
                 if distinct.len() < 2 {
@@ -151,7 +157,7 @@ impl Curate {
                         "a merge names at least two different incidents",
                     ));
                 }
-                let chosen = distinct.iter().flat_map(|&id| of(id)).map(key).collect();
+                let chosen = distinct.iter().flat_map(|&id| of(id)).collect();
                 (chosen, Vec::new())
             }
             DecisionKind::Split => {
@@ -180,16 +186,15 @@ impl Curate {
                         format!("a split takes some of incident {id}'s claims, not none or all"),
                     ));
                 }
-                (
-                    taken.into_iter().map(key).collect(),
-                    left.into_iter().map(key).collect(),
-                )
+                (taken, left)
             }
         };
         Ok(NewDecision {
             kind: self.kind,
-            claims: chosen,
-            others,
+            claims: chosen.iter().map(|c| c.id).collect(),
+            others: others.iter().map(|c| c.id).collect(),
+            claim_pairs: chosen.iter().map(|c| pair(c)).collect(),
+            other_pairs: others.iter().map(|c| pair(c)).collect(),
             incident_ids: self.incidents.clone(),
             reason: self.reason.trim().to_owned(),
             decided_by: self.decided_by.clone(),
@@ -275,26 +280,42 @@ pub(crate) struct Planned {
 }
 
 /// Decides every claim again from nothing (see the module's comment).
+///
+/// `decisions` (as stored) name claims by id; the replay knows a claim by its source and
+/// the claim key it computes, which is what the decisions are translated to.
 pub(crate) fn plan(
     claims: Vec<StoredClaimRow>,
     stored: HashMap<i64, StoredIncident>,
     rules: &Rules,
+    decisions: &[Decision],
 ) -> Result<Planned, StoreError> {
-    let mut replay = Replay::new(&[], Vec::new(), Owners::new(), rules.clone())?;
-    let mut outcomes = Vec::with_capacity(claims.len());
+    let mut drafts = Vec::with_capacity(claims.len());
     for row in claims {
         let mut draft = row.columns.into_draft()?;
         // Not a column: its claim key says it.
         draft.source.id_names_incident = IncidentDraft::key_names_incident(&row.claim_key);
+        let key: ClaimRef = (draft.source.name.clone(), draft.claim_key());
+        drafts.push((row.id, row.exploit_id, row.claim_key, draft, key));
+    }
+    let rules = if decisions.is_empty() {
+        rules.clone()
+    } else {
+        let names: HashMap<i64, &ClaimRef> =
+            drafts.iter().map(|(id, _, _, _, key)| (*id, key)).collect();
+        let named: Vec<Decision<ClaimRef>> = decisions
+            .iter()
+            .map(|d| d.named(|id| names.get(&id).map(|key| (*key).clone())))
+            .collect();
+        Rules {
+            curation: Some(Arc::new(Curation::new(&named))).filter(|c| !c.is_empty()),
+            ..rules.clone()
+        }
+    };
+    let mut replay = Replay::new(&[], Vec::new(), Owners::new(), rules.clone())?;
+    let mut outcomes = Vec::with_capacity(drafts.len());
+    for (claim_id, stored_in, claim_key, draft, key) in drafts {
         let outcome = replay.ingest(&draft)?;
-        let key = (draft.source.name.clone(), draft.claim_key());
-        outcomes.push((
-            row.id,
-            row.exploit_id,
-            key,
-            outcome.exploit_id,
-            row.claim_key,
-        ));
+        outcomes.push((claim_id, stored_in, key, outcome.exploit_id, claim_key));
     }
     let groups = replay.groups();
     let index: HashMap<i64, usize> = groups
@@ -634,12 +655,8 @@ pub(crate) async fn remerge<B: RegroupIo>(
         Trigger::Command | Trigger::Task(_) => None,
     };
     let decisions = io.decisions().await?;
-    let rules = Rules {
-        curation: Some(Arc::new(Curation::new(&decisions))).filter(|c| !c.is_empty()),
-        ..rules.clone()
-    };
     let stored = io.stored_incidents().await?;
-    let mut planned = plan(claims, stored, &rules)?;
+    let mut planned = plan(claims, stored, rules, &decisions)?;
     planned.curated = decision;
     // A task done or a decision taken is written even when no incident changes.
     let must_write = !matches!(trigger, Trigger::Command);
@@ -728,16 +745,38 @@ pub(crate) fn stored_incidents(
     stored
 }
 
-/// A `curation_decisions` row selected as `id, kind, claims, others` (lists as text).
+/// Every decision, in the order taken, as [`decision_row`] reads it: claims by id. A
+/// decision a binary of the previous release stored has no ids; its pairs name the
+/// claims that hold those keys now.
+pub(crate) const DECISIONS: Sql = Sql {
+    postgres: "SELECT d.id, d.kind, \
+         COALESCE(d.claim_ids, (SELECT COALESCE(jsonb_agg(s.id), '[]'::jsonb) \
+           FROM jsonb_array_elements(d.claims) AS p \
+           JOIN exploit_sources s ON s.source_name = p ->> 0 AND s.claim_key = p ->> 1))::text AS claims, \
+         (CASE WHEN d.others IS NULL THEN NULL ELSE COALESCE(d.other_ids, \
+           (SELECT COALESCE(jsonb_agg(s.id), '[]'::jsonb) FROM jsonb_array_elements(d.others) AS p \
+           JOIN exploit_sources s ON s.source_name = p ->> 0 AND s.claim_key = p ->> 1)) END)::text AS others \
+         FROM curation_decisions d ORDER BY d.id",
+    sqlite: "SELECT d.id, d.kind, \
+         COALESCE(d.claim_ids, (SELECT COALESCE(json_group_array(s.id), '[]') \
+           FROM json_each(d.claims) AS p JOIN exploit_sources s \
+           ON s.source_name = json_extract(p.value, '$[0]') AND s.claim_key = json_extract(p.value, '$[1]'))) AS claims, \
+         CASE WHEN d.others IS NULL THEN NULL ELSE COALESCE(d.other_ids, \
+           (SELECT COALESCE(json_group_array(s.id), '[]') FROM json_each(d.others) AS p JOIN exploit_sources s \
+           ON s.source_name = json_extract(p.value, '$[0]') AND s.claim_key = json_extract(p.value, '$[1]'))) END AS others \
+         FROM curation_decisions d ORDER BY d.id",
+};
+
+/// A row of [`DECISIONS`].
 pub(crate) fn decision_row<R: DriverRow + ?Sized>(row: &R) -> Result<Decision, StoreError> {
     let f = Fields::of("curation_decisions", row);
-    let refs = |column: &'static str, text: Option<String>| -> Result<Vec<ClaimRef>, StoreError> {
+    let refs = |column: &'static str, text: Option<String>| -> Result<Vec<i64>, StoreError> {
         text.map_or(Ok(Vec::new()), |t| {
             serde_json::from_str(&t).map_err(|e| {
                 StoreError::corrupt(
                     "curation_decisions",
                     column,
-                    format!("not a list of [source, claim key]: {e}"),
+                    format!("not a list of claim ids: {e}"),
                 )
             })
         })
@@ -761,9 +800,10 @@ pub(crate) fn decision_row<R: DriverRow + ?Sized>(row: &R) -> Result<Decision, S
 }
 
 impl NewDecision {
-    /// `claims`, `others` (none for a merge) and `incident_ids` as JSON text.
-    pub fn json(&self) -> (String, Option<String>, String) {
-        let list = |refs: &[ClaimRef]| {
+    /// The columns as JSON text (`others` and `other_ids` none for a merge).
+    pub fn json(&self) -> DecisionJson {
+        let ids = |ids: &[i64]| serde_json::Value::from(ids.to_vec()).to_string();
+        let pairs = |refs: &[ClaimRef]| {
             serde_json::Value::from(
                 refs.iter()
                     .map(|(source, key)| {
@@ -773,10 +813,22 @@ impl NewDecision {
             )
             .to_string()
         };
-        (
-            list(&self.claims),
-            (self.kind == DecisionKind::Split).then(|| list(&self.others)),
-            serde_json::Value::from(self.incident_ids.clone()).to_string(),
-        )
+        let split = self.kind == DecisionKind::Split;
+        DecisionJson {
+            claims: pairs(&self.claim_pairs),
+            others: split.then(|| pairs(&self.other_pairs)),
+            claim_ids: ids(&self.claims),
+            other_ids: split.then(|| ids(&self.others)),
+            incident_ids: ids(&self.incident_ids),
+        }
     }
+}
+
+/// A decision's `curation_decisions` columns as JSON text.
+pub(crate) struct DecisionJson {
+    pub claims: String,
+    pub others: Option<String>,
+    pub claim_ids: String,
+    pub other_ids: Option<String>,
+    pub incident_ids: String,
 }

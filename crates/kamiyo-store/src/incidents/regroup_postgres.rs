@@ -108,11 +108,7 @@ impl RegroupIo for PgIngest<'_> {
 
     async fn decisions(&mut self) -> Result<Vec<Decision>, StoreError> {
         self.tx
-            .query(
-                "SELECT id, kind, claims::text AS claims, others::text AS others \
-                 FROM curation_decisions ORDER BY id",
-                &[],
-            )
+            .query(regroup::DECISIONS.postgres, &[])
             .await?
             .iter()
             .map(regroup::decision_row)
@@ -120,17 +116,21 @@ impl RegroupIo for PgIngest<'_> {
     }
 
     async fn insert_decision(&mut self, decision: &NewDecision) -> Result<i64, StoreError> {
-        let (claims, others, incidents) = decision.json();
+        let json = decision.json();
         let row = self
             .tx
             .query_one(
-                "INSERT INTO curation_decisions (kind, claims, others, incident_ids, reason, decided_by) \
-                 VALUES ($1, $2::text::jsonb, $3::text::jsonb, $4::text::jsonb, $5, $6) RETURNING id",
+                "INSERT INTO curation_decisions \
+                 (kind, claims, others, claim_ids, other_ids, incident_ids, reason, decided_by) \
+                 VALUES ($1, $2::text::jsonb, $3::text::jsonb, $4::text::jsonb, $5::text::jsonb, \
+                 $6::text::jsonb, $7, $8) RETURNING id",
                 &[
                     &decision.kind.as_str(),
-                    &claims,
-                    &others,
-                    &incidents,
+                    &json.claims,
+                    &json.others,
+                    &json.claim_ids,
+                    &json.other_ids,
+                    &json.incident_ids,
                     &decision.reason,
                     &decision.decided_by,
                 ],

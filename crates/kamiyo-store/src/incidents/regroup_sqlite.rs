@@ -96,23 +96,24 @@ impl RegroupIo for SqliteIngest<'_> {
     }
 
     async fn decisions(&mut self) -> Result<Vec<Decision>, StoreError> {
-        self.rows(
-            "SELECT id, kind, claims, others FROM curation_decisions ORDER BY id",
-            [()],
-            |row| regroup::decision_row(row),
-        )
+        self.rows(regroup::DECISIONS.sqlite, [()], |row| {
+            regroup::decision_row(row)
+        })
     }
 
     async fn insert_decision(&mut self, decision: &NewDecision) -> Result<i64, StoreError> {
-        let (claims, others, incidents) = decision.json();
+        let json = decision.json();
         let ids = self.rows(
-            "INSERT INTO curation_decisions (kind, claims, others, incident_ids, reason, decided_by) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+            "INSERT INTO curation_decisions \
+             (kind, claims, others, claim_ids, other_ids, incident_ids, reason, decided_by) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
             [(
                 decision.kind.as_str(),
-                claims.as_str(),
-                others.as_deref(),
-                incidents.as_str(),
+                json.claims.as_str(),
+                json.others.as_deref(),
+                json.claim_ids.as_str(),
+                json.other_ids.as_deref(),
+                json.incident_ids.as_str(),
                 decision.reason.as_str(),
                 decision.decided_by.as_str(),
             )],
