@@ -30,6 +30,7 @@ pub const DEFAULT_LIVENESS_CHECK_AFTER: Duration = Duration::from_millis(500);
 pub const DEFAULT_SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub const DEFAULT_MIGRATION_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_MIGRATION_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_MAINTENANCE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_APPLICATION_NAME: &str = "kamiyo";
 pub const DEFAULT_REPLICA_MAX_LAG: Duration = Duration::from_secs(5);
 pub const DEFAULT_REPLICA_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -115,6 +116,13 @@ pub struct DbConfig {
     /// may rightly run longer than a request, but never unbounded.
     #[serde(with = "humantime_serde")]
     pub migration_statement_timeout: Duration,
+    /// Statement and idle-in-transaction timeout of a maintenance transaction: the
+    /// remerge of every stored incident (after a migration that ships a rule, a
+    /// curator's decision, `kamiyo incidents remerge`) reads every claim, decides in
+    /// memory and writes the difference in one transaction, which at scale outlasts a
+    /// request's `statement_timeout` (PostgreSQL).
+    #[serde(with = "humantime_serde")]
+    pub maintenance_timeout: Duration,
     /// Apply pending migrations when the service starts.
     pub migrate_on_start: bool,
     /// Retries of idempotent operations after transient failures.
@@ -154,6 +162,7 @@ impl Default for DbConfig {
             sqlite_busy_timeout: DEFAULT_SQLITE_BUSY_TIMEOUT,
             migration_lock_timeout: DEFAULT_MIGRATION_LOCK_TIMEOUT,
             migration_statement_timeout: DEFAULT_MIGRATION_STATEMENT_TIMEOUT,
+            maintenance_timeout: DEFAULT_MAINTENANCE_TIMEOUT,
             migrate_on_start: true,
             retry: crate::retry::RetryPolicy::default(),
             monitor: crate::monitor::MonitorConfig::default(),
@@ -212,6 +221,7 @@ impl DbConfig {
                 "migration_statement_timeout",
                 self.migration_statement_timeout,
             ),
+            ("maintenance_timeout", self.maintenance_timeout),
         ];
         for (field, value) in durations {
             if value.is_zero() {

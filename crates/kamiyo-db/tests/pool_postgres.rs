@@ -204,6 +204,42 @@ async fn sessions_carry_the_configured_server_side_timeouts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_session_outlasts_the_request_timeouts_and_is_never_reused() {
+    let test_db = TestDatabase::create().await;
+    let config = DbConfig {
+        statement_timeout: Duration::from_millis(300),
+        pool_max_size: 1,
+        ..DbConfig::default()
+    };
+    let (_database, pool) = pg_database(&test_db, config).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let pid = backend_pid(&conn).await;
+    conn.lengthen_timeouts(Duration::from_secs(20))
+        .await
+        .unwrap();
+    let row = conn
+        .query_one(
+            "SELECT current_setting('statement_timeout'), current_setting('idle_in_transaction_session_timeout')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "20s");
+    assert_eq!(row.get::<_, String>(1), "20s");
+    // Past the request's server-side timeout and its client-side deadline (1.3 s).
+    conn.query("SELECT pg_sleep(1.5)", &[]).await.unwrap();
+    drop(conn);
+
+    let next = pool.acquire().await.unwrap();
+    assert_ne!(backend_pid(&next).await, pid, "the session was closed");
+    let row = next
+        .query_one("SELECT current_setting('statement_timeout')", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "300ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_fails_fast_with_unavailable() {
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let database = Database::open(DbConfig::for_url("postgres://kamiyo:pw@127.0.0.1:1/none"))

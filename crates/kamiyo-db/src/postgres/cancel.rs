@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -29,8 +29,12 @@ pub(crate) struct SessionControl {
     cancel: CancelToken,
     /// Set once a statement was abandoned: the session is closed instead of reused.
     abandoned: AtomicBool,
-    /// `statement_timeout` plus [`CLIENT_DEADLINE_GRACE`].
-    pub(crate) statement_deadline: Duration,
+    /// `statement_timeout` plus [`CLIENT_DEADLINE_GRACE`], in nanoseconds: a
+    /// maintenance session raises it ([`SessionControl::lengthen`]).
+    statement_deadline: AtomicU64,
+    /// Set when the session's settings were changed for one long job: it is closed
+    /// when returned instead of handed to a request with them.
+    retired: AtomicBool,
     /// Bound on delivering a cancel request (the connect timeout): a hung server accepts
     /// the TCP connection and never reads it.
     cancel_timeout: Duration,
@@ -52,7 +56,8 @@ impl SessionControl {
         SessionControl {
             cancel,
             abandoned: AtomicBool::new(false),
-            statement_deadline,
+            statement_deadline: AtomicU64::new(nanos(statement_deadline)),
+            retired: AtomicBool::new(false),
             cancel_timeout,
             timer: parking_lot::Mutex::new(None),
         }
@@ -62,10 +67,27 @@ impl SessionControl {
         self.abandoned.load(Ordering::Acquire)
     }
 
+    /// Whether the session must be closed rather than reused.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
+    }
+
+    /// The client-side deadline of every later statement becomes `deadline`, and the
+    /// session is closed when returned.
+    pub(crate) fn lengthen(&self, deadline: Duration) {
+        self.retired.store(true, Ordering::Release);
+        self.statement_deadline
+            .store(nanos(deadline), Ordering::Release);
+    }
+
+    pub(crate) fn statement_deadline(&self) -> Duration {
+        Duration::from_nanos(self.statement_deadline.load(Ordering::Acquire))
+    }
+
     /// A guard to hold while a statement that started at `started` is in flight; its
     /// client-side deadline is `started` plus the statement deadline.
     pub(crate) fn start(&self, started: Instant) -> InFlight<'_> {
-        let deadline = tokio::time::Instant::from_std(started + self.statement_deadline);
+        let deadline = tokio::time::Instant::from_std(started + self.statement_deadline());
         let kept = self.timer.lock().take();
         let timer = match kept {
             Some(mut timer) => {
@@ -174,7 +196,7 @@ impl InFlight<'_> {
     /// The client-side deadline passed: the statement is abandoned, and the caller gets
     /// `Unavailable` (transient: a new session may well be answered).
     pub(crate) fn expired(self, pool: &str) -> DbError {
-        let deadline = self.control.statement_deadline;
+        let deadline = self.control.statement_deadline();
         drop(self);
         DbError::Unavailable {
             pool: pool.to_owned(),
@@ -204,4 +226,8 @@ impl Drop for InFlight<'_> {
             }
         }
     }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }

@@ -179,6 +179,12 @@ impl Manager for PgManager {
                 "a statement on this session was abandoned before its answer",
             ));
         }
+        if session.control.is_retired() {
+            return Err(self.reject(
+                CloseReason::Expired,
+                "a maintenance session's lengthened timeouts are not handed to requests",
+            ));
+        }
         let now = Instant::now();
         if now >= session.expires_at {
             return Err(self.reject(CloseReason::Expired, "session reached its maximum lifetime"));

@@ -66,6 +66,25 @@ impl PgConnection {
 }
 
 impl PgConnection {
+    /// Makes this session fit one long maintenance job (a remerge of every incident):
+    /// its server-side `statement_timeout` and `idle_in_transaction_session_timeout`
+    /// become `timeout`, and so does its client-side statement deadline (plus the
+    /// grace). The session is closed when returned, never handed to a request with
+    /// these settings.
+    pub async fn lengthen_timeouts(&mut self, timeout: std::time::Duration) -> Result<(), DbError> {
+        let ms = timeout.as_millis().max(1);
+        self.batch_execute(&format!(
+            "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}"
+        ))
+        .await?;
+        self.object
+            .control
+            .lengthen(timeout + super::cancel::CLIENT_DEADLINE_GRACE);
+        Ok(())
+    }
+}
+
+impl PgConnection {
     /// A read-only transaction on one snapshot (`REPEATABLE READ READ ONLY`, begun in
     /// one statement): for a read made of several statements that must agree with each
     /// other while writers commit in between.

@@ -205,6 +205,19 @@ impl<K: Hash + Eq + Clone> Curation<K> {
             .map(|group| group.decision)
     }
 
+    /// The groups whose claims must stay apart from group `g`'s.
+    pub fn apart_from(&self, g: usize) -> impl Iterator<Item = usize> + '_ {
+        self.apart.iter().filter_map(move |&(a, b)| {
+            if a == g {
+                Some(b)
+            } else if b == g {
+                Some(a)
+            } else {
+                None
+            }
+        })
+    }
+
     /// Whether claims of groups `a` and `b` must stay in different incidents.
     pub fn are_apart(&self, a: usize, b: usize) -> bool {
         self.apart.contains(&(a.min(b), a.max(b)))
@@ -244,6 +257,7 @@ mod tests {
         );
         assert_eq!(b, c_, "the claims left stay together");
         assert!(curation.are_apart(a, b));
+        assert_eq!(curation.apart_from(a).collect::<Vec<_>>(), vec![b]);
         assert_eq!(curation.decision(a), Some(1));
 
         let merged = Curation::new(&[split, decision(2, DecisionKind::Merge, &["a", "b"], &[])]);

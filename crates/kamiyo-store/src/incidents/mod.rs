@@ -478,7 +478,10 @@ impl IncidentStore {
     ) -> Result<Option<Remerged>, StoreError> {
         let rules = self.rules(None).await?;
         match self.db.primary() {
-            Pool::Postgres(pool) => regroup_postgres::remerge(pool, &rules, apply, trigger).await,
+            Pool::Postgres(pool) => {
+                let timeout = self.db.config().maintenance_timeout;
+                regroup_postgres::remerge(pool, timeout, &rules, apply, trigger).await
+            }
             Pool::Sqlite(pool) => regroup_sqlite::remerge(pool, &rules, apply, trigger).await,
         }
     }

@@ -272,6 +272,9 @@ pub(crate) struct Planned {
     groups: Vec<Group>,
     ids: Vec<GroupId>,
     placed: Vec<Placed>,
+    /// Indices into `placed` of each group's claims: asking every group for its claims
+    /// by scanning `placed` cost a minute at 100,000 incidents.
+    by_group: Vec<Vec<usize>>,
     stored: HashMap<i64, StoredIncident>,
     new_groups: usize,
     curation: Option<Arc<Curation>>,
@@ -339,10 +342,15 @@ pub(crate) fn plan(
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     let (ids, new_groups) = assign_ids(groups.len(), &placed);
+    let mut by_group = vec![Vec::new(); groups.len()];
+    for (i, p) in placed.iter().enumerate() {
+        by_group[p.group].push(i);
+    }
     Ok(Planned {
         groups,
         ids,
         placed,
+        by_group,
         stored,
         new_groups,
         curation: rules.curation.clone(),
@@ -433,11 +441,9 @@ impl Planned {
         spread
             .get(&id)
             .is_some_and(|by_group| by_group.len() == 1 && by_group.contains_key(&g))
-            && self
-                .placed
+            && self.by_group[g]
                 .iter()
-                .filter(|p| p.group == g)
-                .all(|p| p.stored_in == id)
+                .all(|&i| self.placed[i].stored_in == id)
     }
 
     /// Group `g` as stored under `id`.
@@ -535,10 +541,10 @@ impl Planned {
                 .changes
                 .chains
                 .extend(self.groups[g].chains.iter().map(|c| (id, c.clone())));
-            for p in self
-                .placed
+            for p in self.by_group[g]
                 .iter()
-                .filter(|p| p.group == g && p.stored_in != id)
+                .map(|&i| &self.placed[i])
+                .filter(|p| p.stored_in != id)
             {
                 let by = joined.get(&p.key).copied().flatten();
                 // Placed by a decision: it joined a claim it must share an incident

@@ -15,11 +15,15 @@ use crate::row::Fields;
 /// A remerge in one transaction (see `regroup::remerge`).
 pub(super) async fn remerge(
     pool: &PgPool,
+    maintenance_timeout: std::time::Duration,
     rules: &Rules,
     apply: bool,
     trigger: &Trigger,
 ) -> Result<Option<Remerged>, StoreError> {
     let mut conn = pool.acquire().await?;
+    // Reading every claim, deciding in memory and writing the difference outlasts a
+    // request's timeouts at scale; this session then closes instead of being reused.
+    conn.lengthen_timeouts(maintenance_timeout).await?;
     let tx = conn.transaction().await?;
     let outcome = regroup::remerge(&mut PgIngest { tx: &tx }, rules, apply, trigger).await?;
     if outcome.as_ref().is_some_and(|o| o.wrote) {

@@ -212,6 +212,11 @@ pub(crate) struct Replay {
     claims: HashMap<(String, String), (i64, usize)>,
     /// Who holds each hash, for every hash the batch can meet.
     owners: Owners,
+    /// The hashes each incident held as the database said (`owners` given or added):
+    /// with its canonical hashes, every key it can own, so that re-deriving it visits
+    /// those instead of every owner (a remerge of 100,000 incidents spent most of its
+    /// time there).
+    owned_as_stored: HashMap<i64, Vec<HashKey>>,
     created: i64,
 }
 
@@ -240,10 +245,10 @@ impl Replay {
             });
         }
         let mut replay = Replay {
-            owners,
             rules,
             ..Replay::default()
         };
+        replay.add_owners(owners);
         for &id in ids {
             let claims = by_incident.remove(&id).unwrap_or_default();
             let drafts: Vec<IncidentDraft> = claims.iter().map(|c| c.draft.clone()).collect();
@@ -275,6 +280,12 @@ impl Replay {
     }
 
     pub fn add_owners(&mut self, owners: Owners) {
+        for (key, (owner, _)) in &owners {
+            self.owned_as_stored
+                .entry(*owner)
+                .or_default()
+                .push(key.clone());
+        }
         self.owners.extend(owners);
     }
 
@@ -530,17 +541,12 @@ impl Replay {
             .filter(|m| **m != me)
             .find_map(|m| self.claims.get(m).map(|(exploit_id, _)| *exploit_id))
             .filter(|_| !existing);
-        let forbidden = self
-            .incidents
-            .values()
-            .filter(|incident| {
-                incident.claims.iter().any(|claim| {
-                    curation
-                        .group(&(claim.draft.source.name.clone(), claim.claim_key.clone()))
-                        .is_some_and(|other| curation.are_apart(group, other))
-                })
-            })
-            .map(|incident| incident.id)
+        // Through the groups kept apart from this one and where their claims are: a
+        // scan of every incident per curated claim cost seconds at 100,000 claims.
+        let forbidden = curation
+            .apart_from(group)
+            .flat_map(|other| curation.members(other))
+            .filter_map(|m| self.claims.get(m).map(|(exploit_id, _)| *exploit_id))
             .collect();
         Curated { mate, forbidden }
     }
@@ -590,10 +596,31 @@ impl Replay {
         let protocol_key = core(&canonical.protocol_key);
         let hashes = canonical.tx_hashes.clone();
         incident.touched = true;
+        let before: Vec<HashKey> = incident.canonical.tx_hashes.iter().map(hash_key).collect();
         incident.canonical = canonical;
         let wanted: HashSet<HashKey> = hashes.iter().map(hash_key).collect();
-        self.owners
-            .retain(|key, (owner, _)| *owner != exploit_id || wanted.contains(key));
+        // It owns only what it held before (its canonical hashes) or what the database
+        // said it held: those it no longer wants are released.
+        let stale: Vec<HashKey> = before
+            .into_iter()
+            .chain(
+                self.owned_as_stored
+                    .get(&exploit_id)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            )
+            .filter(|key| {
+                !wanted.contains(key)
+                    && self
+                        .owners
+                        .get(key)
+                        .is_some_and(|(owner, _)| *owner == exploit_id)
+            })
+            .collect();
+        for key in stale {
+            self.owners.remove(&key);
+        }
         let mut warnings = Vec::new();
         for hash in &hashes {
             // Held by another incident on its chain, or across the unknown chain of its
