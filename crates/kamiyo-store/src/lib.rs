@@ -5,6 +5,7 @@
 //! are embedded in the binary here, so a deployment needs nothing but the executable.
 
 pub mod accounts;
+pub mod alerts;
 pub mod cache;
 pub mod copy;
 mod dialect;
@@ -15,6 +16,7 @@ pub mod schema;
 pub mod sources;
 mod statement;
 
+pub use alerts::AlertStore;
 pub use error::StoreError;
 pub use incidents::{
     Curate, Curated, DecisionKind, Incident, IncidentStore, IngestAction, IngestOutcome,

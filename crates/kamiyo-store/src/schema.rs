@@ -59,6 +59,11 @@ const POSTGRES: &[Migration] = &[
         "decision_claim_ids",
         include_str!("../migrations/postgres/0011_decision_claim_ids.sql"),
     ),
+    Migration::new(
+        12,
+        "alerts",
+        include_str!("../migrations/postgres/0012_alerts.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -116,6 +121,11 @@ const SQLITE: &[Migration] = &[
         11,
         "decision_claim_ids",
         include_str!("../migrations/sqlite/0011_decision_claim_ids.sql"),
+    ),
+    Migration::new(
+        12,
+        "alerts",
+        include_str!("../migrations/sqlite/0012_alerts.sql"),
     ),
 ];
 

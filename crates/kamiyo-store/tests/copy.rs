@@ -249,7 +249,26 @@ async fn fixture(dir: &Path, name: &str, size: usize) -> Fixture {
          UPDATE exploit_sources SET curated_by = (SELECT max(id) FROM curation_decisions)
             WHERE id = (SELECT min(id) FROM exploit_sources);
          INSERT INTO protocol_aliases (alias_key, name, alias, reason, added_by, added_at) VALUES
-            ('roninnetwork', 'Axie Infinity', 'Ronin Network', 'Ronin is Axie''s bridge', 'cli', '2024-05-03T00:00:00.000Z');",
+            ('roninnetwork', 'Axie Infinity', 'Ronin Network', 'Ronin is Axie''s bridge', 'cli', '2024-05-03T00:00:00.000Z');
+         INSERT INTO alert_subscriptions (user_id, name, channel, target, secret, previous_secret, previous_secret_expires_at,
+            filter, events, enabled, disabled_reason, failing_since, created_at, updated_at) VALUES
+            ({a}, 'big ones', 'webhook', 'https://hooks.example/k', 'whsec_c2VjcmV0', 'whsec_b2xk', '2024-06-02T00:00:00.000Z',
+             '{{\"min_loss_usd\":\"1000000\",\"chains\":[\"ethereum\"]}}', '[\"incident.created\"]', 1, NULL, NULL,
+             '2024-06-01T00:00:00.000Z', '2024-06-01T00:00:00.000Z'),
+            ({b}, 'chat', 'telegram', '-100123', 'bot:token', NULL, NULL, '{{}}', '[\"incident.updated\",\"incident.merged\"]', 0,
+             'failing for 5 days', '2024-05-27T00:00:00.000Z', '2024-05-01T00:00:00.000Z', '2024-06-01T00:00:00.000Z');
+         INSERT INTO alert_events (kind, exploit_id, occurred_at, changes, payload, created_at, dispatched_at) VALUES
+            ('incident.created', {first}, '2024-01-01T00:00:00.000Z', NULL, '{{\"type\":\"incident.created\"}}',
+             '2024-06-01T00:00:01.000Z', '2024-06-01T00:00:02.000Z'),
+            ('incident.updated', {first}, '2024-01-01T00:00:00.000Z', '[{{\"field\":\"loss_usd\",\"old\":null,\"new\":\"1.00\"}}]', NULL,
+             '2024-06-01T00:00:03.000Z', NULL);
+         INSERT INTO alert_deliveries (subscription_id, event_id, message_id, status, attempts, next_attempt_at, leased_until,
+            first_attempt_at, last_status, last_error, created_at, updated_at) VALUES
+            ((SELECT min(id) FROM alert_subscriptions), (SELECT min(id) FROM alert_events), 'msg_1_1', 'pending', 2,
+             '2024-06-01T00:05:00.000Z', NULL, '2024-06-01T00:00:02.500Z', 500, 'HTTP 500', '2024-06-01T00:00:02.000Z',
+             '2024-06-01T00:00:04.000Z');
+         INSERT INTO alert_attempts (delivery_id, attempted_at, duration_ms, status_code, error, response_body, next_attempt_at) VALUES
+            ((SELECT min(id) FROM alert_deliveries), '2024-06-01T00:00:02.500Z', 31, 500, 'HTTP 500', 'boom', '2024-06-01T00:05:00.000Z');",
         a = alice.id,
         b = bob.id,
         c = carol.id,

@@ -147,8 +147,12 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 19] = [
+const TABLES: [&str; 23] = [
+    "alert_attempts",
+    "alert_deliveries",
+    "alert_events",
     "alert_preferences",
+    "alert_subscriptions",
     "alerts_sent",
     "api_keys",
     "community_submissions",

@@ -14,6 +14,7 @@ pub(crate) mod claims;
 mod conflicts;
 mod curation;
 mod decide;
+pub mod events;
 mod ingest;
 mod join;
 mod postgres;

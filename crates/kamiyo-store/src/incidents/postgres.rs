@@ -270,8 +270,34 @@ impl IngestIo for PgIngest<'_> {
         }
         insert_claims(tx, &ClaimArrays::of(&changes.new_claims)).await?;
         update_claims(tx, &ClaimArrays::of(&changes.updated_claims)).await?;
-        Ok(())
+        insert_events(tx, &changes.events).await
     }
+}
+
+/// The alert outbox's events, in the caller's transaction; the notification reaches the
+/// alert dispatchers listening (`LISTEN kamiyo_alert_events`) when it commits, and
+/// never if it rolls back.
+pub(super) async fn insert_events(
+    tx: &PgTransaction<'_>,
+    events: &[super::events::NewEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let ids: Vec<i64> = events.iter().map(|e| e.exploit_id).collect();
+    let times: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+    let changes: Vec<Option<String>> = events.iter().map(|e| e.changes_text()).collect();
+    tx.execute(
+        "INSERT INTO alert_events (kind, exploit_id, occurred_at, changes) \
+         SELECT k, i, o, c::jsonb FROM unnest($1::text[], $2::int8[], $3::timestamptz[], $4::text[]) \
+           AS u(k, i, o, c)",
+        &[&kinds, &ids, &times, &changes],
+    )
+    .await?;
+    tx.execute("SELECT pg_notify($1, '')", &[&super::events::CHANNEL])
+        .await?;
+    Ok(())
 }
 
 /// `exploits` rows as the column arrays of one multi-row statement.

@@ -9,7 +9,7 @@
 //! `incident_redirects`; a group with no stored id left (a piece split off) gets a new
 //! one. Groups whose claims and values are unchanged are not written at all.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::claims::StoredClaimRow;
 use super::curation::{ClaimRef, Curation, Decision, DecisionKind};
+use super::events::{EventKind, NewEvent};
 use super::ingest::{IngestIo, Rules};
 use super::join::JoinReason;
 use super::replay::{Changes, Group, HashKey, IncidentRow, Owners, Replay};
@@ -526,10 +527,19 @@ impl Planned {
                     regroup.released.push(old);
                     regroup.changes.updated.push(written.row);
                 }
-                GroupId::New(_) => regroup
-                    .changes
-                    .created
-                    .push((format!("split:{id}"), written.row)),
+                GroupId::New(_) => {
+                    // A piece split off is news: an incident subscribers did not know.
+                    regroup.changes.events.push(NewEvent {
+                        kind: EventKind::Created,
+                        exploit_id: id,
+                        occurred_at: written.row.occurred_at,
+                        changes: None,
+                    });
+                    regroup
+                        .changes
+                        .created
+                        .push((format!("split:{id}"), written.row));
+                }
             }
             regroup.changes.hashes.extend(
                 written
@@ -564,9 +574,19 @@ impl Planned {
                 });
             }
         }
+        let mut merged_into: BTreeMap<usize, Vec<i64>> = BTreeMap::new();
         for (old, group) in self.retired(&spread) {
             regroup.released.push(old);
             regroup.retired.push((old, id_of(group)?));
+            merged_into.entry(group).or_default().push(old);
+        }
+        for (group, merged) in merged_into {
+            regroup.changes.events.push(NewEvent {
+                kind: EventKind::Merged,
+                exploit_id: id_of(group)?,
+                occurred_at: self.groups[group].row.occurred_at,
+                changes: Some(serde_json::json!({ "merged_ids": merged })),
+            });
         }
         regroup.released.sort_unstable();
         Ok(regroup)

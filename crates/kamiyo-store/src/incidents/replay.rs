@@ -20,6 +20,7 @@ use super::decide::{
     decide, foreign_hash_warning, url_window, window, Candidate, CandidateClaim, HashOwner, Plan,
     StoredClaim,
 };
+use super::events::{self, EventKind, NewEvent, Seen};
 use super::ingest::Rules;
 use super::join::JoinReason;
 use super::{IngestAction, IngestOutcome};
@@ -162,6 +163,9 @@ struct Incident {
     claims: Vec<Claim>,
     canonical: Canonical,
     touched: bool,
+    /// What a subscriber saw of a stored incident before the batch: its update event
+    /// says what changed since.
+    before: Option<Seen>,
 }
 
 impl Incident {
@@ -255,12 +259,17 @@ impl Replay {
             let canonical = canonical::derive(&drafts).ok_or_else(|| {
                 StoreError::corrupt("exploits", "id", format!("incident {id} has no claims"))
             })?;
+            let before = Seen::of(
+                &canonical,
+                claims.iter().map(|c| c.draft.source.name.as_str()),
+            );
             replay.add(Incident {
                 id,
                 dedup_key: None,
                 claims,
                 canonical,
                 touched: false,
+                before: Some(before),
             });
         }
         Ok(replay)
@@ -512,6 +521,7 @@ impl Replay {
                     claims: Vec::new(),
                     canonical,
                     touched: true,
+                    before: None,
                 });
                 self.push_claim(id, draft, claim_key, JoinReason::First)?;
                 (id, IngestAction::Inserted)
@@ -660,9 +670,31 @@ impl Replay {
             let id = ids.of(incident.id)?;
             let held = self.held_hashes(incident);
             let row = IncidentRow::new(id, &incident.canonical, &held);
+            let occurred_at = incident.canonical.occurred_at;
             match &incident.dedup_key {
-                Some(key) => changes.created.push((key.clone(), row)),
-                None => changes.updated.push(row),
+                Some(key) => {
+                    changes.created.push((key.clone(), row));
+                    changes.events.push(NewEvent {
+                        kind: EventKind::Created,
+                        exploit_id: id,
+                        occurred_at,
+                        changes: None,
+                    });
+                }
+                None => {
+                    changes.updated.push(row);
+                    let now = Seen::of(
+                        &incident.canonical,
+                        incident.claims.iter().map(|c| c.draft.source.name.as_str()),
+                    );
+                    if let Some(event) = incident
+                        .before
+                        .as_ref()
+                        .and_then(|before| events::updated(id, occurred_at, before, &now))
+                    {
+                        changes.events.push(event);
+                    }
+                }
             }
             changes
                 .hashes
@@ -858,6 +890,8 @@ pub(crate) struct Changes {
     /// In the order they must take their ids (first-seen order within an incident).
     pub new_claims: Vec<ClaimWrite>,
     pub updated_claims: Vec<ClaimWrite>,
+    /// The alert outbox's events for these changes, written with them.
+    pub events: Vec<NewEvent>,
 }
 
 #[cfg(test)]

@@ -242,6 +242,17 @@ impl IngestIo for SqliteIngest<'_> {
             }),
         )?;
         self.execute(
+            "INSERT INTO alert_events (kind, exploit_id, occurred_at, changes) VALUES (?1, ?2, ?3, ?4)",
+            changes.events.iter().map(|e| {
+                (
+                    e.kind.as_str(),
+                    e.exploit_id,
+                    crate::row::sqlite_time(e.occurred_at),
+                    e.changes_text(),
+                )
+            }),
+        )?;
+        self.execute(
             "UPDATE exploit_sources SET exploit_id = ?1, source_name = ?2, claim_key = ?3, source_url = ?4, \
                  external_id = ?5, reported_name = ?6, reported_date = ?7, occurred_at = ?8, amount_usd = ?9, \
                  recovered_usd = ?10, chains = ?11, tx_hashes = ?12, attack_class = ?13, attack_type = ?14, \

@@ -1,0 +1,14 @@
+//! Kamiyo's alert delivery: the rules that decide what is sent, where, when and how it
+//! is signed. These modules hold no state and touch no database; the dispatcher and
+//! workers that drive them belong in modules of their own beside them.
+//!
+//! - [`signing`]: Standard Webhooks 1.0 secrets and signatures (Svix-compatible).
+//! - [`backoff`]: when a failed delivery is tried again, and when it is given up.
+//! - [`target`]: the guard against deliveries aimed at private networks (SSRF), and the
+//!   HTTP client that enforces it on the address actually connected to.
+//! - [`message`]: how an alert reads in Slack, Discord, Telegram and email.
+
+pub mod backoff;
+pub mod message;
+pub mod signing;
+pub mod target;
