@@ -82,16 +82,10 @@ impl Caller {
     /// [`crate::AppState::now`]): `(not before, not after)`. Rounded to the minute, so
     /// that repeated listings share cached totals.
     pub fn visibility(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        let limits = self.limits();
         let now = now
             .duration_trunc(chrono::Duration::minutes(1))
             .unwrap_or(now);
-        let until = (!limits.delay.is_zero())
-            .then(|| now - chrono::Duration::from_std(limits.delay).unwrap_or_default());
-        let from = limits
-            .history
-            .map(|h| now - chrono::Duration::from_std(h).unwrap_or_default());
-        (from, until)
+        self.limits().visible_window(now)
     }
 
     pub fn can_see(&self, occurred_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {

@@ -11,6 +11,7 @@
 //!   of a claim obeys (no control characters, those limits, web URLs only).
 
 pub mod account;
+pub mod alert_filter;
 pub mod attack;
 pub mod canonical;
 pub mod chain;

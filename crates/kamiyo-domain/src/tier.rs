@@ -95,6 +95,44 @@ impl Tier {
 }
 
 /// Callers without a key: the free tier's view, fewer requests.
+impl TierLimits {
+    /// The occurred-at bounds of what this tier sees at `now`: `(not before, not
+    /// after)`. The one visibility rule, for the API, the exports and the alerts.
+    pub fn visible_window(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let ago = |d: Duration| {
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+        };
+        let until = (!self.delay.is_zero()).then(|| ago(self.delay));
+        let from = self.history.map(ago);
+        (from, until)
+    }
+
+    /// When an incident that occurred at `occurred_at` is first visible to this tier, no
+    /// earlier than `now`; `None` when it never will be (older than the history window
+    /// by the time its delay has passed).
+    pub fn visible_from(
+        &self,
+        occurred_at: chrono::DateTime<chrono::Utc>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let delay = chrono::Duration::from_std(self.delay).ok()?;
+        let at = (occurred_at + delay).max(now);
+        let (from, until) = self.visible_window(at);
+        let visible =
+            from.is_none_or(|f| occurred_at >= f) && until.is_none_or(|u| occurred_at <= u);
+        visible.then_some(at)
+    }
+}
+
 pub fn anonymous_limits() -> TierLimits {
     TierLimits {
         per_minute: 10,
@@ -127,6 +165,35 @@ mod optional_seconds {
 
 #[cfg(test)]
 mod tests {
+    use chrono::{TimeZone, Utc};
+
+    #[test]
+    fn an_incident_becomes_visible_to_a_delayed_tier_once_its_delay_has_passed() {
+        let free = Tier::Free.limits();
+        let now = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
+        let an_hour_ago = now - chrono::Duration::hours(1);
+        assert_eq!(
+            free.visible_from(an_hour_ago, now),
+            Some(an_hour_ago + chrono::Duration::hours(24))
+        );
+        let two_days_ago = now - chrono::Duration::days(2);
+        assert_eq!(
+            free.visible_from(two_days_ago, now),
+            Some(now),
+            "already visible"
+        );
+        let a_month_ago = now - chrono::Duration::days(30);
+        assert_eq!(
+            free.visible_from(a_month_ago, now),
+            None,
+            "outside its history"
+        );
+        assert_eq!(Tier::Pro.limits().visible_from(a_month_ago, now), Some(now));
+        let (from, until) = free.visible_window(now);
+        assert_eq!(until, Some(now - chrono::Duration::hours(24)));
+        assert_eq!(from, Some(now - chrono::Duration::days(7)));
+    }
+
     use super::*;
 
     #[test]

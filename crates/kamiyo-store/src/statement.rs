@@ -45,7 +45,9 @@ pub(crate) enum Param {
     Int(i64),
     OptInt(Option<i64>),
     Bool(bool),
+    OptBool(Option<bool>),
     Time(DateTime<Utc>),
+    OptTime(Option<DateTime<Utc>>),
 }
 
 impl Param {
@@ -56,7 +58,9 @@ impl Param {
             Param::Int(value) => value,
             Param::OptInt(value) => value,
             Param::Bool(value) => value,
+            Param::OptBool(value) => value,
             Param::Time(value) => value,
+            Param::OptTime(value) => value,
         }
     }
 
@@ -67,7 +71,9 @@ impl Param {
             Param::Int(value) => Value::Integer(value),
             Param::OptInt(value) => value.map_or(Value::Null, Value::Integer),
             Param::Bool(value) => Value::Integer(i64::from(value)),
+            Param::OptBool(value) => value.map_or(Value::Null, |v| Value::Integer(i64::from(v))),
             Param::Time(value) => Value::Text(sqlite_time(value)),
+            Param::OptTime(value) => value.map_or(Value::Null, |v| Value::Text(sqlite_time(v))),
         }
     }
 }
@@ -187,6 +193,43 @@ pub(crate) async fn execute_all(
                     tx.execute(sql, rusqlite::params_from_iter(params))?;
                 }
                 tx.commit()
+            })
+            .await?),
+    }
+}
+
+/// [`execute_all`], then `last` in the same transaction: the rows `last` changed.
+pub(crate) async fn execute_all_counted(
+    pool: &Pool,
+    statements: Vec<(&'static str, Vec<Param>)>,
+    last: (&'static str, Vec<Param>),
+) -> Result<u64, StoreError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            let tx = conn.transaction().await?;
+            for (sql, params) in &statements {
+                let params: Vec<_> = params.iter().map(Param::postgres).collect();
+                tx.execute(sql, &params).await?;
+            }
+            let params: Vec<_> = last.1.iter().map(Param::postgres).collect();
+            let changed = tx.execute(last.0, &params).await?;
+            tx.commit().await?;
+            Ok(changed)
+        }
+        Pool::Sqlite(pool) => Ok(pool
+            .acquire()
+            .await?
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                for (sql, params) in statements {
+                    let params = params.into_iter().map(Param::sqlite);
+                    tx.execute(sql, rusqlite::params_from_iter(params))?;
+                }
+                let params = last.1.into_iter().map(Param::sqlite);
+                let changed = tx.execute(last.0, rusqlite::params_from_iter(params))?;
+                tx.commit()?;
+                Ok(changed as u64)
             })
             .await?),
     }

@@ -37,6 +37,8 @@ pub mod eventually;
 pub mod http;
 pub mod http_fixture;
 pub mod proxy;
+pub mod smtp;
+pub mod webhook;
 
 pub use claim::{claim, ClaimBuilder};
 pub use cluster::PgCluster;
@@ -44,6 +46,8 @@ pub use eventually::eventually;
 pub use http::{Client, Response};
 pub use http_fixture::{FixtureServer, Reply};
 pub use proxy::{FaultMode, FaultProxy};
+pub use smtp::{Mail, SmtpSink};
+pub use webhook::{Answer, Received, WebhookReceiver};
 
 use tokio_postgres::NoTls;
 

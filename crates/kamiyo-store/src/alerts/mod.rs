@@ -2,12 +2,19 @@
 //! transactions that change incidents, see `incidents::events`), subscriptions, and the
 //! deliveries a dispatcher creates from them and workers claim and record.
 
+mod deliveries;
 mod outbox;
+mod subscriptions;
 
 use kamiyo_db::Database;
 
 pub use crate::incidents::events::{EventKind, FieldChange};
+pub use deliveries::{
+    Attempt, AttemptOutcome, AttemptRecord, Delivery, DueDelivery, PlannedDelivery, Subscriber,
+    DELIVERIES_CHANNEL,
+};
 pub use outbox::AlertEvent;
+pub use subscriptions::{NewSubscription, Subscription, SubscriptionPatch, SECRET_OVERLAP};
 
 /// The alert tables of one database.
 #[derive(Clone)]
