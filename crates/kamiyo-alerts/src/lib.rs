@@ -7,8 +7,22 @@
 //! - [`target`]: the guard against deliveries aimed at private networks (SSRF), and the
 //!   HTTP client that enforces it on the address actually connected to.
 //! - [`message`]: how an alert reads in Slack, Discord, Telegram and email.
+//!
+//! Driving them against the store:
+//!
+//! - [`config`]: the `alerts.*` settings.
+//! - [`payload`]: the webhook body and the summary chat messages are written from.
+//! - [`dispatch`]: events matched to subscriptions, on the merged incident and the tier.
+//! - [`send`]: one attempt by channel; [`deliver`]: workers claiming under a lease.
+//! - [`runner`]: the loop in `kamiyo serve` (LISTEN/NOTIFY with a polling fallback).
 
 pub mod backoff;
+pub mod config;
+pub mod deliver;
+pub mod dispatch;
 pub mod message;
+pub mod payload;
+pub mod runner;
+pub mod send;
 pub mod signing;
 pub mod target;

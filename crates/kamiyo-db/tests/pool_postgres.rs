@@ -240,6 +240,36 @@ async fn a_maintenance_session_outlasts_the_request_timeouts_and_is_never_reused
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_hears_committed_notifications_and_ends_when_its_session_is_killed() {
+    let test_db = TestDatabase::create().await;
+    let (_database, pool) = pg_database(&test_db, DbConfig::default()).await;
+    assert!(pool.listen(&["bad channel"]).await.is_err());
+    let mut listener = pool.listen(&["kamiyo_test"]).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let tx = conn.transaction().await.unwrap();
+    tx.execute("SELECT pg_notify('kamiyo_test', '')", &[])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    conn.execute("SELECT pg_notify('kamiyo_test', '')", &[])
+        .await
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(10), listener.next())
+        .await
+        .unwrap();
+    assert_eq!(heard.as_deref(), Some("kamiyo_test"));
+
+    let pid = listener.backend_pid().await.unwrap();
+    conn.execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), listener.next())
+        .await
+        .unwrap();
+    assert_eq!(ended, None, "only the committed notification, then the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_server_fails_fast_with_unavailable() {
     // Port 1 on loopback: nothing listens, the connection is refused at once.
     let database = Database::open(DbConfig::for_url("postgres://kamiyo:pw@127.0.0.1:1/none"))

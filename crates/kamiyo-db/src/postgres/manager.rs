@@ -107,10 +107,31 @@ impl PgManager {
     /// Opens one session outside any pool (the migration runner needs its own, so that
     /// closing it releases its advisory lock whatever happened).
     pub(crate) async fn connect(&self) -> Result<Client, DbError> {
+        let (client, connection) = self.connect_raw().await?;
+        let pool = self.pool_name.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(pool = %pool, %error, "postgres session ended with an error");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A session whose connection the caller drives (a listener reads its
+    /// notifications from it).
+    pub(crate) async fn connect_raw(
+        &self,
+    ) -> Result<
+        (
+            Client,
+            tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+        ),
+        DbError,
+    > {
         // tokio-postgres's own connect timeout covers the TCP handshake only; this one
         // also covers a server that accepts and then never answers the start-up.
         let connecting = self.pg_config.connect(NoTls);
-        let (client, connection) = tokio::time::timeout(self.connect_timeout, connecting)
+        tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| DbError::Unavailable {
                 pool: self.pool_name.clone(),
@@ -120,14 +141,7 @@ impl PgManager {
                 ),
                 source: None,
             })?
-            .map_err(|e| DbError::from_postgres(&self.pool_name, e))?;
-        let pool = self.pool_name.clone();
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(pool = %pool, %error, "postgres session ended with an error");
-            }
-        });
-        Ok(client)
+            .map_err(|e| DbError::from_postgres(&self.pool_name, e))
     }
 
     fn reject(&self, reason: CloseReason, message: &'static str) -> RecycleError<DbError> {

@@ -3,6 +3,7 @@
 //! acquisition, release and statement recorded by the pool's monitor.
 
 mod cancel;
+mod listen;
 mod manager;
 mod queries;
 mod server_wait;
@@ -16,6 +17,7 @@ use deadpool::managed::{Object, Pool};
 use tokio_postgres::Client;
 
 pub use cancel::CLIENT_DEADLINE_GRACE;
+pub use listen::Listener;
 use manager::PgManager;
 pub use manager::PgSession;
 pub use queries::PgTransaction;

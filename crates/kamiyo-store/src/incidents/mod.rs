@@ -281,6 +281,12 @@ impl IncidentStore {
         self.aliases.current(&self.db).await.map(|_| ())
     }
 
+    /// The alias table as it is now (shipped and operators'), for matching names the
+    /// way the store does (alert filters).
+    pub async fn alias_table(&self) -> Result<Arc<kamiyo_domain::Aliases>, StoreError> {
+        self.aliases.current(&self.db).await
+    }
+
     /// The lock key of a protocol key (`kamiyo_domain::Aliases::lock_key`): claims of
     /// different lock keys never decide each other, so importers split their streams
     /// along them.

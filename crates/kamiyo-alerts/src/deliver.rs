@@ -1,0 +1,112 @@
+//! Workers: claim due deliveries under a lease, send each (outside any transaction),
+//! record the attempt and schedule the next one.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kamiyo_store::alerts::{AttemptOutcome, AttemptRecord, DueDelivery};
+use kamiyo_store::{AlertStore, StoreError};
+
+use crate::config::AlertsConfig;
+use crate::send::{send, Sent};
+
+/// Sends what is due.
+#[derive(Clone)]
+pub struct Deliverer {
+    pub alerts: AlertStore,
+    pub client: reqwest::Client,
+    pub config: Arc<AlertsConfig>,
+    pub clock: kamiyo_db::Clock,
+}
+
+impl Deliverer {
+    /// Claims up to one batch of deliveries due at `now` and makes one attempt at each,
+    /// `alerts.concurrency` at a time; how many it attempted.
+    pub async fn deliver_once(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let due = self
+            .alerts
+            .claim_due(now, self.config.lease, self.config.batch_size)
+            .await?;
+        let count = due.len();
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
+        let mut running = tokio::task::JoinSet::new();
+        for delivery in due {
+            let worker = self.clone();
+            let permits = Arc::clone(&permits);
+            running.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                worker.attempt(delivery).await
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "an attempt's outcome could not be recorded; its lease hands it on")
+                }
+                Err(error) => tracing::error!(%error, "a delivery task failed"),
+            }
+        }
+        Ok(count)
+    }
+
+    async fn attempt(&self, delivery: DueDelivery) -> Result<(), StoreError> {
+        let attempted_at = self.clock.now_utc();
+        let sent = send(&self.client, &self.config, &delivery, attempted_at).await;
+        let outcome = self.outcome(&delivery, &sent, attempted_at);
+        tracing::debug!(
+            delivery = delivery.id,
+            subscription = delivery.subscription_id,
+            status = sent.status,
+            ?outcome,
+            "delivery attempted"
+        );
+        let record = AttemptRecord {
+            attempted_at,
+            duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),
+            status_code: sent.status.map(i32::from),
+            error: sent.error,
+            response_body: sent.body,
+            outcome,
+        };
+        let disable_after =
+            chrono::Duration::from_std(self.config.disable_after).unwrap_or(chrono::Duration::MAX);
+        if !self
+            .alerts
+            .record_attempt(&delivery, &record, disable_after)
+            .await?
+        {
+            tracing::warn!(
+                delivery = delivery.id,
+                "the lease ran out during the attempt: another worker may send it again"
+            );
+        }
+        Ok(())
+    }
+
+    fn outcome(&self, delivery: &DueDelivery, sent: &Sent, now: DateTime<Utc>) -> AttemptOutcome {
+        if sent.delivered() {
+            return AttemptOutcome::Delivered;
+        }
+        if sent.status == Some(410) {
+            return AttemptOutcome::Gone;
+        }
+        if sent.permanent {
+            return AttemptOutcome::GaveUp;
+        }
+        let attempts = u32::try_from(delivery.attempts)
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
+        let first = delivery.first_attempt_at.unwrap_or(now);
+        match self.config.retry().next_attempt(
+            attempts,
+            first,
+            now,
+            sent.retry_after,
+            &mut rand::rng(),
+        ) {
+            Some(at) => AttemptOutcome::Retry(at),
+            None => AttemptOutcome::GaveUp,
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! The dispatcher: matches each new event against the subscriptions, on the merged
+//! incident as it is now, and records its deliveries (not before the subscriber's tier
+//! may see the incident) with the body they all send.
+
+use chrono::{DateTime, Utc};
+use kamiyo_domain::alert_filter::{AlertFacts, AlertFilter};
+use kamiyo_store::alerts::{PlannedDelivery, Subscriber};
+use kamiyo_store::{AlertStore, Incident, IncidentStore, StoreError};
+
+/// Matches events to subscriptions.
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub alerts: AlertStore,
+    pub incidents: IncidentStore,
+    pub batch_size: i64,
+}
+
+impl Dispatcher {
+    /// Dispatches up to one batch of pending events; how many it recorded.
+    pub async fn dispatch_once(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let events = self.alerts.pending_events(self.batch_size).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let subscribers: Vec<(Subscriber, AlertFilter)> = self
+            .alerts
+            .subscribers()
+            .await?
+            .into_iter()
+            .filter_map(|s| match AlertFilter::from_input(&s.filter) {
+                Ok(filter) => Some((s, filter)),
+                Err(error) => {
+                    tracing::warn!(subscription = s.subscription_id, %error, "a stored filter no longer reads; the subscription gets nothing");
+                    None
+                }
+            })
+            .collect();
+        let aliases = self.incidents.alias_table().await?;
+        let mut recorded = 0;
+        for event in &events {
+            let incident = self.incident(event.exploit_id).await?;
+            let body = crate::payload::body(event, incident.as_ref());
+            let planned: Vec<PlannedDelivery> = match &incident {
+                None => Vec::new(),
+                Some(incident) => {
+                    let chains: Vec<String> = incident
+                        .chains
+                        .iter()
+                        .map(|c| c.slug().to_owned())
+                        .collect();
+                    let facts = AlertFacts {
+                        protocol: &incident.protocol,
+                        chains: &chains,
+                        attack_type: incident.attack_type,
+                        status: incident.status,
+                        loss_usd: incident.loss_usd,
+                        independent_sources: usize::try_from(incident.sources_count)
+                            .unwrap_or_default(),
+                    };
+                    subscribers
+                        .iter()
+                        .filter(|(s, filter)| {
+                            s.events.contains(&event.kind) && filter.matches(&facts, &aliases)
+                        })
+                        .filter_map(|(s, _)| {
+                            // The one visibility rule: never earlier than the tier may
+                            // see the incident in the API; never when it never may.
+                            s.tier.limits().visible_from(incident.occurred_at, now).map(
+                                |not_before| PlannedDelivery {
+                                    subscription_id: s.subscription_id,
+                                    not_before,
+                                },
+                            )
+                        })
+                        .collect()
+                }
+            };
+            if self
+                .alerts
+                .record_dispatch(event.id, &body, &planned, now)
+                .await?
+            {
+                recorded += 1;
+            }
+        }
+        Ok(recorded)
+    }
+
+    /// The incident as it is now, following a merge that retired it.
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        if let Some(found) = self.incidents.get_fresh(id).await? {
+            return Ok(Some(found));
+        }
+        match self.incidents.redirect(id).await? {
+            Some(survivor) => self.incidents.get_fresh(survivor).await,
+            None => Ok(None),
+        }
+    }
+}
