@@ -10,13 +10,14 @@
 //!
 //! Driving them against the store:
 //!
-//! - [`config`]: the `alerts.*` settings.
+//! - [`config`]: the `alerts.*` settings; [`channel`]: a channel checked before it is stored.
 //! - [`payload`]: the webhook body and the summary chat messages are written from.
 //! - [`dispatch`]: events matched to subscriptions, on the merged incident and the tier.
 //! - [`send`]: one attempt by channel; [`deliver`]: workers claiming under a lease.
 //! - [`runner`]: the loop in `kamiyo serve` (LISTEN/NOTIFY with a polling fallback).
 
 pub mod backoff;
+pub mod channel;
 pub mod config;
 pub mod deliver;
 pub mod dispatch;

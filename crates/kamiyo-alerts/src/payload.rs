@@ -52,7 +52,13 @@ pub fn summary(body: &Value, public_url: Option<&str>) -> AlertSummary {
     AlertSummary {
         event: body["type"].as_str().unwrap_or_default().to_owned(),
         incident_id: id,
-        protocol: text(&incident["protocol"]).unwrap_or_else(|| "(deleted incident)".into()),
+        protocol: text(&incident["protocol"]).unwrap_or_else(|| {
+            if body["type"] == "test" {
+                "Test alert from Kamiyo".into()
+            } else {
+                "(deleted incident)".into()
+            }
+        }),
         chains: incident["chains"]
             .as_array()
             .map(|c| c.iter().filter_map(&text).collect())

@@ -120,6 +120,40 @@ pub async fn send(
     }
 }
 
+/// Sends a `test` event to `subscription` now, signed with `secrets` like any delivery,
+/// outside the delivery log (`POST /api/subscriptions/{id}/test`). `Err`: the HTTP
+/// client could not be built from the settings.
+pub async fn send_test(
+    config: &AlertsConfig,
+    subscription: &kamiyo_store::alerts::Subscription,
+    secrets: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<Sent, String> {
+    let client = crate::target::http_client(&config.client()).map_err(|e| e.to_string())?;
+    let delivery = DueDelivery {
+        id: 0,
+        leased_until: now,
+        attempts: 0,
+        first_attempt_at: None,
+        message_id: format!("msg_test_{}_{}", subscription.id, now.timestamp_millis()),
+        event_id: 0,
+        kind: kamiyo_store::alerts::EventKind::Created,
+        payload: serde_json::json!({
+            "type": "test",
+            "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": {
+                "subscription_id": subscription.id,
+                "message": "A test alert from Kamiyo: this subscription's deliveries reach you.",
+            },
+        }),
+        subscription_id: subscription.id,
+        channel: subscription.channel.clone(),
+        target: subscription.target.clone(),
+        secrets,
+    };
+    Ok(send(&client, config, &delivery, now).await)
+}
+
 /// A Standard Webhooks request: `webhook-id` (the same for every attempt),
 /// `webhook-timestamp` (this attempt's) and `webhook-signature` (one `v1,` entry per
 /// secret that signs now: two while a rotated-out one still does).

@@ -23,6 +23,7 @@ mod query_schema;
 mod ratelimit;
 mod serve;
 mod stats;
+mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -90,6 +91,10 @@ pub struct Services {
     pub started_at: chrono::DateTime<chrono::Utc>,
     /// This instance's fetches, for `/metrics` (its scheduler writes them).
     pub source_metrics: Arc<kamiyo_store::sources::SourceMetrics>,
+    /// Alert subscriptions and their deliveries.
+    pub alerts: kamiyo_store::AlertStore,
+    /// `alerts.*`: the address guard and delivery settings a test send uses.
+    pub alerts_config: Arc<kamiyo_alerts::config::AlertsConfig>,
 }
 
 impl AppState {
@@ -111,6 +116,21 @@ impl AppState {
         server: ServerConfig,
         schedule: Vec<kamiyo_store::sources::SourceSchedule>,
     ) -> Self {
+        Self::build(
+            db,
+            server,
+            schedule,
+            kamiyo_alerts::config::AlertsConfig::default(),
+        )
+    }
+
+    /// [`AppState::with_sources`] with the `alerts.*` settings.
+    pub fn build(
+        db: Database,
+        server: ServerConfig,
+        schedule: Vec<kamiyo_store::sources::SourceSchedule>,
+        alerts: kamiyo_alerts::config::AlertsConfig,
+    ) -> Self {
         let clock = db.clock().clone();
         let clock_now = clock.now_utc();
         if clock.is_manual() {
@@ -121,6 +141,7 @@ impl AppState {
             server.total_cache_ttl,
             server.total_cache_max_entries,
         );
+        let alert_store = kamiyo_store::AlertStore::new(db.clone());
         AppState(Arc::new(Services {
             pages: Arc::new(PageCache::new(
                 server.page_cache_ttl,
@@ -155,6 +176,8 @@ impl AppState {
             started_at: clock_now,
             schedule,
             source_metrics: Arc::default(),
+            alerts: alert_store,
+            alerts_config: Arc::new(alerts),
         }))
     }
 }
@@ -235,6 +258,29 @@ fn api_routes() -> Routes {
     .route("/api/chains", get(stats::chains))
     .route("/api/sources", get(stats::sources))
     .route("/api/me", get(me::me))
+    .route(
+        "/api/subscriptions",
+        get(subscriptions::list).post(subscriptions::create),
+    )
+    .route(
+        "/api/subscriptions/{id}",
+        get(subscriptions::get)
+            .patch(subscriptions::update)
+            .delete(subscriptions::delete),
+    )
+    .route(
+        "/api/subscriptions/{id}/rotate-secret",
+        post(subscriptions::rotate_secret),
+    )
+    .route("/api/subscriptions/{id}/test", post(subscriptions::test))
+    .route(
+        "/api/subscriptions/{id}/deliveries",
+        get(subscriptions::deliveries),
+    )
+    .route(
+        "/api/subscriptions/{id}/replay",
+        post(subscriptions::replay),
+    )
     .route("/api/openapi.json", get(openapi::document))
 }
 

@@ -45,6 +45,7 @@ impl Access {
                 Access::Admin
             }
             (_, "/api/me") => Access::Key,
+            (_, p) if p.starts_with("/api/subscriptions") => Access::Key,
             _ => Access::Public,
         }
     }
@@ -93,6 +94,15 @@ impl Access {
         crate::metrics::queries,
         crate::metrics::prometheus,
         crate::me::me,
+        crate::subscriptions::create,
+        crate::subscriptions::list,
+        crate::subscriptions::get,
+        crate::subscriptions::update,
+        crate::subscriptions::delete,
+        crate::subscriptions::rotate_secret,
+        crate::subscriptions::test,
+        crate::subscriptions::deliveries,
+        crate::subscriptions::replay,
     ),
     components(schemas(
         crate::error::ErrorEnvelope,

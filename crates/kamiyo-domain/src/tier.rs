@@ -30,6 +30,8 @@ pub struct TierLimits {
     #[serde(with = "optional_seconds")]
     #[schema(value_type = Option<u64>)]
     pub history: Option<Duration>,
+    /// Alert subscriptions a user of the tier may hold.
+    pub subscriptions: u32,
 }
 
 const HOUR: u64 = 3600;
@@ -68,6 +70,7 @@ impl Tier {
                 per_day: 2_000,
                 delay: Duration::from_secs(DAY),
                 history: Some(Duration::from_secs(7 * DAY)),
+                subscriptions: 1,
             },
             Tier::Pro => TierLimits {
                 per_minute: 300,
@@ -75,6 +78,7 @@ impl Tier {
                 per_day: 100_000,
                 delay: Duration::ZERO,
                 history: None,
+                subscriptions: 10,
             },
             Tier::Team => TierLimits {
                 per_minute: 1_000,
@@ -82,6 +86,7 @@ impl Tier {
                 per_day: 500_000,
                 delay: Duration::ZERO,
                 history: None,
+                subscriptions: 50,
             },
             Tier::Enterprise => TierLimits {
                 per_minute: 3_000,
@@ -89,12 +94,12 @@ impl Tier {
                 per_day: 2_000_000,
                 delay: Duration::ZERO,
                 history: None,
+                subscriptions: 200,
             },
         }
     }
 }
 
-/// Callers without a key: the free tier's view, fewer requests.
 impl TierLimits {
     /// The occurred-at bounds of what this tier sees at `now`: `(not before, not
     /// after)`. The one visibility rule, for the API, the exports and the alerts.
@@ -133,11 +138,13 @@ impl TierLimits {
     }
 }
 
+/// Callers without a key: the free tier's view, fewer requests, no alerts.
 pub fn anonymous_limits() -> TierLimits {
     TierLimits {
         per_minute: 10,
         per_hour: 100,
         per_day: 500,
+        subscriptions: 0,
         ..Tier::Free.limits()
     }
 }

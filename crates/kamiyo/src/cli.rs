@@ -105,6 +105,11 @@ pub enum Command {
         #[command(subcommand)]
         action: IncidentAction,
     },
+    /// Alert subscriptions and their deliveries (docs/ALERTS.md), for operators.
+    Alert {
+        #[command(subcommand)]
+        action: AlertAction,
+    },
     /// Protocols' names.
     Protocol {
         #[command(subcommand)]
@@ -397,5 +402,68 @@ pub enum PaymentAction {
         provider: String,
         #[arg(long)]
         reference: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertAction {
+    /// List subscriptions (every user's, or one user's).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Subscribe a user; a webhook's signing secret is printed once.
+    Create {
+        /// The user (email or id) the subscription belongs to.
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        /// The channel as JSON, as the API takes it: `{"kind": "webhook", "url": "..."}`,
+        /// `{"kind": "telegram", "chat_id": "...", "bot_token": "..."}`, ...
+        #[arg(long)]
+        channel: String,
+        /// The filter as JSON (`{"chains": ["ethereum"], "min_loss_usd": "1000000"}`).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Events, comma-separated (default: all three).
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+    },
+    /// One subscription's deliveries and their attempts, newest first.
+    Deliveries {
+        id: i64,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn a subscription on (clearing why it was disabled) or off.
+    Enable {
+        id: i64,
+    },
+    Disable {
+        id: i64,
+    },
+    /// Delete a subscription with its deliveries.
+    Delete {
+        id: i64,
+    },
+    /// A new webhook signing secret (printed once); the old one signs for 24 h more.
+    RotateSecret {
+        id: i64,
+    },
+    /// Send a test event now and print what the receiver answered.
+    Test {
+        id: i64,
+    },
+    /// Send the deliveries of events written since a time again.
+    Replay {
+        id: i64,
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
     },
 }

@@ -49,7 +49,16 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
         .map(kamiyo_ingest::sources::Source::schedule)
         .collect();
     let fetch_log_keep = settings.server.source_fetch_retention;
-    let state = AppState::with_sources(database.clone(), settings.server, schedule);
+    let alerts = settings.alerts.clone();
+    let state = AppState::build(database.clone(), settings.server, schedule, alerts.clone());
+    let alert_service = if alerts.enabled {
+        let service = kamiyo_alerts::runner::AlertService::new(&database, alerts)
+            .context("cannot build the alert sender")?;
+        Some(service.spawn())
+    } else {
+        tracing::info!("alert delivery is off (alerts.enabled = false)");
+        None
+    };
     let fetchers = if fetch {
         let scheduler = kamiyo_ingest::scheduler::Scheduler {
             incidents: kamiyo_store::IncidentStore::new(database.clone()),
@@ -112,6 +121,11 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     // to another instance.
     for fetcher in &fetchers {
         fetcher.abort();
+    }
+    // A delivery cut off here keeps its lease; when it runs out, any instance sends it
+    // again with the same webhook-id (at least once).
+    if let Some(alert_service) = &alert_service {
+        alert_service.abort();
     }
     if let Some(metrics_server) = metrics_server {
         metrics_server

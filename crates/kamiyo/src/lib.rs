@@ -2,6 +2,7 @@
 //! `anyhow`; everything below it returns typed errors.
 
 mod accounts;
+mod alerts;
 pub mod cli;
 mod commands;
 mod copy;
@@ -51,6 +52,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Incidents { action } => return incidents::incidents(settings, action).await,
         Command::Incident { action } => return incidents::incident(settings, action).await,
         Command::Protocol { action } => return incidents::protocol(settings, action).await,
+        Command::Alert { action } => alerts::alert(settings, action).await?,
         Command::Import {
             file,
             format,

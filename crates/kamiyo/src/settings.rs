@@ -1,6 +1,7 @@
 //! Configuration layers, later ones winning: built-in defaults, the TOML file given with
 //! `--config`, environment variables (`DATABASE_URL`, then `KAMIYO_DATABASE_*`,
-//! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`, `KAMIYO_SOURCES_*`), then command-line flags.
+//! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`, `KAMIYO_SOURCES_*`, `KAMIYO_ALERTS_*`), then
+//! command-line flags.
 
 use std::path::Path;
 
@@ -20,6 +21,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The sources `kamiyo serve` fetches and `kamiyo source fetch` can fetch.
     pub sources: kamiyo_ingest::sources::SourcesConfig,
+    /// Alert dispatch and delivery in `kamiyo serve` (docs/ALERTS.md).
+    pub alerts: kamiyo_alerts::config::AlertsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +72,7 @@ const SETTING_PREFIXES: &[&str] = &[
     "KAMIYO_SERVER_",
     "KAMIYO_LOG_",
     "KAMIYO_SOURCES_",
+    "KAMIYO_ALERTS_",
 ];
 
 /// A source's settings, as the last part of a `KAMIYO_SOURCES_<NAME>_<SETTING>` variable
@@ -113,7 +117,7 @@ fn reject_unknown_variables() -> Result<(), SettingsError> {
     unknown.sort();
     match unknown.first() {
         Some(key) => Err(SettingsError::Invalid(format!(
-            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_* and KAMIYO_SOURCES_*"
+            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_*, KAMIYO_SOURCES_* and KAMIYO_ALERTS_*"
         ))),
         None => Ok(()),
     }
@@ -152,7 +156,8 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         }))
         .merge(Env::prefixed("KAMIYO_SERVER_").map(|key| format!("server.{key}").into()))
         .merge(Env::prefixed("KAMIYO_LOG_").map(|key| format!("log.{key}").into()))
-        .merge(Env::prefixed("KAMIYO_SOURCES_").map(|key| source_key(key.as_str()).into()));
+        .merge(Env::prefixed("KAMIYO_SOURCES_").map(|key| source_key(key.as_str()).into()))
+        .merge(Env::prefixed("KAMIYO_ALERTS_").map(|key| format!("alerts.{key}").into()));
     if let Some(url) = &overrides.database_url {
         figment = figment.merge(("database.url", url.as_str()));
     }
@@ -173,6 +178,7 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         .validate()
         .map_err(|e| SettingsError::Invalid(e.to_string()))?;
     settings.server.validate().map_err(SettingsError::Invalid)?;
+    settings.alerts.validate().map_err(SettingsError::Invalid)?;
     settings
         .sources
         .resolve()

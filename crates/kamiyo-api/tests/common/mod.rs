@@ -52,6 +52,7 @@ enum Backend {
 /// How to build a [`TestApp`]: settings, database, and the user whose key requests carry.
 pub struct Builder {
     settings: ServerConfig,
+    alerts: kamiyo_alerts::config::AlertsConfig,
     db_config: DbConfig,
     backend: Backend,
     user: Option<(Tier, Role)>,
@@ -61,6 +62,7 @@ impl TestApp {
     pub fn builder() -> Builder {
         Builder {
             settings: ServerConfig::default(),
+            alerts: kamiyo_alerts::config::AlertsConfig::default(),
             db_config: DbConfig::default(),
             backend: Backend::Postgres,
             user: None,
@@ -131,6 +133,12 @@ impl TestApp {
 }
 
 impl Builder {
+    /// The `alerts.*` settings (default: the shipped ones).
+    pub fn alerts(mut self, alerts: kamiyo_alerts::config::AlertsConfig) -> Self {
+        self.alerts = alerts;
+        self
+    }
+
     /// The server's settings (`ServerConfig { .., ..ServerConfig::default() }`).
     pub fn settings(mut self, settings: ServerConfig) -> Self {
         self.settings = settings;
@@ -202,7 +210,7 @@ impl Builder {
             }
             Backend::Given(db) => (db, None, None),
         };
-        let state = AppState::new(db.clone(), self.settings);
+        let state = AppState::build(db.clone(), self.settings, Vec::new(), self.alerts);
         let mut app = TestApp {
             client: Client::new(router(state.clone())),
             state,
