@@ -16,7 +16,9 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// Dispatches up to one batch of pending events; how many it recorded.
+    /// Dispatches up to one batch of pending events; how many it read (another
+    /// instance may have recorded some of them first: a batch read in full means more
+    /// may be waiting).
     pub async fn dispatch_once(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let events = self.alerts.pending_events(self.batch_size).await?;
         if events.is_empty() {
@@ -36,7 +38,6 @@ impl Dispatcher {
             })
             .collect();
         let aliases = self.incidents.alias_table().await?;
-        let mut recorded = 0;
         for event in &events {
             let incident = self.incident(event.exploit_id).await?;
             let body = crate::payload::body(event, incident.as_ref());
@@ -75,15 +76,11 @@ impl Dispatcher {
                         .collect()
                 }
             };
-            if self
-                .alerts
+            self.alerts
                 .record_dispatch(event.id, &body, &planned, now)
-                .await?
-            {
-                recorded += 1;
-            }
+                .await?;
         }
-        Ok(recorded)
+        Ok(events.len())
     }
 
     /// The incident as it is now, following a merge that retired it.

@@ -368,3 +368,63 @@ async fn four_instances_share_the_work_without_sending_an_attempt_twice() {
         );
     }
 }
+
+/// Transactions committed in the test's database so far (as last flushed by each
+/// backend, at most a second behind).
+async fn commits(pg: &TestDatabase) -> i64 {
+    pg.client()
+        .await
+        .query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_leased_elsewhere_does_not_make_the_service_spin() {
+    let s = setup().await;
+    let receiver = WebhookReceiver::start().await;
+    s.subscribe_pro(0, &receiver.url("/hook")).await;
+    s.incidents
+        .ingest(&claim("Euler Finance").source("rekt").build())
+        .await
+        .unwrap();
+    // Another instance dispatched the event and claimed its delivery, then went
+    // silent (crashed, or waits on a slow receiver): the lease is its own for 60 s.
+    let other = AlertService::new(&open(&s.pg).await, config()).unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(other.dispatcher.dispatch_once(now).await.unwrap(), 1);
+    let claimed = other
+        .deliverer
+        .alerts
+        .claim_due(now, Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    let service = AlertService::new(
+        &s.db,
+        AlertsConfig {
+            poll_interval: Duration::from_secs(60),
+            ..config()
+        },
+    )
+    .unwrap()
+    .spawn();
+    s.until_listening().await;
+    // A rate, over a window: nothing announces that a loop is idle.
+    let before = commits(&s.pg).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = commits(&s.pg).await - before;
+    // Nothing can be done until the lease runs out in a minute: a waiting service
+    // commits nothing (a few for pool checks and this test's own reads).
+    assert!(
+        during < 50,
+        "{during} transactions in 3 s: the service polls in a loop"
+    );
+    assert!(receiver.requests().is_empty());
+    stop(service).await;
+}

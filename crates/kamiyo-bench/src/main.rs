@@ -22,6 +22,10 @@
 //! incidents copied onto PostgreSQL R times, each time into an empty target (a scratch
 //! database it creates and drops, or a given empty one), with the median.
 //!
+//! `kamiyo-bench alerts [--json] [--quick]` measures alert delivery (`alerts`): latency
+//! from an ingest's commit to a loopback receiver, with NOTIFY and polling, at 1 and 100
+//! events/s; deliveries per second to 100 subscriptions and statements per delivery.
+//!
 //! `kamiyo-bench dedup [--data DIR] [--labels FILE] [--json]` scores merge quality on the
 //! real files (`dedup`): recall over hand-judged pairs, and look-alike pairs merged.
 //!
@@ -32,6 +36,7 @@
 //! for a profiler.
 //! BENCHMARKS.md (sections 3 and 5) has the method and the figures.
 
+mod alerts;
 mod copy;
 mod dedup;
 mod fetch;
@@ -141,6 +146,17 @@ enum Command {
         /// Print one JSON object instead of lines for people.
         #[arg(long)]
         json: bool,
+    },
+    /// Alert delivery to a loopback receiver: latency from commit to delivery (with
+    /// NOTIFY and polling), deliveries per second to 100 subscriptions, statements per
+    /// delivery. PostgreSQL (KAMIYO_TEST_ADMIN_URL or the local server).
+    Alerts {
+        /// Print one JSON object instead of lines for people.
+        #[arg(long)]
+        json: bool,
+        /// Small runs: seconds, for tests.
+        #[arg(long)]
+        quick: bool,
     },
     /// Measure the monitor alone (no database): recording costs and the statement bound.
     Monitor {
@@ -297,6 +313,30 @@ async fn main() -> anyhow::Result<()> {
             }
             if report.wrongly_merged > 0 {
                 anyhow::bail!("{} look-alike pairs merged", report.wrongly_merged);
+            }
+        }
+        Command::Alerts { json, quick } => {
+            let report = alerts::run(quick).await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for l in &report.latency {
+                    println!(
+                        "latency at {:>3} events/s, {:<7}: p50 {:>8.1} ms, p99 {:>8.1} ms, max {:>8.1} ms ({} events; target p99 <= {})",
+                        l.rate_per_second,
+                        if l.listen { "NOTIFY" } else { "polling" },
+                        l.p50_ms,
+                        l.p99_ms,
+                        l.max_ms,
+                        l.events,
+                        if l.listen { "500 ms" } else { "poll interval (5 s) + 500 ms" }
+                    );
+                }
+                let t = &report.throughput;
+                println!(
+                    "throughput: {} deliveries to {} subscriptions in {:.2} s = {:.0} deliveries/s (target >= 2,000), {:.2} statements per delivery",
+                    t.deliveries, t.subscriptions, t.seconds, t.deliveries_per_second, t.statements_per_delivery
+                );
             }
         }
         Command::Monitor { json, quick } => {

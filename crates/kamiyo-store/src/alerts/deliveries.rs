@@ -129,11 +129,14 @@ const PENDING_EVENTS: Sql = Sql {
              FROM alert_events WHERE dispatched_at IS NULL ORDER BY id LIMIT ?1",
 };
 
+/// A delivery leased by another worker is due for this one when its lease runs out.
 const NEXT_DUE: Sql = Sql {
-    postgres: "SELECT min(d.next_attempt_at) AS due FROM alert_deliveries d \
+    postgres: "SELECT min(GREATEST(d.next_attempt_at, coalesce(d.leased_until, d.next_attempt_at))) AS due \
+               FROM alert_deliveries d \
                JOIN alert_subscriptions s ON s.id = d.subscription_id AND s.enabled \
                WHERE d.status = 'pending'",
-    sqlite: "SELECT min(d.next_attempt_at) AS due FROM alert_deliveries d \
+    sqlite: "SELECT min(max(d.next_attempt_at, coalesce(d.leased_until, d.next_attempt_at))) AS due \
+             FROM alert_deliveries d \
              JOIN alert_subscriptions s ON s.id = d.subscription_id AND s.enabled \
              WHERE d.status = 'pending'",
 };
@@ -357,7 +360,8 @@ impl AlertStore {
         }
     }
 
-    /// When the earliest pending delivery of an enabled subscription is due.
+    /// When the earliest pending delivery of an enabled subscription is due (for one
+    /// leased by a worker: when its lease runs out).
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let pool = self.db().primary();
         statement::query_one(pool, NEXT_DUE.for_pool(pool), Vec::new(), |row| {
