@@ -13,6 +13,9 @@ pub struct Dispatcher {
     pub alerts: AlertStore,
     pub incidents: IncidentStore,
     pub batch_size: i64,
+    /// Events of a batch matched at once: each reads its incident and records its
+    /// deliveries in a few round trips, and one at a time a burst waited on them.
+    pub concurrency: usize,
 }
 
 impl Dispatcher {
@@ -38,7 +41,37 @@ impl Dispatcher {
             })
             .collect();
         let aliases = self.incidents.alias_table().await?;
-        for event in &events {
+        let subscribers = std::sync::Arc::new(subscribers);
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        let read = events.len();
+        let mut running = tokio::task::JoinSet::new();
+        for event in events {
+            let (this, subscribers, aliases, permits) = (
+                self.clone(),
+                std::sync::Arc::clone(&subscribers),
+                std::sync::Arc::clone(&aliases),
+                std::sync::Arc::clone(&permits),
+            );
+            running.spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                this.dispatch_event(&event, &subscribers, &aliases, now)
+                    .await
+            });
+        }
+        while let Some(done) = running.join_next().await {
+            done.map_err(|e| StoreError::Invariant(format!("a dispatch task failed: {e}")))??;
+        }
+        Ok(read)
+    }
+
+    async fn dispatch_event(
+        &self,
+        event: &kamiyo_store::alerts::AlertEvent,
+        subscribers: &[(Subscriber, AlertFilter)],
+        aliases: &kamiyo_domain::Aliases,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        {
             let incident = self.incident(event.exploit_id).await?;
             let body = crate::payload::body(event, incident.as_ref());
             let planned: Vec<PlannedDelivery> = match &incident {
@@ -61,7 +94,7 @@ impl Dispatcher {
                     subscribers
                         .iter()
                         .filter(|(s, filter)| {
-                            s.events.contains(&event.kind) && filter.matches(&facts, &aliases)
+                            s.events.contains(&event.kind) && filter.matches(&facts, aliases)
                         })
                         .filter_map(|(s, _)| {
                             // The one visibility rule: never earlier than the tier may
@@ -80,7 +113,7 @@ impl Dispatcher {
                 .record_dispatch(event.id, &body, &planned, now)
                 .await?;
         }
-        Ok(events.len())
+        Ok(())
     }
 
     /// The incident as it is now, following a merge that retired it.

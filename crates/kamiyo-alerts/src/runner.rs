@@ -44,6 +44,7 @@ impl AlertService {
                 alerts: alerts.clone(),
                 incidents: IncidentStore::new(db.clone()),
                 batch_size: config.batch_size,
+                concurrency: config.concurrency,
             },
             deliverer: Deliverer {
                 alerts,
