@@ -59,6 +59,68 @@ pub struct AlertsConfig {
     pub telegram_api_url: String,
     /// The service's public base URL, for links in chat and email alerts.
     pub public_url: Option<String>,
+    /// The mail server email alerts go through; without `alerts.smtp.host` the email
+    /// channel is refused.
+    pub smtp: SmtpConfig,
+}
+
+/// How the connection to the mail server is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587), required.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same host or network (and tests).
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    /// Never printed (`kamiyo config` shows `***`).
+    pub password: Option<SmtpPassword>,
+    /// The sender address of alerts.
+    pub from: String,
+    /// One message's deadline (connect, send, answer).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: None,
+            port: 587,
+            security: SmtpSecurity::Starttls,
+            username: None,
+            password: None,
+            from: "Kamiyo alerts <alerts@localhost>".into(),
+            timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// A password that serialises as `***` and prints as `SmtpPassword(***)`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SmtpPassword(pub secrecy::SecretString);
+
+impl std::fmt::Debug for SmtpPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SmtpPassword(***)")
+    }
+}
+
+impl Serialize for SmtpPassword {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
 }
 
 impl Default for AlertsConfig {
@@ -82,6 +144,7 @@ impl Default for AlertsConfig {
             response_body_limit: crate::target::DEFAULT_BODY_LIMIT,
             telegram_api_url: DEFAULT_TELEGRAM_API_URL.into(),
             public_url: None,
+            smtp: SmtpConfig::default(),
         }
     }
 }
@@ -117,10 +180,29 @@ impl AlertsConfig {
                     .into(),
             );
         }
+        if self.smtp.host.is_some() {
+            if self.smtp.timeout.is_zero() {
+                return Err("alerts.smtp.timeout must be greater than zero".into());
+            }
+            if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(format!(
+                    "alerts.smtp.from: {:?} is not a mail address",
+                    self.smtp.from
+                ));
+            }
+            if self.smtp.username.is_some() != self.smtp.password.is_some() {
+                return Err("alerts.smtp.username and alerts.smtp.password go together".into());
+            }
+        }
         if self.batch_size < 1 || self.concurrency == 0 {
             return Err("alerts.batch_size and alerts.concurrency must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// Whether the email channel can be delivered.
+    pub fn email_configured(&self) -> bool {
+        self.smtp.host.is_some()
     }
 
     pub fn client(&self) -> crate::target::ClientConfig {

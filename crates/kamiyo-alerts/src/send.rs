@@ -88,6 +88,7 @@ pub async fn send(
                 }
             }
         }
+        "email" => return email(config, delivery, started).await,
         other => Err((
             format!("channel {other:?} is not delivered by this version"),
             true,
@@ -117,6 +118,75 @@ pub async fn send(
                 permanent: false,
             }
         }
+    }
+}
+
+/// One email through `alerts.smtp`. The reply's class stands in the status (250 is a
+/// 2xx: delivered); a permanent refusal (5xx: no such mailbox) is not retried, a
+/// transient one is.
+async fn email(config: &AlertsConfig, delivery: &DueDelivery, started: Instant) -> Sent {
+    use lettre::AsyncTransport;
+    let smtp = &config.smtp;
+    let Some(host) = smtp.host.as_deref() else {
+        return Sent::failed("email is not configured (alerts.smtp.host)", started, true);
+    };
+    let summary = crate::payload::summary(&delivery.payload, config.public_url.as_deref());
+    let (subject, body) = crate::message::email(&summary);
+    let message = match (
+        smtp.from.parse::<lettre::message::Mailbox>(),
+        delivery.target.parse::<lettre::message::Mailbox>(),
+    ) {
+        (Ok(from), Ok(to)) => lettre::Message::builder()
+            .from(from)
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body),
+        _ => {
+            return Sent::failed(
+                "the sender or the recipient is not a mail address",
+                started,
+                true,
+            )
+        }
+    };
+    let message = match message {
+        Ok(message) => message,
+        Err(error) => {
+            return Sent::failed(format!("cannot build the message: {error}"), started, true)
+        }
+    };
+    type Mailer = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+    let builder = match smtp.security {
+        crate::config::SmtpSecurity::None => Ok(Mailer::builder_dangerous(host)),
+        crate::config::SmtpSecurity::Starttls => Mailer::starttls_relay(host),
+        crate::config::SmtpSecurity::Tls => Mailer::relay(host),
+    };
+    let mut builder = match builder {
+        Ok(builder) => builder.port(smtp.port).timeout(Some(smtp.timeout)),
+        Err(error) => return Sent::failed(format!("mail server: {error}"), started, true),
+    };
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        use secrecy::ExposeSecret;
+        builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
+            user.clone(),
+            password.0.expose_secret().to_owned(),
+        ));
+    }
+    match builder.build().send(message).await {
+        Ok(response) => Sent {
+            status: Some(if response.is_positive() { 250 } else { 451 }),
+            body: Some(response.message().collect::<Vec<_>>().join(" ")),
+            error: None,
+            retry_after: None,
+            duration: started.elapsed(),
+            permanent: false,
+        },
+        Err(error) => Sent::failed(
+            format!("mail server: {error}"),
+            started,
+            error.is_permanent(),
+        ),
     }
 }
 

@@ -103,6 +103,7 @@ both!(
     a_delayed_tier_gets_the_alert_when_its_tier_may_see_the_incident,
     a_filter_on_the_merged_incident_decides_who_is_alerted,
     a_private_target_is_refused_unless_allowed,
+    an_email_alert_goes_through_the_mail_server,
 );
 
 async fn a_new_incident_and_a_correction_arrive_signed_with_the_merged_incident(s: Setup) {
@@ -384,4 +385,52 @@ async fn a_private_target_is_refused_unless_allowed(s: Setup) {
         receiver.requests().is_empty(),
         "nothing reached the receiver"
     );
+}
+
+async fn an_email_alert_goes_through_the_mail_server(s: Setup) {
+    let sink = kamiyo_testkit::smtp::SmtpSink::start().await;
+    let user = AccountStore::new(s.db.clone())
+        .create_user("mail@example.com", Tier::Pro, Role::User)
+        .await
+        .unwrap();
+    let subscription = s
+        .alerts
+        .create_subscription(&NewSubscription {
+            user_id: user.id,
+            name: "inbox".into(),
+            channel: "email".into(),
+            target: "secops@example.com".into(),
+            secret: None,
+            filter: AlertFilterInput::default(),
+            events: EventKind::ALL.to_vec(),
+        })
+        .await
+        .unwrap();
+    let service = s.service(AlertsConfig {
+        smtp: kamiyo_alerts::config::SmtpConfig {
+            host: Some("127.0.0.1".into()),
+            port: sink.port(),
+            security: kamiyo_alerts::config::SmtpSecurity::None,
+            from: "Kamiyo <alerts@kamiyo.example>".into(),
+            ..kamiyo_alerts::config::SmtpConfig::default()
+        },
+        ..config()
+    });
+    s.incidents
+        .ingest(
+            &claim("Euler Finance")
+                .source("rekt")
+                .loss_usd("197000000")
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(service.run_once().await.unwrap(), 1);
+    let mail = sink.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(mail[0].to, ["secops@example.com"]);
+    let subject = mail[0].header("subject").unwrap();
+    assert!(subject.contains("Euler Finance"), "{subject}");
+    assert!(mail[0].body().contains("$197"), "{}", mail[0].body());
+    let log = s.alerts.deliveries(subscription.id, 10).await.unwrap();
+    assert_eq!(log[0].status, "succeeded", "{log:#?}");
 }

@@ -209,7 +209,10 @@ pub async fn create(
     let events = events("events", request.events)?;
     let channel = request
         .channel
-        .validate(state.alerts_config.allow_private_targets, false)
+        .validate(
+            state.alerts_config.allow_private_targets,
+            state.alerts_config.email_configured(),
+        )
         .map_err(|e| ApiError::Invalid {
             field: e.field,
             message: e.message,
@@ -305,7 +308,10 @@ pub async fn update(
                 }
             };
             let spec = input
-                .validate(state.alerts_config.allow_private_targets, false)
+                .validate(
+                    state.alerts_config.allow_private_targets,
+                    state.alerts_config.email_configured(),
+                )
                 .map_err(|e| ApiError::Invalid {
                     field: "url".into(),
                     message: e.message,

@@ -84,7 +84,10 @@ async fn run(
             let channel: ChannelInput =
                 serde_json::from_str(&channel).context("--channel is not a channel as JSON")?;
             let spec = channel
-                .validate(settings.alerts.allow_private_targets, false)
+                .validate(
+                    settings.alerts.allow_private_targets,
+                    settings.alerts.email_configured(),
+                )
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.field, e.message))?;
             let filter: AlertFilterInput = match filter {
                 Some(text) => {

@@ -157,7 +157,14 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         .merge(Env::prefixed("KAMIYO_SERVER_").map(|key| format!("server.{key}").into()))
         .merge(Env::prefixed("KAMIYO_LOG_").map(|key| format!("log.{key}").into()))
         .merge(Env::prefixed("KAMIYO_SOURCES_").map(|key| source_key(key.as_str()).into()))
-        .merge(Env::prefixed("KAMIYO_ALERTS_").map(|key| format!("alerts.{key}").into()));
+        .merge(Env::prefixed("KAMIYO_ALERTS_").map(|key| {
+            // KAMIYO_ALERTS_SMTP_HOST -> alerts.smtp.host.
+            let key = key.as_str().to_ascii_lowercase();
+            match key.strip_prefix("smtp_") {
+                Some(rest) => format!("alerts.smtp.{rest}").into(),
+                None => format!("alerts.{key}").into(),
+            }
+        }));
     if let Some(url) = &overrides.database_url {
         figment = figment.merge(("database.url", url.as_str()));
     }
