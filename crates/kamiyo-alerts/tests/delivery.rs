@@ -104,6 +104,7 @@ both!(
     a_filter_on_the_merged_incident_decides_who_is_alerted,
     a_private_target_is_refused_unless_allowed,
     an_email_alert_goes_through_the_mail_server,
+    a_receiver_that_is_down_or_too_slow_gets_the_delivery_again_later,
 );
 
 async fn a_new_incident_and_a_correction_arrive_signed_with_the_merged_incident(s: Setup) {
@@ -434,3 +435,48 @@ async fn an_email_alert_goes_through_the_mail_server(s: Setup) {
     let log = s.alerts.deliveries(subscription.id, 10).await.unwrap();
     assert_eq!(log[0].status, "succeeded", "{log:#?}");
 }
+
+async fn a_receiver_that_is_down_or_too_slow_gets_the_delivery_again_later(s: Setup) {
+    // Down: a port nothing listens on (bound, then closed).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_url = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let (down, _) = s
+        .subscribe(Tier::Pro, &down_url, AlertFilterInput::default())
+        .await;
+    // Slow: answers after longer than an attempt may take.
+    let slow_receiver = WebhookReceiver::start().await;
+    slow_receiver.set_default(Answer::ok().with_delay(Duration::from_secs(5)));
+    let (slow, _) = s
+        .subscribe(Tier::Team, &slow_receiver.url("/slow"), AlertFilterInput::default())
+        .await;
+    let service = s.service(AlertsConfig {
+        timeout: Duration::from_millis(500),
+        lease: Duration::from_secs(2),
+        ..config()
+    });
+    s.incidents
+        .ingest(&claim("Poly Network").source("rekt").build())
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(service.run_once().await.unwrap(), 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the slow receiver is cut off at the attempt's deadline: {:?}",
+        started.elapsed()
+    );
+    for (subscription, expected) in [(down, "could not connect"), (slow, "timed out")] {
+        let log = s.alerts.deliveries(subscription, 10).await.unwrap();
+        assert_eq!(log[0].status, "pending", "{log:#?}");
+        let attempt = &log[0].log[0];
+        assert_eq!(attempt.status_code, None);
+        let error = attempt.error.clone().unwrap();
+        assert!(error.starts_with(expected), "{error}");
+        assert!(attempt.next_attempt_at.is_some(), "a retry is scheduled");
+        let sub = s.alerts.subscription(subscription).await.unwrap().unwrap();
+        assert!(sub.failing_since.is_some() && sub.enabled);
+    }
+    assert_eq!(slow_receiver.requests().len(), 1);
+}
+

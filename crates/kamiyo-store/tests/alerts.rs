@@ -233,7 +233,11 @@ async fn an_event_is_dispatched_once_and_its_deliveries_are_claimed_by_one_worke
             .is_empty(),
         "leased: no other worker gets it"
     );
-    assert_eq!(b.store.next_due().await.unwrap(), Some(at(0)));
+    assert_eq!(
+        b.store.next_due().await.unwrap(),
+        Some(at(1) + chrono::Duration::seconds(60)),
+        "a leased delivery is due for another worker when its lease runs out"
+    );
 
     assert!(b
         .store
