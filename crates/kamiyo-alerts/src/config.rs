@@ -184,6 +184,12 @@ impl AlertsConfig {
             if self.smtp.timeout.is_zero() {
                 return Err("alerts.smtp.timeout must be greater than zero".into());
             }
+            if self.lease <= self.smtp.timeout {
+                return Err(
+                    "alerts.lease must be longer than alerts.smtp.timeout (a message in flight would be claimed twice)"
+                        .into(),
+                );
+            }
             if self.smtp.from.parse::<lettre::message::Mailbox>().is_err() {
                 return Err(format!(
                     "alerts.smtp.from: {:?} is not a mail address",

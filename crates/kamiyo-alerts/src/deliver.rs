@@ -20,13 +20,21 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// Claims up to one batch of deliveries due at `now` and makes one attempt at each,
-    /// `alerts.concurrency` at a time; how many it attempted.
+    /// How many deliveries one round claims: no more than can be in flight at once, so
+    /// that every claimed delivery is sent at once, well within its lease (a claimed row
+    /// waiting for a free slot could outlive its lease and be sent by another instance).
+    pub fn claim_size(&self) -> usize {
+        usize::try_from(self.config.batch_size)
+            .unwrap_or(usize::MAX)
+            .min(self.config.concurrency)
+            .max(1)
+    }
+
+    /// Claims up to [`Deliverer::claim_size`] deliveries due at `now` and makes one
+    /// attempt at each, all at once; how many it attempted.
     pub async fn deliver_once(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let due = self
-            .alerts
-            .claim_due(now, self.config.lease, self.config.batch_size)
-            .await?;
+        let claim = i64::try_from(self.claim_size()).unwrap_or(i64::MAX);
+        let due = self.alerts.claim_due(now, self.config.lease, claim).await?;
         let count = due.len();
         let permits = Arc::new(tokio::sync::Semaphore::new(self.config.concurrency));
         let mut running = tokio::task::JoinSet::new();

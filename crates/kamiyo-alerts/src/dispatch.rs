@@ -58,8 +58,16 @@ impl Dispatcher {
                     .await
             });
         }
+        // One event that cannot be dispatched (its incident unreadable, say) stays
+        // pending and is tried again next round; the others go on.
         while let Some(done) = running.join_next().await {
-            done.map_err(|e| StoreError::Invariant(format!("a dispatch task failed: {e}")))??;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "an event could not be dispatched; trying again next round")
+                }
+                Err(error) => tracing::error!(%error, "a dispatch task failed"),
+            }
         }
         Ok(read)
     }
@@ -121,7 +129,7 @@ impl Dispatcher {
         if let Some(found) = self.incidents.get_fresh(id).await? {
             return Ok(Some(found));
         }
-        match self.incidents.redirect(id).await? {
+        match self.incidents.redirect_fresh(id).await? {
             Some(survivor) => self.incidents.get_fresh(survivor).await,
             None => Ok(None),
         }

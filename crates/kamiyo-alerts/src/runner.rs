@@ -56,15 +56,25 @@ impl AlertService {
         })
     }
 
-    /// Dispatches and delivers until nothing more is due now; how many attempts.
+    /// Dispatches and delivers until nothing more is due now; how many attempts. A
+    /// dispatch that fails does not hold deliveries back.
     pub async fn run_once(&self) -> Result<usize, StoreError> {
         let batch = usize::try_from(self.config.batch_size).unwrap_or(usize::MAX);
-        while self
-            .dispatcher
-            .dispatch_once(self.db.clock().now_utc())
-            .await?
-            >= batch
-        {}
+        loop {
+            match self
+                .dispatcher
+                .dispatch_once(self.db.clock().now_utc())
+                .await
+            {
+                Ok(read) if read >= batch => continue,
+                Ok(_) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "dispatching failed; delivering what is due");
+                    break;
+                }
+            }
+        }
+        let claim = self.deliverer.claim_size();
         let mut attempts = 0;
         loop {
             let made = self
@@ -72,7 +82,7 @@ impl AlertService {
                 .deliver_once(self.db.clock().now_utc())
                 .await?;
             attempts += made;
-            if made < batch {
+            if made < claim {
                 return Ok(attempts);
             }
         }

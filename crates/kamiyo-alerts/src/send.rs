@@ -99,7 +99,10 @@ pub async fn send(
         Err((error, permanent)) => return Sent::failed(error, started, permanent),
     };
     match request.send().await {
-        Err(error) => Sent::failed(describe(&error.without_url()), started, false),
+        Err(error) => {
+            let refused = refused_target(&error);
+            Sent::failed(describe(&error.without_url()), started, refused)
+        }
         Ok(response) => {
             let status = response.status().as_u16();
             let retry_after = response
@@ -173,7 +176,13 @@ async fn email(config: &AlertsConfig, delivery: &DueDelivery, started: Instant) 
             password.0.expose_secret().to_owned(),
         ));
     }
-    match builder.build().send(message).await {
+    // lettre's timeout is per command; the whole message gets one deadline, within the
+    // lease (checked at start-up).
+    let sending = tokio::time::timeout(smtp.timeout, builder.build().send(message)).await;
+    let Ok(sending) = sending else {
+        return Sent::failed("mail server: timed out", started, false);
+    };
+    match sending {
         Ok(response) => Sent {
             status: Some(if response.is_positive() { 250 } else { 451 }),
             body: Some(response.message().collect::<Vec<_>>().join(" ")),
@@ -267,6 +276,22 @@ fn json_post(
         .post(url)
         .header("content-type", "application/json")
         .body(body.to_string())
+}
+
+/// Whether the address guard refused every address the name resolves to: trying again
+/// cannot help.
+fn refused_target(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if matches!(
+            cause.downcast_ref::<crate::target::ResolveError>(),
+            Some(crate::target::ResolveError::OnlyForbidden { .. })
+        ) {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// A transport error in words, with its causes (a refused private address says so).

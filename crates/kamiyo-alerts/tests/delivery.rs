@@ -448,7 +448,11 @@ async fn a_receiver_that_is_down_or_too_slow_gets_the_delivery_again_later(s: Se
     let slow_receiver = WebhookReceiver::start().await;
     slow_receiver.set_default(Answer::ok().with_delay(Duration::from_secs(5)));
     let (slow, _) = s
-        .subscribe(Tier::Team, &slow_receiver.url("/slow"), AlertFilterInput::default())
+        .subscribe(
+            Tier::Team,
+            &slow_receiver.url("/slow"),
+            AlertFilterInput::default(),
+        )
         .await;
     let service = s.service(AlertsConfig {
         timeout: Duration::from_millis(500),
@@ -479,4 +483,3 @@ async fn a_receiver_that_is_down_or_too_slow_gets_the_delivery_again_later(s: Se
     }
     assert_eq!(slow_receiver.requests().len(), 1);
 }
-

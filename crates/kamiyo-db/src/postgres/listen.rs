@@ -53,9 +53,14 @@ impl PgPool {
             }
         });
         let statement: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
-        client
-            .batch_execute(&statement)
+        // A server that took the connection and then stalls must not hold the caller.
+        tokio::time::timeout(self.acquire_timeout, client.batch_execute(&statement))
             .await
+            .map_err(|_| DbError::Unavailable {
+                pool: self.name.to_string(),
+                reason: "LISTEN was not answered within the acquire timeout".into(),
+                source: None,
+            })?
             .map_err(|e| DbError::from_postgres(&self.name, e))?;
         Ok(Listener {
             notifications,

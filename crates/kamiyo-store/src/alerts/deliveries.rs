@@ -134,10 +134,12 @@ const NEXT_DUE: Sql = Sql {
     postgres: "SELECT min(GREATEST(d.next_attempt_at, coalesce(d.leased_until, d.next_attempt_at))) AS due \
                FROM alert_deliveries d \
                JOIN alert_subscriptions s ON s.id = d.subscription_id AND s.enabled \
+               JOIN users u ON u.id = s.user_id AND u.is_active \
                WHERE d.status = 'pending'",
     sqlite: "SELECT min(max(d.next_attempt_at, coalesce(d.leased_until, d.next_attempt_at))) AS due \
              FROM alert_deliveries d \
              JOIN alert_subscriptions s ON s.id = d.subscription_id AND s.enabled \
+             JOIN users u ON u.id = s.user_id AND u.is_active \
              WHERE d.status = 'pending'",
 };
 
@@ -184,17 +186,33 @@ impl AlertStore {
     /// Every enabled subscription of an active user.
     pub async fn subscribers(&self) -> Result<Vec<Subscriber>, StoreError> {
         let pool = self.db().primary();
-        statement::query(pool, SUBSCRIBERS.for_pool(pool), Vec::new(), |row| {
+        let rows = statement::query(pool, SUBSCRIBERS.for_pool(pool), Vec::new(), |row| {
             let f = Fields::of("alert_subscriptions", row);
-            Ok(Subscriber {
-                subscription_id: f.int("id")?,
-                user_id: f.int("user_id")?,
-                tier: f.parse("tier", Tier::parse)?,
-                filter: read_filter("alert_subscriptions", &f.text("filter")?)?,
-                events: read_events("alert_subscriptions", &f.text("events")?)?,
-            })
+            let id = f.int("id")?;
+            // One row that does not read (written by a newer release, say) must not stop
+            // every other subscription's alerts: it is left out, and says why.
+            let read = || -> Result<Subscriber, StoreError> {
+                Ok(Subscriber {
+                    subscription_id: id,
+                    user_id: f.int("user_id")?,
+                    tier: f.parse("tier", Tier::parse)?,
+                    filter: read_filter("alert_subscriptions", &f.text("filter")?)?,
+                    events: read_events("alert_subscriptions", &f.text("events")?)?,
+                })
+            };
+            Ok(read().map_err(|error| (id, error.to_string())))
         })
-        .await
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| match row {
+                Ok(subscriber) => Some(subscriber),
+                Err((id, error)) => {
+                    tracing::warn!(subscription = id, %error, "a subscription does not read; it gets no alerts");
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Events no dispatcher has matched yet, oldest first, at most `limit`.
@@ -299,6 +317,7 @@ impl AlertStore {
                     "UPDATE alert_deliveries d SET leased_until = $2, updated_at = now() \
                      FROM (SELECT dd.id FROM alert_deliveries dd \
                            JOIN alert_subscriptions ss ON ss.id = dd.subscription_id AND ss.enabled \
+                           JOIN users uu ON uu.id = ss.user_id AND uu.is_active \
                            WHERE dd.status = 'pending' AND dd.next_attempt_at <= $1 \
                              AND (dd.leased_until IS NULL OR dd.leased_until <= $1) \
                            ORDER BY dd.next_attempt_at, dd.id LIMIT $3 \
@@ -330,6 +349,7 @@ impl AlertStore {
                                  updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') \
                                  WHERE id IN (SELECT dd.id FROM alert_deliveries dd \
                                    JOIN alert_subscriptions ss ON ss.id = dd.subscription_id AND ss.enabled \
+                                   JOIN users uu ON uu.id = ss.user_id AND uu.is_active \
                                    WHERE dd.status = 'pending' AND dd.next_attempt_at <= ?1 \
                                      AND (dd.leased_until IS NULL OR dd.leased_until <= ?1) \
                                    ORDER BY dd.next_attempt_at, dd.id LIMIT ?3) \
@@ -583,11 +603,19 @@ impl AlertStore {
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         const REPLAY: Sql = Sql {
-            postgres: "UPDATE alert_deliveries SET status = 'pending', next_attempt_at = $3, leased_until = NULL, \
+            // Never earlier than it was due (a tier's delay), never one in flight, and
+            // with a whole retry window again.
+            postgres: "UPDATE alert_deliveries SET status = 'pending', \
+                       next_attempt_at = GREATEST(next_attempt_at, $3), attempts = 0, first_attempt_at = NULL, \
                        updated_at = now() WHERE subscription_id = $1 \
+                       AND (leased_until IS NULL OR leased_until <= $3) \
+                       AND (status <> 'pending' OR attempts > 0) \
                        AND event_id IN (SELECT id FROM alert_events WHERE created_at >= $2)",
-            sqlite: "UPDATE alert_deliveries SET status = 'pending', next_attempt_at = ?3, leased_until = NULL, \
+            sqlite: "UPDATE alert_deliveries SET status = 'pending', \
+                     next_attempt_at = max(next_attempt_at, ?3), attempts = 0, first_attempt_at = NULL, \
                      updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE subscription_id = ?1 \
+                     AND (leased_until IS NULL OR leased_until <= ?3) \
+                     AND (status <> 'pending' OR attempts > 0) \
                      AND event_id IN (SELECT id FROM alert_events WHERE created_at >= ?2)",
         };
         let pool = self.db().primary();

@@ -426,6 +426,15 @@ impl IncidentStore {
         incident
     }
 
+    /// [`IncidentStore::redirect`] on the primary: right after a remerge (a replica may
+    /// not have it yet).
+    pub async fn redirect_fresh(&self, id: i64) -> Result<Option<i64>, StoreError> {
+        match self.db.primary() {
+            Pool::Postgres(pool) => postgres::redirect(pool, id).await,
+            Pool::Sqlite(pool) => sqlite::redirect(pool, id).await,
+        }
+    }
+
     /// The incident that `id` was merged into, when `id` was merged away (by a remerge
     /// or a curator): the API answers its old id with a redirect there.
     pub async fn redirect(&self, id: i64) -> Result<Option<i64>, StoreError> {
