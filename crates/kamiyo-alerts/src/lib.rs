@@ -15,7 +15,9 @@
 //! - [`dispatch`]: events matched to subscriptions, on the merged incident and the tier.
 //! - [`send`]: one attempt by channel; [`deliver`]: workers claiming under a lease.
 //! - [`runner`]: the loop in `kamiyo serve` (LISTEN/NOTIFY with a polling fallback).
+//! - [`audit`]: changes that matched a subscription and have no delivery.
 
+pub mod audit;
 pub mod backoff;
 pub mod channel;
 pub mod config;

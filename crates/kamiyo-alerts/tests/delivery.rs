@@ -105,6 +105,7 @@ both!(
     a_private_target_is_refused_unless_allowed,
     an_email_alert_goes_through_the_mail_server,
     a_receiver_that_is_down_or_too_slow_gets_the_delivery_again_later,
+    the_audit_lists_a_change_without_its_delivery_and_what_is_unfinished,
 );
 
 async fn a_new_incident_and_a_correction_arrive_signed_with_the_merged_incident(s: Setup) {
@@ -482,4 +483,65 @@ async fn a_receiver_that_is_down_or_too_slow_gets_the_delivery_again_later(s: Se
         assert!(sub.failing_since.is_some() && sub.enabled);
     }
     assert_eq!(slow_receiver.requests().len(), 1);
+}
+
+async fn the_audit_lists_a_change_without_its_delivery_and_what_is_unfinished(s: Setup) {
+    let receiver = WebhookReceiver::start().await;
+    let (subscription, _) = s
+        .subscribe(
+            Tier::Pro,
+            &receiver.url("/hook"),
+            AlertFilterInput::default(),
+        )
+        .await;
+    let service = s.service(config());
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let audit = |now: chrono::DateTime<chrono::Utc>| {
+        kamiyo_alerts::audit::audit(&s.alerts, &s.incidents, since, now, Duration::from_secs(10))
+    };
+    s.incidents
+        .ingest(&claim("Nomad Bridge").source("rekt").build())
+        .await
+        .unwrap();
+    let later = s.clock.clock().now_utc() + chrono::Duration::minutes(5);
+    let report = audit(later).await.unwrap();
+    assert_eq!(
+        report.missing.len(),
+        1,
+        "not dispatched past the grace: {report:#?}"
+    );
+    assert_eq!(report.missing[0].subscription_id, None);
+
+    assert_eq!(service.run_once().await.unwrap(), 1);
+    let healthy = audit(later).await.unwrap();
+    assert!(healthy.missing.is_empty(), "{healthy:#?}");
+    assert!(healthy.unfinished.is_empty());
+
+    // A delivery lost (as a bug or a hand in the database would lose it) is named.
+    kamiyo_store_execute(&s.db, "DELETE FROM alert_deliveries").await;
+    let lost = audit(later).await.unwrap();
+    assert_eq!(lost.missing.len(), 1, "{lost:#?}");
+    assert_eq!(lost.missing[0].subscription_id, Some(subscription));
+    assert_eq!(lost.missing[0].event, EventKind::Created);
+}
+
+async fn kamiyo_store_execute(db: &Database, sql: &'static str) {
+    match db.primary() {
+        kamiyo_db::Pool::Postgres(pool) => {
+            pool.acquire()
+                .await
+                .unwrap()
+                .execute(sql, &[])
+                .await
+                .unwrap();
+        }
+        kamiyo_db::Pool::Sqlite(pool) => {
+            pool.acquire()
+                .await
+                .unwrap()
+                .run(move |c| c.execute(sql, []))
+                .await
+                .unwrap();
+        }
+    }
 }

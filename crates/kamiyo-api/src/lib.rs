@@ -281,6 +281,7 @@ fn api_routes() -> Routes {
         "/api/subscriptions/{id}/replay",
         post(subscriptions::replay),
     )
+    .route("/api/admin/alerts/audit", get(subscriptions::audit))
     .route("/api/openapi.json", get(openapi::document))
 }
 

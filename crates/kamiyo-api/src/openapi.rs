@@ -103,6 +103,7 @@ impl Access {
         crate::subscriptions::test,
         crate::subscriptions::deliveries,
         crate::subscriptions::replay,
+        crate::subscriptions::audit,
     ),
     components(schemas(
         crate::error::ErrorEnvelope,

@@ -239,7 +239,9 @@ async fn check(
         | "/api/subscriptions/{id}/rotate-secret"
         | "/api/subscriptions/{id}/test"
         | "/api/subscriptions/{id}/deliveries"
-        | "/api/subscriptions/{id}/replay" => {}
+        | "/api/subscriptions/{id}/replay"
+        // Admins only: ids and times of changes and deliveries.
+        | "/api/admin/alerts/audit" => {}
         "/api/exploits" => {
             // Each filter and sort takes another SQL path (the chain filter reads
             // exploit_chains' copy of the date), so each is checked.

@@ -18,7 +18,7 @@ pub async fn alert(settings: Settings, action: AlertAction) -> anyhow::Result<()
     let store = AlertStore::new(database.clone());
     let accounts = AccountStore::new(database.clone());
     let clock = database.clock().clone();
-    let result = run(&settings, &store, &accounts, &clock, action).await;
+    let result = run(&settings, &store, &accounts, &clock, &database, action).await;
     database.close();
     result
 }
@@ -57,6 +57,7 @@ async fn run(
     store: &AlertStore,
     accounts: &AccountStore,
     clock: &kamiyo_db::Clock,
+    store_db: &kamiyo_db::Database,
     action: AlertAction,
 ) -> anyhow::Result<()> {
     match action {
@@ -209,6 +210,57 @@ async fn run(
             );
             if !sent.delivered() {
                 bail!("the test event was not delivered");
+            }
+        }
+        AlertAction::Audit { since, json } => {
+            let incidents = kamiyo_store::IncidentStore::new(store_db.clone());
+            let report = kamiyo_alerts::audit::audit(
+                store,
+                &incidents,
+                since,
+                clock.now_utc(),
+                settings.alerts.poll_interval * 2,
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                for m in &report.missing {
+                    println!(
+                        "missing: event {} ({}) of incident {} written {}{}",
+                        m.event_id,
+                        m.event.as_str(),
+                        m.exploit_id,
+                        m.written_at.to_rfc3339(),
+                        m.subscription_id
+                            .map(|s| format!(", no delivery to subscription {s}"))
+                            .unwrap_or_else(|| ", not dispatched".into())
+                    );
+                }
+                for u in &report.unfinished {
+                    println!(
+                        "unfinished: delivery {} (subscription {}, event {}), {} attempts, next {}{}",
+                        u.delivery_id,
+                        u.subscription_id,
+                        u.event_id,
+                        u.attempts,
+                        u.next_attempt_at.to_rfc3339(),
+                        u.last_error.as_deref().map(|e| format!(", last: {e}")).unwrap_or_default()
+                    );
+                }
+                println!(
+                    "{} events since {}: {} changes without their delivery, {} deliveries unfinished",
+                    report.events,
+                    since.to_rfc3339(),
+                    report.missing.len(),
+                    report.unfinished.len()
+                );
+            }
+            if !report.missing.is_empty() {
+                bail!(
+                    "{} changes matched a subscription and have no delivery",
+                    report.missing.len()
+                );
             }
         }
         AlertAction::Replay { id, since } => {

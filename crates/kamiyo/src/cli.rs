@@ -459,6 +459,15 @@ pub enum AlertAction {
     Test {
         id: i64,
     },
+    /// Changes since a time that matched a subscription and have no delivery, and the
+    /// deliveries not finished; exit code 1 when a change is missing its delivery.
+    Audit {
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Send the deliveries of events written since a time again.
     Replay {
         id: i64,

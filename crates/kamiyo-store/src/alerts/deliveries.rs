@@ -30,6 +30,7 @@ pub struct Subscriber {
     pub tier: Tier,
     pub filter: AlertFilterInput,
     pub events: Vec<EventKind>,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A delivery the dispatcher decided on: to whom, and not before when (the tier's delay).
@@ -114,10 +115,10 @@ pub struct Attempt {
 }
 
 const SUBSCRIBERS: Sql = Sql {
-    postgres: "SELECT s.id, s.user_id, u.tier, s.filter::text AS filter, s.events::text AS events \
+    postgres: "SELECT s.id, s.user_id, u.tier, s.filter::text AS filter, s.events::text AS events, s.created_at \
                FROM alert_subscriptions s JOIN users u ON u.id = s.user_id \
                WHERE s.enabled AND u.is_active ORDER BY s.id",
-    sqlite: "SELECT s.id, s.user_id, u.tier, s.filter, s.events \
+    sqlite: "SELECT s.id, s.user_id, u.tier, s.filter, s.events, s.created_at \
              FROM alert_subscriptions s JOIN users u ON u.id = s.user_id \
              WHERE s.enabled AND u.is_active ORDER BY s.id",
 };
@@ -198,6 +199,7 @@ impl AlertStore {
                     tier: f.parse("tier", Tier::parse)?,
                     filter: read_filter("alert_subscriptions", &f.text("filter")?)?,
                     events: read_events("alert_subscriptions", &f.text("events")?)?,
+                    created_at: f.time("created_at")?,
                 })
             };
             Ok(read().map_err(|error| (id, error.to_string())))

@@ -2,6 +2,7 @@
 //! transactions that change incidents, see `incidents::events`), subscriptions, and the
 //! deliveries a dispatcher creates from them and workers claim and record.
 
+mod audit;
 mod deliveries;
 mod outbox;
 mod subscriptions;
@@ -9,6 +10,7 @@ mod subscriptions;
 use kamiyo_db::Database;
 
 pub use crate::incidents::events::{EventKind, FieldChange};
+pub use audit::{AuditedEvent, Unfinished};
 pub use deliveries::{
     Attempt, AttemptOutcome, AttemptRecord, Delivery, DueDelivery, PlannedDelivery, Subscriber,
     DELIVERIES_CHANNEL,
