@@ -17,6 +17,7 @@ pub struct Deliverer {
     pub client: reqwest::Client,
     pub config: Arc<AlertsConfig>,
     pub clock: kamiyo_db::Clock,
+    pub metrics: Arc<crate::metrics::AlertMetrics>,
 }
 
 impl Deliverer {
@@ -69,6 +70,24 @@ impl Deliverer {
             ?outcome,
             "delivery attempted"
         );
+        let label = match outcome {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retry(_) => "retry",
+            AttemptOutcome::GaveUp => "failed",
+            AttemptOutcome::Gone => "gone",
+        };
+        // From the change's commit (the event's `timestamp`) to this 2xx.
+        let latency = (outcome == AttemptOutcome::Delivered)
+            .then(|| delivery.payload["timestamp"].as_str())
+            .flatten()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            // Clocks of two hosts can disagree: a negative span counts as none.
+            .map(|written| {
+                (self.clock.now_utc() - written.with_timezone(&Utc))
+                    .to_std()
+                    .unwrap_or(std::time::Duration::ZERO)
+            });
+        self.metrics.attempted(&delivery.channel, label, latency);
         let record = AttemptRecord {
             attempted_at,
             duration_ms: i64::try_from(sent.duration.as_millis()).unwrap_or(i64::MAX),

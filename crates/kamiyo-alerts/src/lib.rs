@@ -24,6 +24,7 @@ pub mod config;
 pub mod deliver;
 pub mod dispatch;
 pub mod message;
+pub mod metrics;
 pub mod payload;
 pub mod runner;
 pub mod send;

@@ -35,6 +35,15 @@ impl AlertService {
         db: &Database,
         config: AlertsConfig,
     ) -> Result<AlertService, crate::target::TargetError> {
+        Self::with_metrics(db, config, Arc::default())
+    }
+
+    /// [`AlertService::new`] counting into `metrics` (the API's `/metrics` writes them).
+    pub fn with_metrics(
+        db: &Database,
+        config: AlertsConfig,
+        metrics: Arc<crate::metrics::AlertMetrics>,
+    ) -> Result<AlertService, crate::target::TargetError> {
         let client = crate::target::http_client(&config.client())?;
         let alerts = AlertStore::new(db.clone());
         let config = Arc::new(config);
@@ -51,6 +60,7 @@ impl AlertService {
                 client,
                 config: Arc::clone(&config),
                 clock: db.clock().clone(),
+                metrics,
             },
             config,
         })

@@ -195,6 +195,18 @@ async fn a_new_incident_and_a_correction_arrive_signed_with_the_merged_incident(
     assert_eq!(loss["new"], body["data"]["incident"]["loss_usd"]);
     assert_ne!(loss["new"], loss["old"]);
     assert_ne!(got[0].header("webhook-id"), got[1].header("webhook-id"));
+    let mut exposition = kamiyo_db::monitor::prometheus::Exposition::new();
+    service.deliverer.metrics.write(&mut exposition, Some(0));
+    let text = exposition.finish();
+    assert!(
+        text.contains(r#"kamiyo_alert_deliveries_total{channel="webhook",outcome="delivered"} 3"#),
+        "{text}"
+    );
+    assert!(
+        text.contains("kamiyo_alert_delivery_latency_seconds_count 3"),
+        "{text}"
+    );
+    assert!(text.contains("kamiyo_alert_outbox_pending 0"), "{text}");
     assert_eq!(service.run_once().await.unwrap(), 0, "nothing sent twice");
 }
 

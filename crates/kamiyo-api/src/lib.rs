@@ -95,6 +95,8 @@ pub struct Services {
     pub alerts: kamiyo_store::AlertStore,
     /// `alerts.*`: the address guard and delivery settings a test send uses.
     pub alerts_config: Arc<kamiyo_alerts::config::AlertsConfig>,
+    /// This instance's deliveries, for `/metrics` (its alert service counts them).
+    pub alert_metrics: Arc<kamiyo_alerts::metrics::AlertMetrics>,
 }
 
 impl AppState {
@@ -178,6 +180,7 @@ impl AppState {
             source_metrics: Arc::default(),
             alerts: alert_store,
             alerts_config: Arc::new(alerts),
+            alert_metrics: Arc::default(),
         }))
     }
 }

@@ -179,6 +179,10 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     state.http_metrics.write(&mut exposition);
     state.connections.write(&mut exposition);
     state.source_metrics.write(&mut exposition);
+    // The backlog is shared by every instance: read where it is (a database that does
+    // not answer leaves it out rather than failing the scrape).
+    let pending = state.alerts.outbox_pending().await.ok();
+    state.alert_metrics.write(&mut exposition, pending);
     crate::ratelimit::write_metrics(
         &[
             ("requests", &state.rate_limiter),

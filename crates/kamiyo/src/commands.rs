@@ -52,8 +52,12 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     let alerts = settings.alerts.clone();
     let state = AppState::build(database.clone(), settings.server, schedule, alerts.clone());
     let alert_service = if alerts.enabled {
-        let service = kamiyo_alerts::runner::AlertService::new(&database, alerts)
-            .context("cannot build the alert sender")?;
+        let service = kamiyo_alerts::runner::AlertService::with_metrics(
+            &database,
+            alerts,
+            Arc::clone(&state.alert_metrics),
+        )
+        .context("cannot build the alert sender")?;
         Some(service.spawn())
     } else {
         tracing::info!("alert delivery is off (alerts.enabled = false)");
