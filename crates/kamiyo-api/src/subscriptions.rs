@@ -470,33 +470,20 @@ pub async fn replay(
     Ok(Json(Replayed { replayed }))
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Changes written since this time (RFC 3339).
-    pub since: String,
-}
-
 #[utoipa::path(get, path = "/api/admin/alerts/audit", tag = "alerts",
-    params(AuditQuery),
+    params(("since" = Option<String>, Query, format = DateTime, description = "Changes written since this time (YYYY-MM-DD or RFC 3339); a day before now when absent")),
     responses((status = 200, description = "Every incident change since `since` that matched a subscription and has no delivery (empty on a healthy system), and every delivery not finished", body = kamiyo_alerts::audit::AuditReport),
-        (status = 400, description = "`since` missing or not an RFC 3339 time", body = crate::error::ErrorEnvelope),))]
+        (status = 400, description = "`since` not an RFC 3339 time", body = crate::error::ErrorEnvelope),))]
 pub async fn audit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    query: std::result::Result<Query<AuditQuery>, QueryRejection>,
+    query: axum::extract::RawQuery,
 ) -> Result<Json<kamiyo_alerts::audit::AuditReport>> {
     crate::ingest::authorize_admin(&state, &caller)?;
-    let Query(query) = query.map_err(|e| ApiError::BadParameter {
-        parameter: "since",
-        message: e.body_text(),
-    })?;
-    let since = DateTime::parse_from_rfc3339(query.since.trim())
-        .map_err(|e| ApiError::BadParameter {
-            parameter: "since",
-            message: format!("is not an RFC 3339 time: {e}"),
-        })?
-        .with_timezone(&Utc);
+    let params = crate::params::Params::from_query(query, &["since"])?;
+    let since = params
+        .time("since", false)?
+        .unwrap_or_else(|| state.now() - chrono::Duration::days(1));
     let report = kamiyo_alerts::audit::audit(
         &state.alerts,
         &state.incidents,

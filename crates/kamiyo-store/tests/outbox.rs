@@ -18,6 +18,7 @@ kamiyo_testkit::per_backend! {
         a_claim_seen_again_unchanged_is_no_event,
         a_curated_merge_is_a_merged_event_naming_the_ids_merged_in,
         an_incident_whose_event_cannot_be_written_is_not_stored,
+        a_split_is_an_update_of_the_incident_kept_and_a_creation_of_the_piece,
     ],
 }
 
@@ -142,4 +143,59 @@ async fn an_incident_whose_event_cannot_be_written_is_not_stored(b: Backend) {
         0,
         "no incident without its event"
     );
+}
+
+async fn a_split_is_an_update_of_the_incident_kept_and_a_creation_of_the_piece(b: Backend) {
+    let first = claim("Platypus")
+        .source("defillama")
+        .date("2023-02-16")
+        .loss_usd("8500000")
+        .build();
+    let second = claim("Platypus")
+        .source("rekt")
+        .date("2023-02-17")
+        .loss_usd("9000000")
+        .build();
+    let id = b.store.ingest(&first).await.unwrap().exploit_id;
+    assert_eq!(b.store.ingest(&second).await.unwrap().exploit_id, id);
+    let incident = b.store.get_fresh(id).await.unwrap().unwrap();
+    let taken = incident
+        .sources
+        .iter()
+        .find(|c| c.source == "rekt")
+        .unwrap()
+        .id;
+    let before = events(&b).await.len();
+    let done = b
+        .store
+        .curate(Curate {
+            kind: DecisionKind::Split,
+            incidents: vec![id],
+            claims: vec![taken],
+            reason: "a second exploit".into(),
+            decided_by: "curator@example.com".into(),
+        })
+        .await
+        .unwrap();
+    let piece = done.report.splits[0].parts[1].id.unwrap();
+    let new: Vec<AlertEvent> = events(&b).await.split_off(before);
+    let mut seen = kinds(&new);
+    seen.sort_by_key(|(_, id)| *id);
+    assert_eq!(
+        seen,
+        [(EventKind::Updated, id), (EventKind::Created, piece)],
+        "{new:#?}"
+    );
+    let update = new.iter().find(|e| e.kind == EventKind::Updated).unwrap();
+    let sources = update
+        .changes
+        .as_ref()
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "sources")
+        .unwrap()
+        .clone();
+    assert_eq!(sources["new"], serde_json::json!(["defillama"]));
 }

@@ -99,6 +99,28 @@ impl Seen {
         }
     }
 
+    /// What a subscriber reads of an incident as stored (`chains` in any order).
+    pub fn of_row<'a>(
+        row: &super::replay::IncidentRow,
+        chains: &[String],
+        sources: impl Iterator<Item = &'a str>,
+    ) -> Seen {
+        let mut sources: Vec<String> = sources.map(str::to_owned).collect();
+        sources.sort_unstable();
+        sources.dedup();
+        let mut chains = chains.to_vec();
+        chains.sort_unstable();
+        Seen {
+            protocol: row.protocol.clone(),
+            loss_usd: row.amount_usd.clone(),
+            recovered_usd: row.recovered_usd.clone(),
+            chains,
+            status: row.status.clone(),
+            attack: row.attack_type.clone(),
+            sources,
+        }
+    }
+
     /// What changed from `self` to `now`, in a fixed field order.
     pub fn changes_to(&self, now: &Seen) -> Vec<FieldChange> {
         let mut changes = Vec::new();

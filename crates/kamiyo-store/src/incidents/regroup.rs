@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::claims::StoredClaimRow;
 use super::curation::{ClaimRef, Curation, Decision, DecisionKind};
-use super::events::{EventKind, NewEvent};
+use super::events::{self, EventKind, NewEvent, Seen};
 use super::ingest::{IngestIo, Rules};
 use super::join::JoinReason;
 use super::replay::{Changes, Group, HashKey, IncidentRow, Owners, Replay};
@@ -524,6 +524,30 @@ impl Planned {
             let written = self.written(g, id);
             match self.ids[g] {
                 GroupId::Kept(old) => {
+                    // A kept incident whose values or sources the remerge changed (a
+                    // split took claims out, an alias brought some in) is news too.
+                    let sources_of = |placed: &mut dyn Iterator<Item = &Placed>| {
+                        placed.map(|p| p.key.0.clone()).collect::<Vec<String>>()
+                    };
+                    let before_sources =
+                        sources_of(&mut self.placed.iter().filter(|p| p.stored_in == old));
+                    let after_sources =
+                        sources_of(&mut self.by_group[g].iter().map(|&i| &self.placed[i]));
+                    let after = Seen::of_row(
+                        &written.row,
+                        &self.groups[g].chains,
+                        after_sources.iter().map(String::as_str),
+                    );
+                    if let Some(event) = self.stored.get(&old).and_then(|stored| {
+                        let before = Seen::of_row(
+                            &stored.row,
+                            &stored.chains,
+                            before_sources.iter().map(String::as_str),
+                        );
+                        events::updated(id, written.row.occurred_at, &before, &after)
+                    }) {
+                        regroup.changes.events.push(event);
+                    }
                     regroup.released.push(old);
                     regroup.changes.updated.push(written.row);
                 }
