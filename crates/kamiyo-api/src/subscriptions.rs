@@ -101,6 +101,28 @@ pub struct Replayed {
     pub replayed: u64,
 }
 
+/// A subscription as the API shows it: a Slack or Discord webhook URL is a secret in
+/// itself (whoever has it can post), so only its host and last characters are shown.
+fn shown(mut subscription: Subscription) -> Subscription {
+    if matches!(subscription.channel.as_str(), "slack" | "discord") {
+        let host = url::Url::parse(&subscription.target)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let tail: String = subscription
+            .target
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        subscription.target = format!("https://{host}/…{tail}");
+    }
+    subscription
+}
+
 /// The user a caller manages subscriptions as; `None` for an admin, who manages all.
 fn owner(caller: &Caller) -> Result<Option<i64>> {
     match caller {
@@ -244,7 +266,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(CreatedSubscription {
-            subscription,
+            subscription: shown(subscription),
             secret,
         }),
     ))
@@ -259,7 +281,13 @@ pub async fn list(
 ) -> Result<Json<SubscriptionList>> {
     let owner = owner(&caller)?;
     Ok(Json(SubscriptionList {
-        items: state.alerts.subscriptions(owner).await?,
+        items: state
+            .alerts
+            .subscriptions(owner)
+            .await?
+            .into_iter()
+            .map(shown)
+            .collect(),
     }))
 }
 
@@ -274,7 +302,7 @@ pub async fn get(
     id: std::result::Result<Path<String>, PathRejection>,
 ) -> Result<Json<Subscription>> {
     let id = subscription_id(id)?;
-    Ok(Json(owned(&state, &caller, id).await?))
+    Ok(Json(shown(owned(&state, &caller, id).await?)))
 }
 
 #[utoipa::path(patch, path = "/api/subscriptions/{id}", tag = "alerts",
@@ -333,7 +361,7 @@ pub async fn update(
         .alerts
         .update_subscription(id, &patch)
         .await?
-        .map(Json)
+        .map(|s| Json(shown(s)))
         .ok_or(ApiError::NotFoundItem("subscription"))
 }
 

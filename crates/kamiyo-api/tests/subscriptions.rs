@@ -165,6 +165,11 @@ async fn a_tier_holds_its_number_of_subscriptions_and_nobody_sees_anothers() {
         second.text
     );
 
+    assert_eq!(
+        first.json()["target"],
+        "https://discord.example/…/1/x",
+        "a webhook URL is a secret: shown masked"
+    );
     let id = first.json()["id"].as_i64().unwrap();
     let other = t.key("other@example.com", Tier::Team, Role::User).await;
     for (method, path) in [

@@ -82,6 +82,13 @@ async fn run(
             events,
         } => {
             let user = accounts.find_user(&user).await?;
+            let allowed = user.tier.limits().subscriptions;
+            if store.count_subscriptions(user.id).await? >= i64::from(allowed) {
+                bail!(
+                    "the {} tier holds at most {allowed} subscriptions (docs/TIERS.md)",
+                    user.tier.as_str()
+                );
+            }
             let channel: ChannelInput =
                 serde_json::from_str(&channel).context("--channel is not a channel as JSON")?;
             let spec = channel
