@@ -96,11 +96,13 @@ impl Deliverer {
             response_body: sent.body,
             outcome,
         };
+        let streak_gap =
+            chrono::Duration::from_std(self.config.retry_window).unwrap_or(chrono::Duration::MAX);
         let disable_after =
             chrono::Duration::from_std(self.config.disable_after).unwrap_or(chrono::Duration::MAX);
         if !self
             .alerts
-            .record_attempt(&delivery, &record, disable_after)
+            .record_attempt(&delivery, &record, disable_after, streak_gap)
             .await?
         {
             tracing::warn!(

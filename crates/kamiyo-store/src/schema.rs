@@ -64,6 +64,11 @@ const POSTGRES: &[Migration] = &[
         "alerts",
         include_str!("../migrations/postgres/0012_alerts.sql"),
     ),
+    Migration::new(
+        13,
+        "alert_failure_streaks",
+        include_str!("../migrations/postgres/0013_alert_failure_streaks.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -126,6 +131,11 @@ const SQLITE: &[Migration] = &[
         12,
         "alerts",
         include_str!("../migrations/sqlite/0012_alerts.sql"),
+    ),
+    Migration::new(
+        13,
+        "alert_failure_streaks",
+        include_str!("../migrations/sqlite/0013_alert_failure_streaks.sql"),
     ),
 ];
 

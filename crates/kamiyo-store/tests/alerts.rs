@@ -28,6 +28,7 @@ kamiyo_testkit::per_backend! {
         an_event_is_dispatched_once_and_its_deliveries_are_claimed_by_one_worker_at_a_time,
         an_expired_lease_lets_another_worker_take_the_delivery_and_the_first_cannot_record,
         failures_retry_then_disable_after_days_and_gone_disables_at_once,
+        a_failure_after_a_quiet_week_starts_a_new_streak,
         a_replay_sends_the_deliveries_since_a_time_again_with_their_ids,
     ],
 }
@@ -244,7 +245,8 @@ async fn an_event_is_dispatched_once_and_its_deliveries_are_claimed_by_one_worke
         .record_attempt(
             &first[0],
             &attempt(at(1), AttemptOutcome::Delivered),
-            days(5)
+            days(5),
+            days(3),
         )
         .await
         .unwrap());
@@ -297,7 +299,12 @@ async fn an_expired_lease_lets_another_worker_take_the_delivery_and_the_first_ca
     assert_eq!(taken.len(), 1, "the lease ran out: another worker takes it");
     assert!(
         !b.store
-            .record_attempt(&stale, &attempt(later, AttemptOutcome::Delivered), days(5))
+            .record_attempt(
+                &stale,
+                &attempt(later, AttemptOutcome::Delivered),
+                days(5),
+                days(3)
+            )
             .await
             .unwrap(),
         "the first worker's lease is gone"
@@ -307,7 +314,8 @@ async fn an_expired_lease_lets_another_worker_take_the_delivery_and_the_first_ca
         .record_attempt(
             &taken[0],
             &attempt(later, AttemptOutcome::Delivered),
-            days(5)
+            days(5),
+            days(3),
         )
         .await
         .unwrap());
@@ -341,7 +349,7 @@ async fn failures_retry_then_disable_after_days_and_gone_disables_at_once(b: Bac
         (&claimed[1], &claimed[0])
     };
     b.store
-        .record_attempt(g, &attempt(at(0), AttemptOutcome::Gone), days(5))
+        .record_attempt(g, &attempt(at(0), AttemptOutcome::Gone), days(5), days(3))
         .await
         .unwrap();
     let gone_now = b.store.subscription(gone.id).await.unwrap().unwrap();
@@ -352,7 +360,12 @@ async fn failures_retry_then_disable_after_days_and_gone_disables_at_once(b: Bac
     );
 
     b.store
-        .record_attempt(f, &attempt(at(0), AttemptOutcome::Retry(at(1))), days(5))
+        .record_attempt(
+            f,
+            &attempt(at(0), AttemptOutcome::Retry(at(1))),
+            days(5),
+            days(3),
+        )
         .await
         .unwrap();
     let failing = b.store.subscription(flaky.id).await.unwrap().unwrap();
@@ -368,13 +381,53 @@ async fn failures_retry_then_disable_after_days_and_gone_disables_at_once(b: Bac
     assert_eq!(retry.attempts, 1);
     assert_eq!(retry.first_attempt_at, Some(at(0)));
 
-    // Still failing five days after the first failure: disabled, with why.
-    let five_days = at(5 * 24);
+    // Failing every two days since: a streak. Five days after the first failure it is
+    // disabled, with why.
     b.store
         .record_attempt(
             &retry,
+            &attempt(at(48), AttemptOutcome::Retry(at(96))),
+            days(5),
+            days(3),
+        )
+        .await
+        .unwrap();
+    let again = b
+        .store
+        .claim_due(at(96), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    b.store
+        .record_attempt(
+            &again,
+            &attempt(at(96), AttemptOutcome::Retry(at(120))),
+            days(5),
+            days(3),
+        )
+        .await
+        .unwrap();
+    assert!(
+        b.store
+            .subscription(flaky.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    let last = b
+        .store
+        .claim_due(at(120), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    let five_days = at(5 * 24);
+    b.store
+        .record_attempt(
+            &last,
             &attempt(five_days, AttemptOutcome::Retry(at(200))),
             days(5),
+            days(3),
         )
         .await
         .unwrap();
@@ -426,7 +479,12 @@ async fn a_replay_sends_the_deliveries_since_a_time_again_with_their_ids(b: Back
     let lease = Duration::from_secs(60);
     let first = b.store.claim_due(at(0), lease, 10).await.unwrap().remove(0);
     b.store
-        .record_attempt(&first, &attempt(at(0), AttemptOutcome::Delivered), days(5))
+        .record_attempt(
+            &first,
+            &attempt(at(0), AttemptOutcome::Delivered),
+            days(5),
+            days(3),
+        )
         .await
         .unwrap();
     assert!(b
@@ -449,4 +507,44 @@ async fn a_replay_sends_the_deliveries_since_a_time_again_with_their_ids(b: Back
         0,
         "nothing written since then"
     );
+}
+
+async fn a_failure_after_a_quiet_week_starts_a_new_streak(b: Backend) {
+    let alice = user(&b, "alice@example.com").await;
+    let s = b
+        .store
+        .create_subscription(&webhook(alice, "quiet"))
+        .await
+        .unwrap();
+    dispatched(&b, &[s.id], at(0)).await;
+    let lease = Duration::from_secs(60);
+    let first = b.store.claim_due(at(0), lease, 10).await.unwrap().remove(0);
+    b.store
+        .record_attempt(
+            &first,
+            &attempt(at(0), AttemptOutcome::Retry(at(24 * 10))),
+            days(5),
+            days(3),
+        )
+        .await
+        .unwrap();
+    // Ten days without a failure (nothing was sent), then one: not five days of failing.
+    let later = b
+        .store
+        .claim_due(at(24 * 10), lease, 10)
+        .await
+        .unwrap()
+        .remove(0);
+    b.store
+        .record_attempt(
+            &later,
+            &attempt(at(24 * 10), AttemptOutcome::Retry(at(24 * 11))),
+            days(5),
+            days(3),
+        )
+        .await
+        .unwrap();
+    let now = b.store.subscription(s.id).await.unwrap().unwrap();
+    assert!(now.enabled, "{now:?}");
+    assert_eq!(now.failing_since, Some(at(24 * 10)), "a new streak");
 }

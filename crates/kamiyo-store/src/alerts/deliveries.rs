@@ -395,13 +395,14 @@ impl AlertStore {
     /// Records an attempt at `delivery` and what follows from it, in one transaction:
     /// the attempt's row, the delivery's state (only while the lease is still this
     /// worker's), and its subscription's health: a success ends a failure streak; a
-    /// failure starts one or, once it has lasted `disable_after`, disables the
-    /// subscription; `410 Gone` disables it at once. Whether the lease was still held.
+    /// failure starts one (or a new one, more than `streak_gap` after the last failure)
+    /// or, once it has lasted `disable_after`, disables the subscription; `410 Gone` disables it at once. Whether the lease was still held.
     pub async fn record_attempt(
         &self,
         delivery: &DueDelivery,
         attempt: &AttemptRecord,
         disable_after: chrono::Duration,
+        streak_gap: chrono::Duration,
     ) -> Result<bool, StoreError> {
         const ATTEMPT: Sql = Sql {
             postgres: "INSERT INTO alert_attempts (delivery_id, attempted_at, duration_ms, status_code, error, \
@@ -420,24 +421,39 @@ impl AlertStore {
                      updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?1 AND leased_until = ?2",
         };
         const HEALTHY: Sql = Sql {
-            postgres: "UPDATE alert_subscriptions SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
-            sqlite: "UPDATE alert_subscriptions SET failing_since = NULL WHERE id = ?1 AND failing_since IS NOT NULL",
+            postgres:
+                "UPDATE alert_subscriptions SET failing_since = NULL, last_failure_at = NULL \
+                       WHERE id = $1 AND failing_since IS NOT NULL",
+            sqlite: "UPDATE alert_subscriptions SET failing_since = NULL, last_failure_at = NULL \
+                     WHERE id = ?1 AND failing_since IS NOT NULL",
         };
+        // The streak goes on while failures come within `$5` (the retry window) of each
+        // other; a failure after a longer quiet starts a new one.
         const FAILING: Sql = Sql {
-            postgres: "UPDATE alert_subscriptions SET failing_since = coalesce(failing_since, $2), \
-                       enabled = CASE WHEN coalesce(failing_since, $2) <= $3 THEN false ELSE enabled END, \
-                       disabled_reason = CASE WHEN coalesce(failing_since, $2) <= $3 THEN $4 ELSE disabled_reason END \
+            postgres: "UPDATE alert_subscriptions SET \
+                       failing_since = CASE WHEN failing_since IS NULL OR last_failure_at IS NULL \
+                         OR last_failure_at < $5 THEN $2 ELSE failing_since END, \
+                       last_failure_at = $2, \
+                       enabled = CASE WHEN failing_since IS NOT NULL AND last_failure_at >= $5 \
+                         AND failing_since <= $3 THEN false ELSE enabled END, \
+                       disabled_reason = CASE WHEN failing_since IS NOT NULL AND last_failure_at >= $5 \
+                         AND failing_since <= $3 THEN $4 ELSE disabled_reason END \
                        WHERE id = $1",
-            sqlite: "UPDATE alert_subscriptions SET failing_since = coalesce(failing_since, ?2), \
-                     enabled = CASE WHEN coalesce(failing_since, ?2) <= ?3 THEN 0 ELSE enabled END, \
-                     disabled_reason = CASE WHEN coalesce(failing_since, ?2) <= ?3 THEN ?4 ELSE disabled_reason END \
+            sqlite: "UPDATE alert_subscriptions SET \
+                     failing_since = CASE WHEN failing_since IS NULL OR last_failure_at IS NULL \
+                       OR last_failure_at < ?5 THEN ?2 ELSE failing_since END, \
+                     last_failure_at = ?2, \
+                     enabled = CASE WHEN failing_since IS NOT NULL AND last_failure_at >= ?5 \
+                       AND failing_since <= ?3 THEN 0 ELSE enabled END, \
+                     disabled_reason = CASE WHEN failing_since IS NOT NULL AND last_failure_at >= ?5 \
+                       AND failing_since <= ?3 THEN ?4 ELSE disabled_reason END \
                      WHERE id = ?1",
         };
         const GONE: Sql = Sql {
             postgres: "UPDATE alert_subscriptions SET enabled = false, disabled_reason = $2, \
-                       failing_since = coalesce(failing_since, $3) WHERE id = $1",
+                       failing_since = coalesce(failing_since, $3), last_failure_at = $3 WHERE id = $1",
             sqlite: "UPDATE alert_subscriptions SET enabled = 0, disabled_reason = ?2, \
-                     failing_since = coalesce(failing_since, ?3) WHERE id = ?1",
+                     failing_since = coalesce(failing_since, ?3), last_failure_at = ?3 WHERE id = ?1",
         };
         let pool = self.db().primary();
         let (status, next) = match attempt.outcome {
@@ -481,6 +497,7 @@ impl AlertStore {
                         "every delivery failed for {} days",
                         disable_after.num_days()
                     )),
+                    Param::Time(at - streak_gap),
                 ],
             ),
         };
