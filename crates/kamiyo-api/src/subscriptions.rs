@@ -184,17 +184,7 @@ fn filter(input: &AlertFilterInput) -> Result<AlertFilterInput> {
 }
 
 fn subscription_id(id: std::result::Result<Path<String>, PathRejection>) -> Result<i64> {
-    let Path(id) = id.map_err(|_| ApiError::BadParameter {
-        parameter: "id",
-        message: "is not valid in a URL path".into(),
-    })?;
-    id.parse()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or(ApiError::BadParameter {
-            parameter: "id",
-            message: format!("{id:?} is not a subscription id (a positive whole number)"),
-        })
+    crate::exploits::positive_id(id, "a subscription")
 }
 
 /// The subscription `id` when the caller may manage it.

@@ -173,47 +173,35 @@ pub(crate) async fn execute_all(
     pool: &Pool,
     statements: Vec<(&'static str, Vec<Param>)>,
 ) -> Result<(), StoreError> {
-    match pool {
-        Pool::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
-            let tx = conn.transaction().await?;
-            for (sql, params) in &statements {
-                let params: Vec<_> = params.iter().map(Param::postgres).collect();
-                tx.execute(sql, &params).await?;
-            }
-            Ok(tx.commit().await?)
-        }
-        Pool::Sqlite(pool) => Ok(pool
-            .acquire()
-            .await?
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                for (sql, params) in statements {
-                    let params = params.into_iter().map(Param::sqlite);
-                    tx.execute(sql, rusqlite::params_from_iter(params))?;
-                }
-                tx.commit()
-            })
-            .await?),
-    }
+    execute_in_one_transaction(pool, statements)
+        .await
+        .map(|_| ())
 }
 
 /// [`execute_all`], then `last` in the same transaction: the rows `last` changed.
 pub(crate) async fn execute_all_counted(
     pool: &Pool,
-    statements: Vec<(&'static str, Vec<Param>)>,
+    mut statements: Vec<(&'static str, Vec<Param>)>,
     last: (&'static str, Vec<Param>),
+) -> Result<u64, StoreError> {
+    statements.push(last);
+    execute_in_one_transaction(pool, statements).await
+}
+
+/// `statements` in one transaction (see [`execute_all`]); the rows the last changed.
+async fn execute_in_one_transaction(
+    pool: &Pool,
+    statements: Vec<(&'static str, Vec<Param>)>,
 ) -> Result<u64, StoreError> {
     match pool {
         Pool::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
             let tx = conn.transaction().await?;
+            let mut changed = 0;
             for (sql, params) in &statements {
                 let params: Vec<_> = params.iter().map(Param::postgres).collect();
-                tx.execute(sql, &params).await?;
+                changed = tx.execute(sql, &params).await?;
             }
-            let params: Vec<_> = last.1.iter().map(Param::postgres).collect();
-            let changed = tx.execute(last.0, &params).await?;
             tx.commit().await?;
             Ok(changed)
         }
@@ -222,12 +210,11 @@ pub(crate) async fn execute_all_counted(
             .await?
             .run(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let mut changed = 0;
                 for (sql, params) in statements {
                     let params = params.into_iter().map(Param::sqlite);
-                    tx.execute(sql, rusqlite::params_from_iter(params))?;
+                    changed = tx.execute(sql, rusqlite::params_from_iter(params))?;
                 }
-                let params = last.1.into_iter().map(Param::sqlite);
-                let changed = tx.execute(last.0, rusqlite::params_from_iter(params))?;
                 tx.commit()?;
                 Ok(changed as u64)
             })
