@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 use kamiyo_domain::alert_filter::{AlertFacts, AlertFilter};
-use kamiyo_domain::{AttackType, IncidentStatus, Usd};
+use kamiyo_domain::{AttackType, IncidentStatus, TierTable, Usd};
 use kamiyo_store::alerts::{EventKind, Unfinished};
 use kamiyo_store::{AlertStore, IncidentStore, StoreError};
 use serde::Serialize;
@@ -40,13 +40,15 @@ pub struct AuditReport {
 }
 
 /// Audits the events written since `since`, at `now`; an event younger than `grace` may
-/// still be on its way and is not counted as missing.
+/// still be on its way and is not counted as missing. `tiers` is the table the
+/// dispatcher applies (`tiers.*`).
 pub async fn audit(
     alerts: &AlertStore,
     incidents: &IncidentStore,
     since: DateTime<Utc>,
     now: DateTime<Utc>,
     grace: std::time::Duration,
+    tiers: &TierTable,
 ) -> Result<AuditReport, StoreError> {
     let events = alerts.events_since(since).await?;
     let delivered = alerts.delivered_pairs(since).await?;
@@ -114,8 +116,8 @@ pub async fn audit(
             let due = s.created_at <= event.created_at
                 && s.events.contains(&event.kind)
                 && filter.matches(&facts, &aliases)
-                && s.tier
-                    .limits()
+                && tiers
+                    .of(s.tier)
                     .visible_from(occurred_at, dispatched_at)
                     .is_some();
             if due && !delivered.contains(&(s.subscription_id, event.id)) {

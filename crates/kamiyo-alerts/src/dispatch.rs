@@ -16,6 +16,9 @@ pub struct Dispatcher {
     /// Events of a batch matched at once: each reads its incident and records its
     /// deliveries in a few round trips, and one at a time a burst waited on them.
     pub concurrency: usize,
+    /// `tiers.*`, the table the API reads: a subscriber is alerted when the API would
+    /// show it the incident.
+    pub tiers: kamiyo_domain::TierTable,
 }
 
 impl Dispatcher {
@@ -107,12 +110,13 @@ impl Dispatcher {
                         .filter_map(|(s, _)| {
                             // The one visibility rule: never earlier than the tier may
                             // see the incident in the API; never when it never may.
-                            s.tier.limits().visible_from(incident.occurred_at, now).map(
-                                |not_before| PlannedDelivery {
+                            self.tiers
+                                .of(s.tier)
+                                .visible_from(incident.occurred_at, now)
+                                .map(|not_before| PlannedDelivery {
                                     subscription_id: s.subscription_id,
                                     not_before,
-                                },
-                            )
+                                })
                         })
                         .collect()
                 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kamiyo_db::{Database, Pool};
+use kamiyo_domain::TierTable;
 use kamiyo_store::alerts::DELIVERIES_CHANNEL;
 use kamiyo_store::{AlertStore, IncidentStore, StoreError};
 
@@ -31,17 +32,20 @@ pub struct AlertService {
 }
 
 impl AlertService {
+    /// The service under the default tier table (tests, benchmarks).
     pub fn new(
         db: &Database,
         config: AlertsConfig,
     ) -> Result<AlertService, crate::target::TargetError> {
-        Self::with_metrics(db, config, Arc::default())
+        Self::with_metrics(db, config, TierTable::default(), Arc::default())
     }
 
-    /// [`AlertService::new`] counting into `metrics` (the API's `/metrics` writes them).
+    /// [`AlertService::new`] under the configured tier table (`tiers.*`, the one the API
+    /// reads), counting into `metrics` (the API's `/metrics` writes them).
     pub fn with_metrics(
         db: &Database,
         config: AlertsConfig,
+        tiers: TierTable,
         metrics: Arc<crate::metrics::AlertMetrics>,
     ) -> Result<AlertService, crate::target::TargetError> {
         let client = crate::target::http_client(&config.client())?;
@@ -54,6 +58,7 @@ impl AlertService {
                 incidents: IncidentStore::new(db.clone()),
                 batch_size: config.batch_size,
                 concurrency: config.concurrency,
+                tiers,
             },
             deliverer: Deliverer {
                 alerts,

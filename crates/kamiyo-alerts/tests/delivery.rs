@@ -509,7 +509,14 @@ async fn the_audit_lists_a_change_without_its_delivery_and_what_is_unfinished(s:
     let service = s.service(config());
     let since = chrono::Utc::now() - chrono::Duration::minutes(1);
     let audit = |now: chrono::DateTime<chrono::Utc>| {
-        kamiyo_alerts::audit::audit(&s.alerts, &s.incidents, since, now, Duration::from_secs(10))
+        kamiyo_alerts::audit::audit(
+            &s.alerts,
+            &s.incidents,
+            since,
+            now,
+            Duration::from_secs(10),
+            &kamiyo_domain::tier::DEFAULT_TIERS,
+        )
     };
     s.incidents
         .ingest(&claim("Nomad Bridge").source("rekt").build())

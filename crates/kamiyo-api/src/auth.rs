@@ -19,7 +19,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, DurationRound, Utc};
-use kamiyo_domain::{anonymous_limits, Tier, TierLimits};
+use kamiyo_domain::{Tier, TierLimits, TierTable};
 use kamiyo_store::accounts::{Principal, Role};
 use secrecy::ExposeSecret;
 
@@ -28,53 +28,72 @@ use crate::error::ApiError;
 use crate::ratelimit::{capacity_of, per_minute};
 use crate::AppState;
 
+/// Who is calling, with the limits of their tier resolved from the configured table
+/// (`tiers.*`) when the caller is identified: every later read of the limits (the rate
+/// limit, visibility, `/api/me`) sees the same row, and no handler needs the table.
 #[derive(Debug, Clone)]
 pub enum Caller {
     Anonymous {
         client: String,
+        limits: TierLimits,
     },
-    User(Principal),
-    /// The bootstrap `server.admin_token`.
-    AdminToken,
+    /// A key's user, with the limits of the user's tier.
+    User(Principal, TierLimits),
+    /// The bootstrap `server.admin_token`: the enterprise tier's limits.
+    AdminToken(TierLimits),
     /// `server.metrics_token`, presented on a monitoring path (it is no key elsewhere).
-    MetricsReader,
+    /// Anonymous limits: it reads no incidents, and monitoring is not rate-limited.
+    MetricsReader(TierLimits),
 }
 
 impl Caller {
+    fn anonymous(client: String, tiers: &TierTable) -> Caller {
+        Caller::Anonymous {
+            client,
+            limits: tiers.anonymous,
+        }
+    }
+
+    fn user(principal: Principal, tiers: &TierTable) -> Caller {
+        let limits = *tiers.of(principal.tier);
+        Caller::User(principal, limits)
+    }
+
     pub fn limits(&self) -> TierLimits {
         match self {
-            Caller::Anonymous { .. } | Caller::MetricsReader => anonymous_limits(),
-            Caller::User(p) => p.tier.limits(),
-            Caller::AdminToken => Tier::Enterprise.limits(),
+            Caller::Anonymous { limits, .. }
+            | Caller::User(_, limits)
+            | Caller::AdminToken(limits)
+            | Caller::MetricsReader(limits) => *limits,
         }
     }
 
     pub fn tier(&self) -> Option<Tier> {
         match self {
-            Caller::Anonymous { .. } | Caller::MetricsReader => None,
-            Caller::User(p) => Some(p.tier),
-            Caller::AdminToken => Some(Tier::Enterprise),
+            Caller::Anonymous { .. } | Caller::MetricsReader(_) => None,
+            Caller::User(p, _) => Some(p.tier),
+            Caller::AdminToken(_) => Some(Tier::Enterprise),
         }
     }
 
     /// Admins and the metrics token may read the monitor (pool configuration,
     /// normalised SQL naming tables and columns).
     pub fn may_read_metrics(&self) -> bool {
-        self.is_admin() || matches!(self, Caller::MetricsReader)
+        self.is_admin() || matches!(self, Caller::MetricsReader(_))
     }
 
     pub fn is_admin(&self) -> bool {
-        matches!(self, Caller::AdminToken)
-            || matches!(self, Caller::User(p) if p.role == Role::Admin)
+        matches!(self, Caller::AdminToken(_))
+            || matches!(self, Caller::User(p, _) if p.role == Role::Admin)
     }
 
     /// The rate-limit identity: the key, or the client address.
     pub fn identity(&self) -> String {
         match self {
-            Caller::Anonymous { client } => format!("ip:{client}"),
-            Caller::User(p) => format!("key:{}", p.key_id),
-            Caller::AdminToken => "admin-token".into(),
-            Caller::MetricsReader => "metrics-token".into(),
+            Caller::Anonymous { client, .. } => format!("ip:{client}"),
+            Caller::User(p, _) => format!("key:{}", p.key_id),
+            Caller::AdminToken(_) => "admin-token".into(),
+            Caller::MetricsReader(_) => "metrics-token".into(),
         }
     }
 
@@ -175,14 +194,14 @@ async fn identify(
     monitoring: bool,
 ) -> Result<Caller, ApiError> {
     let Some(value) = authorization else {
-        return Ok(Caller::Anonymous { client });
+        return Ok(Caller::anonymous(client, &state.tiers));
     };
     let value = value.unwrap_or_default();
     let token = bearer(&value);
     // A key verified within the key cache's TTL costs nothing to accept, so it does not
     // touch the failure budget either (most authenticated requests end here).
     if let Some(principal) = token.and_then(|t| state.accounts.authenticate_cached(t)) {
-        return Ok(Caller::User(principal));
+        return Ok(Caller::user(principal, &state.tiers));
     }
     let failures = state.auth_failures.as_ref();
     let budget = per_minute(state.server.auth_failures_per_minute);
@@ -217,14 +236,14 @@ async fn identify(
     };
     if spent.allowed {
         if matches_secret(token, state.server.admin_token.as_ref()) {
-            return succeeded(Caller::AdminToken);
+            return succeeded(Caller::AdminToken(state.tiers.enterprise));
         }
         if monitoring && matches_secret(token, state.server.metrics_token.as_ref()) {
-            return succeeded(Caller::MetricsReader);
+            return succeeded(Caller::MetricsReader(state.tiers.anonymous));
         }
     }
     match state.accounts.authenticate(token).await {
-        Ok(Some(principal)) => succeeded(Caller::User(principal)),
+        Ok(Some(principal)) => succeeded(Caller::user(principal, &state.tiers)),
         Ok(None) => failed("the API key is not valid (unknown, revoked, or its user is disabled)"),
         Err(error) => {
             // The database failed, not the caller.
@@ -234,6 +253,19 @@ async fn identify(
             Err(error.into())
         }
     }
+}
+
+/// Identifies `key` as if it came in `Authorization: Bearer <key>` from the request with
+/// `headers` and `peer`: the same lookup, and the same failed-attempt budget per address
+/// (the dashboard's sign-in form, which must not be a way around that budget).
+pub async fn authenticate_key(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    key: &str,
+) -> Result<Caller, ApiError> {
+    let client = client_address(&state.server, headers, peer);
+    identify(state, Some(Ok(format!("Bearer {key}"))), client, false).await
 }
 
 fn matches_secret(token: &str, secret: Option<&crate::config::BearerToken>) -> bool {

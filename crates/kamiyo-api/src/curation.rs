@@ -118,7 +118,7 @@ pub struct AliasList {
 /// Who decides: the admin user's email, or the bootstrap token.
 fn decided_by(caller: &Caller) -> String {
     match caller {
-        Caller::User(principal) => principal.email.clone(),
+        Caller::User(principal, _) => principal.email.clone(),
         _ => "admin-token".to_owned(),
     }
 }

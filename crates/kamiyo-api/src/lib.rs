@@ -8,8 +8,8 @@ mod auth;
 pub mod config;
 mod curation;
 pub mod error;
-mod exploits;
-mod export;
+pub mod exploits;
+pub mod export;
 mod health;
 mod health_cache;
 mod http_metrics;
@@ -18,12 +18,12 @@ mod me;
 mod metrics;
 pub mod openapi;
 mod page_cache;
-mod params;
+pub mod params;
 mod query_schema;
 mod ratelimit;
 mod serve;
-mod stats;
-mod subscriptions;
+pub mod stats;
+pub mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +39,7 @@ use kamiyo_store::{IncidentStore, SourceStore};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-pub use auth::Caller;
+pub use auth::{authenticate_key, Caller};
 pub use config::ServerConfig;
 pub use error::ApiError;
 pub use http_metrics::HttpMetrics;
@@ -97,6 +97,9 @@ pub struct Services {
     pub alerts_config: Arc<kamiyo_alerts::config::AlertsConfig>,
     /// This instance's deliveries, for `/metrics` (its alert service counts them).
     pub alert_metrics: Arc<kamiyo_alerts::metrics::AlertMetrics>,
+    /// `tiers.*`: what anonymous callers and each tier may do (the auth guard resolves a
+    /// caller's row once per request).
+    pub tiers: kamiyo_domain::TierTable,
 }
 
 impl AppState {
@@ -123,15 +126,18 @@ impl AppState {
             server,
             schedule,
             kamiyo_alerts::config::AlertsConfig::default(),
+            kamiyo_domain::TierTable::default(),
         )
     }
 
-    /// [`AppState::with_sources`] with the `alerts.*` settings.
+    /// [`AppState::with_sources`] with the `alerts.*` settings and the tier table
+    /// (`tiers.*`; the shorter constructors use the default table).
     pub fn build(
         db: Database,
         server: ServerConfig,
         schedule: Vec<kamiyo_store::sources::SourceSchedule>,
         alerts: kamiyo_alerts::config::AlertsConfig,
+        tiers: kamiyo_domain::TierTable,
     ) -> Self {
         let clock = db.clock().clone();
         let clock_now = clock.now_utc();
@@ -181,6 +187,7 @@ impl AppState {
             alerts: alert_store,
             alerts_config: Arc::new(alerts),
             alert_metrics: Arc::default(),
+            tiers,
         }))
     }
 }
@@ -188,9 +195,16 @@ impl AppState {
 /// The whole API. `/metrics` is part of it unless `server.metrics_listen` moves it to a
 /// listener of its own ([`metrics_router`]).
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `pages` besides the API's routes, behind the same guard (identity,
+/// rate limits), deadline, metrics and tracing: the dashboard's pages are served this way,
+/// so a page and the API can never apply different rules to one caller.
+pub fn router_with(state: AppState, pages: Router<AppState>) -> Router {
     let request_timeout = state.server.request_timeout;
     let body_limit = state.server.body_limit_bytes;
-    let mut routes = api_routes().router;
+    let mut routes = api_routes().router.merge(pages);
     if state.server.metrics_listen.is_none() {
         routes = routes.route("/metrics", get(metrics::prometheus));
     }

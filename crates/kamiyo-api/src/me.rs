@@ -34,17 +34,17 @@ pub async fn me(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Me>> {
     let (user_id, email, role) = match &caller {
-        Caller::Anonymous { .. } | Caller::MetricsReader => {
+        Caller::Anonymous { .. } | Caller::MetricsReader(_) => {
             return Err(ApiError::Unauthorized(
                 "an API key is required: Authorization: Bearer <key>",
             ))
         }
-        Caller::User(p) => (
+        Caller::User(p, _) => (
             Some(p.user_id),
             Some(p.email.clone()),
             p.role.as_str().to_owned(),
         ),
-        Caller::AdminToken => (None, None, "admin".to_owned()),
+        Caller::AdminToken(_) => (None, None, "admin".to_owned()),
     };
     let limits = caller.limits();
     let [minute, hour, day] = state

@@ -14,7 +14,7 @@ use crate::params::Params;
 use crate::AppState;
 
 /// Ten years of days: enough for every incident on record, small enough to subtract.
-const MAX_DAYS: i64 = 3650;
+pub const MAX_DAYS: i64 = 3650;
 
 /// `(days asked, since, until)`.
 type Window = (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
@@ -23,6 +23,17 @@ type Window = (Option<i64>, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 fn window(query: RawQuery, caller: &Caller, now: DateTime<Utc>) -> Result<Window> {
     let params = Params::from_query(query, &["days"])?;
     let days = params.integer("days", 1, MAX_DAYS)?;
+    let (since, until) = visible_window(days, caller, now);
+    Ok((days, since, until))
+}
+
+/// The last `days` days (all time when `None`) narrowed to what `caller` may see:
+/// `(since, until)`, the bounds every stats query of the API and the dashboard takes.
+pub fn visible_window(
+    days: Option<i64>,
+    caller: &Caller,
+    now: DateTime<Utc>,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
     // To the minute, as the tier's bounds are: requests within one minute then share a
     // cached answer (the store caches stats by their exact bounds).
     let minute = now.duration_trunc(Duration::minutes(1)).unwrap_or(now);
@@ -32,7 +43,7 @@ fn window(query: RawQuery, caller: &Caller, now: DateTime<Utc>) -> Result<Window
         (Some(a), Some(v)) => Some(a.max(v)),
         (a, v) => a.or(v),
     };
-    Ok((days, since, visible_until))
+    (since, visible_until)
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -135,6 +146,13 @@ pub async fn sources(
     query: RawQuery,
 ) -> Result<Json<Vec<SourceReport>>> {
     Params::from_query(query, &[])?;
+    Ok(Json(source_reports(&state, &caller).await?))
+}
+
+/// Each source's report as `caller` may read it: claims counted within their tier's
+/// window, the last error for admins only, staleness for the sources this instance
+/// fetches. `/api/sources` and the dashboard's sources page show the same.
+pub async fn source_reports(state: &AppState, caller: &Caller) -> Result<Vec<SourceReport>> {
     let (since, until) = caller.visibility(state.now());
     let mut sources = state
         .sources
@@ -149,5 +167,5 @@ pub async fn sources(
             source.stale = Some(schedule.is_stale(source.last_success(), state.started_at, now));
         }
     }
-    Ok(Json(sources))
+    Ok(sources)
 }

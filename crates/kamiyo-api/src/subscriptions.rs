@@ -126,10 +126,10 @@ fn shown(mut subscription: Subscription) -> Subscription {
 /// The user a caller manages subscriptions as; `None` for an admin, who manages all.
 fn owner(caller: &Caller) -> Result<Option<i64>> {
     match caller {
-        Caller::User(p) if p.role == kamiyo_domain::Role::Admin => Ok(None),
-        Caller::User(p) => Ok(Some(p.user_id)),
-        Caller::AdminToken => Ok(None),
-        Caller::Anonymous { .. } | Caller::MetricsReader => Err(ApiError::Unauthorized(
+        Caller::User(p, _) if p.role == kamiyo_domain::Role::Admin => Ok(None),
+        Caller::User(p, _) => Ok(Some(p.user_id)),
+        Caller::AdminToken(_) => Ok(None),
+        Caller::Anonymous { .. } | Caller::MetricsReader(_) => Err(ApiError::Unauthorized(
             "an API key is required: Authorization: Bearer <key>",
         )),
     }
@@ -208,7 +208,7 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     body: std::result::Result<Json<CreateSubscription>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedSubscription>)> {
-    let Caller::User(principal) = &caller else {
+    let Caller::User(principal, limits) = &caller else {
         owner(&caller)?;
         return Err(ApiError::Invalid {
             field: "Authorization".into(),
@@ -229,7 +229,7 @@ pub async fn create(
             field: e.field,
             message: e.message,
         })?;
-    let allowed = principal.tier.limits().subscriptions;
+    let allowed = limits.subscriptions;
     let held = state.alerts.count_subscriptions(principal.user_id).await?;
     if held >= i64::from(allowed) {
         return Err(ApiError::Invalid {
@@ -508,6 +508,7 @@ pub async fn audit(
         since,
         state.now(),
         state.alerts_config.poll_interval * 2,
+        &state.tiers,
     )
     .await?;
     Ok(Json(report))

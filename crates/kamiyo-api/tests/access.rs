@@ -11,7 +11,8 @@ use chrono::Duration;
 use common::TestApp;
 use kamiyo_api::{router, AppState, ServerConfig};
 use kamiyo_db::{Database, DbConfig, ManualClock};
-use kamiyo_domain::Tier;
+use kamiyo_domain::tier::DEFAULT_TIERS;
+use kamiyo_domain::{Tier, TierLimits, TierTable};
 use kamiyo_store::accounts::{AccountStore, Role};
 use kamiyo_store::MIGRATIONS;
 use kamiyo_testkit::{claim, Client, TestDatabase};
@@ -138,6 +139,86 @@ async fn a_paid_tier_sees_every_incident_at_once_and_all_its_history() {
         StatusCode::OK
     );
     assert_eq!(t.get("/api/stats").await.json()["incidents"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_tier_configured_without_delay_or_history_sees_what_the_default_hides() {
+    // A private deployment's table: its own anonymous visitors see everything at once.
+    let open = TierTable {
+        anonymous: TierLimits {
+            delay: std::time::Duration::ZERO,
+            history: None,
+            ..DEFAULT_TIERS.anonymous
+        },
+        ..DEFAULT_TIERS
+    };
+    let t = TestApp::builder().tiers(open).start().await;
+    let aged = four_incidents(&t).await;
+    let page = t.get("/api/exploits").anonymous().await;
+    assert_eq!(page.status, StatusCode::OK);
+    let page = page.json();
+    assert_eq!(
+        protocols(&page),
+        ["Freshfi", "Twodayfi", "Threedayfi", "Oldfi"]
+    );
+    assert_eq!(page["total"], 4);
+    assert_eq!(
+        t.get(&format!("/api/exploits/{}", aged.fresh))
+            .anonymous()
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // The same database under the default table: the fresh and the old one are hidden.
+    let shipped = t.another_instance(ServerConfig::default());
+    let page = shipped.get("/api/exploits").await.json();
+    assert_eq!(protocols(&page), ["Twodayfi", "Threedayfi"]);
+    assert_eq!(
+        shipped
+            .get(&format!("/api/exploits/{}", aged.fresh))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_table_sets_each_callers_rate_limit_and_me_shows_it() {
+    let tuned = TierTable {
+        anonymous: TierLimits {
+            per_minute: 2,
+            ..DEFAULT_TIERS.anonymous
+        },
+        pro: TierLimits {
+            per_minute: 5,
+            subscriptions: 3,
+            ..DEFAULT_TIERS.pro
+        },
+        ..DEFAULT_TIERS
+    };
+    let t = TestApp::builder()
+        .tiers(tuned)
+        .user(Tier::Pro, Role::User)
+        .start()
+        .await;
+    for _ in 0..2 {
+        let answer = t.get("/api/chains").anonymous().await;
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.header("x-ratelimit-limit"), Some("2"));
+    }
+    assert_eq!(
+        t.get("/api/chains").anonymous().await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let me = t.get("/api/me").await;
+    assert_eq!(me.header("x-ratelimit-limit"), Some("5"));
+    let me = me.json();
+    assert_eq!(me["tier"], "pro");
+    assert_eq!(me["limits"]["per_minute"], 5);
+    assert_eq!(me["limits"]["subscriptions"], 3);
+    // The shape /api/me always had: durations in seconds, no window as null.
+    assert_eq!(me["limits"]["delay"], 0);
+    assert_eq!(me["limits"]["history"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

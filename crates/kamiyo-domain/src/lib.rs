@@ -7,6 +7,7 @@
 //! - [`attack`]: the two-level attack taxonomy and the classifier for source text.
 //! - [`tx`]: transaction hashes tied to a chain.
 //! - [`incident`]: a source's claim, as input and validated; [`when`]: source dates.
+//! - [`tier`]: tiers, their limits and the configured tier table.
 //! - [`limits`]: the most one claim may carry; `input_rules`: the rules every text field
 //!   of a claim obeys (no control characters, those limits, web URLs only).
 
@@ -35,5 +36,5 @@ pub use identity::{Aliases, NameMatch};
 pub use incident::{IncidentDraft, IncidentInput, IncidentStatus, SourceRef, TxHashInput};
 pub use money::Usd;
 pub use protocol::ProtocolName;
-pub use tier::{anonymous_limits, Tier, TierLimits};
+pub use tier::{Tier, TierLimits, TierTable, TierTableError};
 pub use tx::TxHash;

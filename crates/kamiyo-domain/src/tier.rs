@@ -1,11 +1,21 @@
-//! Subscription tiers and what each may do (docs/TIERS.md). Anonymous callers get the
-//! free tier's view of the data and the tightest request limits.
+//! Subscription tiers and what each may do (docs/TIERS.md).
+//!
+//! - [`Tier`]: the tiers a user can hold.
+//! - [`TierLimits`]: what one tier may do, and the one visibility rule
+//!   ([`TierLimits::visible_window`], [`TierLimits::visible_from`]).
+//! - [`TierTable`]: the limits of every tier and of anonymous callers, as configured
+//!   (`tiers.<name>.*`); its default is the public service's table.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::FieldError;
+
+mod setting;
+mod table;
+
+pub use table::{TierTable, TierTableError, DEFAULT_TIERS, MAX_DELAY, MAX_HISTORY};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -16,7 +26,8 @@ pub enum Tier {
     Enterprise,
 }
 
-/// Requests allowed per window, and how much of the data a caller sees.
+/// Requests allowed per window, and how much of the data a caller sees. Serialised as
+/// `/api/me` shows it (durations in seconds); the settings write it as [`TierTable`] does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TierLimits {
     pub per_minute: u32,
@@ -33,9 +44,6 @@ pub struct TierLimits {
     /// Alert subscriptions a user of the tier may hold.
     pub subscriptions: u32,
 }
-
-const HOUR: u64 = 3600;
-const DAY: u64 = 24 * HOUR;
 
 impl Tier {
     pub const ALL: [Tier; 4] = [Tier::Free, Tier::Pro, Tier::Team, Tier::Enterprise];
@@ -60,43 +68,6 @@ impl Tier {
                     format!("{text:?} is not one of free, pro, team, enterprise"),
                 )
             })
-    }
-
-    pub fn limits(self) -> TierLimits {
-        match self {
-            Tier::Free => TierLimits {
-                per_minute: 30,
-                per_hour: 500,
-                per_day: 2_000,
-                delay: Duration::from_secs(DAY),
-                history: Some(Duration::from_secs(7 * DAY)),
-                subscriptions: 1,
-            },
-            Tier::Pro => TierLimits {
-                per_minute: 300,
-                per_hour: 10_000,
-                per_day: 100_000,
-                delay: Duration::ZERO,
-                history: None,
-                subscriptions: 10,
-            },
-            Tier::Team => TierLimits {
-                per_minute: 1_000,
-                per_hour: 40_000,
-                per_day: 500_000,
-                delay: Duration::ZERO,
-                history: None,
-                subscriptions: 50,
-            },
-            Tier::Enterprise => TierLimits {
-                per_minute: 3_000,
-                per_hour: 150_000,
-                per_day: 2_000_000,
-                delay: Duration::ZERO,
-                history: None,
-                subscriptions: 200,
-            },
-        }
     }
 }
 
@@ -138,17 +109,6 @@ impl TierLimits {
     }
 }
 
-/// Callers without a key: the free tier's view, fewer requests, no alerts.
-pub fn anonymous_limits() -> TierLimits {
-    TierLimits {
-        per_minute: 10,
-        per_hour: 100,
-        per_day: 500,
-        subscriptions: 0,
-        ..Tier::Free.limits()
-    }
-}
-
 mod seconds {
     pub fn serialize<S: serde::Serializer>(
         value: &std::time::Duration,
@@ -174,9 +134,13 @@ mod optional_seconds {
 mod tests {
     use chrono::{TimeZone, Utc};
 
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
     #[test]
     fn an_incident_becomes_visible_to_a_delayed_tier_once_its_delay_has_passed() {
-        let free = Tier::Free.limits();
+        let free = DEFAULT_TIERS.free;
         let now = Utc.with_ymd_and_hms(2026, 12, 4, 12, 0, 0).unwrap();
         let an_hour_ago = now - chrono::Duration::hours(1);
         assert_eq!(
@@ -195,22 +159,21 @@ mod tests {
             None,
             "outside its history"
         );
-        assert_eq!(Tier::Pro.limits().visible_from(a_month_ago, now), Some(now));
+        assert_eq!(DEFAULT_TIERS.pro.visible_from(a_month_ago, now), Some(now));
         let (from, until) = free.visible_window(now);
         assert_eq!(until, Some(now - chrono::Duration::hours(24)));
         assert_eq!(from, Some(now - chrono::Duration::days(7)));
     }
 
-    use super::*;
-
     #[test]
-    fn tiers_parse_and_paid_tiers_see_everything_in_real_time() {
+    fn tiers_parse_and_paid_tiers_see_everything_in_real_time_by_default() {
         assert_eq!(Tier::parse("PRO").unwrap(), Tier::Pro);
         assert_eq!(Tier::parse("gold").unwrap_err().field, "tier");
-        assert_eq!(Tier::Free.limits().delay, Duration::from_secs(DAY));
+        let table = TierTable::default();
+        assert_eq!(table.of(Tier::Free).delay, DAY);
         for paid in [Tier::Pro, Tier::Team, Tier::Enterprise] {
-            assert!(paid.limits().delay.is_zero() && paid.limits().history.is_none());
+            assert!(table.of(paid).delay.is_zero() && table.of(paid).history.is_none());
         }
-        assert!(anonymous_limits().per_minute < Tier::Free.limits().per_minute);
+        assert!(table.anonymous.per_minute < table.free.per_minute);
     }
 }

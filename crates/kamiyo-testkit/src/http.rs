@@ -48,6 +48,11 @@ impl Client {
         self.request(Method::POST, path).json(json)
     }
 
+    /// A POST of an HTML form's fields (`application/x-www-form-urlencoded`).
+    pub fn post_form(&self, path: &str, pairs: &[(&str, &str)]) -> Request {
+        self.request(Method::POST, path).form(pairs)
+    }
+
     pub fn delete(&self, path: &str) -> Request {
         self.request(Method::DELETE, path)
     }
@@ -115,6 +120,16 @@ impl Request {
     pub fn raw_json(mut self, text: impl Into<String>) -> Request {
         self.body = Some(text.into());
         self.header("content-type", "application/json")
+    }
+
+    /// `pairs` as an HTML form's body (`application/x-www-form-urlencoded`).
+    pub fn form(mut self, pairs: &[(&str, &str)]) -> Request {
+        self.body = Some(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(pairs)
+                .finish(),
+        );
+        self.header("content-type", "application/x-www-form-urlencoded")
     }
 
     /// The peer address the server sees (`ConnectInfo`), e.g. `"192.0.2.1:4000"`;

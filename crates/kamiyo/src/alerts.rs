@@ -82,7 +82,7 @@ async fn run(
             events,
         } => {
             let user = accounts.find_user(&user).await?;
-            let allowed = user.tier.limits().subscriptions;
+            let allowed = settings.tiers.of(user.tier).subscriptions;
             if store.count_subscriptions(user.id).await? >= i64::from(allowed) {
                 bail!(
                     "the {} tier holds at most {allowed} subscriptions (docs/TIERS.md)",
@@ -227,6 +227,7 @@ async fn run(
                 since,
                 clock.now_utc(),
                 settings.alerts.poll_interval * 2,
+                &settings.tiers,
             )
             .await?;
             if json {

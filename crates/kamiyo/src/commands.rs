@@ -50,11 +50,20 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
         .collect();
     let fetch_log_keep = settings.server.source_fetch_retention;
     let alerts = settings.alerts.clone();
-    let state = AppState::build(database.clone(), settings.server, schedule, alerts.clone());
+    let tiers = settings.tiers;
+    let web = settings.web.clone();
+    let state = AppState::build(
+        database.clone(),
+        settings.server,
+        schedule,
+        alerts.clone(),
+        tiers,
+    );
     let alert_service = if alerts.enabled {
         let service = kamiyo_alerts::runner::AlertService::with_metrics(
             &database,
             alerts,
+            tiers,
             Arc::clone(&state.alert_metrics),
         )
         .context("cannot build the alert sender")?;
@@ -119,7 +128,12 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
         None => None,
     };
     let stats = Arc::clone(&state.connections);
-    let app = kamiyo_api::router(state);
+    let app = if web.enabled {
+        kamiyo_web::app(state, web)
+    } else {
+        tracing::info!("the dashboard is off (web.enabled = false): serving the API only");
+        kamiyo_api::router(state)
+    };
     let drained = kamiyo_api::serve(listener, app, stopped(stop_rx), limits, stats).await;
     // A fetch cut off here leaves whole batches or none, and its slot's lease hands it
     // to another instance.

@@ -1,7 +1,7 @@
 //! Configuration layers, later ones winning: built-in defaults, the TOML file given with
 //! `--config`, environment variables (`DATABASE_URL`, then `KAMIYO_DATABASE_*`,
-//! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`, `KAMIYO_SOURCES_*`, `KAMIYO_ALERTS_*`), then
-//! command-line flags.
+//! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`, `KAMIYO_SOURCES_*`, `KAMIYO_ALERTS_*`,
+//! `KAMIYO_TIERS_*`, `KAMIYO_WEB_*`), then command-line flags.
 
 use std::path::Path;
 
@@ -23,6 +23,11 @@ pub struct Settings {
     pub sources: kamiyo_ingest::sources::SourcesConfig,
     /// Alert dispatch and delivery in `kamiyo serve` (docs/ALERTS.md).
     pub alerts: kamiyo_alerts::config::AlertsConfig,
+    /// What anonymous callers and each tier may do (docs/TIERS.md): the API's rate
+    /// limits and visibility, the alerts' visibility, the number of subscriptions.
+    pub tiers: kamiyo_domain::TierTable,
+    /// The dashboard `kamiyo serve` serves at `/` (docs/DASHBOARD.md).
+    pub web: kamiyo_web::WebConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +78,8 @@ const SETTING_PREFIXES: &[&str] = &[
     "KAMIYO_LOG_",
     "KAMIYO_SOURCES_",
     "KAMIYO_ALERTS_",
+    "KAMIYO_TIERS_",
+    "KAMIYO_WEB_",
 ];
 
 /// A source's settings, as the last part of a `KAMIYO_SOURCES_<NAME>_<SETTING>` variable
@@ -103,6 +110,16 @@ fn source_key(variable: &str) -> String {
         .unwrap_or_else(|| format!("sources.{key}"))
 }
 
+/// `KAMIYO_TIERS_ANONYMOUS_DELAY` → `tiers.anonymous.delay`; `KAMIYO_TIERS_PRO_PER_MINUTE`
+/// → `tiers.pro.per_minute`. Tier names hold no `_`, so the first one ends the name.
+fn tier_key(variable: &str) -> String {
+    let key = variable.to_ascii_lowercase();
+    match key.split_once('_') {
+        Some((tier, setting)) => format!("tiers.{tier}.{setting}"),
+        None => format!("tiers.{key}"),
+    }
+}
+
 /// A misspelt section (`KAMIYO_DATABSE_URL`) would otherwise be ignored silently and
 /// the service would run on its defaults.
 fn reject_unknown_variables() -> Result<(), SettingsError> {
@@ -117,7 +134,7 @@ fn reject_unknown_variables() -> Result<(), SettingsError> {
     unknown.sort();
     match unknown.first() {
         Some(key) => Err(SettingsError::Invalid(format!(
-            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_*, KAMIYO_SOURCES_* and KAMIYO_ALERTS_*"
+            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_*, KAMIYO_SOURCES_*, KAMIYO_ALERTS_*, KAMIYO_TIERS_* and KAMIYO_WEB_*"
         ))),
         None => Ok(()),
     }
@@ -164,7 +181,9 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
                 Some(rest) => format!("alerts.smtp.{rest}").into(),
                 None => format!("alerts.{key}").into(),
             }
-        }));
+        }))
+        .merge(Env::prefixed("KAMIYO_TIERS_").map(|key| tier_key(key.as_str()).into()))
+        .merge(Env::prefixed("KAMIYO_WEB_").map(|key| format!("web.{key}").into()));
     if let Some(url) = &overrides.database_url {
         figment = figment.merge(("database.url", url.as_str()));
     }
@@ -186,6 +205,11 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         .map_err(|e| SettingsError::Invalid(e.to_string()))?;
     settings.server.validate().map_err(SettingsError::Invalid)?;
     settings.alerts.validate().map_err(SettingsError::Invalid)?;
+    settings.web.validate().map_err(SettingsError::Invalid)?;
+    settings
+        .tiers
+        .validate()
+        .map_err(|e| SettingsError::Invalid(e.to_string()))?;
     settings
         .sources
         .resolve()
@@ -252,6 +276,72 @@ mod tests {
             jail.set_env("KAMIYO_SOURCES_REKT_INTERVAL", "10ms");
             let err = load_in_jail(&Overrides::default(), None).unwrap_err();
             assert!(err.contains("sources.rekt.interval"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tiers_are_set_by_file_and_by_environment_per_tier_and_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "kamiyo.toml",
+                r#"
+                [tiers.free]
+                history = "30days"
+                per_day = 5000
+                [tiers.anonymous]
+                delay = "1h"
+                "#,
+            )?;
+            jail.set_env("KAMIYO_TIERS_ANONYMOUS_DELAY", "0s");
+            jail.set_env("KAMIYO_TIERS_ANONYMOUS_HISTORY", "all");
+            jail.set_env("KAMIYO_TIERS_PRO_PER_MINUTE", "600");
+            let settings = load_in_jail(&Overrides::default(), Some(Path::new("kamiyo.toml")))?;
+            let tiers = settings.tiers;
+            assert_eq!(
+                tiers.anonymous.delay,
+                Duration::ZERO,
+                "the environment wins"
+            );
+            assert_eq!(tiers.anonymous.history, None);
+            assert_eq!(
+                tiers.anonymous.per_minute, 10,
+                "a key left out keeps its default"
+            );
+            assert_eq!(tiers.pro.per_minute, 600);
+            assert_eq!(tiers.free.history, Some(Duration::from_secs(30 * 86_400)));
+            assert_eq!(tiers.free.per_day, 5000);
+            assert_eq!(tiers.team, kamiyo_domain::TierTable::default().team);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_tier_table_that_cannot_work_stops_start_up_naming_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("KAMIYO_TIERS_PRO_PER_MINUTE", "0");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(
+                err.contains("tiers.pro.per_minute must be at least 1"),
+                "{err}"
+            );
+
+            jail.set_env("KAMIYO_TIERS_PRO_PER_MINUTE", "300");
+            jail.set_env("KAMIYO_TIERS_FREE_HISTORY", "12h");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(
+                err.contains("tiers.free.history") && err.contains("tiers.free.delay"),
+                "{err}"
+            );
+
+            jail.set_env("KAMIYO_TIERS_FREE_HISTORY", "forever");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(err.contains("KAMIYO_TIERS_FREE_HISTORY"), "{err}");
+
+            jail.set_env("KAMIYO_TIERS_FREE_HISTORY", "all");
+            jail.set_env("KAMIYO_TIERS_GOLD_PER_MINUTE", "5");
+            let err = load_in_jail(&Overrides::default(), None).unwrap_err();
+            assert!(err.contains("gold"), "{err}");
             Ok(())
         });
     }

@@ -544,6 +544,41 @@ fn a_keyword_form_database_url_is_refused_without_showing_its_password() {
 }
 
 #[test]
+fn config_prints_the_tier_table_and_start_up_refuses_one_that_cannot_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = output(
+        kamiyo(dir.path())
+            .env("KAMIYO_TIERS_ANONYMOUS_DELAY", "0s")
+            .env("KAMIYO_TIERS_ANONYMOUS_HISTORY", "all")
+            .arg("config"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    let anonymous = shown
+        .split("[tiers.anonymous]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap_or_else(|| panic!("no [tiers.anonymous] in {shown}"));
+    assert!(
+        anonymous.contains("delay = \"0s\"") && anonymous.contains("history = \"all\""),
+        "{anonymous}"
+    );
+    assert!(
+        shown.contains("history = \"7days\""),
+        "the free tier's: {shown}"
+    );
+
+    let refused = output(
+        kamiyo(dir.path())
+            .env("KAMIYO_TIERS_PRO_PER_MINUTE", "0")
+            .arg("config"),
+    );
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("tiers.pro.per_minute"), "{stderr}");
+}
+
+#[test]
 fn a_bad_environment_value_is_refused_naming_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let out = output(

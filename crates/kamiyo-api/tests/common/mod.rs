@@ -17,7 +17,7 @@
 use axum::http::Method;
 use kamiyo_api::{router, AppState, ServerConfig};
 use kamiyo_db::{Database, DbConfig};
-use kamiyo_domain::Tier;
+use kamiyo_domain::{Tier, TierTable};
 use kamiyo_store::accounts::{AccountStore, Role};
 use kamiyo_store::{IncidentStore, MIGRATIONS};
 use kamiyo_testkit::http::Request;
@@ -53,6 +53,7 @@ enum Backend {
 pub struct Builder {
     settings: ServerConfig,
     alerts: kamiyo_alerts::config::AlertsConfig,
+    tiers: TierTable,
     db_config: DbConfig,
     backend: Backend,
     user: Option<(Tier, Role)>,
@@ -63,6 +64,7 @@ impl TestApp {
         Builder {
             settings: ServerConfig::default(),
             alerts: kamiyo_alerts::config::AlertsConfig::default(),
+            tiers: TierTable::default(),
             db_config: DbConfig::default(),
             backend: Backend::Postgres,
             user: None,
@@ -91,8 +93,8 @@ impl TestApp {
             .bearer_opt(self.user_key.as_deref())
     }
 
-    /// Another instance of the API (its own caches, limits and settings) on this app's
-    /// database: what a second process sees.
+    /// Another instance of the API (its own caches, limits and settings, the default
+    /// tier table) on this app's database: what a second process sees.
     pub fn another_instance(&self, settings: ServerConfig) -> Client {
         Client::new(router(AppState::new(self.db.clone(), settings)))
     }
@@ -136,6 +138,12 @@ impl Builder {
     /// The `alerts.*` settings (default: the shipped ones).
     pub fn alerts(mut self, alerts: kamiyo_alerts::config::AlertsConfig) -> Self {
         self.alerts = alerts;
+        self
+    }
+
+    /// The tier table (`tiers.*`; default: the shipped one).
+    pub fn tiers(mut self, tiers: TierTable) -> Self {
+        self.tiers = tiers;
         self
     }
 
@@ -210,7 +218,13 @@ impl Builder {
             }
             Backend::Given(db) => (db, None, None),
         };
-        let state = AppState::build(db.clone(), self.settings, Vec::new(), self.alerts);
+        let state = AppState::build(
+            db.clone(),
+            self.settings,
+            Vec::new(),
+            self.alerts,
+            self.tiers,
+        );
         let mut app = TestApp {
             client: Client::new(router(state.clone())),
             state,
