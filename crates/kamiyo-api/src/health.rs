@@ -69,6 +69,12 @@ pub async fn database(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// What `/api/health/database` answers now (the same shared probe), as JSON: the
+/// dashboard's status page shows it.
+pub async fn database_health(state: &AppState) -> serde_json::Value {
+    serde_json::from_slice(&database_probe(state).await.body).unwrap_or_default()
+}
+
 /// The database probe's answer, shared (see `health_cache`).
 async fn database_probe(state: &AppState) -> Probe {
     let probe = || async {

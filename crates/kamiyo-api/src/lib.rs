@@ -10,7 +10,7 @@ mod curation;
 pub mod error;
 pub mod exploits;
 pub mod export;
-mod health;
+pub mod health;
 mod health_cache;
 mod http_metrics;
 mod ingest;

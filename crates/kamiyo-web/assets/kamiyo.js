@@ -6,7 +6,13 @@
   "use strict";
   var form = document.querySelector("form[data-enhance]");
   var region = document.getElementById("results");
-  if (!form || !region || !window.fetch || !window.history || !window.DOMParser) return;
+  if (!form || !region || !window.fetch || !window.history || !window.DOMParser || !window.AbortController) return;
+
+  var pending = null;
+  // The URL whose results are shown: a popstate to the same URL (a fragment link such
+  // as the skip link) needs no load.
+  var shown = window.location.pathname + window.location.search;
+  history.replaceState({ kamiyo: true }, "", window.location.href);
 
   function queryOf(f) {
     var params = new URLSearchParams();
@@ -18,37 +24,43 @@
   }
 
   function load(url, push) {
+    // A newer request wins: an older answer arriving late must not replace it.
+    if (pending) pending.abort();
+    var controller = new AbortController();
+    pending = controller;
     region.setAttribute("aria-busy", "true");
-    return fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } })
-      .then(function (response) { return response.text().then(function (body) { return [response, body]; }); })
-      .then(function (pair) {
-        var doc = new DOMParser().parseFromString(pair[1], "text/html");
+    return fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" }, signal: controller.signal })
+      .then(function (response) { return response.text(); })
+      .then(function (body) {
+        var doc = new DOMParser().parseFromString(body, "text/html");
         var fresh = doc.getElementById("results");
-        if (!fresh) { window.location.assign(url); return; }
-        region.replaceWith(fresh);
-        region = fresh;
         var freshForm = doc.querySelector("form[data-enhance]");
-        if (freshForm) syncForm(freshForm);
+        if (!fresh || !freshForm) { window.location.replace(url); return; }
+        // The region itself stays (it is the live region screen readers listen to);
+        // its content and the form's fields are the new page's.
+        region.replaceChildren.apply(region, Array.prototype.slice.call(fresh.childNodes));
+        form.replaceChildren.apply(form, Array.prototype.slice.call(freshForm.childNodes));
         document.title = doc.title;
+        shown = url;
         if (push) history.pushState({ kamiyo: true }, "", url);
       })
-      .catch(function () { window.location.assign(url); })
-      .finally(function () { region.removeAttribute("aria-busy"); });
-  }
-
-  function syncForm(source) {
-    Array.prototype.forEach.call(source.elements, function (el) {
-      if (!el.name) return;
-      var target = form.elements.namedItem(el.name);
-      if (target && "value" in target) target.value = el.value;
-    });
+      .catch(function (error) {
+        if (error && error.name === "AbortError") return;
+        window.location.replace(url);
+      })
+      .finally(function () {
+        if (pending === controller) {
+          pending = null;
+          region.removeAttribute("aria-busy");
+        }
+      });
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     load(form.getAttribute("action") + queryOf(form), true);
   });
-  // On the document: the results region is replaced by every load.
+  // On the document: links inside the results region, which each load replaces.
   document.addEventListener("click", function (event) {
     var link = event.target.closest ? event.target.closest("a[data-nav]") : null;
     if (!link || !region.contains(link) || event.metaKey || event.ctrlKey || event.shiftKey) return;
@@ -56,6 +68,7 @@
     load(link.getAttribute("href"), true);
   });
   window.addEventListener("popstate", function () {
-    load(window.location.pathname + window.location.search, false);
+    var url = window.location.pathname + window.location.search;
+    if (url !== shown) load(url, false);
   });
 })();

@@ -17,6 +17,8 @@ pub struct Ctx {
     pub signed_in: bool,
     /// The token this visitor's forms carry.
     pub csrf: String,
+    /// The digest of the visitor's session cookie, which CSRF tokens are bound to.
+    pub session: Option<String>,
     pub nonce: CsrfNonce,
     pub dashboard: Arc<Dashboard>,
     pub path: String,
@@ -52,6 +54,7 @@ impl FromRequestParts<AppState> for Ctx {
             .get::<CsrfNonce>()
             .cloned()
             .ok_or_else(|| missing("the gate's CSRF nonce"))?;
+        let session = parts.extensions.get::<SignedIn>().map(|s| s.0.clone());
         let tls = crate::session::over_tls(&parts.headers, &parts.uri, dashboard.behind_proxy);
         let peer = parts
             .extensions
@@ -61,8 +64,11 @@ impl FromRequestParts<AppState> for Ctx {
             tls,
             headers: parts.headers.clone(),
             peer,
-            signed_in: parts.extensions.get::<SignedIn>().is_some(),
-            csrf: dashboard.signer.csrf_token(&nonce),
+            signed_in: session.is_some(),
+            csrf: dashboard
+                .signer
+                .csrf_token(&nonce, session.as_deref().unwrap_or_default()),
+            session,
             nonce,
             caller,
             dashboard,
@@ -75,7 +81,12 @@ impl FromRequestParts<AppState> for Ctx {
 impl Ctx {
     /// A form's token is this visitor's: refuses a cross-site post.
     pub fn check_csrf(&self, token: &str) -> Result<(), ApiError> {
-        if self.dashboard.signer.csrf_matches(&self.nonce, token) {
+        let session = self.session.as_deref().unwrap_or_default();
+        if self
+            .dashboard
+            .signer
+            .csrf_matches(&self.nonce, session, token)
+        {
             Ok(())
         } else {
             Err(ApiError::Forbidden(

@@ -23,8 +23,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// status (an error envelope is a few hundred bytes).
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
-/// Whether `path` is one of the dashboard's (the API, probes, metrics and assets keep
-/// their own rules: above all, the API never reads the session cookie).
+/// Whether `path` is outside the API, the probes, the metrics and the assets: it gets
+/// the page's security headers, and an error there is shown as a page.
 pub fn is_page(path: &str) -> bool {
     !(path.starts_with("/api/")
         || path == "/api"
@@ -33,32 +33,69 @@ pub fn is_page(path: &str) -> bool {
         || path.starts_with("/assets/"))
 }
 
+/// Whether `path` is one of the dashboard's own routes, the only ones where the session
+/// cookie stands for the visitor's key. An allow-list: a route added later anywhere else
+/// never accepts the cookie by accident.
+pub fn takes_session(path: &str) -> bool {
+    crate::pages::PATHS
+        .iter()
+        .any(|pattern| matches_route(pattern, path))
+}
+
+/// `pattern` as the router writes it (`/incidents/{id}`) against a request path: a
+/// `{...}` segment matches any one non-empty segment.
+fn matches_route(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
 pub async fn front(
     State(dashboard): State<Arc<Dashboard>>,
     mut request: Request,
     next: Next,
 ) -> Response {
-    if !is_page(request.uri().path()) {
+    let path = request.uri().path().to_owned();
+    if !is_page(&path) {
         return next.run(request).await;
     }
-    let now = chrono::Utc::now();
+    let now = dashboard.clock.now_utc();
     let headers = request.headers();
     let tls = session::over_tls(headers, request.uri(), dashboard.behind_proxy);
-    let key = session::cookie(headers, SESSION_COOKIE)
-        .and_then(|value| dashboard.signer.open_session(value, now));
-    // A visitor's own Authorization header wins: the cookie only stands in for one.
-    let from_cookie = key.is_some() && !headers.contains_key(header::AUTHORIZATION);
-    let stale_cookie = key.is_none() && session::cookie(headers, SESSION_COOKIE).is_some();
+    let session_cookie = session::cookie(headers, SESSION_COOKIE).map(str::to_owned);
+    let opened = session_cookie.as_deref().and_then(|value| {
+        dashboard
+            .signer
+            .open_session(value, now)
+            .map(|key| (value, key))
+    });
+    // A visitor's own Authorization header wins: the cookie only stands in for one, and
+    // only on the dashboard's own routes.
+    let from_cookie =
+        opened.is_some() && takes_session(&path) && !headers.contains_key(header::AUTHORIZATION);
+    let stale_cookie = session_cookie.is_some() && opened.is_none();
     let (nonce, fresh_nonce) = match session::cookie(headers, CSRF_COOKIE) {
-        Some(value) if !value.is_empty() && value.len() <= 64 => {
-            (CsrfNonce(value.to_owned()), false)
-        }
+        Some(value) if session::is_nonce(value) => (CsrfNonce(value.to_owned()), false),
         _ => (session::new_nonce(), true),
     };
-    if let (true, Some(key)) = (from_cookie, key) {
-        if let Ok(value) = HeaderValue::from_str(&format!("Bearer {key}")) {
-            request.headers_mut().insert(header::AUTHORIZATION, value);
-            request.extensions_mut().insert(SignedIn);
+    if let (true, Some((value, key))) = (from_cookie, &opened) {
+        if let Ok(header_value) = HeaderValue::from_str(&format!("Bearer {key}")) {
+            let digest = session::session_digest(value);
+            request
+                .headers_mut()
+                .insert(header::AUTHORIZATION, header_value);
+            request.extensions_mut().insert(SignedIn(digest));
         }
     }
     request.extensions_mut().insert(nonce.clone());
@@ -66,14 +103,24 @@ pub async fn front(
 
     let config = &dashboard.config;
     if from_cookie && response.status() == StatusCode::UNAUTHORIZED && is_json(&response) {
-        // The key was revoked or its user disabled since signing in: sign out and say so.
+        // The guard refused the key: revoked, or its user disabled since signing in.
+        // Sign out and say so.
         response = axum::response::Redirect::to("/signin?expired=1").into_response();
         clear(&mut response, SESSION_COOKIE, config, tls);
     } else if stale_cookie {
-        // Expired, or signed by a key this process no longer holds.
+        // Expired, or sealed by a key this process no longer holds.
         clear(&mut response, SESSION_COOKIE, config, tls);
     }
-    if fresh_nonce {
+    // A handler that rotated the nonce (sign-in, sign-out) set its own.
+    let rotated = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| {
+            v.as_bytes()
+                .starts_with(format!("{CSRF_COOKIE}=").as_bytes())
+        });
+    if fresh_nonce && !rotated {
         if let Some(value) = session::set_cookie(
             CSRF_COOKIE,
             &nonce.0,
@@ -161,6 +208,31 @@ async fn html_error(response: Response, dashboard: &Dashboard) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_dashboards_own_routes_take_the_session() {
+        for path in [
+            "/",
+            "/incidents",
+            "/incidents/12",
+            "/incidents.csv",
+            "/signin",
+            "/subscriptions/3/delete",
+        ] {
+            assert!(takes_session(path), "{path}");
+        }
+        for path in [
+            "/api/exploits",
+            "/nowhere",
+            "/incidents/",
+            "/incidents/1/2",
+            "/subscriptions/3",
+            "/apix",
+            "/metrics",
+        ] {
+            assert!(!takes_session(path), "{path}");
+        }
+    }
 
     #[test]
     fn the_api_probes_metrics_and_assets_are_not_pages() {

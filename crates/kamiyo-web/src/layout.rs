@@ -114,6 +114,11 @@ fn visibility_notice(ctx: &Ctx) -> Markup {
     if let Some(history) = limits.history {
         parts.push(format!("only those of the last {}", format::span(history)));
     }
+    let hidden = match (limits.delay.is_zero(), limits.history.is_some()) {
+        (false, true) => "Newer and older incidents are hidden.",
+        (false, false) => "Newer incidents are hidden.",
+        _ => "Older incidents are hidden.",
+    };
     let verb = if matches!(ctx.caller, Caller::User(..)) {
         " lets you "
     } else {
@@ -121,9 +126,9 @@ fn visibility_notice(ctx: &Ctx) -> Markup {
     };
     html! {
         p.notice role="note" {
-            (whom) (verb) (parts.join(", and ")) ". Newer and older incidents are hidden. "
+            (whom) (verb) (parts.join(", and ")) ". " (hidden) " "
             @if matches!(ctx.caller, Caller::User(..)) {
-                "A paid tier sees everything in real time."
+                "Other tiers may see more."
             } @else {
                 a href="/signin" { "Sign in with an API key" } " to see what your tier includes."
             }

@@ -36,15 +36,26 @@ pub struct Dashboard {
     pub assets: assets::Assets,
     /// `server.trusted_proxy_header` is set: `X-Forwarded-Proto` may be believed.
     pub behind_proxy: bool,
+    /// The service's clock (the database's): session expiry is read from it, as every
+    /// other deadline is.
+    pub clock: kamiyo_db::Clock,
 }
 
 impl Dashboard {
-    pub fn new(config: WebConfig, behind_proxy: bool) -> Dashboard {
+    pub fn new(config: WebConfig, behind_proxy: bool, clock: kamiyo_db::Clock) -> Dashboard {
+        if config.secure_cookie == config::SecureCookie::Auto && !behind_proxy {
+            tracing::info!(
+                "dashboard cookies are marked Secure only for requests made over TLS to this \
+                 process; behind a TLS-terminating proxy set server.trusted_proxy_header, or \
+                 web.secure_cookie = \"always\""
+            );
+        }
         Dashboard {
             signer: session::Signer::new(&config),
             config,
             assets: assets::Assets::new(),
             behind_proxy,
+            clock,
         }
     }
 }
@@ -54,6 +65,7 @@ pub fn app(state: AppState, config: WebConfig) -> Router {
     let dashboard = Arc::new(Dashboard::new(
         config,
         state.server.trusted_proxy_header.is_some(),
+        state.db.clock().clone(),
     ));
     let api = kamiyo_api::router_with(state, pages::routes(Arc::clone(&dashboard)));
     let assets = Arc::clone(&dashboard);

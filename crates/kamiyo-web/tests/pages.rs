@@ -77,6 +77,33 @@ async fn csrf(site: &Site, cookies: &str) -> (String, String) {
     (cookie, token)
 }
 
+/// A visitor signed in through the form: their cookies, and the token their forms carry
+/// now (the nonce is rotated and tokens are bound to the session).
+struct Visitor {
+    cookies: String,
+    token: String,
+}
+
+async fn sign_in(site: &Site, key: &str) -> (Visitor, Response) {
+    let (nonce, token) = csrf(site, "").await;
+    let signed = site
+        .client
+        .post_form("/signin", &[("key", key), ("csrf", &token)])
+        .header("cookie", nonce.clone())
+        .await;
+    assert_eq!(signed.status, 303, "{}", signed.text);
+    let session = set_cookie(&signed, "kamiyo_session")
+        .map(cookie_pair)
+        .unwrap_or_else(|| panic!("no session cookie"));
+    let rotated = set_cookie(&signed, "kamiyo_csrf")
+        .map(cookie_pair)
+        .unwrap_or_else(|| panic!("the nonce is not rotated at sign-in"));
+    assert_ne!(rotated, nonce);
+    let cookies = format!("{rotated}; {session}");
+    let (_, token) = csrf(site, &cookies).await;
+    (Visitor { cookies, token }, signed)
+}
+
 async fn seeded() -> Site {
     seed(Site::open().await).await
 }
@@ -292,9 +319,60 @@ async fn forms_refuse_a_post_without_the_visitors_csrf_token() {
     let crossed = site
         .client
         .post_form("/signin", &[("key", &key), ("csrf", &their_token)])
-        .header("cookie", mine)
+        .header("cookie", mine.clone())
         .await;
     assert_eq!(crossed.status, 403);
+    // A nonce another site planted (not of our making) is replaced, not trusted.
+    let planted = site
+        .client
+        .get("/signin")
+        .header("cookie", "kamiyo_csrf=planted")
+        .await;
+    assert!(set_cookie(&planted, "kamiyo_csrf").is_some_and(|c| !c.contains("=planted;")));
+
+    let (visitor, _) = sign_in(&site, &key).await;
+    let id = site
+        .client
+        .post(
+            "/api/subscriptions",
+            serde_json::json!({"name": "n", "channel": {"kind": "webhook", "url": "https://hooks.example.com/a"}}),
+        )
+        .bearer(&key)
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap_or(-1);
+    // Every state-changing form: no token, and the token of the signed-out page (tokens
+    // are bound to the session), are both refused.
+    for path in [
+        "/signout".to_owned(),
+        "/subscriptions".into(),
+        format!("/subscriptions/{id}/delete"),
+        format!("/subscriptions/{id}/enabled"),
+    ] {
+        for token in ["", their_token.as_str()] {
+            let answer = site
+                .client
+                .post_form(
+                    &path,
+                    &[
+                        ("csrf", token),
+                        ("name", "x"),
+                        ("url", "https://hooks.example.com/b"),
+                        ("enabled", "false"),
+                    ],
+                )
+                .header("cookie", visitor.cookies.clone())
+                .await;
+            assert_eq!(answer.status, 403, "{path} with {token:?}: {}", answer.text);
+        }
+    }
+    let still = site
+        .client
+        .get(&format!("/api/subscriptions/{id}"))
+        .bearer(&key)
+        .await;
+    assert_eq!(still.json()["enabled"], true, "nothing changed");
 }
 
 #[tokio::test]
@@ -317,19 +395,23 @@ async fn signing_in_shows_the_tiers_incidents_and_signing_out_hides_them_again()
         404
     );
 
-    let (nonce, token) = csrf(&site, "").await;
-    let signed = site
-        .client
-        .post_form("/signin", &[("key", &key), ("csrf", &token)])
-        .header("cookie", nonce.clone())
-        .await;
-    assert_eq!(signed.status, 303, "{}", signed.text);
-    let session = set_cookie(&signed, "kamiyo_session")
-        .unwrap_or_else(|| panic!("no session cookie"))
-        .to_owned();
+    let (visitor, signed) = sign_in(&site, &key).await;
+    let session = set_cookie(&signed, "kamiyo_session").unwrap_or_default();
     assert!(session.contains("HttpOnly") && session.contains("SameSite=Strict"));
-    assert!(!session.contains(&key), "the key is not stored in clear");
-    let cookies = format!("{nonce}; {}", cookie_pair(&session));
+    // The key is sealed: not there in clear, nor in the encodings a reader would try.
+    let value = cookie_pair(session).replace("kamiyo_session=", "");
+    use base64::Engine;
+    for encoded in [
+        key.clone(),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key),
+        base64::engine::general_purpose::STANDARD.encode(&key),
+    ] {
+        assert!(
+            !value.contains(&encoded[..encoded.len().min(16)]),
+            "{value}"
+        );
+    }
+    let cookies = visitor.cookies.clone();
 
     let listing = site
         .client
@@ -363,44 +445,42 @@ async fn signing_in_shows_the_tiers_incidents_and_signing_out_hides_them_again()
         .await;
     assert!(csv.text.contains("Fresh Protocol"), "{}", csv.text);
 
-    let (_, token) = csrf(&site, &cookies).await;
     let out = site
         .client
-        .post_form("/signout", &[("csrf", &token)])
+        .post_form("/signout", &[("csrf", &visitor.token)])
         .header("cookie", cookies.clone())
         .await;
     assert_eq!(out.status, 303, "{}", out.text);
     let cleared = set_cookie(&out, "kamiyo_session").unwrap_or_default();
     assert!(cleared.contains("Max-Age=0"), "{cleared}");
-    let after = site.client.get("/incidents").header("cookie", nonce).await;
+    assert!(
+        set_cookie(&out, "kamiyo_csrf").is_some(),
+        "a new nonce at sign-out"
+    );
+    let after = site.client.get("/incidents").await;
     assert!(!after.text.contains(&fresh_link));
 }
 
 #[tokio::test]
-async fn a_wrong_key_is_refused_on_the_form_and_a_revoked_one_ends_the_session() {
+async fn a_wrong_key_or_the_admin_token_is_refused_and_a_revoked_key_ends_the_session() {
     let site = seeded().await;
     let (nonce, token) = csrf(&site, "").await;
-    let wrong = site
-        .client
-        .post_form("/signin", &[("key", "kmy_not_a_key"), ("csrf", &token)])
-        .header("cookie", nonce.clone())
-        .await;
-    assert_eq!(wrong.status, 422);
-    assert!(
-        wrong.text.contains("key: the API key is not valid"),
-        "{}",
-        wrong.text
-    );
+    for (key, says) in [
+        ("kmy_not_a_key", "key: the API key is not valid"),
+        (ADMIN_TOKEN, "key: server.admin_token cannot sign in"),
+    ] {
+        let refused = site
+            .client
+            .post_form("/signin", &[("key", key), ("csrf", &token)])
+            .header("cookie", nonce.clone())
+            .await;
+        assert_eq!(refused.status, 422);
+        assert!(refused.text.contains(says), "{}", refused.text);
+        assert!(set_cookie(&refused, "kamiyo_session").is_none());
+    }
 
     let key = site.key("gone@example.com", Tier::Pro, Role::User).await;
-    let signed = site
-        .client
-        .post_form("/signin", &[("key", &key), ("csrf", &token)])
-        .header("cookie", nonce.clone())
-        .await;
-    let session = set_cookie(&signed, "kamiyo_session")
-        .map(cookie_pair)
-        .unwrap_or_default();
+    let (visitor, _) = sign_in(&site, &key).await;
     site.state
         .accounts
         .disable_user("gone@example.com")
@@ -409,7 +489,7 @@ async fn a_wrong_key_is_refused_on_the_form_and_a_revoked_one_ends_the_session()
     let after = site
         .client
         .get("/incidents")
-        .header("cookie", format!("{nonce}; {session}"))
+        .header("cookie", visitor.cookies.clone())
         .await;
     assert_eq!(after.status, 303);
     assert_eq!(after.header("location"), Some("/signin?expired=1"));
@@ -418,10 +498,14 @@ async fn a_wrong_key_is_refused_on_the_form_and_a_revoked_one_ends_the_session()
     let forged = site
         .client
         .get("/incidents")
-        .header("cookie", "kamiyo_session=v1.99999999999.a2V5.c2ln")
+        .header(
+            "cookie",
+            "kamiyo_session=v2.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        )
         .await;
     assert_eq!(forged.status, 200);
     assert!(forged.text.contains("Not signed in"));
+    assert!(set_cookie(&forged, "kamiyo_session").is_some_and(|c| c.contains("Max-Age=0")));
 }
 
 #[tokio::test]
@@ -485,7 +569,13 @@ async fn status_and_sources_show_admins_more_than_anonymous_visitors() {
     let site = seeded().await;
     let anonymous = site.client.get("/status").await;
     assert_eq!(anonymous.status, 200);
-    assert!(anonymous.text.contains("healthy"));
+    assert!(
+        anonymous
+            .text
+            .contains(r#"<span class="value ok">healthy</span>"#),
+        "{}",
+        anonymous.text
+    );
     assert!(!anonymous.text.contains("<h2>Pools</h2>"));
     let admin = site.client.get("/status").bearer(ADMIN_TOKEN).await;
     assert!(admin.text.contains("<h2>Pools</h2>"), "{}", admin.text);
@@ -531,21 +621,13 @@ async fn the_overview_totals_agree_with_the_stats_api() {
 async fn a_signed_in_user_manages_subscriptions_from_the_page() {
     let site = seeded().await;
     let key = site.key("alerts@example.com", Tier::Pro, Role::User).await;
-    let (nonce, token) = csrf(&site, "").await;
-    let signed = site
-        .client
-        .post_form("/signin", &[("key", &key), ("csrf", &token)])
-        .header("cookie", nonce.clone())
-        .await;
-    let session = set_cookie(&signed, "kamiyo_session")
-        .map(cookie_pair)
-        .unwrap_or_default();
-    let cookies = format!("{nonce}; {session}");
-    assert_eq!(
-        site.client.get("/subscriptions").await.status,
-        401,
-        "anonymous"
-    );
+    let (visitor, _) = sign_in(&site, &key).await;
+    let (cookies, token) = (visitor.cookies.clone(), visitor.token.clone());
+    let anonymous = site.client.get("/subscriptions").await;
+    assert_eq!(anonymous.status, 303, "anonymous: sent to sign in");
+    assert_eq!(anonymous.header("location"), Some("/signin"));
+    let admin = site.client.get("/subscriptions").bearer(ADMIN_TOKEN).await;
+    assert_eq!(admin.status, 403, "the admin token is no user");
 
     let created = site
         .client
@@ -563,16 +645,30 @@ async fn a_signed_in_user_manages_subscriptions_from_the_page() {
         )
         .header("cookie", cookies.clone())
         .await;
-    assert_eq!(created.status, 201, "{}", created.text);
-    assert!(created.text.contains("whsec_"), "the secret is shown once");
+    // Post, redirect, get: a reload cannot create it twice.
+    assert_eq!(created.status, 303, "{}", created.text);
+    assert_eq!(created.header("location"), Some("/subscriptions"));
+    let flash = set_cookie(&created, "kamiyo_flash")
+        .map(cookie_pair)
+        .unwrap_or_else(|| panic!("the secret crosses the redirect"));
+    assert!(!flash.contains("whsec_"), "sealed, not in clear");
+    let shown = site
+        .client
+        .get("/subscriptions")
+        .header("cookie", format!("{cookies}; {flash}"))
+        .await;
+    assert!(shown.text.contains("whsec_"), "the secret is shown once");
+    assert!(set_cookie(&shown, "kamiyo_flash").is_some_and(|c| c.contains("Max-Age=0")));
     let api = site
         .client
         .get("/api/subscriptions")
         .bearer(&key)
         .await
         .json();
+    assert_eq!(api["items"].as_array().map(Vec::len), Some(1));
     let id = api["items"][0]["id"].as_i64().unwrap_or(-1);
     assert_eq!(api["items"][0]["name"], "Big ones");
+    assert_eq!(api["items"][0]["filter"]["min_loss_usd"], "1000000.00");
     let again = site
         .client
         .get("/subscriptions")
@@ -627,4 +723,43 @@ async fn a_signed_in_user_manages_subscriptions_from_the_page() {
             .status,
         404
     );
+}
+
+#[tokio::test]
+async fn a_delayed_tiers_page_shows_what_the_api_shows_the_same_key() {
+    // The shipped rules: the free tier sees a week of incidents, a day late.
+    let site = Site::start().await;
+    let now = chrono::Utc::now();
+    for (name, age) in [
+        ("An hour old", Duration::hours(1)),
+        ("Two days old", Duration::days(2)),
+        ("Three days old", Duration::days(3)),
+        ("Ten days old", Duration::days(10)),
+    ] {
+        site.incident(claim(name).at(now - age)).await;
+    }
+    let key = site.key("free@example.com", Tier::Free, Role::User).await;
+    for query in ["", "?sort=amount", "?q=days"] {
+        let page = site
+            .client
+            .get(&format!("/incidents{query}"))
+            .bearer(&key)
+            .await;
+        let api = site
+            .client
+            .get(&format!("/api/exploits{query}"))
+            .bearer(&key)
+            .await;
+        assert_eq!(listed_ids(&page.text), api_ids(&api), "{query}");
+        assert_eq!(
+            stated_total(&page.text),
+            2,
+            "{query}: two of four are visible"
+        );
+    }
+    let anonymous = site.client.get("/incidents").await;
+    assert_eq!(stated_total(&anonymous.text), 2);
+    assert!(anonymous
+        .text
+        .contains("Newer and older incidents are hidden."));
 }

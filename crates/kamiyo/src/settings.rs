@@ -287,14 +287,15 @@ mod tests {
                 "kamiyo.toml",
                 r#"
                 [tiers.free]
-                history = "30days"
+                delay = "0s"
+                history = "all"
                 per_day = 5000
                 [tiers.anonymous]
                 delay = "1h"
                 "#,
             )?;
             jail.set_env("KAMIYO_TIERS_ANONYMOUS_DELAY", "0s");
-            jail.set_env("KAMIYO_TIERS_ANONYMOUS_HISTORY", "all");
+            jail.set_env("KAMIYO_TIERS_ANONYMOUS_HISTORY", "30days");
             jail.set_env("KAMIYO_TIERS_PRO_PER_MINUTE", "600");
             let settings = load_in_jail(&Overrides::default(), Some(Path::new("kamiyo.toml")))?;
             let tiers = settings.tiers;
@@ -303,13 +304,16 @@ mod tests {
                 Duration::ZERO,
                 "the environment wins"
             );
-            assert_eq!(tiers.anonymous.history, None);
+            assert_eq!(
+                tiers.anonymous.history,
+                Some(Duration::from_secs(30 * 86_400))
+            );
             assert_eq!(
                 tiers.anonymous.per_minute, 10,
                 "a key left out keeps its default"
             );
             assert_eq!(tiers.pro.per_minute, 600);
-            assert_eq!(tiers.free.history, Some(Duration::from_secs(30 * 86_400)));
+            assert_eq!(tiers.free.history, None);
             assert_eq!(tiers.free.per_day, 5000);
             assert_eq!(tiers.team, kamiyo_domain::TierTable::default().team);
             Ok(())

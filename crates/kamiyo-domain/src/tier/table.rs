@@ -138,6 +138,35 @@ impl TierTable {
                 "must be 0: anonymous callers cannot hold alert subscriptions",
             ));
         }
+        // Signing in must never hide what an anonymous caller sees: a private deployment
+        // that opens `tiers.anonymous` and forgets `tiers.free` would otherwise show its
+        // free users less than its visitors.
+        let open = &self.anonymous;
+        for (name, limits) in self.rows().into_iter().skip(1) {
+            if limits.delay > open.delay {
+                return Err(refused(
+                    name,
+                    "delay",
+                    format!(
+                        "({}) must be at most tiers.anonymous.delay ({}): signing in would hide incidents anonymous callers see",
+                        humantime::format_duration(limits.delay),
+                        humantime::format_duration(open.delay)
+                    ),
+                ));
+            }
+            let narrower = match (limits.history, open.history) {
+                (Some(_), None) => true,
+                (Some(tier), Some(anonymous)) => tier < anonymous,
+                (None, _) => false,
+            };
+            if narrower {
+                return Err(refused(
+                    name,
+                    "history",
+                    "must be at least tiers.anonymous.history: signing in would hide incidents anonymous callers see",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -221,6 +250,20 @@ mod tests {
     }
 
     #[test]
+    fn a_tier_may_not_see_less_than_anonymous_callers() {
+        let mut table = TierTable::default();
+        table.anonymous.delay = Duration::ZERO;
+        table.anonymous.history = None;
+        let err = table.validate().map_err(|e| e.to_string()).unwrap_err();
+        assert!(err.contains("tiers.free.delay"), "{err}");
+        table.free.delay = Duration::ZERO;
+        let err = table.validate().map_err(|e| e.to_string()).unwrap_err();
+        assert!(err.contains("tiers.free.history"), "{err}");
+        table.free.history = None;
+        assert_eq!(table.validate(), Ok(()));
+    }
+
+    #[test]
     fn the_default_table_is_valid_and_is_the_public_services() {
         assert_eq!(TierTable::default().validate(), Ok(()));
         let table = TierTable::default();
@@ -281,10 +324,12 @@ mod tests {
     }
 
     #[test]
-    fn an_open_anonymous_tier_is_valid() {
+    fn an_open_anonymous_tier_is_valid_with_an_open_free_tier() {
         let mut open = DEFAULT_TIERS;
-        open.anonymous.delay = Duration::ZERO;
-        open.anonymous.history = None;
+        for limits in [&mut open.anonymous, &mut open.free] {
+            limits.delay = Duration::ZERO;
+            limits.history = None;
+        }
         assert_eq!(open.validate(), Ok(()));
     }
 }

@@ -107,6 +107,7 @@ fn facts(incident: &Incident) -> Markup {
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     html! {
         dl.facts {
+            dt { "Name" } dd { (incident.protocol) (source_of(incident, "protocol")) }
             dt { "Date" } dd { (format::day(incident.occurred_at)) (source_of(incident, "occurred_at")) }
             dt { "Loss" } dd { (format::usd(incident.loss_usd.map(|u| u.decimal()))) (source_of(incident, "loss_usd")) }
             dt { "Recovered" } dd { (format::usd(incident.recovered_usd.map(|u| u.decimal()))) (source_of(incident, "recovered_usd")) }
@@ -161,11 +162,12 @@ fn conflicts(incident: &Incident) -> Markup {
         div.table-wrap { table {
             caption { "Each source's value where they differ" }
             thead { tr { th scope="col" { "Field" } th scope="col" { "Source" } th scope="col" { "Says" } } }
-            tbody {
-                @for conflict in &incident.conflicts {
+            // One row group per field: its header spans that group's rows.
+            @for conflict in &incident.conflicts {
+                tbody {
                     @for (i, value) in conflict.values.iter().enumerate() {
                         tr {
-                            @if i == 0 { th scope="row" rowspan=(conflict.values.len()) { (label(&conflict.field)) } }
+                            @if i == 0 { th scope="rowgroup" rowspan=(conflict.values.len()) { (label(&conflict.field)) } }
                             td { (value.source) }
                             td { (conflict_value(&conflict.field, &value.value)) }
                         }

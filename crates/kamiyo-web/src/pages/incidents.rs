@@ -96,7 +96,7 @@ pub async fn show(
                 @if page.total as usize > shown { ", " (shown) " shown on this page" }
                 "."
                 a href=(export) download { "Download CSV" }
-                a href=(api) { "Same query on the API" }
+                a href=(api) title="Your browser's request to the API is anonymous: send your key to see your tier's view" { "Same query on the API (JSON)" }
             }
             (IncidentTable {
                 caption: "Incidents matching the filters",

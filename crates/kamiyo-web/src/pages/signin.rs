@@ -71,29 +71,29 @@ pub async fn submit(
     // The API's own lookup and failed-attempt budget: guessing keys here is throttled
     // exactly as it is on the API.
     match kamiyo_api::authenticate_key(&state, &ctx.headers, ctx.peer, key).await {
-        Ok(Caller::Anonymous { .. } | Caller::MetricsReader(_)) => Ok(render(
+        Ok(Caller::User(..)) => {
+            let config = &ctx.dashboard.config;
+            let max_age = config.session_max_age;
+            let expires = ctx.now
+                + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(7));
+            let value = ctx.dashboard.signer.session(key, expires);
+            let mut response = Redirect::to("/").into_response();
+            set(&mut response, &ctx, SESSION_COOKIE, &value, max_age.as_secs());
+            rotate_nonce(&mut response, &ctx);
+            Ok(response)
+        }
+        // The bootstrap token is an operator's secret for the API and the CLI: it is not
+        // kept in a browser for days.
+        Ok(Caller::AdminToken(_)) => Ok(render(
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("key: server.admin_token cannot sign in to the dashboard; use the key of a user with the admin role"),
+        )),
+        Ok(_) => Ok(render(
             &ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some("key: this is not an API key"),
         )),
-        Ok(_) => {
-            let config = &ctx.dashboard.config;
-            let max_age = config.session_max_age;
-            let expires =
-                ctx.now + chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::days(7));
-            let value = ctx.dashboard.signer.session(key, expires);
-            let mut response = Redirect::to("/").into_response();
-            if let Some(cookie) = session::set_cookie(
-                SESSION_COOKIE,
-                &value,
-                max_age.as_secs(),
-                config.secure_cookie,
-                ctx.tls,
-            ) {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
-            }
-            Ok(response)
-        }
         // 422, not 401: the form was wrong, and a signed-in visitor stays signed in.
         Err(ApiError::InvalidCredentials(message)) => Ok(render(
             &ctx,
@@ -104,17 +104,26 @@ pub async fn submit(
     }
 }
 
+/// Appends a `Set-Cookie` for `name` with this visitor's cookie flags.
+fn set(response: &mut Response, ctx: &Ctx, name: &str, value: &str, max_age: u64) {
+    let config = &ctx.dashboard.config;
+    if let Some(cookie) = session::set_cookie(name, value, max_age, config.secure_cookie, ctx.tls) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+}
+
+/// A new CSRF nonce when the visitor's session changes: a nonce another site planted
+/// before sign-in does not outlive it.
+fn rotate_nonce(response: &mut Response, ctx: &Ctx) {
+    let nonce = session::new_nonce();
+    let max_age = ctx.dashboard.config.session_max_age.as_secs();
+    set(response, ctx, session::CSRF_COOKIE, &nonce.0, max_age);
+}
+
 pub async fn sign_out(ctx: Ctx, Form(form): Form<Csrf>) -> Result<Response, ApiError> {
     ctx.check_csrf(&form.csrf)?;
     let mut response = Redirect::to("/").into_response();
-    if let Some(cookie) = session::set_cookie(
-        SESSION_COOKIE,
-        "",
-        0,
-        ctx.dashboard.config.secure_cookie,
-        ctx.tls,
-    ) {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
+    set(&mut response, &ctx, SESSION_COOKIE, "", 0);
+    rotate_nonce(&mut response, &ctx);
     Ok(response)
 }

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use kamiyo_api::params::Params;
 use kamiyo_api::{ApiError, AppState};
-use kamiyo_db::monitor::{HealthStatus, QuerySort, SlowQuery, StatementReport};
+use kamiyo_db::monitor::{QuerySort, SlowQuery, StatementReport};
 use maud::{html, Markup};
 
 use super::html;
@@ -24,26 +24,29 @@ pub async fn show(
 ) -> Result<Response, ApiError> {
     Params::from_query(query, &[])?;
     let db = &state.db;
+    // The same shared probe as `/api/health/database`: it reaches the database, so an
+    // outage shows here as it does there.
+    let probe = kamiyo_api::health::database_health(&state).await;
+    let status = probe["status"].as_str().unwrap_or("unhealthy").to_owned();
+    let class = if status == "healthy" { "ok" } else { "bad" };
     let health = db.health_report(None);
-    let (label, class) = match health.status {
-        HealthStatus::Healthy => ("healthy", "ok"),
-        HealthStatus::Degraded => ("degraded", "bad"),
-        HealthStatus::Unhealthy => ("unhealthy", "bad"),
-    };
+    let label = status.as_str();
+    let schema = probe["schema_version"].as_i64();
     let details = if ctx.caller.may_read_metrics() {
         monitor(&state)
     } else {
         html! {
             p.muted { "Pools, slow statements and settings are shown to admins: "
-                a href="/signin" { "sign in" } " with an admin key." }
+                a href="/signin" { "sign in" } " with an admin user's key." }
         }
     };
     let body = html! {
         h1 { "Status" }
         ul.cards aria-label="Database" {
-            li { span.label { "Database" } span.value class=(class) { (label) } }
+            li { span.label { "Database" } span class=(format!("value {class}")) { (label) } }
             li { span.label { "Pool in use" } span.value { (format!("{:.0} %", health.utilization_pct)) } }
             li { span.label { "Backend" } span.value { (db.backend().to_string()) } }
+            @if let Some(version) = schema { li { span.label { "Schema version" } span.value { (version) } } }
         }
         @if !health.warnings.is_empty() {
             h2 { "Warnings" }

@@ -4,7 +4,7 @@
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form, Json};
 use kamiyo_alerts::channel::ChannelInput;
@@ -18,6 +18,7 @@ use super::html;
 use crate::ctx::Ctx;
 use crate::format;
 use crate::layout;
+use crate::session::{self, FLASH_COOKIE};
 
 #[derive(Deserialize, Default)]
 pub struct NewForm {
@@ -53,26 +54,57 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-fn user_only(ctx: &Ctx) -> Result<(), ApiError> {
+/// Subscriptions belong to users: a visitor who is not signed in is sent to sign in; the
+/// admin token (no user) is refused with a 403 (never a 401, which would read as a
+/// revoked session).
+fn refusal_unless_user(ctx: &Ctx) -> Option<Response> {
     match ctx.caller {
-        Caller::User(..) => Ok(()),
-        _ => Err(ApiError::Unauthorized(
-            "alert subscriptions belong to a user: sign in with your API key",
-        )),
+        Caller::User(..) => None,
+        Caller::Anonymous { .. } => Some(Redirect::to("/signin").into_response()),
+        _ => Some(ApiError::Forbidden(
+            "alert subscriptions belong to a user: sign in with that user's API key",
+        )
+        .into_response()),
     }
 }
 
-pub async fn show(State(state): State<AppState>, ctx: Ctx) -> Result<Response, ApiError> {
-    user_only(&ctx)?;
-    render(
+/// How long the secret of a new webhook waits in its sealed cookie for the page that
+/// shows it once.
+const FLASH_SECONDS: i64 = 120;
+
+pub async fn show(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(refusal) = refusal_unless_user(&ctx) {
+        return Ok(refusal);
+    }
+    // The secret of the subscription just created, shown this once (see `create`).
+    let cookie = session::cookie(&headers, FLASH_COOKIE);
+    let flash = cookie
+        .and_then(|value| ctx.dashboard.signer.open_flash(value, ctx.now))
+        .and_then(|text| {
+            text.split_once('\0')
+                .map(|(name, secret)| (name.to_owned(), secret.to_owned()))
+        });
+    let mut response = render(
         &state,
         &ctx,
         StatusCode::OK,
         None,
-        None,
+        flash,
         &NewForm::default(),
     )
-    .await
+    .await?;
+    if cookie.is_some() {
+        let config = &ctx.dashboard.config;
+        if let Some(clear) = session::set_cookie(FLASH_COOKIE, "", 0, config.secure_cookie, ctx.tls)
+        {
+            response.headers_mut().append(header::SET_COOKIE, clear);
+        }
+    }
+    Ok(response)
 }
 
 async fn render(
@@ -116,7 +148,7 @@ async fn render(
                             form.inline-form method="post" action=(format!("/subscriptions/{}/enabled", s.id)) {
                                 input type="hidden" name="csrf" value=(ctx.csrf);
                                 input type="hidden" name="enabled" value=(if s.enabled { "false" } else { "true" });
-                                button.secondary type="submit" { (if s.enabled { "Disable" } else { "Enable" }) }
+                                button.secondary type="submit" aria-label=(format!("{} {}", if s.enabled { "Disable" } else { "Enable" }, s.name)) { (if s.enabled { "Disable" } else { "Enable" }) }
                             }
                             form.inline-form method="post" action=(format!("/subscriptions/{}/delete", s.id)) {
                                 input type="hidden" name="csrf" value=(ctx.csrf);
@@ -199,7 +231,9 @@ pub async fn create(
     Form(form): Form<NewForm>,
 ) -> Result<Response, ApiError> {
     ctx.check_csrf(&form.csrf)?;
-    user_only(&ctx)?;
+    if let Some(refusal) = refusal_unless_user(&ctx) {
+        return Ok(refusal);
+    }
     let url = form.url.trim().to_owned();
     let channel = match form.kind.as_str() {
         "slack" => ChannelInput::Slack { url },
@@ -243,19 +277,28 @@ pub async fn create(
     )
     .await
     {
+        // Post, redirect, get: reloading the page cannot create a second subscription. The
+        // secret crosses the redirect sealed in a cookie that lives two minutes.
         Ok((_, Json(created))) => {
-            let secret = created
-                .secret
-                .map(|secret| (created.subscription.name.clone(), secret));
-            render(
-                &state,
-                &ctx,
-                StatusCode::CREATED,
-                None,
-                secret,
-                &NewForm::default(),
-            )
-            .await
+            let mut response = Redirect::to("/subscriptions").into_response();
+            if let Some(secret) = created.secret {
+                let text = format!("{}\0{secret}", created.subscription.name);
+                let sealed = ctx
+                    .dashboard
+                    .signer
+                    .flash(&text, ctx.now + chrono::Duration::seconds(FLASH_SECONDS));
+                let config = &ctx.dashboard.config;
+                if let Some(cookie) = session::set_cookie(
+                    FLASH_COOKIE,
+                    &sealed,
+                    FLASH_SECONDS as u64,
+                    config.secure_cookie,
+                    ctx.tls,
+                ) {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+            }
+            Ok(response)
         }
         Err(ApiError::Invalid { field, message }) => {
             let error = format!("{field}: {message}");
@@ -280,7 +323,9 @@ pub async fn delete(
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
     ctx.check_csrf(&form.csrf)?;
-    user_only(&ctx)?;
+    if let Some(refusal) = refusal_unless_user(&ctx) {
+        return Ok(refusal);
+    }
     api::delete(State(state), Extension(ctx.caller.clone()), id).await?;
     Ok(Redirect::to("/subscriptions").into_response())
 }
@@ -292,7 +337,9 @@ pub async fn set_enabled(
     Form(form): Form<ToggleForm>,
 ) -> Result<Response, ApiError> {
     ctx.check_csrf(&form.csrf)?;
-    user_only(&ctx)?;
+    if let Some(refusal) = refusal_unless_user(&ctx) {
+        return Ok(refusal);
+    }
     let patch = UpdateSubscription {
         name: None,
         url: None,
