@@ -37,9 +37,22 @@
         var freshForm = doc.querySelector("form[data-enhance]");
         if (!fresh || !freshForm) { window.location.replace(url); return; }
         // The region itself stays (it is the live region screen readers listen to);
-        // its content and the form's fields are the new page's.
+        // its content and the form's fields are the new page's. Keyboard focus stays
+        // where it was: on the same field or button of the new form, or on the region
+        // when a link inside it (a sort header, the next page) was followed.
+        var active = document.activeElement;
+        var inForm = active && form.contains(active);
+        var key = inForm ? (active.id || active.getAttribute("name") || (active.type === "submit" ? "submit" : "")) : "";
+        var inRegion = active && region.contains(active);
         region.replaceChildren.apply(region, Array.prototype.slice.call(fresh.childNodes));
         form.replaceChildren.apply(form, Array.prototype.slice.call(freshForm.childNodes));
+        if (inForm) {
+          var again = key === "submit" ? form.querySelector("[type=submit]")
+            : (document.getElementById(key) || form.elements.namedItem(key));
+          if (again && again.focus) again.focus();
+        } else if (inRegion) {
+          region.focus();
+        }
         document.title = doc.title;
         shown = url;
         if (push) history.pushState({ kamiyo: true }, "", url);

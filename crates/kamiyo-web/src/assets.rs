@@ -1,4 +1,4 @@
-//! The stylesheet and the script, embedded in the binary and served under a name that
+//! The stylesheet, the script and the icon, embedded in the binary and served under a name that
 //! carries their content hash: a browser may keep them for a year, and a new release
 //! changes the name, never the content behind an old one.
 
@@ -18,6 +18,9 @@ pub struct Asset {
 pub struct Assets {
     pub css: Asset,
     pub js: Asset,
+    /// The site's icon: linked from every page, so a browser never asks for
+    /// `/favicon.ico` (which would be a 404 in its console).
+    pub icon: Asset,
 }
 
 impl Assets {
@@ -35,11 +38,17 @@ impl Assets {
                 "text/javascript; charset=utf-8",
                 include_str!("../assets/kamiyo.js"),
             ),
+            icon: Asset::new(
+                "kamiyo",
+                "svg",
+                "image/svg+xml",
+                include_str!("../assets/kamiyo.svg"),
+            ),
         }
     }
 
     fn find(&self, file: &str) -> Option<&Asset> {
-        [&self.css, &self.js]
+        [&self.css, &self.js, &self.icon]
             .into_iter()
             .find(|a| a.path.strip_prefix("/assets/") == Some(file))
     }
@@ -95,5 +104,7 @@ mod tests {
         let css = assets.css.path.trim_start_matches("/assets/").to_owned();
         assert!(assets.find(&css).is_some());
         assert!(assets.find("kamiyo-0000000000000000.css").is_none());
+        let icon = assets.icon.path.trim_start_matches("/assets/").to_owned();
+        assert!(icon.ends_with(".svg") && assets.find(&icon).is_some());
     }
 }

@@ -26,6 +26,15 @@ pub struct WebConfig {
     /// When the session cookie is marked `Secure`: `auto` (when the request came over
     /// TLS, as a trusted proxy's `X-Forwarded-Proto: https` says), `always`, `never`.
     pub secure_cookie: SecureCookie,
+    /// Figures older than this (the overview's totals, charts and latest incidents, the
+    /// sources' health) are rebuilt in the background while the page shows them.
+    #[serde(with = "humantime_serde")]
+    pub overview_refresh: Duration,
+    /// Figures older than this are rebuilt while the page waits (after a quiet spell).
+    #[serde(with = "humantime_serde")]
+    pub overview_max_stale: Duration,
+    /// Most sets of figures kept (one per window and tier rule); the oldest makes room.
+    pub overview_max_entries: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +52,9 @@ impl Default for WebConfig {
             session_secret: None,
             session_max_age: Duration::from_secs(7 * 24 * 3600),
             secure_cookie: SecureCookie::Auto,
+            overview_refresh: Duration::from_secs(5),
+            overview_max_stale: Duration::from_secs(600),
+            overview_max_entries: 64,
         }
     }
 }
@@ -62,6 +74,20 @@ impl WebConfig {
             || self.session_max_age > Duration::from_secs(366 * 24 * 3600)
         {
             return Err("web.session_max_age must be between 1 minute and 366 days".into());
+        }
+        if self.overview_refresh.is_zero() || self.overview_refresh > Duration::from_secs(3600) {
+            return Err("web.overview_refresh must be between 1ms and 1 hour".into());
+        }
+        if self.overview_max_stale < self.overview_refresh
+            || self.overview_max_stale > Duration::from_secs(24 * 3600)
+        {
+            return Err(
+                "web.overview_max_stale must be at least web.overview_refresh and at most 1 day"
+                    .into(),
+            );
+        }
+        if !(1..=10_000).contains(&self.overview_max_entries) {
+            return Err("web.overview_max_entries must be between 1 and 10000".into());
         }
         Ok(())
     }

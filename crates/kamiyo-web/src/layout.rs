@@ -35,6 +35,7 @@ fn shell(dashboard: &Dashboard, title: &str, ctx: Option<&Ctx>, body: Markup) ->
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
                 title { (title) " · Kamiyo" }
+                link rel="icon" type="image/svg+xml" href=(dashboard.assets.icon.path);
                 link rel="stylesheet" href=(dashboard.assets.css.path);
                 script src=(dashboard.assets.js.path) defer {}
             }

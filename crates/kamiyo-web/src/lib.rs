@@ -19,6 +19,7 @@ pub mod gate;
 mod layout;
 mod pages;
 pub mod session;
+pub mod snapshot;
 
 use std::sync::Arc;
 
@@ -39,6 +40,11 @@ pub struct Dashboard {
     /// The service's clock (the database's): session expiry is read from it, as every
     /// other deadline is.
     pub clock: kamiyo_db::Clock,
+    /// The overview's figures, rebuilt in the background (`snapshot`).
+    pub(crate) overview: snapshot::Snapshots<pages::OverviewKey, pages::Overview>,
+    /// The sources page's reports, likewise.
+    pub(crate) source_health:
+        snapshot::Snapshots<pages::SourcesKey, Vec<kamiyo_store::SourceReport>>,
 }
 
 impl Dashboard {
@@ -50,8 +56,15 @@ impl Dashboard {
                  web.secure_cookie = \"always\""
             );
         }
+        let (refresh, stale, entries) = (
+            config.overview_refresh,
+            config.overview_max_stale,
+            config.overview_max_entries,
+        );
         Dashboard {
             signer: session::Signer::new(&config),
+            overview: snapshot::Snapshots::new(refresh, stale, entries, clock.clone()),
+            source_health: snapshot::Snapshots::new(refresh, stale, entries, clock.clone()),
             config,
             assets: assets::Assets::new(),
             behind_proxy,

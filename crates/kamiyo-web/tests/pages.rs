@@ -534,6 +534,17 @@ async fn the_incident_page_shows_every_claim_its_sources_and_linked_hashes() {
         )
         .await;
     assert_eq!(id, same, "one incident of two claims");
+    // Another hack of the same protocol, a year earlier: a related incident.
+    let earlier = site
+        .incident(
+            claim("Euler Finance")
+                .source("rekt")
+                .chain("ethereum")
+                .date("2022-01-05")
+                .loss_usd("1000000"),
+        )
+        .await;
+    assert_ne!(earlier, id);
     let page = site.client.get(&format!("/incidents/{id}")).await;
     assert_eq!(page.status, 200);
     assert_eq!(
@@ -559,6 +570,18 @@ async fn the_incident_page_shows_every_claim_its_sources_and_linked_hashes() {
     assert!(
         page.text.contains(r#"title="$197,000,000.00""#)
             || page.text.contains(r#"title="$160,000,000.00""#)
+    );
+    let related = page
+        .text
+        .split_once("Other incidents of")
+        .map_or("", |(_, rest)| rest);
+    assert!(
+        related.contains(&format!(r#"href="/incidents/{earlier}""#)),
+        "{related}"
+    );
+    assert!(
+        !related.contains(&format!(r#"href="/incidents/{id}""#)),
+        "not itself"
     );
     assert_eq!(site.client.get("/incidents/0").await.status, 400);
     assert_eq!(site.client.get("/incidents/999999").await.status, 404);
@@ -762,4 +785,28 @@ async fn a_delayed_tiers_page_shows_what_the_api_shows_the_same_key() {
     assert!(anonymous
         .text
         .contains("Newer and older incidents are hidden."));
+}
+
+#[tokio::test]
+async fn every_page_renders_on_sqlite_the_default_backend() {
+    let site = seed(Site::sqlite().await).await;
+    let api = site.client.get("/api/exploits?sort=amount").await;
+    let page = site.client.get("/incidents?sort=amount").await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert_eq!(listed_ids(&page.text), api_ids(&api));
+    assert_eq!(stated_total(&page.text), 7);
+    let id = api_ids(&api)[0];
+    for path in [
+        "/".to_owned(),
+        "/?days=365".into(),
+        format!("/incidents/{id}"),
+        "/sources".into(),
+        "/status".into(),
+        "/signin".into(),
+    ] {
+        let answer = site.client.get(&path).await;
+        assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+    }
+    let status = site.client.get("/status").await;
+    assert!(status.text.contains("sqlite"), "{}", status.text);
 }

@@ -56,6 +56,10 @@ pub struct IncidentFilter {
     pub chain: Option<Chain>,
     /// Case-insensitive substring of the protocol name.
     pub protocol: Option<String>,
+    /// Exactly this protocol key (`kamiyo_domain::protocol::protocol_key`): one
+    /// protocol's incidents, through `exploits_protocol_key_occurred_at_idx` (the
+    /// dashboard's related incidents). Not an API parameter.
+    pub protocol_key: Option<String>,
     pub attack_type: Option<AttackType>,
     pub attack_class: Option<AttackClass>,
     /// Inclusive bounds on the known loss; incidents with an unknown loss never match an
@@ -324,6 +328,7 @@ enum Region {
 fn needs_exploits(f: &IncidentFilter) -> bool {
     f.min_sources.is_some()
         || f.protocol.is_some()
+        || f.protocol_key.is_some()
         || f.attack_type.is_some()
         || f.attack_class.is_some()
         || f.status.is_some()
@@ -442,6 +447,10 @@ impl Where {
             let lower = self.lower();
             self.clauses
                 .push(format!("{lower}(e.protocol) LIKE {p} ESCAPE '\\'"));
+        }
+        if let Some(key) = &f.protocol_key {
+            let p = self.param(key.clone(), "text");
+            self.clauses.push(format!("e.protocol_key = {p}"));
         }
         if let Some(t) = f.attack_type {
             let p = self.param(t.as_str().to_owned(), "text");

@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use chrono::{DateTime, Utc};
 use kamiyo_api::exploits::{list_request, LIST_PARAMETERS};
 use kamiyo_api::params::Params;
-use kamiyo_api::{ApiError, AppState};
+use kamiyo_api::{ApiError, AppState, Caller};
 use kamiyo_domain::AttackType;
 use kamiyo_store::incidents::stats::Dimension;
+use kamiyo_store::incidents::stats::{Bucket, Summary};
+use kamiyo_store::incidents::IncidentSummary;
+use kamiyo_store::SourceReport;
 use maud::html;
 use rust_decimal::Decimal;
 
@@ -32,6 +36,63 @@ const WINDOWS: &[(Option<i64>, &str)] = &[
 /// Chains shown in the chart; the table behind it has the same.
 const TOP_CHAINS: usize = 10;
 
+/// What the overview's figures depend on: the window asked for and the visitor's tier
+/// rule (not the tier itself: tiers with one rule share figures).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OverviewKey {
+    days: Option<i64>,
+    delay: std::time::Duration,
+    history: Option<std::time::Duration>,
+}
+
+/// The overview's figures, read together (see `snapshot`).
+pub struct Overview {
+    summary: Summary,
+    months: Vec<Bucket>,
+    types: Vec<Bucket>,
+    chains: Vec<Bucket>,
+    latest: Vec<IncidentSummary>,
+    sources: Vec<SourceReport>,
+    /// When they were read.
+    built_at: DateTime<Utc>,
+}
+
+/// Reads the overview's figures as `caller` may see them now.
+async fn build(state: AppState, caller: Caller, days: Option<i64>) -> Result<Overview, ApiError> {
+    let now = state.now();
+    let (since, until) = kamiyo_api::stats::visible_window(days, &caller, now);
+    let latest_request = list_request(
+        &Params::from_query(RawQuery(Some("limit=10".into())), LIST_PARAMETERS)?,
+        &caller,
+        now,
+    )?;
+    let incidents = &state.incidents;
+    // The six reads at once: each takes its own connection (or a cached answer), so the
+    // build costs the slowest of them, not their sum.
+    let (summary, months, types, chains, latest, sources) = tokio::join!(
+        incidents.summary(since, until),
+        incidents.breakdown(Dimension::Month, since, until),
+        incidents.breakdown(Dimension::AttackType, since, until),
+        incidents.breakdown(Dimension::Chain, since, until),
+        incidents.list(&latest_request),
+        kamiyo_api::stats::source_reports(&state, &caller),
+    );
+    let mut sources = sources?;
+    // Figures are shared by every visitor with this rule: no admin-only text in them.
+    for source in &mut sources {
+        source.last_error = None;
+    }
+    Ok(Overview {
+        summary: summary?,
+        months: months?,
+        types: types?,
+        chains: chains?,
+        latest: latest?.items,
+        sources,
+        built_at: now,
+    })
+}
+
 pub async fn show(
     State(state): State<AppState>,
     ctx: Ctx,
@@ -42,25 +103,27 @@ pub async fn show(
     }
     let params = Params::from_query(RawQuery(query), &["days"])?;
     let days = params.integer("days", 1, kamiyo_api::stats::MAX_DAYS)?;
-    let (since, until) = kamiyo_api::stats::visible_window(days, &ctx.caller, ctx.now);
-    let latest_request = list_request(
-        &Params::from_query(RawQuery(Some("limit=10".into())), LIST_PARAMETERS)?,
-        &ctx.caller,
-        ctx.now,
-    )?;
-    let incidents = &state.incidents;
-    // The six reads at once: each takes its own connection (or a cached answer), so the
-    // page costs the slowest of them, not their sum.
-    let (summary, months, types, chains, latest, sources) = tokio::join!(
-        incidents.summary(since, until),
-        incidents.breakdown(Dimension::Month, since, until),
-        incidents.breakdown(Dimension::AttackType, since, until),
-        incidents.breakdown(Dimension::Chain, since, until),
-        incidents.list(&latest_request),
-        kamiyo_api::stats::source_reports(&state, &ctx.caller),
-    );
-    let (summary, months, types, chains, latest, sources) =
-        (summary?, months?, types?, chains?, latest?, sources?);
+    let limits = ctx.caller.limits();
+    let key = OverviewKey {
+        days,
+        delay: limits.delay,
+        history: limits.history,
+    };
+    let (state_for_build, caller) = (state.clone(), ctx.caller.clone());
+    let overview = ctx
+        .dashboard
+        .overview
+        .get(key, move || build(state_for_build, caller, days))
+        .await?;
+    let Overview {
+        summary,
+        months,
+        types,
+        chains,
+        latest,
+        sources,
+        built_at,
+    } = &*overview;
 
     let month_bars: Vec<Bar> = months
         .iter()
@@ -71,7 +134,7 @@ pub async fn show(
         })
         .collect();
     let mut by_class: BTreeMap<&'static str, (Decimal, i64)> = BTreeMap::new();
-    for bucket in &types {
+    for bucket in types {
         let class = AttackType::parse(&bucket.key)
             .map(|t| t.class().as_str())
             .unwrap_or("other");
@@ -129,10 +192,11 @@ pub async fn show(
             (Chart { id: "by-chain", title: "Loss by chain (top 10)", label_header: "Chain", bars: chain_bars }.rows())
         }
         h2 { "Latest incidents" }
-        (IncidentTable { caption: "The ten most recent incidents you can see", items: &latest.items, sort_links: None }.render())
+        (IncidentTable { caption: "The ten most recent incidents you can see", items: latest, sort_links: None }.render())
         p { a href="/incidents" { "All incidents, with filters" } }
         h2 { "Sources" }
-        (freshness(&sources))
+        (freshness(sources))
+        p.muted { "Figures as of " (format::instant(*built_at)) "." }
     };
     Ok(html(StatusCode::OK, layout::page(&ctx, "Overview", body)))
 }

@@ -42,16 +42,19 @@ pub async fn show(
             }
         }
     };
-    // The listing's own filter: the same protocol name, as `?protocol=` would find it.
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("protocol", &incident.protocol)
-        .append_pair("limit", &(RELATED + 1).to_string())
-        .finish();
-    let related_request = list_request(
-        &Params::from_query(RawQuery(Some(query.clone())), LIST_PARAMETERS)?,
+    // The same protocol (its key, through its index), within what this visitor may see.
+    let mut related_request = list_request(
+        &Params::from_query(
+            RawQuery(Some(format!("limit={}", RELATED + 1))),
+            LIST_PARAMETERS,
+        )?,
         &ctx.caller,
         ctx.now,
     )?;
+    related_request.filter.protocol_key = Some(incident.protocol_key.clone());
+    let by_name = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("protocol", &incident.protocol)
+        .finish();
     let mut related = state.incidents.list(&related_request).await?.items;
     related.retain(|r| r.id != incident.id);
     related.truncate(RELATED);
@@ -86,7 +89,7 @@ pub async fn show(
             p.muted { "None that you can see." }
         } @else {
             (IncidentTable { caption: "Incidents with the same protocol name", items: &related, sort_links: None }.render())
-            p { a href=(format!("/incidents?{query}")) { "All of them in the listing" } }
+            p { a href=(format!("/incidents?{by_name}")) { "Incidents whose name contains " (incident.protocol) } }
         }
         p { a href=(format!("/api/exploits/{}", incident.id)) { "This incident on the API (JSON)" } }
     };

@@ -90,7 +90,7 @@ pub async fn show(
     let body = html! {
         h1 { "Incidents" }
         (filter_form(&values))
-        div #results aria-live="polite" {
+        div #results aria-live="polite" tabindex="-1" {
             p.actions {
                 strong { (format::count(page.total)) } " incidents match"
                 @if page.total as usize > shown { ", " (shown) " shown on this page" }

@@ -20,6 +20,9 @@ use maud::Markup;
 
 use crate::Dashboard;
 
+pub(crate) use home::{Overview, OverviewKey};
+pub(crate) use sources::SourcesKey;
+
 /// Every page path, as routed.
 pub const PATHS: &[&str] = &[
     "/",

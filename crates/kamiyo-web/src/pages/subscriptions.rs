@@ -61,10 +61,12 @@ fn refusal_unless_user(ctx: &Ctx) -> Option<Response> {
     match ctx.caller {
         Caller::User(..) => None,
         Caller::Anonymous { .. } => Some(Redirect::to("/signin").into_response()),
-        _ => Some(ApiError::Forbidden(
-            "alert subscriptions belong to a user: sign in with that user's API key",
-        )
-        .into_response()),
+        _ => Some(
+            ApiError::Forbidden(
+                "alert subscriptions belong to a user: sign in with that user's API key",
+            )
+            .into_response(),
+        ),
     }
 }
 

@@ -21,7 +21,8 @@ pub struct Site {
     pub state: AppState,
     pub db: Database,
     pub router: axum::Router,
-    _pg: TestDatabase,
+    _pg: Option<TestDatabase>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// Tiers for tests: the shipped table, with request limits high enough that a test's
@@ -66,10 +67,28 @@ impl Site {
         Site::with(ServerConfig::default(), open_tiers()).await
     }
 
-    pub async fn with(mut settings: ServerConfig, tiers: TierTable) -> Site {
+    /// An open site on a fresh SQLite file (the default backend of `kamiyo serve`).
+    pub async fn sqlite() -> Site {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        Site::on(url, None, Some(dir), ServerConfig::default(), open_tiers()).await
+    }
+
+    pub async fn with(settings: ServerConfig, tiers: TierTable) -> Site {
         let pg = TestDatabase::create().await;
+        let url = pg.url().to_owned();
+        Site::on(url, Some(pg), None, settings, tiers).await
+    }
+
+    async fn on(
+        url: String,
+        pg: Option<TestDatabase>,
+        dir: Option<tempfile::TempDir>,
+        mut settings: ServerConfig,
+        tiers: TierTable,
+    ) -> Site {
         let db = Database::open(DbConfig {
-            url: kamiyo_db::DatabaseUrl::new(pg.url()),
+            url: kamiyo_db::DatabaseUrl::new(url),
             ..DbConfig::default()
         })
         .await
@@ -106,6 +125,7 @@ impl Site {
             state,
             db,
             _pg: pg,
+            _dir: dir,
         }
     }
 
