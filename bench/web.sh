@@ -11,7 +11,7 @@
 # request limits far above what the run sends, then for each page and each number of
 # connections runs wrk (--latency, after a warm-up) and records throughput and latency.
 # A run with any non-2xx answer or socket error is reported INVALID, not as throughput.
-# Also records the bytes a first visit transfers (page, stylesheet, script, with headers)
+# Also records the bytes a first visit transfers (page, stylesheet, script, icon, with headers)
 # and a cached visit (the page alone: the assets are immutable for a year).
 #
 # Environment (defaults): INCIDENTS=100000 SEED=42 CONNECTIONS="1 8 32" THREADS=2
@@ -95,15 +95,17 @@ bytes_of() { curl -s -o /dev/null -w '%{size_header} %{size_download}' "$1" | aw
 home=$(curl -s "$BASE/")
 css=$(grep -o 'href="/assets/[^"]*\.css"' <<<"$home" | head -n 1 | cut -d'"' -f2)
 js=$(grep -o 'src="/assets/[^"]*\.js"' <<<"$home" | head -n 1 | cut -d'"' -f2)
-[[ -n "$css" && -n "$js" ]] || die "the overview links no assets"
+icon=$(grep -o 'rel="icon"[^>]*href="/assets/[^"]*"' <<<"$home" | grep -o '/assets/[^"]*' | head -n 1)
+[[ -n "$css" && -n "$js" && -n "$icon" ]] || die "the overview links no assets"
 {
-  echo '| page | page bytes | + stylesheet | + script | first visit | cached visit |'
-  echo '| --- | ---: | ---: | ---: | ---: | ---: |'
+  echo '| page | page bytes | + stylesheet | + script | + icon | first visit | cached visit |'
+  echo '| --- | ---: | ---: | ---: | ---: | ---: | ---: |'
   css_bytes=$(bytes_of "$BASE$css")
   js_bytes=$(bytes_of "$BASE$js")
+  icon_bytes=$(bytes_of "$BASE$icon")
   for path in / /incidents "/incidents/$INCIDENT_ID"; do
     page_bytes=$(bytes_of "$BASE$path")
-    echo "| \`$path\` | $page_bytes | $css_bytes | $js_bytes | $((page_bytes + css_bytes + js_bytes)) | $page_bytes |"
+    echo "| \`$path\` | $page_bytes | $css_bytes | $js_bytes | $icon_bytes | $((page_bytes + css_bytes + js_bytes + icon_bytes)) | $page_bytes |"
   done
 } | tee "$OUT_DIR/weight.md"
 

@@ -53,7 +53,8 @@ impl Chart<'_> {
         let max = self.max();
         let n = self.bars.len().max(1) as f64;
         let slot = (WIDTH - 8.0) / n;
-        let bar_width = (slot * 0.8).max(1.0);
+        // At most 48 units wide: a few months must not read as a wall of colour.
+        let bar_width = (slot * 0.8).clamp(1.0, 48.0);
         // A label under every k-th column, so they never overlap.
         let every = ((n * 48.0 / WIDTH).ceil() as usize).max(1);
         let svg = html! {

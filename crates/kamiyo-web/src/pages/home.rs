@@ -151,8 +151,11 @@ pub async fn show(
         })
         .collect();
     class_bars.sort_by_key(|b| std::cmp::Reverse(b.loss));
+    // The chains that lost the most (the store orders them by incidents).
+    let mut chains: Vec<&Bucket> = chains.iter().collect();
+    chains.sort_by_key(|b| std::cmp::Reverse(format::decimal(&b.total_loss_usd)));
     let chain_bars: Vec<Bar> = chains
-        .iter()
+        .into_iter()
         .take(TOP_CHAINS)
         .map(|b| Bar {
             label: kamiyo_domain::Chain::parse(&b.key)
