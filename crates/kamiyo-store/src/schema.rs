@@ -69,6 +69,11 @@ const POSTGRES: &[Migration] = &[
         "alert_failure_streaks",
         include_str!("../migrations/postgres/0013_alert_failure_streaks.sql"),
     ),
+    Migration::new(
+        14,
+        "community",
+        include_str!("../migrations/postgres/0014_community.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -136,6 +141,11 @@ const SQLITE: &[Migration] = &[
         13,
         "alert_failure_streaks",
         include_str!("../migrations/sqlite/0013_alert_failure_streaks.sql"),
+    ),
+    Migration::new(
+        14,
+        "community",
+        include_str!("../migrations/sqlite/0014_community.sql"),
     ),
 ];
 

@@ -235,9 +235,16 @@ async fn fixture(dir: &Path, name: &str, size: usize) -> Fixture {
             ({third}, {b}, 'slack', 'sent', NULL, '2024-03-01T00:00:02.000Z'),
             ({first}, {b}, 'discord', 'sent', NULL, '2024-03-02T10:11:12.131Z');
          DELETE FROM alerts_sent WHERE channel = 'slack';
-         INSERT INTO community_submissions (submitted_by, exploit_id, protocol, chain, tx_hash, amount_usd, description, evidence_url, status, reviewed_by, reviewed_at, review_note) VALUES
-            ({a}, {first}, 'Protocol 0', 'ethereum', NULL, '12.34', 'Ünïcødé “quotes”', 'https://evidence.example/1', 'approved', {b}, '2024-04-01T12:00:00.000Z', 'ok'),
-            ({c}, NULL, 'Other', 'bsc', '0xabc', NULL, NULL, NULL, 'pending', NULL, NULL, NULL);
+         INSERT INTO community_submissions (submitted_by, exploit_id, protocol, amount_usd, description, claim, evidence_urls, attacker_addresses, fingerprint, matched, candidate_ids, status, reviewed_by, reviewed_at, review_note) VALUES
+            ({a}, {first}, 'Protocol 0', '12.34', 'Ünïcødé “quotes”', '{{\"protocol\":\"Protocol 0\",\"chains\":[\"ethereum\"],\"date\":\"2024-03-01\"}}', '[\"https://evidence.example/1\"]', '[\"0xattacker\"]', 'f1', 'incident', '[{first}]', 'verified', {b}, '2024-04-01T12:00:00.000Z', 'ok'),
+            ({c}, NULL, 'Other', NULL, NULL, '{{\"protocol\":\"Other\",\"chains\":[\"bsc\"],\"tx_hashes\":[{{\"chain\":\"bsc\",\"hash\":\"0xabc\"}}]}}', '[\"https://evidence.example/2\"]', '[]', 'f2', 'none', '[]', 'pending', NULL, NULL, NULL);
+         INSERT INTO submission_reviews (submission_id, reviewer_id, decision, reason, created_at) VALUES
+            ((SELECT min(id) FROM community_submissions), {b}, 'verify', 'matches the explorer', '2024-04-01T12:00:00.000Z');
+         INSERT INTO reputation_events (user_id, submission_id, review_id, points, reason, created_at) VALUES
+            ({a}, (SELECT min(id) FROM community_submissions), (SELECT max(id) FROM submission_reviews), 5, 'evidence', '2024-04-01T12:00:00.000Z');
+         INSERT INTO bounties (submission_id, exploit_id, user_id, amount_usd, status, paid_at, paid_by, payment_reference) VALUES
+            ((SELECT min(id) FROM community_submissions), {first}, {a}, '20.00', 'paid', '2024-04-02T00:00:00.000Z', {b}, 'wire-1');
+         INSERT INTO reviewers (user_id, granted_at) VALUES ({b}, '2024-03-01T00:00:00.000Z');
          INSERT INTO user_reputation (user_id, score, submissions_total, submissions_approved, submissions_rejected) VALUES
             ({a}, 5, 2, 1, 1),
             ({c}, -3, 1, 0, 1);

@@ -147,7 +147,7 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 23] = [
+const TABLES: [&str; 27] = [
     "alert_attempts",
     "alert_deliveries",
     "alert_events",
@@ -155,6 +155,7 @@ const TABLES: [&str; 23] = [
     "alert_subscriptions",
     "alerts_sent",
     "api_keys",
+    "bounties",
     "community_submissions",
     "curation_decisions",
     "exploit_chains",
@@ -165,9 +166,12 @@ const TABLES: [&str; 23] = [
     "maintenance_tasks",
     "payments",
     "protocol_aliases",
+    "reputation_events",
+    "reviewers",
     "source_fetch_slots",
     "source_fetches",
     "sources",
+    "submission_reviews",
     "subscription_changes",
     "user_reputation",
     "users",
