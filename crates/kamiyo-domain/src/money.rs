@@ -35,6 +35,13 @@ impl Usd {
         Usd::from_decimal(field, value)
     }
 
+    /// `amount` whole dollars: every `u32` is within range, so this cannot fail.
+    pub fn whole_dollars(amount: u32) -> Usd {
+        let mut cents = Decimal::from(amount);
+        cents.rescale(2);
+        Usd(cents)
+    }
+
     pub fn from_decimal(field: &str, value: Decimal) -> Result<Usd, FieldError> {
         if value.is_sign_negative() && !value.is_zero() {
             return Err(FieldError::new(field, "must not be negative"));

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod cache;
+pub mod community;
 pub mod copy;
 mod dialect;
 pub mod error;

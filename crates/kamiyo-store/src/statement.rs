@@ -221,3 +221,114 @@ async fn execute_in_one_transaction(
             .await?),
     }
 }
+
+/// One statement of a transaction that decides as it goes: when `guard` is set and the
+/// statement changes another number of rows, the transaction is rolled back with that
+/// refusal (a submission already reviewed by someone else, say).
+#[derive(Debug, Clone)]
+pub(crate) struct Step {
+    pub sql: &'static str,
+    pub params: Vec<Param>,
+    pub guard: Option<Guard>,
+}
+
+/// What a guarded [`Step`] must change, and the refusal when it does not.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Guard {
+    pub rows: u64,
+    pub field: &'static str,
+    pub reason: &'static str,
+}
+
+impl Step {
+    pub fn new(sql: &'static str, params: Vec<Param>) -> Step {
+        Step {
+            sql,
+            params,
+            guard: None,
+        }
+    }
+
+    /// This step must change exactly `rows` rows, or the whole transaction is refused.
+    pub fn must_change(mut self, rows: u64, field: &'static str, reason: &'static str) -> Step {
+        self.guard = Some(Guard {
+            rows,
+            field,
+            reason,
+        });
+        self
+    }
+
+    fn check(&self, changed: u64) -> Result<(), StoreError> {
+        check(self.guard, changed)
+    }
+}
+
+fn check(guard: Option<Guard>, changed: u64) -> Result<(), StoreError> {
+    match guard {
+        Some(guard) if guard.rows != changed => Err(StoreError::refused(guard.field, guard.reason)),
+        _ => Ok(()),
+    }
+}
+
+/// `steps` in order on an open PostgreSQL transaction; the first refusal stops them (the
+/// caller drops the transaction, which rolls it back).
+pub(crate) async fn run_steps_postgres(
+    tx: &kamiyo_db::postgres::PgTransaction<'_>,
+    steps: &[Step],
+) -> Result<(), StoreError> {
+    for step in steps {
+        let params: Vec<_> = step.params.iter().map(Param::postgres).collect();
+        let changed = tx.execute(step.sql, &params).await?;
+        step.check(changed)?;
+    }
+    Ok(())
+}
+
+/// [`run_steps_postgres`] on an open SQLite transaction (`pool` names the pool in errors).
+pub(crate) fn run_steps_sqlite(
+    tx: &rusqlite::Connection,
+    pool: &str,
+    steps: Vec<Step>,
+) -> Result<(), StoreError> {
+    for step in steps {
+        let guard = step.guard;
+        let params = step.params.into_iter().map(Param::sqlite);
+        let changed = tx
+            .execute(step.sql, rusqlite::params_from_iter(params))
+            .map_err(|e| StoreError::Database(kamiyo_db::DbError::from_sqlite(pool, e)))?;
+        check(guard, changed as u64)?;
+    }
+    Ok(())
+}
+
+/// `steps` in one transaction on either backend (see [`Step`]).
+pub(crate) async fn run_steps(pool: &Pool, steps: Vec<Step>) -> Result<(), StoreError> {
+    match pool {
+        Pool::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            let tx = conn.transaction().await?;
+            run_steps_postgres(&tx, &steps).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        Pool::Sqlite(pool) => {
+            let name = pool.name().to_owned();
+            pool.acquire()
+                .await?
+                .run(move |c| {
+                    let tx =
+                        c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    let outcome = run_steps_sqlite(&tx, &name, steps);
+                    match outcome {
+                        Ok(()) => {
+                            tx.commit()?;
+                            Ok(Ok(()))
+                        }
+                        Err(refused) => Ok(Err(refused)),
+                    }
+                })
+                .await?
+        }
+    }
+}

@@ -182,6 +182,11 @@ impl Drop for WriteGuard<'_> {
     }
 }
 
+/// The writes that follow a claim's ingest in its transaction, made from its outcome
+/// (see [`IncidentStore::ingest_then`]).
+pub(crate) type Follow =
+    Arc<dyn Fn(&IngestOutcome) -> Vec<crate::statement::Step> + Send + Sync + 'static>;
+
 /// How many times a batch is decided again after losing a race for a transaction hash
 /// to another writer (each loss means that writer committed, so progress is made).
 const RACE_ATTEMPTS: u32 = 5;
@@ -301,6 +306,49 @@ impl IncidentStore {
     pub async fn ingest(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
         let _write = self.write_guard();
         self.decide_one(draft, &self.rules(None).await?).await
+    }
+
+    /// Stores one claim through the ingest path, and in the same transaction the writes
+    /// `follow` makes of its outcome (a reviewed submission's record, say): all of them or
+    /// nothing. A guarded step that finds the database otherwise refuses the whole.
+    pub(crate) async fn ingest_then(
+        &self,
+        draft: &IncidentDraft,
+        follow: Follow,
+    ) -> Result<IngestOutcome, StoreError> {
+        let _write = self.write_guard();
+        self.ingest_and_follow(draft, &follow, true).await
+    }
+
+    /// What storing `draft` would do (insert, merge into which incident), without storing
+    /// it: the ingest path in a transaction that is rolled back.
+    pub async fn dry_run(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
+        let nothing: Follow = Arc::new(|_| Vec::new());
+        self.ingest_and_follow(draft, &nothing, false).await
+    }
+
+    async fn ingest_and_follow(
+        &self,
+        draft: &IncidentDraft,
+        follow: &Follow,
+        commit: bool,
+    ) -> Result<IngestOutcome, StoreError> {
+        let rules = self.rules(None).await?;
+        let mut attempt = 1;
+        loop {
+            let result = match self.db.primary() {
+                Pool::Postgres(pool) => {
+                    postgres::ingest_then(pool, draft, &rules, follow, commit).await
+                }
+                Pool::Sqlite(pool) => {
+                    sqlite::ingest_then(pool, draft, &rules, follow, commit).await
+                }
+            };
+            match result {
+                Err(StoreError::Raced) if attempt < RACE_ATTEMPTS => attempt += 1,
+                result => return result,
+            }
+        }
     }
 
     async fn decide_one(

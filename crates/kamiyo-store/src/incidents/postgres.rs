@@ -59,6 +59,35 @@ pub(super) async fn ingest_batch(
     Ok(outcomes)
 }
 
+/// Ingests `draft` and runs the steps `follow` makes of its outcome, in one transaction;
+/// `commit` false rolls everything back (what a claim would do, without doing it).
+pub(super) async fn ingest_then(
+    pool: &PgPool,
+    draft: &IncidentDraft,
+    rules: &Rules,
+    follow: &super::Follow,
+    commit: bool,
+) -> Result<super::IngestOutcome, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let tx = conn.transaction().await?;
+    let Decided { mut outcomes, .. } = ingest::ingest(
+        &mut PgIngest { tx: &tx },
+        std::slice::from_ref(draft),
+        rules,
+    )
+    .await?;
+    let outcome = outcomes
+        .pop()
+        .ok_or_else(|| StoreError::Invariant("a batch of one gave no outcome".into()))?;
+    crate::statement::run_steps_postgres(&tx, &follow(&outcome)).await?;
+    if commit {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(outcome)
+}
+
 pub(super) struct PgIngest<'t> {
     pub(super) tx: &'t PgTransaction<'t>,
 }

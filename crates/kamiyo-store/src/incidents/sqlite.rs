@@ -41,6 +41,48 @@ pub(super) async fn ingest_batch(
         .await?
 }
 
+/// [`super::postgres::ingest_then`] on SQLite.
+pub(super) async fn ingest_then(
+    pool: &SqlitePool,
+    draft: &IncidentDraft,
+    rules: &Rules,
+    follow: &super::Follow,
+    commit: bool,
+) -> Result<IngestOutcome, StoreError> {
+    let conn = pool.acquire().await?;
+    let pool_name = pool.name().to_owned();
+    let draft = draft.clone();
+    let rules = rules.clone();
+    let follow = std::sync::Arc::clone(follow);
+    conn.run(move |c| {
+        Ok((|| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(driver(&pool_name))?;
+            let mut io = SqliteIngest {
+                conn: &tx,
+                pool: &pool_name,
+            };
+            let Decided { mut outcomes, .. } = complete_now(ingest::ingest(
+                &mut io,
+                std::slice::from_ref(&draft),
+                &rules,
+            ))??;
+            let outcome = outcomes
+                .pop()
+                .ok_or_else(|| StoreError::Invariant("a batch of one gave no outcome".into()))?;
+            crate::statement::run_steps_sqlite(&tx, &pool_name, follow(&outcome))?;
+            if commit {
+                tx.commit().map_err(driver(&pool_name))?;
+            } else {
+                tx.rollback().map_err(driver(&pool_name))?;
+            }
+            Ok(outcome)
+        })())
+    })
+    .await?
+}
+
 fn ingest_in(
     c: &mut Connection,
     pool: &str,

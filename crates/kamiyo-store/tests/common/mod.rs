@@ -105,3 +105,30 @@ pub async fn execute_batch(db: &Database, sql: &str) {
         }
     }
 }
+
+/// The single integer `sql` answers on `db`'s primary (the same text on both backends).
+pub async fn count(db: &Database, sql: &str) -> i64 {
+    match db.primary() {
+        Pool::Postgres(pool) => {
+            let row = pool
+                .acquire()
+                .await
+                .unwrap()
+                .query_one(sql, &[])
+                .await
+                .unwrap();
+            row.try_get::<_, i64>(0)
+                .or_else(|_| row.try_get::<_, i32>(0).map(i64::from))
+                .unwrap()
+        }
+        Pool::Sqlite(pool) => {
+            let sql = sql.to_owned();
+            pool.acquire()
+                .await
+                .unwrap()
+                .run(move |c| c.query_row(&sql, [], |row| row.get::<_, i64>(0)))
+                .await
+                .unwrap()
+        }
+    }
+}
