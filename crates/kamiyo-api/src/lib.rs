@@ -23,6 +23,7 @@ mod query_schema;
 mod ratelimit;
 mod serve;
 pub mod stats;
+pub mod submissions;
 pub mod subscriptions;
 
 use std::sync::Arc;
@@ -100,6 +101,10 @@ pub struct Services {
     /// `tiers.*`: what anonymous callers and each tier may do (the auth guard resolves a
     /// caller's row once per request).
     pub tiers: kamiyo_domain::TierTable,
+    /// Community submissions, their reviews and reputation.
+    pub community: kamiyo_store::community::CommunityStore,
+    /// `community.*`: points, caps, thresholds, bounties.
+    pub community_rules: Arc<kamiyo_domain::ReputationRules>,
 }
 
 impl AppState {
@@ -127,6 +132,7 @@ impl AppState {
             schedule,
             kamiyo_alerts::config::AlertsConfig::default(),
             kamiyo_domain::TierTable::default(),
+            kamiyo_domain::ReputationRules::default(),
         )
     }
 
@@ -138,6 +144,7 @@ impl AppState {
         schedule: Vec<kamiyo_store::sources::SourceSchedule>,
         alerts: kamiyo_alerts::config::AlertsConfig,
         tiers: kamiyo_domain::TierTable,
+        community: kamiyo_domain::ReputationRules,
     ) -> Self {
         let clock = db.clock().clone();
         let clock_now = clock.now_utc();
@@ -150,6 +157,8 @@ impl AppState {
             server.total_cache_max_entries,
         );
         let alert_store = kamiyo_store::AlertStore::new(db.clone());
+        let community_store =
+            kamiyo_store::community::CommunityStore::new(db.clone(), incidents.clone());
         AppState(Arc::new(Services {
             pages: Arc::new(PageCache::new(
                 server.page_cache_ttl,
@@ -188,6 +197,8 @@ impl AppState {
             alerts_config: Arc::new(alerts),
             alert_metrics: Arc::default(),
             tiers,
+            community: community_store,
+            community_rules: Arc::new(community),
         }))
     }
 }
@@ -299,6 +310,10 @@ fn api_routes() -> Routes {
         post(subscriptions::replay),
     )
     .route("/api/admin/alerts/audit", get(subscriptions::audit))
+    .route("/api/submissions", post(submissions::create))
+    .route("/api/submissions/{id}", get(submissions::get))
+    .route("/api/review/submissions", get(submissions::queue))
+    .route("/api/review/submissions/{id}", post(submissions::review))
     .route("/api/openapi.json", get(openapi::document))
 }
 

@@ -18,6 +18,10 @@ pub struct Me {
     pub limits: TierLimits,
     /// Requests left in the current minute, hour and day windows.
     pub remaining: Remaining,
+    /// A user's reputation from community submissions (absent for the admin token).
+    pub reputation: Option<kamiyo_store::community::Reputation>,
+    /// A user's latest submissions, newest first (at most 20), with their status.
+    pub submissions: Vec<kamiyo_store::community::Submission>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -46,6 +50,13 @@ pub async fn me(
         ),
         Caller::AdminToken(_) => (None, None, "admin".to_owned()),
     };
+    let (reputation, submissions) = match user_id {
+        Some(user) => (
+            Some(state.community.reputation(user, state.now()).await?),
+            state.community.of_user(user, 20).await?,
+        ),
+        None => (None, Vec::new()),
+    };
     let limits = caller.limits();
     let [minute, hour, day] = state
         .rate_limiter
@@ -57,5 +68,7 @@ pub async fn me(
         role,
         limits,
         remaining: Remaining { minute, hour, day },
+        reputation,
+        submissions,
     }))
 }

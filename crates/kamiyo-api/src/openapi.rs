@@ -27,7 +27,8 @@ enum Access {
     Public,
     /// A valid API key or the admin token.
     Key,
-    /// An admin: a key of a user with the admin role, or `server.admin_token`.
+    /// An admin: a key of a user with the admin role, or `server.admin_token` (and, for
+    /// `/api/review/submissions`, a reviewer).
     Admin,
     /// An admin, or `server.metrics_token`.
     Metrics,
@@ -46,6 +47,7 @@ impl Access {
             }
             (_, "/api/me") => Access::Key,
             (_, p) if p.starts_with("/api/subscriptions") => Access::Key,
+            (_, p) if p.starts_with("/api/submissions") => Access::Key,
             _ => Access::Public,
         }
     }
@@ -104,6 +106,10 @@ impl Access {
         crate::subscriptions::deliveries,
         crate::subscriptions::replay,
         crate::subscriptions::audit,
+        crate::submissions::create,
+        crate::submissions::get,
+        crate::submissions::queue,
+        crate::submissions::review,
     ),
     components(schemas(
         crate::error::ErrorEnvelope,

@@ -242,6 +242,13 @@ async fn check(
         | "/api/subscriptions/{id}/replay"
         // Admins only: ids and times of changes and deliveries.
         | "/api/admin/alerts/audit" => {}
+        // A submitter's own reports: the answer names the incident a report matched (its
+        // id only; reading it follows the tier, tests/submissions.rs). Reviewers and
+        // admins see the matched incident whatever its age: they must to decide.
+        "/api/submissions"
+        | "/api/submissions/{id}"
+        | "/api/review/submissions"
+        | "/api/review/submissions/{id}" => {}
         "/api/exploits" => {
             // Each filter and sort takes another SQL path (the chain filter reads
             // exploit_chains' copy of the date), so each is checked.

@@ -1,8 +1,10 @@
 //! `kamiyo user`, `kamiyo key`, `kamiyo payment`: account administration.
 
+use std::collections::HashSet;
+
 use anyhow::Context;
 use kamiyo_domain::Tier;
-use kamiyo_store::accounts::{AccountStore, Role};
+use kamiyo_store::accounts::{Access, AccountStore};
 
 use crate::cli::{KeyAction, PaymentAction, UserAction};
 use crate::settings::Settings;
@@ -23,37 +25,69 @@ pub async fn user(settings: Settings, action: UserAction) -> anyhow::Result<()> 
         UserAction::Create {
             email,
             tier: t,
+            role,
             admin,
         } => {
-            let role = if admin { Role::Admin } else { Role::User };
+            let access = match (admin, role) {
+                (true, _) => Access::Admin,
+                (false, Some(role)) => Access::parse(&role)?,
+                (false, None) => Access::User,
+            };
             let user = accounts
-                .create_user(&email, tier(&t)?, role)
+                .create_user(&email, tier(&t)?, access.role())
                 .await
                 .context("cannot create the user")?;
+            if access == Access::Reviewer {
+                // A second step: the grant is a row of its own (see `kamiyo_store::accounts`'
+                // roles); should it fail, the operator is told how to finish.
+                accounts
+                    .grant_reviewer(&user.id.to_string())
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "user {} was created without the reviewer grant; run `kamiyo user set-role {} reviewer`",
+                            user.id, user.email
+                        )
+                    })?;
+            }
             println!(
                 "created user {} <{}> tier {} role {}",
                 user.id,
                 user.email,
                 user.tier.as_str(),
-                user.role.as_str()
+                access.as_str()
             );
         }
         UserAction::List => {
+            let reviewers: HashSet<i64> = accounts.reviewer_ids().await?.into_iter().collect();
             println!(
-                "{:<6} {:<40} {:<11} {:<6} {:<7} CREATED",
+                "{:<6} {:<40} {:<11} {:<8} {:<7} CREATED",
                 "ID", "EMAIL", "TIER", "ROLE", "ACTIVE"
             );
             for user in accounts.list_users().await? {
                 println!(
-                    "{:<6} {:<40} {:<11} {:<6} {:<7} {}",
+                    "{:<6} {:<40} {:<11} {:<8} {:<7} {}",
                     user.id,
                     user.email,
                     user.tier.as_str(),
-                    user.role.as_str(),
+                    Access::of(user.role, reviewers.contains(&user.id)).as_str(),
                     user.active,
                     user.created_at.to_rfc3339()
                 );
             }
+        }
+        UserAction::SetRole { user, role } => {
+            let access = Access::parse(&role)?;
+            let user = accounts
+                .set_access(&user, access)
+                .await
+                .context("cannot change the role")?;
+            println!(
+                "user {} <{}> now has role {}",
+                user.id,
+                user.email,
+                access.as_str()
+            );
         }
         UserAction::SetTier {
             user,

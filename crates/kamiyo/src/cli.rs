@@ -79,6 +79,17 @@ pub enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
+    /// Community submissions (docs/COMMUNITY.md): the review queue and an operator's
+    /// decisions on it.
+    Submission {
+        #[command(subcommand)]
+        action: SubmissionAction,
+    },
+    /// Bounties owed for verified submissions.
+    Bounty {
+        #[command(subcommand)]
+        action: BountyAction,
+    },
     /// Manage API keys (a key is printed once, at creation; only its hash is stored).
     Key {
         #[command(subcommand)]
@@ -344,12 +355,23 @@ pub enum UserAction {
         /// free, pro, team or enterprise.
         #[arg(long, default_value = "free")]
         tier: String,
-        /// Give the user the admin role (write endpoints).
+        /// user, reviewer (may review community submissions) or admin (write endpoints,
+        /// and reviews). Default user.
         #[arg(long)]
+        role: Option<String>,
+        /// The same as `--role admin`.
+        #[arg(long, conflicts_with = "role")]
         admin: bool,
     },
-    /// List users.
+    /// List users (ROLE: user, reviewer or admin).
     List,
+    /// Change a user's role: user, reviewer (role user with the reviewer grant) or admin.
+    /// Role and grant change together.
+    SetRole {
+        /// Email or id.
+        user: String,
+        role: String,
+    },
     /// Change a user's tier; the change and its reason are recorded together.
     SetTier {
         /// Email or id.
@@ -362,6 +384,53 @@ pub enum UserAction {
     Disable {
         /// Email or id.
         user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubmissionAction {
+    /// The review queue: pending submissions of active users, oldest first.
+    List {
+        /// Most submissions listed.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One submission, as JSON.
+    Show { id: i64 },
+    /// Decide on a pending submission as the operator: `verify` stores its claim as the
+    /// source `community` (a new incident, or evidence for the one it matched) with the
+    /// submitter's points and any bounty; `reject` and `duplicate` cost points. Prints the
+    /// submission as it is afterwards, as JSON.
+    Review {
+        id: i64,
+        #[arg(long, value_enum)]
+        decision: ReviewDecision,
+        /// Why (stored with the decision; a rejection's is shown to the submitter).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReviewDecision {
+    Verify,
+    Reject,
+    Duplicate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BountyAction {
+    /// Bounties, newest first: every user's, or one user's.
+    List {
+        /// Email or id.
+        #[arg(long)]
+        user: Option<String>,
+        /// Print one JSON array.
+        #[arg(long)]
+        json: bool,
     },
 }
 

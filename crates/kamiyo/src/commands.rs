@@ -52,12 +52,14 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     let alerts = settings.alerts.clone();
     let tiers = settings.tiers;
     let web = settings.web.clone();
+    let community = settings.community.clone();
     let state = AppState::build(
         database.clone(),
         settings.server,
         schedule,
         alerts.clone(),
         tiers,
+        community,
     );
     let alert_service = if alerts.enabled {
         let service = kamiyo_alerts::runner::AlertService::with_metrics(

@@ -11,6 +11,7 @@ mod incidents;
 pub mod settings;
 mod sources;
 pub mod startup;
+mod submissions;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -46,6 +47,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => commands::migrate_status(settings).await?,
         Command::Config => commands::print_config(&settings)?,
         Command::User { action } => accounts::user(settings, action).await?,
+        Command::Submission { action } => submissions::submission(settings, action).await?,
+        Command::Bounty { action } => submissions::bounty(settings, action).await?,
         Command::Key { action } => accounts::key(settings, action).await?,
         Command::Payment { action } => accounts::payment(settings, action).await?,
         Command::Source { action } => return sources::source(settings, action).await,

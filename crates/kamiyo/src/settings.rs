@@ -1,7 +1,7 @@
 //! Configuration layers, later ones winning: built-in defaults, the TOML file given with
 //! `--config`, environment variables (`DATABASE_URL`, then `KAMIYO_DATABASE_*`,
 //! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`, `KAMIYO_SOURCES_*`, `KAMIYO_ALERTS_*`,
-//! `KAMIYO_TIERS_*`, `KAMIYO_WEB_*`), then command-line flags.
+//! `KAMIYO_TIERS_*`, `KAMIYO_WEB_*`, `KAMIYO_COMMUNITY_*`), then command-line flags.
 
 use std::path::Path;
 
@@ -28,6 +28,9 @@ pub struct Settings {
     pub tiers: kamiyo_domain::TierTable,
     /// The dashboard `kamiyo serve` serves at `/` (docs/DASHBOARD.md).
     pub web: kamiyo_web::WebConfig,
+    /// Community submissions: reputation points, caps, thresholds, bounties
+    /// (docs/COMMUNITY.md).
+    pub community: kamiyo_domain::ReputationRules,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -80,6 +83,7 @@ const SETTING_PREFIXES: &[&str] = &[
     "KAMIYO_ALERTS_",
     "KAMIYO_TIERS_",
     "KAMIYO_WEB_",
+    "KAMIYO_COMMUNITY_",
 ];
 
 /// A source's settings, as the last part of a `KAMIYO_SOURCES_<NAME>_<SETTING>` variable
@@ -134,7 +138,7 @@ fn reject_unknown_variables() -> Result<(), SettingsError> {
     unknown.sort();
     match unknown.first() {
         Some(key) => Err(SettingsError::Invalid(format!(
-            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_*, KAMIYO_SOURCES_*, KAMIYO_ALERTS_*, KAMIYO_TIERS_* and KAMIYO_WEB_*"
+            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_*, KAMIYO_SOURCES_*, KAMIYO_ALERTS_*, KAMIYO_TIERS_*, KAMIYO_WEB_* and KAMIYO_COMMUNITY_*"
         ))),
         None => Ok(()),
     }
@@ -183,7 +187,8 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
             }
         }))
         .merge(Env::prefixed("KAMIYO_TIERS_").map(|key| tier_key(key.as_str()).into()))
-        .merge(Env::prefixed("KAMIYO_WEB_").map(|key| format!("web.{key}").into()));
+        .merge(Env::prefixed("KAMIYO_WEB_").map(|key| format!("web.{key}").into()))
+        .merge(Env::prefixed("KAMIYO_COMMUNITY_").map(|key| format!("community.{key}").into()));
     if let Some(url) = &overrides.database_url {
         figment = figment.merge(("database.url", url.as_str()));
     }
@@ -206,6 +211,10 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
     settings.server.validate().map_err(SettingsError::Invalid)?;
     settings.alerts.validate().map_err(SettingsError::Invalid)?;
     settings.web.validate().map_err(SettingsError::Invalid)?;
+    settings
+        .community
+        .validate()
+        .map_err(SettingsError::Invalid)?;
     settings
         .tiers
         .validate()

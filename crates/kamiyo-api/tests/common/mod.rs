@@ -54,6 +54,7 @@ pub struct Builder {
     settings: ServerConfig,
     alerts: kamiyo_alerts::config::AlertsConfig,
     tiers: TierTable,
+    community: kamiyo_domain::ReputationRules,
     db_config: DbConfig,
     backend: Backend,
     user: Option<(Tier, Role)>,
@@ -65,6 +66,7 @@ impl TestApp {
             settings: ServerConfig::default(),
             alerts: kamiyo_alerts::config::AlertsConfig::default(),
             tiers: TierTable::default(),
+            community: kamiyo_domain::ReputationRules::default(),
             db_config: DbConfig::default(),
             backend: Backend::Postgres,
             user: None,
@@ -147,6 +149,12 @@ impl Builder {
         self
     }
 
+    /// The `community.*` rules (default: the shipped ones).
+    pub fn community(mut self, rules: kamiyo_domain::ReputationRules) -> Self {
+        self.community = rules;
+        self
+    }
+
     /// The server's settings (`ServerConfig { .., ..ServerConfig::default() }`).
     pub fn settings(mut self, settings: ServerConfig) -> Self {
         self.settings = settings;
@@ -224,6 +232,7 @@ impl Builder {
             Vec::new(),
             self.alerts,
             self.tiers,
+            self.community,
         );
         let mut app = TestApp {
             client: Client::new(router(state.clone())),

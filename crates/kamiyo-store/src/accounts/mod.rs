@@ -2,7 +2,7 @@
 //! and shown once; a tier change and its `subscription_changes` row commit together;
 //! payments and subscription changes are never deleted with a user (users are disabled).
 //!
-//! One file per part (`users`, `tiers`, `keys`, `payments`); the values they take are
+//! One file per part (`users`, `tiers`, `roles`, `keys`, `payments`); the values they take are
 //! validated by domain types (`Email`, `Role`, `Currency`, `PaymentStatus`). Single
 //! statements are written once for both backends (`statement::Sql`); the two multi-statement
 //! transactions (creating a user, changing a tier) are written per backend side by side.
@@ -11,6 +11,7 @@ mod keys;
 mod known_keys;
 mod payments;
 mod principal_cache;
+mod roles;
 mod tiers;
 mod users;
 
@@ -24,6 +25,7 @@ use crate::error::StoreError;
 pub use kamiyo_domain::Role;
 pub use keys::{hash_key, new_key, KEY_PREFIX};
 pub use principal_cache::{DEFAULT_AUTH_CACHE_MAX_ENTRIES, DEFAULT_AUTH_CACHE_TTL};
+pub use roles::Access;
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct User {

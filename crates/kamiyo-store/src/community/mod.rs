@@ -128,6 +128,46 @@ pub struct Rewards {
     pub daily_cap: i32,
 }
 
+impl Rewards {
+    /// What `rules` give for a decision on a submission whose matched incident had
+    /// `sources_before` independent sources (0 when it matched none): the minor bounty
+    /// for evidence that only adds a source to a well-reported incident.
+    pub fn from_rules(rules: &kamiyo_domain::ReputationRules, sources_before: i64) -> Rewards {
+        use kamiyo_domain::reputation::Outcome;
+        Rewards {
+            new_incident: (
+                rules.points_for(Outcome::NewIncident),
+                rules.bounty_for(Outcome::NewIncident, 0),
+            ),
+            evidence: (
+                rules.points_for(Outcome::Evidence),
+                rules.bounty_for(Outcome::Evidence, sources_before),
+            ),
+            penalty: 0,
+            daily_cap: rules.daily_cap,
+        }
+    }
+
+    /// The same, with the penalty of `decision` (a rejection as a false report, a
+    /// duplicate as a duplicate).
+    pub fn for_decision(
+        rules: &kamiyo_domain::ReputationRules,
+        decision: Decision,
+        sources_before: i64,
+    ) -> Rewards {
+        use kamiyo_domain::reputation::Outcome;
+        let penalty = match decision {
+            Decision::Verify => 0,
+            Decision::Reject => rules.points_for(Outcome::FalseReport),
+            Decision::Duplicate => rules.points_for(Outcome::Duplicate),
+        };
+        Rewards {
+            penalty,
+            ..Rewards::from_rules(rules, sources_before)
+        }
+    }
+}
+
 /// What a review did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reviewed {
@@ -359,7 +399,7 @@ impl CommunityStore {
                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11) \
                 ON CONFLICT (submitted_by, fingerprint) DO NOTHING",
         };
-        statement::execute(
+        let inserted = statement::execute(
             pool,
             sql.for_pool(pool),
             vec![
@@ -383,7 +423,7 @@ impl CommunityStore {
             .by_fingerprint(new.user_id, &new.fingerprint)
             .await?
             .ok_or_else(|| StoreError::Invariant("a stored submission is not found".into()))?;
-        Ok(if stored.created_at == now {
+        Ok(if inserted == 1 {
             Submitted::New(stored)
         } else {
             Submitted::Duplicate(stored)

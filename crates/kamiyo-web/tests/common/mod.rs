@@ -111,6 +111,7 @@ impl Site {
             Vec::new(),
             kamiyo_alerts::config::AlertsConfig::default(),
             tiers,
+            kamiyo_domain::ReputationRules::default(),
         );
         let router = kamiyo_web::app(
             state.clone(),

@@ -1,0 +1,315 @@
+//! Community submissions (docs/COMMUNITY.md): a user's report of an exploit
+//! (`POST /api/submissions`), its status (`GET /api/submissions/{id}`), and the reviewers'
+//! queue and decisions (`/api/review/submissions`). Matching, the review transaction and
+//! reputation are the store's (`kamiyo_store::community`); the rules are
+//! `community.*`.
+
+use axum::extract::rejection::{JsonRejection, PathRejection};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use kamiyo_domain::SubmissionInput;
+use kamiyo_store::community::{Decision, NewSubmission, Rewards, Submission, Submitted};
+use kamiyo_store::Incident;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, Result};
+use crate::params::Params;
+use crate::AppState;
+
+/// Longest review reason, in characters.
+const MAX_REASON: usize = 2_000;
+/// Most submissions one page of the queue shows.
+const MAX_QUEUE: i64 = 200;
+/// Submissions shown by default.
+const DEFAULT_QUEUE: i64 = 50;
+
+/// A submission as its submitter is answered.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubmissionAnswer {
+    #[serde(flatten)]
+    pub submission: Submission,
+    /// The same submission (by content) was sent before: this is that one, unchanged.
+    pub duplicate: bool,
+}
+
+/// One submission of the queue with the incident it matched and that incident's claims,
+/// side by side.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QueueItem {
+    pub submission: Submission,
+    pub incident: Option<Incident>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Queue {
+    pub items: Vec<QueueItem>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub decision: ReviewDecision,
+    /// Why: stored with the decision; a rejection's is shown to the submitter.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
+    pub reason: String,
+}
+
+/// What a reviewer decides.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewDecision {
+    /// The report is true: its claim is stored (source `community`).
+    Verify,
+    /// The report is false.
+    Reject,
+    /// The report repeats what is known.
+    Duplicate,
+}
+
+/// Reviewers (a user granted the role) and admins may review; the answer is the reviewer's
+/// user id (`None` for the admin token).
+async fn reviewer(state: &AppState, caller: &Caller) -> Result<Option<i64>> {
+    match caller {
+        Caller::AdminToken(_) => Ok(None),
+        Caller::User(p, _) if caller.is_admin() => Ok(Some(p.user_id)),
+        Caller::User(p, _) => {
+            if state
+                .accounts
+                .is_reviewer(p.user_id)
+                .await
+                .map_err(|e| ApiError::Unexpected(e.to_string()))?
+            {
+                Ok(Some(p.user_id))
+            } else {
+                Err(ApiError::Forbidden(
+                    "reviewing needs the reviewer or admin role",
+                ))
+            }
+        }
+        Caller::Anonymous { .. } | Caller::MetricsReader(_) => Err(ApiError::Unauthorized(
+            "reviewing needs a reviewer's or an admin's key: Authorization: Bearer <key>",
+        )),
+    }
+}
+
+/// Seconds from `now` to the next UTC midnight, when a day's submissions start again.
+fn until_tomorrow(now: DateTime<Utc>) -> u64 {
+    let tomorrow = (now.date_naive() + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or(now);
+    (tomorrow - now).num_seconds().max(1) as u64
+}
+
+/// The independent sources of the incident a submission matched, for the bounty rule.
+async fn sources_before(state: &AppState, submission: &Submission) -> Result<i64> {
+    Ok(match submission.exploit_id {
+        Some(id) => state
+            .incidents
+            .get(id)
+            .await?
+            .map_or(0, |incident| incident.sources_count),
+        None => 0,
+    })
+}
+
+#[utoipa::path(post, path = "/api/submissions", tag = "community",
+    request_body = SubmissionInput,
+    responses((status = 201, description = "Stored, pending review (or verified at once for a trusted submitter's evidence); `matched` says what it matched", body = SubmissionAnswer),
+        (status = 200, description = "The same submission was sent before: that one, with `duplicate: true`", body = SubmissionAnswer),
+        (status = 400, description = "Not a JSON object of this shape; the message names the field", body = crate::error::ErrorEnvelope),
+        (status = 403, description = "The caller's reputation is below zero: submissions are closed to them", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "A value a rule refuses; the message names the field (`evidence_urls[0]`, `tx_hashes[1].hash`); the admin token is no user", body = crate::error::ErrorEnvelope),))]
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: std::result::Result<Json<SubmissionInput>, JsonRejection>,
+) -> Result<(StatusCode, Json<SubmissionAnswer>)> {
+    let principal = match &caller {
+        Caller::User(principal, _) => principal,
+        Caller::Anonymous { .. } | Caller::MetricsReader(_) => {
+            return Err(ApiError::Unauthorized(
+                "a submission is a user's: send your API key (Authorization: Bearer <key>)",
+            ))
+        }
+        Caller::AdminToken(_) => {
+            return Err(ApiError::Invalid {
+                field: "Authorization".into(),
+                message: "a submission is a user's: send that user's API key".into(),
+            })
+        }
+    };
+    let Json(input) = body.map_err(ApiError::from_json_rejection)?;
+    let now = state.now();
+    let valid = input.validate(now).map_err(|e| ApiError::Invalid {
+        field: e.field,
+        message: e.message,
+    })?;
+    let rules = &state.community_rules;
+    let reputation = state.community.reputation(principal.user_id, now).await?;
+    let score = i32::try_from(reputation.score).unwrap_or(i32::MIN);
+    if !rules.may_submit(score) {
+        return Err(ApiError::Forbidden(
+            "your reputation is below zero: submissions are closed to you (docs/COMMUNITY.md)",
+        ));
+    }
+    let today = state
+        .community
+        .submitted_today(principal.user_id, now)
+        .await?;
+    if today >= i64::from(rules.per_day(score)) {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: until_tomorrow(now),
+        });
+    }
+    let claim = serde_json::to_value(&valid.claim)
+        .map_err(|e| ApiError::Unexpected(format!("serialising a claim: {e}")))?;
+    let new = NewSubmission {
+        user_id: principal.user_id,
+        protocol: valid.draft.protocol.display().to_owned(),
+        claim,
+        draft: valid.draft.clone(),
+        evidence_urls: valid.evidence_urls.clone(),
+        attacker_addresses: valid.attacker_addresses.clone(),
+        victim_addresses: valid.victim_addresses.clone(),
+        fingerprint: valid.fingerprint.clone(),
+    };
+    match state.community.submit(&new, now).await? {
+        Submitted::Duplicate(submission) => Ok((
+            StatusCode::OK,
+            Json(SubmissionAnswer {
+                submission,
+                duplicate: true,
+            }),
+        )),
+        Submitted::New(submission) => {
+            // A trusted user's evidence for an incident already known is applied at once,
+            // recorded as an automatic verification (no reviewer), and reversible.
+            let submission = if rules.is_trusted(score) && submission.matched == "incident" {
+                let before = sources_before(&state, &submission).await?;
+                state
+                    .community
+                    .review(
+                        submission.id,
+                        None,
+                        Decision::Verify,
+                        "applied without review: trusted submitter",
+                        Rewards::for_decision(rules, Decision::Verify, before),
+                        now,
+                    )
+                    .await?
+                    .submission
+            } else {
+                submission
+            };
+            Ok((
+                StatusCode::CREATED,
+                Json(SubmissionAnswer {
+                    submission,
+                    duplicate: false,
+                }),
+            ))
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/submissions/{id}", tag = "community",
+    params(("id" = i64, Path, minimum = 1, description = "Submission id")),
+    responses((status = 200, description = "The submission and its status (a rejection's reason in `review_note`)", body = Submission),
+        (status = 400, description = "Not a submission id", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "No such submission of the caller's (reviewers and admins see every one)", body = crate::error::ErrorEnvelope),))]
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<Submission>> {
+    let id = crate::exploits::positive_id(id, "a submission")?;
+    let submission = state
+        .community
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFoundItem("submission"))?;
+    let own = matches!(&caller, Caller::User(p, _) if submission.submitted_by == Some(p.user_id));
+    if own || reviewer(&state, &caller).await.is_ok() {
+        Ok(Json(submission))
+    } else {
+        // Another user's submission does not exist for this caller.
+        Err(ApiError::NotFoundItem("submission"))
+    }
+}
+
+#[utoipa::path(get, path = "/api/review/submissions", tag = "community",
+    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "Most submissions shown, default 50")),
+    responses((status = 200, description = "Pending submissions of active users, oldest first, each with the incident it matched and that incident's claims", body = Queue),
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
+pub async fn queue(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: RawQuery,
+) -> Result<Json<Queue>> {
+    reviewer(&state, &caller).await?;
+    let params = Params::from_query(query, &["limit"])?;
+    let limit = params
+        .integer("limit", 1, MAX_QUEUE)?
+        .unwrap_or(DEFAULT_QUEUE);
+    let mut items = Vec::new();
+    for submission in state.community.pending(limit).await? {
+        let incident = match submission.exploit_id {
+            Some(id) => state.incidents.get(id).await?,
+            None => None,
+        };
+        items.push(QueueItem {
+            submission,
+            incident,
+        });
+    }
+    Ok(Json(Queue { items }))
+}
+
+#[utoipa::path(post, path = "/api/review/submissions/{id}", tag = "community",
+    params(("id" = i64, Path, minimum = 1, description = "Submission id")),
+    request_body = ReviewRequest,
+    responses((status = 200, description = "The decision is recorded: a verification stored the claim (source `community`) with the submitter's points and any bounty, in one transaction", body = Submission),
+        (status = 400, description = "Not a submission id, or not a JSON object of this shape", body = crate::error::ErrorEnvelope),
+        (status = 404, description = "No such submission", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "Not one of the decisions, an empty reason, a submission already reviewed or the reviewer's own; the message names the field", body = crate::error::ErrorEnvelope),))]
+pub async fn review(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<ReviewRequest>, JsonRejection>,
+) -> Result<Json<Submission>> {
+    let reviewer = reviewer(&state, &caller).await?;
+    let id = crate::exploits::positive_id(id, "a submission")?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    let decision = match request.decision {
+        ReviewDecision::Verify => Decision::Verify,
+        ReviewDecision::Reject => Decision::Reject,
+        ReviewDecision::Duplicate => Decision::Duplicate,
+    };
+    let reason = request.reason.trim();
+    if reason.is_empty()
+        || reason.chars().count() > MAX_REASON
+        || reason.chars().any(char::is_control)
+    {
+        return Err(ApiError::Invalid {
+            field: "reason".into(),
+            message: format!("must be 1 to {MAX_REASON} characters without control characters"),
+        });
+    }
+    let submission = state
+        .community
+        .get(id)
+        .await?
+        .ok_or(ApiError::NotFoundItem("submission"))?;
+    let before = sources_before(&state, &submission).await?;
+    let rewards = Rewards::for_decision(&state.community_rules, decision, before);
+    let reviewed = state
+        .community
+        .review(id, reviewer, decision, reason, rewards, state.now())
+        .await?;
+    Ok(Json(reviewed.submission))
+}
