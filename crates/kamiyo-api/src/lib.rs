@@ -314,6 +314,8 @@ fn api_routes() -> Routes {
     .route("/api/submissions/{id}", get(submissions::get))
     .route("/api/review/submissions", get(submissions::queue))
     .route("/api/review/submissions/{id}", post(submissions::review))
+    .route("/api/admin/bounties", get(submissions::bounties))
+    .route("/api/admin/bounties/{id}/paid", post(submissions::pay))
     .route("/api/openapi.json", get(openapi::document))
 }
 

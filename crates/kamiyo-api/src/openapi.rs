@@ -110,6 +110,8 @@ impl Access {
         crate::submissions::get,
         crate::submissions::queue,
         crate::submissions::review,
+        crate::submissions::bounties,
+        crate::submissions::pay,
     ),
     components(schemas(
         crate::error::ErrorEnvelope,

@@ -313,3 +313,76 @@ pub async fn review(
         .await?;
     Ok(Json(reviewed.submission))
 }
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BountyList {
+    pub items: Vec<kamiyo_store::community::Bounty>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayBounty {
+    /// The payment's reference (a transfer id), kept with the bounty.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    pub payment_reference: String,
+}
+
+/// The admin's user id (`None` for the admin token); anyone else is refused.
+fn admin(caller: &Caller) -> Result<Option<i64>> {
+    match caller {
+        Caller::AdminToken(_) => Ok(None),
+        Caller::User(p, _) if caller.is_admin() => Ok(Some(p.user_id)),
+        Caller::User(..) => Err(ApiError::Forbidden("bounties are an admin's")),
+        Caller::Anonymous { .. } | Caller::MetricsReader(_) => Err(ApiError::Unauthorized(
+            "an admin's key is required: Authorization: Bearer <key>",
+        )),
+    }
+}
+
+#[utoipa::path(get, path = "/api/admin/bounties", tag = "community",
+    responses((status = 200, description = "Every bounty, newest first: owed, paid (with its payment reference) or cancelled", body = BountyList),
+        (status = 400, description = "A parameter is malformed, empty, repeated or unknown; the message names it", body = crate::error::ErrorEnvelope),))]
+pub async fn bounties(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: RawQuery,
+) -> Result<Json<BountyList>> {
+    admin(&caller)?;
+    Params::from_query(query, &[])?;
+    Ok(Json(BountyList {
+        items: state.community.bounties(None).await?,
+    }))
+}
+
+#[utoipa::path(post, path = "/api/admin/bounties/{id}/paid", tag = "community",
+    params(("id" = i64, Path, minimum = 1, description = "Bounty id")),
+    request_body = PayBounty,
+    responses((status = 200, description = "Marked paid, with the payment's reference", body = kamiyo_store::community::Bounty),
+        (status = 400, description = "Not a bounty id, or not a JSON object of this shape", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "No owed bounty with this id (paid or cancelled already, or none): a bounty is never paid twice", body = crate::error::ErrorEnvelope),))]
+pub async fn pay(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    id: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<PayBounty>, JsonRejection>,
+) -> Result<Json<kamiyo_store::community::Bounty>> {
+    let paid_by = admin(&caller)?;
+    let id = crate::exploits::positive_id(id, "a bounty")?;
+    let Json(request) = body.map_err(ApiError::from_json_rejection)?;
+    let reference = request.payment_reference.trim();
+    if reference.is_empty()
+        || reference.chars().count() > 200
+        || reference.chars().any(char::is_control)
+    {
+        return Err(ApiError::Invalid {
+            field: "payment_reference".into(),
+            message: "must be 1 to 200 characters without control characters".into(),
+        });
+    }
+    Ok(Json(
+        state
+            .community
+            .pay_bounty(id, paid_by, reference, state.now())
+            .await?,
+    ))
+}

@@ -293,3 +293,47 @@ async fn a_trusted_users_evidence_for_a_known_incident_is_applied_without_review
         .await;
     assert_eq!(waits.json()["status"], "pending");
 }
+
+#[tokio::test]
+async fn an_admin_marks_a_bounty_paid_once_with_its_reference() {
+    let t = TestApp::builder()
+        .admin_token("an-admin-token-for-the-bounty-test-0123")
+        .user(Tier::Pro, Role::User)
+        .start()
+        .await;
+    let rita = reviewer_key(&t).await;
+    let id = t
+        .post("/api/submissions", report("Bounty Hack", "2023-06-01"))
+        .await
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    t.post(
+        &format!("/api/review/submissions/{id}"),
+        json!({"decision": "verify", "reason": "ok"}),
+    )
+    .bearer(&rita)
+    .await;
+    assert_eq!(
+        t.get("/api/admin/bounties").bearer(&rita).await.status,
+        403,
+        "reviewers pay nothing"
+    );
+    let admin = "an-admin-token-for-the-bounty-test-0123";
+    let list = t.get("/api/admin/bounties").bearer(admin).await.json();
+    let bounty = &list["items"][0];
+    assert_eq!(bounty["status"], "owed");
+    assert_eq!(bounty["amount_usd"], "50.00");
+    let path = format!("/api/admin/bounties/{}/paid", bounty["id"]);
+    let paid = t
+        .post(&path, json!({"payment_reference": "wire-1"}))
+        .bearer(admin)
+        .await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    assert_eq!(paid.json()["status"], "paid");
+    let twice = t
+        .post(&path, json!({"payment_reference": "wire-2"}))
+        .bearer(admin)
+        .await;
+    assert_eq!(twice.status, 422, "never paid twice: {}", twice.text);
+}

@@ -248,7 +248,10 @@ async fn check(
         "/api/submissions"
         | "/api/submissions/{id}"
         | "/api/review/submissions"
-        | "/api/review/submissions/{id}" => {}
+        | "/api/review/submissions/{id}"
+        // Admins only: bounties name submissions and incidents by id.
+        | "/api/admin/bounties"
+        | "/api/admin/bounties/{id}/paid" => {}
         "/api/exploits" => {
             // Each filter and sort takes another SQL path (the chain filter reads
             // exploit_chains' copy of the date), so each is checked.

@@ -29,6 +29,8 @@ kamiyo_testkit::per_backend! {
         rejecting_costs_points_and_records_the_reason,
         a_submission_is_reviewed_once_and_never_by_its_submitter,
         gains_are_capped_per_day_and_losses_are_not,
+        a_bounty_is_paid_once_with_its_reference,
+        a_disabled_users_pending_submissions_leave_the_queue,
     ],
 }
 
@@ -489,4 +491,57 @@ async fn a_verification_that_fails_at_its_last_step_leaves_nothing_on_postgres()
         .await
         .unwrap();
     assert_eq!(count(&b, "SELECT count(*) FROM bounties").await, 1);
+}
+
+async fn a_bounty_is_paid_once_with_its_reference(b: Backend) {
+    let alice = user(&b, "alice@example.com").await;
+    let admin = user(&b, "ada@example.com").await;
+    let s = submit(
+        &b,
+        &submission(alice, "Paid Hack", "2023-06-01", Some(HASH)),
+    )
+    .await;
+    b.store
+        .review(s.id, Some(admin), Decision::Verify, "ok", rewards(), now())
+        .await
+        .unwrap();
+    let owed = b.store.bounties(Some(alice)).await.unwrap().remove(0);
+    let paid = b
+        .store
+        .pay_bounty(owed.id, Some(admin), "wire-2026-12-04", now())
+        .await
+        .unwrap();
+    assert_eq!(paid.status, "paid");
+    assert_eq!(paid.payment_reference.as_deref(), Some("wire-2026-12-04"));
+    assert!(paid.paid_at.is_some());
+    let twice = b
+        .store
+        .pay_bounty(owed.id, Some(admin), "wire-again", now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(twice, StoreError::Refused { field: "id", .. }),
+        "{twice}"
+    );
+    let missing = b
+        .store
+        .pay_bounty(999_999, Some(admin), "wire", now())
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, StoreError::Refused { .. }), "{missing}");
+}
+
+async fn a_disabled_users_pending_submissions_leave_the_queue(b: Backend) {
+    let alice = user(&b, "alice@example.com").await;
+    let bob = user(&b, "bob@example.com").await;
+    submit(&b, &submission(alice, "Alice Report", "2023-06-01", None)).await;
+    submit(&b, &submission(bob, "Bob Report", "2023-06-02", None)).await;
+    assert_eq!(b.store.pending(50).await.unwrap().len(), 2);
+    AccountStore::new(b.db.clone())
+        .disable_user("bob@example.com")
+        .await
+        .unwrap();
+    let queue = b.store.pending(50).await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].submitted_by, Some(alice));
 }

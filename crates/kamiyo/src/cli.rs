@@ -432,6 +432,14 @@ pub enum BountyAction {
         #[arg(long)]
         json: bool,
     },
+    /// Mark an owed bounty paid, with the payment's reference (a bounty is paid once).
+    Pay {
+        /// The bounty's id (`kamiyo bounty list`).
+        id: i64,
+        /// The payment's reference, e.g. a transfer id.
+        #[arg(long)]
+        reference: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -121,7 +121,23 @@ pub async fn submission(settings: Settings, action: SubmissionAction) -> anyhow:
 pub async fn bounty(settings: Settings, action: BountyAction) -> anyhow::Result<()> {
     let database = prepare_kamiyo_database(&settings.database).await?;
     let (store, _) = community(&database);
-    let BountyAction::List { user, json } = action;
+    let (user, json) = match action {
+        BountyAction::List { user, json } => (user, json),
+        BountyAction::Pay { id, reference } => {
+            let reference = reference.trim();
+            if reference.is_empty() {
+                anyhow::bail!("--reference: give the payment's reference");
+            }
+            let now = database.clock().now_utc();
+            let paid = store
+                .pay_bounty(id, None, reference, now)
+                .await
+                .with_context(|| format!("cannot mark bounty {id} paid"))?;
+            println!("{}", serde_json::to_string(&paid)?);
+            database.close();
+            return Ok(());
+        }
+    };
     let user_id = match user {
         Some(user) => Some(
             AccountStore::new(database.clone())

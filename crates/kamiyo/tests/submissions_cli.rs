@@ -317,6 +317,14 @@ async fn an_operator_makes_reviewers_and_verifies_a_submission_into_an_incident_
     assert_eq!(others, Value::Array(Vec::new()), "{}", b.name);
     let table = ok(&b, &["bounty", "list"]).await;
     assert!(table.contains("owed"), "{}: {table}", b.name);
+    let bounty_id = bounties[0]["id"].to_string();
+    let paid = ok_json(&b, &["bounty", "pay", &bounty_id, "--reference", "wire-7"]).await;
+    assert_eq!(paid["status"], "paid", "{}: {paid}", b.name);
+    assert_eq!(paid["payment_reference"], "wire-7", "{}", b.name);
+    let (code, _, again) =
+        kamiyo(&b, &["bounty", "pay", &bounty_id, "--reference", "wire-8"]).await;
+    assert_eq!(code, Some(1), "{}: paid twice", b.name);
+    assert!(again.contains("no owed bounty"), "{}: {again}", b.name);
 }
 
 async fn a_rejection_keeps_its_reason_costs_points_and_a_second_review_is_refused(b: Backend) {

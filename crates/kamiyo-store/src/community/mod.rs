@@ -735,6 +735,42 @@ impl CommunityStore {
         Ok(Reviewed { submission, ingest })
     }
 
+    /// Marks owed bounty `id` paid by `paid_by` (`None`: the admin token) with the
+    /// payment's `reference`. A bounty paid or cancelled already is refused: a bounty is
+    /// never paid twice.
+    pub async fn pay_bounty(
+        &self,
+        id: i64,
+        paid_by: Option<i64>,
+        reference: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Bounty, StoreError> {
+        let pool = self.db.primary();
+        statement::run_steps(
+            pool,
+            vec![Step::new(
+                PAY_BOUNTY.for_pool(pool),
+                vec![
+                    Param::Int(id),
+                    Param::Time(now),
+                    Param::OptInt(paid_by),
+                    Param::Text(reference.to_owned()),
+                ],
+            )
+            .must_change(
+                1,
+                "id",
+                "no owed bounty with this id (paid or cancelled already, or none)",
+            )],
+        )
+        .await?;
+        self.bounties(None)
+            .await?
+            .into_iter()
+            .find(|b| b.id == id)
+            .ok_or_else(|| StoreError::Invariant("a paid bounty is gone".into()))
+    }
+
     /// The bounties of a user (all of them for `None`), newest first.
     pub async fn bounties(&self, user_id: Option<i64>) -> Result<Vec<Bounty>, StoreError> {
         let pool = self.db.primary();
@@ -763,6 +799,15 @@ pub struct Bounty {
     pub paid_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
+
+const PAY_BOUNTY: Sql = Sql {
+    postgres:
+        "UPDATE bounties SET status = 'paid', paid_at = $2, paid_by = $3, payment_reference = $4 \
+        WHERE id = $1 AND status = 'owed'",
+    sqlite:
+        "UPDATE bounties SET status = 'paid', paid_at = ?2, paid_by = ?3, payment_reference = ?4 \
+        WHERE id = ?1 AND status = 'owed'",
+};
 
 const BOUNTIES: Sql = Sql {
     postgres:
