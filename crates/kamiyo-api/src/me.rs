@@ -53,7 +53,13 @@ pub async fn me(
     let (reputation, submissions) = match user_id {
         Some(user) => (
             Some(state.community.reputation(user, state.now()).await?),
-            state.community.of_user(user, 20).await?,
+            {
+                let mut shown = Vec::new();
+                for submission in state.community.of_user(user, 20).await? {
+                    shown.push(crate::submissions::shown_to(&state, &caller, submission).await?);
+                }
+                shown
+            },
         ),
         None => (None, Vec::new()),
     };

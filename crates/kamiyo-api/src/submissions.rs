@@ -95,6 +95,33 @@ async fn reviewer(state: &AppState, caller: &Caller) -> Result<Option<i64>> {
     }
 }
 
+/// `submission` as its submitter may read it: the incidents it names (the one it
+/// matched, the candidates) only when the submitter's tier may see them, as everywhere
+/// else (a report must not be a way to learn of an incident before one's tier shows it).
+/// Reviewers and admins read submissions whole.
+pub(crate) async fn shown_to(
+    state: &AppState,
+    caller: &Caller,
+    mut submission: Submission,
+) -> Result<Submission> {
+    let now = state.now();
+    let visible =
+        |incident: Option<Incident>| incident.is_some_and(|i| caller.can_see(i.occurred_at, now));
+    if let Some(id) = submission.exploit_id {
+        if !visible(state.incidents.get(id).await?) {
+            submission.exploit_id = None;
+        }
+    }
+    let mut candidates = Vec::new();
+    for id in submission.candidate_ids.drain(..) {
+        if visible(state.incidents.get(id).await?) {
+            candidates.push(id);
+        }
+    }
+    submission.candidate_ids = candidates;
+    Ok(submission)
+}
+
 /// Seconds from `now` to the next UTC midnight, when a day's submissions start again.
 fn until_tomorrow(now: DateTime<Utc>) -> u64 {
     let tomorrow = (now.date_naive() + chrono::Duration::days(1))
@@ -121,8 +148,8 @@ async fn sources_before(state: &AppState, submission: &Submission) -> Result<i64
     responses((status = 201, description = "Stored, pending review (or verified at once for a trusted submitter's evidence); `matched` says what it matched", body = SubmissionAnswer),
         (status = 200, description = "The same submission was sent before: that one, with `duplicate: true`", body = SubmissionAnswer),
         (status = 400, description = "Not a JSON object of this shape; the message names the field", body = crate::error::ErrorEnvelope),
-        (status = 403, description = "The caller's reputation is below zero: submissions are closed to them", body = crate::error::ErrorEnvelope),
-        (status = 422, description = "A value a rule refuses; the message names the field (`evidence_urls[0]`, `tx_hashes[1].hash`); the admin token is no user", body = crate::error::ErrorEnvelope),))]
+        (status = 403, description = "The caller's reputation is below zero (submissions are closed to them), or the caller is the admin token (no user)", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "A value a rule refuses; the message names the field (`evidence_urls[0]`, `tx_hashes[1].hash`)", body = crate::error::ErrorEnvelope),))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -136,10 +163,9 @@ pub async fn create(
             ))
         }
         Caller::AdminToken(_) => {
-            return Err(ApiError::Invalid {
-                field: "Authorization".into(),
-                message: "a submission is a user's: send that user's API key".into(),
-            })
+            return Err(ApiError::Forbidden(
+                "a submission is a user's: the admin token is none; send a user's API key",
+            ))
         }
     };
     let Json(input) = body.map_err(ApiError::from_json_rejection)?;
@@ -148,6 +174,20 @@ pub async fn create(
         field: e.field,
         message: e.message,
     })?;
+    // The same report again is answered as what it is, whatever the day's count.
+    if let Some(submission) = state
+        .community
+        .by_fingerprint(principal.user_id, &valid.fingerprint)
+        .await?
+    {
+        return Ok((
+            StatusCode::OK,
+            Json(SubmissionAnswer {
+                submission: shown_to(&state, &caller, submission).await?,
+                duplicate: true,
+            }),
+        ));
+    }
     let rules = &state.community_rules;
     let reputation = state.community.reputation(principal.user_id, now).await?;
     let score = i32::try_from(reputation.score).unwrap_or(i32::MIN);
@@ -181,30 +221,30 @@ pub async fn create(
         Submitted::Duplicate(submission) => Ok((
             StatusCode::OK,
             Json(SubmissionAnswer {
-                submission,
+                submission: shown_to(&state, &caller, submission).await?,
                 duplicate: true,
             }),
         )),
         Submitted::New(submission) => {
             // A trusted user's evidence for an incident already known is applied at once,
-            // recorded as an automatic verification (no reviewer), and reversible.
+            // recorded as an automatic verification (no reviewer, no bounty), and stays
+            // pending when its claim would create an incident after all.
             let submission = if rules.is_trusted(score) && submission.matched == "incident" {
                 let before = sources_before(&state, &submission).await?;
-                state
+                let rewards = Rewards::for_decision(rules, Decision::Verify, before);
+                match state
                     .community
-                    .review(
-                        submission.id,
-                        None,
-                        Decision::Verify,
-                        "applied without review: trusted submitter",
-                        Rewards::for_decision(rules, Decision::Verify, before),
-                        now,
-                    )
-                    .await?
-                    .submission
+                    .auto_verify(submission.id, rewards, now)
+                    .await
+                {
+                    Ok(reviewed) => reviewed.submission,
+                    Err(kamiyo_store::StoreError::Refused { .. }) => submission,
+                    Err(other) => return Err(other.into()),
+                }
             } else {
                 submission
             };
+            let submission = shown_to(&state, &caller, submission).await?;
             Ok((
                 StatusCode::CREATED,
                 Json(SubmissionAnswer {
@@ -233,8 +273,10 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFoundItem("submission"))?;
     let own = matches!(&caller, Caller::User(p, _) if submission.submitted_by == Some(p.user_id));
-    if own || reviewer(&state, &caller).await.is_ok() {
+    if reviewer(&state, &caller).await.is_ok() {
         Ok(Json(submission))
+    } else if own {
+        Ok(Json(shown_to(&state, &caller, submission).await?))
     } else {
         // Another user's submission does not exist for this caller.
         Err(ApiError::NotFoundItem("submission"))
@@ -275,7 +317,9 @@ pub async fn queue(
     responses((status = 200, description = "The decision is recorded: a verification stored the claim (source `community`) with the submitter's points and any bounty, in one transaction", body = Submission),
         (status = 400, description = "Not a submission id, or not a JSON object of this shape", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such submission", body = crate::error::ErrorEnvelope),
-        (status = 422, description = "Not one of the decisions, an empty reason, a submission already reviewed or the reviewer's own; the message names the field", body = crate::error::ErrorEnvelope),))]
+        (status = 403, description = "The reviewer's own submission", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "The submission was reviewed already", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "An empty reason, a submitter disabled since, or a claim the rules refuse at verification; the message names the field", body = crate::error::ErrorEnvelope),))]
 pub async fn review(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -305,6 +349,20 @@ pub async fn review(
         .get(id)
         .await?
         .ok_or(ApiError::NotFoundItem("submission"))?;
+    if submission.status != "pending" {
+        return Err(ApiError::Conflict(kamiyo_store::StoreError::refused(
+            "id",
+            format!(
+                "the submission was already reviewed ({})",
+                submission.status
+            ),
+        )));
+    }
+    if reviewer.is_some() && reviewer == submission.submitted_by {
+        return Err(ApiError::Forbidden(
+            "a reviewer cannot review their own submission",
+        ));
+    }
     let before = sources_before(&state, &submission).await?;
     let rewards = Rewards::for_decision(&state.community_rules, decision, before);
     let reviewed = state
@@ -359,7 +417,8 @@ pub async fn bounties(
     request_body = PayBounty,
     responses((status = 200, description = "Marked paid, with the payment's reference", body = kamiyo_store::community::Bounty),
         (status = 400, description = "Not a bounty id, or not a JSON object of this shape", body = crate::error::ErrorEnvelope),
-        (status = 422, description = "No owed bounty with this id (paid or cancelled already, or none): a bounty is never paid twice", body = crate::error::ErrorEnvelope),))]
+        (status = 404, description = "No such bounty", body = crate::error::ErrorEnvelope),
+        (status = 422, description = "The bounty is not owed (paid or cancelled already): a bounty is never paid twice", body = crate::error::ErrorEnvelope),))]
 pub async fn pay(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -378,6 +437,15 @@ pub async fn pay(
             field: "payment_reference".into(),
             message: "must be 1 to 200 characters without control characters".into(),
         });
+    }
+    if !state
+        .community
+        .bounties(None)
+        .await?
+        .iter()
+        .any(|b| b.id == id)
+    {
+        return Err(ApiError::NotFoundItem("bounty"));
     }
     Ok(Json(
         state

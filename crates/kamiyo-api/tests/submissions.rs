@@ -168,7 +168,7 @@ async fn a_reviewer_verifies_a_report_into_an_incident_and_the_submitter_sees_it
         )
         .bearer(&rita)
         .await;
-    assert_eq!(again.status, 422, "reviewed once");
+    assert_eq!(again.status, 409, "reviewed once: {}", again.text);
 
     let mine = t.get(&format!("/api/submissions/{id}")).await.json();
     assert_eq!(mine["status"], "verified");
@@ -336,4 +336,48 @@ async fn an_admin_marks_a_bounty_paid_once_with_its_reference() {
         .bearer(admin)
         .await;
     assert_eq!(twice.status, 422, "never paid twice: {}", twice.text);
+}
+
+#[tokio::test]
+async fn a_report_names_only_incidents_the_submitters_tier_may_see() {
+    let t = TestApp::builder()
+        .user(Tier::Free, Role::User)
+        .start()
+        .await;
+    // An hour old: the free tier sees it only after a day.
+    let fresh = t
+        .incident(
+            claim("Fresh Vault")
+                .chain("ethereum")
+                .at(chrono::Utc::now() - chrono::Duration::hours(1))
+                .tx("ethereum", HASH),
+        )
+        .await;
+    let mut body = report(
+        "Fresh Vault",
+        &chrono::Utc::now().format("%Y-%m-%d").to_string(),
+    );
+    body["loss_usd"] = json!("1000");
+    let answer = t.post("/api/submissions", body).await;
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    assert_eq!(answer.json()["matched"], "incident");
+    assert_eq!(
+        answer.json()["exploit_id"],
+        Value::Null,
+        "hidden: {}",
+        answer.text
+    );
+    let id = answer.json()["id"].as_i64().unwrap();
+    assert_eq!(
+        t.get(&format!("/api/submissions/{id}")).await.json()["exploit_id"],
+        Value::Null
+    );
+    // A reviewer reads it whole.
+    let rita = reviewer_key(&t).await;
+    let whole = t
+        .get(&format!("/api/submissions/{id}"))
+        .bearer(&rita)
+        .await
+        .json();
+    assert_eq!(whole["exploit_id"], fresh);
 }

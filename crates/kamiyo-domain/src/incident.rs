@@ -125,7 +125,7 @@ pub struct IncidentInput {
 }
 
 /// An amount given as a string or a JSON number; kept as text either way.
-fn text_or_number<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn text_or_number<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
     #[derive(Deserialize)]

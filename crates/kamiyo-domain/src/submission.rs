@@ -58,7 +58,7 @@ pub struct SubmissionInput {
     #[schema(schema_with = crate::input_schema::date, required = true)]
     pub date: Option<String>,
     /// Decimal text or a JSON number; absent when unknown.
-    #[serde(deserialize_with = "text_or_number")]
+    #[serde(deserialize_with = "crate::incident::text_or_number")]
     #[schema(schema_with = crate::input_schema::amount)]
     pub loss_usd: Option<String>,
     #[schema(schema_with = crate::input_schema::tx_hashes)]
@@ -75,26 +75,6 @@ pub struct SubmissionInput {
     pub attacker_addresses: Vec<String>,
     #[schema(schema_with = schema::victim_addresses)]
     pub victim_addresses: Vec<String>,
-}
-
-/// An amount given as a string or a JSON number, kept as text; as
-/// [`IncidentInput::loss_usd`] reads it.
-fn text_or_number<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Amount {
-        Text(String),
-        Integer(u64),
-        Number(f64),
-    }
-    Ok(match Option::<Amount>::deserialize(deserializer)? {
-        None => None,
-        Some(Amount::Text(text)) => Some(text),
-        Some(Amount::Integer(n)) => Some(n.to_string()),
-        Some(Amount::Number(n)) => Some(n.to_string()),
-    })
 }
 
 /// A submission that passed every rule.

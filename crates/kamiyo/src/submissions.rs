@@ -3,7 +3,6 @@
 //! recorded with no reviewer, under the same rules (`[community]`) as a reviewer's.
 
 use anyhow::Context;
-use chrono::Utc;
 use kamiyo_db::Database;
 use kamiyo_store::accounts::AccountStore;
 use kamiyo_store::community::{CommunityStore, Decision, Rewards, Submission};
@@ -77,8 +76,13 @@ pub async fn submission(settings: Settings, action: SubmissionAction) -> anyhow:
             reason,
         } => {
             let reason = reason.trim();
-            if reason.is_empty() {
-                anyhow::bail!("--reason: is required (it is stored with the decision)");
+            if reason.is_empty()
+                || reason.chars().count() > 2_000
+                || reason.chars().any(char::is_control)
+            {
+                anyhow::bail!(
+                    "--reason: 1 to 2000 characters without control characters (it is stored with the decision)"
+                );
             }
             let found = store
                 .get(id)
@@ -98,7 +102,14 @@ pub async fn submission(settings: Settings, action: SubmissionAction) -> anyhow:
             let decision = decision(chosen);
             let rewards = Rewards::for_decision(&settings.community, decision, sources_before);
             let reviewed = store
-                .review(id, None, decision, reason, rewards, Utc::now())
+                .review(
+                    id,
+                    None,
+                    decision,
+                    reason,
+                    rewards,
+                    database.clock().now_utc(),
+                )
                 .await
                 .with_context(|| format!("cannot review submission {id}"))?;
             if let Some(ingest) = &reviewed.ingest {

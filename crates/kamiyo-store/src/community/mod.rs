@@ -430,7 +430,8 @@ impl CommunityStore {
         })
     }
 
-    async fn by_fingerprint(
+    /// The submission `user_id` sent with this fingerprint, if any.
+    pub async fn by_fingerprint(
         &self,
         user_id: i64,
         fingerprint: &str,
@@ -473,12 +474,23 @@ const VERIFY: Sql = Sql {
         claim_id = (SELECT max(id) FROM exploit_sources \
                      WHERE exploit_id = $2 AND source_name = 'community' AND external_id = $3), \
         reviewed_by = $4, reviewed_at = $5, review_note = $6, updated_at = $5 \
-        WHERE id = $1 AND status = 'pending'",
+        WHERE id = $1 AND status = 'pending' \
+          AND (submitted_by IS NULL OR submitted_by IN (SELECT id FROM users WHERE is_active))",
     sqlite: "UPDATE community_submissions SET status = 'verified', exploit_id = ?2, \
         claim_id = (SELECT max(id) FROM exploit_sources \
                      WHERE exploit_id = ?2 AND source_name = 'community' AND external_id = ?3), \
         reviewed_by = ?4, reviewed_at = ?5, review_note = ?6, updated_at = ?5 \
-        WHERE id = ?1 AND status = 'pending'",
+        WHERE id = ?1 AND status = 'pending' \
+          AND (submitted_by IS NULL OR submitted_by IN (SELECT id FROM users WHERE is_active = 1))",
+};
+// Taken first by every decision about a user's submission: their reputation row, locked
+// until the transaction ends, so that two decisions at once cannot both read the day's
+// gains below the cap (SQLite's write transactions are serialised already).
+const LOCK_USER: Sql = Sql {
+    postgres: "INSERT INTO user_reputation (user_id) VALUES ($1) \
+        ON CONFLICT (user_id) DO UPDATE SET user_id = excluded.user_id",
+    sqlite: "INSERT INTO user_reputation (user_id) VALUES (?1) \
+        ON CONFLICT (user_id) DO UPDATE SET user_id = excluded.user_id",
 };
 const DECIDE: Sql = Sql {
     postgres: "UPDATE community_submissions SET status = $2, reviewed_by = $3, reviewed_at = $4, \
@@ -559,7 +571,8 @@ fn points_reason(decision: Decision, new_incident: bool) -> &'static str {
 struct Record<'a> {
     submission: &'a Submission,
     reviewer: Option<i64>,
-    decision: Decision,
+    /// As `submission_reviews.decision` records it (`auto_verify` for a trusted user's).
+    decision: &'static str,
     reason: &'a str,
     points: i32,
     points_reason: &'static str,
@@ -570,16 +583,20 @@ struct Record<'a> {
 impl Record<'_> {
     /// The review record, the points (capped for the day), the recount.
     fn steps(&self, pool: &kamiyo_db::Pool) -> Vec<Step> {
-        let mut steps = vec![Step::new(
+        let mut steps = Vec::new();
+        if let Some(user) = self.submission.submitted_by {
+            steps.push(Step::new(LOCK_USER.for_pool(pool), vec![Param::Int(user)]));
+        }
+        steps.push(Step::new(
             RECORD_REVIEW.for_pool(pool),
             vec![
                 Param::Int(self.submission.id),
                 Param::OptInt(self.reviewer),
-                Param::Text(self.decision.as_str().to_owned()),
+                Param::Text(self.decision.to_owned()),
                 Param::Text(self.reason.to_owned()),
                 Param::Time(self.now),
             ],
-        )];
+        ));
         if let Some(user) = self.submission.submitted_by {
             steps.push(Step::new(
                 RECORD_POINTS.for_pool(pool),
@@ -615,6 +632,40 @@ impl CommunityStore {
         rewards: Rewards,
         now: DateTime<Utc>,
     ) -> Result<Reviewed, StoreError> {
+        self.decide(id, reviewer, decision, reason, rewards, now, false)
+            .await
+    }
+
+    /// Verifies a trusted submitter's evidence without a reviewer (`auto_verify` in the
+    /// record). Only evidence: a report whose claim would create an incident is refused
+    /// (it waits for a reviewer), and no bounty is owed (money needs a person's review).
+    pub async fn auto_verify(
+        &self,
+        id: i64,
+        rewards: Rewards,
+        now: DateTime<Utc>,
+    ) -> Result<Reviewed, StoreError> {
+        let rewards = Rewards {
+            new_incident: (rewards.new_incident.0, None),
+            evidence: (rewards.evidence.0, None),
+            ..rewards
+        };
+        let reason = "applied without review: trusted submitter";
+        self.decide(id, None, Decision::Verify, reason, rewards, now, true)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)] // the two public doors above name them
+    async fn decide(
+        &self,
+        id: i64,
+        reviewer: Option<i64>,
+        decision: Decision,
+        reason: &str,
+        rewards: Rewards,
+        now: DateTime<Utc>,
+        auto: bool,
+    ) -> Result<Reviewed, StoreError> {
         let submission = self
             .get(id)
             .await?
@@ -649,6 +700,12 @@ impl CommunityStore {
                 let (reason, submission) = (reason.to_owned(), submission.clone());
                 let follow: crate::incidents::Follow = std::sync::Arc::new(move |outcome| {
                     let new_incident = outcome.action == IngestAction::Inserted;
+                    if auto && new_incident {
+                        return Err(StoreError::refused(
+                            "id",
+                            "a report of a new incident waits for a reviewer, whoever sent it",
+                        ));
+                    }
                     let (points, bounty) = if new_incident {
                         rewards.new_incident
                     } else {
@@ -668,13 +725,13 @@ impl CommunityStore {
                     .must_change(
                         1,
                         "id",
-                        "the submission was reviewed meanwhile",
+                        "the submission was reviewed meanwhile, or its submitter is disabled",
                     )];
                     steps.extend(
                         Record {
                             submission: &submission,
                             reviewer,
-                            decision: Decision::Verify,
+                            decision: if auto { "auto_verify" } else { "verify" },
                             reason: &reason,
                             points,
                             points_reason: points_reason(Decision::Verify, new_incident),
@@ -695,7 +752,7 @@ impl CommunityStore {
                             ],
                         ));
                     }
-                    steps
+                    Ok(steps)
                 });
                 Some(self.incidents.ingest_then(&draft, follow).await?)
             }
@@ -715,7 +772,7 @@ impl CommunityStore {
                     Record {
                         submission: &submission,
                         reviewer,
-                        decision,
+                        decision: decision.as_str(),
                         reason,
                         points: rewards.penalty,
                         points_reason: points_reason(decision, false),

@@ -184,8 +184,13 @@ impl Drop for WriteGuard<'_> {
 
 /// The writes that follow a claim's ingest in its transaction, made from its outcome
 /// (see [`IncidentStore::ingest_then`]).
-pub(crate) type Follow =
-    Arc<dyn Fn(&IngestOutcome) -> Vec<crate::statement::Step> + Send + Sync + 'static>;
+/// An `Err` refuses the whole transaction (the claim is not stored either).
+pub(crate) type Follow = Arc<
+    dyn Fn(&IngestOutcome) -> Result<Vec<crate::statement::Step>, StoreError>
+        + Send
+        + Sync
+        + 'static,
+>;
 
 /// How many times a batch is decided again after losing a race for a transaction hash
 /// to another writer (each loss means that writer committed, so progress is made).
@@ -323,7 +328,7 @@ impl IncidentStore {
     /// What storing `draft` would do (insert, merge into which incident), without storing
     /// it: the ingest path in a transaction that is rolled back.
     pub async fn dry_run(&self, draft: &IncidentDraft) -> Result<IngestOutcome, StoreError> {
-        let nothing: Follow = Arc::new(|_| Vec::new());
+        let nothing: Follow = Arc::new(|_| Ok(Vec::new()));
         self.ingest_and_follow(draft, &nothing, false).await
     }
 

@@ -79,7 +79,7 @@ pub(super) async fn ingest_then(
     let outcome = outcomes
         .pop()
         .ok_or_else(|| StoreError::Invariant("a batch of one gave no outcome".into()))?;
-    crate::statement::run_steps_postgres(&tx, &follow(&outcome)).await?;
+    crate::statement::run_steps_postgres(&tx, &follow(&outcome)?).await?;
     if commit {
         tx.commit().await?;
     } else {

@@ -71,7 +71,7 @@ pub(super) async fn ingest_then(
             let outcome = outcomes
                 .pop()
                 .ok_or_else(|| StoreError::Invariant("a batch of one gave no outcome".into()))?;
-            crate::statement::run_steps_sqlite(&tx, &pool_name, follow(&outcome))?;
+            crate::statement::run_steps_sqlite(&tx, &pool_name, follow(&outcome)?)?;
             if commit {
                 tx.commit().map_err(driver(&pool_name))?;
             } else {
