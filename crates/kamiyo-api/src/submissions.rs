@@ -80,7 +80,11 @@ async fn reviewer(state: &AppState, caller: &Caller) -> Result<Option<i64>> {
                 .accounts
                 .is_reviewer(p.user_id)
                 .await
-                .map_err(|e| ApiError::Unexpected(e.to_string()))?
+                .map_err(|e| match e {
+                    // A database that does not answer is a 503 like everywhere else.
+                    kamiyo_store::accounts::AccountError::Store(store) => ApiError::from(store),
+                    other => ApiError::Unexpected(other.to_string()),
+                })?
             {
                 Ok(Some(p.user_id))
             } else {
@@ -438,13 +442,7 @@ pub async fn pay(
             message: "must be 1 to 200 characters without control characters".into(),
         });
     }
-    if !state
-        .community
-        .bounties(None)
-        .await?
-        .iter()
-        .any(|b| b.id == id)
-    {
+    if state.community.bounty(id).await?.is_none() {
         return Err(ApiError::NotFoundItem("bounty"));
     }
     Ok(Json(

@@ -193,33 +193,11 @@ async fn execute_in_one_transaction(
     pool: &Pool,
     statements: Vec<(&'static str, Vec<Param>)>,
 ) -> Result<u64, StoreError> {
-    match pool {
-        Pool::Postgres(pool) => {
-            let mut conn = pool.acquire().await?;
-            let tx = conn.transaction().await?;
-            let mut changed = 0;
-            for (sql, params) in &statements {
-                let params: Vec<_> = params.iter().map(Param::postgres).collect();
-                changed = tx.execute(sql, &params).await?;
-            }
-            tx.commit().await?;
-            Ok(changed)
-        }
-        Pool::Sqlite(pool) => Ok(pool
-            .acquire()
-            .await?
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                let mut changed = 0;
-                for (sql, params) in statements {
-                    let params = params.into_iter().map(Param::sqlite);
-                    changed = tx.execute(sql, rusqlite::params_from_iter(params))?;
-                }
-                tx.commit()?;
-                Ok(changed as u64)
-            })
-            .await?),
-    }
+    let steps = statements
+        .into_iter()
+        .map(|(sql, params)| Step::new(sql, params))
+        .collect();
+    run_steps(pool, steps).await
 }
 
 /// One statement of a transaction that decides as it goes: when `guard` is set and the
@@ -271,18 +249,19 @@ fn check(guard: Option<Guard>, changed: u64) -> Result<(), StoreError> {
     }
 }
 
-/// `steps` in order on an open PostgreSQL transaction; the first refusal stops them (the
-/// caller drops the transaction, which rolls it back).
+/// `steps` in order on an open PostgreSQL transaction, and the rows the last changed; the
+/// first refusal stops them (the caller drops the transaction, which rolls it back).
 pub(crate) async fn run_steps_postgres(
     tx: &kamiyo_db::postgres::PgTransaction<'_>,
     steps: &[Step],
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut changed = 0;
     for step in steps {
         let params: Vec<_> = step.params.iter().map(Param::postgres).collect();
-        let changed = tx.execute(step.sql, &params).await?;
+        changed = tx.execute(step.sql, &params).await?;
         step.check(changed)?;
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// [`run_steps_postgres`] on an open SQLite transaction (`pool` names the pool in errors).
@@ -290,27 +269,30 @@ pub(crate) fn run_steps_sqlite(
     tx: &rusqlite::Connection,
     pool: &str,
     steps: Vec<Step>,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
+    let mut changed = 0;
     for step in steps {
         let guard = step.guard;
         let params = step.params.into_iter().map(Param::sqlite);
-        let changed = tx
+        changed = tx
             .execute(step.sql, rusqlite::params_from_iter(params))
-            .map_err(|e| StoreError::Database(kamiyo_db::DbError::from_sqlite(pool, e)))?;
-        check(guard, changed as u64)?;
+            .map_err(|e| StoreError::Database(kamiyo_db::DbError::from_sqlite(pool, e)))?
+            as u64;
+        check(guard, changed)?;
     }
-    Ok(())
+    Ok(changed)
 }
 
-/// `steps` in one transaction on either backend (see [`Step`]).
-pub(crate) async fn run_steps(pool: &Pool, steps: Vec<Step>) -> Result<(), StoreError> {
+/// `steps` in one transaction on either backend (see [`Step`] and [`execute_all`]); the
+/// rows the last changed.
+pub(crate) async fn run_steps(pool: &Pool, steps: Vec<Step>) -> Result<u64, StoreError> {
     match pool {
         Pool::Postgres(pool) => {
             let mut conn = pool.acquire().await?;
             let tx = conn.transaction().await?;
-            run_steps_postgres(&tx, &steps).await?;
+            let changed = run_steps_postgres(&tx, &steps).await?;
             tx.commit().await?;
-            Ok(())
+            Ok(changed)
         }
         Pool::Sqlite(pool) => {
             let name = pool.name().to_owned();
@@ -319,11 +301,10 @@ pub(crate) async fn run_steps(pool: &Pool, steps: Vec<Step>) -> Result<(), Store
                 .run(move |c| {
                     let tx =
                         c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                    let outcome = run_steps_sqlite(&tx, &name, steps);
-                    match outcome {
-                        Ok(()) => {
+                    match run_steps_sqlite(&tx, &name, steps) {
+                        Ok(changed) => {
                             tx.commit()?;
-                            Ok(Ok(()))
+                            Ok(Ok(changed))
                         }
                         Err(refused) => Ok(Err(refused)),
                     }

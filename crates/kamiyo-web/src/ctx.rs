@@ -25,9 +25,6 @@ pub struct Ctx {
     pub now: DateTime<Utc>,
     /// The request came over TLS (its cookies get `Secure` under `web.secure_cookie = auto`).
     pub tls: bool,
-    /// What identifies the visitor's address, as the guard reads it.
-    pub headers: axum::http::HeaderMap,
-    pub peer: Option<std::net::IpAddr>,
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -56,14 +53,8 @@ impl FromRequestParts<AppState> for Ctx {
             .ok_or_else(|| missing("the gate's CSRF nonce"))?;
         let session = parts.extensions.get::<SignedIn>().map(|s| s.0.clone());
         let tls = crate::session::over_tls(&parts.headers, &parts.uri, dashboard.behind_proxy);
-        let peer = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|axum::extract::ConnectInfo(addr)| addr.ip());
         Ok(Ctx {
             tls,
-            headers: parts.headers.clone(),
-            peer,
             signed_in: session.is_some(),
             csrf: dashboard
                 .signer

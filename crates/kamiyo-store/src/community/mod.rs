@@ -821,11 +821,21 @@ impl CommunityStore {
             )],
         )
         .await?;
-        self.bounties(None)
+        self.bounty(id)
             .await?
-            .into_iter()
-            .find(|b| b.id == id)
             .ok_or_else(|| StoreError::Invariant("a paid bounty is gone".into()))
+    }
+
+    /// One bounty.
+    pub async fn bounty(&self, id: i64) -> Result<Option<Bounty>, StoreError> {
+        let pool = self.db.primary();
+        statement::query_opt(
+            pool,
+            BOUNTY.for_pool(pool),
+            vec![Param::Int(id)],
+            read_bounty,
+        )
+        .await
     }
 
     /// The bounties of a user (all of them for `None`), newest first.
@@ -864,6 +874,14 @@ const PAY_BOUNTY: Sql = Sql {
     sqlite:
         "UPDATE bounties SET status = 'paid', paid_at = ?2, paid_by = ?3, payment_reference = ?4 \
         WHERE id = ?1 AND status = 'owed'",
+};
+
+const BOUNTY: Sql = Sql {
+    postgres:
+        "SELECT id, submission_id, exploit_id, user_id, amount_usd::text AS amount_usd, status, \
+        payment_reference, paid_at, created_at FROM bounties WHERE id = $1",
+    sqlite: "SELECT id, submission_id, exploit_id, user_id, amount_usd, status, \
+        payment_reference, paid_at, created_at FROM bounties WHERE id = ?1",
 };
 
 const BOUNTIES: Sql = Sql {

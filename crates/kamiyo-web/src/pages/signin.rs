@@ -57,6 +57,9 @@ fn render(ctx: &Ctx, status: StatusCode, error: Option<&str>) -> Response {
 pub async fn submit(
     State(state): State<AppState>,
     ctx: Ctx,
+    // What identifies the visitor's address, as the guard reads it (only sign-in needs it).
+    headers: axum::http::HeaderMap,
+    connect: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     Form(form): Form<SignIn>,
 ) -> Result<Response, ApiError> {
     ctx.check_csrf(&form.csrf)?;
@@ -70,7 +73,8 @@ pub async fn submit(
     }
     // The API's own lookup and failed-attempt budget: guessing keys here is throttled
     // exactly as it is on the API.
-    match kamiyo_api::authenticate_key(&state, &ctx.headers, ctx.peer, key).await {
+    let peer = connect.map(|axum::Extension(axum::extract::ConnectInfo(addr))| addr.ip());
+    match kamiyo_api::authenticate_key(&state, &headers, peer, key).await {
         Ok(Caller::User(..)) => {
             let config = &ctx.dashboard.config;
             let max_age = config.session_max_age;
