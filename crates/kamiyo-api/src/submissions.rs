@@ -67,6 +67,10 @@ pub enum ReviewDecision {
     Reject,
     /// The report repeats what is known.
     Duplicate,
+    /// Un-verify a verified submission: its claim leaves the incident (which is decided
+    /// again without it, or removed when it was its only claim), the points it gave are
+    /// taken back and an owed bounty is cancelled, in one transaction.
+    Reverse,
 }
 
 /// Reviewers (a user granted the role) and admins may review; the answer is the reviewer's
@@ -322,7 +326,7 @@ pub async fn queue(
         (status = 400, description = "Not a submission id, or not a JSON object of this shape", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such submission", body = crate::error::ErrorEnvelope),
         (status = 403, description = "The reviewer's own submission", body = crate::error::ErrorEnvelope),
-        (status = 409, description = "The submission was reviewed already", body = crate::error::ErrorEnvelope),
+        (status = 409, description = "The submission was reviewed already (or, for `reverse`, is not verified)", body = crate::error::ErrorEnvelope),
         (status = 422, description = "An empty reason, a submitter disabled since, or a claim the rules refuse at verification; the message names the field", body = crate::error::ErrorEnvelope),))]
 pub async fn review(
     State(state): State<AppState>,
@@ -337,6 +341,7 @@ pub async fn review(
         ReviewDecision::Verify => Decision::Verify,
         ReviewDecision::Reject => Decision::Reject,
         ReviewDecision::Duplicate => Decision::Duplicate,
+        ReviewDecision::Reverse => Decision::Reverse,
     };
     let reason = request.reason.trim();
     if reason.is_empty()
@@ -353,13 +358,10 @@ pub async fn review(
         .get(id)
         .await?
         .ok_or(ApiError::NotFoundItem("submission"))?;
-    if submission.status != "pending" {
+    if submission.status != decision.applies_to() {
         return Err(ApiError::Conflict(kamiyo_store::StoreError::refused(
             "id",
-            format!(
-                "the submission was already reviewed ({})",
-                submission.status
-            ),
+            decision.refused_on(&submission.status),
         )));
     }
     if reviewer.is_some() && reviewer == submission.submitted_by {

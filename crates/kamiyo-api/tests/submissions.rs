@@ -182,6 +182,33 @@ async fn a_reviewer_verifies_a_report_into_an_incident_and_the_submitter_sees_it
         t.get("/api/review/submissions").bearer(&rita).await.json()["items"],
         json!([])
     );
+
+    // Found false later: reversed, the claim leaves the incident and the points go.
+    let reversed = t
+        .post(
+            &format!("/api/review/submissions/{id}"),
+            json!({"decision": "reverse", "reason": "the hash was another protocol's"}),
+        )
+        .bearer(&rita)
+        .await;
+    assert_eq!(reversed.status, 200, "{}", reversed.text);
+    assert_eq!(reversed.json()["status"], "reversed");
+    assert_eq!(reversed.json()["claim_id"], Value::Null);
+    let incident = t.get(&format!("/api/exploits/{existing}")).await.json();
+    assert_eq!(
+        incident["sources"].as_array().map(Vec::len),
+        Some(1),
+        "{incident}"
+    );
+    assert_eq!(t.get("/api/me").await.json()["reputation"]["score"], 0);
+    let twice = t
+        .post(
+            &format!("/api/review/submissions/{id}"),
+            json!({"decision": "reverse", "reason": "again"}),
+        )
+        .bearer(&rita)
+        .await;
+    assert_eq!(twice.status, 409, "reversed once: {}", twice.text);
 }
 
 #[tokio::test]

@@ -419,6 +419,8 @@ pub enum ReviewDecision {
     Verify,
     Reject,
     Duplicate,
+    /// Un-verify a verified submission: its claim, points and owed bounty taken back.
+    Reverse,
 }
 
 #[derive(Debug, Subcommand)]

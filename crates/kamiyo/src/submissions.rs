@@ -25,6 +25,7 @@ fn decision(chosen: ReviewDecision) -> Decision {
         ReviewDecision::Verify => Decision::Verify,
         ReviewDecision::Reject => Decision::Reject,
         ReviewDecision::Duplicate => Decision::Duplicate,
+        ReviewDecision::Reverse => Decision::Reverse,
     }
 }
 

@@ -325,6 +325,34 @@ async fn an_operator_makes_reviewers_and_verifies_a_submission_into_an_incident_
         kamiyo(&b, &["bounty", "pay", &bounty_id, "--reference", "wire-8"]).await;
     assert_eq!(code, Some(1), "{}: paid twice", b.name);
     assert!(again.contains("no owed bounty"), "{}: {again}", b.name);
+
+    // Found false after payment: reversed; the claim and points go, the payment stays on
+    // record.
+    let reversed = ok_json(
+        &b,
+        &[
+            "submission",
+            "review",
+            &id.to_string(),
+            "--decision",
+            "reverse",
+            "--reason",
+            "the transaction was a test",
+        ],
+    )
+    .await;
+    assert_eq!(reversed["status"], "reversed", "{}: {reversed}", b.name);
+    assert!(
+        IncidentStore::new(b.db.clone())
+            .get_fresh(exploit_id)
+            .await
+            .unwrap()
+            .is_none(),
+        "{}: its only claim withdrawn",
+        b.name
+    );
+    let kept = ok_json(&b, &["bounty", "list", "--json"]).await;
+    assert_eq!(kept[0]["status"], "paid", "{}: {kept}", b.name);
 }
 
 async fn a_rejection_keeps_its_reason_costs_points_and_a_second_review_is_refused(b: Backend) {

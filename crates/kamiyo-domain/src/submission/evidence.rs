@@ -79,7 +79,9 @@ fn web_url(text: &str) -> Result<(), String> {
 }
 
 /// The addresses of one list, trimmed, each at most once: 1 to [`MAX_ADDRESS_CHARS`]
-/// characters without whitespace or control characters. An EVM address (`0x` and 40 hex
+/// printable ASCII characters. Every chain writes its addresses in ASCII (hex, base58,
+/// bech32, base64url, `name.near`); anything else, invisible format characters such as
+/// U+200B or U+202E included, would make one address look like another. An EVM address (`0x` and 40 hex
 /// digits) is lower-cased, as its checksum case carries no meaning; any other is kept as
 /// written (base58 is case-sensitive).
 pub(super) fn addresses(field: &str, given: &[String]) -> Result<Vec<String>, FieldError> {
@@ -96,9 +98,9 @@ pub(super) fn addresses(field: &str, given: &[String]) -> Result<Vec<String>, Fi
                 "is longer than the maximum of {MAX_ADDRESS_CHARS} characters"
             )));
         }
-        if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        if let Some(c) = text.chars().find(|c| !c.is_ascii_graphic()) {
             return Err(refused(format!(
-                "must not hold whitespace or control characters (found U+{:04X})",
+                "must be printable ASCII without whitespace (found U+{:04X})",
                 c as u32
             )));
         }

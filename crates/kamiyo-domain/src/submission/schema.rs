@@ -43,12 +43,11 @@ pub fn evidence_urls() -> Schema {
 }
 
 fn addresses(whose: &str) -> Schema {
-    let address = format!(
-        "^[{WHITESPACE}{SPACES}]*[^{CONTROL}{SPACES}]{{1,{MAX_ADDRESS_CHARS}}}[{WHITESPACE}{SPACES}]*$"
-    );
+    let address =
+        format!("^[{WHITESPACE}{SPACES}]*[!-~]{{1,{MAX_ADDRESS_CHARS}}}[{WHITESPACE}{SPACES}]*$");
     ArrayBuilder::new()
         .description(Some(format!(
-            "{whose} addresses, in any chain's form, at most {MAX_ADDRESSES}: each 1 to {MAX_ADDRESS_CHARS} characters without whitespace or control characters (422 otherwise). EVM addresses are kept lower-cased."
+            "{whose} addresses, in any chain's form, at most {MAX_ADDRESSES}: each 1 to {MAX_ADDRESS_CHARS} printable ASCII characters, no whitespace (422 otherwise). EVM addresses are kept lower-cased."
         )))
         .max_items(Some(MAX_ADDRESSES))
         .items(string(address, None, "An address.".to_owned()))

@@ -307,6 +307,9 @@ fn each_address_is_refused_naming_its_list_and_entry() {
             "0xabc\u{a0}def",
             "0xabc\u{0}",
             "0xabc\u{85}def",
+            "0xabc\u{200b}def",
+            "0xabc\u{202e}fed",
+            "0xаbc",
         ] {
             let mut input = euler();
             set(&mut input, vec!["0xabc".into(), bad.into()]);

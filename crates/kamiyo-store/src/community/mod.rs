@@ -42,6 +42,9 @@ pub struct Submission {
     pub candidate_ids: Vec<i64>,
     /// The incident it matched, or the one it became once verified.
     pub exploit_id: Option<i64>,
+    /// The claim (`sources[].id` of the incident) a verification stored; cleared by a
+    /// reversal.
+    pub claim_id: Option<i64>,
     /// The claim as submitted (the fields of `POST /api/exploits`).
     #[schema(value_type = Object)]
     pub claim: serde_json::Value,
@@ -95,6 +98,8 @@ pub enum Decision {
     Verify,
     Reject,
     Duplicate,
+    /// Un-verify a verified submission: its claim, points and owed bounty taken back.
+    Reverse,
 }
 
 impl Decision {
@@ -103,6 +108,7 @@ impl Decision {
             Decision::Verify => "verify",
             Decision::Reject => "reject",
             Decision::Duplicate => "duplicate",
+            Decision::Reverse => "reverse",
         }
     }
 
@@ -111,6 +117,26 @@ impl Decision {
             Decision::Verify => "verified",
             Decision::Reject => "rejected",
             Decision::Duplicate => "duplicate",
+            Decision::Reverse => "reversed",
+        }
+    }
+
+    /// The status a submission must have for this decision: a reversal undoes a
+    /// verification; every other decision is taken on a pending submission.
+    pub fn applies_to(self) -> &'static str {
+        match self {
+            Decision::Reverse => "verified",
+            Decision::Verify | Decision::Reject | Decision::Duplicate => "pending",
+        }
+    }
+
+    /// Why this decision cannot be taken on a submission of `status`.
+    pub fn refused_on(self, status: &str) -> String {
+        match self {
+            Decision::Reverse => {
+                format!("only a verified submission can be reversed (this one is {status})")
+            }
+            _ => format!("the submission was already reviewed ({status})"),
         }
     }
 }
@@ -157,7 +183,7 @@ impl Rewards {
     ) -> Rewards {
         use kamiyo_domain::reputation::Outcome;
         let penalty = match decision {
-            Decision::Verify => 0,
+            Decision::Verify | Decision::Reverse => 0,
             Decision::Reject => rules.points_for(Outcome::FalseReport),
             Decision::Duplicate => rules.points_for(Outcome::Duplicate),
         };
@@ -182,14 +208,14 @@ macro_rules! select_submissions {
     ($pg:literal, $sqlite:literal) => {
         Sql {
             postgres: concat!(
-                "SELECT id, submitted_by, status, matched, candidate_ids::text AS candidate_ids, exploit_id, claim::text AS claim, \
+                "SELECT id, submitted_by, status, matched, candidate_ids::text AS candidate_ids, exploit_id, claim_id, claim::text AS claim, \
                  evidence_urls::text AS evidence_urls, attacker_addresses::text AS attacker_addresses, \
                  victim_addresses::text AS victim_addresses, review_note, created_at, reviewed_at \
                  FROM community_submissions ",
                 $pg
             ),
             sqlite: concat!(
-                "SELECT id, submitted_by, status, matched, candidate_ids, exploit_id, claim, \
+                "SELECT id, submitted_by, status, matched, candidate_ids, exploit_id, claim_id, claim, \
                  evidence_urls, attacker_addresses, victim_addresses, review_note, created_at, reviewed_at \
                  FROM community_submissions ",
                 $sqlite
@@ -248,6 +274,7 @@ fn read_submission(row: &dyn DriverRow) -> Result<Submission, StoreError> {
         matched: f.text("matched")?,
         candidate_ids,
         exploit_id: f.opt_int("exploit_id")?,
+        claim_id: f.opt_int("claim_id")?,
         claim,
         evidence_urls: json_of(&f, "evidence_urls")?,
         attacker_addresses: json_of(&f, "attacker_addresses")?,
@@ -547,6 +574,35 @@ const RECOUNT: Sql = Sql {
             submissions_approved = excluded.submissions_approved, \
             submissions_rejected = excluded.submissions_rejected",
 };
+const REVERSE: Sql = Sql {
+    postgres: "UPDATE community_submissions SET status = 'reversed', claim_id = NULL, \
+        reviewed_by = $2, reviewed_at = $3, review_note = $4, updated_at = $3 \
+        WHERE id = $1 AND status = 'verified'",
+    sqlite: "UPDATE community_submissions SET status = 'reversed', claim_id = NULL, \
+        reviewed_by = ?2, reviewed_at = ?3, review_note = ?4, updated_at = ?3 \
+        WHERE id = ?1 AND status = 'verified'",
+};
+// Exactly what the submission's decisions gave, taken back as one event of its own (the
+// history keeps both); nothing when they gave nothing (the day's cap was reached).
+const TAKE_BACK_POINTS: Sql = Sql {
+    postgres: "INSERT INTO reputation_events (user_id, submission_id, review_id, points, reason, created_at) \
+        SELECT $1, $2, (SELECT max(id) FROM submission_reviews WHERE submission_id = $2), \
+               (-given)::int4, 'reversal', $3 \
+        FROM (SELECT coalesce(sum(points), 0) AS given FROM reputation_events \
+              WHERE submission_id = $2 AND user_id = $1) AS g \
+        WHERE given <> 0",
+    sqlite: "INSERT INTO reputation_events (user_id, submission_id, review_id, points, reason, created_at) \
+        SELECT ?1, ?2, (SELECT max(id) FROM submission_reviews WHERE submission_id = ?2), \
+               -given, 'reversal', ?3 \
+        FROM (SELECT coalesce(sum(points), 0) AS given FROM reputation_events \
+              WHERE submission_id = ?2 AND user_id = ?1) AS g \
+        WHERE given <> 0",
+};
+const CANCEL_BOUNTY: Sql = Sql {
+    postgres:
+        "UPDATE bounties SET status = 'cancelled' WHERE submission_id = $1 AND status = 'owed'",
+    sqlite: "UPDATE bounties SET status = 'cancelled' WHERE submission_id = ?1 AND status = 'owed'",
+};
 // One live bounty per incident: a later verified report of the same hack earns none.
 const OWE_BOUNTY: Sql = Sql {
     postgres: "INSERT INTO bounties (submission_id, exploit_id, user_id, amount_usd, created_at) \
@@ -564,6 +620,7 @@ fn points_reason(decision: Decision, new_incident: bool) -> &'static str {
         (Decision::Verify, false) => "evidence",
         (Decision::Reject, _) => "false_report",
         (Decision::Duplicate, _) => "duplicate",
+        (Decision::Reverse, _) => "reversal",
     }
 }
 
@@ -670,13 +727,10 @@ impl CommunityStore {
             .get(id)
             .await?
             .ok_or_else(|| StoreError::refused("id", "no such submission"))?;
-        if submission.status != "pending" {
+        if submission.status != decision.applies_to() {
             return Err(StoreError::refused(
                 "id",
-                format!(
-                    "the submission was already reviewed ({})",
-                    submission.status
-                ),
+                decision.refused_on(&submission.status),
             ));
         }
         if reviewer.is_some() && reviewer == submission.submitted_by {
@@ -687,6 +741,10 @@ impl CommunityStore {
         }
         let pool = self.db.primary().clone();
         let ingest = match decision {
+            Decision::Reverse => {
+                self.reverse(&submission, reviewer, reason, now).await?;
+                None
+            }
             Decision::Verify => {
                 let external_id = kamiyo_domain::submission::external_id(id);
                 let mut input: kamiyo_domain::IncidentInput =
@@ -790,6 +848,70 @@ impl CommunityStore {
             .await?
             .ok_or_else(|| StoreError::Invariant("a reviewed submission is gone".into()))?;
         Ok(Reviewed { submission, ingest })
+    }
+
+    /// Takes a verification back in one transaction: the claim it stored is withdrawn
+    /// from its incident (which is decided again without it, or deleted when it was its
+    /// only claim), the points it gave are taken back, an owed bounty is cancelled (a
+    /// paid one stays paid: the money has left), the submission becomes `reversed` and
+    /// the decision is recorded. A verification reversed meanwhile is refused whole.
+    async fn reverse(
+        &self,
+        submission: &Submission,
+        reviewer: Option<i64>,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let pool = self.db.primary();
+        let mut steps = vec![Step::new(
+            REVERSE.for_pool(pool),
+            vec![
+                Param::Int(submission.id),
+                Param::OptInt(reviewer),
+                Param::Time(now),
+                Param::Text(reason.to_owned()),
+            ],
+        )
+        .must_change(1, "id", "the submission was reversed meanwhile")];
+        if let Some(user) = submission.submitted_by {
+            steps.push(Step::new(LOCK_USER.for_pool(pool), vec![Param::Int(user)]));
+        }
+        steps.push(Step::new(
+            RECORD_REVIEW.for_pool(pool),
+            vec![
+                Param::Int(submission.id),
+                Param::OptInt(reviewer),
+                Param::Text(Decision::Reverse.as_str().to_owned()),
+                Param::Text(reason.to_owned()),
+                Param::Time(now),
+            ],
+        ));
+        if let Some(user) = submission.submitted_by {
+            steps.push(Step::new(
+                TAKE_BACK_POINTS.for_pool(pool),
+                vec![
+                    Param::Int(user),
+                    Param::Int(submission.id),
+                    Param::Time(now),
+                ],
+            ));
+            steps.push(Step::new(RECOUNT.for_pool(pool), vec![Param::Int(user)]));
+        }
+        steps.push(Step::new(
+            CANCEL_BOUNTY.for_pool(pool),
+            vec![Param::Int(submission.id)],
+        ));
+        match submission.claim_id {
+            Some(claim) => {
+                self.incidents.withdraw_then(claim, steps).await?;
+            }
+            // The claim is gone already (its source's claims deleted by an operator):
+            // the rest is still taken back.
+            None => {
+                statement::run_steps(pool, steps).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Marks owed bounty `id` paid by `paid_by` (`None`: the admin token) with the

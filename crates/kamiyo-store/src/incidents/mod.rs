@@ -530,6 +530,22 @@ impl IncidentStore {
         })
     }
 
+    /// Takes stored claim `claim` back (a reversed community submission): deletes it,
+    /// decides every other claim again without it as [`IncidentStore::remerge`] does (its
+    /// incident rewritten, split where it was the bridge, deleted when it was the only
+    /// claim), then runs `follow`; all in one transaction.
+    pub(crate) async fn withdraw_then(
+        &self,
+        claim: i64,
+        follow: Vec<crate::statement::Step>,
+    ) -> Result<RemergeReport, StoreError> {
+        let _write = self.write_guard();
+        self.remerge_with(true, &Trigger::Withdraw { claim, follow })
+            .await?
+            .map(|done| done.report)
+            .ok_or_else(|| StoreError::Invariant("a withdrawal gave no report".into()))
+    }
+
     /// The remerge a migration asked for (`maintenance_tasks`), when one is pending:
     /// run once, in the transaction that marks it done.
     pub async fn run_pending_remerge(&self) -> Result<Option<RemergeReport>, StoreError> {

@@ -22,9 +22,10 @@ use super::events::{self, EventKind, NewEvent, Seen};
 use super::ingest::{IngestIo, Rules};
 use super::join::JoinReason;
 use super::replay::{Changes, Group, HashKey, IncidentRow, Owners, Replay};
+use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::row::{DriverRow, Fields};
-use crate::statement::Sql;
+use crate::statement::{Param, Sql, Step};
 
 /// An incident as stored: its row, the hashes it holds and its chains (both sorted).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +60,17 @@ pub(crate) trait RegroupIo: IngestIo {
         decision: &NewDecision,
     ) -> impl Future<Output = Result<i64, StoreError>>;
 
-    /// Writes `regroup`: releases, then [`Regroup::changes`], moves and retirements.
+    /// Writes `regroup`: releases, then [`Regroup::changes`], moves, the community rows
+    /// of retired incidents handed to their survivors ([`repoint_community`]),
+    /// retirements, and emptied incidents deleted.
     fn apply_regroup(&mut self, regroup: &Regroup) -> impl Future<Output = Result<(), StoreError>>;
+
+    /// `steps` in order in this transaction; the rows the last changed. A guarded step
+    /// that finds the database otherwise refuses the whole.
+    fn run_steps(&mut self, steps: Vec<Step>) -> impl Future<Output = Result<u64, StoreError>>;
+
+    /// The SQL dialect the transaction speaks.
+    fn dialect(&self) -> Dialect;
 }
 
 /// The writes of a remerge, in the order a backend makes them.
@@ -78,6 +88,9 @@ pub(crate) struct Regroup {
     pub retired: Vec<(i64, i64)>,
     /// Why the retired incidents were retired, as `incident_redirects.reason` says it.
     pub reason: &'static str,
+    /// Stored incidents left without a claim (their last one withdrawn): deleted, with
+    /// nothing to redirect to.
+    pub emptied: Vec<i64>,
 }
 
 /// A claim moved to another incident: why it joins there, as the columns hold it.
@@ -100,6 +113,10 @@ pub(crate) enum Trigger {
     Task(&'static str),
     /// A curator's decision, stored and then respected.
     Curate(Curate),
+    /// One claim taken back (a reversed community submission): it is deleted first, the
+    /// rest are decided again without it, and `follow` runs last, in the same
+    /// transaction.
+    Withdraw { claim: i64, follow: Vec<Step> },
 }
 
 /// A curator's request: merge `incidents`, or split `claims` off the one incident named.
@@ -217,6 +234,9 @@ pub struct RemergeReport {
     /// Incidents that keep their claims but whose canonical values change (a rule that
     /// derives them differently, such as the protocol key they are stored under).
     pub rewritten: usize,
+    /// Stored incidents left without any claim (a withdrawn claim was their last):
+    /// deleted.
+    pub removed: Vec<i64>,
     /// Whether it was written (false for a dry run, or when nothing changes).
     pub applied: bool,
 }
@@ -613,7 +633,20 @@ impl Planned {
             });
         }
         regroup.released.sort_unstable();
+        regroup.emptied = self.emptied(&spread);
         Ok(regroup)
+    }
+
+    /// Stored incidents that no claim is placed from.
+    fn emptied(&self, spread: &Spread<'_>) -> Vec<i64> {
+        let mut emptied: Vec<i64> = self
+            .stored
+            .keys()
+            .filter(|id| !spread.contains_key(id))
+            .copied()
+            .collect();
+        emptied.sort_unstable();
+        emptied
     }
 
     /// What the plan does; `new_ids` when they were allocated (a dry run has none).
@@ -672,6 +705,7 @@ impl Planned {
             merges,
             splits,
             rewritten,
+            removed: self.emptied(&spread),
             applied,
         }
     }
@@ -699,32 +733,94 @@ pub(crate) async fn remerge<B: RegroupIo>(
             return Ok(None);
         }
     }
+    if let Trigger::Withdraw { claim, .. } = trigger {
+        io.run_steps(vec![Step::new(
+            io.dialect().pick(
+                "DELETE FROM exploit_sources WHERE id = $1",
+                "DELETE FROM exploit_sources WHERE id = ?1",
+            ),
+            vec![Param::Int(*claim)],
+        )
+        .must_change(1, "claim", "no such claim (withdrawn already?)")])
+            .await?;
+    }
     let claims = io.all_claims().await?;
     let decision = match trigger {
         Trigger::Curate(curate) => Some(io.insert_decision(&curate.decision(&claims)?).await?),
-        Trigger::Command | Trigger::Task(_) => None,
+        Trigger::Command | Trigger::Task(_) | Trigger::Withdraw { .. } => None,
     };
     let decisions = io.decisions().await?;
     let stored = io.stored_incidents().await?;
     let mut planned = plan(claims, stored, rules, &decisions)?;
     planned.curated = decision;
-    // A task done or a decision taken is written even when no incident changes.
+    // A task done, a decision taken or a claim withdrawn is written even when no
+    // incident changes.
     let must_write = !matches!(trigger, Trigger::Command);
-    if !apply || planned.is_noop() {
-        return Ok(Some(Remerged {
+    let done = if !apply || planned.is_noop() {
+        Remerged {
             report: planned.report(None, false),
             decision,
             wrote: apply && must_write,
-        }));
+        }
+    } else {
+        let ids = io.allocate_incident_ids(planned.new_groups()).await?;
+        let regroup = planned.regroup(&ids)?;
+        io.apply_regroup(&regroup).await?;
+        Remerged {
+            report: planned.report(Some(&ids), true),
+            decision,
+            wrote: true,
+        }
+    };
+    if let (Trigger::Withdraw { follow, .. }, true) = (trigger, done.wrote) {
+        io.run_steps(follow.clone()).await?;
     }
-    let ids = io.allocate_incident_ids(planned.new_groups()).await?;
-    let regroup = planned.regroup(&ids)?;
-    io.apply_regroup(&regroup).await?;
-    Ok(Some(Remerged {
-        report: planned.report(Some(&ids), true),
-        decision,
-        wrote: true,
-    }))
+    Ok(Some(done))
+}
+
+/// Community rows that name a retired incident, handed to its survivor before the row
+/// is deleted (the foreign keys would clear them): submissions, and bounties under the
+/// rule that an incident has one live bounty. Of the live bounties of the two, a paid
+/// one is kept before an owed one, then the earliest; the other owed ones are cancelled
+/// (a merge found them to be bounties for one hack). Two paid before the merge both
+/// stay paid; the merged-away one keeps no incident (its submission still names it).
+pub(crate) fn repoint_community(retired: &[(i64, i64)], dialect: Dialect) -> Vec<Step> {
+    const SUBMISSIONS: Sql = Sql {
+        postgres: "UPDATE community_submissions SET exploit_id = $2 WHERE exploit_id = $1",
+        sqlite: "UPDATE community_submissions SET exploit_id = ?2 WHERE exploit_id = ?1",
+    };
+    const CANCEL_OWED: Sql = Sql {
+        postgres: "UPDATE bounties SET status = 'cancelled' \
+            WHERE exploit_id IN ($1, $2) AND status = 'owed' \
+              AND id <> (SELECT id FROM bounties WHERE exploit_id IN ($1, $2) AND status <> 'cancelled' \
+                         ORDER BY status = 'paid' DESC, created_at, id LIMIT 1)",
+        sqlite: "UPDATE bounties SET status = 'cancelled' \
+            WHERE exploit_id IN (?1, ?2) AND status = 'owed' \
+              AND id <> (SELECT id FROM bounties WHERE exploit_id IN (?1, ?2) AND status <> 'cancelled' \
+                         ORDER BY status = 'paid' DESC, created_at, id LIMIT 1)",
+    };
+    const UNLINK_SECOND_PAID: Sql = Sql {
+        postgres:
+            "UPDATE bounties SET exploit_id = NULL WHERE exploit_id = $1 AND status = 'paid' \
+            AND EXISTS (SELECT 1 FROM bounties WHERE exploit_id = $2 AND status <> 'cancelled')",
+        sqlite: "UPDATE bounties SET exploit_id = NULL WHERE exploit_id = ?1 AND status = 'paid' \
+            AND EXISTS (SELECT 1 FROM bounties WHERE exploit_id = ?2 AND status <> 'cancelled')",
+    };
+    const BOUNTIES: Sql = Sql {
+        postgres: "UPDATE bounties SET exploit_id = $2 WHERE exploit_id = $1",
+        sqlite: "UPDATE bounties SET exploit_id = ?2 WHERE exploit_id = ?1",
+    };
+    retired
+        .iter()
+        .flat_map(|&(old, survivor)| {
+            [SUBMISSIONS, CANCEL_OWED, UNLINK_SECOND_PAID, BOUNTIES].map(|sql| {
+                Step::new(
+                    dialect.pick(sql.postgres, sql.sqlite),
+                    vec![Param::Int(old), Param::Int(survivor)],
+                )
+            })
+        })
+        .collect()
 }
 
 /// The columns [`stored_row`] reads, as each backend selects them (money as text).

@@ -9,8 +9,10 @@ use super::curation::Decision;
 use super::ingest::{IngestIo, Rules};
 use super::postgres::{PgIngest, LOCK_BUCKETS, LOCK_CLASS};
 use super::regroup::{self, NewDecision, Regroup, RegroupIo, Remerged, StoredIncident, Trigger};
+use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::row::Fields;
+use crate::statement::Step;
 
 /// A remerge in one transaction (see `regroup::remerge`).
 pub(super) async fn remerge(
@@ -195,9 +197,29 @@ impl RegroupIo for PgIngest<'_> {
                 &[&old, &survivors, &regroup.reason],
             )
             .await?;
+            crate::statement::run_steps_postgres(
+                tx,
+                &regroup::repoint_community(&regroup.retired, Dialect::Postgres),
+            )
+            .await?;
             tx.execute("DELETE FROM exploits WHERE id = ANY($1)", &[&old])
                 .await?;
         }
+        if !regroup.emptied.is_empty() {
+            tx.execute(
+                "DELETE FROM exploits WHERE id = ANY($1)",
+                &[&regroup.emptied],
+            )
+            .await?;
+        }
         Ok(())
+    }
+
+    async fn run_steps(&mut self, steps: Vec<Step>) -> Result<u64, StoreError> {
+        crate::statement::run_steps_postgres(self.tx, &steps).await
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
     }
 }

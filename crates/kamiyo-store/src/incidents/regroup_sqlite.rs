@@ -10,8 +10,10 @@ use super::curation::Decision;
 use super::ingest::{complete_now, IngestIo, Rules};
 use super::regroup::{self, NewDecision, Regroup, RegroupIo, Remerged, StoredIncident, Trigger};
 use super::sqlite::{driver, SqliteIngest};
+use crate::dialect::Dialect;
 use crate::error::StoreError;
 use crate::row::Fields;
+use crate::statement::Step;
 
 /// A remerge in one write transaction (see `regroup::remerge`).
 pub(super) async fn remerge(
@@ -157,10 +159,27 @@ impl RegroupIo for SqliteIngest<'_> {
                 .iter()
                 .map(|(old, survivor)| (*old, *survivor, regroup.reason)),
         )?;
+        self.run_steps(regroup::repoint_community(
+            &regroup.retired,
+            Dialect::Sqlite,
+        ))
+        .await?;
         self.execute(
             "DELETE FROM exploits WHERE id = ?1",
             regroup.retired.iter().map(|(old, _)| [*old]),
         )?;
+        self.execute(
+            "DELETE FROM exploits WHERE id = ?1",
+            regroup.emptied.iter().map(|id| [*id]),
+        )?;
         Ok(())
+    }
+
+    async fn run_steps(&mut self, steps: Vec<Step>) -> Result<u64, StoreError> {
+        crate::statement::run_steps_sqlite(self.conn, self.pool, steps)
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
 }

@@ -6,6 +6,8 @@
 // Each test binary compiles this module and uses a part of it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod community;
+
 use kamiyo_db::{Database, DbConfig, Migrations, Pool};
 use kamiyo_store::MIGRATIONS;
 use kamiyo_testkit::TestDatabase;
