@@ -165,7 +165,8 @@ pub async fn guard(State(state): State<AppState>, mut request: Request, next: Ne
     request.extensions_mut().insert(caller.clone());
     let decision = state
         .rate_limiter
-        .check(&caller.identity(), capacity_of(&caller.limits()));
+        .check(&caller.identity(), capacity_of(&caller.limits()))
+        .await;
     let mut response = if decision.allowed {
         next.run(request).await
     } else {

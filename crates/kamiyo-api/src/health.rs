@@ -103,12 +103,16 @@ async fn database_probe(state: &AppState) -> Probe {
 /// `GET /api/health`'s answer: the database's health and each configured source's.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ServiceHealth {
-    /// `degraded` while the database is or while any enabled source is stale.
+    /// `degraded` while the database is, while any enabled source is stale, or while the
+    /// shared rate-limit backend fails.
     status: HealthStatus,
     /// What `/api/health/database` answers.
     #[schema(value_type = DatabaseHealth)]
     database: serde_json::Value,
     sources: Vec<SourceHealth>,
+    /// The request limiter (`rate_limit.*`): `degraded` while a shared backend fails and
+    /// limits are this instance's own.
+    rate_limit: crate::request_limits::LimiterHealth,
 }
 
 /// One configured source's freshness.
@@ -128,10 +132,10 @@ pub struct SourceHealth {
 
 /// The service's health: the database (the same shared probe as
 /// `/api/health/database`) and each configured source's freshness. 200 `healthy` or
-/// `degraded` (a stale source, a degraded database); 503 when the database does not
-/// answer.
+/// `degraded` (a stale source, a degraded database, shared rate limits unavailable);
+/// 503 when the database does not answer.
 #[utoipa::path(get, path = "/api/health", tag = "health",
-    responses((status = 200, description = "healthy, or degraded: the database is, or a source is stale", body = ServiceHealth)))]
+    responses((status = 200, description = "healthy, or degraded: the database is, a source is stale, or the shared rate-limit backend fails (limits are per instance meanwhile)", body = ServiceHealth)))]
 pub async fn service(State(state): State<AppState>) -> crate::error::Result<Json<ServiceHealth>> {
     let probe = database_probe(&state).await;
     if probe.unhealthy {
@@ -173,7 +177,12 @@ pub async fn service(State(state): State<AppState>) -> crate::error::Result<Json
         Some("healthy") => HealthStatus::Healthy,
         _ => HealthStatus::Degraded,
     };
-    let status = if database_status == HealthStatus::Healthy && !sources.iter().any(|s| s.stale) {
+    let rate_limit = state.rate_limiter.health();
+    let limits_as_configured = rate_limit.shared || rate_limit.backend == "memory";
+    let status = if database_status == HealthStatus::Healthy
+        && !sources.iter().any(|s| s.stale)
+        && limits_as_configured
+    {
         HealthStatus::Healthy
     } else {
         HealthStatus::Degraded
@@ -182,5 +191,6 @@ pub async fn service(State(state): State<AppState>) -> crate::error::Result<Json
         status,
         database,
         sources,
+        rate_limit,
     }))
 }

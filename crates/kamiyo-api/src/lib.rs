@@ -21,6 +21,7 @@ mod page_cache;
 pub mod params;
 mod query_schema;
 mod ratelimit;
+pub mod request_limits;
 mod serve;
 pub mod stats;
 pub mod submissions;
@@ -73,7 +74,9 @@ pub struct Services {
     /// Source health (`/api/sources`).
     pub sources: SourceStore,
     pub accounts: AccountStore,
-    pub rate_limiter: Arc<ratelimit::RateLimiter>,
+    /// Every request's limits (`rate_limit.*`): this instance's buckets, or buckets
+    /// shared by every instance.
+    pub rate_limiter: Arc<request_limits::RequestLimiter>,
     /// Failed authentications per client address, in buckets of their own
     /// (`server.auth_failures_per_minute`).
     pub auth_failures: Arc<ratelimit::RateLimiter>,
@@ -126,6 +129,10 @@ impl AppState {
         server: ServerConfig,
         schedule: Vec<kamiyo_store::sources::SourceSchedule>,
     ) -> Self {
+        let limiter = request_limits::RequestLimiter::memory(
+            server.rate_limit_max_callers,
+            db.clock().clone(),
+        );
         Self::build(
             db,
             server,
@@ -133,11 +140,14 @@ impl AppState {
             kamiyo_alerts::config::AlertsConfig::default(),
             kamiyo_domain::TierTable::default(),
             kamiyo_domain::ReputationRules::default(),
+            limiter,
         )
     }
 
-    /// [`AppState::with_sources`] with the `alerts.*` settings and the tier table
-    /// (`tiers.*`; the shorter constructors use the default table).
+    /// [`AppState::with_sources`] with the `alerts.*` settings, the tier table
+    /// (`tiers.*`; the shorter constructors use the default table), the community rules
+    /// and the request limiter (`rate_limit.*`, [`request_limits::RequestLimiter::new`];
+    /// the shorter constructors keep limits in this process).
     pub fn build(
         db: Database,
         server: ServerConfig,
@@ -145,6 +155,7 @@ impl AppState {
         alerts: kamiyo_alerts::config::AlertsConfig,
         tiers: kamiyo_domain::TierTable,
         community: kamiyo_domain::ReputationRules,
+        limiter: request_limits::RequestLimiter,
     ) -> Self {
         let clock = db.clock().clone();
         let clock_now = clock.now_utc();
@@ -174,10 +185,7 @@ impl AppState {
                 server.auth_cache_ttl,
                 server.auth_cache_max_entries,
             ),
-            rate_limiter: Arc::new(ratelimit::RateLimiter::new(
-                server.rate_limit_max_callers,
-                clock.clone(),
-            )),
+            rate_limiter: Arc::new(limiter),
             auth_failures: Arc::new(ratelimit::RateLimiter::new(
                 server.rate_limit_max_callers,
                 clock.clone(),

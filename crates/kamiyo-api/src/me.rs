@@ -66,7 +66,8 @@ pub async fn me(
     let limits = caller.limits();
     let [minute, hour, day] = state
         .rate_limiter
-        .usage(&caller.identity(), crate::ratelimit::capacity_of(&limits));
+        .usage(&caller.identity(), crate::ratelimit::capacity_of(&limits))
+        .await;
     Ok(Json(Me {
         user_id,
         email,

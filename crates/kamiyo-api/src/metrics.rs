@@ -185,11 +185,12 @@ pub async fn prometheus(State(state): State<AppState>) -> impl IntoResponse {
     state.alert_metrics.write(&mut exposition, pending);
     crate::ratelimit::write_metrics(
         &[
-            ("requests", &state.rate_limiter),
+            ("requests", state.rate_limiter.local()),
             ("auth_failures", &state.auth_failures),
         ],
         &mut exposition,
     );
+    state.rate_limiter.write_metrics(&mut exposition);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], exposition.finish())
 }
 

@@ -58,32 +58,19 @@ impl Entry {
 
     /// Refills every window to `now`, then takes a token from each if each has one.
     fn take(&mut self, capacity: Capacity, now: Instant) -> Decision {
-        let tokens = self.refilled(capacity, now);
+        let mut tokens = self.refilled(capacity, now);
         self.last_seen = now;
-        let mut retry_after: f64 = 0.0;
-        for (i, bucket) in self.buckets.iter_mut().enumerate() {
-            bucket.tokens = tokens[i];
-            bucket.updated = now;
-            if bucket.tokens < 1.0 {
-                retry_after = retry_after.max((1.0 - bucket.tokens) / rate(capacity, i));
-            }
-        }
-        let allowed = retry_after == 0.0;
+        let allowed = tokens.iter().all(|t| *t >= 1.0);
         if allowed {
-            for bucket in &mut self.buckets {
-                bucket.tokens -= 1.0;
+            for t in &mut tokens {
+                *t -= 1.0;
             }
         }
-        let minute = self.buckets[0].tokens;
-        Decision {
-            allowed,
-            limit: capacity[0],
-            remaining: minute.max(0.0).floor() as u32,
-            reset_secs: ((f64::from(capacity[0]) - minute) / rate(capacity, 0))
-                .ceil()
-                .max(0.0) as u64,
-            retry_after_secs: retry_after.ceil() as u64,
+        for (bucket, t) in self.buckets.iter_mut().zip(tokens) {
+            bucket.tokens = t;
+            bucket.updated = now;
         }
+        decision(capacity, tokens, allowed)
     }
 
     /// Tokens of each window at `now`, refilled since the last update.
@@ -94,6 +81,30 @@ impl Entry {
                 .as_secs_f64();
             (self.buckets[i].tokens + elapsed * rate(capacity, i)).min(f64::from(capacity[i]))
         })
+    }
+}
+
+/// The answer to a check that left `tokens` in the windows (minute, hour, day), having
+/// taken one from each when `allowed`: the headers' figures, and when denied the wait
+/// until every window has a token again. The same for every backend.
+pub fn decision(capacity: Capacity, tokens: [f64; 3], allowed: bool) -> Decision {
+    let retry_after = if allowed {
+        0.0
+    } else {
+        (0..3)
+            .filter(|&i| tokens[i] < 1.0)
+            .map(|i| (1.0 - tokens[i]) / rate(capacity, i))
+            .fold(0.0, f64::max)
+    };
+    let minute = tokens[0];
+    Decision {
+        allowed,
+        limit: capacity[0],
+        remaining: minute.max(0.0).floor() as u32,
+        reset_secs: ((f64::from(capacity[0]) - minute) / rate(capacity, 0))
+            .ceil()
+            .max(0.0) as u64,
+        retry_after_secs: retry_after.ceil() as u64,
     }
 }
 

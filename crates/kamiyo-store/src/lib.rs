@@ -12,6 +12,7 @@ pub mod copy;
 mod dialect;
 pub mod error;
 pub mod incidents;
+pub mod rate_limits;
 mod row;
 pub mod schema;
 pub mod sources;

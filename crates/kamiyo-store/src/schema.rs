@@ -74,6 +74,11 @@ const POSTGRES: &[Migration] = &[
         "community",
         include_str!("../migrations/postgres/0014_community.sql"),
     ),
+    Migration::new(
+        15,
+        "rate_limit_buckets",
+        include_str!("../migrations/postgres/0015_rate_limit_buckets.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -146,6 +151,11 @@ const SQLITE: &[Migration] = &[
         14,
         "community",
         include_str!("../migrations/sqlite/0014_community.sql"),
+    ),
+    Migration::new(
+        15,
+        "rate_limit_buckets",
+        include_str!("../migrations/sqlite/0015_rate_limit_buckets.sql"),
     ),
 ];
 

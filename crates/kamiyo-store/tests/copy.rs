@@ -325,7 +325,8 @@ async fn rows_in(pg: &tokio_postgres::Client, table: &str) -> i64 {
         .get(0)
 }
 
-/// Tables of the target's schema, but the migrations bookkeeping, with their columns.
+/// Tables of the target's schema, but the migrations bookkeeping and the rate-limit
+/// buckets (which the copy leaves alone), with their columns.
 async fn target_tables(pg: &tokio_postgres::Client) -> BTreeMap<String, Vec<(String, String)>> {
     let mut tables: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for row in pg
@@ -335,6 +336,7 @@ async fn target_tables(pg: &tokio_postgres::Client) -> BTreeMap<String, Vec<(Str
                ON t.table_schema = c.table_schema AND t.table_name = c.table_name \
              WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE' \
                AND c.table_name <> 'kamiyo_schema_migrations' \
+               AND c.table_name <> 'rate_limit_buckets' \
              ORDER BY c.table_name, c.ordinal_position",
             &[],
         )

@@ -147,7 +147,7 @@ impl Fixture {
     }
 }
 
-const TABLES: [&str; 27] = [
+const TABLES: [&str; 28] = [
     "alert_attempts",
     "alert_deliveries",
     "alert_events",
@@ -166,6 +166,7 @@ const TABLES: [&str; 27] = [
     "maintenance_tasks",
     "payments",
     "protocol_aliases",
+    "rate_limit_buckets",
     "reputation_events",
     "reviewers",
     "source_fetch_slots",

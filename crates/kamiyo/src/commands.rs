@@ -53,6 +53,21 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     let tiers = settings.tiers;
     let web = settings.web.clone();
     let community = settings.community.clone();
+    let limiter = kamiyo_api::request_limits::RequestLimiter::new(
+        &settings.rate_limit,
+        &settings.database,
+        settings.server.rate_limit_max_callers,
+        database.clock().clone(),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(
+        backend = settings.rate_limit.backend.as_str(),
+        "request limits kept in {}",
+        match settings.rate_limit.backend {
+            kamiyo_api::request_limits::LimiterBackend::Memory => "this process",
+            _ => "a backend shared by every instance",
+        }
+    );
     let state = AppState::build(
         database.clone(),
         settings.server,
@@ -60,6 +75,7 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
         alerts.clone(),
         tiers,
         community,
+        limiter,
     );
     let alert_service = if alerts.enabled {
         let service = kamiyo_alerts::runner::AlertService::with_metrics(

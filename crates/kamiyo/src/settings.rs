@@ -1,7 +1,8 @@
 //! Configuration layers, later ones winning: built-in defaults, the TOML file given with
 //! `--config`, environment variables (`DATABASE_URL`, then `KAMIYO_DATABASE_*`,
 //! `KAMIYO_SERVER_*`, `KAMIYO_LOG_*`, `KAMIYO_SOURCES_*`, `KAMIYO_ALERTS_*`,
-//! `KAMIYO_TIERS_*`, `KAMIYO_WEB_*`, `KAMIYO_COMMUNITY_*`), then command-line flags.
+//! `KAMIYO_TIERS_*`, `KAMIYO_WEB_*`, `KAMIYO_COMMUNITY_*`, `KAMIYO_RATE_LIMIT_*`), then
+//! command-line flags.
 
 use std::path::Path;
 
@@ -31,6 +32,9 @@ pub struct Settings {
     /// Community submissions: reputation points, caps, thresholds, bounties
     /// (docs/COMMUNITY.md).
     pub community: kamiyo_domain::ReputationRules,
+    /// Where request limits are kept: this process, or PostgreSQL or Redis for limits
+    /// shared by every instance (docs/DEPLOYMENT.md).
+    pub rate_limit: kamiyo_api::request_limits::RateLimitConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -188,7 +192,8 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
         }))
         .merge(Env::prefixed("KAMIYO_TIERS_").map(|key| tier_key(key.as_str()).into()))
         .merge(Env::prefixed("KAMIYO_WEB_").map(|key| format!("web.{key}").into()))
-        .merge(Env::prefixed("KAMIYO_COMMUNITY_").map(|key| format!("community.{key}").into()));
+        .merge(Env::prefixed("KAMIYO_COMMUNITY_").map(|key| format!("community.{key}").into()))
+        .merge(Env::prefixed("KAMIYO_RATE_LIMIT_").map(|key| format!("rate_limit.{key}").into()));
     if let Some(url) = &overrides.database_url {
         figment = figment.merge(("database.url", url.as_str()));
     }
@@ -211,6 +216,10 @@ pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> Result<Setting
     settings.server.validate().map_err(SettingsError::Invalid)?;
     settings.alerts.validate().map_err(SettingsError::Invalid)?;
     settings.web.validate().map_err(SettingsError::Invalid)?;
+    settings
+        .rate_limit
+        .validate()
+        .map_err(SettingsError::Invalid)?;
     settings
         .community
         .validate()

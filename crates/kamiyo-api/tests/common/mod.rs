@@ -55,6 +55,7 @@ pub struct Builder {
     alerts: kamiyo_alerts::config::AlertsConfig,
     tiers: TierTable,
     community: kamiyo_domain::ReputationRules,
+    rate_limit: kamiyo_api::request_limits::RateLimitConfig,
     db_config: DbConfig,
     backend: Backend,
     user: Option<(Tier, Role)>,
@@ -67,6 +68,7 @@ impl TestApp {
             alerts: kamiyo_alerts::config::AlertsConfig::default(),
             tiers: TierTable::default(),
             community: kamiyo_domain::ReputationRules::default(),
+            rate_limit: kamiyo_api::request_limits::RateLimitConfig::default(),
             db_config: DbConfig::default(),
             backend: Backend::Postgres,
             user: None,
@@ -99,6 +101,37 @@ impl TestApp {
     /// tier table) on this app's database: what a second process sees.
     pub fn another_instance(&self, settings: ServerConfig) -> Client {
         Client::new(router(AppState::new(self.db.clone(), settings)))
+    }
+
+    /// Another instance on this app's database whose request limits are kept as
+    /// `rate_limit` says (the default settings otherwise): its state, for its health.
+    pub fn another_limited_instance(
+        &self,
+        rate_limit: &kamiyo_api::request_limits::RateLimitConfig,
+    ) -> (Client, AppState) {
+        let settings = ServerConfig::default();
+        let limiter = kamiyo_api::request_limits::RequestLimiter::new(
+            rate_limit,
+            self.db.config(),
+            settings.rate_limit_max_callers,
+            self.db.clock().clone(),
+        )
+        .unwrap_or_else(|e| panic!("the test's rate_limit settings are invalid: {e}"));
+        let state = AppState::build(
+            self.db.clone(),
+            settings,
+            Vec::new(),
+            kamiyo_alerts::config::AlertsConfig::default(),
+            TierTable::default(),
+            kamiyo_domain::ReputationRules::default(),
+            limiter,
+        );
+        (Client::new(router(state.clone())), state)
+    }
+
+    /// The PostgreSQL server under the app's database (none on SQLite).
+    pub fn postgres_server(&self) -> Option<std::net::SocketAddr> {
+        self._pg.as_ref().map(TestDatabase::server_addr)
     }
 
     /// The app's own account store: changes through it are this process's changes (its
@@ -152,6 +185,12 @@ impl Builder {
     /// The `community.*` rules (default: the shipped ones).
     pub fn community(mut self, rules: kamiyo_domain::ReputationRules) -> Self {
         self.community = rules;
+        self
+    }
+
+    /// Where request limits are kept (`rate_limit.*`; default: in the process).
+    pub fn rate_limit(mut self, rate_limit: kamiyo_api::request_limits::RateLimitConfig) -> Self {
+        self.rate_limit = rate_limit;
         self
     }
 
@@ -226,6 +265,13 @@ impl Builder {
             }
             Backend::Given(db) => (db, None, None),
         };
+        let limiter = kamiyo_api::request_limits::RequestLimiter::new(
+            &self.rate_limit,
+            db.config(),
+            self.settings.rate_limit_max_callers,
+            db.clock().clone(),
+        )
+        .unwrap_or_else(|e| panic!("the test's rate_limit settings are invalid: {e}"));
         let state = AppState::build(
             db.clone(),
             self.settings,
@@ -233,6 +279,7 @@ impl Builder {
             self.alerts,
             self.tiers,
             self.community,
+            limiter,
         );
         let mut app = TestApp {
             client: Client::new(router(state.clone())),

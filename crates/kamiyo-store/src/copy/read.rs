@@ -203,10 +203,12 @@ fn catalog(conn: &Connection, path: &Path) -> Result<Vec<SourceTable>, CopyError
     let mut statement = conn
         .prepare(
             "SELECT name FROM sqlite_schema WHERE type = 'table' \
-             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> ?1 ORDER BY name",
+             AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name <> ?1 AND name <> ?2 ORDER BY name",
         )
         .map_err(failed)?;
-    let mut rows = statement.query([MIGRATIONS_TABLE]).map_err(failed)?;
+    let mut rows = statement
+        .query([MIGRATIONS_TABLE, super::tables::NOT_COPIED])
+        .map_err(failed)?;
     let mut names = Vec::new();
     while let Some(row) = rows.next().map_err(failed)? {
         names.push(NamedRow::of(Side::Source, "sqlite_schema", row).text("name")?);

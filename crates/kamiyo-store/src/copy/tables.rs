@@ -1,5 +1,5 @@
 //! What is copied, read from both catalogs rather than listed by hand: every table of the
-//! target's schema but the migrations bookkeeping, with every column, parents before
+//! target's schema but the migrations bookkeeping and [`NOT_COPIED`], with every column, parents before
 //! children. The two catalogs must agree table by table and column by column; a column a
 //! later migration adds on one side only stops the copy with its name instead of being
 //! dropped.
@@ -14,6 +14,11 @@ use super::error::{CopyError, Side, TargetError};
 use super::fields::NamedRow;
 use super::value::Kind;
 use super::TARGET_POOL;
+
+/// State that belongs to the running service, not to the data: the shared rate-limit
+/// buckets (unlogged on PostgreSQL, never written on SQLite). A copy neither reads nor
+/// fills it.
+pub(crate) const NOT_COPIED: &str = "rate_limit_buckets";
 
 /// A table as SQLite's catalog (`pragma_table_info`) describes it.
 #[derive(Debug, Clone)]
@@ -126,8 +131,8 @@ pub(crate) async fn target_catalog<C: GenericClient>(
         .query(
             "SELECT c.relname::text AS relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
              WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
-               AND c.relname <> $1",
-            &[&MIGRATIONS_TABLE],
+               AND c.relname <> $1 AND c.relname <> $2",
+            &[&MIGRATIONS_TABLE, &NOT_COPIED],
         )
         .await
         .map_err(err)?

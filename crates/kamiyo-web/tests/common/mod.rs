@@ -105,6 +105,10 @@ impl Site {
         if let Err(e) = tiers.validate() {
             panic!("the test's tier table is invalid: {e}");
         }
+        let limiter = kamiyo_api::request_limits::RequestLimiter::memory(
+            settings.rate_limit_max_callers,
+            db.clock().clone(),
+        );
         let state = AppState::build(
             db.clone(),
             settings,
@@ -112,6 +116,7 @@ impl Site {
             kamiyo_alerts::config::AlertsConfig::default(),
             tiers,
             kamiyo_domain::ReputationRules::default(),
+            limiter,
         );
         let router = kamiyo_web::app(
             state.clone(),
