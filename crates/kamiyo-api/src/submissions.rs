@@ -322,12 +322,12 @@ pub async fn queue(
 #[utoipa::path(post, path = "/api/review/submissions/{id}", tag = "community",
     params(("id" = i64, Path, minimum = 1, description = "Submission id")),
     request_body = ReviewRequest,
-    responses((status = 200, description = "The decision is recorded: a verification stored the claim (source `community`) with the submitter's points and any bounty, in one transaction", body = Submission),
+    responses((status = 200, description = "The decision is recorded, in one transaction: a verification stored the claim (source `community`) with the submitter's points and any bounty; a reversal withdrew it (its incident decided again without it, or removed when it was its only claim), took the points back and cancelled an owed bounty", body = Submission),
         (status = 400, description = "Not a submission id, or not a JSON object of this shape", body = crate::error::ErrorEnvelope),
         (status = 404, description = "No such submission", body = crate::error::ErrorEnvelope),
         (status = 403, description = "The reviewer's own submission", body = crate::error::ErrorEnvelope),
         (status = 409, description = "The submission was reviewed already (or, for `reverse`, is not verified)", body = crate::error::ErrorEnvelope),
-        (status = 422, description = "An empty reason, a submitter disabled since, or a claim the rules refuse at verification; the message names the field", body = crate::error::ErrorEnvelope),))]
+        (status = 422, description = "An empty reason, a submitter disabled since, a decision made meanwhile by another reviewer (`id`), a submission verified before claims were recorded (`reverse`), or a claim the rules refuse at verification; the message names the field", body = crate::error::ErrorEnvelope),))]
 pub async fn review(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -23,6 +23,10 @@ kamiyo_testkit::per_backend! {
         a_rejection_that_fails_at_its_last_step_changes_nothing,
         a_merge_hands_submissions_and_one_live_bounty_to_the_survivor,
         two_reviewers_deciding_one_submission_at_once_record_one_decision,
+        two_reversals_at_once_take_back_once,
+        reversing_a_false_report_hands_its_hash_to_the_real_incident,
+        reversing_evidence_that_changed_no_value_still_tells_subscribers,
+        a_merge_keeps_a_paid_bounty_before_an_owed_one,
     ],
 }
 
@@ -94,6 +98,8 @@ async fn snapshot(b: &Backend) -> Vec<i64> {
     for sql in [
         "SELECT count(*) FROM exploits",
         "SELECT count(*) FROM exploit_sources",
+        "SELECT count(*) FROM exploit_tx_hashes",
+        "SELECT count(*) FROM exploits WHERE tx_hash IS NOT NULL",
         "SELECT count(*) FROM submission_reviews",
         "SELECT count(*) FROM reputation_events",
         "SELECT coalesce(sum(points), 0) FROM reputation_events",
@@ -415,4 +421,157 @@ async fn two_reviewers_deciding_one_submission_at_once_record_one_decision(b: Ba
     };
     assert_eq!(count(&b, "SELECT count(*) FROM exploits").await, exploits);
     assert_eq!(count(&b, "SELECT count(*) FROM bounties").await, bounties);
+}
+
+async fn two_reversals_at_once_take_back_once(b: Backend) {
+    let alice = user(&b, "alice@example.com").await;
+    let rita = user(&b, "rita@example.com").await;
+    let ray = user(&b, "ray@example.com").await;
+    let s = verified(&b, alice, rita, "Reversed Twice", Some(HASH)).await;
+    let (one, two) = tokio::join!(reverse(&b, s.id, rita), reverse(&b, s.id, ray));
+    assert!(one.is_ok() != two.is_ok(), "{one:?} / {two:?}");
+    let refused = one.err().or(two.err()).unwrap();
+    assert!(
+        matches!(refused, StoreError::Refused { field: "id", .. }),
+        "the loser is told about the submission: {refused}"
+    );
+    assert_eq!(
+        count(
+            &b,
+            "SELECT count(*) FROM submission_reviews WHERE decision = 'reverse'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(b.store.reputation(alice, now()).await.unwrap().score, 0);
+}
+
+/// A false report of "Foo" carried the hash of the real "Bar" hack: it made an incident
+/// holding the hash, and the real report of Bar, joining Bar's incident by name, could
+/// only list it. Reversed, Foo's incident goes and Bar's takes its hash.
+async fn reversing_a_false_report_hands_its_hash_to_the_real_incident(b: Backend) {
+    let alice = user(&b, "alice@example.com").await;
+    let rita = user(&b, "rita@example.com").await;
+    let bar = ingest(
+        &b,
+        claim("Bar Protocol")
+            .source("defillama")
+            .chain("ethereum")
+            .date("2023-06-01"),
+    )
+    .await;
+    let false_report = verified(&b, alice, rita, "Foo Finance", Some(HASH)).await;
+    let foo_incident = false_report.exploit_id.unwrap();
+    assert_ne!(foo_incident, bar);
+    let rekt = ingest(
+        &b,
+        claim("Bar Protocol")
+            .source("rekt")
+            .chain("ethereum")
+            .date("2023-06-01")
+            .tx("ethereum", HASH),
+    )
+    .await;
+    assert_eq!(
+        rekt, bar,
+        "the real report joins Bar by its name, listing the hash"
+    );
+
+    reverse(&b, false_report.id, rita).await.unwrap();
+    let incidents = IncidentStore::new(b.db.clone());
+    assert!(incidents.get_fresh(foo_incident).await.unwrap().is_none());
+    let holder = incidents.get_fresh(rekt).await.unwrap().unwrap();
+    assert!(
+        holder.sources.iter().any(|c| c.source == "rekt"),
+        "{holder:?}"
+    );
+    assert_eq!(
+        count(
+            &b,
+            &format!(
+                "SELECT count(*) FROM exploit_tx_hashes WHERE exploit_id = {} AND tx_hash = '{HASH}'",
+                holder.id
+            )
+        )
+        .await,
+        1,
+        "the real incident holds the hash now"
+    );
+}
+
+async fn reversing_evidence_that_changed_no_value_still_tells_subscribers(b: Backend) {
+    let alice = user(&b, "alice@example.com").await;
+    let rita = user(&b, "rita@example.com").await;
+    // The same name, date, chain, loss and hash as the submission helper's claim: the
+    // community claim adds a source and nothing else.
+    let euler = ingest(
+        &b,
+        claim("Euler")
+            .source("rekt")
+            .chain("ethereum")
+            .date("2023-03-13")
+            .loss_usd("1000000")
+            .tx("ethereum", HASH),
+    )
+    .await;
+    let s = submit(&b, &submission(alice, "Euler", "2023-03-13", Some(HASH))).await;
+    b.store
+        .review(s.id, Some(rita), Decision::Verify, "ok", rewards(), now())
+        .await
+        .unwrap();
+    let updates = format!(
+        "SELECT count(*) FROM alert_events WHERE exploit_id = {euler} AND kind = 'incident.updated'"
+    );
+    let before = count(&b, &updates).await;
+    reverse(&b, s.id, rita).await.unwrap();
+    assert_eq!(count(&b, &updates).await, before + 1);
+    let changes = count(
+        &b,
+        &format!(
+            "SELECT count(*) FROM alert_events WHERE exploit_id = {euler} \
+             AND kind = 'incident.updated' AND CAST(changes AS TEXT) LIKE '%community%'"
+        ),
+    )
+    .await;
+    assert!(changes >= 2, "the community source arriving, then leaving");
+    let after = IncidentStore::new(b.db.clone())
+        .get_fresh(euler)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.sources.len(), 1);
+}
+
+async fn a_merge_keeps_a_paid_bounty_before_an_owed_one(b: Backend) {
+    let alice = user(&b, "alice@example.com").await;
+    let bob = user(&b, "bob@example.com").await;
+    let rita = user(&b, "rita@example.com").await;
+    let first = verified(&b, alice, rita, "Ronin Bridge", None).await;
+    let second = verified(&b, bob, rita, "Axie Infinity", None).await;
+    // The later report's bounty was paid; the earlier one's is still owed.
+    let paid = b.store.bounties(Some(bob)).await.unwrap().remove(0);
+    b.store
+        .pay_bounty(paid.id, Some(rita), "wire-1", now())
+        .await
+        .unwrap();
+    IncidentStore::new(b.db.clone())
+        .curate(Curate {
+            kind: DecisionKind::Merge,
+            incidents: vec![first.exploit_id.unwrap(), second.exploit_id.unwrap()],
+            claims: Vec::new(),
+            reason: "one hack".into(),
+            decided_by: "curator@example.com".into(),
+        })
+        .await
+        .unwrap();
+    let bounties = b.store.bounties(None).await.unwrap();
+    let status = |submission: i64| {
+        bounties
+            .iter()
+            .find(|x| x.submission_id == submission)
+            .map(|x| x.status.clone())
+            .unwrap()
+    };
+    assert_eq!(status(second.id), "paid");
+    assert_eq!(status(first.id), "cancelled", "{bounties:#?}");
 }

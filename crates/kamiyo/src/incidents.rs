@@ -214,14 +214,19 @@ fn remerge_text(report: &RemergeReport, dry_run: bool) -> String {
     } else {
         "changed nothing in"
     };
+    if !report.removed.is_empty() {
+        let ids: Vec<String> = report.removed.iter().map(i64::to_string).collect();
+        out.push_str(&format!("removed (no claim left): {}\n", ids.join(", ")));
+    }
     out.push_str(&format!(
-        "{} claims: {} incidents before, {} after; {} merges, {} splits, {} rewritten ({verb} the database)\n",
+        "{} claims: {} incidents before, {} after; {} merges, {} splits, {} rewritten, {} removed ({verb} the database)\n",
         report.claims,
         report.incidents_before,
         report.incidents_after,
         report.merges.len(),
         report.splits.len(),
         report.rewritten,
+        report.removed.len(),
     ));
     out
 }

@@ -78,6 +78,7 @@ const OTHER_VARIABLES: &[&str] = &[
     "KAMIYO_TEST_ADMIN_URL",
     "KAMIYO_PROMTOOL",
     "KAMIYO_SCHEMATHESIS",
+    "KAMIYO_TEST_REDIS",
 ];
 const SETTING_PREFIXES: &[&str] = &[
     "KAMIYO_DATABASE_",
@@ -88,6 +89,7 @@ const SETTING_PREFIXES: &[&str] = &[
     "KAMIYO_TIERS_",
     "KAMIYO_WEB_",
     "KAMIYO_COMMUNITY_",
+    "KAMIYO_RATE_LIMIT_",
 ];
 
 /// A source's settings, as the last part of a `KAMIYO_SOURCES_<NAME>_<SETTING>` variable
@@ -142,7 +144,7 @@ fn reject_unknown_variables() -> Result<(), SettingsError> {
     unknown.sort();
     match unknown.first() {
         Some(key) => Err(SettingsError::Invalid(format!(
-            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_*, KAMIYO_SOURCES_*, KAMIYO_ALERTS_*, KAMIYO_TIERS_*, KAMIYO_WEB_* and KAMIYO_COMMUNITY_*"
+            "unknown environment variable {key}: settings are KAMIYO_DATABASE_*, KAMIYO_SERVER_*, KAMIYO_LOG_*, KAMIYO_SOURCES_*, KAMIYO_ALERTS_*, KAMIYO_TIERS_*, KAMIYO_WEB_*, KAMIYO_COMMUNITY_* and KAMIYO_RATE_LIMIT_*"
         ))),
         None => Ok(()),
     }
@@ -334,6 +336,49 @@ mod tests {
             assert_eq!(tiers.free.history, None);
             assert_eq!(tiers.free.per_day, 5000);
             assert_eq!(tiers.team, kamiyo_domain::TierTable::default().team);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shared_rate_limits_are_set_by_file_and_environment_and_checked() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "kamiyo.toml",
+                r#"
+                [rate_limit]
+                backend = "redis"
+                timeout = "250ms"
+                "#,
+            )?;
+            let refused = load_in_jail(&Overrides::default(), Some(Path::new("kamiyo.toml")))
+                .expect_err("redis without a URL");
+            assert!(
+                refused.to_string().contains("rate_limit.redis_url"),
+                "{refused}"
+            );
+            jail.set_env(
+                "KAMIYO_RATE_LIMIT_REDIS_URL",
+                "redis://:s3cr3t@cache.example:6379",
+            );
+            jail.set_env("KAMIYO_RATE_LIMIT_RETRY_INTERVAL", "2s");
+            let settings = load_in_jail(&Overrides::default(), Some(Path::new("kamiyo.toml")))?;
+            let limits = &settings.rate_limit;
+            assert_eq!(
+                limits.backend,
+                kamiyo_api::request_limits::LimiterBackend::Redis
+            );
+            assert_eq!(limits.timeout, Duration::from_millis(250));
+            assert_eq!(limits.retry_interval, Duration::from_secs(2));
+            let shown = serde_json::to_string(&settings).unwrap_or_default();
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+            jail.set_env("KAMIYO_RATE_LIMIT_TIMEOUT", "0s");
+            let refused = load_in_jail(&Overrides::default(), Some(Path::new("kamiyo.toml")))
+                .expect_err("a zero timeout");
+            assert!(
+                refused.to_string().contains("rate_limit.timeout"),
+                "{refused}"
+            );
             Ok(())
         });
     }

@@ -67,6 +67,7 @@ pub async fn run_pending_tasks(database: &Database) -> anyhow::Result<()> {
             merges = report.merges.len(),
             splits = report.splits.len(),
             rewritten = report.rewritten,
+            removed = ?report.removed,
             "stored incidents remerged under the current rules"
         );
     }

@@ -758,7 +758,7 @@ fn incidents_remerge_reports_what_it_would_change_and_a_current_database_needs_n
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     let shown = text(&applied.stdout);
     assert!(
-        shown.contains("8 claims: 6 incidents before, 6 after; 0 merges, 0 splits, 0 rewritten (changed nothing in the database)"),
+        shown.contains("8 claims: 6 incidents before, 6 after; 0 merges, 0 splits, 0 rewritten, 0 removed (changed nothing in the database)"),
         "{shown}"
     );
 }

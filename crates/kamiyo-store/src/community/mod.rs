@@ -901,16 +901,23 @@ impl CommunityStore {
             CANCEL_BOUNTY.for_pool(pool),
             vec![Param::Int(submission.id)],
         ));
-        match submission.claim_id {
-            Some(claim) => {
-                self.incidents.withdraw_then(claim, steps).await?;
-            }
-            // The claim is gone already (its source's claims deleted by an operator):
-            // the rest is still taken back.
-            None => {
-                statement::run_steps(pool, steps).await?;
-            }
-        }
+        // Rows verified before migration 0014 name no claim; nothing since clears
+        // `claim_id` of a verified submission but a reversal.
+        let claim = submission.claim_id.ok_or_else(|| {
+            StoreError::refused(
+                "id",
+                "the submission names no claim to withdraw (verified before claims were recorded): split its claim off with `kamiyo incident split`",
+            )
+        })?;
+        let report = self.incidents.withdraw_then(claim, steps).await?;
+        tracing::info!(
+            submission = submission.id,
+            claim,
+            removed = ?report.removed,
+            splits = report.splits.len(),
+            merges = report.merges.len(),
+            "community submission reversed"
+        );
         Ok(())
     }
 

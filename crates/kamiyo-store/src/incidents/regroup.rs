@@ -113,9 +113,11 @@ pub(crate) enum Trigger {
     Task(&'static str),
     /// A curator's decision, stored and then respected.
     Curate(Curate),
-    /// One claim taken back (a reversed community submission): it is deleted first, the
-    /// rest are decided again without it, and `follow` runs last, in the same
-    /// transaction.
+    /// One claim taken back (a reversed community submission): `follow` runs first
+    /// (its guards refuse a withdrawal made meanwhile before anything else changes), then
+    /// the claim is deleted and the rest are decided again without it, in the same
+    /// transaction. Its incident is written even when its values stay, with the
+    /// claim's source among those it had, so that subscribers hear the source left.
     Withdraw { claim: i64, follow: Vec<Step> },
 }
 
@@ -301,6 +303,8 @@ pub(crate) struct Planned {
     curation: Option<Arc<Curation>>,
     /// The decision this remerge runs for: what it retires is retired by curation.
     curated: Option<i64>,
+    /// The claim a withdrawal took out: the incident that held it and its source.
+    withdrawn: Option<(i64, String)>,
 }
 
 /// Decides every claim again from nothing (see the module's comment).
@@ -376,6 +380,7 @@ pub(crate) fn plan(
         new_groups,
         curation: rules.curation.clone(),
         curated: None,
+        withdrawn: None,
     })
 }
 
@@ -444,11 +449,14 @@ impl Planned {
         sources
     }
 
-    /// Whether group `g` is stored exactly as it would be written.
+    /// Whether group `g` is stored exactly as it would be written (an incident a
+    /// withdrawal took a claim from never is: its sources changed).
     fn unchanged(&self, g: usize, spread: &Spread<'_>) -> bool {
         match self.ids[g] {
             GroupId::Kept(id) => {
-                self.same_claims(g, spread) && self.stored.get(&id) == Some(&self.written(g, id))
+                self.withdrawn.as_ref().is_none_or(|(from, _)| *from != id)
+                    && self.same_claims(g, spread)
+                    && self.stored.get(&id) == Some(&self.written(g, id))
             }
             GroupId::New(_) => false,
         }
@@ -549,8 +557,13 @@ impl Planned {
                     let sources_of = |placed: &mut dyn Iterator<Item = &Placed>| {
                         placed.map(|p| p.key.0.clone()).collect::<Vec<String>>()
                     };
-                    let before_sources =
+                    let mut before_sources =
                         sources_of(&mut self.placed.iter().filter(|p| p.stored_in == old));
+                    if let Some((_, source)) =
+                        self.withdrawn.as_ref().filter(|(from, _)| *from == old)
+                    {
+                        before_sources.push(source.clone());
+                    }
                     let after_sources =
                         sources_of(&mut self.by_group[g].iter().map(|&i| &self.placed[i]));
                     let after = Seen::of_row(
@@ -733,7 +746,15 @@ pub(crate) async fn remerge<B: RegroupIo>(
             return Ok(None);
         }
     }
-    if let Trigger::Withdraw { claim, .. } = trigger {
+    let mut claims = io.all_claims().await?;
+    let mut withdrawn = None;
+    if let Trigger::Withdraw { claim, follow } = trigger {
+        io.run_steps(follow.clone()).await?;
+        let at = claims
+            .iter()
+            .position(|c| c.id == *claim)
+            .ok_or_else(|| StoreError::refused("claim", "no such claim (withdrawn already?)"))?;
+        let taken = claims.remove(at);
         io.run_steps(vec![Step::new(
             io.dialect().pick(
                 "DELETE FROM exploit_sources WHERE id = $1",
@@ -743,8 +764,8 @@ pub(crate) async fn remerge<B: RegroupIo>(
         )
         .must_change(1, "claim", "no such claim (withdrawn already?)")])
             .await?;
+        withdrawn = Some((taken.exploit_id, taken.columns.source_name));
     }
-    let claims = io.all_claims().await?;
     let decision = match trigger {
         Trigger::Curate(curate) => Some(io.insert_decision(&curate.decision(&claims)?).await?),
         Trigger::Command | Trigger::Task(_) | Trigger::Withdraw { .. } => None,
@@ -753,29 +774,25 @@ pub(crate) async fn remerge<B: RegroupIo>(
     let stored = io.stored_incidents().await?;
     let mut planned = plan(claims, stored, rules, &decisions)?;
     planned.curated = decision;
+    planned.withdrawn = withdrawn;
     // A task done, a decision taken or a claim withdrawn is written even when no
     // incident changes.
     let must_write = !matches!(trigger, Trigger::Command);
-    let done = if !apply || planned.is_noop() {
-        Remerged {
+    if !apply || planned.is_noop() {
+        return Ok(Some(Remerged {
             report: planned.report(None, false),
             decision,
             wrote: apply && must_write,
-        }
-    } else {
-        let ids = io.allocate_incident_ids(planned.new_groups()).await?;
-        let regroup = planned.regroup(&ids)?;
-        io.apply_regroup(&regroup).await?;
-        Remerged {
-            report: planned.report(Some(&ids), true),
-            decision,
-            wrote: true,
-        }
-    };
-    if let (Trigger::Withdraw { follow, .. }, true) = (trigger, done.wrote) {
-        io.run_steps(follow.clone()).await?;
+        }));
     }
-    Ok(Some(done))
+    let ids = io.allocate_incident_ids(planned.new_groups()).await?;
+    let regroup = planned.regroup(&ids)?;
+    io.apply_regroup(&regroup).await?;
+    Ok(Some(Remerged {
+        report: planned.report(Some(&ids), true),
+        decision,
+        wrote: true,
+    }))
 }
 
 /// Community rows that name a retired incident, handed to its survivor before the row
@@ -783,7 +800,9 @@ pub(crate) async fn remerge<B: RegroupIo>(
 /// rule that an incident has one live bounty. Of the live bounties of the two, a paid
 /// one is kept before an owed one, then the earliest; the other owed ones are cancelled
 /// (a merge found them to be bounties for one hack). Two paid before the merge both
-/// stay paid; the merged-away one keeps no incident (its submission still names it).
+/// stay paid; the merged-away one keeps no incident (its submission names the
+/// survivor). Last, every verified submission names the incident its claim is in now
+/// (a split or a move may have taken the claim elsewhere).
 pub(crate) fn repoint_community(retired: &[(i64, i64)], dialect: Dialect) -> Vec<Step> {
     const SUBMISSIONS: Sql = Sql {
         postgres: "UPDATE community_submissions SET exploit_id = $2 WHERE exploit_id = $1",
@@ -810,6 +829,15 @@ pub(crate) fn repoint_community(retired: &[(i64, i64)], dialect: Dialect) -> Vec
         postgres: "UPDATE bounties SET exploit_id = $2 WHERE exploit_id = $1",
         sqlite: "UPDATE bounties SET exploit_id = ?2 WHERE exploit_id = ?1",
     };
+    const FOLLOW_CLAIMS: Sql = Sql {
+        postgres: "UPDATE community_submissions s SET exploit_id = c.exploit_id \
+            FROM exploit_sources c \
+            WHERE c.id = s.claim_id AND s.exploit_id IS DISTINCT FROM c.exploit_id",
+        sqlite: "UPDATE community_submissions \
+            SET exploit_id = (SELECT exploit_id FROM exploit_sources WHERE id = claim_id) \
+            WHERE claim_id IS NOT NULL \
+              AND exploit_id IS NOT (SELECT exploit_id FROM exploit_sources WHERE id = claim_id)",
+    };
     retired
         .iter()
         .flat_map(|&(old, survivor)| {
@@ -820,6 +848,10 @@ pub(crate) fn repoint_community(retired: &[(i64, i64)], dialect: Dialect) -> Vec
                 )
             })
         })
+        .chain(std::iter::once(Step::new(
+            dialect.pick(FOLLOW_CLAIMS.postgres, FOLLOW_CLAIMS.sqlite),
+            Vec::new(),
+        )))
         .collect()
 }
 

@@ -147,6 +147,15 @@ impl RegroupIo for PgIngest<'_> {
 
     async fn apply_regroup(&mut self, regroup: &Regroup) -> Result<(), StoreError> {
         let tx = self.tx;
+        // First: an incident left without claims may hold hashes the changes give to
+        // another incident.
+        if !regroup.emptied.is_empty() {
+            tx.execute(
+                "DELETE FROM exploits WHERE id = ANY($1)",
+                &[&regroup.emptied],
+            )
+            .await?;
+        }
         if !regroup.released.is_empty() {
             let ids = &regroup.released;
             tx.execute(
@@ -181,6 +190,11 @@ impl RegroupIo for PgIngest<'_> {
             )
             .await?;
         }
+        crate::statement::run_steps_postgres(
+            tx,
+            &regroup::repoint_community(&regroup.retired, Dialect::Postgres),
+        )
+        .await?;
         if !regroup.retired.is_empty() {
             let old: Vec<i64> = regroup.retired.iter().map(|(o, _)| *o).collect();
             let survivors: Vec<i64> = regroup.retired.iter().map(|(_, s)| *s).collect();
@@ -197,20 +211,8 @@ impl RegroupIo for PgIngest<'_> {
                 &[&old, &survivors, &regroup.reason],
             )
             .await?;
-            crate::statement::run_steps_postgres(
-                tx,
-                &regroup::repoint_community(&regroup.retired, Dialect::Postgres),
-            )
-            .await?;
             tx.execute("DELETE FROM exploits WHERE id = ANY($1)", &[&old])
                 .await?;
-        }
-        if !regroup.emptied.is_empty() {
-            tx.execute(
-                "DELETE FROM exploits WHERE id = ANY($1)",
-                &[&regroup.emptied],
-            )
-            .await?;
         }
         Ok(())
     }

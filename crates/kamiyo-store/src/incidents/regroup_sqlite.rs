@@ -127,6 +127,12 @@ impl RegroupIo for SqliteIngest<'_> {
     }
 
     async fn apply_regroup(&mut self, regroup: &Regroup) -> Result<(), StoreError> {
+        // First: an incident left without claims may hold hashes the changes give to
+        // another incident.
+        self.execute(
+            "DELETE FROM exploits WHERE id = ?1",
+            regroup.emptied.iter().map(|id| [*id]),
+        )?;
         let released = || regroup.released.iter().map(|id| [*id]);
         self.execute(
             "DELETE FROM exploit_tx_hashes WHERE exploit_id = ?1",
@@ -148,6 +154,11 @@ impl RegroupIo for SqliteIngest<'_> {
                 .iter()
                 .map(|m| (m.claim, m.exploit_id, m.joined_by, m.curated_by)),
         )?;
+        self.run_steps(regroup::repoint_community(
+            &regroup.retired,
+            Dialect::Sqlite,
+        ))
+        .await?;
         self.execute(
             "UPDATE incident_redirects SET exploit_id = ?2 WHERE exploit_id = ?1",
             regroup.retired.iter().copied(),
@@ -159,18 +170,9 @@ impl RegroupIo for SqliteIngest<'_> {
                 .iter()
                 .map(|(old, survivor)| (*old, *survivor, regroup.reason)),
         )?;
-        self.run_steps(regroup::repoint_community(
-            &regroup.retired,
-            Dialect::Sqlite,
-        ))
-        .await?;
         self.execute(
             "DELETE FROM exploits WHERE id = ?1",
             regroup.retired.iter().map(|(old, _)| [*old]),
-        )?;
-        self.execute(
-            "DELETE FROM exploits WHERE id = ?1",
-            regroup.emptied.iter().map(|id| [*id]),
         )?;
         Ok(())
     }
