@@ -25,6 +25,8 @@ pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_TRUSTED_PROXY_HOPS: usize = 1;
 pub const DEFAULT_AUTH_FAILURES_PER_MINUTE: u32 = 10;
 pub const DEFAULT_RATE_LIMIT_MAX_CALLERS: usize = 100_000;
+/// How long after the account-change listener's session ends before listening again.
+pub const DEFAULT_AUTH_RELISTEN_AFTER: Duration = Duration::from_secs(1);
 pub const DEFAULT_HEALTH_CACHE_TTL: Duration = Duration::from_secs(1);
 /// Longest `server.health_cache_ttl`: a load balancer must learn of an outage soon.
 pub const MAX_HEALTH_CACHE_TTL: Duration = Duration::from_secs(60);
@@ -130,6 +132,12 @@ pub struct ServerConfig {
     /// address gets 429 without a key lookup, except for keys the database has verified
     /// before. Keys are random, so a legitimate client needs very few.
     pub auth_failures_per_minute: u32,
+    /// After the session that listens for account changes made by other processes (a key
+    /// revoked, a user disabled, a tier changed: PostgreSQL only) ends or cannot be
+    /// opened, how long before listening again. Meanwhile such changes apply within
+    /// `auth_cache_ttl`.
+    #[serde(with = "humantime_serde")]
+    pub auth_relisten_after: Duration,
     /// Most callers (keys and addresses) the rate limiter remembers; the least recently
     /// seen is forgotten first (about 250 bytes each). A forgotten caller starts again
     /// with full buckets, so keep it well above the number of callers active per day.
@@ -170,6 +178,7 @@ impl Default for ServerConfig {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             auth_failures_per_minute: DEFAULT_AUTH_FAILURES_PER_MINUTE,
             rate_limit_max_callers: DEFAULT_RATE_LIMIT_MAX_CALLERS,
+            auth_relisten_after: DEFAULT_AUTH_RELISTEN_AFTER,
             metrics_token: None,
             health_cache_ttl: DEFAULT_HEALTH_CACHE_TTL,
             export_max_rows: DEFAULT_EXPORT_MAX_ROWS,
@@ -198,6 +207,7 @@ impl ServerConfig {
             ("write_timeout", self.write_timeout),
             ("source_health_window", self.source_health_window),
             ("source_fetch_retention", self.source_fetch_retention),
+            ("auth_relisten_after", self.auth_relisten_after),
         ] {
             if value.is_zero() {
                 return Err(format!("server.{field} must be greater than zero"));

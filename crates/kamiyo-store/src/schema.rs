@@ -79,6 +79,11 @@ const POSTGRES: &[Migration] = &[
         "rate_limit_buckets",
         include_str!("../migrations/postgres/0015_rate_limit_buckets.sql"),
     ),
+    Migration::new(
+        16,
+        "account_notifications",
+        include_str!("../migrations/postgres/0016_account_notifications.sql"),
+    ),
 ];
 
 const SQLITE: &[Migration] = &[
@@ -156,6 +161,11 @@ const SQLITE: &[Migration] = &[
         15,
         "rate_limit_buckets",
         include_str!("../migrations/sqlite/0015_rate_limit_buckets.sql"),
+    ),
+    Migration::new(
+        16,
+        "account_notifications",
+        include_str!("../migrations/sqlite/0016_account_notifications.sql"),
     ),
 ];
 

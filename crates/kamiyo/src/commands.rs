@@ -77,6 +77,10 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
         community,
         limiter,
     );
+    // Keys revoked and users changed by other processes, heard at once (PostgreSQL).
+    let account_changes = state
+        .accounts
+        .follow_changes(state.server.auth_relisten_after);
     let alert_service = if alerts.enabled {
         let service = kamiyo_alerts::runner::AlertService::with_metrics(
             &database,
@@ -162,6 +166,9 @@ pub async fn serve(mut settings: Settings, fetch: bool) -> anyhow::Result<()> {
     // again with the same webhook-id (at least once).
     if let Some(alert_service) = &alert_service {
         alert_service.abort();
+    }
+    if let Some(account_changes) = &account_changes {
+        account_changes.abort();
     }
     if let Some(metrics_server) = metrics_server {
         metrics_server

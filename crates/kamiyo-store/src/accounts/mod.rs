@@ -7,6 +7,7 @@
 //! statements are written once for both backends (`statement::Sql`); the two multi-statement
 //! transactions (creating a user, changing a tier) are written per backend side by side.
 
+mod changes;
 mod keys;
 mod known_keys;
 mod payments;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::StoreError;
 
+pub use changes::ACCOUNTS_CHANNEL;
 pub use kamiyo_domain::Role;
 pub use keys::{hash_key, new_key, KEY_PREFIX};
 pub use principal_cache::{DEFAULT_AUTH_CACHE_MAX_ENTRIES, DEFAULT_AUTH_CACHE_TTL};

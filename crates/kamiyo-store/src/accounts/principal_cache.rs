@@ -6,8 +6,10 @@
 //! had then.
 //!
 //! What that costs: a key revoked, a user disabled or a tier changed by *another* process
-//! (`kamiyo key revoke` is one) takes effect here within `ttl`. The same changes made
-//! through this process's `AccountStore` (or a clone of it) empty the cache at once. A
+//! (`kamiyo key revoke` is one) takes effect here within `ttl`, unless the process
+//! follows account changes (`AccountStore::follow_changes`, PostgreSQL), which empties
+//! the cache as such a change commits. The same changes made through this process's
+//! `AccountStore` (or a clone of it) empty the cache at once. A
 //! verification that raced with such a change is not kept: the generation it started
 //! under no longer matches. Unknown and revoked keys are never remembered, so a wrong key
 //! always costs a lookup and gets its 401.
