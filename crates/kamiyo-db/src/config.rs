@@ -42,6 +42,16 @@ pub const DEFAULT_REPLICA_ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500)
 pub struct DbConfig {
     /// `postgres://...` or `sqlite://path`. Its password never appears in logs or errors.
     pub url: DatabaseUrl,
+    /// `url` goes through a connection pooler in transaction mode (PgBouncer's
+    /// `pool_mode = transaction`): each statement may run on another server session, so
+    /// statements are sent unnamed with parameter types learned once per SQL text inside
+    /// a transaction, no startup `options` are sent (PgBouncer refuses them: set the
+    /// server-side timeouts on the role instead), and a lengthened maintenance timeout is
+    /// set per transaction. Needs `direct_url`.
+    pub transaction_pooling: bool,
+    /// `postgres://...` of the primary itself, for what needs a session of its own:
+    /// migrations (a session-level advisory lock) and `LISTEN`. Unset: `url`.
+    pub direct_url: Option<DatabaseUrl>,
     /// Optional `postgres://...` of a streaming replica (`DATABASE_READ_URL`). Reads that
     /// need not see this process's own writes go there, on read-only sessions; when it
     /// is down or lagging they go to the primary (PostgreSQL primary only).
@@ -142,6 +152,8 @@ impl Default for DbConfig {
     fn default() -> Self {
         DbConfig {
             url: DatabaseUrl::new(DEFAULT_DATABASE_URL),
+            transaction_pooling: false,
+            direct_url: None,
             read_url: None,
             replica_max_lag: DEFAULT_REPLICA_MAX_LAG,
             replica_check_interval: DEFAULT_REPLICA_CHECK_INTERVAL,
@@ -192,6 +204,30 @@ impl DbConfig {
                 return Err(invalid(
                     "read_url",
                     "a read replica needs PostgreSQL for both the primary and the replica",
+                ));
+            }
+        }
+        if let Some(direct) = &self.direct_url {
+            if backend != crate::url::BackendKind::Postgres
+                || direct.backend()? != crate::url::BackendKind::Postgres
+            {
+                return Err(invalid(
+                    "direct_url",
+                    "a direct URL is a postgres:// URL beside a postgres:// url",
+                ));
+            }
+        }
+        if self.transaction_pooling {
+            if backend != crate::url::BackendKind::Postgres {
+                return Err(invalid(
+                    "transaction_pooling",
+                    "a pooler in transaction mode stands in front of PostgreSQL",
+                ));
+            }
+            if self.direct_url.is_none() {
+                return Err(invalid(
+                    "direct_url",
+                    "transaction_pooling needs a direct URL of the primary, for migrations (a session-level lock) and LISTEN",
                 ));
             }
         }
@@ -280,6 +316,28 @@ mod tests {
         };
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("database.acquire_timeout"), "{message}");
+    }
+
+    #[test]
+    fn transaction_pooling_needs_a_direct_url_of_postgres() {
+        let pooled = DbConfig {
+            transaction_pooling: true,
+            ..DbConfig::for_url("postgres://u@127.0.0.1:6432/db")
+        };
+        let refused = pooled.validate().unwrap_err().to_string();
+        assert!(refused.contains("direct_url"), "{refused}");
+        DbConfig {
+            direct_url: Some(DatabaseUrl::new("postgres://u@127.0.0.1:5432/db")),
+            ..pooled.clone()
+        }
+        .validate()
+        .unwrap();
+        let on_sqlite = DbConfig {
+            transaction_pooling: true,
+            direct_url: Some(DatabaseUrl::new("postgres://u@127.0.0.1:5432/db")),
+            ..DbConfig::for_url("sqlite://k.db")
+        };
+        assert!(on_sqlite.validate().is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! since PostgreSQL refuses to run as root.
 
 mod os;
+pub mod pgbouncer;
 mod replica;
 mod template;
 

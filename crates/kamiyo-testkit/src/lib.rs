@@ -41,6 +41,7 @@ pub mod smtp;
 pub mod webhook;
 
 pub use claim::{claim, ClaimBuilder};
+pub use cluster::pgbouncer::PgBouncer;
 pub use cluster::PgCluster;
 pub use eventually::eventually;
 pub use http::{Client, Response};

@@ -79,6 +79,7 @@ const OTHER_VARIABLES: &[&str] = &[
     "KAMIYO_PROMTOOL",
     "KAMIYO_SCHEMATHESIS",
     "KAMIYO_TEST_REDIS",
+    "KAMIYO_PGBOUNCER",
 ];
 const SETTING_PREFIXES: &[&str] = &[
     "KAMIYO_DATABASE_",

@@ -1,6 +1,7 @@
 //! `LISTEN` on a session of its own: notifications are asynchronous messages on the
 //! connection, which a pooled session (handed from request to request) cannot keep.
-//! The listener's session is opened with the pool's settings and lives until it drops
+//! The listener's session is opened with the pool's settings (to `database.direct_url`
+//! when one is set: a pooler in transaction mode cannot keep a `LISTEN`) and lives until it drops
 //! or the server goes away; then [`Listener::next`] answers `None` and the caller opens
 //! a new one (a notification sent meanwhile is lost: callers poll as well).
 
@@ -33,7 +34,7 @@ impl PgPool {
                 "cannot listen on {bad:?}: not a plain identifier"
             )));
         }
-        let (client, mut connection) = self.pool.manager().connect_raw().await?;
+        let (client, mut connection) = self.pool.manager().connect_raw(true).await?;
         let (sender, notifications) = mpsc::channel(BACKLOG);
         let pool = self.name.to_string();
         let task = tokio::spawn(async move {

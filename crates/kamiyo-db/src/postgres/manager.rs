@@ -48,11 +48,28 @@ pub struct SessionState {
         parking_lot::Mutex<std::collections::HashMap<String, tokio_postgres::Statement>>,
     /// Cancels statements their caller stopped waiting for, and remembers that one was.
     pub(crate) control: SessionControl,
+    /// Behind a pooler in transaction mode (`database.transaction_pooling`): parameter
+    /// types by SQL text, shared by the pool's sessions; statements are then sent
+    /// unnamed instead of prepared.
+    pub(crate) types: Option<Arc<TypeCache>>,
+    /// Behind such a pooler, the lengthened timeouts (milliseconds) each transaction of
+    /// this session sets for itself (`SET LOCAL`): a session-level `SET` would stay on
+    /// whichever server session ran it, for other clients.
+    pub(crate) local_timeouts_ms: Option<u128>,
 }
+
+/// Parameter types of statements by SQL text (see [`SessionState::types`]); bounded as
+/// the statement cache is.
+pub(crate) type TypeCache =
+    parking_lot::Mutex<std::collections::HashMap<String, Arc<[tokio_postgres::types::Type]>>>;
 
 pub(crate) struct PgManager {
     pool_name: String,
     pg_config: tokio_postgres::Config,
+    /// Sessions of their own (migrations, `LISTEN`): `database.direct_url` with every
+    /// option, when the pool's URL goes through a pooler in transaction mode.
+    direct_config: Option<tokio_postgres::Config>,
+    types: Option<Arc<TypeCache>>,
     connect_timeout: Duration,
     statement_deadline: Duration,
     max_lifetime: Duration,
@@ -84,18 +101,37 @@ impl PgManager {
         if read_only {
             options.push_str(" -c default_transaction_read_only=on");
         }
-        pg_config
-            .application_name(&config.application_name)
-            .options(&options)
-            .connect_timeout(config.connect_timeout)
-            .tcp_user_timeout(config.tcp_user_timeout)
-            .keepalives(true)
-            .keepalives_idle(config.keepalive_idle)
-            .keepalives_interval(config.keepalive_interval)
-            .keepalives_retries(config.keepalive_retries);
+        let settle = |pg_config: &mut tokio_postgres::Config| {
+            pg_config
+                .application_name(&config.application_name)
+                .connect_timeout(config.connect_timeout)
+                .tcp_user_timeout(config.tcp_user_timeout)
+                .keepalives(true)
+                .keepalives_idle(config.keepalive_idle)
+                .keepalives_interval(config.keepalive_interval)
+                .keepalives_retries(config.keepalive_retries);
+        };
+        settle(&mut pg_config);
+        let mut direct_config = None;
+        if config.transaction_pooling {
+            // PgBouncer refuses the `options` start-up parameter; the server-side
+            // settings come from the role (docs/DEPLOYMENT.md).
+            if let Some(direct) = &config.direct_url {
+                let mut direct = direct.postgres_config("database.direct_url")?;
+                settle(&mut direct);
+                direct.options(&options);
+                direct_config = Some(direct);
+            }
+        } else {
+            pg_config.options(&options);
+        }
         Ok(PgManager {
             pool_name: pool_name.to_owned(),
             pg_config,
+            direct_config,
+            types: config
+                .transaction_pooling
+                .then(|| Arc::new(parking_lot::Mutex::new(std::collections::HashMap::new()))),
             connect_timeout: config.connect_timeout,
             statement_deadline: config.statement_timeout + CLIENT_DEADLINE_GRACE,
             max_lifetime: config.max_lifetime,
@@ -104,10 +140,11 @@ impl PgManager {
         })
     }
 
-    /// Opens one session outside any pool (the migration runner needs its own, so that
-    /// closing it releases its advisory lock whatever happened).
-    pub(crate) async fn connect(&self) -> Result<Client, DbError> {
-        let (client, connection) = self.connect_raw().await?;
+    /// Opens one session, driven in the background: `direct` for one outside any pool
+    /// (the migration runner needs its own, so that closing it releases its advisory
+    /// lock whatever happened), to `database.direct_url` when one is set.
+    pub(crate) async fn connect(&self, direct: bool) -> Result<Client, DbError> {
+        let (client, connection) = self.connect_raw(direct).await?;
         let pool = self.pool_name.clone();
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -118,9 +155,10 @@ impl PgManager {
     }
 
     /// A session whose connection the caller drives (a listener reads its
-    /// notifications from it).
+    /// notifications from it); `direct` as for [`PgManager::connect`].
     pub(crate) async fn connect_raw(
         &self,
+        direct: bool,
     ) -> Result<
         (
             Client,
@@ -130,7 +168,11 @@ impl PgManager {
     > {
         // tokio-postgres's own connect timeout covers the TCP handshake only; this one
         // also covers a server that accepts and then never answers the start-up.
-        let connecting = self.pg_config.connect(NoTls);
+        let config = match (&self.direct_config, direct) {
+            (Some(direct_config), true) => direct_config,
+            _ => &self.pg_config,
+        };
+        let connecting = config.connect(NoTls);
         tokio::time::timeout(self.connect_timeout, connecting)
             .await
             .map_err(|_| DbError::Unavailable {
@@ -159,7 +201,7 @@ impl Manager for PgManager {
         // Boxed: the connect future is several kilobytes, and unboxed it would be part
         // of every `acquire()` future, copied on each checkout (found with callgrind:
         // a tenth of the client's instructions per query went to memcpy).
-        let client = on_server(Box::pin(self.connect())).await?;
+        let client = on_server(Box::pin(self.connect(false))).await?;
         self.monitor.connection_created(started.elapsed());
         // Up to 10 % earlier than the configured lifetime, so that sessions opened
         // together (at start-up, after an outage) are not all recycled at once.
@@ -177,6 +219,8 @@ impl Manager for PgManager {
             returned_at: now,
             expires_at: now + self.max_lifetime.saturating_sub(jitter),
             statements: parking_lot::Mutex::new(std::collections::HashMap::new()),
+            types: self.types.clone(),
+            local_timeouts_ms: None,
         })))
     }
 

@@ -137,7 +137,7 @@ impl PgPool {
 
     /// Opens a session that does not belong to the pool, with the same settings.
     pub(crate) async fn connect_unpooled(&self) -> Result<Client, DbError> {
-        self.pool.manager().connect().await
+        self.pool.manager().connect(true).await
     }
 
     /// Wakes every waiter with an error and closes idle sessions; used at shutdown.

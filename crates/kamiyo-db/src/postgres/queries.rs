@@ -7,10 +7,11 @@
 use std::pin::pin;
 use std::time::Instant;
 
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, SimpleQueryMessage, Statement, Transaction};
 
 use super::cancel::{within_deadline, InFlight, SessionControl};
+use super::manager::TypeCache;
 use super::PgConnection;
 use crate::error::DbError;
 use crate::monitor::PoolMonitor;
@@ -39,11 +40,57 @@ async fn prepared<C: tokio_postgres::GenericClient>(
     Ok(statement)
 }
 
+/// Parameter types of `sql`, for sending it unnamed behind a pooler in transaction mode
+/// (`database.transaction_pooling`): learned once per SQL text by preparing it, and kept.
+/// A named statement exists only in the server session that prepared it, and behind such
+/// a pooler a server session is a client's only within a transaction: `outside_tx`
+/// wraps the prepare in one, and the statement is closed (when dropped here) before it
+/// ends, so nothing is left in a server session another client will use.
+async fn param_types<C: tokio_postgres::GenericClient>(
+    client: &C,
+    cache: &TypeCache,
+    sql: &str,
+    outside_tx: bool,
+) -> Result<std::sync::Arc<[Type]>, tokio_postgres::Error> {
+    if let Some(types) = cache.lock().get(sql) {
+        return Ok(types.clone());
+    }
+    if outside_tx {
+        client.batch_execute("BEGIN").await?;
+    }
+    let learned: Result<std::sync::Arc<[Type]>, _> = client
+        .prepare(sql)
+        .await
+        .map(|statement| statement.params().into());
+    if outside_tx {
+        client
+            .batch_execute(if learned.is_ok() {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            })
+            .await?;
+    }
+    let types = learned?;
+    let mut cache = cache.lock();
+    if cache.len() >= MAX_CACHED_STATEMENTS {
+        cache.clear();
+    }
+    cache.insert(sql.to_owned(), types.clone());
+    Ok(types)
+}
+
+/// `params` with the types the statement declares.
+fn typed<'p>(params: Params<'p>, types: &[Type]) -> Vec<(&'p (dyn ToSql + Sync), Type)> {
+    params.iter().copied().zip(types.iter().cloned()).collect()
+}
+
 /// A transaction on a pooled connection. Dropped without `commit()`, it rolls back.
 pub struct PgTransaction<'a> {
     tx: Transaction<'a>,
     monitor: &'a PoolMonitor,
     statements: &'a StatementCache,
+    types: Option<&'a TypeCache>,
     control: &'a SessionControl,
 }
 
@@ -56,12 +103,20 @@ impl PgConnection {
         let statement = pin!(session.client.transaction());
         let result = within_deadline(&mut in_flight, statement).await;
         let tx = finish(&self.monitor, in_flight, "BEGIN", started, result, |_| 0)?;
-        Ok(PgTransaction {
+        let tx = PgTransaction {
             tx,
             monitor: &self.monitor,
             statements: &session.statements,
+            types: session.types.as_deref(),
             control,
-        })
+        };
+        if let Some(ms) = session.local_timeouts_ms {
+            tx.batch_execute(&format!(
+                "SET LOCAL statement_timeout = {ms}; SET LOCAL idle_in_transaction_session_timeout = {ms}"
+            ))
+            .await?;
+        }
+        Ok(tx)
     }
 }
 
@@ -71,12 +126,18 @@ impl PgConnection {
     /// become `timeout`, and so does its client-side statement deadline (plus the
     /// grace). The session is closed when returned, never handed to a request with
     /// these settings.
+    /// Behind a pooler in transaction mode the server-side settings are set by each
+    /// transaction of the session instead (`SET LOCAL`).
     pub async fn lengthen_timeouts(&mut self, timeout: std::time::Duration) -> Result<(), DbError> {
         let ms = timeout.as_millis().max(1);
-        self.batch_execute(&format!(
-            "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}"
-        ))
-        .await?;
+        if self.object.types.is_some() {
+            self.object.local_timeouts_ms = Some(ms);
+        } else {
+            self.batch_execute(&format!(
+                "SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}"
+            ))
+            .await?;
+        }
         self.object
             .control
             .lengthen(timeout + super::cancel::CLIENT_DEADLINE_GRACE);
@@ -105,6 +166,7 @@ impl PgConnection {
             tx,
             monitor: &self.monitor,
             statements: &session.statements,
+            types: session.types.as_deref(),
             control,
         })
     }
@@ -135,6 +197,10 @@ impl PgTransaction<'_> {
         self.statements
     }
 
+    fn types(&self) -> Option<&TypeCache> {
+        self.types
+    }
+
     fn control(&self) -> &SessionControl {
         self.control
     }
@@ -143,6 +209,10 @@ impl PgTransaction<'_> {
 impl PgConnection {
     fn statements(&self) -> &StatementCache {
         &self.object.statements
+    }
+
+    fn types(&self) -> Option<&TypeCache> {
+        self.object.types.as_deref()
     }
 
     fn control(&self) -> &SessionControl {
@@ -187,14 +257,20 @@ fn finish<T>(
 }
 
 /// The same statement methods on connections and transactions.
+/// `$outside_tx`: whether a statement of `$type` runs outside a transaction (see
+/// [`param_types`]).
 macro_rules! statement_methods {
-    ($type:ty) => {
+    ($type:ty, $outside_tx:expr) => {
         impl $type {
             /// Rows of a statement.
             pub async fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, DbError> {
                 let started = Instant::now();
                 let mut in_flight = self.control().start(started);
                 let statement = pin!(async {
+                    if let Some(cache) = self.types() {
+                        let types = param_types(self.client(), cache, sql, $outside_tx).await?;
+                        return self.client().query_typed(sql, &typed(params, &types)).await;
+                    }
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().query(&statement, params).await
                 });
@@ -220,6 +296,13 @@ macro_rules! statement_methods {
                 let started = Instant::now();
                 let mut in_flight = self.control().start(started);
                 let statement = pin!(async {
+                    if let Some(cache) = self.types() {
+                        let types = param_types(self.client(), cache, sql, $outside_tx).await?;
+                        return self
+                            .client()
+                            .query_typed_opt(sql, &typed(params, &types))
+                            .await;
+                    }
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().query_opt(&statement, params).await
                 });
@@ -234,6 +317,19 @@ macro_rules! statement_methods {
                 let started = Instant::now();
                 let mut in_flight = self.control().start(started);
                 let statement = pin!(async {
+                    if let Some(cache) = self.types() {
+                        use futures_util::StreamExt;
+                        let types = param_types(self.client(), cache, sql, $outside_tx).await?;
+                        let rows = self
+                            .client()
+                            .query_typed_raw(sql, typed(params, &types))
+                            .await?;
+                        let mut rows = std::pin::pin!(rows);
+                        while let Some(row) = rows.next().await {
+                            row?;
+                        }
+                        return Ok(rows.rows_affected().unwrap_or(0));
+                    }
                     let statement = prepared(self.client(), self.statements(), sql).await?;
                     self.client().execute(&statement, params).await
                 });
@@ -272,5 +368,5 @@ macro_rules! statement_methods {
     };
 }
 
-statement_methods!(PgConnection);
-statement_methods!(PgTransaction<'_>);
+statement_methods!(PgConnection, true);
+statement_methods!(PgTransaction<'_>, false);

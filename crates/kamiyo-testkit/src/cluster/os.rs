@@ -132,7 +132,7 @@ fn newest_installed_bin() -> Option<PathBuf> {
         .map(|(_, bin)| bin)
 }
 
-fn effective_uid_is_root() -> bool {
+pub(super) fn effective_uid_is_root() -> bool {
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -141,7 +141,7 @@ fn effective_uid_is_root() -> bool {
         .is_some_and(|effective| effective == "0")
 }
 
-fn os_user_ids(name: &str) -> Option<(u32, u32)> {
+pub(super) fn os_user_ids(name: &str) -> Option<(u32, u32)> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let mut fields = line.split(':');
