@@ -46,6 +46,12 @@ async fn bounced(rate_limit: RateLimitConfig) -> Bounced {
     let report = db.migrate(&MIGRATIONS).await.unwrap();
     assert!(!report.applied.is_empty(), "migrated over the direct URL");
     assert!(db.migrate(&MIGRATIONS).await.unwrap().applied.is_empty());
+    // What `kamiyo serve --no-migrate` and the health probe read through the pooler.
+    assert!(db.pending_migrations(&MIGRATIONS).await.unwrap().is_empty());
+    assert_eq!(
+        db.schema_version().await.unwrap(),
+        MIGRATIONS.postgres.last().map(|m| m.version)
+    );
     let t = TestApp::builder()
         .database(db)
         .settings(ServerConfig {

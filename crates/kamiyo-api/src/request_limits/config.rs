@@ -41,8 +41,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct RateLimitConfig {
     /// `memory`, `postgres` or `redis`.
     pub backend: LimiterBackend,
-    /// The PostgreSQL server of the `postgres` backend (its primary; the password is
-    /// never shown). Unset: `database.url`.
+    /// The PostgreSQL server of the `postgres` backend (its primary, never a pooler in
+    /// transaction mode; the password is never shown). Unset: `database.direct_url`,
+    /// else `database.url`.
     pub postgres_url: Option<DatabaseUrl>,
     /// Connections the `postgres` backend holds, besides the service's pool.
     pub pool_size: usize,

@@ -123,8 +123,8 @@ impl RequestLimiter {
     }
 
     /// The backend `config` names. `database` is the service's database settings: the
-    /// `postgres` backend uses its URL unless `rate_limit.postgres_url` is set, and its
-    /// connection settings. Nothing is connected yet: a backend that is down at start is
+    /// `postgres` backend uses `rate_limit.postgres_url`, else its direct URL, else its
+    /// URL, with its connection settings. Nothing is connected yet: a backend that is down at start is
     /// an outage like any other, not a refusal to start.
     pub fn new(
         config: &RateLimitConfig,
@@ -136,9 +136,13 @@ impl RequestLimiter {
         let shared = match config.backend {
             LimiterBackend::Memory => None,
             LimiterBackend::Postgres => {
+                // Its own sessions, straight to the primary when a direct URL is known:
+                // behind a pooler in transaction mode a check would queue with the
+                // queries for a server session.
                 let url = config
                     .postgres_url
                     .clone()
+                    .or_else(|| database.direct_url.clone())
                     .unwrap_or_else(|| database.url.clone());
                 if !url.expose().starts_with("postgres") {
                     return Err(
@@ -149,6 +153,9 @@ impl RequestLimiter {
                 let pool_config = DbConfig {
                     url,
                     read_url: None,
+                    // `database.transaction_pooling` requires `database.direct_url`, so
+                    // this URL never goes through the pooler.
+                    transaction_pooling: false,
                     pool_max_size: config.pool_size,
                     acquire_timeout: config.timeout,
                     application_name: "kamiyo-rate-limit".into(),

@@ -173,18 +173,20 @@ pub(crate) async fn read_applied(
     client: &Client,
     pool_name: &str,
 ) -> Result<Vec<AppliedMigration>, DbError> {
+    // Unnamed statements (`query_typed`, no parameters): they also work through a
+    // pooler in transaction mode, where the health probe and start-up read this.
     let exists = client
-        .query_one(
+        .query_typed(
             "SELECT to_regclass('kamiyo_schema_migrations') IS NOT NULL",
             &[],
         )
         .await
         .map_err(|e| DbError::from_postgres(pool_name, e))?;
-    if !exists.get::<_, bool>(0) {
+    if !exists.first().is_some_and(|row| row.get::<_, bool>(0)) {
         return Ok(Vec::new());
     }
     let rows = client
-        .query(
+        .query_typed(
             "SELECT version, name, checksum, to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') \
              FROM kamiyo_schema_migrations ORDER BY version",
             &[],

@@ -26,7 +26,12 @@ pub const CLIENT_DEADLINE_GRACE: Duration = Duration::from_secs(1);
 
 /// Per-session state for abandoning statements.
 pub(crate) struct SessionControl {
-    cancel: CancelToken,
+    /// `None` behind a pooler in transaction mode: PgBouncer 1.18 crashed (`FATAL ...
+    /// disconnect_client(): bad client state`) forwarding a cancel request whose client
+    /// had already gone, under load (`bench/deploy.sh`). There the abandoned session is
+    /// only closed; PgBouncer then closes the server session it was using, and the
+    /// role's `statement_timeout` bounds the statement.
+    cancel: Option<CancelToken>,
     /// Set once a statement was abandoned: the session is closed instead of reused.
     abandoned: AtomicBool,
     /// `statement_timeout` plus [`CLIENT_DEADLINE_GRACE`], in nanoseconds: a
@@ -49,7 +54,7 @@ pub(crate) struct SessionControl {
 
 impl SessionControl {
     pub(crate) fn new(
-        cancel: CancelToken,
+        cancel: Option<CancelToken>,
         statement_deadline: Duration,
         cancel_timeout: Duration,
     ) -> Self {
@@ -126,7 +131,9 @@ impl SessionControl {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let cancel = self.cancel.clone();
+        let Some(cancel) = self.cancel.clone() else {
+            return;
+        };
         let limit = self.cancel_timeout;
         runtime.spawn(async move {
             match tokio::time::timeout(limit, cancel.cancel_query(NoTls)).await {

@@ -209,7 +209,7 @@ impl Manager for PgManager {
         let jitter = Duration::from_millis(rand::rng().random_range(0..=jitter_ms));
         let now = Instant::now();
         let control = SessionControl::new(
-            client.cancel_token(),
+            self.types.is_none().then(|| client.cancel_token()),
             self.statement_deadline,
             self.connect_timeout,
         );
