@@ -15,8 +15,9 @@
 # (round robin) before them, warm up, and run wrk through HAProxy on the listing for
 # DURATION with CONNECTIONS connections, sampling the sessions on the primary and on the
 # replica during the run. Then, with the most instances, raise the connections through
-# RAMP to see what gives first. A run with any non-2xx answer or socket error is
-# reported INVALID, not as throughput.
+# RAMP to see what gives first. A run with any non-2xx answer, socket error, or request
+# limited per instance because the shared limiter failed (kamiyo_rate_limit_fallbacks_total
+# rose) is reported INVALID, not as throughput.
 #
 # Environment (defaults): INCIDENTS=100000 SEED=42 INSTANCES="1 2 4" POOL=8 BOUNCER_POOL=20
 # CONNECTIONS=64 THREADS=2 DURATION=15s WARMUP=3s RAMP="16 64 256 1024" AUTH_KEYS=128
@@ -50,6 +51,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/bench-target}
 OUT_DIR=${OUT_DIR:-/tmp/kamiyo-deploy-results/$(date -u +%Y%m%dT%H%M%SZ)}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 PATH_A="/api/exploits?limit=50"
+METRICS_TOKEN=deploy-bench-metrics-token-0123456789abcdef
 export BENCH_LUA_DIR=$BENCH_DIR
 
 log() { echo "deploy.sh: $*" >&2; }
@@ -166,6 +168,7 @@ start_instances() {
       KAMIYO_DATABASE_TRANSACTION_POOLING=true KAMIYO_DATABASE_DIRECT_URL="$PRIMARY" \
       KAMIYO_DATABASE_READ_URL="$REPLICA" KAMIYO_DATABASE_POOL_MAX_SIZE="$POOL" \
       KAMIYO_RATE_LIMIT_BACKEND=postgres KAMIYO_ALERTS_ENABLED=false KAMIYO_WEB_ENABLED=false \
+      KAMIYO_SERVER_METRICS_TOKEN="$METRICS_TOKEN" \
       "$KAMIYO" --database-url "$BOUNCED" serve --no-migrate --no-fetch --listen "127.0.0.1:$port" \
       >"$OUT_DIR/instance-$n-$i.log" 2>&1 &
     INSTANCE_PIDS+=($!)
@@ -197,11 +200,24 @@ trap 'stop_instances; cleanup' EXIT
 
 sessions() { psql "$1" -XAtqc "SELECT count(*) FROM pg_stat_activity WHERE datname = 'kamiyo'" 2>/dev/null || echo null; }
 
+# Requests the running instances limited on their own buckets because the shared
+# limiter failed, summed: a run during which it rose did not measure shared limits.
+fallbacks() {
+  local total=0 port n
+  for port in $(seq "$FIRST_PORT" $((FIRST_PORT + ${#INSTANCE_PIDS[@]} - 1))); do
+    n=$(curl -fsS -H "Authorization: Bearer $METRICS_TOKEN" "http://127.0.0.1:$port/metrics" \
+      | awk '/^kamiyo_rate_limit_fallbacks_total/ { print $2 }' | head -n 1)
+    total=$((total + ${n:-0}))
+  done
+  echo "$total"
+}
+
 # measure N CONNECTIONS: one JSON line.
 measure() {
   local n=$1 conns=$2 out=$OUT_DIR/wrk-$1-$2.txt
   timeout 120 wrk -t"$THREADS" -c"$conns" -d"$WARMUP" -s "$BENCH_DIR/keys.lua" "http://127.0.0.1:$LB_PORT$PATH_A" >/dev/null 2>&1 || true
-  local secs=${DURATION%s} primary_peak=0 replica_peak=0 p r
+  local secs=${DURATION%s} primary_peak=0 replica_peak=0 p r f0 f1
+  f0=$(fallbacks)
   timeout 180 wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout 10s --latency \
     -s "$BENCH_DIR/keys.lua" "http://127.0.0.1:$LB_PORT$PATH_A" >"$out" &
   local wrk_pid=$!
@@ -212,10 +228,13 @@ measure() {
     [[ "$r" =~ ^[0-9]+$ && "$r" -gt "$replica_peak" ]] && replica_peak=$r
   done
   wait "$wrk_pid" || true
+  f1=$(fallbacks)
   grep '^JSON ' "$out" | sed 's/^JSON //' | jq -c --argjson n "$n" --argjson c "$conns" \
-    --argjson pp "$primary_peak" --argjson rp "$replica_peak" \
+    --argjson pp "$primary_peak" --argjson rp "$replica_peak" --argjson fb $((f1 - f0)) \
     '. + {instances: $n, connections: $c, primary_sessions_peak: $pp, replica_sessions_peak: $rp,
-          valid: (.non_2xx == 0 and .connect_errors == 0 and .read_errors == 0 and .write_errors == 0 and .timeouts == 0)}'
+          limiter_fallbacks: $fb,
+          valid: (.non_2xx == 0 and .connect_errors == 0 and .read_errors == 0 and .write_errors == 0
+                  and .timeouts == 0 and $fb == 0)}'
 }
 
 : >"$OUT_DIR/results.jsonl"
@@ -232,13 +251,14 @@ start_instances "$max_n"
 for conns in $RAMP; do
   measure "$max_n" "$conns" | tee -a "$OUT_DIR/results.jsonl" >&2
 done
-curl -fsS "http://127.0.0.1:$FIRST_PORT/api/health" >"$OUT_DIR/health.json" || true
+curl -fsS -H "Authorization: Bearer $(head -n 1 "$BENCH_KEYS_FILE")" \
+  "http://127.0.0.1:$FIRST_PORT/api/health" >"$OUT_DIR/health.json" || true
 stop_instances
 
 echo
-echo "| instances | connections | req/s | p50 ms | p99 ms | non-2xx | socket errors | sessions on primary (peak) | on replica (peak) | valid |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-jq -r '"| \(.instances) | \(.connections) | \(if .valid then (.rps|round|tostring) else "INVALID (\(.rps|round))" end) | \(.p50_ms) | \(.p99_ms) | \(.non_2xx) | \(.connect_errors + .read_errors + .write_errors + .timeouts) | \(.primary_sessions_peak) | \(.replica_sessions_peak) | \(.valid) |"' \
+echo "| instances | connections | req/s | p50 ms | p99 ms | non-2xx | socket errors | limiter fallbacks | sessions on primary (peak) | on replica (peak) | valid |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+jq -r '"| \(.instances) | \(.connections) | \(if .valid then (.rps|round|tostring) else "INVALID (\(.rps|round))" end) | \(.p50_ms) | \(.p99_ms) | \(.non_2xx) | \(.connect_errors + .read_errors + .write_errors + .timeouts) | \(.limiter_fallbacks) | \(.primary_sessions_peak) | \(.replica_sessions_peak) | \(.valid) |"' \
   "$OUT_DIR/results.jsonl"
 echo
 log "results in $OUT_DIR"

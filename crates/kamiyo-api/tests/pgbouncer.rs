@@ -198,7 +198,7 @@ async fn keys_limits_and_revocation_work_through_pgbouncer() {
     })
     .await;
     let t = &b.t;
-    // Shared limits through PgBouncer: one function call per request.
+    // Shared limits beside PgBouncer (the limiter's own sessions go to the direct URL).
     let limit = kamiyo_domain::TierTable::default().anonymous.per_minute as usize;
     let mut admitted = 0;
     for _ in 0..limit + 3 {
@@ -225,6 +225,18 @@ async fn keys_limits_and_revocation_work_through_pgbouncer() {
         .follow_changes(Duration::from_millis(100))
         .expect("PostgreSQL");
     let key = t.key("analyst@example.com", Tier::Pro, Role::User).await;
+    eventually(
+        "the instance to listen",
+        Duration::from_secs(10),
+        || async {
+            if t.state.accounts.is_following_changes() {
+                Ok(())
+            } else {
+                Err("not yet")
+            }
+        },
+    )
+    .await;
     eventually("the key to be cached", Duration::from_secs(10), || async {
         assert_eq!(t.get("/api/me").bearer(&key).await.status, 200);
         match t.state.accounts.authenticate_cached(&key) {

@@ -49,8 +49,10 @@ pub struct DbConfig {
     /// server-side timeouts on the role instead), and a lengthened maintenance timeout is
     /// set per transaction. Needs `direct_url`.
     pub transaction_pooling: bool,
-    /// `postgres://...` of the primary itself, for what needs a session of its own:
-    /// migrations (a session-level advisory lock) and `LISTEN`. Unset: `url`.
+    /// `postgres://...` of the primary itself, for what needs a session of its own when
+    /// `transaction_pooling` is on: migrations (a session-level advisory lock) and
+    /// `LISTEN`; the shared rate limiter (`rate_limit.backend = "postgres"`) uses it in
+    /// any case. Unset: `url`.
     pub direct_url: Option<DatabaseUrl>,
     /// Optional `postgres://...` of a streaming replica (`DATABASE_READ_URL`). Reads that
     /// need not see this process's own writes go there, on read-only sessions; when it

@@ -107,9 +107,14 @@ impl Replica {
         let Some(url) = &config.read_url else {
             return Ok(None);
         };
+        // The replica is reached directly (`database.transaction_pooling` describes
+        // `database.url` alone): its sessions keep their start-up settings, read-only
+        // included, and nothing of it goes to the primary's direct URL.
         let replica_config = DbConfig {
             url: url.clone(),
             acquire_timeout: config.replica_acquire_timeout,
+            transaction_pooling: false,
+            direct_url: None,
             ..config.clone()
         };
         let pool = PgPool::new_read_only(REPLICA_POOL, &replica_config)?;

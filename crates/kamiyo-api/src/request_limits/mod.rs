@@ -7,8 +7,8 @@
 //! `rate_limit.timeout` does not refuse anyone: the request is checked against this
 //! instance's own buckets, the instance says so in `/api/health` (`degraded`, with the
 //! error) and in one warning, and for `rate_limit.retry_interval` it does not try the
-//! shared backend again (a down backend costs one timeout per interval, not one per
-//! request). The first check that succeeds afterwards ends the outage. Limits are then
+//! shared backend again; then one request probes it (a down backend costs one timeout per
+//! interval, not one per request). The first probe that succeeds ends the outage. Limits are then
 //! per instance: a caller may get up to N times its limit across N instances while the
 //! shared backend is down. Refusing everyone instead would turn a limiter outage into a
 //! service outage.
@@ -52,6 +52,15 @@ impl Shared {
                 .run(caller, capacity, true)
                 .await
                 .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Forgets a connection that did not answer in time, so that the next check opens a
+    /// new one: a dead connection that was never closed (the server moved, a NAT forgot
+    /// it) would otherwise be reused until the kernel gives up on it.
+    async fn reset(&self) {
+        if let Shared::Redis(buckets) = self {
+            buckets.reset().await;
         }
     }
 
@@ -204,6 +213,7 @@ impl RequestLimiter {
                 self.local.check(caller, capacity)
             }
             Err(_) => {
+                shared.reset().await;
                 self.failed(format!(
                     "no answer within rate_limit.timeout ({})",
                     humantime::format_duration(self.timeout)
@@ -213,9 +223,11 @@ impl RequestLimiter {
         }
     }
 
-    /// Tokens left per window (minute, hour, day), taking none.
+    /// Tokens left per window (minute, hour, day), taking none. Only while the shared
+    /// backend is known to answer: this read never probes a failing one.
     pub async fn usage(&self, caller: &str, capacity: Capacity) -> [u32; 3] {
-        if let Some(shared) = self.usable() {
+        let answering = self.outage.lock().is_none();
+        if let Some(shared) = self.shared.as_ref().filter(|_| answering) {
             if let Ok(Ok(tokens)) =
                 tokio::time::timeout(self.timeout, shared.peek(caller, capacity)).await
             {
@@ -225,17 +237,20 @@ impl RequestLimiter {
         self.local.usage(caller, capacity)
     }
 
-    /// The shared backend, unless it failed within the retry interval.
+    /// The shared backend, unless it failed within the retry interval. Once the interval
+    /// has passed, one request probes it: it moves the next try a whole interval on at
+    /// once, so the requests arriving meanwhile stay on local buckets instead of each
+    /// waiting out a timeout.
     fn usable(&self) -> Option<&Shared> {
         let shared = self.shared.as_ref()?;
-        let waiting = self
-            .outage
-            .lock()
-            .as_ref()
-            .is_some_and(|o| self.clock.now() < o.retry_at);
-        if waiting {
-            self.fallbacks.fetch_add(1, Ordering::Relaxed);
-            return None;
+        let now = self.clock.now();
+        let mut outage = self.outage.lock();
+        if let Some(known) = outage.as_mut() {
+            if now < known.retry_at {
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            known.retry_at = now + self.retry_interval;
         }
         Some(shared)
     }

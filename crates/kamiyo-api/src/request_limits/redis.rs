@@ -93,6 +93,11 @@ impl RedisBuckets {
         Ok(connection)
     }
 
+    /// Forgets the connection: the next check opens a new one.
+    pub async fn reset(&self) {
+        *self.connection.lock().await = None;
+    }
+
     /// Runs the script for `caller`: takes a token when `take`; `(allowed, tokens)`.
     pub async fn run(
         &self,

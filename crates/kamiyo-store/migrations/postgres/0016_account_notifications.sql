@@ -44,3 +44,14 @@ CREATE TRIGGER users_notify_deleted
     AFTER DELETE ON users
     FOR EACH STATEMENT
     EXECUTE FUNCTION kamiyo_notify_accounts();
+
+-- `kamiyo db copy --force` empties tables with TRUNCATE, which fires no row trigger.
+CREATE TRIGGER api_keys_notify_truncated
+    AFTER TRUNCATE ON api_keys
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION kamiyo_notify_accounts();
+
+CREATE TRIGGER users_notify_truncated
+    AFTER TRUNCATE ON users
+    FOR EACH STATEMENT
+    EXECUTE FUNCTION kamiyo_notify_accounts();

@@ -11,6 +11,7 @@
 //! by the cache's TTL (`server.auth_cache_ttl`), the bound that held before
 //! notifications. SQLite has no notifications; one process serves it.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kamiyo_db::Pool;
@@ -24,6 +25,12 @@ impl AccountStore {
     /// Forgets every verified key: the next request of each is looked up again.
     pub fn forget_verified_keys(&self) {
         self.principals().invalidate();
+    }
+
+    /// Whether changes made by other processes are heard now: a follower listens, and
+    /// has emptied the cache since it began to.
+    pub fn is_following_changes(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
     }
 
     /// Follows account changes made by any process until the task is aborted, listening
@@ -41,12 +48,14 @@ impl AccountStore {
                     Ok(mut listener) => {
                         // Whatever changed while nobody listened is unknown.
                         store.forget_verified_keys();
+                        store.listening.store(true, Ordering::Release);
                         if warned {
                             tracing::info!("listening for account changes again");
                         }
                         while listener.next().await.is_some() {
                             store.forget_verified_keys();
                         }
+                        store.listening.store(false, Ordering::Release);
                         store.forget_verified_keys();
                         tracing::warn!(
                             ?relisten_after,

@@ -97,6 +97,8 @@ pub struct AccountStore {
     principals: std::sync::Arc<principal_cache::PrincipalCache>,
     /// Keys the database has verified (see `known_keys`); shared by clones.
     known: std::sync::Arc<known_keys::KnownKeys>,
+    /// Whether a follower of account changes listens now (see `changes`).
+    listening: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AccountStore {
@@ -121,6 +123,7 @@ impl AccountStore {
                 db.clock().clone(),
             )),
             known: std::sync::Arc::new(known_keys::KnownKeys::new(max_entries)),
+            listening: std::sync::Arc::default(),
             db,
         }
     }
