@@ -19,7 +19,8 @@
 # limited per instance because the shared limiter failed (kamiyo_rate_limit_fallbacks_total
 # rose) is reported INVALID, not as throughput.
 #
-# Environment (defaults): INCIDENTS=100000 SEED=42 INSTANCES="1 2 4" POOL=8 BOUNCER_POOL=20
+# Environment (defaults): INCIDENTS=100000 SEED=42 INSTANCES="1 2 4" POOL=8 LIMIT_POOL=8
+# (rate_limit.pool_size: the shared limiter's direct sessions per instance) BOUNCER_POOL=20
 # CONNECTIONS=64 THREADS=2 DURATION=15s WARMUP=3s RAMP="16 64 256 1024" AUTH_KEYS=128
 # PRIMARY_PORT=25432 REPLICA_PORT=25433 BOUNCER_PORT=26432 LB_PORT=28080 FIRST_PORT=28081
 # MAX_CONNECTIONS=100 (the primary's max_connections) WORK_DIR=/tmp/kamiyo-deploy
@@ -32,6 +33,7 @@ INCIDENTS=${INCIDENTS:-100000}
 SEED=${SEED:-42}
 INSTANCES=${INSTANCES:-"1 2 4"}
 POOL=${POOL:-8}
+LIMIT_POOL=${LIMIT_POOL:-8}
 BOUNCER_POOL=${BOUNCER_POOL:-20}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
@@ -167,7 +169,8 @@ start_instances() {
     env RUST_LOG=warn \
       KAMIYO_DATABASE_TRANSACTION_POOLING=true KAMIYO_DATABASE_DIRECT_URL="$PRIMARY" \
       KAMIYO_DATABASE_READ_URL="$REPLICA" KAMIYO_DATABASE_POOL_MAX_SIZE="$POOL" \
-      KAMIYO_RATE_LIMIT_BACKEND=postgres KAMIYO_ALERTS_ENABLED=false KAMIYO_WEB_ENABLED=false \
+      KAMIYO_RATE_LIMIT_BACKEND=postgres KAMIYO_RATE_LIMIT_POOL_SIZE="$LIMIT_POOL" \
+      KAMIYO_ALERTS_ENABLED=false KAMIYO_WEB_ENABLED=false \
       KAMIYO_SERVER_METRICS_TOKEN="$METRICS_TOKEN" \
       "$KAMIYO" --database-url "$BOUNCED" serve --no-migrate --no-fetch --listen "127.0.0.1:$port" \
       >"$OUT_DIR/instance-$n-$i.log" 2>&1 &
