@@ -29,7 +29,9 @@ impl LimiterBackend {
     }
 }
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+/// 100 ms sent instances to per-instance limits under load on a busy machine
+/// (`bench/deploy.sh`, BENCHMARKS.md section 13); 300 ms did not, and still bounds a request.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(300);
 pub const DEFAULT_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_POOL_SIZE: usize = 4;
 pub const DEFAULT_KEY_PREFIX: &str = "kamiyo:rate:";
