@@ -7,7 +7,7 @@
 mod common;
 
 use common::community::{
-    count, ingest, now, rewards, store, submission, submit, user, Backend, HASH,
+    count, decide, ingest, now, rewards, store, submission, submit, user, Backend, HASH,
 };
 use kamiyo_store::accounts::AccountStore;
 use kamiyo_store::community::{Decision, Rewards, Submitted};
@@ -91,18 +91,15 @@ async fn verifying_stores_a_community_claim_with_its_review_points_and_bounty(b:
         &submission(alice, "Brand New Hack", "2023-06-01", Some(HASH)),
     )
     .await;
-    let reviewed = b
-        .store
-        .review(
-            s.id,
-            Some(reviewer),
-            Decision::Verify,
-            "tx checked on Etherscan",
-            rewards(),
-            now(),
-        )
-        .await
-        .unwrap();
+    let reviewed = decide(
+        &b,
+        s.id,
+        Some(reviewer),
+        Decision::Verify,
+        "tx checked on Etherscan",
+    )
+    .await
+    .unwrap();
     let incident = reviewed.ingest.unwrap().exploit_id;
     assert_eq!(reviewed.submission.status, "verified");
     assert_eq!(reviewed.submission.exploit_id, Some(incident));
@@ -174,28 +171,10 @@ async fn a_second_verified_report_of_one_incident_earns_points_but_no_second_bou
         &submission(bob, "Shared Hack", "2023-06-01", Some(HASH)),
     )
     .await;
-    let one = b
-        .store
-        .review(
-            first.id,
-            Some(reviewer),
-            Decision::Verify,
-            "ok",
-            rewards(),
-            now(),
-        )
+    let one = decide(&b, first.id, Some(reviewer), Decision::Verify, "ok")
         .await
         .unwrap();
-    let two = b
-        .store
-        .review(
-            second.id,
-            Some(reviewer),
-            Decision::Verify,
-            "ok",
-            rewards(),
-            now(),
-        )
+    let two = decide(&b, second.id, Some(reviewer), Decision::Verify, "ok")
         .await
         .unwrap();
     assert_eq!(
@@ -218,18 +197,15 @@ async fn rejecting_costs_points_and_records_the_reason(b: Backend) {
     let alice = user(&b, "alice@example.com").await;
     let reviewer = user(&b, "rita@example.com").await;
     let s = submit(&b, &submission(alice, "Made Up", "2023-06-01", None)).await;
-    let reviewed = b
-        .store
-        .review(
-            s.id,
-            Some(reviewer),
-            Decision::Reject,
-            "no such transaction",
-            rewards(),
-            now(),
-        )
-        .await
-        .unwrap();
+    let reviewed = decide(
+        &b,
+        s.id,
+        Some(reviewer),
+        Decision::Reject,
+        "no such transaction",
+    )
+    .await
+    .unwrap();
     assert_eq!(reviewed.submission.status, "rejected");
     assert_eq!(
         reviewed.submission.review_note.as_deref(),
@@ -246,45 +222,31 @@ async fn a_submission_is_reviewed_once_and_never_by_its_submitter(b: Backend) {
     let alice = user(&b, "alice@example.com").await;
     let reviewer = user(&b, "rita@example.com").await;
     let s = submit(&b, &submission(alice, "Once", "2023-06-01", None)).await;
-    let own = b
-        .store
-        .review(
-            s.id,
-            Some(alice),
-            Decision::Verify,
-            "mine",
-            rewards(),
-            now(),
-        )
+    let own = decide(&b, s.id, Some(alice), Decision::Verify, "mine")
         .await
         .unwrap_err();
     assert!(
         matches!(own, StoreError::Refused { field: "id", .. }),
         "{own}"
     );
-    b.store
-        .review(
-            s.id,
-            Some(reviewer),
-            Decision::Duplicate,
-            "already known",
-            rewards(),
-            now(),
-        )
-        .await
-        .unwrap();
-    let again = b
-        .store
-        .review(
-            s.id,
-            Some(reviewer),
-            Decision::Verify,
-            "changed my mind",
-            rewards(),
-            now(),
-        )
-        .await
-        .unwrap_err();
+    decide(
+        &b,
+        s.id,
+        Some(reviewer),
+        Decision::Duplicate,
+        "already known",
+    )
+    .await
+    .unwrap();
+    let again = decide(
+        &b,
+        s.id,
+        Some(reviewer),
+        Decision::Verify,
+        "changed my mind",
+    )
+    .await
+    .unwrap_err();
     assert!(again.to_string().contains("already reviewed"), "{again}");
     assert_eq!(
         count(&b, "SELECT count(*) FROM submission_reviews").await,
@@ -367,16 +329,7 @@ async fn a_verification_that_fails_at_its_last_step_leaves_nothing_on_postgres()
          FOR EACH ROW EXECUTE FUNCTION refuse_bounty();",
     )
     .await;
-    let error = b
-        .store
-        .review(
-            s.id,
-            Some(reviewer),
-            Decision::Verify,
-            "ok",
-            rewards(),
-            now(),
-        )
+    let error = decide(&b, s.id, Some(reviewer), Decision::Verify, "ok")
         .await
         .unwrap_err();
     assert!(
@@ -399,15 +352,7 @@ async fn a_verification_that_fails_at_its_last_step_leaves_nothing_on_postgres()
     assert_eq!(b.store.get(s.id).await.unwrap().unwrap().status, "pending");
     // Once the fault is gone the same review goes through whole.
     common::execute_batch(&b.db, "DROP TRIGGER refuse_bounty ON bounties;").await;
-    b.store
-        .review(
-            s.id,
-            Some(reviewer),
-            Decision::Verify,
-            "ok",
-            rewards(),
-            now(),
-        )
+    decide(&b, s.id, Some(reviewer), Decision::Verify, "ok")
         .await
         .unwrap();
     assert_eq!(count(&b, "SELECT count(*) FROM bounties").await, 1);
@@ -421,8 +366,7 @@ async fn a_bounty_is_paid_once_with_its_reference(b: Backend) {
         &submission(alice, "Paid Hack", "2023-06-01", Some(HASH)),
     )
     .await;
-    b.store
-        .review(s.id, Some(admin), Decision::Verify, "ok", rewards(), now())
+    decide(&b, s.id, Some(admin), Decision::Verify, "ok")
         .await
         .unwrap();
     let owed = b.store.bounties(Some(alice)).await.unwrap().remove(0);

@@ -7,7 +7,7 @@
 mod common;
 
 use common::community::{
-    count, ingest, now, rewards, store, submission, submit, user, Backend, HASH,
+    count, decide, ingest, now, store, submission, submit, user, Backend, HASH,
 };
 use kamiyo_store::community::{Decision, Submission};
 use kamiyo_store::incidents::{Curate, DecisionKind};
@@ -39,32 +39,22 @@ async fn verified(
     hash: Option<&str>,
 ) -> Submission {
     let s = submit(b, &submission(submitter, protocol, "2023-06-01", hash)).await;
-    b.store
-        .review(
-            s.id,
-            Some(reviewer),
-            Decision::Verify,
-            "tx checked",
-            rewards(),
-            now(),
-        )
+    decide(b, s.id, Some(reviewer), Decision::Verify, "tx checked")
         .await
         .unwrap()
         .submission
 }
 
 async fn reverse(b: &Backend, id: i64, reviewer: i64) -> Result<Submission, StoreError> {
-    b.store
-        .review(
-            id,
-            Some(reviewer),
-            Decision::Reverse,
-            "the transaction was a test",
-            rewards(),
-            now(),
-        )
-        .await
-        .map(|r| r.submission)
+    decide(
+        b,
+        id,
+        Some(reviewer),
+        Decision::Reverse,
+        "the transaction was a test",
+    )
+    .await
+    .map(|r| r.submission)
 }
 
 /// Trigger SQL that makes every `op` on `table` fail, in `b`'s dialect.
@@ -185,9 +175,7 @@ async fn reversing_evidence_rederives_the_incident_from_the_other_sources(b: Bac
     .await;
     // The submission brings the only loss figure (its helper claims 1,000,000).
     let s = submit(&b, &submission(alice, "Euler", "2023-03-13", Some(HASH))).await;
-    let s = b
-        .store
-        .review(s.id, Some(rita), Decision::Verify, "ok", rewards(), now())
+    let s = decide(&b, s.id, Some(rita), Decision::Verify, "ok")
         .await
         .unwrap()
         .submission;
@@ -235,16 +223,7 @@ async fn only_a_verified_submission_is_reversed_and_only_once(b: Backend) {
     assert!(refused.to_string().contains("only a verified"), "{refused}");
 
     let s = verified(&b, alice, rita, "Reversed Once", Some(HASH)).await;
-    let own = b
-        .store
-        .review(
-            s.id,
-            Some(alice),
-            Decision::Reverse,
-            "mine",
-            rewards(),
-            now(),
-        )
+    let own = decide(&b, s.id, Some(alice), Decision::Reverse, "mine")
         .await
         .unwrap_err();
     assert!(own.to_string().contains("own submission"), "{own}");
@@ -261,16 +240,7 @@ async fn only_a_verified_submission_is_reversed_and_only_once(b: Backend) {
         "points are taken back once"
     );
     // A reversed submission is not pending again: it cannot be verified a second time.
-    let verify = b
-        .store
-        .review(
-            s.id,
-            Some(rita),
-            Decision::Verify,
-            "again",
-            rewards(),
-            now(),
-        )
+    let verify = decide(&b, s.id, Some(rita), Decision::Verify, "again")
         .await
         .unwrap_err();
     assert!(verify.to_string().contains("already reviewed"), "{verify}");
@@ -312,17 +282,14 @@ async fn a_rejection_that_fails_at_its_last_step_changes_nothing(b: Backend) {
     // The recount of the submitter's reputation is the last write of a rejection.
     common::execute_batch(&b.db, &refuse(&b, "user_reputation", "UPDATE")).await;
     for decision in [Decision::Reject, Decision::Duplicate] {
-        let error = b
-            .store
-            .review(s.id, Some(rita), decision, "no", rewards(), now())
+        let error = decide(&b, s.id, Some(rita), decision, "no")
             .await
             .unwrap_err();
         assert!(error.to_string().contains("injected failure"), "{error}");
         assert_eq!(snapshot(&b).await, before, "{decision:?}");
     }
     common::execute_batch(&b.db, &allow(&b, "user_reputation")).await;
-    b.store
-        .review(s.id, Some(rita), Decision::Reject, "no", rewards(), now())
+    decide(&b, s.id, Some(rita), Decision::Reject, "no")
         .await
         .unwrap();
     assert_eq!(b.store.reputation(alice, now()).await.unwrap().score, -10);
@@ -397,10 +364,8 @@ async fn two_reviewers_deciding_one_submission_at_once_record_one_decision(b: Ba
     )
     .await;
     let (one, two) = tokio::join!(
-        b.store
-            .review(s.id, Some(rita), Decision::Verify, "true", rewards(), now()),
-        b.store
-            .review(s.id, Some(ray), Decision::Reject, "false", rewards(), now()),
+        decide(&b, s.id, Some(rita), Decision::Verify, "true"),
+        decide(&b, s.id, Some(ray), Decision::Reject, "false"),
     );
     assert!(
         one.is_ok() != two.is_ok(),
@@ -515,8 +480,7 @@ async fn reversing_evidence_that_changed_no_value_still_tells_subscribers(b: Bac
     )
     .await;
     let s = submit(&b, &submission(alice, "Euler", "2023-03-13", Some(HASH))).await;
-    b.store
-        .review(s.id, Some(rita), Decision::Verify, "ok", rewards(), now())
+    decide(&b, s.id, Some(rita), Decision::Verify, "ok")
         .await
         .unwrap();
     let updates = format!(

@@ -87,3 +87,16 @@ pub async fn ingest(b: &Backend, claim: kamiyo_testkit::ClaimBuilder) -> i64 {
 pub async fn count(b: &Backend, sql: &str) -> i64 {
     super::count(&b.db, sql).await
 }
+
+/// `decision` on submission `id` by `reviewer` with `reason`, under [`rewards`] at [`now`].
+pub async fn decide(
+    b: &Backend,
+    id: i64,
+    reviewer: Option<i64>,
+    decision: kamiyo_store::community::Decision,
+    reason: &str,
+) -> Result<kamiyo_store::community::Reviewed, kamiyo_store::StoreError> {
+    b.store
+        .review(id, reviewer, decision, reason, rewards(), now())
+        .await
+}
